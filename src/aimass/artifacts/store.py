@@ -1,0 +1,106 @@
+"""The artifact store: streamed, checksummed, atomic writes under server-made keys."""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from aimass.errors import IntegrityError, InvalidInput
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredArtifact:
+    """Where bytes were written, with their checksum and size."""
+
+    key: str
+    sha256: str
+    size: int
+
+
+def _check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise InvalidInput("invalid artifact key")
+    return key
+
+
+class ArtifactStore:
+    """Bytes under keys in one root: a local folder or any fsspec URL (``s3://bucket/prefix``).
+
+    ``put`` writes to a temporary key and moves it into place only once all bytes
+    are written and hashed, so a crash never leaves a partial file under a real key.
+    ``open`` verifies the sha256 as it streams and raises at the end on a mismatch.
+    """
+
+    def __init__(self, root: str, **storage_options: Any) -> None:
+        import fsspec
+
+        self.fs, self.root = fsspec.core.url_to_fs(root, **storage_options)
+        self.fs.makedirs(self.root, exist_ok=True)
+
+    def _path(self, key: str) -> str:
+        return posixpath.join(self.root, _check_key(key))
+
+    def new_key(self, *parts: str) -> str:
+        """A fresh, unique key under ``parts`` (each already validated by the caller)."""
+        return "/".join([*parts, uuid.uuid4().hex])
+
+    def put(self, key: str, chunks: Iterable[bytes]) -> StoredArtifact:
+        """Stream ``chunks`` to ``key`` atomically, returning its sha256 and size."""
+        final = self._path(key)
+        tmp = self._path(f"tmp/{uuid.uuid4().hex}")
+        self.fs.makedirs(posixpath.dirname(tmp), exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with self.fs.open(tmp, "wb") as out:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+            self.fs.makedirs(posixpath.dirname(final), exist_ok=True)
+            self.fs.mv(tmp, final)
+        except BaseException:
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp)
+            raise
+        return StoredArtifact(key=key, sha256=digest.hexdigest(), size=size)
+
+    def put_file(self, key: str, fileobj: IO[bytes]) -> StoredArtifact:
+        """Stream an open binary file to ``key``."""
+        return self.put(key, iter(lambda: fileobj.read(CHUNK), b""))
+
+    def open(self, key: str, sha256: str | None = None) -> Iterator[bytes]:
+        """Stream the bytes under ``key``; with ``sha256`` given, verify them at the end."""
+        digest = hashlib.sha256()
+        with self.fs.open(self._path(key), "rb") as src:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+                yield chunk
+        if sha256 is not None and digest.hexdigest() != sha256:
+            raise IntegrityError("stored artifact does not match its checksum")
+
+    def read_to(self, key: str, sha256: str, out: IO[bytes]) -> None:
+        """Copy the verified bytes under ``key`` into ``out``."""
+        for chunk in self.open(key, sha256):
+            out.write(chunk)
+
+    def exists(self, key: str) -> bool:
+        """True when bytes are stored under ``key``."""
+        return bool(self.fs.exists(self._path(key)))
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` if present."""
+        path = self._path(key)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def delete_tmp(self) -> None:
+        """Remove writes that never completed (called when the server starts)."""
+        self.delete("tmp")

@@ -1,0 +1,85 @@
+"""Settings: the only module that reads ``AIMASS_*`` environment variables."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MAX_UPLOAD = 2 * 1024**3
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Server configuration from ``AIMASS_*`` variables; CLI flags override them."""
+
+    model_config = SettingsConfigDict(env_prefix="AIMASS_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".aimass")
+    database_url: str | None = None
+    artifacts: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    max_upload_bytes: int = Field(default=DEFAULT_MAX_UPLOAD, ge=1)
+    auth: bool = True
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite under ``home``."""
+        return self.database_url or f"sqlite:///{self.home / 'aimass.db'}"
+
+    @property
+    def resolved_artifacts(self) -> str:
+        """The artifact root, defaulting to a folder under ``home``."""
+        return self.artifacts or str(self.home / "artifacts")
+
+    @property
+    def token_file(self) -> Path:
+        """Where the first admin token is saved, readable by its owner only."""
+        return self.home / "token"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Local folder for uploads in flight; emptied when the server starts."""
+        return self.home / "spool"
+
+    @property
+    def listens_on_loopback(self) -> bool:
+        """True when the server cannot be reached from another machine."""
+        return _is_loopback(self.host)
+
+
+class ClientSettings(BaseSettings):
+    """SDK and CLI configuration: where the server is and which token to send."""
+
+    model_config = SettingsConfigDict(env_prefix="AIMASS_", extra="ignore")
+
+    url: str = "http://127.0.0.1:8080"
+    token: str | None = None
+    project: str = "default"
+    home: Path = Field(default_factory=lambda: Path.home() / ".aimass")
+
+    def resolved_token(self) -> str | None:
+        """The token from ``AIMASS_TOKEN``, else the one the local server saved."""
+        if self.token:
+            return self.token
+        path = self.home.expanduser() / "token"
+        if path.is_file():
+            return path.read_text().strip() or None
+        return None

@@ -1,0 +1,277 @@
+"""ORM rows (``*Row``) and their conversion to entities."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from aimass.auth.entities import Token
+from aimass.datasets.entities import ColumnSchema, Dataset, DatasetVersion, Profile
+from aimass.flavors.signature import Signature
+from aimass.registry.entities import Lineage, Model, ModelVersion
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, the only clock rows use."""
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every stored time is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every row."""
+
+
+class ProjectRow(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(256))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    project: Mapped[ProjectRow] = relationship(lazy="joined")
+    tags: Mapped[list[ModelTagRow]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+    aliases: Mapped[list[AliasRow]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", back_populates="model"
+    )
+    versions: Mapped[list[ModelVersionRow]] = relationship(
+        cascade="all, delete-orphan", lazy="raise", back_populates="model"
+    )
+
+    def to_entity(self, latest_version: int | None = None) -> Model:
+        """The entity, with aliases resolved to version numbers."""
+        return Model(
+            id=self.id,
+            project=self.project.name,
+            name=self.name,
+            description=self.description,
+            tags={t.key: t.value for t in self.tags},
+            aliases={a.name: a.version.version for a in self.aliases},
+            latest_version=latest_version,
+            created_at=_aware(self.created_at),
+            updated_at=_aware(self.updated_at),
+        )
+
+
+class ModelTagRow(Base):
+    __tablename__ = "model_tags"
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, default="")
+
+
+class ModelVersionRow(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    flavor: Mapped[str] = mapped_column(String(64), index=True)
+    filename: Mapped[str] = mapped_column(String(256))
+    artifact_key: Mapped[str] = mapped_column(String(1024))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    trusted: Mapped[bool] = mapped_column(Boolean, default=False)
+    signature: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="ready")
+    source_job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    source_dataset_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("dataset_versions.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    model: Mapped[ModelRow] = relationship(back_populates="versions", lazy="joined")
+    tags: Mapped[list[ModelVersionTagRow]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin"
+    )
+    metrics: Mapped[list[ModelVersionMetricRow]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin"
+    )
+    source_dataset_version: Mapped[DatasetVersionRow | None] = relationship(lazy="selectin")
+
+    def to_entity(self) -> ModelVersion:
+        """The entity, with tags, metrics, aliases and lineage filled in."""
+        dsv = self.source_dataset_version
+        return ModelVersion(
+            id=self.id,
+            project=self.model.project.name,
+            model=self.model.name,
+            version=self.version,
+            flavor=self.flavor,
+            filename=self.filename,
+            sha256=self.sha256,
+            size=self.size,
+            trusted=self.trusted,
+            signature=Signature.model_validate(self.signature) if self.signature else None,
+            metrics={m.key: m.value for m in self.metrics},
+            tags={t.key: t.value for t in self.tags},
+            description=self.description,
+            status="archived" if self.status == "archived" else "ready",
+            aliases=sorted(a.name for a in self.model.aliases if a.version_id == self.id),
+            lineage=Lineage(
+                job_id=self.source_job_id,
+                dataset=dsv.dataset.name if dsv else None,
+                dataset_version=dsv.version if dsv else None,
+            ),
+            created_at=_aware(self.created_at),
+        )
+
+
+class ModelVersionTagRow(Base):
+    __tablename__ = "model_version_tags"
+
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, default="")
+
+
+class ModelVersionMetricRow(Base):
+    __tablename__ = "model_version_metrics"
+
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+
+
+class AliasRow(Base):
+    __tablename__ = "aliases"
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+
+    model: Mapped[ModelRow] = relationship(back_populates="aliases")
+    version: Mapped[ModelVersionRow] = relationship(lazy="joined")
+
+
+class DatasetRow(Base):
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(256))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    project: Mapped[ProjectRow] = relationship(lazy="joined")
+
+    def to_entity(self, latest_version: int | None = None) -> Dataset:
+        """The entity."""
+        return Dataset(
+            id=self.id,
+            project=self.project.name,
+            name=self.name,
+            description=self.description,
+            latest_version=latest_version,
+            created_at=_aware(self.created_at),
+        )
+
+
+class DatasetVersionRow(Base):
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("dataset_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    format: Mapped[str] = mapped_column(String(16))
+    filename: Mapped[str] = mapped_column(String(256))
+    artifact_key: Mapped[str] = mapped_column(String(1024))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    num_rows: Mapped[int] = mapped_column(Integer)
+    columns: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    profile: Mapped[dict[str, Any]] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    dataset: Mapped[DatasetRow] = relationship(lazy="joined")
+
+    def to_entity(self) -> DatasetVersion:
+        """The entity."""
+        fmt = self.format if self.format in ("csv", "parquet", "npz") else "csv"
+        return DatasetVersion(
+            id=self.id,
+            project=self.dataset.project.name,
+            dataset=self.dataset.name,
+            version=self.version,
+            format=fmt,  # type: ignore[arg-type]
+            filename=self.filename,
+            sha256=self.sha256,
+            size=self.size,
+            num_rows=self.num_rows,
+            columns=[ColumnSchema.model_validate(c) for c in self.columns],
+            profile=Profile.model_validate(self.profile),
+            description=self.description,
+            created_at=_aware(self.created_at),
+        )
+
+
+class TokenRow(Base):
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    project: Mapped[ProjectRow | None] = relationship(lazy="joined")
+
+    def to_entity(self) -> Token:
+        """The entity, without the hash."""
+        return Token(
+            id=self.id,
+            name=self.name,
+            role=self.role,  # type: ignore[arg-type]
+            project=self.project.name if self.project else None,
+            created_at=_aware(self.created_at),
+            revoked_at=_aware(self.revoked_at) if self.revoked_at else None,
+        )
