@@ -83,3 +83,20 @@ class ClientSettings(BaseSettings):
         if path.is_file():
             return path.read_text().strip() or None
         return None
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``AIMASS_*`` variables that rebuild ``settings`` in a child process."""
+    env = {
+        "AIMASS_HOME": str(settings.home),
+        "AIMASS_HOST": settings.host,
+        "AIMASS_PORT": str(settings.port),
+        "AIMASS_WORKERS": str(settings.workers),
+        "AIMASS_MAX_UPLOAD_BYTES": str(settings.max_upload_bytes),
+        "AIMASS_AUTH": "true" if settings.auth else "false",
+    }
+    if settings.database_url:
+        env["AIMASS_DATABASE_URL"] = settings.database_url
+    if settings.artifacts:
+        env["AIMASS_ARTIFACTS"] = settings.artifacts
+    return env

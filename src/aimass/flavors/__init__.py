@@ -3,3 +3,31 @@
 Must not import the API. Inspecting an upload never runs code from it unless
 the upload was marked trusted.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aimass.plugins import Registries
+
+__all__ = ["register"]
+
+
+def register(registries: Registries) -> None:
+    """Register the built-in flavors, in detection order (the ``builtin-flavors`` plugin)."""
+    from aimass.flavors.onnx import OnnxFlavor
+    from aimass.flavors.pickle import PickleFlavor
+    from aimass.flavors.sklearn import SklearnFlavor
+    from aimass.flavors.torchscript import TorchPickleFlavor, TorchScriptFlavor
+
+    # Archive formats are recognised by their member names, so they are asked first;
+    # ONNX goes last because it also takes any file named *.onnx.
+    for flavor in (
+        TorchScriptFlavor(),
+        TorchPickleFlavor(),
+        SklearnFlavor(),
+        PickleFlavor(),
+        OnnxFlavor(),
+    ):
+        registries.flavors.register(flavor)

@@ -30,7 +30,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(value: datetime) -> datetime:
+def aware_utc(value: datetime) -> datetime:
     # SQLite hands back naive datetimes; every stored time is UTC.
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
@@ -77,8 +77,8 @@ class ModelRow(Base):
             tags={t.key: t.value for t in self.tags},
             aliases={a.name: a.version.version for a in self.aliases},
             latest_version=latest_version,
-            created_at=_aware(self.created_at),
-            updated_at=_aware(self.updated_at),
+            created_at=aware_utc(self.created_at),
+            updated_at=aware_utc(self.updated_at),
         )
 
 
@@ -147,7 +147,7 @@ class ModelVersionRow(Base):
                 dataset=dsv.dataset.name if dsv else None,
                 dataset_version=dsv.version if dsv else None,
             ),
-            created_at=_aware(self.created_at),
+            created_at=aware_utc(self.created_at),
         )
 
 
@@ -204,7 +204,7 @@ class DatasetRow(Base):
             name=self.name,
             description=self.description,
             latest_version=latest_version,
-            created_at=_aware(self.created_at),
+            created_at=aware_utc(self.created_at),
         )
 
 
@@ -246,7 +246,7 @@ class DatasetVersionRow(Base):
             columns=[ColumnSchema.model_validate(c) for c in self.columns],
             profile=Profile.model_validate(self.profile),
             description=self.description,
-            created_at=_aware(self.created_at),
+            created_at=aware_utc(self.created_at),
         )
 
 
@@ -272,6 +272,6 @@ class TokenRow(Base):
             name=self.name,
             role=self.role,  # type: ignore[arg-type]
             project=self.project.name if self.project else None,
-            created_at=_aware(self.created_at),
-            revoked_at=_aware(self.revoked_at) if self.revoked_at else None,
+            created_at=aware_utc(self.created_at),
+            revoked_at=aware_utc(self.revoked_at) if self.revoked_at else None,
         )

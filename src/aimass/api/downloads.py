@@ -1,0 +1,50 @@
+"""Artifact downloads: always attachments, never sniffed, checksum in a header."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+from starlette.background import BackgroundTask
+from starlette.responses import StreamingResponse
+
+
+def attachment_headers(filename: str, size: int, sha256: str | None) -> dict[str, str]:
+    """Headers that make a browser save the bytes rather than render them."""
+    headers = {
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
+        "Content-Length": str(size),
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cache-Control": "no-store",
+    }
+    if sha256:
+        headers["X-Aimass-Sha256"] = sha256
+    return headers
+
+
+def stream_attachment(
+    chunks: Iterator[bytes], filename: str, size: int, sha256: str | None
+) -> StreamingResponse:
+    """A streamed ``application/octet-stream`` attachment."""
+    return StreamingResponse(
+        chunks,
+        media_type="application/octet-stream",
+        headers=attachment_headers(filename, size, sha256),
+    )
+
+
+def stream_temp_file(path: Path, filename: str) -> StreamingResponse:
+    """Stream a server-made temporary file as an attachment, deleting it afterwards."""
+
+    def chunks() -> Iterator[bytes]:
+        with path.open("rb") as src:
+            while chunk := src.read(1024 * 1024):
+                yield chunk
+
+    return StreamingResponse(
+        chunks(),
+        media_type="application/octet-stream",
+        headers=attachment_headers(filename, path.stat().st_size, None),
+        background=BackgroundTask(path.unlink, missing_ok=True),
+    )

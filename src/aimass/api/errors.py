@@ -1,0 +1,78 @@
+"""The one place where errors become HTTP answers: stable JSON, a request id, no internals."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from aimass.api.context import request_id_var
+from aimass.errors import AimassError
+
+log = logging.getLogger("aimass.api")
+
+_STATUS_CODES = {
+    400: "invalid_input",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+}
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    """The stable error body: ``{"error": {"code", "message", "request_id"}}``."""
+    body = {"error": {"code": code, "message": message, "request_id": request_id_var.get()}}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _describe(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "invalid request: " + "; ".join(parts)
+
+
+async def _aimass_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AimassError)
+    if exc.status >= 500:
+        log.error("server error %s: %s", exc.code, exc.message, exc_info=exc)
+        return error_response(exc.status, exc.code, "internal error; quote the request id")
+    return error_response(exc.status, exc.code, exc.message)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(422, "unprocessable", _describe(exc))
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _STATUS_CODES.get(exc.status_code, "error")
+    message = exc.detail if isinstance(exc.detail, str) else code
+    if exc.status_code == 404 and message == "Not Found":
+        message = "no such route; see /docs for the API"
+    return error_response(exc.status_code, code, message)
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error (request id %s)", request_id_var.get(), exc_info=exc)
+    return error_response(500, "internal", "internal error; quote the request id")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register every mapping on ``app``."""
+    app.add_exception_handler(AimassError, _aimass_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,77 @@
+"""/api/v1 identity, projects and tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict
+
+from aimass.api.deps import Ctx, admin, viewer
+from aimass.auth import service as auth
+from aimass.auth.entities import Principal, Role, Token, TokenWithSecret
+from aimass.registry import projects
+from aimass.registry.projects import Project
+
+router = APIRouter(prefix="/api/v1", tags=["access"])
+Admin = Annotated[Ctx, Depends(admin)]
+Viewer = Annotated[Ctx, Depends(viewer)]
+
+
+class TokenCreate(BaseModel):
+    """A new token: a name, a role, and optionally the one project it is limited to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    role: Role
+    project: str | None = None
+
+
+class ProjectCreate(BaseModel):
+    """A new project."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+
+
+@router.get("/whoami")
+def whoami(ctx: Viewer) -> Principal:
+    """The caller's token name, role and project scope."""
+    return ctx.principal
+
+
+@router.get("/projects")
+def list_projects(ctx: Viewer) -> list[Project]:
+    """Every project."""
+    with ctx.state.db.session() as session:
+        return projects.list_projects(session)
+
+
+@router.post("/projects", status_code=201)
+def create_project(body: ProjectCreate, ctx: Admin) -> Project:
+    """Create a project (admin)."""
+    with ctx.state.db.session() as session:
+        return projects.create_project(session, body.name)
+
+
+@router.post("/tokens", status_code=201)
+def create_token(body: TokenCreate, ctx: Admin) -> TokenWithSecret:
+    """Create a token (admin); its secret is shown only in this answer."""
+    with ctx.state.db.session() as session:
+        return auth.create_token(session, body.name, body.role, body.project)
+
+
+@router.get("/tokens")
+def list_tokens(ctx: Admin) -> list[Token]:
+    """Every token, without secrets (admin)."""
+    with ctx.state.db.session() as session:
+        return auth.list_tokens(session)
+
+
+@router.delete("/tokens/{token_id}")
+def revoke_token(token_id: int, ctx: Admin) -> Token:
+    """Revoke a token (admin)."""
+    with ctx.state.db.session() as session:
+        return auth.revoke_token(session, token_id)

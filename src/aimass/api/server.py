@@ -1,0 +1,79 @@
+"""Starting a server: migrate, bootstrap the admin token, seed the demo, run uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+
+from aimass.artifacts.store import ArtifactStore
+from aimass.auth.service import bootstrap_admin
+from aimass.config import Settings, settings_env
+from aimass.errors import InvalidInput
+from aimass.store.db import Database
+
+log = logging.getLogger("aimass.server")
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to run without auth anywhere but loopback (SECURITY.md, item 1)."""
+    if not settings.auth and not settings.listens_on_loopback:
+        raise InvalidInput(
+            f"refusing to listen on {settings.host} with auth off: anyone who can reach it "
+            "could change models; keep auth on, or listen on 127.0.0.1"
+        )
+
+
+def prepare(settings: Settings) -> bool:
+    """Everything a start needs once, before workers fork. Returns True if a token was made.
+
+    Applies migrations, empties the upload spool and unfinished artifact writes
+    (what a killed server left behind), and creates the first admin token.
+    """
+    check_exposure(settings)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.home, 0o700)
+    db = Database(settings.resolved_database_url)
+    try:
+        db.upgrade()
+        shutil.rmtree(settings.spool_dir, ignore_errors=True)
+        settings.spool_dir.mkdir(parents=True, exist_ok=True)
+        ArtifactStore(settings.resolved_artifacts).delete_tmp()
+        with db.session() as session:
+            return bootstrap_admin(session, settings.token_file)
+    finally:
+        db.close()
+
+
+def run_server(settings: Settings, demo: bool = False) -> None:
+    """Prepare, optionally seed the demo, and serve until interrupted."""
+    import uvicorn
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    created = prepare(settings)
+    if settings.auth:
+        verb = "created" if created else "is"
+        console.print(f"admin token {verb} in [bold]{settings.token_file}[/] (owner-only)")
+    else:
+        console.print("[yellow]auth is OFF: loopback only[/]")
+    if demo:
+        from aimass.demo import seed_demo
+
+        for line in seed_demo(settings):
+            console.print(line)
+    url = f"http://{settings.host}:{settings.port}"
+    console.print(f"aimass serving on [bold]{url}[/]  (API docs: {url}/docs)")
+    common = {"host": settings.host, "port": settings.port, "log_level": "warning"}
+    if settings.workers == 1:
+        from aimass.api.app import create_app
+
+        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        return
+    os.environ.update(settings_env(settings))
+    uvicorn.run(
+        "aimass.api.app:create_app_from_env",
+        factory=True,
+        workers=settings.workers,
+        **common,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,35 @@
+"""What one server process holds: settings, database, artifact store, flavors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aimass.artifacts.store import ArtifactStore
+from aimass.config import Settings
+from aimass.flavors.registry import FlavorRegistry, default_flavor_registry
+from aimass.store.db import Database
+
+
+@dataclass
+class AppState:
+    """Long-lived parts shared by every request of one process."""
+
+    settings: Settings
+    db: Database
+    store: ArtifactStore
+    flavors: FlavorRegistry
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AppState:
+        """Open the database and artifact store the settings name."""
+        settings.spool_dir.mkdir(parents=True, exist_ok=True)
+        return cls(
+            settings=settings,
+            db=Database(settings.resolved_database_url),
+            store=ArtifactStore(settings.resolved_artifacts),
+            flavors=default_flavor_registry(),
+        )
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.db.close()

@@ -1,0 +1,60 @@
+"""Receiving a multipart upload into a local spool file, counted and cleaned up."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from aimass.errors import InvalidInput
+
+MAX_META_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class SpooledUpload:
+    """An upload fully received: its local path, the client's file name, its meta JSON."""
+
+    path: Path
+    filename: str
+    meta: str | None
+
+
+def _copy(src: UploadFile, dest: Path) -> None:
+    with dest.open("xb") as out:
+        shutil.copyfileobj(src.file, out, 1024 * 1024)
+
+
+@asynccontextmanager
+async def spooled_upload(request: Request, spool_dir: Path) -> AsyncIterator[SpooledUpload]:
+    """Parse ``file`` and optional ``meta`` fields; the spool file is deleted on exit."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise InvalidInput(
+            "send the upload as multipart/form-data with a 'file' field "
+            "and an optional 'meta' JSON field"
+        )
+    form = await request.form(max_files=1, max_fields=4, max_part_size=MAX_META_BYTES)
+    dest = spool_dir / uuid.uuid4().hex
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput("the multipart body has no 'file' field holding a file")
+        if not upload.filename:
+            raise InvalidInput("the uploaded file has no file name")
+        meta = form.get("meta")
+        if meta is not None and not isinstance(meta, str):
+            raise InvalidInput("'meta' must be a JSON text field, not a file")
+        spool_dir.mkdir(parents=True, exist_ok=True)
+        await run_in_threadpool(_copy, upload, dest)
+        yield SpooledUpload(path=dest, filename=upload.filename, meta=meta)
+    finally:
+        await form.close()
+        dest.unlink(missing_ok=True)

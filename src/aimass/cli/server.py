@@ -1,0 +1,145 @@
+"""``aimass server`` and ``aimass db``: run the server and manage its database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from aimass.cli._session import errors_as_exit, print_json, stdout_console
+
+if TYPE_CHECKING:
+    from aimass.config import Settings
+
+db_app = typer.Typer(
+    name="db", help="Manage the metadata database (SQLite or PostgreSQL).", no_args_is_help=True
+)
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Folder for the SQLite database, artifacts and the first admin token "
+        "(env AIMASS_HOME; default ~/.aimass)."
+    ),
+]
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/aimass "
+        "(env AIMASS_DATABASE_URL; default SQLite under --home)."
+    ),
+]
+
+
+def build_settings(**flags: object) -> Settings:
+    """Settings from ``AIMASS_*`` variables, overridden by the flags that were given."""
+    from aimass.config import Settings
+
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def masked_url(url: str) -> str:
+    """A database URL with its password replaced by ``***``."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@", 1)[-1] if "@" in url else url
+
+
+def server(
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address to listen on (env AIMASS_HOST; default 127.0.0.1); "
+            "anything beyond loopback needs auth on."
+        ),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="TCP port (env AIMASS_PORT; default 8080).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes answering requests (env AIMASS_WORKERS; default 1)."),
+    ] = None,
+    home: HomeOpt = None,
+    database_url: DatabaseOpt = None,
+    artifacts: Annotated[
+        str | None,
+        typer.Option(
+            help="Where artifacts are stored: a folder or s3://bucket/prefix "
+            "(env AIMASS_ARTIFACTS; default HOME/artifacts)."
+        ),
+    ] = None,
+    max_upload_bytes: Annotated[
+        int | None,
+        typer.Option(help="Largest accepted upload in bytes (env AIMASS_MAX_UPLOAD_BYTES; 2 GiB)."),
+    ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Accept requests without a token (loopback only) (env AIMASS_AUTH=false).",
+        ),
+    ] = False,
+    demo: Annotated[
+        bool,
+        typer.Option("--demo/--no-demo", help="Register a few small demo models on start."),
+    ] = False,
+) -> None:
+    """Start the aimass server: REST API, inference, metrics and web UI in one process.
+
+    The database is created and upgraded on start; the first admin token is saved
+    to HOME/token, where the SDK and the CLI on this machine find it.
+
+    Example: aimass server --port 8080 --home ./aimass-home
+    """
+    with errors_as_exit():
+        settings = build_settings(
+            host=host,
+            port=port,
+            workers=workers,
+            home=home,
+            database_url=database_url,
+            artifacts=artifacts,
+            max_upload_bytes=max_upload_bytes,
+            auth=False if no_auth else None,
+        )
+        from aimass.api.server import run_server
+
+        run_server(settings, demo=demo)
+
+
+@db_app.command("upgrade")
+def upgrade(
+    home: HomeOpt = None,
+    database_url: DatabaseOpt = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Apply every pending schema migration (the server also does this on start).
+
+    Example: AIMASS_DATABASE_URL=postgresql+psycopg://u:pw@db/aimass aimass db upgrade
+    """
+    with errors_as_exit():
+        settings = build_settings(home=home, database_url=database_url)
+        url = settings.resolved_database_url
+        from aimass.store.db import Database
+
+        try:
+            Database(url).upgrade()
+        except Exception as exc:  # a driver error: show it without a traceback
+            from aimass.errors import AimassError
+
+            raise AimassError(
+                f"could not upgrade {masked_url(url)}: {type(exc).__name__}: {exc}"
+            ) from exc
+    if json_:
+        print_json({"database_url": masked_url(url), "upgraded": True})
+    else:
+        stdout_console().print(
+            f"database {masked_url(url)} is up to date", highlight=False, markup=False
+        )

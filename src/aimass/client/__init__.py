@@ -1,0 +1,26 @@
+"""The Python SDK: :class:`Client` over httpx, speaking the ``/api/v1`` REST API.
+
+Must not import the server side (``aimass.api``, ``aimass.store``) nor any ML
+library at import time; ``models.log`` imports its serializer when called.
+"""
+
+from __future__ import annotations
+
+from aimass.client._client import Client
+from aimass.client._http import Progress, ServerUnreachable
+from aimass.client.datasets import Datasets
+from aimass.client.models import Models, Ref
+from aimass.client.projects import Project, Projects
+from aimass.client.tokens import Tokens
+
+__all__ = [
+    "Client",
+    "Datasets",
+    "Models",
+    "Progress",
+    "Project",
+    "Projects",
+    "Ref",
+    "ServerUnreachable",
+    "Tokens",
+]

@@ -1,0 +1,195 @@
+"""Datasets: immutable uploads with their schema and statistical profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from aimass.artifacts.names import validate_filename, validate_name
+from aimass.artifacts.store import ArtifactStore
+from aimass.datasets.entities import Dataset, DatasetFormat, DatasetVersion
+from aimass.datasets.profile import detect_format, profile_table, read_table
+from aimass.errors import Conflict, NotFound
+from aimass.registry.projects import read_project_row
+from aimass.store.db import Database
+from aimass.store.orm import DatasetRow, DatasetVersionRow, ProjectRow
+from aimass.store.versioning import insert_next_version
+
+
+class DatasetVersionCreate(BaseModel):
+    """What a client may say about a dataset upload besides its bytes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: DatasetFormat | None = None
+    description: str = Field(default="", max_length=10_000)
+
+
+def _dataset_row(session: Session, project: str, name: str) -> DatasetRow:
+    row = session.scalars(
+        select(DatasetRow)
+        .join(ProjectRow)
+        .where(ProjectRow.name == project, DatasetRow.name == name)
+    ).first()
+    if row is None:
+        raise NotFound(f"dataset {name!r} not found in project {project!r}")
+    return row
+
+
+def _latest(session: Session, dataset_id: int) -> int | None:
+    return session.scalar(
+        select(func.max(DatasetVersionRow.version)).where(
+            DatasetVersionRow.dataset_id == dataset_id
+        )
+    )
+
+
+def _ensure_dataset(db: Database, project: str, name: str) -> int:
+    validate_name(name, "dataset name")
+    with db.session() as session:
+        project_row = read_project_row(session, project)
+        found = session.scalars(
+            select(DatasetRow.id).where(
+                DatasetRow.project_id == project_row.id, DatasetRow.name == name
+            )
+        ).first()
+        if found is not None:
+            return found
+    try:
+        with db.session() as session:
+            row = DatasetRow(project_id=read_project_row(session, project).id, name=name)
+            session.add(row)
+            session.flush()
+            return row.id
+    except Exception:  # created concurrently: the unique constraint fired
+        with db.session() as session:
+            return _dataset_row(session, project, name).id
+
+
+def register_dataset_version(
+    db: Database,
+    store: ArtifactStore,
+    *,
+    project: str,
+    name: str,
+    upload: Path,
+    filename: str,
+    spec: DatasetVersionCreate,
+) -> DatasetVersion:
+    """Parse and profile a complete local upload, store its bytes, then record the version."""
+    validate_filename(filename)
+    validate_name(name, "dataset name")
+    with upload.open("rb") as src:
+        head = src.read(4096)
+    fmt = detect_format(filename, head, spec.format)
+    frame = read_table(upload, fmt)
+    columns, profile = profile_table(frame)
+    dataset_id = _ensure_dataset(db, project, name)
+    key = store.new_key("datasets", str(dataset_id))
+    with upload.open("rb") as src:
+        stored = store.put_file(key, src)
+
+    def build(session: Session, number: int) -> DatasetVersion:
+        row = DatasetVersionRow(
+            dataset_id=dataset_id,
+            version=number,
+            format=fmt,
+            filename=filename,
+            artifact_key=key,
+            sha256=stored.sha256,
+            size=stored.size,
+            num_rows=profile.num_rows,
+            columns=[c.model_dump() for c in columns],
+            profile=profile.model_dump(),
+            description=spec.description,
+        )
+        session.add(row)
+        session.flush()
+        session.refresh(row)
+        return row.to_entity()
+
+    try:
+        return insert_next_version(
+            db, DatasetVersionRow.version, DatasetVersionRow.dataset_id, dataset_id, build
+        )
+    except BaseException:
+        store.delete(key)
+        raise
+
+
+def list_datasets(session: Session, project: str) -> list[Dataset]:
+    """A project's datasets, by name."""
+    read_project_row(session, project)
+    rows = session.scalars(
+        select(DatasetRow).join(ProjectRow).where(ProjectRow.name == project).order_by(
+            DatasetRow.name
+        )
+    )
+    return [r.to_entity(_latest(session, r.id)) for r in rows]
+
+
+def read_dataset(session: Session, project: str, name: str) -> Dataset:
+    """One dataset with its latest version number."""
+    row = _dataset_row(session, project, name)
+    return row.to_entity(_latest(session, row.id))
+
+
+def _version_row(session: Session, project: str, name: str, version: int) -> DatasetVersionRow:
+    dataset = _dataset_row(session, project, name)
+    row = session.scalars(
+        select(DatasetVersionRow).where(
+            DatasetVersionRow.dataset_id == dataset.id, DatasetVersionRow.version == version
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"dataset {name!r} has no version {version}")
+    return row
+
+
+def list_dataset_versions(session: Session, project: str, name: str) -> list[DatasetVersion]:
+    """A dataset's versions, newest first."""
+    dataset = _dataset_row(session, project, name)
+    rows = session.scalars(
+        select(DatasetVersionRow)
+        .where(DatasetVersionRow.dataset_id == dataset.id)
+        .order_by(DatasetVersionRow.version.desc())
+    )
+    return [r.to_entity() for r in rows]
+
+
+def read_dataset_version(
+    session: Session, project: str, name: str, version: int
+) -> DatasetVersion:
+    """One version with its schema and profile."""
+    return _version_row(session, project, name, version).to_entity()
+
+
+def read_dataset_artifact(
+    session: Session, project: str, name: str, version: int
+) -> tuple[DatasetVersion, str]:
+    """A version and the server-made key of its bytes."""
+    row = _version_row(session, project, name, version)
+    return row.to_entity(), row.artifact_key
+
+
+def delete_dataset(db: Database, store: ArtifactStore, project: str, name: str) -> None:
+    """Delete a dataset and its versions, then their bytes."""
+    with db.session() as session:
+        row = _dataset_row(session, project, name)
+        keys = list(
+            session.scalars(
+                select(DatasetVersionRow.artifact_key).where(
+                    DatasetVersionRow.dataset_id == row.id
+                )
+            )
+        )
+        session.delete(row)
+        try:
+            session.flush()
+        except Exception as exc:
+            raise Conflict(f"dataset {name!r} is still referenced") from exc
+    for key in keys:
+        store.delete(key)

@@ -1,0 +1,79 @@
+"""The flavor seam: how one file format is recognised, inspected and loaded."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from numpy.typing import NDArray
+
+    from aimass.flavors.signature import Signature
+
+    #: A numpy array of any dtype.
+    Array: TypeAlias = NDArray[Any]
+    #: What a predictor takes: one array, or arrays by input name.
+    Batch: TypeAlias = Array | Mapping[str, Array]
+
+
+class Predictor(Protocol):
+    """A loaded model: predicts a batch, and gives class probabilities when it has them."""
+
+    signature: Signature | None
+
+    def predict(self, batch: Batch) -> Array:
+        """Return the model's prediction for the batch."""
+        ...
+
+    def predict_proba(self, batch: Batch) -> Array | None:
+        """Return class probabilities for the batch, or None when the model has none."""
+        ...
+
+
+class Flavor(ABC):
+    """One model file format.
+
+    ``sniff`` looks at bytes and archive member names only and never runs code.
+    ``inspect`` validates the file and infers its signature; it raises
+    ``Unprocessable`` for corrupt or unsupported files, and runs code from the
+    file only when ``trusted`` is true (and only a flavor that ``requires_trust``
+    ever needs to). ``load`` returns a predictor.
+    """
+
+    name: ClassVar[str]
+    requires_trust: ClassVar[bool] = False
+
+    @abstractmethod
+    def sniff(self, path: Path, filename: str) -> bool:
+        """Tell whether the file looks like this format, without running anything in it."""
+
+    @abstractmethod
+    def inspect(self, path: Path, trusted: bool) -> Signature | None:
+        """Validate the file and return its signature when one can be known."""
+
+    @abstractmethod
+    def load(self, path: Path, trusted: bool) -> Predictor:
+        """Load the file into a predictor."""
+
+
+def single_array(batch: Batch, what: str) -> Array:
+    """Return the one array of a batch: the array itself, or the only value of a mapping."""
+    from aimass.errors import InvalidInput
+
+    if not isinstance(batch, Mapping):
+        return batch
+    if len(batch) == 1:
+        return next(iter(batch.values()))
+    raise InvalidInput(f"{what} takes one input tensor, got {len(batch)}: {', '.join(batch)}")
+
+
+def error_detail(exc: BaseException, path: Path | None = None, limit: int = 300) -> str:
+    """Return a short one-line description of a library error, safe for a user-facing message."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if path is not None:
+        # Server-side paths are internal names; the user knows the file by what they uploaded.
+        text = text.replace(str(path), "<file>").replace(str(path.parent), "<dir>")
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,234 @@
+"""The ONNX flavor: ONNX models run by onnxruntime on the CPU."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from aimass.errors import InvalidInput, Unprocessable
+from aimass.flavors.base import Flavor, error_detail
+from aimass.flavors.signature import Signature, TensorSpec
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from aimass.flavors.base import Array, Batch
+
+#: ONNX TensorProto element types and their Open Inference Protocol datatypes.
+ELEM_TYPE_TO_DATATYPE: dict[int, str] = {
+    1: "FP32",
+    2: "UINT8",
+    3: "INT8",
+    4: "UINT16",
+    5: "INT16",
+    6: "INT32",
+    7: "INT64",
+    8: "BYTES",
+    9: "BOOL",
+    10: "FP16",
+    11: "FP64",
+    12: "UINT32",
+    13: "UINT64",
+}
+#: onnxruntime's type strings and the numpy dtypes to cast inputs to.
+_ORT_TO_NUMPY: dict[str, str] = {
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(float16)": "float16",
+    "tensor(int8)": "int8",
+    "tensor(int16)": "int16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(uint8)": "uint8",
+    "tensor(uint16)": "uint16",
+    "tensor(uint32)": "uint32",
+    "tensor(uint64)": "uint64",
+    "tensor(bool)": "bool",
+    "tensor(string)": "object",
+}
+#: Output names that converters (skl2onnx among them) give to class probabilities.
+PROBABILITY_OUTPUTS = ("probabilities", "output_probability")
+_MAX_PROTO_BYTES = 2**31 - 1  # protobuf cannot parse more; bigger models use external data
+
+
+def _parse(data: bytes) -> Any:
+    import onnx
+
+    return onnx.ModelProto.FromString(data)
+
+
+class OnnxFlavor(Flavor):
+    """ONNX models: a safe format, whose graph is data, not code."""
+
+    name: ClassVar[str] = "onnx"
+    requires_trust: ClassVar[bool] = False
+
+    def sniff(self, path: Path, filename: str) -> bool:
+        """Recognise a ``.onnx`` name, or bytes that parse as an ONNX ModelProto with a graph."""
+        if PurePath(filename).suffix.lower() == ".onnx":
+            return True
+        try:
+            with path.open("rb") as file:
+                # Every ONNX writer puts ir_version (field 1, varint: tag 0x08) first.
+                if file.read(1) != b"\x08" or path.stat().st_size > _MAX_PROTO_BYTES:
+                    return False
+                file.seek(0)
+                model = _parse(file.read())
+        except Exception:
+            return False
+        return bool(model.ir_version > 0 and model.HasField("graph"))
+
+    def inspect(self, path: Path, trusted: bool) -> Signature:
+        """Check the model with onnx's checker, open it in onnxruntime, and read its signature."""
+        model = _read_model(path)
+        _session(path)
+        return graph_signature(model)
+
+    def load(self, path: Path, trusted: bool) -> OnnxPredictor:
+        """Open the model in an onnxruntime CPU session."""
+        model = _read_model(path)
+        return OnnxPredictor(_session(path), graph_signature(model))
+
+
+def _read_model(path: Path) -> Any:
+    import onnx
+
+    try:
+        model = onnx.load(path, load_external_data=False)
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise Unprocessable(f"not a valid ONNX model: {error_detail(exc, path)}") from exc
+    if any(_uses_external_data(tensor) for tensor in _tensors(model.graph)):
+        # External data names other files; following them would read outside the upload.
+        raise Unprocessable(
+            "ONNX models with external data files are not supported; save the model as "
+            "one file (onnx.save_model(model, path, save_as_external_data=False))"
+        )
+    return model
+
+
+def _tensors(graph: Any) -> Iterator[Any]:
+    """Yield every TensorProto in a graph, its nodes' attributes and its subgraphs."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            if attribute.HasField("g"):
+                yield from _tensors(attribute.g)
+            for subgraph in attribute.graphs:
+                yield from _tensors(subgraph)
+
+
+def _uses_external_data(tensor: Any) -> bool:
+    import onnx
+
+    return bool(tensor.data_location == onnx.TensorProto.EXTERNAL or tensor.external_data)
+
+
+def _session(path: Path) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only; warnings go to stderr, not to our logs
+    try:
+        return ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:
+        raise Unprocessable(
+            f"onnxruntime cannot run this model: {error_detail(exc, path)}"
+        ) from exc
+
+
+def _value_spec(value: Any) -> TensorSpec | None:
+    """Return a TensorSpec for a graph input or output, or None when it is not a plain tensor."""
+    if value.type.WhichOneof("value") != "tensor_type":
+        return None
+    tensor_type = value.type.tensor_type
+    datatype = ELEM_TYPE_TO_DATATYPE.get(tensor_type.elem_type)
+    if datatype is None:
+        return None
+    if not tensor_type.HasField("shape"):
+        shape = [-1]
+    else:
+        shape = [
+            dim.dim_value if dim.HasField("dim_value") else -1 for dim in tensor_type.shape.dim
+        ]
+    return TensorSpec(name=value.name, datatype=datatype, shape=shape)
+
+
+def graph_signature(model: Any) -> Signature:
+    """Read the signature from a model's graph inputs (not initializers) and tensor outputs."""
+    initializers = {tensor.name for tensor in model.graph.initializer}
+    inputs = []
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        spec = _value_spec(value)
+        if spec is None:
+            raise Unprocessable(
+                f"input {value.name!r} is not a tensor of a supported type; aimass serves "
+                "models whose inputs are tensors"
+            )
+        inputs.append(spec)
+    outputs = [spec for value in model.graph.output if (spec := _value_spec(value)) is not None]
+    return Signature(inputs=inputs, outputs=outputs)
+
+
+class OnnxPredictor:
+    """A predictor over an onnxruntime session; predict returns the model's first output."""
+
+    def __init__(self, session: Any, signature: Signature | None) -> None:
+        self.session = session
+        self.signature = signature
+        self._inputs = {i.name: _ORT_TO_NUMPY.get(i.type) for i in session.get_inputs()}
+        outputs = session.get_outputs()
+        self._first_output: str = outputs[0].name
+        self._proba_output: str | None = next(
+            (
+                o.name
+                for o in outputs
+                if o.name in PROBABILITY_OUTPUTS and str(o.type).startswith("tensor(")
+            ),
+            None,
+        )
+
+    def predict(self, batch: Batch) -> Array:
+        """Run the model and return its first output."""
+        return self._run(batch, self._first_output)
+
+    def predict_proba(self, batch: Batch) -> Array | None:
+        """Return the model's probabilities output, or None when it has no tensor one."""
+        if self._proba_output is None:
+            return None
+        return self._run(batch, self._proba_output)
+
+    def _run(self, batch: Batch, output: str) -> Array:
+        feeds = self._feeds(batch)
+        try:
+            result = self.session.run([output], feeds)
+        except Exception as exc:
+            raise InvalidInput(f"the model rejected the input: {error_detail(exc)}") from exc
+        return np.asarray(result[0])
+
+    def _feeds(self, batch: Batch) -> dict[str, Array]:
+        if isinstance(batch, Mapping):
+            unknown = set(batch) - set(self._inputs)
+            missing = set(self._inputs) - set(batch)
+            if unknown or missing:
+                raise InvalidInput(
+                    f"the model's inputs are {', '.join(self._inputs)}; "
+                    f"got {', '.join(batch) or 'none'}"
+                )
+            return {name: self._cast(name, array) for name, array in batch.items()}
+        first = next(iter(self._inputs))
+        return {first: self._cast(first, batch)}
+
+    def _cast(self, name: str, array: Array) -> Array:
+        dtype = self._inputs[name]
+        return np.asarray(array) if dtype is None else np.asarray(array, dtype=dtype)

@@ -1,0 +1,223 @@
+"""PyTorch flavors: TorchScript archives (safe) and torch.save archives (pickles, trusted only)."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+import zipfile
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from aimass.errors import InvalidInput, Unprocessable
+from aimass.flavors.base import Flavor, error_detail
+from aimass.flavors.signature import DATATYPES, Signature
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from aimass.flavors.base import Array, Batch
+
+#: The extra file in which the SDK stores a TorchScript model's signature.
+SIGNATURE_FILE = "aimass_signature.json"
+#: Output name that marks class probabilities in an embedded signature.
+PROBABILITY_OUTPUT = "probabilities"
+
+
+def import_torch() -> Any:
+    """Import torch, or raise Unprocessable saying how to install it."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise Unprocessable(
+            "PyTorch models need PyTorch on the server; install aimass[torch]"
+        ) from exc
+    return torch
+
+
+@contextlib.contextmanager
+def quiet_jit() -> Iterator[None]:
+    """Silence torch.jit's deprecation notice: TorchScript is the safe format chosen on purpose."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`torch.jit", category=DeprecationWarning)
+        yield
+
+
+def archive_members(path: Path) -> list[str]:
+    """Return a zip archive's member names, or [] when the file is not a readable zip."""
+    if not zipfile.is_zipfile(path):
+        return []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return []
+
+
+def _split(members: list[str]) -> list[list[str]]:
+    return [name.split("/") for name in members]
+
+
+def is_torchscript_archive(members: list[str]) -> bool:
+    """Tell whether members are a TorchScript archive's (``*/code/...``, ``*/constants.pkl``)."""
+    parts = _split(members)
+    has_code = any(len(p) >= 3 and p[1] == "code" for p in parts)
+    has_constants = any(len(p) == 2 and p[1] == "constants.pkl" for p in parts)
+    return has_code and has_constants
+
+
+def is_torch_save_archive(members: list[str]) -> bool:
+    """Tell whether archive members are a torch.save archive's (``*/data.pkl``, no code)."""
+    parts = _split(members)
+    has_data = any(len(p) == 2 and p[1] == "data.pkl" for p in parts)
+    return has_data and not is_torchscript_archive(members)
+
+
+class TorchScriptFlavor(Flavor):
+    """TorchScript archives: a safe format (its code is TorchScript, not pickled Python)."""
+
+    name: ClassVar[str] = "torchscript"
+    requires_trust: ClassVar[bool] = False
+
+    def sniff(self, path: Path, filename: str) -> bool:
+        """Recognise a TorchScript zip archive by its member names."""
+        return is_torchscript_archive(archive_members(path))
+
+    def inspect(self, path: Path, trusted: bool) -> Signature | None:
+        """Load the archive with torch.jit and return the signature it carries, if any."""
+        return _load_scripted(path)[1]
+
+    def load(self, path: Path, trusted: bool) -> TorchScriptPredictor:
+        """Load the archive with torch.jit into a predictor."""
+        module, signature = _load_scripted(path)
+        return TorchScriptPredictor(module, signature)
+
+
+def _load_scripted(path: Path) -> tuple[Any, Signature | None]:
+    torch = import_torch()
+    extra = {SIGNATURE_FILE: ""}
+    try:
+        with quiet_jit():
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except Exception as exc:
+        raise Unprocessable(f"not a valid TorchScript archive: {error_detail(exc, path)}") from exc
+    module.eval()
+    raw = extra[SIGNATURE_FILE]
+    if not raw:
+        return module, None
+    try:
+        return module, Signature.model_validate_json(raw)
+    except ValueError as exc:
+        raise Unprocessable(
+            f"the archive's {SIGNATURE_FILE} is not a valid signature: {error_detail(exc)}"
+        ) from exc
+
+
+class TorchScriptPredictor:
+    """A predictor over a TorchScript module, run on the CPU under inference mode."""
+
+    def __init__(self, module: Any, signature: Signature | None) -> None:
+        self.module = module
+        self.signature = signature
+
+    def predict(self, batch: Batch) -> Array:
+        """Run the module and return its first output."""
+        return next(iter(self._run(batch).values()))
+
+    def predict_proba(self, batch: Batch) -> Array | None:
+        """Return the output named "probabilities" when the signature declares one, else None."""
+        if self.signature is None or all(
+            o.name != PROBABILITY_OUTPUT for o in self.signature.outputs
+        ):
+            return None
+        return self._run(batch).get(PROBABILITY_OUTPUT)
+
+    def _run(self, batch: Batch) -> dict[str, Array]:
+        torch = import_torch()
+        args = [torch.from_numpy(a) for a in self._arrays(batch)]
+        try:
+            with torch.inference_mode():
+                result = self.module(*args)
+        except Exception as exc:
+            raise InvalidInput(f"the model rejected the input: {error_detail(exc)}") from exc
+        return self._named(result)
+
+    def _arrays(self, batch: Batch) -> list[Array]:
+        specs = self.signature.inputs if self.signature is not None else []
+        if isinstance(batch, Mapping) and len(specs) > 1:
+            missing = [s.name for s in specs if s.name not in batch]
+            if missing:
+                raise InvalidInput(f"missing model inputs: {', '.join(missing)}")
+            arrays = [batch[s.name] for s in specs]
+        elif isinstance(batch, Mapping):
+            if len(batch) != 1:
+                raise InvalidInput(f"the model takes one input tensor, got {len(batch)}")
+            arrays = list(batch.values())
+        else:
+            arrays = [batch]
+        dtypes = [DATATYPES[s.datatype] for s in specs] or ["float32"]
+        converted = []
+        for i, array in enumerate(arrays):
+            dtype = dtypes[i] if i < len(dtypes) else "float32"
+            if dtype == "object":
+                raise InvalidInput("TorchScript models take numeric tensors, not BYTES")
+            converted.append(np.ascontiguousarray(array, dtype=dtype))
+        return converted
+
+    def _named(self, result: Any) -> dict[str, Array]:
+        names = [o.name for o in self.signature.outputs] if self.signature is not None else []
+        if isinstance(result, Mapping):
+            return {str(k): _to_numpy(v) for k, v in result.items()}
+        values = list(result) if isinstance(result, tuple | list) else [result]
+        return {
+            (names[i] if i < len(names) else f"output_{i}"): _to_numpy(v)
+            for i, v in enumerate(values)
+        }
+
+
+def _to_numpy(value: Any) -> Array:
+    if hasattr(value, "detach"):
+        return np.asarray(value.detach().cpu().numpy())
+    return np.asarray(value)
+
+
+class TorchPickleFlavor(Flavor):
+    """torch.save archives (whole modules, state dicts): pickles inside, so trusted only."""
+
+    name: ClassVar[str] = "torch-pickle"
+    requires_trust: ClassVar[bool] = True
+
+    def sniff(self, path: Path, filename: str) -> bool:
+        """Recognise a torch.save zip archive (``*/data.pkl`` without TorchScript code)."""
+        return is_torch_save_archive(archive_members(path))
+
+    def inspect(self, path: Path, trusted: bool) -> Signature | None:
+        """Unpickle (trusted only) and check it holds a module; its signature is unknown."""
+        self._read(path, trusted)
+        return None
+
+    def load(self, path: Path, trusted: bool) -> TorchScriptPredictor:
+        """Unpickle (trusted only) the module into a predictor."""
+        module = self._read(path, trusted)
+        module.eval()
+        return TorchScriptPredictor(module, None)
+
+    def _read(self, path: Path, trusted: bool) -> Any:
+        if not trusted:
+            raise Unprocessable(
+                "torch.save archives run code when loaded; refusing to load one that is not trusted"
+            )
+        torch = import_torch()
+        try:
+            obj = torch.load(str(path), map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise Unprocessable(
+                f"could not load the torch.save archive: {error_detail(exc, path)}"
+            ) from exc
+        if not isinstance(obj, torch.nn.Module):
+            raise Unprocessable(
+                f"the torch.save archive holds a {type(obj).__name__}, not a torch.nn.Module; "
+                "save the whole module as TorchScript (torch.jit.script(model).save(path))"
+            )
+        return obj

@@ -1,0 +1,183 @@
+"""Shared fixtures: a database on each backend, and a real server on a free port.
+
+``db_url`` is parametrized over SQLite and PostgreSQL; every fixture built on it
+(``db``, ``live_server``, ``client``) runs each test on both. PostgreSQL is the
+one at 127.0.0.1:5432 (``AIMASS_TEST_POSTGRES``); locally its tests are skipped
+when it is unreachable, in CI (``CI=true``) that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from aimass.config import Settings
+
+PG_ADMIN_URL = os.environ.get(
+    "AIMASS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _pg_reachable() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL.replace("+psycopg", ""), connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str | None]:
+    """A migrated PostgreSQL template database, or None when PostgreSQL is unreachable."""
+    if not _pg_reachable():
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required in CI and unreachable at {PG_ADMIN_URL}")
+        yield None
+        return
+    import psycopg
+
+    from aimass.store.db import Database
+
+    name = f"aimass_tmpl_{uuid.uuid4().hex[:10]}"
+    admin = PG_ADMIN_URL.replace("+psycopg", "")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    db = Database(_with_db(PG_ADMIN_URL, name))
+    db.upgrade()
+    db.close()
+    yield name
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _with_db(url: str, name: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database URL on each backend."""
+    if request.param == "sqlite":
+        from aimass.store.db import Database
+
+        url = f"sqlite:///{tmp_path / 'meta.db'}"
+        db = Database(url)
+        db.upgrade()
+        db.close()
+        yield url
+        return
+    template = request.getfixturevalue("pg_template")
+    if template is None:
+        pytest.skip("PostgreSQL unreachable at " + PG_ADMIN_URL)
+    import psycopg
+
+    name = f"aimass_t_{uuid.uuid4().hex[:12]}"
+    admin = PG_ADMIN_URL.replace("+psycopg", "")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield _with_db(PG_ADMIN_URL, name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    """Settings for an isolated installation under ``tmp_path``."""
+    return Settings(
+        home=tmp_path / "home",
+        database_url=db_url,
+        artifacts=str(tmp_path / "artifacts"),
+        port=free_port(),
+        max_upload_bytes=50 * 1024 * 1024,
+    )
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class LiveServer:
+    """A real uvicorn server in a background thread."""
+
+    url: str
+    admin_token: str
+    home: Path
+    settings: Settings
+
+
+def start_server(settings: Settings) -> Iterator[LiveServer]:
+    """Prepare an installation and serve it until the generator is closed."""
+    import uvicorn
+
+    from aimass.api.app import create_app
+    from aimass.api.server import prepare
+
+    prepare(settings)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=settings.port, log_level="warning", ws="none",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    token = settings.token_file.read_text().strip() if settings.auth else ""
+    try:
+        yield LiveServer(
+            url=f"http://127.0.0.1:{settings.port}",
+            admin_token=token,
+            home=settings.home,
+            settings=settings,
+        )
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    """A real server on a fresh installation (each backend), with auth on."""
+    yield from start_server(settings)
+
+
+@pytest.fixture
+def client(live_server: LiveServer) -> Iterator[object]:
+    """An ``aimass.Client`` for the live server, holding the admin token."""
+    import aimass
+
+    with aimass.Client(url=live_server.url, token=live_server.admin_token) as c:
+        yield c
+
+
+@pytest.fixture
+def http(live_server: LiveServer) -> Iterator[object]:
+    """A plain httpx client with the admin token, for API-level tests."""
+    import httpx
+
+    with httpx.Client(
+        base_url=live_server.url,
+        headers={"Authorization": f"Bearer {live_server.admin_token}"},
+        timeout=60,
+    ) as c:
+        yield c
