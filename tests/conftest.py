@@ -181,3 +181,39 @@ def http(live_server: LiveServer) -> Iterator[object]:
         timeout=60,
     ) as c:
         yield c
+
+
+@dataclass
+class ModelFiles:
+    """Real model files made from sklearn's bundled breast_cancer data."""
+
+    onnx: Path
+    skops: Path
+    pickle: Path
+    x: object
+    y: object
+
+
+@pytest.fixture(scope="session")
+def model_files(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
+    """An ONNX file, a skops file and a (trusted-only) pickle of LogisticRegressions."""
+    import pickle
+
+    import skops.io
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    out = tmp_path_factory.mktemp("models")
+    x, y = load_breast_cancer(return_X_y=True)
+    x = x.astype("float32")
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x, y)
+    onnx_path = out / "model.onnx"
+    onnx_path.write_bytes(to_onnx(model, x[:1], options={"zipmap": False}).SerializeToString())
+    skops_path = out / "model.skops"
+    skops.io.dump(model, skops_path)
+    pickle_path = out / "model.pkl"
+    pickle_path.write_bytes(pickle.dumps(model))
+    return ModelFiles(onnx=onnx_path, skops=skops_path, pickle=pickle_path, x=x, y=y)

@@ -34,6 +34,4 @@ def logreg(cancer: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]) -> Any:
     from sklearn.preprocessing import StandardScaler
 
     features, target = cancer
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(
-        features, target
-    )
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(features, target)

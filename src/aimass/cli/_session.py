@@ -112,9 +112,12 @@ def format_mapping(values: Mapping[str, object]) -> str:
 
 
 def format_time(value: object) -> str:
-    """A timestamp to the second, for a table cell."""
-    text = value.isoformat(timespec="seconds") if hasattr(value, "isoformat") else str(value)
-    return text.replace("+00:00", "Z")
+    """A timestamp to the minute, for a table cell."""
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return str(value)
 
 
 def format_size(size: int) -> str:

@@ -164,8 +164,8 @@ def download(
     name: Annotated[str, typer.Argument(help="The dataset's name.")],
     version: Annotated[int, typer.Argument(help="The version number.")],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="A file, or a folder to save it in.")
-    ] = Path("."),
+        str, typer.Option("--out", "-o", help="A file, or a folder (ending in /) to save it in.")
+    ] = ".",
     json_: JsonOpt = False,
 ) -> None:
     """Download a dataset version's file, checking its SHA-256.

@@ -41,7 +41,8 @@ def _models_table(models: list[Model]) -> None:
 
     table = Table(title=f"{len(models)} model(s)")
     for column in ("name", "latest", "aliases", "tags", "description", "updated"):
-        table.add_column(column, overflow="fold")
+        wide = column in ("aliases", "tags", "description", "updated")
+        table.add_column(column, overflow="fold", no_wrap=not wide, min_width=min(len(column), 7))
     for m in models:
         table.add_row(
             m.name,
@@ -61,7 +62,8 @@ def _versions_table(versions: list[ModelVersion], title: str, with_model: bool =
     columns = ["model"] if with_model else []
     columns += ["version", "flavor", "status", "aliases", "metrics", "tags", "size", "created"]
     for column in columns:
-        table.add_column(column, overflow="fold")
+        wide = column in ("model", "aliases", "metrics", "tags", "created")
+        table.add_column(column, overflow="fold", no_wrap=not wide, min_width=min(len(column), 7))
     for v in versions:
         row = [v.model] if with_model else []
         row += [
@@ -200,8 +202,8 @@ def download(
     name: Annotated[str, typer.Argument(help="The model's name.")],
     ref: Annotated[str, typer.Argument(help="A version number or an alias (production).")],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="A file, or a folder to save it in.")
-    ] = Path("."),
+        str, typer.Option("--out", "-o", help="A file, or a folder (ending in /) to save it in.")
+    ] = ".",
     json_: JsonOpt = False,
 ) -> None:
     """Download a version's file, checking its SHA-256.
@@ -253,8 +255,9 @@ def export(
     name: Annotated[str, typer.Argument(help="The model's name.")],
     ref: Annotated[str, typer.Argument(help="A version number or an alias.")],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="A bundle file, or a folder to save it in.")
-    ] = Path("."),
+        str,
+        typer.Option("--out", "-o", help="A bundle file, or a folder (ending in /) to save it in."),
+    ] = ".",
     json_: JsonOpt = False,
 ) -> None:
     """Export a version as a portable bundle file, to import into another installation.

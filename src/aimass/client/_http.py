@@ -234,19 +234,22 @@ class HttpSession:
     def download(
         self,
         path: str,
-        dest: Path,
+        dest: str | Path,
         *,
         default_name: Callable[[], str],
         params: Mapping[str, Any] | None = None,
         progress: Progress | None = None,
         verify: bool = True,
     ) -> Path:
-        """Stream a GET to ``dest`` (a file, or a folder to put the served file name in).
+        """Stream a GET to ``dest``: a file, or a folder (existing, or ending in ``/``).
 
         With ``verify``, the bytes must hash to the ``X-Aimass-Sha256`` header, or
         the partial file is removed and :class:`IntegrityError` raised.
         """
+        as_folder = str(dest).endswith(("/", os.sep))
         dest = Path(dest)
+        if as_folder:
+            dest.mkdir(parents=True, exist_ok=True)
         with (
             self._errors(),
             self._client.stream(

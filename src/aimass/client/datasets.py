@@ -70,7 +70,7 @@ class Datasets:
         """Stream a version's file to ``dest`` (a file or a folder), checking its SHA-256."""
         return self._http.download(
             f"/api/v1/datasets/{_seg(name)}/versions/{_seg(version)}/download",
-            Path(dest),
+            dest,
             default_name=lambda: self.get_version(name, version).filename,
             params=self._http.scoped(),
             progress=progress,

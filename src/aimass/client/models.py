@@ -206,7 +206,7 @@ class Models:
         """Stream a version's file to ``dest`` (a file or a folder), checking its SHA-256."""
         return self._http.download(
             f"{self._version_path(name, ref)}/download",
-            Path(dest),
+            dest,
             default_name=lambda: self.get_version(name, ref).filename,
             params=self._http.scoped(),
             progress=progress,
@@ -264,7 +264,7 @@ class Models:
         """Save a version as a portable bundle file (``dest`` may be a folder)."""
         return self._http.download(
             f"{self._version_path(name, ref)}/bundle",
-            Path(dest),
+            dest,
             default_name=lambda: f"{name}-v{self.get_version(name, ref).version}.aimass",
             params=self._http.scoped(),
             progress=progress,

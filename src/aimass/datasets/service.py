@@ -6,13 +6,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aimass.artifacts.names import validate_filename, validate_name
 from aimass.artifacts.store import ArtifactStore
 from aimass.datasets.entities import Dataset, DatasetFormat, DatasetVersion
 from aimass.datasets.profile import detect_format, profile_table, read_table
-from aimass.errors import Conflict, NotFound
+from aimass.errors import NotFound
 from aimass.registry.projects import read_project_row
 from aimass.store.db import Database
 from aimass.store.orm import DatasetRow, DatasetVersionRow, ProjectRow
@@ -64,7 +65,7 @@ def _ensure_dataset(db: Database, project: str, name: str) -> int:
             session.add(row)
             session.flush()
             return row.id
-    except Exception:  # created concurrently: the unique constraint fired
+    except IntegrityError:  # created concurrently: the unique constraint fired
         with db.session() as session:
             return _dataset_row(session, project, name).id
 
@@ -78,6 +79,7 @@ def register_dataset_version(
     upload: Path,
     filename: str,
     spec: DatasetVersionCreate,
+    max_expanded_bytes: int | None = None,
 ) -> DatasetVersion:
     """Parse and profile a complete local upload, store its bytes, then record the version."""
     validate_filename(filename)
@@ -85,7 +87,7 @@ def register_dataset_version(
     with upload.open("rb") as src:
         head = src.read(4096)
     fmt = detect_format(filename, head, spec.format)
-    frame = read_table(upload, fmt)
+    frame = read_table(upload, fmt, max_expanded_bytes=max_expanded_bytes)
     columns, profile = profile_table(frame)
     dataset_id = _ensure_dataset(db, project, name)
     key = store.new_key("datasets", str(dataset_id))
@@ -187,9 +189,5 @@ def delete_dataset(db: Database, store: ArtifactStore, project: str, name: str) 
             )
         )
         session.delete(row)
-        try:
-            session.flush()
-        except Exception as exc:
-            raise Conflict(f"dataset {name!r} is still referenced") from exc
     for key in keys:
         store.delete(key)

@@ -59,17 +59,6 @@ class Flavor(ABC):
         """Load the file into a predictor."""
 
 
-def single_array(batch: Batch, what: str) -> Array:
-    """Return the one array of a batch: the array itself, or the only value of a mapping."""
-    from aimass.errors import InvalidInput
-
-    if not isinstance(batch, Mapping):
-        return batch
-    if len(batch) == 1:
-        return next(iter(batch.values()))
-    raise InvalidInput(f"{what} takes one input tensor, got {len(batch)}: {', '.join(batch)}")
-
-
 def error_detail(exc: BaseException, path: Path | None = None, limit: int = 300) -> str:
     """Return a short one-line description of a library error, safe for a user-facing message."""
     text = " ".join(str(exc).split()) or type(exc).__name__

@@ -98,22 +98,36 @@ def _read_model(path: Path) -> Any:
 
     try:
         model = onnx.load(path, load_external_data=False)
-        onnx.checker.check_model(model)
     except Exception as exc:
         raise Unprocessable(f"not a valid ONNX model: {error_detail(exc, path)}") from exc
-    if any(_uses_external_data(tensor) for tensor in _tensors(model.graph)):
+    if any(_uses_external_data(tensor) for tensor in _model_tensors(model)):
         # External data names other files; following them would read outside the upload.
         raise Unprocessable(
             "ONNX models with external data files are not supported; save the model as "
             "one file (onnx.save_model(model, path, save_as_external_data=False))"
         )
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise Unprocessable(f"not a valid ONNX model: {error_detail(exc, path)}") from exc
     return model
+
+
+def _model_tensors(model: Any) -> Iterator[Any]:
+    """Yield every TensorProto in a model: its graph's and its local functions'."""
+    yield from _tensors(model.graph)
+    for function in model.functions:
+        yield from _node_tensors(function.node)
 
 
 def _tensors(graph: Any) -> Iterator[Any]:
     """Yield every TensorProto in a graph, its nodes' attributes and its subgraphs."""
     yield from graph.initializer
-    for node in graph.node:
+    yield from _node_tensors(graph.node)
+
+
+def _node_tensors(nodes: Any) -> Iterator[Any]:
+    for node in nodes:
         for attribute in node.attribute:
             if attribute.HasField("t"):
                 yield attribute.t

@@ -27,6 +27,11 @@ def _is_instance(obj: object, module: str, attribute: str) -> bool:
     return isinstance(obj, cls)
 
 
+def _target(directory: Path, name: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / name
+
+
 def serialize_model(
     obj: object,
     directory: Path,
@@ -39,22 +44,21 @@ def serialize_model(
     signature embedded), ONNX ModelProtos to ONNX. skops and ONNX files carry
     their own signature, so ``signature`` is embedded for TorchScript only.
     """
-    directory.mkdir(parents=True, exist_ok=True)
     if _is_instance(obj, "sklearn.base", "BaseEstimator"):
         import skops.io as sio
 
-        path = directory / "model.skops"
+        path = _target(directory, "model.skops")
         sio.dump(obj, path)
         return path, "sklearn"
     if _is_instance(obj, "torch.nn", "Module"):
-        path = directory / "model.pt"
+        path = _target(directory, "model.pt")
         _save_torchscript(obj, path, signature, example)
         return path, "torchscript"
     if _is_instance(obj, "onnx", "ModelProto"):
         import onnx
 
         assert isinstance(obj, onnx.ModelProto)  # narrows the type for mypy
-        path = directory / "model.onnx"
+        path = _target(directory, "model.onnx")
         onnx.save_model(obj, path)
         return path, "onnx"
     raise InvalidInput(

@@ -36,6 +36,7 @@ async def create_dataset_version(name: str, request: Request, ctx: Editor) -> Da
             upload=upload.path,
             filename=upload.filename,
             spec=spec,
+            max_expanded_bytes=4 * state.settings.max_upload_bytes,
         )
 
 
