@@ -131,7 +131,11 @@ def start_server(settings: Settings) -> Iterator[LiveServer]:
     prepare(settings)
     app = create_app(settings)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=settings.port, log_level="warning", ws="none",
+        app,
+        host="127.0.0.1",
+        port=settings.port,
+        log_level="warning",
+        ws="none",
         lifespan="on",
     )
     server = uvicorn.Server(config)

@@ -36,16 +36,26 @@ def seed_demo(settings: Settings) -> Iterator[str]:
             work = Path(tmp)
             iris_csv, iris_model, iris_acc, onnx_path, onnx_acc = _train(work)
             dsv = datasets.register_dataset_version(
-                state.db, state.store, project=DEFAULT_PROJECT, name=DEMO_DATASET,
-                upload=iris_csv, filename="iris.csv",
+                state.db,
+                state.store,
+                project=DEFAULT_PROJECT,
+                name=DEMO_DATASET,
+                upload=iris_csv,
+                filename="iris.csv",
                 spec=DatasetVersionCreate(description="sklearn's bundled iris data"),
             )
             yield f"demo: dataset {DEMO_DATASET!r} v{dsv.version} ({dsv.num_rows} rows)"
             version = registry.register_version(
-                state.db, state.store, state.flavors, project=DEFAULT_PROJECT,
-                name=DEMO_MODEL, upload=iris_model, filename="model.skops",
+                state.db,
+                state.store,
+                state.flavors,
+                project=DEFAULT_PROJECT,
+                name=DEMO_MODEL,
+                upload=iris_model,
+                filename="model.skops",
                 spec=VersionCreate(
-                    metrics={"accuracy": iris_acc}, tags={"task": "classification"},
+                    metrics={"accuracy": iris_acc},
+                    tags={"task": "classification"},
                     description="LogisticRegression on iris (skops)",
                 ),
                 can_trust=False,
@@ -54,10 +64,16 @@ def seed_demo(settings: Settings) -> Iterator[str]:
                 registry.set_alias(session, DEFAULT_PROJECT, DEMO_MODEL, "production", 1)
             yield f"demo: model {DEMO_MODEL!r} v{version.version} -> alias 'production'"
             onnx_version = registry.register_version(
-                state.db, state.store, state.flavors, project=DEFAULT_PROJECT,
-                name=DEMO_ONNX_MODEL, upload=onnx_path, filename="model.onnx",
+                state.db,
+                state.store,
+                state.flavors,
+                project=DEFAULT_PROJECT,
+                name=DEMO_ONNX_MODEL,
+                upload=onnx_path,
+                filename="model.onnx",
                 spec=VersionCreate(
-                    metrics={"accuracy": onnx_acc}, tags={"task": "classification"},
+                    metrics={"accuracy": onnx_acc},
+                    tags={"task": "classification"},
                     description="LogisticRegression on breast_cancer (ONNX)",
                 ),
                 can_trust=False,

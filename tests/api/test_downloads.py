@@ -6,12 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 
 def test_uploaded_html_dataset_is_never_served_inline(http: httpx.Client, tmp_path: Path) -> None:
     page = tmp_path / "x.csv"
     page.write_text("a,b\n<script>alert(1)</script>,<svg onload=alert(1)>\n")
-    response = http.post("/api/v1/datasets/d/versions", files={"file": ("x.csv", page.read_bytes(), "text/html")})
+    response = http.post(
+        "/api/v1/datasets/d/versions", files={"file": ("x.csv", page.read_bytes(), "text/html")}
+    )
     assert response.status_code == 201, response.text
     download = http.get("/api/v1/datasets/d/versions/1/download")
     assert download.headers["content-type"] == "application/octet-stream"
@@ -43,9 +46,5 @@ def test_tampered_artifact_is_not_served_as_good(
     stored = [p for p in Path(settings.resolved_artifacts).rglob("*") if p.is_file()]
     assert len(stored) == 1
     stored[0].write_bytes(b"tampered" + stored[0].read_bytes()[8:])
-    try:
-        response = http.get("/api/v1/models/m/versions/1/download")
-        received = response.content
-    except (httpx.RemoteProtocolError, httpx.ReadError):
-        return  # the stream was cut when the checksum failed
-    assert received != model_files.onnx.read_bytes() or response.status_code >= 500
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        http.get("/api/v1/models/m/versions/1/download")

@@ -53,7 +53,9 @@ def test_only_an_admin_may_mark_an_upload_trusted(
     http: httpx.Client, model_files: Any, live_server: Any, settings: Any
 ) -> None:
     secret = http.post("/api/v1/tokens", json={"name": "ed", "role": "editor"}).json()["secret"]
-    with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {secret}"}) as ed:
+    with httpx.Client(
+        base_url=live_server.url, headers={"Authorization": f"Bearer {secret}"}
+    ) as ed:
         body = upload(ed, "m", model_files.pickle, {"trusted": True}, expect=403)
     assert "admin" in body["error"]["message"]
     _assert_nothing_registered(http, settings)
@@ -101,7 +103,9 @@ def test_kserve_zip_slip_bundle_members_are_refused(
     assert not (tmp_path / "evil.onnx").exists()
 
 
-def test_corrupt_onnx_is_refused(http: httpx.Client, tmp_path: Path, settings: Any, model_files: Any) -> None:
+def test_corrupt_onnx_is_refused(
+    http: httpx.Client, tmp_path: Path, settings: Any, model_files: Any
+) -> None:
     broken = tmp_path / "model.onnx"
     broken.write_bytes(model_files.onnx.read_bytes()[:200])
     body = upload(http, "broken", broken, {"flavor": "onnx"}, expect=422)
@@ -137,7 +141,7 @@ def test_cve_2025_23310_chunked_body_is_counted_as_it_arrives(
 
     def body() -> Any:
         nonlocal sent
-        boundary = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"m.onnx\"\r\n\r\n"
+        boundary = b'--b\r\nContent-Disposition: form-data; name="file"; filename="m.onnx"\r\n\r\n'
         yield boundary
         while sent < settings.max_upload_bytes + 10 * len(chunk):
             sent += len(chunk)
@@ -157,7 +161,11 @@ def test_cve_2025_23310_chunked_body_is_counted_as_it_arrives(
 
 
 def test_unknown_model_is_404(http: httpx.Client) -> None:
-    for path in ("/api/v1/models/nope", "/api/v1/models/nope/versions/1", "/api/v1/models/nope/versions"):
+    for path in (
+        "/api/v1/models/nope",
+        "/api/v1/models/nope/versions/1",
+        "/api/v1/models/nope/versions",
+    ):
         response = http.get(path)
         assert response.status_code == 404
         assert "nope" in response.json()["error"]["message"]
@@ -191,7 +199,11 @@ def test_version_create_without_a_file_is_refused(http: httpx.Client, settings: 
 @pytest.mark.parametrize(
     ("method", "path", "kwargs"),
     [
-        ("post", "/api/v1/models", {"content": b"{not json", "headers": {"content-type": "application/json"}}),
+        (
+            "post",
+            "/api/v1/models",
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+        ),
         ("post", "/api/v1/models", {"json": {"name": 5}}),
         ("put", "/api/v1/models/x/aliases/p", {"json": {"version": "abc"}}),
         ("get", "/api/v1/versions", {"params": {"metric": "f1 >> '; DROP TABLE models"}}),
@@ -206,5 +218,12 @@ def test_cve_2025_23319_error_bodies_carry_a_message_and_request_id_but_no_inter
     error = response.json()["error"]
     assert error["message"] and error["request_id"] == response.headers["x-request-id"]
     text = response.text
-    for leak in ("Traceback", "File \"", str(settings.home), "site-packages", "SELECT", "sqlalchemy"):
+    for leak in (
+        "Traceback",
+        'File "',
+        str(settings.home),
+        "site-packages",
+        "SELECT",
+        "sqlalchemy",
+    ):
         assert leak not in text

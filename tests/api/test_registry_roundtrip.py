@@ -14,10 +14,16 @@ from tests_support import upload
 def test_versions_count_up_alias_moves_search_and_bundle_round_trip(
     http: httpx.Client, model_files: Any, tmp_path: Path, settings: Any
 ) -> None:
-    onnx = upload(http, "cancer", model_files.onnx, {"metrics": {"f1": 0.97}, "tags": {"stage": "a"}})
-    skops = upload(http, "cancer", model_files.skops, {"metrics": {"f1": 0.95}, "tags": {"stage": "b"}})
+    onnx = upload(
+        http, "cancer", model_files.onnx, {"metrics": {"f1": 0.97}, "tags": {"stage": "a"}}
+    )
+    skops = upload(
+        http, "cancer", model_files.skops, {"metrics": {"f1": 0.95}, "tags": {"stage": "b"}}
+    )
     pickled = upload(
-        http, "cancer", model_files.pickle,
+        http,
+        "cancer",
+        model_files.pickle,
         {"trusted": True, "metrics": {"f1": 0.93}, "tags": {"stage": "b"}},
     )
     assert [v["version"] for v in (onnx, skops, pickled)] == [1, 2, 3]
@@ -79,7 +85,15 @@ def test_versions_count_up_alias_moves_search_and_bundle_round_trip(
                 assert response.status_code == 201, response.text
                 imported.append(response.json())
             for got, original in zip(imported, (onnx, skops, pickled), strict=True):
-                for field in ("sha256", "size", "signature", "metrics", "tags", "flavor", "version"):
+                for field in (
+                    "sha256",
+                    "size",
+                    "signature",
+                    "metrics",
+                    "tags",
+                    "flavor",
+                    "version",
+                ):
                     assert got[field] == original[field], field
                 body = other.get(f"/api/v1/models/cancer/versions/{got['version']}/download")
                 assert body.headers["x-aimass-sha256"] == original["sha256"]

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from tests.client.files import write_onnx
+from tests.conftest import LiveServer
 
 from aimass import Client
-from aimass.errors import Conflict, NotFound
+from aimass.errors import AimassError, Conflict, NotFound
 from aimass.flavors.signature import Signature, TensorSpec
 
 
@@ -135,3 +136,19 @@ def test_unknown_model_raises_not_found_with_request_id(client: Client) -> None:
         client.models.get_version("missing", "production")
     assert info.value.status == 404
     assert info.value.request_id  # type: ignore[attr-defined]
+
+
+def test_corrupted_artifact_never_lands_on_disk(
+    client: Client, live_server: LiveServer, onnx_file: Path, tmp_path: Path
+) -> None:
+    client.models.upload("scale", onnx_file)
+    stored = [p for p in Path(str(live_server.settings.artifacts)).rglob("*") if p.is_file()]
+    assert len(stored) == 1
+    data = bytearray(stored[0].read_bytes())
+    data[-1] ^= 0xFF
+    stored[0].write_bytes(bytes(data))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(AimassError):
+        client.models.download("scale", 1, out)
+    assert list(out.iterdir()) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -42,9 +43,13 @@ def stream_temp_file(path: Path, filename: str) -> StreamingResponse:
             while chunk := src.read(1024 * 1024):
                 yield chunk
 
+    digest = hashlib.sha256()
+    with path.open("rb") as src:
+        while block := src.read(1024 * 1024):
+            digest.update(block)
     return StreamingResponse(
         chunks(),
         media_type="application/octet-stream",
-        headers=attachment_headers(filename, path.stat().st_size, None),
+        headers=attachment_headers(filename, path.stat().st_size, digest.hexdigest()),
         background=BackgroundTask(path.unlink, missing_ok=True),
     )

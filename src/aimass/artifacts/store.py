@@ -78,13 +78,20 @@ class ArtifactStore:
 
     def open(self, key: str, sha256: str | None = None) -> Iterator[bytes]:
         """Stream the bytes under ``key``; with ``sha256`` given, verify them at the end."""
+        # The last chunk is held back until the digest is checked, so a reader of a
+        # corrupted artifact never receives a complete body.
         digest = hashlib.sha256()
+        pending = b""
         with self.fs.open(self._path(key), "rb") as src:
             while chunk := src.read(CHUNK):
                 digest.update(chunk)
-                yield chunk
+                if pending:
+                    yield pending
+                pending = chunk
         if sha256 is not None and digest.hexdigest() != sha256:
             raise IntegrityError("stored artifact does not match its checksum")
+        if pending:
+            yield pending
 
     def read_to(self, key: str, sha256: str, out: IO[bytes]) -> None:
         """Copy the verified bytes under ``key`` into ``out``."""

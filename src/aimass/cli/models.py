@@ -58,25 +58,26 @@ def _models_table(models: list[Model]) -> None:
 def _versions_table(versions: list[ModelVersion], title: str, with_model: bool = False) -> None:
     from rich.table import Table
 
+    # Across models (search) the table trades status and size for the model's name.
+    columns = ["model", "version", "flavor"] if with_model else ["version", "flavor", "status"]
+    columns += ["aliases", "metrics", "tags"] + ([] if with_model else ["size"]) + ["created"]
     table = Table(title=title)
-    columns = ["model"] if with_model else []
-    columns += ["version", "flavor", "status", "aliases", "metrics", "tags", "size", "created"]
     for column in columns:
         wide = column in ("model", "aliases", "metrics", "tags", "created")
         table.add_column(column, overflow="fold", no_wrap=not wide, min_width=min(len(column), 7))
     for v in versions:
-        row = [v.model] if with_model else []
-        row += [
-            str(v.version),
-            v.flavor + (" (trusted)" if v.trusted else ""),
-            v.status,
-            ", ".join(v.aliases),
-            format_mapping({k: f"{x:.4g}" for k, x in v.metrics.items()}),
-            format_mapping(v.tags),
-            format_size(v.size),
-            format_time(v.created_at),
-        ]
-        table.add_row(*row)
+        cells = {
+            "model": v.model,
+            "version": str(v.version),
+            "flavor": v.flavor + (" (trusted)" if v.trusted else ""),
+            "status": v.status,
+            "aliases": ", ".join(v.aliases),
+            "metrics": format_mapping({k: f"{x:.4g}" for k, x in v.metrics.items()}),
+            "tags": format_mapping(v.tags),
+            "size": format_size(v.size),
+            "created": format_time(v.created_at),
+        }
+        table.add_row(*(cells[c] for c in columns))
     stdout_console().print(table)
 
 

@@ -126,9 +126,10 @@ def list_datasets(session: Session, project: str) -> list[Dataset]:
     """A project's datasets, by name."""
     read_project_row(session, project)
     rows = session.scalars(
-        select(DatasetRow).join(ProjectRow).where(ProjectRow.name == project).order_by(
-            DatasetRow.name
-        )
+        select(DatasetRow)
+        .join(ProjectRow)
+        .where(ProjectRow.name == project)
+        .order_by(DatasetRow.name)
     )
     return [r.to_entity(_latest(session, r.id)) for r in rows]
 
@@ -162,9 +163,7 @@ def list_dataset_versions(session: Session, project: str, name: str) -> list[Dat
     return [r.to_entity() for r in rows]
 
 
-def read_dataset_version(
-    session: Session, project: str, name: str, version: int
-) -> DatasetVersion:
+def read_dataset_version(session: Session, project: str, name: str, version: int) -> DatasetVersion:
     """One version with its schema and profile."""
     return _version_row(session, project, name, version).to_entity()
 
@@ -183,9 +182,7 @@ def delete_dataset(db: Database, store: ArtifactStore, project: str, name: str) 
         row = _dataset_row(session, project, name)
         keys = list(
             session.scalars(
-                select(DatasetVersionRow.artifact_key).where(
-                    DatasetVersionRow.dataset_id == row.id
-                )
+                select(DatasetVersionRow.artifact_key).where(DatasetVersionRow.dataset_id == row.id)
             )
         )
         session.delete(row)

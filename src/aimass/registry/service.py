@@ -29,7 +29,6 @@ from aimass.registry.entities import (
 )
 from aimass.registry.projects import read_project_row
 from aimass.store.db import Database
-from aimass.store.versioning import insert_next_version
 from aimass.store.orm import (
     AliasRow,
     ModelRow,
@@ -40,12 +39,12 @@ from aimass.store.orm import (
     ProjectRow,
     utcnow,
 )
+from aimass.store.versioning import insert_next_version
+
 
 def _model_row(session: Session, project: str, name: str) -> ModelRow:
     row = session.scalars(
-        select(ModelRow)
-        .join(ProjectRow)
-        .where(ProjectRow.name == project, ModelRow.name == name)
+        select(ModelRow).join(ProjectRow).where(ProjectRow.name == project, ModelRow.name == name)
     ).first()
     if row is None:
         raise NotFound(f"model {name!r} not found in project {project!r}")

@@ -73,9 +73,7 @@ def import_bundle(
     Trust is not carried by the bundle: the importer decides it again.
     """
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
-        manifest, artifact = read_bundle(
-            bundle, Path(tmp), max_expanded_bytes=max_expanded_bytes
-        )
+        manifest, artifact = read_bundle(bundle, Path(tmp), max_expanded_bytes=max_expanded_bytes)
         name = validate_name(spec.name or manifest.model, "model name")
         version = service.register_version(
             db,

@@ -238,7 +238,7 @@ class DatasetVersionRow(Base):
             project=self.dataset.project.name,
             dataset=self.dataset.name,
             version=self.version,
-            format=fmt,  # type: ignore[arg-type]
+            format=fmt,
             filename=self.filename,
             sha256=self.sha256,
             size=self.size,
@@ -270,7 +270,7 @@ class TokenRow(Base):
         return Token(
             id=self.id,
             name=self.name,
-            role=self.role,  # type: ignore[arg-type]
+            role=self.role,
             project=self.project.name if self.project else None,
             created_at=aware_utc(self.created_at),
             revoked_at=aware_utc(self.revoked_at) if self.revoked_at else None,

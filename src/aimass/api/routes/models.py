@@ -65,8 +65,13 @@ def list_models(
     """List models, filtered by name substring, tags or flavor."""
     with ctx.state.db.session() as session:
         return service.list_models(
-            session, ctx.project, name=name, tags=_tags(tag), flavor=flavor,
-            limit=limit, offset=offset,
+            session,
+            ctx.project,
+            name=name,
+            tags=_tags(tag),
+            flavor=flavor,
+            limit=limit,
+            offset=offset,
         )
 
 
@@ -112,7 +117,9 @@ async def create_version(name: str, request: Request, ctx: Editor) -> ModelVersi
 
 
 @router.get("/models/{name}/versions")
-def list_versions(name: str, ctx: Viewer, status: VersionStatus | None = None) -> list[ModelVersion]:
+def list_versions(
+    name: str, ctx: Viewer, status: VersionStatus | None = None
+) -> list[ModelVersion]:
     """A model's versions, newest first."""
     with ctx.state.db.session() as session:
         return service.list_versions(session, ctx.project, name, status)
@@ -194,7 +201,11 @@ def search_versions(
 ) -> list[ModelVersion]:
     """Search versions across models by name, tags, flavor, metrics, status or alias."""
     query = VersionQuery(
-        name=name, tags=_tags(tag), flavor=flavor, metrics=metric or [], status=status,
+        name=name,
+        tags=_tags(tag),
+        flavor=flavor,
+        metrics=metric or [],
+        status=status,
         alias=alias,
     )
     with ctx.state.db.session() as session:

@@ -1,0 +1,37 @@
+# aimass: `make run` starts the platform with a demo, `make test` runs every test.
+# Both set up their own virtual environment in .venv on first use.
+
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+EXTRAS ?= dev,torch
+
+.PHONY: install run test lint check bench clean
+
+install: $(VENV)/.installed ## create .venv and install aimass with its dev extras
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	@touch $@
+
+run: install ## start the server on the embedded default (SQLite, local files) with the demo
+	$(BIN)/aimass server --demo
+
+test: install ## run the whole test suite (PostgreSQL tests run when 127.0.0.1:5432 answers)
+	$(BIN)/pytest
+
+lint: install ## ruff, formatting, mypy strict and the import contracts
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+check: lint test ## everything CI runs
+
+bench: install ## the benchmarks (long; not part of the tests)
+	@ls benchmarks/*/run.sh 2>/dev/null | xargs -r -n1 bash
+
+clean: ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

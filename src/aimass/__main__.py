@@ -1,0 +1,5 @@
+"""``python -m aimass`` runs the CLI."""
+
+from aimass.cli import main
+
+main()
