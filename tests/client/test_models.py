@@ -131,6 +131,26 @@ def test_log_serializes_an_in_memory_sklearn_model(client: Client) -> None:
     assert version.metrics == {"accuracy": 1.0}
 
 
+@pytest.mark.torch
+def test_log_serializes_a_torch_module_as_torchscript(client: Client, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    from aimass.flavors.registry import default_flavor_registry
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    example = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    version = client.models.log("mlp", net, example=example)
+    assert version.flavor == "torchscript"
+    assert version.signature is not None
+    assert version.signature.inputs[0].shape == [-1, 4]
+    path = client.models.download("mlp", version.version, tmp_path / "mlp.pt")
+    predictor = default_flavor_registry().get("torchscript").load(path, trusted=False)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(example)).numpy()
+    np.testing.assert_allclose(predictor.predict(example), expected, rtol=1e-5)
+
+
 def test_unknown_model_raises_not_found_with_request_id(client: Client) -> None:
     with pytest.raises(NotFound) as info:
         client.models.get_version("missing", "production")
