@@ -66,7 +66,8 @@ def test_keys_never_escape_the_root(store: ArtifactStore, key: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["../a", "a/b", "..", "/etc/passwd", "a\\b", "\uff21\uff22", "a\x00b", " lead", ".hidden"]
+    "name",
+    ["../a", "a/b", "..", "/etc/passwd", "a\\b", "\uff21\uff22", "a\x00b", " lead", ".hidden"],
 )
 def test_file_names_are_allow_listed(name: str) -> None:
     with pytest.raises(InvalidInput):
