@@ -27,3 +27,39 @@ def upload(
     assert response.status_code == expect, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+def deploy(http: httpx.Client, body: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+    """Create a deployment and wait until every replica reports ready."""
+    response = http.post("/api/v1/deployments", json=body)
+    assert response.status_code == 201, response.text
+    name = response.json()["name"]
+    return wait_state(http, name, "ready", timeout)
+
+
+def wait_state(
+    http: httpx.Client, name: str, state: str, timeout: float = 30.0
+) -> dict[str, Any]:
+    """Poll a deployment until it reaches ``state``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found: dict[str, Any] = http.get(f"/api/v1/deployments/{name}").json()
+        if found["state"] == state:
+            return found
+        assert time.monotonic() < deadline, f"deployment {name} stuck in {found}"
+        time.sleep(0.05)
+
+
+def oip_json(rows: Any, name: str = "X", datatype: str = "FP32") -> dict[str, Any]:
+    """An Open Inference Protocol JSON request for a 2-D batch."""
+    import numpy as np
+
+    array = np.asarray(rows)
+    return {
+        "inputs": [
+            {"name": name, "shape": list(array.shape), "datatype": datatype,
+             "data": array.ravel().tolist()}
+        ]
+    }

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     max_upload_bytes: int = Field(default=DEFAULT_MAX_UPLOAD, ge=1)
     auth: bool = True
+    max_inference_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    max_tensor_elements: int = Field(default=16 * 1024 * 1024, ge=1)
+    reconcile_interval: float = Field(default=0.5, gt=0, le=60)
 
     @field_validator("home")
     @classmethod
@@ -58,6 +61,11 @@ class Settings(BaseSettings):
     def spool_dir(self) -> Path:
         """Local folder for uploads in flight; emptied when the server starts."""
         return self.home / "spool"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Local copies of deployed artifacts, keyed by checksum."""
+        return self.home / "cache" / "models"
 
     @property
     def listens_on_loopback(self) -> bool:
@@ -94,6 +102,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_WORKERS": str(settings.workers),
         "AIMASS_MAX_UPLOAD_BYTES": str(settings.max_upload_bytes),
         "AIMASS_AUTH": "true" if settings.auth else "false",
+        "AIMASS_MAX_INFERENCE_BYTES": str(settings.max_inference_bytes),
+        "AIMASS_MAX_TENSOR_ELEMENTS": str(settings.max_tensor_elements),
+        "AIMASS_RECONCILE_INTERVAL": str(settings.reconcile_interval),
     }
     if settings.database_url:
         env["AIMASS_DATABASE_URL"] = settings.database_url

@@ -1,9 +1,10 @@
-"""The demo a fresh ``aimass server --demo`` starts with: real models and a dataset."""
+"""The demo a fresh ``aimass server --demo`` starts with: real models, deployed, and a dataset."""
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from aimass.config import Settings
@@ -15,11 +16,21 @@ DEMO_ONNX_MODEL = "breast-cancer-onnx"
 DEMO_DATASET = "iris"
 
 
+@dataclass(frozen=True)
+class _DemoModel:
+    name: str
+    path: Path
+    accuracy: float
+    description: str
+
+
 def seed_demo(settings: Settings) -> Iterator[str]:
-    """Register the demo models and dataset unless they exist; yield what was done."""
+    """Register and deploy the demo models and dataset unless present; yield what was done."""
     from aimass.api.state import AppState
     from aimass.datasets import service as datasets
     from aimass.datasets.service import DatasetVersionCreate
+    from aimass.deployments import service as deployments
+    from aimass.deployments.entities import DeploymentCreate
     from aimass.registry import service as registry
     from aimass.registry.entities import VersionCreate
 
@@ -33,8 +44,7 @@ def seed_demo(settings: Settings) -> Iterator[str]:
             except NotFound:
                 pass
         with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            iris_csv, iris_model, iris_acc, onnx_path, onnx_acc = _train(work)
+            iris_csv, models = _train(Path(tmp))
             dsv = datasets.register_dataset_version(
                 state.db,
                 state.store,
@@ -45,45 +55,38 @@ def seed_demo(settings: Settings) -> Iterator[str]:
                 spec=DatasetVersionCreate(description="sklearn's bundled iris data"),
             )
             yield f"demo: dataset {DEMO_DATASET!r} v{dsv.version} ({dsv.num_rows} rows)"
-            version = registry.register_version(
-                state.db,
-                state.store,
-                state.flavors,
-                project=DEFAULT_PROJECT,
-                name=DEMO_MODEL,
-                upload=iris_model,
-                filename="model.skops",
-                spec=VersionCreate(
-                    metrics={"accuracy": iris_acc},
-                    tags={"task": "classification"},
-                    description="LogisticRegression on iris (skops)",
-                ),
-                can_trust=False,
-            )
-            with state.db.session() as session:
-                registry.set_alias(session, DEFAULT_PROJECT, DEMO_MODEL, "production", 1)
-            yield f"demo: model {DEMO_MODEL!r} v{version.version} -> alias 'production'"
-            onnx_version = registry.register_version(
-                state.db,
-                state.store,
-                state.flavors,
-                project=DEFAULT_PROJECT,
-                name=DEMO_ONNX_MODEL,
-                upload=onnx_path,
-                filename="model.onnx",
-                spec=VersionCreate(
-                    metrics={"accuracy": onnx_acc},
-                    tags={"task": "classification"},
-                    description="LogisticRegression on breast_cancer (ONNX)",
-                ),
-                can_trust=False,
-            )
-            yield f"demo: model {DEMO_ONNX_MODEL!r} v{onnx_version.version} (ONNX)"
+            for demo in models:
+                version = registry.register_version(
+                    state.db,
+                    state.store,
+                    state.flavors,
+                    project=DEFAULT_PROJECT,
+                    name=demo.name,
+                    upload=demo.path,
+                    filename=demo.path.name,
+                    spec=VersionCreate(
+                        metrics={"accuracy": demo.accuracy},
+                        tags={"task": "classification", "demo": "true"},
+                        description=demo.description,
+                    ),
+                    can_trust=False,
+                )
+                with state.db.session() as session:
+                    registry.set_alias(session, DEFAULT_PROJECT, demo.name, "production", 1)
+                    deployments.create_deployment(
+                        session,
+                        DEFAULT_PROJECT,
+                        DeploymentCreate(model=demo.name, alias="production"),
+                    )
+                yield (
+                    f"demo: model {demo.name!r} v{version.version} ({version.flavor}) "
+                    "deployed, following alias 'production'"
+                )
     finally:
         state.close()
 
 
-def _train(work: Path) -> tuple[Path, Path, float, Path, float]:
+def _train(work: Path) -> tuple[Path, list[_DemoModel]]:
     import skops.io
     from skl2onnx import to_onnx
     from sklearn.datasets import load_breast_cancer, load_iris
@@ -103,16 +106,19 @@ def _train(work: Path) -> tuple[Path, Path, float, Path, float]:
     skops.io.dump(clf, iris_model)
 
     x, y = load_breast_cancer(return_X_y=True)
+    x = x.astype("float32")
     bx_train, bx_test, by_train, by_test = train_test_split(x, y, test_size=0.3, random_state=0)
-    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
-    pipe.fit(bx_train.astype("float32"), by_train)
-    onx = to_onnx(pipe, bx_train[:1].astype("float32"), options={"zipmap": False})
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(bx_train, by_train)
     onnx_path = work / "model.onnx"
+    onx = to_onnx(pipe, bx_train[:1], options={"zipmap": False})
     onnx_path.write_bytes(onx.SerializeToString())
-    return (
-        iris_csv,
-        iris_model,
-        float(clf.score(x_test, y_test)),
-        onnx_path,
-        float(pipe.score(bx_test.astype("float32"), by_test)),
-    )
+    return iris_csv, [
+        _DemoModel(
+            DEMO_MODEL, iris_model, float(clf.score(x_test, y_test)),
+            "LogisticRegression on iris (skops)",
+        ),
+        _DemoModel(
+            DEMO_ONNX_MODEL, onnx_path, float(pipe.score(bx_test, by_test)),
+            "LogisticRegression on breast_cancer (ONNX)",
+        ),
+    ]

@@ -1,4 +1,4 @@
-"""``create_app``: the FastAPI application for one server process."""
+"""``create_app``: one server process: the lean inference path beside the FastAPI control plane."""
 
 from __future__ import annotations
 
@@ -6,23 +6,58 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from aimass import __version__
 from aimass.api.errors import install_error_handlers
 from aimass.api.middleware import RequestGuard
-from aimass.api.routes import access, datasets, health, models
+from aimass.api.routes import access, datasets, deployments, health, models
 from aimass.api.state import AppState
+from aimass.auth.entities import Principal
 from aimass.config import Settings
+from aimass.deployments.reconciler import DeploymentReconciler
+from aimass.serving.inference_app import InferenceApp
+from aimass.serving.repository import ModelRepository
 
 
-def create_app(settings: Settings, state: AppState | None = None) -> FastAPI:
-    """Build the app; the database must already be migrated (see ``aimass.api.server``)."""
-    app_state = state or AppState.from_settings(settings)
+class PlatformApp:
+    """Routes each request to the inference path or the control plane, with no extra hop.
 
+    Inference requests never touch FastAPI's routing, dependency injection or
+    validation; everything else (and the lifespan) goes to FastAPI.
+    """
+
+    def __init__(self, control: FastAPI, inference: InferenceApp, state: AppState) -> None:
+        self.control = control
+        self.inference = inference
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.inference.handles(scope["path"]):
+            await self.inference(scope, receive, send)
+            return
+        await self.control(scope, receive, send)
+
+
+def _control_plane(settings: Settings, state: AppState) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        app_state.close()
+        assert state.repository is not None
+        state.reconciler = DeploymentReconciler(
+            state.db,
+            state.store,
+            state.flavors,
+            state.repository,
+            settings.model_cache_dir,
+            interval=settings.reconcile_interval,
+        )
+        state.reconciler.start()
+        try:
+            yield
+        finally:
+            await state.reconciler.stop()
+            await state.repository.close()
+            state.close()
 
     app = FastAPI(
         title="aimass",
@@ -30,14 +65,36 @@ def create_app(settings: Settings, state: AppState | None = None) -> FastAPI:
         description="AI Mass: register, train, serve, evaluate and monitor ML models.",
         lifespan=lifespan,
     )
-    app.state.aimass = app_state
+    app.state.aimass = state
     install_error_handlers(app)
-    for module in (health, access, models, datasets):
+    for module in (health, access, models, datasets, deployments):
         app.include_router(module.router)
     app.add_middleware(RequestGuard, max_upload_bytes=settings.max_upload_bytes)
     return app
 
 
-def create_app_from_env() -> FastAPI:
+def create_app(settings: Settings, state: AppState | None = None) -> PlatformApp:
+    """Build the process's app; the database must already be migrated (``api.server``)."""
+    from aimass.auth.service import authenticate
+
+    app_state = state or AppState.from_settings(settings)
+    app_state.repository = ModelRepository()
+
+    def authenticate_secret(secret: str | None) -> Principal:
+        with app_state.db.session() as session:
+            return authenticate(session, secret)
+
+    inference = InferenceApp(
+        app_state.repository,
+        authenticate=authenticate_secret,
+        auth_enabled=settings.auth,
+        max_body_bytes=settings.max_inference_bytes,
+        max_tensor_elements=settings.max_tensor_elements,
+        server_version=__version__,
+    )
+    return PlatformApp(_control_plane(settings, app_state), inference, app_state)
+
+
+def create_app_from_env() -> PlatformApp:
     """Factory for uvicorn workers: settings from ``AIMASS_*`` (the CLI exports its flags)."""
     return create_app(Settings())

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aimass.artifacts.store import ArtifactStore
 from aimass.config import Settings
 from aimass.flavors.registry import FlavorRegistry, default_flavor_registry
 from aimass.store.db import Database
+
+if TYPE_CHECKING:
+    from aimass.deployments.reconciler import DeploymentReconciler
+    from aimass.serving.repository import ModelRepository
 
 
 @dataclass
@@ -18,6 +23,8 @@ class AppState:
     db: Database
     store: ArtifactStore
     flavors: FlavorRegistry
+    repository: ModelRepository | None = field(default=None)
+    reconciler: DeploymentReconciler | None = field(default=None)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:

@@ -9,6 +9,12 @@ from __future__ import annotations
 from aimass.client._client import Client
 from aimass.client._http import Progress, ServerUnreachable
 from aimass.client.datasets import Datasets
+from aimass.client.deployments import (
+    DeploymentFailed,
+    Deployments,
+    DeploymentTimeout,
+    PredictResult,
+)
 from aimass.client.models import Models, Ref
 from aimass.client.projects import Project, Projects
 from aimass.client.tokens import Tokens
@@ -16,7 +22,11 @@ from aimass.client.tokens import Tokens
 __all__ = [
     "Client",
     "Datasets",
+    "DeploymentFailed",
+    "DeploymentTimeout",
+    "Deployments",
     "Models",
+    "PredictResult",
     "Progress",
     "Project",
     "Projects",

@@ -9,6 +9,7 @@ import httpx
 from aimass.auth.entities import Principal
 from aimass.client._http import HttpSession
 from aimass.client.datasets import Datasets
+from aimass.client.deployments import Deployments, Inputs, PredictResult
 from aimass.client.models import Models
 from aimass.client.projects import Projects
 from aimass.client.tokens import Tokens
@@ -55,10 +56,16 @@ class Client:
         """API tokens (admin)."""
         self.projects = Projects(self._http)
         """Projects."""
+        self.deployments = Deployments(self._http)
+        """Deployments: serve model versions, change and wait for them."""
 
     def whoami(self) -> Principal:
         """Who the server thinks this client is: token name, role and project."""
         return Principal.model_validate(self._http.get_json("/api/v1/whoami"))
+
+    def predict(self, name: str, X: Inputs, *, project: str | None = None) -> PredictResult:
+        """Predict with deployment ``name``: rows, records, a numpy array or a DataFrame."""
+        return self.deployments.predict(name, X, project=project)
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -275,3 +275,36 @@ class TokenRow(Base):
             created_at=aware_utc(self.created_at),
             revoked_at=aware_utc(self.revoked_at) if self.revoked_at else None,
         )
+
+
+class DeploymentRow(Base):
+    __tablename__ = "deployments"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(256))
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    project: Mapped[ProjectRow] = relationship(lazy="joined")
+    model: Mapped[ModelRow] = relationship(lazy="joined")
+    replicas: Mapped[list[DeploymentReplicaRow]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class DeploymentReplicaRow(Base):
+    __tablename__ = "deployment_replicas"
+
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    replica: Mapped[str] = mapped_column(String(128), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    versions: Mapped[list[int]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -42,6 +42,11 @@ class AliasSet(BaseModel):
     version: int
 
 
+def _wake_reconciler(ctx: Ctx) -> None:
+    if ctx.state.reconciler is not None:
+        ctx.state.reconciler.wake()
+
+
 def _tags(tag: list[str] | None) -> dict[str, str]:
     return dict(parse_tag(t) for t in tag or [])
 
@@ -176,7 +181,9 @@ def export_version(name: str, ref: str, ctx: Viewer) -> StreamingResponse:
 def set_alias(name: str, alias: str, body: AliasSet, ctx: Editor) -> Model:
     """Create or move an alias."""
     with ctx.state.db.session() as session:
-        return service.set_alias(session, ctx.project, name, alias, body.version)
+        model = service.set_alias(session, ctx.project, name, alias, body.version)
+    _wake_reconciler(ctx)  # deployments that follow this alias switch now, not next tick
+    return model
 
 
 @router.delete("/models/{name}/aliases/{alias}", status_code=204)
@@ -184,6 +191,7 @@ def delete_alias(name: str, alias: str, ctx: Editor) -> Response:
     """Remove an alias."""
     with ctx.state.db.session() as session:
         service.delete_alias(session, ctx.project, name, alias)
+    _wake_reconciler(ctx)
     return Response(status_code=204)
 
 

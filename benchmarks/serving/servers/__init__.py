@@ -1,0 +1,1 @@
+"""The peers the serving benchmark compares aimass with (run from .venv-peers)."""

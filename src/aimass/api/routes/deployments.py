@@ -1,0 +1,68 @@
+"""/api/v1/deployments: desired serving state (predict lives on the inference path)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+from starlette.concurrency import run_in_threadpool
+
+from aimass.api.deps import Ctx, editor, viewer
+from aimass.deployments import service
+from aimass.deployments.entities import Deployment, DeploymentCreate, DeploymentUpdate
+
+router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
+Viewer = Annotated[Ctx, Depends(viewer)]
+Editor = Annotated[Ctx, Depends(editor)]
+
+
+def _wake(ctx: Ctx) -> None:
+    if ctx.state.reconciler is not None:
+        ctx.state.reconciler.wake()
+
+
+@router.post("", status_code=201)
+def create_deployment(body: DeploymentCreate, ctx: Editor) -> Deployment:
+    """Deploy a version, an alias, or weighted versions; it loads within about a second."""
+    with ctx.state.db.session() as session:
+        created = service.create_deployment(session, ctx.project, body)
+    _wake(ctx)
+    return created
+
+
+@router.get("")
+def list_deployments(ctx: Viewer) -> list[Deployment]:
+    """A project's deployments with their replicas' state."""
+    with ctx.state.db.session() as session:
+        return service.list_deployments(session, ctx.project)
+
+
+@router.get("/{name}")
+def read_deployment(name: str, ctx: Viewer) -> Deployment:
+    """One deployment with its replicas' state."""
+    with ctx.state.db.session() as session:
+        return service.read_deployment(session, ctx.project, name)
+
+
+@router.patch("/{name}")
+def update_deployment(name: str, body: DeploymentUpdate, ctx: Editor) -> Deployment:
+    """Change versions, weights, batching, replicas or resources without a restart."""
+    with ctx.state.db.session() as session:
+        updated = service.update_deployment(session, ctx.project, name, body)
+    _wake(ctx)
+    return updated
+
+
+@router.delete("/{name}", status_code=204)
+async def delete_deployment(name: str, ctx: Editor) -> Response:
+    """Stop serving; requests in flight finish first."""
+
+    def delete() -> None:
+        with ctx.state.db.session() as session:
+            service.delete_deployment(session, ctx.project, name)
+
+    await run_in_threadpool(delete)
+    if ctx.state.repository is not None:  # this process stops now; the others within a tick
+        ctx.state.repository.remove(name, ctx.project)
+    _wake(ctx)
+    return Response(status_code=204)

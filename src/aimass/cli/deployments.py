@@ -1,0 +1,334 @@
+"""``aimass deploy`` and ``aimass deployments``: serve model versions and manage what is served."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from aimass.cli._session import (
+    format_time,
+    open_client,
+    print_json,
+    stderr_console,
+    stdout_console,
+)
+
+if TYPE_CHECKING:
+    from aimass.client import Client
+    from aimass.deployments.entities import Deployment, TrafficRoute
+
+app = typer.Typer(
+    name="deployments",
+    help="Manage deployments: what is served, with which versions, weights and batching.",
+    no_args_is_help=True,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")]
+NameArg = Annotated[str, typer.Argument(help="The deployment's name.")]
+VersionOpt = Annotated[int | None, typer.Option("--version", min=1, help="Serve this version.")]
+AliasOpt = Annotated[
+    str | None,
+    typer.Option("--alias", help="Serve the version this alias points at, following it."),
+]
+TrafficOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--traffic",
+        metavar="VERSION_OR_ALIAS=WEIGHT",
+        help="A weighted route (1=90, canary=10); repeat to split traffic.",
+    ),
+]
+WaitOpt = Annotated[
+    bool, typer.Option("--wait/--no-wait", help="Wait until every replica serves it.")
+]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", min=0, help="Seconds to wait for it to be ready.")
+]
+
+
+def parse_traffic(values: list[str] | None) -> list[dict[str, object]] | None:
+    """``["1=90", "canary=10"]`` into routes: digits name a version, anything else an alias."""
+    if not values:
+        return None
+    routes: list[dict[str, object]] = []
+    for item in values:
+        target, sep, weight = item.rpartition("=")
+        target = target.strip()
+        try:
+            amount = float(weight)
+        except ValueError:
+            amount = -1.0
+        if not sep or not target or amount <= 0:
+            raise typer.BadParameter(
+                f"expected VERSION_OR_ALIAS=WEIGHT with a positive weight, got {item!r}",
+                param_hint="--traffic",
+            )
+        key = "version" if target.isdigit() else "alias"
+        routes.append({key: int(target) if target.isdigit() else target, "weight": amount})
+    return routes
+
+
+def _targets(version: int | None, alias: str | None, traffic: list[str] | None) -> int:
+    return sum(x is not None for x in (version, alias, traffic or None))
+
+
+def format_routes(routes: list[TrafficRoute]) -> str:
+    """``v1 90%, canary 10%`` for a table cell (one route: just ``v1``)."""
+    total = sum(r.weight for r in routes) or 1.0
+    cells = []
+    for r in routes:
+        target = f"v{r.version}" if r.version is not None else str(r.alias)
+        cells.append(target if len(routes) == 1 else f"{target} {100 * r.weight / total:.3g}%")
+    return ", ".join(cells)
+
+
+@contextlib.contextmanager
+def _spinner(message: str) -> Iterator[None]:
+    console = stderr_console()
+    if not console.is_terminal:
+        yield
+        return
+    with console.status(message):
+        yield
+
+
+def wait_for(client: Client, name: str, timeout: float) -> Deployment:
+    """Wait for ``name`` under a spinner; a failure raises (one line, exit 1 in open_client)."""
+    with _spinner(f"waiting for deployment {name} to be ready"):
+        return client.deployments.wait_ready(name, timeout=timeout, interval=0.2)
+
+
+def _summary(deployment: Deployment, verb: str) -> None:
+    console = stdout_console()
+    console.print(
+        f"{verb} [bold]{deployment.name}[/]: model {deployment.model} "
+        f"{format_routes(deployment.routes)}, {deployment.replicas} replica(s), "
+        f"revision {deployment.revision}, {deployment.state}",
+        highlight=False,
+    )
+    if deployment.state == "ready":
+        console.print(
+            f"predict: aimass predict {deployment.name} --input rows.json",
+            highlight=False,
+            markup=False,
+        )
+
+
+def deploy(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="The model to serve.")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="The deployment's name; defaults to the model's.")
+    ] = None,
+    version: VersionOpt = None,
+    alias: AliasOpt = None,
+    traffic: TrafficOpt = None,
+    replicas: Annotated[int, typer.Option("--replicas", min=1, help="Replicas to run.")] = 1,
+    max_batch_size: Annotated[
+        int, typer.Option("--max-batch-size", min=1, help="Rows at most in one batch.")
+    ] = 64,
+    max_delay_ms: Annotated[
+        float,
+        typer.Option("--max-delay-ms", min=0, help="Milliseconds a batch waits to fill."),
+    ] = 2.0,
+    cpu: Annotated[float, typer.Option("--cpu", help="CPUs per replica.")] = 1.0,
+    gpu: Annotated[int, typer.Option("--gpu", min=0, help="GPUs per replica.")] = 0,
+    memory_mb: Annotated[
+        int | None, typer.Option("--memory-mb", min=1, help="Memory per replica, in MB.")
+    ] = None,
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = 60.0,
+    json_: JsonOpt = False,
+) -> None:
+    """Serve a model version, an alias it follows, or several versions by weight.
+
+    Give one of --version, --alias or --traffic.
+
+    Example: aimass deploy iris --alias production --replicas 2
+
+    Example: aimass deploy iris --name iris-ab --traffic 1=90 --traffic canary=10
+    """
+    routes = parse_traffic(traffic)
+    if _targets(version, alias, traffic) != 1:
+        raise typer.BadParameter("give exactly one of --version, --alias or --traffic")
+    with open_client(ctx) as client:
+        deployment = client.deployments.create(
+            model,
+            name=name,
+            version=version,
+            alias=alias,
+            traffic=routes,
+            replicas=replicas,
+            max_batch_size=max_batch_size,
+            max_delay_ms=max_delay_ms,
+            cpu=cpu,
+            gpu=gpu,
+            memory_mb=memory_mb,
+        )
+        if wait:
+            deployment = wait_for(client, deployment.name, timeout)
+    if json_:
+        print_json(deployment)
+    else:
+        _summary(deployment, "deployed")
+
+
+@app.command("list")
+def list_deployments(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """List the project's deployments with their routes and state.
+
+    Example: aimass deployments list
+    """
+    with open_client(ctx) as client:
+        deployments = client.deployments.list()
+    if json_:
+        print_json(deployments)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(deployments)} deployment(s)")
+    for column in ("name", "model", "routes", "replicas", "batching", "state", "rev", "updated"):
+        wide = column in ("routes", "batching", "updated")
+        table.add_column(column, overflow="fold", no_wrap=not wide, min_width=min(len(column), 7))
+    for d in deployments:
+        table.add_row(
+            d.name,
+            d.model,
+            format_routes(d.routes),
+            str(d.replicas),
+            f"{d.batching.max_batch_size} rows / {d.batching.max_delay_ms:g} ms",
+            d.state,
+            str(d.revision),
+            format_time(d.updated_at),
+        )
+    stdout_console().print(table)
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: NameArg, json_: JsonOpt = False) -> None:
+    """Show one deployment: its routes, batching, resources and each replica's state.
+
+    Example: aimass deployments show iris
+    """
+    with open_client(ctx) as client:
+        d = client.deployments.get(name)
+    if json_:
+        print_json(d)
+        return
+    from rich.table import Table
+
+    console = stdout_console()
+    console.print(
+        f"[bold]{d.name}[/]  model {d.model}, project {d.project}, revision {d.revision}, "
+        f"state [bold]{d.state}[/]",
+        highlight=False,
+    )
+    memory = f", {d.resources.memory_mb} MB" if d.resources.memory_mb else ""
+    console.print(
+        f"{d.replicas} replica(s) of {d.resources.cpu:g} CPU, {d.resources.gpu} GPU{memory}; "
+        f"batches of {d.batching.max_batch_size} rows or {d.batching.max_delay_ms:g} ms",
+        highlight=False,
+    )
+    total = sum(r.weight for r in d.routes) or 1.0
+    routes = Table(title="routes")
+    for column in ("target", "weight", "share"):
+        routes.add_column(column)
+    for r in d.routes:
+        target = f"version {r.version}" if r.version is not None else f"alias {r.alias}"
+        routes.add_row(target, f"{r.weight:g}", f"{100 * r.weight / total:.3g}%")
+    console.print(routes)
+    replicas = Table(title=f"{len(d.replica_status)} replica(s) reporting")
+    for column in ("replica", "state", "versions", "reason", "updated"):
+        replicas.add_column(column, overflow="fold", no_wrap=column != "reason")
+    for s in d.replica_status:
+        replicas.add_row(
+            s.replica,
+            s.state,
+            ", ".join(str(v) for v in s.versions),
+            s.reason or "",
+            format_time(s.updated_at),
+        )
+    console.print(replicas)
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    name: NameArg,
+    version: VersionOpt = None,
+    alias: AliasOpt = None,
+    traffic: TrafficOpt = None,
+    replicas: Annotated[
+        int | None, typer.Option("--replicas", min=1, help="Replicas to run.")
+    ] = None,
+    max_batch_size: Annotated[
+        int | None, typer.Option("--max-batch-size", min=1, help="Rows at most in one batch.")
+    ] = None,
+    max_delay_ms: Annotated[
+        float | None,
+        typer.Option("--max-delay-ms", min=0, help="Milliseconds a batch waits to fill."),
+    ] = None,
+    cpu: Annotated[float | None, typer.Option("--cpu", help="CPUs per replica.")] = None,
+    gpu: Annotated[int | None, typer.Option("--gpu", min=0, help="GPUs per replica.")] = None,
+    memory_mb: Annotated[
+        int | None, typer.Option("--memory-mb", min=1, help="Memory per replica, in MB.")
+    ] = None,
+    wait: WaitOpt = True,
+    timeout: TimeoutOpt = 60.0,
+    json_: JsonOpt = False,
+) -> None:
+    """Change what a deployment serves or how, without dropping requests in flight.
+
+    Example: aimass deployments update iris --version 3
+
+    Example: aimass deployments update iris --traffic 2=50 --traffic 3=50 --max-batch-size 32
+    """
+    routes = parse_traffic(traffic)
+    if _targets(version, alias, traffic) > 1:
+        raise typer.BadParameter("give at most one of --version, --alias or --traffic")
+    others = (replicas, max_batch_size, max_delay_ms, cpu, gpu, memory_mb)
+    if _targets(version, alias, traffic) == 0 and all(x is None for x in others):
+        raise typer.BadParameter("nothing to change: give at least one option")
+    with open_client(ctx) as client:
+        deployment = client.deployments.update(
+            name,
+            version=version,
+            alias=alias,
+            traffic=routes,
+            replicas=replicas,
+            max_batch_size=max_batch_size,
+            max_delay_ms=max_delay_ms,
+            cpu=cpu,
+            gpu=gpu,
+            memory_mb=memory_mb,
+        )
+        if wait:
+            deployment = wait_for(client, deployment.name, timeout)
+    if json_:
+        print_json(deployment)
+    else:
+        _summary(deployment, "updated")
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    name: NameArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to confirm.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Stop serving a deployment; requests in flight finish first.
+
+    Example: aimass deployments delete iris --yes
+    """
+    if not yes and not typer.confirm(f"Delete deployment {name!r}?"):
+        raise typer.Exit(1)
+    with open_client(ctx) as client:
+        client.deployments.delete(name)
+    if json_:
+        print_json({"deleted": name})
+    else:
+        stdout_console().print(f"deleted deployment {name}", highlight=False, markup=False)

@@ -1,0 +1,5 @@
+"""Deployments: the desired serving state (versions, traffic weights, batching, replicas).
+
+Services here write desired state to the database; ``reconciler`` makes each
+server process's loaded models match it. Must not import the API.
+"""

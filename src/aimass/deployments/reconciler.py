@@ -1,0 +1,183 @@
+"""Each server process keeps its loaded models in line with the deployments table."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from pathlib import Path
+
+from aimass.artifacts.names import validate_filename
+from aimass.artifacts.store import ArtifactStore
+from aimass.deployments import service
+from aimass.deployments.entities import DesiredDeployment, ReplicaState, ResolvedVersion
+from aimass.errors import AimassError
+from aimass.flavors.base import Predictor
+from aimass.flavors.registry import FlavorRegistry
+from aimass.flavors.signature import Signature
+from aimass.loop_service import LoopService
+from aimass.serving.repository import (
+    BatchingConfig,
+    ModelRepository,
+    ServedDeployment,
+    ServedVersion,
+)
+from aimass.serving.runner import ModelRunner
+from aimass.store.db import Database
+
+log = logging.getLogger("aimass.deployments")
+_Status = tuple[ReplicaState, str | None, tuple[int, ...]]
+#: Every this many ticks each status is written again, well inside the staleness window.
+HEARTBEAT_TICKS = 20
+
+
+def replica_id() -> str:
+    """This process's name as a replica: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class DeploymentReconciler(LoopService):
+    """Loads, swaps and unloads deployments in this process to match the database.
+
+    A swap builds the new deployment's runners first and then replaces the old
+    one atomically, so requests in flight finish on the old runners. A model that
+    fails to load marks its deployment failed with the reason, and the rest keep
+    serving.
+    """
+
+    name = "deployment-reconciler"
+
+    def __init__(
+        self,
+        db: Database,
+        store: ArtifactStore,
+        flavors: FlavorRegistry,
+        repository: ModelRepository,
+        cache_dir: Path,
+        interval: float = 0.5,
+    ) -> None:
+        super().__init__(interval)
+        self.db = db
+        self.store = store
+        self.flavors = flavors
+        self.repository = repository
+        self.cache_dir = cache_dir
+        self.replica = replica_id()
+        self._loaded: dict[int, tuple[object, ...]] = {}
+        self._keys: dict[int, tuple[str, str]] = {}
+        self._status: dict[int, _Status] = {}
+        self._reported: dict[int, _Status] = {}
+        self._ticks = 0
+
+    def _read_desired(self) -> list[DesiredDeployment]:
+        with self.db.session() as session:
+            return service.desired_deployments(session)
+
+    async def run_once(self) -> None:
+        """Compare desired and loaded deployments and act on the difference."""
+        desired = await asyncio.to_thread(self._read_desired)
+        wanted = {d.id: d for d in desired}
+        for deployment_id in list(self._loaded):
+            if deployment_id not in wanted:
+                project, name = self._keys.pop(deployment_id)
+                self._loaded.pop(deployment_id)
+                self._status.pop(deployment_id, None)
+                self._reported.pop(deployment_id, None)
+                self.repository.remove(name, project)
+                log.info("unloaded deployment %s/%s", project, name)
+        for item in desired:
+            fingerprint = item.fingerprint()
+            if self._loaded.get(item.id) == fingerprint:
+                continue
+            await self._load(item)
+            self._loaded[item.id] = fingerprint
+            self._keys[item.id] = (item.project, item.name)
+        self._ticks += 1
+        if self._ticks % HEARTBEAT_TICKS == 0:  # rewrite reports so they do not go stale
+            self._reported.clear()
+        await asyncio.to_thread(self._report_all)
+
+    async def _load(self, item: DesiredDeployment) -> None:
+        if not item.versions:
+            self.repository.set_state(item.name, item.project, "failed", "no version to serve")
+            self._remember(item.id, "failed", "no version to serve", [])
+            return
+        if self.repository.get(item.name, item.project) is None:
+            self.repository.set_state(item.name, item.project, "loading")
+        batching = BatchingConfig(
+            max_batch_size=item.batching.max_batch_size,
+            max_delay_ms=item.batching.max_delay_ms,
+        )
+        try:
+            served = []
+            for version in item.versions:
+                predictor, signature = await asyncio.to_thread(self._load_predictor, version)
+                runner = ModelRunner(
+                    predictor, signature, batching.max_batch_size, batching.max_delay_ms
+                )
+                served.append(
+                    ServedVersion(
+                        model=version.model,
+                        version=version.version,
+                        weight=version.weight,
+                        runner=runner,
+                        signature=signature,
+                        flavor=version.flavor,
+                    )
+                )
+        except Exception as exc:
+            reason = exc.message if isinstance(exc, AimassError) else type(exc).__name__
+            log.warning("deployment %s/%s failed to load: %s", item.project, item.name, reason)
+            self.repository.set_state(item.name, item.project, "failed", reason)
+            self._remember(item.id, "failed", reason, [v.version for v in item.versions])
+            return
+        self.repository.put(
+            ServedDeployment(
+                name=item.name,
+                project=item.project,
+                versions=served,
+                state="ready",
+                reason=None,
+            )
+        )
+        self._remember(item.id, "ready", None, [v.version for v in item.versions])
+        log.info("deployment %s/%s ready", item.project, item.name)
+
+    def _load_predictor(self, version: ResolvedVersion) -> tuple[Predictor, Signature | None]:
+        path = self._local_copy(version)
+        predictor = self.flavors.get(version.flavor).load(path, version.trusted)
+        signature = (
+            Signature.model_validate(version.signature) if version.signature else None
+        ) or predictor.signature
+        return predictor, signature
+
+    def _local_copy(self, version: ResolvedVersion) -> Path:
+        """The verified bytes in a local cache keyed by checksum (shared by versions)."""
+        folder = self.cache_dir / version.sha256
+        path = folder / validate_filename(version.filename)
+        if path.is_file():
+            return path
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{os.getpid()}.part"
+        with tmp.open("wb") as out:
+            self.store.read_to(version.artifact_key, version.sha256, out)
+        os.replace(tmp, path)
+        return path
+
+    def _remember(
+        self, deployment_id: int, state: ReplicaState, reason: str | None, versions: list[int]
+    ) -> None:
+        self._status[deployment_id] = (state, reason, tuple(versions))
+
+    def _report_all(self) -> None:
+        """Write each deployment's status when it changed (and now and then, as a heartbeat)."""
+        for deployment_id, current in list(self._status.items()):
+            if self._reported.get(deployment_id) == current:
+                continue
+            state, reason, versions = current
+            with self.db.session() as session:
+                service.report_replica(
+                    session, deployment_id, self.replica, state, reason, list(versions)
+                )
+            self._reported[deployment_id] = current

@@ -1,0 +1,72 @@
+"""``LoopService``: a background reconciler that cannot die.
+
+A subclass implements ``run_once``; a test calls it directly to run exactly one
+tick. A tick that raises is logged and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+
+log = logging.getLogger("aimass.loops")
+
+
+class LoopService(ABC):
+    """Calls ``run_once`` every ``interval`` seconds, or sooner when ``wake()`` is called."""
+
+    name = "loop"
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    @abstractmethod
+    async def run_once(self) -> None:
+        """One reconciliation tick."""
+
+    def wake(self) -> None:
+        """Run the next tick now rather than at the end of the interval."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s tick failed; the loop goes on", self.name)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    def start(self) -> None:
+        """Start the loop on the running event loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the current tick (cancelled only if it overruns ``timeout``).
+
+        Letting the tick finish matters: a tick cancelled while its worker thread
+        holds a database connection would leave that connection unreturned.
+        """
+        self._stopping = True
+        self._wake.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._task = None

@@ -1,0 +1,59 @@
+"""A short-lived cache of bearer-token checks, so auth on the inference path costs microseconds."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from aimass.errors import Unauthenticated
+
+if TYPE_CHECKING:
+    from aimass.auth.entities import Principal
+
+#: How many distinct secrets the cache holds before it starts over.
+MAX_ENTRIES = 10_000
+
+
+class AuthCache:
+    """Principals (and refusals) by the sha256 of the secret, each kept for ``ttl_s`` seconds.
+
+    A revoked token stops working within ``ttl_s``. Refusals are cached too, so
+    that a flood of bad tokens costs the token store one look-up per token and
+    TTL, not one per request. A miss calls ``authenticate`` on a worker thread,
+    since it may query the database.
+    """
+
+    def __init__(self, authenticate: Callable[[str | None], Principal], ttl_s: float = 2.0) -> None:
+        self._authenticate = authenticate
+        self.ttl_s = ttl_s
+        self._entries: dict[bytes, tuple[float, Principal | None, str]] = {}
+
+    async def principal(self, secret: str) -> Principal:
+        """Return the principal behind ``secret`` or raise ``Unauthenticated``."""
+        key = hashlib.sha256(secret.encode()).digest()
+        entry = self._entries.get(key)
+        now = time.monotonic()
+        if entry is None or entry[0] < now:
+            entry = await self._check(secret, now)
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[key] = entry
+        principal = entry[1]
+        if principal is None:
+            raise Unauthenticated(entry[2])
+        return principal
+
+    async def _check(self, secret: str, now: float) -> tuple[float, Principal | None, str]:
+        loop = asyncio.get_running_loop()
+        try:
+            principal = await loop.run_in_executor(None, self._authenticate, secret)
+        except Unauthenticated as exc:
+            return now + self.ttl_s, None, exc.message
+        return now + self.ttl_s, principal, ""
+
+    def clear(self) -> None:
+        """Forget every cached check (a token was revoked and must stop working now)."""
+        self._entries.clear()

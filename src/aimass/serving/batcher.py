@@ -1,0 +1,247 @@
+"""Dynamic batching: one small queue that turns concurrent puts into batched handler calls."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, TypeVar, cast
+
+log = logging.getLogger("aimass.serving")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Async handler: takes a batch of items, returns one result per item, in order.
+AsyncHandler = Callable[[list[T]], Awaitable[list[R]]]
+#: Sync handler: the same, run in the batcher's own one-thread executor.
+SyncHandler = Callable[[list[T]], list[R]]
+#: Called on the event loop after each batch: its size and each item's wait in the queue.
+BatchObserver = Callable[[int, Sequence[float]], None]
+
+# Passes of the event loop with no new item after which a batch closes early. Two,
+# because a request read from a socket in one pass reaches ``put`` in the next.
+_IDLE_PASSES = 2
+
+
+class BatcherClosed(RuntimeError):
+    """Raised by ``put`` once ``close`` has begun."""
+
+
+class Batcher(Generic[T, R]):
+    """Collect items into batches and run ``handler`` on each batch, one batch at a time.
+
+    ``put(item)`` returns a future for that item's result. A batch closes when it
+    holds ``max_batch_size`` items or ``max_delay_s`` after its first item was put,
+    and also, with ``close_when_idle`` (the default), as soon as two passes of the
+    event loop bring no new item, so that a lone request is never held for the
+    whole delay while a burst of concurrent ones still lands in one batch. Items
+    put while a batch runs wait for the next one, which is how batches grow under
+    load. If the handler raises, or returns a list of another length, every
+    future of that batch fails with the exception. ``close()`` refuses new items,
+    runs every item already queued, then stops. A sync handler runs in a
+    dedicated single thread, so the event loop keeps serving while it works.
+    The batcher starts lazily on the first ``put``, on that caller's event loop.
+    """
+
+    def __init__(
+        self,
+        handler: AsyncHandler[T, R] | SyncHandler[T, R],
+        max_batch_size: int,
+        max_delay_s: float,
+        *,
+        close_when_idle: bool = True,
+        name: str = "batcher",
+    ) -> None:
+        if max_batch_size < 1:
+            raise ValueError("max_batch_size must be at least 1")
+        if max_delay_s < 0:
+            raise ValueError("max_delay_s must not be negative")
+        self.max_batch_size = max_batch_size
+        self.max_delay_s = max_delay_s
+        self.close_when_idle = close_when_idle
+        self.name = name
+        self.observer: BatchObserver | None = None
+        self._is_async = inspect.iscoroutinefunction(handler)
+        self._handler = handler
+        self._queue: deque[tuple[T, asyncio.Future[R], float]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._wait_for_full = False
+        self._closing = False
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close`` has begun; ``put`` then raises ``BatcherClosed``."""
+        return self._closing
+
+    def __len__(self) -> int:
+        """The number of items waiting for a batch."""
+        return len(self._queue)
+
+    def put(self, item: T) -> asyncio.Future[R]:
+        """Queue one item and return the future of its result; call it on the event loop."""
+        if self._closing:
+            raise BatcherClosed(f"{self.name} is closed")
+        loop = self._loop
+        if loop is None:
+            loop = self._start()
+        future: asyncio.Future[R] = loop.create_future()
+        queue = self._queue
+        queue.append((item, future, loop.time()))
+        waiter = self._waiter
+        if (
+            waiter is not None
+            and not waiter.done()
+            and (not self._wait_for_full or len(queue) >= self.max_batch_size)
+        ):
+            waiter.set_result(None)
+        return future
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._task = loop.create_task(self._run(), name=self.name)
+        return loop
+
+    def close_soon(self) -> None:
+        """Refuse new items and let the queued ones finish; safe from any thread."""
+        self._closing = True
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake)
+
+    async def close(self) -> None:
+        """Refuse new items, run every queued one, and wait until the batcher has stopped."""
+        self.close_soon()
+        task = self._task
+        if task is not None and not task.done():
+            await asyncio.shield(task)
+        elif self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _sleep(self, loop: asyncio.AbstractEventLoop, delay: float | None) -> None:
+        """Wait for a put (all of a batch with ``_wait_for_full``), close, or ``delay``."""
+        waiter = loop.create_future()
+        self._waiter = waiter
+        handle = None if delay is None else loop.call_later(delay, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            self._wait_for_full = False
+            if handle is not None:
+                handle.cancel()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        queue = self._queue
+        try:
+            while True:
+                if not queue:
+                    if self._closing:
+                        return
+                    await self._sleep(loop, None)
+                    continue
+                if len(queue) < self.max_batch_size and self.max_delay_s > 0 and not self._closing:
+                    await self._fill(loop)
+                await self._run_batch(loop)
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=False)
+                self._executor = None
+
+    async def _fill(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait for more items until the batch is full, its delay is over, or the loop is idle."""
+        queue = self._queue
+        deadline = queue[0][2] + self.max_delay_s
+        if not self.close_when_idle:
+            remaining = deadline - loop.time()
+            if remaining > 0:
+                self._wait_for_full = True
+                await self._sleep(loop, remaining)
+            return
+        idle = 0
+        while len(queue) < self.max_batch_size and not self._closing:
+            seen = len(queue)
+            await asyncio.sleep(0)
+            if len(queue) == seen:
+                idle += 1
+                if idle >= _IDLE_PASSES:
+                    return
+            else:
+                idle = 0
+            if loop.time() >= deadline:
+                return
+
+    async def _run_batch(self, loop: asyncio.AbstractEventLoop) -> None:
+        queue = self._queue
+        items: list[T] = []
+        futures: list[asyncio.Future[R]] = []
+        waits: list[float] = []
+        now = loop.time()
+        while queue and len(items) < self.max_batch_size:
+            item, future, queued_at = queue.popleft()
+            if future.done():  # cancelled: its caller has gone away
+                continue
+            items.append(item)
+            futures.append(future)
+            waits.append(now - queued_at)
+        if not items:
+            return
+        try:
+            if self._is_async:
+                handler = cast("AsyncHandler[T, R]", self._handler)
+                results = await handler(items)
+            else:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(1, thread_name_prefix=self.name)
+                sync_handler = cast("SyncHandler[T, R]", self._handler)
+                results = await loop.run_in_executor(self._executor, sync_handler, items)
+            if len(results) != len(items):
+                raise RuntimeError(
+                    f"batch handler returned {len(results)} results for {len(items)} items"
+                )
+        except Exception as exc:
+            for future in futures:
+                if not future.done():
+                    future.set_exception(exc)
+        except BaseException:
+            # Cancelled (the loop is going away): the callers are cancelled with it.
+            for future in futures:
+                future.cancel()
+            raise
+        else:
+            for future, result in zip(futures, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+        observer = self.observer
+        if observer is not None:
+            try:
+                observer(len(items), waits)
+            except Exception:
+                log.exception("batch observer of %s failed", self.name)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -1,0 +1,534 @@
+"""The lean inference path: a plain ASGI app for /v2, /metrics and the JSON predict route.
+
+No framework sits on this path: routes are found by splitting the path, headers
+are read in one pass, constant answers and headers are encoded once, auth is a
+cached hash look-up, and bodies are counted against their limit as they arrive.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from aimass.auth.entities import Principal
+from aimass.errors import AimassError, InvalidInput, Unauthenticated
+from aimass.serving._auth_cache import AuthCache
+from aimass.serving.batcher import BatcherClosed
+from aimass.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from aimass.serving.metrics import InferenceMetrics, VersionMetrics
+from aimass.serving.protocol import (
+    dumps,
+    encode_infer_response,
+    parse_infer_request,
+    parse_predict_request,
+    spec_json,
+    to_json_value,
+)
+
+if TYPE_CHECKING:
+    from aimass.serving.repository import ModelRepository, ServedDeployment, ServedVersion
+
+#: ASGI's types, as plain mappings and callables.
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+log = logging.getLogger("aimass.serving")
+
+_JSON = b"application/json"
+_BINARY = b"application/octet-stream"
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_CLOSE = (b"connection", b"close")
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+_PROJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_EMPTY = b""
+_MAX_NAME = 128
+
+
+class HTTPError(Exception):
+    """An answer other than 200, with a message safe to show the caller."""
+
+    def __init__(self, status: int, message: str, *, close: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.close = close
+
+
+_CODES = {
+    400: "invalid_input",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    500: "internal",
+    503: "unavailable",
+}
+
+
+class InferenceApp:
+    """The ASGI app of the inference path; ``handles(path)`` says which paths are its.
+
+    Routes: ``GET /v2/health/live`` and ``/v2/health/ready`` (no token), ``GET /v2``,
+    ``GET /v2/models/{name}[/versions/{v}]`` and ``.../ready``, ``POST .../infer``,
+    ``GET /metrics`` and ``POST /api/v1/deployments/{name}/predict``. Deployments
+    are looked up in ``repository`` by name and the ``?project=`` query parameter
+    (default ``default``). With ``auth_enabled`` every route but the health probes
+    needs a bearer token whose principal may view the project (``/metrics``: all
+    projects). Errors answer ``{"error": "..."}`` on /v2 and
+    ``{"error": {"code", "message", "request_id"}}`` under /api/v1; none carries
+    a traceback, a path or an internal name. Call it only for paths it handles.
+    """
+
+    def __init__(
+        self,
+        repository: ModelRepository,
+        authenticate: Callable[[str | None], Principal],
+        auth_enabled: bool,
+        max_body_bytes: int,
+        max_tensor_elements: int,
+        server_version: str,
+        *,
+        metrics: InferenceMetrics | None = None,
+        auth_ttl_s: float = 2.0,
+    ) -> None:
+        self.repository = repository
+        self.auth_enabled = auth_enabled
+        self.max_body_bytes = max_body_bytes
+        self.max_tensor_elements = max_tensor_elements
+        self.server_version = server_version
+        self.metrics = metrics if metrics is not None else InferenceMetrics()
+        self.auth = AuthCache(authenticate, auth_ttl_s)
+        self._server_metadata = dumps(
+            {"name": "aimass", "version": server_version, "extensions": ["binary_tensor_data"]}
+        )
+        self._unresolved = self.metrics.version("", "", "", "")
+        self._anonymous = Principal(token_id=None, name="anonymous", role="admin", project=None)
+        self._id_prefix = os.urandom(4).hex()
+        self._ids = itertools.count(1)
+
+    @staticmethod
+    def handles(path: str) -> bool:
+        """True for the paths this app answers; send every other one elsewhere."""
+        if path.startswith("/v2"):
+            return len(path) == 3 or path[3] == "/"
+        if path == "/metrics":
+            return True
+        return path.startswith("/api/v1/deployments/") and path.endswith("/predict")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one request (or run the lifespan protocol when served on its own)."""
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.repository.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        authorization = content_length = header_length = client_id = None
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                authorization = value
+            elif key == b"content-length":
+                content_length = value
+            elif key == b"inference-header-content-length":
+                header_length = value
+            elif key == b"x-request-id":
+                client_id = value
+        if client_id is not None and _CLIENT_ID.fullmatch(client_id.decode("latin-1")):
+            request_id: str = client_id.decode("latin-1")
+        else:
+            request_id = f"{self._id_prefix}{next(self._ids):08x}"
+        path: str = scope["path"]
+        method: str = scope["method"]
+        plain = path.startswith("/api/")
+        try:
+            parts = path.rstrip("/").split("/") if len(path) > 1 else ["", ""]
+            if parts[1] == "v2":
+                await self._v2(
+                    scope, receive, send, request_id, parts, method, authorization,
+                    content_length, header_length, started,
+                )  # fmt: skip
+            elif parts[1] == "metrics":
+                _allow(method, "GET")
+                principal = await self._principal(authorization)
+                if not principal.can("viewer", None):
+                    raise HTTPError(403, "metrics need a token that is not limited to a project")
+                body = self.metrics.render()
+                await _answer(send, 200, body, request_id, METRICS_CONTENT_TYPE.encode())
+            elif len(parts) == 6 and parts[3] == "deployments" and parts[5] == "predict":
+                _allow(method, "POST")
+                await self._predict(
+                    scope, receive, send, request_id, parts[4], authorization, content_length,
+                    started,
+                )  # fmt: skip
+            else:
+                raise HTTPError(404, "no such route")
+        except HTTPError as exc:
+            await self._error(send, request_id, exc, plain)
+        except AimassError as exc:
+            await self._error(send, request_id, _http_error(exc), plain)
+        except Exception:
+            log.exception("inference request failed (request id %s)", request_id)
+            await self._error(
+                send, request_id, HTTPError(500, f"internal error (request id {request_id})"), plain
+            )
+
+    async def _v2(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request_id: str,
+        parts: list[str],
+        method: str,
+        authorization: bytes | None,
+        content_length: bytes | None,
+        header_length: bytes | None,
+        started: float,
+    ) -> None:
+        count = len(parts)
+        if count == 4 and parts[2] == "health" and parts[3] in ("live", "ready"):
+            _allow(method, "GET")
+            await _answer(send, 200, _EMPTY, request_id, _JSON)
+            return
+        if count == 2:
+            _allow(method, "GET")
+            await self._principal(authorization)
+            await _answer(send, 200, self._server_metadata, request_id, _JSON)
+            return
+        if count < 4 or parts[2] != "models" or count > 7:
+            raise HTTPError(404, "no such route")
+        name = parts[3]
+        rest = parts[4:]
+        version: str | None = None
+        if rest and rest[0] == "versions":
+            if len(rest) < 2:
+                raise HTTPError(404, "no such route")
+            version = rest[1]
+            rest = rest[2:]
+        action = rest[0] if rest else ""
+        if len(rest) > 1 or action not in ("", "ready", "infer"):
+            raise HTTPError(404, "no such route")
+        _allow(method, "POST" if action == "infer" else "GET")
+        principal = await self._principal(authorization)
+        project = _project(scope)
+        if not principal.can("viewer", project):
+            raise HTTPError(403, f"this token may not use project {project!r}")
+        if action == "infer":
+            body = await _read_body(receive, content_length, self.max_body_bytes)
+            await self._infer(
+                send, request_id, name, version, project, body, header_length, started
+            )
+            return
+        deployment = self._deployment(name, project)
+        if action == "ready":
+            if not deployment.serving or (version is not None and not _find(deployment, version)):
+                raise HTTPError(400, f"model {_quote(name)} is not ready")
+            await _answer(send, 200, _EMPTY, request_id, _JSON)
+            return
+        await _answer(send, 200, self._model_metadata(deployment, version), request_id, _JSON)
+
+    def _deployment(self, name: str, project: str) -> ServedDeployment:
+        deployment = self.repository.get(name, project)
+        if deployment is None:
+            raise HTTPError(404, f"unknown model {_quote(name)}")
+        return deployment
+
+    def _serving(self, deployment: ServedDeployment, version: str | None) -> ServedVersion:
+        """The version to answer with: the named one or a weighted pick; 503 while none loaded."""
+        if not deployment.versions:
+            if deployment.state == "failed":
+                reason = f": {deployment.reason}" if deployment.reason else ""
+                message = f"model {_quote(deployment.name)} failed to load{reason}"
+            else:
+                message = f"model {_quote(deployment.name)} is {deployment.state}; try again soon"
+            raise HTTPError(503, message)
+        if version is None:
+            return deployment.pick()
+        served = _find(deployment, version)
+        if served is None:
+            raise HTTPError(
+                404, f"unknown version {_quote(version)} of model {_quote(deployment.name)}"
+            )
+        return served
+
+    def _model_metadata(self, deployment: ServedDeployment, version: str | None) -> bytes:
+        if version is None:
+            served = deployment.primary() or self._serving(deployment, None)
+            versions = [str(v.version) for v in deployment.versions]
+        else:
+            served = self._serving(deployment, version)
+            versions = [str(served.version)]
+        signature = served.signature
+        return dumps(
+            {
+                "name": deployment.name,
+                "versions": versions,
+                "platform": served.flavor,
+                "inputs": [spec_json(s) for s in signature.inputs] if signature else [],
+                "outputs": [spec_json(s) for s in served.runner.output_specs],
+            }
+        )
+
+    async def _infer(
+        self,
+        send: Send,
+        request_id: str,
+        name: str,
+        version: str | None,
+        project: str,
+        body: bytes,
+        header_length: bytes | None,
+        started: float,
+    ) -> None:
+        length: int | None = None
+        if header_length is not None:
+            if not header_length.isdigit():
+                raise HTTPError(400, "Inference-Header-Content-Length must be a number of bytes")
+            length = int(header_length)
+        for attempt in (1, 2):
+            deployment = self.repository.get(name, project)
+            if deployment is None:
+                self._unresolved.request(404, None)
+                raise HTTPError(404, f"unknown model {_quote(name)}")
+            try:
+                served = self._serving(deployment, version)
+            except HTTPError as exc:
+                self._unresolved.request(exc.status, None)
+                raise
+            runner = served.runner
+            metrics = runner.metrics or self._bind(deployment, served)
+            try:
+                request = parse_infer_request(
+                    body, length, served.signature, self.max_tensor_elements
+                )
+                wanted: list[str] | None = None
+                if request.outputs is not None:
+                    wanted = [out.name for out in request.outputs]
+                    for out in wanted:
+                        if out != runner.predict_output and out != runner.proba_output:
+                            raise InvalidInput(f"unknown output {_quote(out)}")
+                outputs = await runner.infer(request.inputs, wanted)
+                if wanted is not None:
+                    for out in wanted:
+                        if out not in outputs:
+                            raise InvalidInput(f"this model gives no output {_quote(out)}")
+            except BatcherClosed:
+                if attempt == 1:
+                    continue  # swapped out between look-up and queueing: ask the new one
+                raise
+            except InvalidInput as exc:
+                metrics.request(400, None)
+                raise HTTPError(400, exc.message) from None
+            except Exception:
+                metrics.request(500, None)
+                log.exception("model %s version %s failed to predict (request id %s)",
+                              served.model, served.version, request_id)  # fmt: skip
+                raise HTTPError(
+                    500, f"model failed to predict; see server logs (request id {request_id})"
+                ) from None
+            payload, json_length = encode_infer_response(
+                name, str(served.version), request.id, outputs, request.outputs,
+                request.binary_output,
+            )  # fmt: skip
+            if json_length is None:
+                await _answer(send, 200, payload, request_id, _JSON)
+            else:
+                await _answer(
+                    send, 200, payload, request_id, _BINARY,
+                    (b"inference-header-content-length", str(json_length).encode()),
+                )  # fmt: skip
+            metrics.request(200, time.perf_counter() - started)
+            return
+
+    async def _predict(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request_id: str,
+        name: str,
+        authorization: bytes | None,
+        content_length: bytes | None,
+        started: float,
+    ) -> None:
+        principal = await self._principal(authorization)
+        project = _project(scope)
+        if not principal.can("viewer", project):
+            raise HTTPError(403, f"this token may not use project {project!r}")
+        body = await _read_body(receive, content_length, self.max_body_bytes)
+        deployment = self._deployment(name, project)
+        for attempt in (1, 2):
+            served = self._serving(deployment, None)
+            runner = served.runner
+            metrics = runner.metrics or self._bind(deployment, served)
+            try:
+                inputs = parse_predict_request(body, served.signature, self.max_tensor_elements)
+                outputs = await runner.infer(inputs)
+            except BatcherClosed:
+                if attempt == 1:
+                    deployment = self._deployment(name, project)
+                    continue
+                raise
+            except InvalidInput as exc:
+                metrics.request(400, None)
+                raise HTTPError(400, exc.message) from None
+            except Exception:
+                metrics.request(500, None)
+                log.exception("model %s version %s failed to predict (request id %s)",
+                              served.model, served.version, request_id)  # fmt: skip
+                raise HTTPError(
+                    500, f"model failed to predict; see server logs (request id {request_id})"
+                ) from None
+            answer: dict[str, object] = {
+                "deployment": deployment.name,
+                "model": served.model,
+                "version": served.version,
+                "predictions": to_json_value(outputs[runner.predict_output]),
+            }
+            proba = outputs.get(runner.proba_output)
+            if proba is not None:
+                answer["probabilities"] = to_json_value(proba)
+            await _answer(send, 200, dumps(answer), request_id, _JSON)
+            metrics.request(200, time.perf_counter() - started)
+            return
+
+    def _bind(self, deployment: ServedDeployment, served: ServedVersion) -> VersionMetrics:
+        metrics = self.metrics.version(
+            deployment.project, deployment.name, served.model, str(served.version)
+        )
+        served.runner.metrics = metrics
+        return metrics
+
+    async def _principal(self, authorization: bytes | None) -> Principal:
+        if not self.auth_enabled:
+            return self._anonymous
+        if authorization is None:
+            raise HTTPError(401, "this route needs a bearer token (Authorization: Bearer ...)")
+        if authorization[:7].lower() != b"bearer ":
+            raise HTTPError(401, "the Authorization header must be 'Bearer <token>'")
+        secret = authorization[7:].strip().decode("latin-1")
+        if not secret:
+            raise HTTPError(401, "the bearer token is empty")
+        try:
+            return await self.auth.principal(secret)
+        except Unauthenticated as exc:
+            raise HTTPError(401, exc.message) from None
+
+    async def _error(self, send: Send, request_id: str, error: HTTPError, plain: bool) -> None:
+        if plain:
+            code = _CODES.get(error.status, "error")
+            body = dumps(
+                {"error": {"code": code, "message": error.message, "request_id": request_id}}
+            )
+        else:
+            body = dumps({"error": error.message})
+        extra: list[tuple[bytes, bytes]] = []
+        if error.status == 401:
+            extra.append((b"www-authenticate", b"Bearer"))
+        if error.close:
+            extra.append(_CLOSE)
+        try:
+            await _answer(send, error.status, body, request_id, _JSON, *extra)
+        except Exception:
+            log.debug("could not send the error answer (request id %s)", request_id)
+
+
+async def _answer(
+    send: Send,
+    status: int,
+    body: bytes,
+    request_id: str,
+    content_type: bytes,
+    *extra: tuple[bytes, bytes],
+) -> None:
+    headers = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+        _NOSNIFF,
+    ]
+    if extra:
+        headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive: Receive, content_length: bytes | None, limit: int) -> bytes:
+    """Read the whole body; over ``limit`` (declared, or counted as it arrives) is a 413."""
+    if content_length is not None and (not content_length.isdigit() or int(content_length) > limit):
+        raise HTTPError(413, f"request body is over the limit of {limit} bytes", close=True)
+    message = await receive()
+    body: bytes = message.get("body", _EMPTY)
+    total = len(body)
+    if total > limit:
+        raise HTTPError(413, f"request body is over the limit of {limit} bytes", close=True)
+    if not message.get("more_body", False):
+        return body
+    chunks = [body]
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HTTPError(400, "the client went away before sending the whole body", close=True)
+        chunk: bytes = message.get("body", _EMPTY)
+        total += len(chunk)
+        if total > limit:
+            raise HTTPError(413, f"request body is over the limit of {limit} bytes", close=True)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return _EMPTY.join(chunks)
+
+
+def _allow(method: str, allowed: str) -> None:
+    if method != allowed:
+        raise HTTPError(405, f"method {method[:16]} is not allowed here; use {allowed}")
+
+
+def _project(scope: Scope) -> str:
+    query: bytes = scope.get("query_string", _EMPTY)
+    if not query:
+        return "default"
+    for key, value in parse_qsl(query.decode("latin-1")):
+        if key == "project":
+            if not _PROJECT.fullmatch(value):
+                raise HTTPError(400, "the project parameter is not a valid project name")
+            return value
+    return "default"
+
+
+def _find(deployment: ServedDeployment, version: str) -> ServedVersion | None:
+    if not version.isdigit() or len(version) > 18:
+        return None
+    return deployment.version(int(version))
+
+
+def _quote(name: str) -> str:
+    """A caller-given name for an error message: repr'd and cut short."""
+    return repr(name[:_MAX_NAME])
+
+
+def _http_error(exc: AimassError) -> HTTPError:
+    if exc.status >= 500:
+        log.error("inference path error %s: %s", exc.code, exc.message)
+        return HTTPError(500, "internal error")
+    return HTTPError(exc.status, exc.message)

@@ -1,0 +1,102 @@
+"""Prometheus metrics of the inference path, in a registry of their own."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST as _CONTENT_TYPE
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+#: The content type of ``render()``.
+CONTENT_TYPE: str = _CONTENT_TYPE
+
+_LABELS = ("project", "deployment", "model", "version")
+_LATENCY_BUCKETS = (
+    0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+_QUEUE_BUCKETS = (0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 1.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class VersionMetrics:
+    """The metric children of one served version, bound once so the hot path skips label lookups."""
+
+    __slots__ = ("_batch", "_codes", "_labels", "_latency", "_metrics", "_queue")
+
+    def __init__(self, metrics: InferenceMetrics, labels: tuple[str, str, str, str]) -> None:
+        self._metrics = metrics
+        self._labels = labels
+        self._codes: dict[int, Any] = {}
+        self._latency = metrics.request_seconds.labels(*labels)
+        self._batch = metrics.batch_size.labels(*labels)
+        self._queue = metrics.queue_seconds.labels(*labels)
+
+    def request(self, code: int, seconds: float | None) -> None:
+        """Count one answered request, and its latency when it reached the model."""
+        child = self._codes.get(code)
+        if child is None:
+            child = self._metrics.requests.labels(*self._labels, str(code))
+            self._codes[code] = child
+        child.inc()
+        if seconds is not None:
+            self._latency.observe(seconds)
+
+    def batch(self, size: int, waits: Sequence[float]) -> None:
+        """Record one batch's size and how long each of its requests waited in the queue."""
+        self._batch.observe(size)
+        observe = self._queue.observe
+        for wait in waits:
+            observe(wait)
+
+
+class InferenceMetrics:
+    """Requests, latency, batch size and queue time per deployment, model and version.
+
+    The metrics live in their own ``CollectorRegistry`` (pass one to share it), so
+    that several apps in one process, tests among them, never collide.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "aimass_inference_requests",
+            "Inference requests answered, by status code.",
+            [*_LABELS, "code"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "aimass_inference_request_seconds",
+            "Time from a request's arrival to its answer, for requests that reached a model.",
+            _LABELS,
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "aimass_inference_batch_size",
+            "Requests merged into one predict call.",
+            _LABELS,
+            buckets=_BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_seconds = Histogram(
+            "aimass_inference_queue_seconds",
+            "Time a request waited in its model's batch queue.",
+            _LABELS,
+            buckets=_QUEUE_BUCKETS,
+            registry=self.registry,
+        )
+        self._versions: dict[tuple[str, str, str, str], VersionMetrics] = {}
+
+    def version(self, project: str, deployment: str, model: str, version: str) -> VersionMetrics:
+        """Return the (cached) metric children for one served version."""
+        key = (project, deployment, model, version)
+        bound = self._versions.get(key)
+        if bound is None:
+            bound = VersionMetrics(self, key)
+            self._versions[key] = bound
+        return bound
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,248 @@
+"""One loaded model version behind a dynamic batcher: concatenate rows, predict once, split."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from aimass.errors import InvalidInput
+from aimass.serving.batcher import Batcher, BatcherClosed
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from aimass.flavors.base import Predictor
+    from aimass.flavors.signature import Signature, TensorSpec
+    from aimass.serving.metrics import VersionMetrics
+
+    Array = NDArray[Any]
+
+#: Output names when the model has no signature to name them.
+PREDICT = "predict"
+PREDICT_PROBA = "predict_proba"
+
+# One request's work: its inputs and the outputs it wants (None: all of them).
+_Item = tuple[dict[str, "Array"], frozenset[str] | None]
+
+
+@dataclass
+class RunnerStats:
+    """Counters since the runner started: requests, batches, rows and time queued."""
+
+    requests: int = 0
+    batches: int = 0
+    rows: int = 0
+    queue_seconds: float = 0.0
+    largest_batch: int = 0
+    batch_sizes: dict[int, int] = field(default_factory=dict)
+
+    def record(self, size: int, waits: Sequence[float]) -> None:
+        """Count one batch of ``size`` requests that waited ``waits`` seconds each."""
+        self.batches += 1
+        self.requests += size
+        self.queue_seconds += sum(waits)
+        self.largest_batch = max(self.largest_batch, size)
+        self.batch_sizes[size] = self.batch_sizes.get(size, 0) + 1
+
+
+class ModelRunner:
+    """Runs one predictor for concurrent requests, batching them when it can.
+
+    ``infer`` takes arrays by input name, each with the request's rows along
+    axis 0, and returns arrays by output name holding exactly those rows. With
+    ``max_batch_size`` above 1 (and a signature whose inputs all have a variable
+    first dimension), concurrent requests are concatenated into one predict call
+    on a dedicated thread and the outputs are split back. Requests whose inputs
+    differ in dtype or trailing shape are run as separate groups, and when a
+    merged group fails each of its requests is retried alone, so one bad request
+    fails only itself. Outputs are named from the signature (its first output is
+    ``predict``, its second ``predict_proba``) or ``predict``/``predict_proba``
+    without one. Call ``infer`` on the event loop.
+    """
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        signature: Signature | None,
+        max_batch_size: int,
+        max_delay_ms: float,
+        *,
+        name: str = "model",
+    ) -> None:
+        self.predictor = predictor
+        self.signature = signature
+        self.name = name
+        self.stats = RunnerStats()
+        #: Per-version metrics, bound by the inference app on first use.
+        self.metrics: VersionMetrics | None = None
+        outputs = signature.outputs if signature is not None else []
+        self.predict_output: str = outputs[0].name if outputs else PREDICT
+        self.proba_output: str = outputs[1].name if len(outputs) > 1 else PREDICT_PROBA
+        self.output_specs: list[TensorSpec] = list(outputs[:2])
+        self.input_names: tuple[str, ...] = (
+            tuple(spec.name for spec in signature.inputs) if signature is not None else ()
+        )
+        batchable = signature is None or all(
+            spec.shape and spec.shape[0] == -1 for spec in signature.inputs
+        )
+        self.max_batch_size = max_batch_size if batchable else 1
+        self._batcher: Batcher[_Item, Any] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._closed = False
+        if self.max_batch_size > 1:
+            self._batcher = Batcher(
+                self._run_batch,
+                self.max_batch_size,
+                max_delay_ms / 1000.0,
+                name=f"aimass-batch-{name}",
+            )
+            self._batcher.observer = self._observe
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close`` has begun."""
+        return self._closed
+
+    async def infer(
+        self, inputs: dict[str, Array], outputs: Collection[str] | None = None
+    ) -> dict[str, Array]:
+        """Predict for one request's rows and return its outputs by name.
+
+        ``outputs`` limits the answer (and the work) to those output names.
+        """
+        rows = _rows(inputs)
+        wanted = None if outputs is None else frozenset(outputs)
+        batcher = self._batcher
+        if batcher is not None:
+            result = await batcher.put((inputs, wanted))
+        else:
+            if self._closed:
+                raise BatcherClosed(f"runner {self.name} is closed")
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"aimass-{self.name}")
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self._executor, self._run_one, (inputs, wanted))
+            self._observe(1, (0.0,))
+        if isinstance(result, BaseException):
+            raise result
+        for array in result.values():
+            if array.shape[:1] != (rows,):
+                raise RuntimeError(
+                    f"the model returned {array.shape[0] if array.ndim else 0} rows for {rows}"
+                )
+        return result  # type: ignore[no-any-return]
+
+    def close_soon(self) -> None:
+        """Refuse new requests; those already queued still run. Safe from any thread."""
+        self._closed = True
+        if self._batcher is not None:
+            self._batcher.close_soon()
+
+    async def close(self) -> None:
+        """Refuse new requests, finish the queued ones, and stop the thread."""
+        self._closed = True
+        if self._batcher is not None:
+            await self._batcher.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+
+    def _observe(self, size: int, waits: Sequence[float]) -> None:
+        self.stats.record(size, waits)
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.batch(size, waits)
+
+    def _predict(self, inputs: dict[str, Array], wanted: frozenset[str] | None) -> dict[str, Array]:
+        """Run the predictor once (on the runner's thread) and name its outputs."""
+        batch: Any = inputs
+        if not self.input_names and len(inputs) == 1:
+            batch = next(iter(inputs.values()))
+        result: dict[str, Array] = {}
+        if wanted is None or self.predict_output in wanted:
+            result[self.predict_output] = np.asarray(self.predictor.predict(batch))
+        if wanted is None or self.proba_output in wanted:
+            proba = self.predictor.predict_proba(batch)
+            if proba is not None:
+                result[self.proba_output] = np.asarray(proba)
+        return result
+
+    def _run_batch(self, items: list[_Item]) -> list[Any]:
+        """Run a batch on the runner's thread: one predict per group of compatible requests."""
+        if len(items) == 1:
+            return [self._run_one(items[0])]
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for index, (inputs, _wanted) in enumerate(items):
+            key = tuple((name, a.dtype.str, a.shape[1:]) for name, a in inputs.items())
+            groups.setdefault(key, []).append(index)
+        results: list[Any] = [None] * len(items)
+        for indexes in groups.values():
+            if len(indexes) == 1:
+                results[indexes[0]] = self._run_one(items[indexes[0]])
+                continue
+            members = [items[i] for i in indexes]
+            try:
+                answers = self._run_merged(members)
+            except Exception:
+                # One bad request must not fail its neighbours: retry each alone.
+                answers = [self._run_one(item) for item in members]
+            for i, answer in zip(indexes, answers, strict=True):
+                results[i] = answer
+        return results
+
+    def _run_one(self, item: _Item) -> Any:
+        try:
+            return self._predict(*item)
+        except Exception as exc:
+            return exc
+
+    def _run_merged(self, members: list[_Item]) -> list[dict[str, Array]]:
+        names = list(members[0][0])
+        merged = {name: np.concatenate([inputs[name] for inputs, _ in members]) for name in names}
+        wanted: frozenset[str] | None = frozenset()
+        for _, want in members:
+            if want is None:
+                wanted = None
+                break
+            wanted = wanted | want  # type: ignore[operator]
+        outputs = self._predict(merged, wanted)
+        total = len(next(iter(merged.values())))
+        for array in outputs.values():
+            if array.ndim == 0 or array.shape[0] != total:
+                raise RuntimeError("the model's output rows do not match its input rows")
+        answers: list[dict[str, Array]] = []
+        start = 0
+        for inputs, want in members:
+            stop = start + _rows(inputs)
+            answers.append(
+                {
+                    name: array[start:stop]
+                    for name, array in outputs.items()
+                    if want is None or name in want
+                }
+            )
+            start = stop
+        return answers
+
+
+def _rows(inputs: dict[str, Array]) -> int:
+    """The request's row count: every input's first dimension, which must agree."""
+    rows = -1
+    for name, array in inputs.items():
+        if array.ndim == 0:
+            raise InvalidInput(f"input {name!r} is a scalar; send rows along a first dimension")
+        if rows == -1:
+            rows = array.shape[0]
+        elif array.shape[0] != rows:
+            raise InvalidInput(
+                f"inputs disagree on the number of rows: {name!r} has {array.shape[0]}, "
+                f"others have {rows}"
+            )
+    if rows == -1:
+        raise InvalidInput("the request has no inputs")
+    return rows

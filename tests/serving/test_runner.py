@@ -1,0 +1,114 @@
+"""ModelRunner over real flavors: batching, output names, isolation of a bad request."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pytest
+from tests.serving.conftest import Models
+
+from aimass.errors import InvalidInput
+from aimass.serving import ModelRunner
+
+
+def _gather(runner: ModelRunner, inputs: list[dict[str, Any]]) -> list[Any]:
+    async def main() -> list[Any]:
+        try:
+            return await asyncio.gather(*(runner.infer(i) for i in inputs), return_exceptions=True)
+        finally:
+            await runner.close()
+
+    return asyncio.run(main())
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_rows(models: Models) -> None:
+    predictor = models.sklearn
+    runner = ModelRunner(predictor, predictor.signature, max_batch_size=32, max_delay_ms=5)
+    # Requests of 1, 2 and 3 rows, each distinct.
+    chunks = [models.x[i : i + 1 + i % 3].astype("float64") for i in range(0, 300, 3)]
+    results = _gather(runner, [{"input": c} for c in chunks])
+    for chunk, result in zip(chunks, results, strict=True):
+        assert set(result) == {"predict", "predict_proba"}
+        np.testing.assert_array_equal(result["predict"], predictor.predict(chunk))
+        np.testing.assert_allclose(result["predict_proba"], predictor.predict_proba(chunk))
+    assert runner.stats.largest_batch > 1
+    assert runner.stats.largest_batch <= 32
+    assert runner.stats.requests == len(chunks)
+
+
+def test_onnx_outputs_are_named_from_its_signature(models: Models) -> None:
+    predictor = models.onnx
+    runner = ModelRunner(predictor, predictor.signature, max_batch_size=8, max_delay_ms=1)
+    rows = [{"X": models.x[i : i + 1]} for i in range(20)]
+    results = _gather(runner, rows)
+    for row, result in zip(rows, results, strict=True):
+        assert set(result) == {"label", "probabilities"}
+        np.testing.assert_array_equal(result["label"], predictor.predict(row["X"]))
+        assert result["probabilities"].shape == (1, 2)
+
+
+def test_without_a_signature_outputs_are_predict_and_predict_proba(models: Models) -> None:
+    runner = ModelRunner(models.sklearn, None, max_batch_size=1, max_delay_ms=0)
+    (result,) = _gather(runner, [{"x": models.x[:4].astype("float64")}])
+    assert set(result) == {"predict", "predict_proba"}
+    assert result["predict"].shape == (4,)
+
+
+def test_only_the_requested_outputs_are_computed(models: Models) -> None:
+    predictor = models.sklearn
+    runner = ModelRunner(predictor, predictor.signature, max_batch_size=8, max_delay_ms=1)
+
+    async def main() -> dict[str, Any]:
+        try:
+            return await runner.infer({"input": models.x[:2].astype("float64")}, ["predict"])
+        finally:
+            await runner.close()
+
+    assert set(asyncio.run(main())) == {"predict"}
+
+
+def test_a_bad_request_fails_alone(models: Models) -> None:
+    predictor = models.sklearn
+    runner = ModelRunner(predictor, predictor.signature, max_batch_size=64, max_delay_ms=5)
+    good = [{"input": models.x[i : i + 1].astype("float64")} for i in range(30)]
+    bad = {"input": np.full((1, 30), np.nan)}  # LogisticRegression refuses NaN
+    results = _gather(runner, [*good[:15], bad, *good[15:]])
+    assert isinstance(results[15], ValueError)
+    for request, result in zip(good, results[:15] + results[16:], strict=True):
+        np.testing.assert_array_equal(result["predict"], predictor.predict(request["input"]))
+
+
+def test_inputs_disagreeing_on_rows_are_refused(models: Models) -> None:
+    runner = ModelRunner(models.onnx, None, max_batch_size=4, max_delay_ms=1)
+    (result,) = _gather(runner, [{"a": np.zeros((2, 3)), "b": np.zeros((3, 3))}])
+    assert isinstance(result, InvalidInput)
+
+
+def test_a_fixed_first_dimension_turns_batching_off(models: Models) -> None:
+    signature = models.onnx.signature
+    assert signature is not None
+    fixed = signature.model_copy(deep=True)
+    fixed.inputs[0].shape = [1, 30]
+    runner = ModelRunner(models.onnx, fixed, max_batch_size=64, max_delay_ms=1)
+    assert runner.max_batch_size == 1
+
+
+@pytest.mark.parametrize("max_batch_size", [1, 16])
+def test_close_finishes_in_flight_requests(models: Models, max_batch_size: int) -> None:
+    predictor = models.sklearn
+    runner = ModelRunner(predictor, predictor.signature, max_batch_size, max_delay_ms=2)
+
+    async def main() -> list[Any]:
+        tasks = [
+            asyncio.ensure_future(runner.infer({"input": models.x[i : i + 1].astype("float64")}))
+            for i in range(40)
+        ]
+        await asyncio.sleep(0)  # every request is queued
+        await runner.close()
+        return await asyncio.gather(*tasks)
+
+    results = asyncio.run(main())
+    assert len(results) == 40
+    assert all(r["predict"].shape == (1,) for r in results)
