@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-
 from tests.conftest import start_server
+
 from tests_support import wait_state
 
 

@@ -37,9 +37,7 @@ def deploy(http: httpx.Client, body: dict[str, Any], timeout: float = 30.0) -> d
     return wait_state(http, name, "ready", timeout)
 
 
-def wait_state(
-    http: httpx.Client, name: str, state: str, timeout: float = 30.0
-) -> dict[str, Any]:
+def wait_state(http: httpx.Client, name: str, state: str, timeout: float = 30.0) -> dict[str, Any]:
     """Poll a deployment until it reaches ``state``."""
     import time
 
@@ -59,7 +57,11 @@ def oip_json(rows: Any, name: str = "X", datatype: str = "FP32") -> dict[str, An
     array = np.asarray(rows)
     return {
         "inputs": [
-            {"name": name, "shape": list(array.shape), "datatype": datatype,
-             "data": array.ravel().tolist()}
+            {
+                "name": name,
+                "shape": list(array.shape),
+                "datatype": datatype,
+                "data": array.ravel().tolist(),
+            }
         ]
     }

@@ -114,11 +114,15 @@ def _train(work: Path) -> tuple[Path, list[_DemoModel]]:
     onnx_path.write_bytes(onx.SerializeToString())
     return iris_csv, [
         _DemoModel(
-            DEMO_MODEL, iris_model, float(clf.score(x_test, y_test)),
+            DEMO_MODEL,
+            iris_model,
+            float(clf.score(x_test, y_test)),
             "LogisticRegression on iris (skops)",
         ),
         _DemoModel(
-            DEMO_ONNX_MODEL, onnx_path, float(pipe.score(bx_test, by_test)),
+            DEMO_ONNX_MODEL,
+            onnx_path,
+            float(pipe.score(bx_test, by_test)),
             "LogisticRegression on breast_cancer (ONNX)",
         ),
     ]

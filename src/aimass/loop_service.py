@@ -7,6 +7,7 @@ tick. A tick that raises is logged and the loop goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from abc import ABC, abstractmethod
 
@@ -40,10 +41,8 @@ class LoopService(ABC):
                 raise
             except Exception:
                 log.exception("%s tick failed; the loop goes on", self.name)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     def start(self) -> None:
@@ -65,8 +64,6 @@ class LoopService(ABC):
             await asyncio.wait_for(asyncio.shield(self._task), timeout)
         except TimeoutError:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         self._task = None

@@ -55,18 +55,14 @@ def test_tritonclient_against_onnx_and_sklearn_deployments(
         tensor = triton.InferInput(input_name, list(array.shape), datatype)
         tensor.set_data_from_numpy(array, binary_data=binary)
         outputs = [triton.InferRequestedOutput(meta["outputs"][0]["name"], binary_data=binary)]
-        result = client.infer(
-            name, [tensor], model_version=version, outputs=outputs, headers=auth
-        )
+        result = client.infer(name, [tensor], model_version=version, outputs=outputs, headers=auth)
         labels = result.as_numpy(meta["outputs"][0]["name"]).ravel()
         assert labels.tolist() == cancer["y"][:5].tolist()
         assert result.get_response()["model_version"] == version
     client.close()
 
 
-def test_canary_weights_split_traffic(
-    http: httpx.Client, cancer: dict[str, Any]
-) -> None:
+def test_canary_weights_split_traffic(http: httpx.Client, cancer: dict[str, Any]) -> None:
     deploy(
         http,
         {
@@ -141,7 +137,9 @@ def test_a_model_that_fails_to_load_leaves_the_others_serving(
     stored = [p for p in Path(settings.resolved_artifacts).rglob("*") if p.is_file()]
     target = next(p for p in stored if _sha(p) == version["sha256"])
     target.write_bytes(b"corrupt" + target.read_bytes()[7:])
-    response = http.post("/api/v1/deployments", json={"name": "bad", "model": "cancer", "version": 2})
+    response = http.post(
+        "/api/v1/deployments", json={"name": "bad", "model": "cancer", "version": 2}
+    )
     assert response.status_code == 201
     failed = wait_state(http, "bad", "failed")
     assert "checksum" in failed["replica_status"][0]["reason"]
@@ -201,7 +199,8 @@ def test_metrics_count_requests_per_model_and_version(
         http.post("/v2/models/onnx/infer", json=oip_json(cancer["x"][:1]))
     text = http.get("/metrics").text
     lines = [
-        line for line in text.splitlines()
+        line
+        for line in text.splitlines()
         if line.startswith("aimass_inference_requests_total{") and 'deployment="onnx"' in line
     ]
     assert lines and sum(float(line.rsplit(" ", 1)[1]) for line in lines) >= 3

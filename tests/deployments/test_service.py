@@ -24,8 +24,15 @@ def db(db_url: str, tmp_path: Path, model_files: Any) -> Any:
     store = ArtifactStore(str(tmp_path / "artifacts"))
     for path in (model_files.onnx, model_files.skops):
         registry.register_version(
-            database, store, default_flavor_registry(), project="default", name="m",
-            upload=path, filename=path.name, spec=VersionCreate(), can_trust=False,
+            database,
+            store,
+            default_flavor_registry(),
+            project="default",
+            name="m",
+            upload=path,
+            filename=path.name,
+            spec=VersionCreate(),
+            can_trust=False,
         )
     yield database
     database.close()
@@ -66,7 +73,9 @@ def test_traffic_split_and_update_bumps_revision(db: Database) -> None:
 
 def test_replica_reports_make_the_state(db: Database) -> None:
     with db.session() as session:
-        created = service.create_deployment(session, "default", DeploymentCreate(model="m", version=1))
+        created = service.create_deployment(
+            session, "default", DeploymentCreate(model="m", version=1)
+        )
         service.report_replica(session, created.id, "host:1", "ready", None, [1])
         service.report_replica(session, created.id, "host:2", "loading", None, [1])
         assert service.read_deployment(session, "default", "m").state == "loading"

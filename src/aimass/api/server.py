@@ -64,7 +64,15 @@ def run_server(settings: Settings, demo: bool = False) -> None:
             console.print(line)
     url = f"http://{settings.host}:{settings.port}"
     console.print(f"aimass serving on [bold]{url}[/]  (API docs: {url}/docs)")
-    common = {"host": settings.host, "port": settings.port, "log_level": "warning"}
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": "warning",
+        "access_log": False,
+        "server_header": False,
+        "loop": "auto",  # uvloop and httptools when installed (they are, off Windows)
+        "http": "auto",
+    }
     if settings.workers == 1:
         from aimass.api.app import create_app
 

@@ -18,8 +18,8 @@ from aimass.deployments.entities import (
     DesiredDeployment,
     ReplicaState,
     ReplicaStatus,
-    Resources,
     ResolvedVersion,
+    Resources,
     TrafficRoute,
 )
 from aimass.errors import Conflict, InvalidInput, NotFound
@@ -75,7 +75,7 @@ def _state(row: DeploymentRow, now: datetime) -> tuple[DeploymentState, list[Rep
     statuses = [
         ReplicaStatus(
             replica=r.replica,
-            state=r.state,  # type: ignore[arg-type]
+            state=r.state,
             reason=r.reason,
             versions=list(r.versions or []),
             updated_at=aware_utc(r.updated_at),
@@ -260,4 +260,3 @@ def report_replica(
     row.versions = versions
     row.updated_at = utcnow()
     session.flush()
-

@@ -162,9 +162,13 @@ class Batcher(Generic[T, R]):
                         return
                     await self._sleep(loop, None)
                     continue
-                if len(queue) < self.max_batch_size and self.max_delay_s > 0 and not self._closing:
-                    await self._fill(loop)
-                await self._run_batch(loop)
+                try:
+                    if self.max_delay_s > 0 and not self._closing:
+                        await self._fill(loop)
+                    await self._run_batch(loop)
+                except Exception:
+                    # The loop must outlive any one batch, or every later put would hang.
+                    log.exception("batch loop of %s failed; it goes on", self.name)
         finally:
             if self._executor is not None:
                 self._executor.shutdown(wait=False)
@@ -173,6 +177,8 @@ class Batcher(Generic[T, R]):
     async def _fill(self, loop: asyncio.AbstractEventLoop) -> None:
         """Wait for more items until the batch is full, its delay is over, or the loop is idle."""
         queue = self._queue
+        if len(queue) >= self.max_batch_size:
+            return
         deadline = queue[0][2] + self.max_delay_s
         if not self.close_when_idle:
             remaining = deadline - loop.time()

@@ -49,6 +49,7 @@ _CLOSE = (b"connection", b"close")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 _PROJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _EMPTY = b""
+_METRICS_TYPE = METRICS_CONTENT_TYPE.encode()
 _MAX_NAME = 128
 
 
@@ -174,7 +175,7 @@ class InferenceApp:
                 if not principal.can("viewer", None):
                     raise HTTPError(403, "metrics need a token that is not limited to a project")
                 body = self.metrics.render()
-                await _answer(send, 200, body, request_id, METRICS_CONTENT_TYPE.encode())
+                await _answer(send, 200, body, request_id, _METRICS_TYPE)
             elif len(parts) == 6 and parts[3] == "deployments" and parts[5] == "predict":
                 _allow(method, "POST")
                 await self._predict(
