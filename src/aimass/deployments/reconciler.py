@@ -86,12 +86,11 @@ class DeploymentReconciler(LoopService):
                 self._reported.pop(deployment_id, None)
                 self.repository.remove(name, project)
                 log.info("unloaded deployment %s/%s", project, name)
-        for item in desired:
-            fingerprint = item.fingerprint()
-            if self._loaded.get(item.id) == fingerprint:
-                continue
-            await self._load(item)
-            self._loaded[item.id] = fingerprint
+        changed = [item for item in desired if self._loaded.get(item.id) != item.fingerprint()]
+        # Load side by side: a slow model (or a slow library import) does not hold up the rest.
+        await asyncio.gather(*(self._load(item) for item in changed))
+        for item in changed:
+            self._loaded[item.id] = item.fingerprint()
             self._keys[item.id] = (item.project, item.name)
         self._ticks += 1
         if self._ticks % HEARTBEAT_TICKS == 0:  # rewrite reports so they do not go stale
