@@ -78,8 +78,13 @@ ONE_THREAD = {
 # ----------------------------------------------------------------------------- HTTP
 
 
-def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None,
-         timeout: float = 10.0) -> tuple[int, bytes]:
+def http(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    headers: dict | None = None,
+    timeout: float = 10.0,
+) -> tuple[int, bytes]:
     """One request; returns (status, body), with status 0 when nothing answered."""
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
@@ -91,8 +96,9 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict | None 
         return 0, b""
 
 
-def post_json(url: str, payload: bytes, token: str | None = None,
-              timeout: float = 10.0) -> tuple[int, bytes]:
+def post_json(
+    url: str, payload: bytes, token: str | None = None, timeout: float = 10.0
+) -> tuple[int, bytes]:
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -107,8 +113,11 @@ def multipart(fields: dict[str, tuple[str | None, bytes, str]]) -> tuple[bytes, 
         disp = f'form-data; name="{name}"'
         if filename:
             disp += f'; filename="{filename}"'
-        parts.append(f"--{boundary}\r\nContent-Disposition: {disp}\r\n"
-                     f"Content-Type: {ctype}\r\n\r\n".encode() + data + b"\r\n")
+        parts.append(
+            f"--{boundary}\r\nContent-Disposition: {disp}\r\nContent-Type: {ctype}\r\n\r\n".encode()
+            + data
+            + b"\r\n"
+        )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
@@ -175,8 +184,12 @@ class Server:
         log = open(self.log_path, "wb")  # noqa: SIM115 - kept open for the child
         self.started_at = time.perf_counter()
         self.proc = subprocess.Popen(
-            ["taskset", "-c", SERVER_CPU, *argv], env=full_env, cwd=cwd,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            ["taskset", "-c", SERVER_CPU, *argv],
+            env=full_env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
 
@@ -191,8 +204,9 @@ class Server:
     def wait_http(self, path: str, timeout: float, interval: float = 0.01) -> None:
         def up() -> bool:
             if not self.alive():
-                raise ServerError(f"{self.kind} exited with {self.proc.returncode}:\n"
-                                  f"{self.log_tail()}")
+                raise ServerError(
+                    f"{self.kind} exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
             return http("GET", self.base + path, timeout=2)[0] == 200
 
         if not wait_until(up, timeout, interval):
@@ -225,34 +239,88 @@ class Server:
             self._start_aimass()
         elif self.kind == "mlflow":
             self.infer_path = "/invocations"
-            self.spawn([str(PEERS_BIN / "mlflow"), "models", "serve", "-m",
-                        str(self.work / "mlflow" / self.model), "--env-manager", "local",
-                        "-w", "1", "-p", str(self.port), "-h", "127.0.0.1"],
-                       {"MLFLOW_TRACKING_URI": f"file://{self.work / 'mlruns'}"}, HERE)
+            self.spawn(
+                [
+                    str(PEERS_BIN / "mlflow"),
+                    "models",
+                    "serve",
+                    "-m",
+                    str(self.work / "mlflow" / self.model),
+                    "--env-manager",
+                    "local",
+                    "-w",
+                    "1",
+                    "-p",
+                    str(self.port),
+                    "-h",
+                    "127.0.0.1",
+                ],
+                {"MLFLOW_TRACKING_URI": f"file://{self.work / 'mlruns'}"},
+                HERE,
+            )
             self.wait_http("/ping", 120, 0.02)
         elif self.kind.startswith("bentoml"):
             self.infer_path = "/predict"
-            self.spawn([str(PEERS_BIN / "bentoml"), "serve", "servers.bentoml_service:Predictor",
-                        "--host", "127.0.0.1", "--port", str(self.port)],
-                       {"BENTOML_HOME": str(self.work / "bentoml"),
-                        "BENTOML_DO_NOT_TRACK": "true", "BENCH_MODEL": self.model,
-                        "BENCH_BATCHING": "1" if self.kind == "bentoml-batch" else "0"}, HERE)
+            self.spawn(
+                [
+                    str(PEERS_BIN / "bentoml"),
+                    "serve",
+                    "servers.bentoml_service:Predictor",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
+                {
+                    "BENTOML_HOME": str(self.work / "bentoml"),
+                    "BENTOML_DO_NOT_TRACK": "true",
+                    "BENCH_MODEL": self.model,
+                    "BENCH_BATCHING": "1" if self.kind == "bentoml-batch" else "0",
+                },
+                HERE,
+            )
             self.wait_http("/readyz", 120, 0.02)
         elif self.kind == "fastapi":
             self.infer_path = "/predict"
-            self.spawn([str(PEERS_BIN / "uvicorn"), "servers.fastapi_app:app", "--host",
-                        "127.0.0.1", "--port", str(self.port), "--workers", "1"],
-                       {"BENCH_MODEL": self.model, "BENCH_WORK": str(self.work)}, HERE)
+            self.spawn(
+                [
+                    str(PEERS_BIN / "uvicorn"),
+                    "servers.fastapi_app:app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    "1",
+                ],
+                {"BENCH_MODEL": self.model, "BENCH_WORK": str(self.work)},
+                HERE,
+            )
             self.wait_http("/health", 120)
         else:
             raise ValueError(self.kind)
 
     def _start_aimass(self) -> None:
-        self.home = Path(tempfile.mkdtemp(prefix=f"aimass-bench-{self.model}-",
-                                          dir=self.work / "homes"))
-        self.spawn([str(AIMASS_BIN / "aimass"), "server", "--host", "127.0.0.1", "--port",
-                    str(self.port), "--workers", "1", "--home", str(self.home), "--no-demo"],
-                   {"AIMASS_HOME": str(self.home)}, ROOT)
+        self.home = Path(
+            tempfile.mkdtemp(prefix=f"aimass-bench-{self.model}-", dir=self.work / "homes")
+        )
+        self.spawn(
+            [
+                str(AIMASS_BIN / "aimass"),
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+                "--home",
+                str(self.home),
+                "--no-demo",
+            ],
+            {"AIMASS_HOME": str(self.home)},
+            ROOT,
+        )
         self.wait_http("/v2/health/live", 120, 0.005)
         token_file = self.home / "token"
         if not wait_until(token_file.is_file, 10):
@@ -260,26 +328,39 @@ class Server:
         self.token = token_file.read_text().strip()
         auth = {"Authorization": f"Bearer {self.token}"}
         path = self.work / "aimass" / ("lr.onnx" if self.model == "lr" else f"{self.model}.pt")
-        body, ctype = multipart({"file": (path.name, path.read_bytes(),
-                                          "application/octet-stream")})
-        status, raw = http("POST", f"{self.base}/api/v1/models/{self.model}/versions", body,
-                           {**auth, "Content-Type": ctype}, timeout=60)
+        body, ctype = multipart(
+            {"file": (path.name, path.read_bytes(), "application/octet-stream")}
+        )
+        status, raw = http(
+            "POST",
+            f"{self.base}/api/v1/models/{self.model}/versions",
+            body,
+            {**auth, "Content-Type": ctype},
+            timeout=60,
+        )
         if status != 201:
             raise ServerError(f"aimass upload answered {status}: {raw[:500]!r}")
         version = json.loads(raw)["version"]
-        batching = ({"max_batch_size": 1, "max_delay_ms": 0} if self.kind == "aimass-nobatch"
-                    else {"max_batch_size": 64, "max_delay_ms": 2})
-        deploy = json.dumps({"model": self.model, "version": version,
-                             "batching": batching}).encode()
-        status, raw = http("POST", f"{self.base}/api/v1/deployments", deploy,
-                           {**auth, "Content-Type": "application/json"})
+        batching = (
+            {"max_batch_size": 1, "max_delay_ms": 0}
+            if self.kind == "aimass-nobatch"
+            else {"max_batch_size": 64, "max_delay_ms": 2}
+        )
+        deploy = json.dumps(
+            {"model": self.model, "version": version, "batching": batching}
+        ).encode()
+        status, raw = http(
+            "POST",
+            f"{self.base}/api/v1/deployments",
+            deploy,
+            {**auth, "Content-Type": "application/json"},
+        )
         if status != 201:
             raise ServerError(f"aimass deploy answered {status}: {raw[:500]!r}")
         state: dict[str, Any] = {}
 
         def ready() -> bool:
-            code, answer = http("GET", f"{self.base}/api/v1/deployments/{self.model}",
-                                headers=auth)
+            code, answer = http("GET", f"{self.base}/api/v1/deployments/{self.model}", headers=auth)
             if code == 200:
                 state.update(json.loads(answer))
                 if state.get("state") == "failed":
@@ -292,14 +373,18 @@ class Server:
 
     def metrics_seen(self) -> str:
         """For aimass: confirm /metrics counts the inference requests."""
-        code, raw = http("GET", self.base + "/metrics",
-                         headers={"Authorization": f"Bearer {self.token}"})
+        code, raw = http(
+            "GET", self.base + "/metrics", headers={"Authorization": f"Bearer {self.token}"}
+        )
         if code != 200:
             return f"/metrics answered {code}"
         count = 0.0
         for line in raw.decode(errors="replace").splitlines():
-            if line.startswith("aimass_inference_requests") and f'"{self.model}"' in line \
-                    and not line.startswith("aimass_inference_requests_created"):
+            if (
+                line.startswith("aimass_inference_requests")
+                and f'"{self.model}"' in line
+                and not line.startswith("aimass_inference_requests_created")
+            ):
                 with contextlib.suppress(ValueError):
                     count += float(line.rsplit(" ", 1)[1])
         return f"/metrics counted {count:.0f} inference requests"
@@ -342,33 +427,51 @@ def check_answer(server: Server, expected: dict) -> str | None:
 
 
 def run_wrk(server: Server, connections: int, seconds: float, latency: bool = True) -> dict:
-    argv = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-            "--timeout", "10s", "-s", str(HERE / "loadgen.lua")]
+    argv = [
+        "taskset",
+        "-c",
+        LOAD_CPU,
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(HERE / "loadgen.lua"),
+    ]
     if latency:
         argv.append("--latency")
     argv.append(server.url)
-    env = {**os.environ, "BENCH_BODY": str(server.body("load")),
-           "BENCH_TOKEN": server.token or ""}
-    out = subprocess.run(argv, env=env, capture_output=True, text=True,
-                         timeout=seconds + 60)
+    env = {**os.environ, "BENCH_BODY": str(server.body("load")), "BENCH_TOKEN": server.token or ""}
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=seconds + 60)
     for line in out.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
-            raw = json.loads(line[len("BENCH_JSON "):])
+            raw = json.loads(line[len("BENCH_JSON ") :])
             break
     else:
-        raise ServerError(f"wrk printed no result ({' '.join(argv)}): "
-                          f"{(out.stdout + out.stderr).strip()[-500:]!r}")
+        raise ServerError(
+            f"wrk printed no result ({' '.join(argv)}): "
+            f"{(out.stdout + out.stderr).strip()[-500:]!r}"
+        )
     errors = raw["errors"]
     secs = raw["duration_us"] / 1e6
     socket_errors = errors["connect"] + errors["read"] + errors["write"] + errors["timeout"]
     ok = raw["requests"] - errors["status"]
     lat = raw["latency_us"]
     return {
-        "connections": connections, "seconds": round(secs, 3), "requests": raw["requests"],
-        "ok_rps": round(ok / secs, 1), "non2xx": errors["status"],
-        "socket_errors": socket_errors, "errors_detail": errors,
-        "p50_ms": lat["p50"] / 1000, "p90_ms": lat["p90"] / 1000, "p99_ms": lat["p99"] / 1000,
-        "max_ms": lat["max"] / 1000, "mean_ms": round(lat["mean"] / 1000, 3),
+        "connections": connections,
+        "seconds": round(secs, 3),
+        "requests": raw["requests"],
+        "ok_rps": round(ok / secs, 1),
+        "non2xx": errors["status"],
+        "socket_errors": socket_errors,
+        "errors_detail": errors,
+        "p50_ms": lat["p50"] / 1000,
+        "p90_ms": lat["p90"] / 1000,
+        "p99_ms": lat["p99"] / 1000,
+        "max_ms": lat["max"] / 1000,
+        "mean_ms": round(lat["mean"] / 1000, 3),
     }
 
 
@@ -390,9 +493,12 @@ def bench_server(kind: str, model: str, args: argparse.Namespace, expected: dict
             time.sleep(0.5)
             run = run_wrk(server, c, args.duration)
             result["runs"].append(run)
-            print(f"    {kind:15s} c={c:<3d} {run['ok_rps']:>9.1f} req/s  p50 {run['p50_ms']:8.2f} ms"
-                  f"  p99 {run['p99_ms']:8.2f} ms  errors {run['non2xx']}+{run['socket_errors']}",
-                  flush=True)
+            print(
+                f"    {kind:15s} c={c:<3d} {run['ok_rps']:>9.1f} req/s  "
+                f"p50 {run['p50_ms']:8.2f} ms  p99 {run['p99_ms']:8.2f} ms  "
+                f"errors {run['non2xx']}+{run['socket_errors']}",
+                flush=True,
+            )
         if not server.alive():
             result["status"] = f"died during the run:\n{server.log_tail()}"
             return result
@@ -417,9 +523,12 @@ def start_time(kind: str, args: argparse.Namespace, expected: dict) -> dict:
         try:
             server.start()
             payload = server.body("check").read_bytes()
+
             # Count the first 200, not just health: poll the predict route itself.
-            if not wait_until(lambda: post_json(server.url, payload, server.token)[0] == 200,
-                              60, 0.005):
+            def answers(server: Server = server, payload: bytes = payload) -> bool:
+                return post_json(server.url, payload, server.token)[0] == 200
+
+            if not wait_until(answers, 60, 0.005):
                 raise ServerError("never answered 200")
             times.append(time.perf_counter() - server.started_at)
             problem = check_answer(server, expected["lr"])
@@ -430,17 +539,34 @@ def start_time(kind: str, args: argparse.Namespace, expected: dict) -> dict:
         finally:
             server.stop()
         time.sleep(0.5)
-    return {"server": kind, "times_s": [round(t, 3) for t in times],
-            "median_s": round(statistics.median(times), 3) if times else None,
-            "problems": problems}
+    return {
+        "server": kind,
+        "times_s": [round(t, 3) for t in times],
+        "median_s": round(statistics.median(times), 3) if times else None,
+        "problems": problems,
+    }
 
 
 def ceiling(model: str, impl: str, seconds: float, work: Path) -> dict:
     python = PEERS_BIN / "python" if impl == "native" else AIMASS_BIN / "python"
-    argv = ["taskset", "-c", SERVER_CPU, str(python), str(HERE / "ceiling.py"), "--model", model,
-            "--impl", impl, "--seconds", str(seconds), "--work", str(work)]
-    out = subprocess.run(argv, env={**os.environ, **ONE_THREAD}, capture_output=True, text=True,
-                         timeout=300)
+    argv = [
+        "taskset",
+        "-c",
+        SERVER_CPU,
+        str(python),
+        str(HERE / "ceiling.py"),
+        "--model",
+        model,
+        "--impl",
+        impl,
+        "--seconds",
+        str(seconds),
+        "--work",
+        str(work),
+    ]
+    out = subprocess.run(
+        argv, env={**os.environ, **ONE_THREAD}, capture_output=True, text=True, timeout=300
+    )
     if out.returncode != 0:
         return {"model": model, "impl": impl, "error": out.stderr.strip().splitlines()[-1:]}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -460,33 +586,59 @@ def machine() -> dict:
     with contextlib.suppress(OSError):
         kb = int(Path("/proc/meminfo").read_text().split()[1])
         mem = f"{kb / 1024 / 1024:.1f} GiB"
-    return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
-            "memory": mem, "loadavg": " ".join(f"{v:.2f}" for v in os.getloadavg()),
-            "python": platform.python_version()}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "memory": mem,
+        "loadavg": " ".join(f"{v:.2f}" for v in os.getloadavg()),
+        "python": platform.python_version(),
+    }
 
 
 def versions() -> dict[str, str]:
     found: dict[str, str] = {}
-    for name in ("mlflow", "bentoml", "fastapi", "uvicorn", "starlette", "pydantic", "uvloop",
-                 "httptools", "scikit-learn", "torch", "onnx", "skl2onnx", "numpy", "pandas"):
+    for name in (
+        "mlflow",
+        "bentoml",
+        "fastapi",
+        "uvicorn",
+        "starlette",
+        "pydantic",
+        "uvloop",
+        "httptools",
+        "scikit-learn",
+        "torch",
+        "onnx",
+        "skl2onnx",
+        "numpy",
+        "pandas",
+    ):
         with contextlib.suppress(md.PackageNotFoundError):
             found[f"{name} (peers)"] = md.version(name)
-    script = ("import importlib.metadata as m, json; out = {}\n"
-              "for n in ['aimass', 'uvicorn', 'starlette', 'orjson', 'uvloop', 'httptools', "
-              "'onnxruntime', 'torch', 'scikit-learn', 'numpy']:\n"
-              "    try: out[n] = m.version(n)\n"
-              "    except m.PackageNotFoundError: pass\n"
-              "print(json.dumps(out))")
+    script = (
+        "import importlib.metadata as m, json; out = {}\n"
+        "for n in ['aimass', 'uvicorn', 'starlette', 'orjson', 'uvloop', 'httptools', "
+        "'onnxruntime', 'torch', 'scikit-learn', 'numpy']:\n"
+        "    try: out[n] = m.version(n)\n"
+        "    except m.PackageNotFoundError: pass\n"
+        "print(json.dumps(out))"
+    )
     with contextlib.suppress(Exception):
-        out = subprocess.run([str(AIMASS_BIN / "python"), "-c", script], capture_output=True,
-                             text=True, timeout=60)
+        out = subprocess.run(
+            [str(AIMASS_BIN / "python"), "-c", script], capture_output=True, text=True, timeout=60
+        )
         for name, version in json.loads(out.stdout).items():
             found[f"{name} (aimass venv)"] = version
     with contextlib.suppress(Exception):
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
-                               capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         found["aimass commit"] = commit + (" (+ uncommitted changes in src/)" if dirty else "")
     with contextlib.suppress(Exception):
         out = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
@@ -503,8 +655,9 @@ def find(results: list[dict], model: str, server: str, c: int) -> dict | None:
     return None
 
 
-def ratio_line(label: str, num: float | None, den: float | None, target: float | None,
-               unit: str = "×") -> str:
+def ratio_line(
+    label: str, num: float | None, den: float | None, target: float | None, unit: str = "×"
+) -> str:
     if num is None or den is None or den == 0:
         return f"- {label}: n/a (a run is missing or failed)"
     value = num / den
@@ -519,59 +672,92 @@ def ratio_line(label: str, num: float | None, den: float | None, target: float |
 def limit_line(label: str, value: float | None, limit: float, unit: str) -> str:
     if value is None:
         return f"- {label}: n/a (a run is missing or failed)"
-    return (f"- {label}: **{value:.2f} {unit}** (target < {limit:g} {unit}: "
-            f"{'met' if value < limit else 'NOT met'})")
+    return (
+        f"- {label}: **{value:.2f} {unit}** (target < {limit:g} {unit}: "
+        f"{'met' if value < limit else 'NOT met'})"
+    )
 
 
-def report(args: argparse.Namespace, info: dict, results: list[dict], ceilings: list[dict],
-           starts: list[dict], started: dt.datetime, wall: float) -> str:
+def report(
+    args: argparse.Namespace,
+    info: dict,
+    results: list[dict],
+    ceilings: list[dict],
+    starts: list[dict],
+    started: dt.datetime,
+    wall: float,
+) -> str:
     lines = ["# Serving benchmark results", ""]
-    lines += [f"Produced by `{args.command_line}` on {started:%Y-%m-%d %H:%M} UTC "
-              f"(took {wall / 60:.1f} min){' — QUICK smoke run, not a measurement' if args.quick else ''}.",
-              ""]
+    quick = " — QUICK smoke run, not a measurement" if args.quick else ""
+    lines += [
+        f"Produced by `{args.command_line}` on {started:%Y-%m-%d %H:%M} UTC "
+        f"(took {wall / 60:.1f} min){quick}.",
+        "",
+    ]
     m = info["machine"]
-    lines += ["## Machine", "",
-              f"- CPU: {m['cpu']}, nproc {m['nproc']}, memory {m['memory']}",
-              f"- kernel {m['kernel']}, Python {m['python']}",
-              f"- load average when the benchmark started: {m['loadavg']}",
-              f"- servers pinned to core {SERVER_CPU} (`taskset -c {SERVER_CPU}`, one worker "
-              f"process, OMP/MKL/OpenBLAS/torch threads 1); wrk pinned to core {LOAD_CPU} "
-              f"(`wrk -t1 -c{{1,16,64}} -d{args.duration:g}s --latency`), after a {args.warmup:g} s "
-              f"warm-up at c=16; one row per request", ""]
+    lines += [
+        "## Machine",
+        "",
+        f"- CPU: {m['cpu']}, nproc {m['nproc']}, memory {m['memory']}",
+        f"- kernel {m['kernel']}, Python {m['python']}",
+        f"- load average when the benchmark started: {m['loadavg']}",
+        f"- servers pinned to core {SERVER_CPU} (`taskset -c {SERVER_CPU}`, one worker "
+        f"process, OMP/MKL/OpenBLAS/torch threads 1); wrk pinned to core {LOAD_CPU} "
+        f"(`wrk -t1 -c{{{','.join(map(str, args.concurrency))}}} -d{args.duration}s "
+        f"--latency`), after a {args.warmup} s warm-up at c=16; one row per request",
+        "",
+    ]
     lines += ["## Versions", "", "| package | version |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in info["versions"].items()]
-    lines += ["", "What each server runs: aimass serves the LogisticRegression as ONNX "
-              "(skl2onnx, ONNX Runtime) and the MLPs as TorchScript; MLflow, BentoML and FastAPI "
-              "serve the scikit-learn estimator and the eager torch module (MLflow 3's default "
-              "torch format, `pt2`). Every server keeps its default logging.", ""]
+    lines += [
+        "",
+        "What each server runs: aimass serves the LogisticRegression as ONNX "
+        "(skl2onnx, ONNX Runtime) and the MLPs as TorchScript; MLflow, BentoML and FastAPI "
+        "serve the scikit-learn estimator and the eager torch module (MLflow 3's default "
+        "torch format, `pt2`). Every server keeps its default logging.",
+        "",
+    ]
 
-    lines += ["## In-process predict ceiling (core 0, one thread, no HTTP)", "",
-              "| model | what | batch 1: calls/s | batch 1: ms | batch 64: rows/s | batch 64: ms |",
-              "| --- | --- | ---: | ---: | ---: | ---: |"]
+    lines += [
+        "## In-process predict ceiling (core 0, one thread, no HTTP)",
+        "",
+        "| model | what | batch 1: calls/s | batch 1: ms | batch 64: rows/s | batch 64: ms |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
     for c in ceilings:
-        what = ("scikit-learn / eager torch" if c["impl"] == "native"
-                else "aimass's flavor (ONNX Runtime / TorchScript)")
+        what = (
+            "scikit-learn / eager torch"
+            if c["impl"] == "native"
+            else "aimass's flavor (ONNX Runtime / TorchScript)"
+        )
         if "error" in c:
             lines.append(f"| {c['model']} | {what} | failed: {c['error']} | | | |")
             continue
-        lines.append(f"| {c['model']} | {what} | {c['batch1_calls_per_s']:,.0f} | "
-                     f"{c['batch1_ms']:.3f} | {c['batch64_rows_per_s']:,.0f} | "
-                     f"{c['batch64_ms']:.3f} |")
+        lines.append(
+            f"| {c['model']} | {what} | {c['batch1_calls_per_s']:,.0f} | "
+            f"{c['batch1_ms']:.3f} | {c['batch64_rows_per_s']:,.0f} | "
+            f"{c['batch64_ms']:.3f} |"
+        )
     lines.append("")
 
     for model in args.models:
-        lines += [f"## {MODEL_TITLES[model]}", "",
-                  "| server | c | req/s (2xx) | p50 ms | p99 ms | errors (non-2xx + socket) |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            f"## {MODEL_TITLES[model]}",
+            "",
+            "| server | c | req/s (2xx) | p50 ms | p99 ms | errors (non-2xx + socket) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
         notes = []
         for r in results:
             if r["model"] != model:
                 continue
             title = SERVER_TITLES[r["server"]]
             for run in r["runs"]:
-                lines.append(f"| {title} | {run['connections']} | {run['ok_rps']:,.0f} | "
-                             f"{run['p50_ms']:.2f} | {run['p99_ms']:.2f} | "
-                             f"{run['non2xx']} + {run['socket_errors']} |")
+                lines.append(
+                    f"| {title} | {run['connections']} | {run['ok_rps']:,.0f} | "
+                    f"{run['p50_ms']:.2f} | {run['p99_ms']:.2f} | "
+                    f"{run['non2xx']} + {run['socket_errors']} |"
+                )
             if r.get("status") != "ok":
                 first = r.get("status", "?").splitlines()[0][:300]
                 lines.append(f"| {title} | – | – | – | – | {first.split(':')[0]} |")
@@ -580,49 +766,99 @@ def report(args: argparse.Namespace, info: dict, results: list[dict], ceilings: 
                 notes.append(f"- {title}: {r['metrics']}")
         lines += [""] + notes + ([""] if notes else [])
 
-    lines += ["## Start to first answer (LogisticRegression)", "",
-              "Process start → (aimass: upload, deploy, ready) → first correct 200 from the "
-              "predict route, polled every 5 ms.", "",
-              "| server | median s | runs (s) | problems |", "| --- | ---: | --- | --- |"]
+    lines += [
+        "## Start to first answer (LogisticRegression)",
+        "",
+        "Process start → (aimass: upload, deploy, ready) → first correct 200 from the "
+        "predict route, polled every 5 ms.",
+        "",
+        "| server | median s | runs (s) | problems |",
+        "| --- | ---: | --- | --- |",
+    ]
     for s in starts:
         med = f"{s['median_s']:.2f}" if s["median_s"] is not None else "–"
-        lines.append(f"| {SERVER_TITLES[s['server']]} | {med} | "
-                     f"{', '.join(f'{t:.2f}' for t in s['times_s'])} | "
-                     f"{'; '.join(s['problems'])[:200]} |")
+        lines.append(
+            f"| {SERVER_TITLES[s['server']]} | {med} | "
+            f"{', '.join(f'{t:.2f}' for t in s['times_s'])} | "
+            f"{'; '.join(s['problems'])[:200]} |"
+        )
     lines.append("")
 
     # Targets from the issue.
     rps = lambda model, server, c: (find(results, model, server, c) or {}).get("ok_rps")  # noqa: E731
     lat = lambda model, server, c, k: (find(results, model, server, c) or {}).get(k)  # noqa: E731
     ceil = {(c["model"], c["impl"]): c for c in ceilings if "error" not in c}
-    heavy_ceiling = ceil.get(("heavy_mlp", "native"), {}).get("batch64_rows_per_s")
+    # The heavy MLP's ceiling: the better of eager torch and aimass's TorchScript at batch 64.
+    heavy_ceiling = (
+        max(
+            (c.get("batch64_rows_per_s") or 0 for (m, _), c in ceil.items() if m == "heavy_mlp"),
+            default=None,
+        )
+        or None
+    )
     aimass_start = next((s["median_s"] for s in starts if s["server"] == "aimass"), None)
     lines += ["## Targets", ""]
     if "lr" in args.models:
         if 64 in args.concurrency:
             lines += [
-                ratio_line("LogisticRegression c=64: aimass vs `mlflow models serve`",
-                           rps("lr", "aimass", 64), rps("lr", "mlflow", 64), 10),
-                ratio_line("LogisticRegression c=64: aimass vs bare FastAPI",
-                           rps("lr", "aimass", 64), rps("lr", "fastapi", 64), 4),
-                ratio_line("LogisticRegression c=64: aimass vs BentoML (adaptive batching)",
-                           rps("lr", "aimass", 64), rps("lr", "bentoml-batch", 64), None),
-                limit_line("LogisticRegression c=64: aimass p99",
-                           lat("lr", "aimass", 64, "p99_ms"), 20, "ms"),
+                ratio_line(
+                    "LogisticRegression c=64: aimass vs `mlflow models serve`",
+                    rps("lr", "aimass", 64),
+                    rps("lr", "mlflow", 64),
+                    10,
+                ),
+                ratio_line(
+                    "LogisticRegression c=64: aimass vs bare FastAPI",
+                    rps("lr", "aimass", 64),
+                    rps("lr", "fastapi", 64),
+                    4,
+                ),
+                ratio_line(
+                    "LogisticRegression c=64: aimass vs BentoML (adaptive batching)",
+                    rps("lr", "aimass", 64),
+                    rps("lr", "bentoml-batch", 64),
+                    None,
+                ),
+                limit_line(
+                    "LogisticRegression c=64: aimass p99",
+                    lat("lr", "aimass", 64, "p99_ms"),
+                    20,
+                    "ms",
+                ),
             ]
         if 1 in args.concurrency:
-            lines.append(limit_line("LogisticRegression c=1: aimass p50",
-                                    lat("lr", "aimass", 1, "p50_ms"), 0.5, "ms"))
+            lines.append(
+                limit_line(
+                    "LogisticRegression c=1: aimass p50",
+                    lat("lr", "aimass", 1, "p50_ms"),
+                    0.5,
+                    "ms",
+                )
+            )
     if "heavy_mlp" in args.models and 64 in args.concurrency:
         lines += [
-            ratio_line("Heavy MLP c=64: aimass (batching) share of the in-process ceiling "
-                       f"({heavy_ceiling:,.0f} rows/s at batch 64)" if heavy_ceiling else
-                       "Heavy MLP c=64: aimass (batching) share of the in-process ceiling",
-                       rps("heavy_mlp", "aimass", 64), heavy_ceiling, 0.7, "%"),
-            ratio_line("Heavy MLP c=64: aimass batching vs aimass without batching",
-                       rps("heavy_mlp", "aimass", 64), rps("heavy_mlp", "aimass-nobatch", 64), 5),
-            ratio_line("Heavy MLP c=64: aimass batching vs BentoML adaptive batching",
-                       rps("heavy_mlp", "aimass", 64), rps("heavy_mlp", "bentoml-batch", 64), 5),
+            ratio_line(
+                "Heavy MLP c=64: aimass (batching) share of the in-process ceiling "
+                f"({heavy_ceiling:,.0f} rows/s at batch 64)"
+                if heavy_ceiling
+                else "Heavy MLP c=64: aimass (batching) share of the in-process ceiling",
+                rps("heavy_mlp", "aimass", 64),
+                heavy_ceiling,
+                0.7,
+                "%",
+            ),
+            ratio_line(
+                "Heavy MLP c=64: aimass batching vs aimass without batching",
+                rps("heavy_mlp", "aimass", 64),
+                rps("heavy_mlp", "aimass-nobatch", 64),
+                5,
+            ),
+            ratio_line(
+                "Heavy MLP c=64: aimass batching vs BentoML adaptive batching",
+                rps("heavy_mlp", "aimass", 64),
+                rps("heavy_mlp", "bentoml-batch", 64),
+                5,
+            ),
         ]
     lines.append(limit_line("Start to first ready answer, aimass (median)", aimass_start, 2, "s"))
     mlflow_start = next((s["median_s"] for s in starts if s["server"] == "mlflow"), None)
@@ -632,9 +868,32 @@ def report(args: argparse.Namespace, info: dict, results: list[dict], ceilings: 
         lr_ceiling = ceil.get(("lr", "native"), {}).get("batch1_calls_per_s")
         lr_aimass = rps("lr", "aimass", 64)
         if lr_ceiling and lr_aimass:
-            lines.append(f"- LogisticRegression c=64: aimass answers {lr_aimass:,.0f} req/s = "
-                         f"{lr_aimass / lr_ceiling:.2f}× the scikit-learn batch-1 predict rate "
-                         f"({lr_ceiling:,.0f} calls/s)")
+            lines.append(
+                f"- LogisticRegression c=64: aimass answers {lr_aimass:,.0f} req/s = "
+                f"{lr_aimass / lr_ceiling:.2f}× the scikit-learn batch-1 predict rate "
+                f"({lr_ceiling:,.0f} calls/s)"
+            )
+    top = max(args.concurrency)
+    lines += [
+        "",
+        f"Where the core's time goes for aimass at c={top} (batching): core time per "
+        "request = 1 / (req/s); the model's share = its in-process time per row at "
+        "batch 64 through aimass's flavor; the rest is HTTP, parsing, auth, routing, "
+        "batching, serializing and metrics.",
+        "",
+        "| model | req/s | µs of core per request | model µs per row (batch 64) | "
+        "rest µs per request |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for model in args.models:
+        r = rps(model, "aimass", top)
+        c = ceil.get((model, "aimass"))
+        if r and c:
+            per_req = 1e6 / r
+            per_row = c["batch64_ms"] * 1000 / 64
+            lines.append(
+                f"| {model} | {r:,.0f} | {per_req:.0f} | {per_row:.1f} | {per_req - per_row:.0f} |"
+            )
     lines.append("")
     return "\n".join(lines)
 
@@ -646,8 +905,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="aimass serving benchmark")
     parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per server")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke test: 3 s runs at c=64 only, 1 s warm-up, one start-time run")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: 3 s runs at c=64 only, 1 s warm-up, one start-time run",
+    )
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--servers", default=",".join(SERVERS))
     parser.add_argument("--concurrency", default="1,16,64")
@@ -662,7 +924,8 @@ def main() -> None:
     args.servers = [s for s in args.servers.split(",") if s]
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     args.command_line = args.command_line or " ".join(
-        shlex.quote(a) for a in ["python", "bench.py", *sys.argv[1:]])
+        shlex.quote(a) for a in ["python", "bench.py", *sys.argv[1:]]
+    )
     for name in args.models:
         if name not in MODELS:
             parser.error(f"unknown model {name}; choose from {', '.join(MODELS)}")
@@ -709,8 +972,11 @@ def main() -> None:
     wall = time.perf_counter() - t0
     text = report(args, info, results, ceilings, starts, started, wall)
     args.output.write_text(text)
-    (args.work / "results.json").write_text(json.dumps(
-        {"info": info, "ceilings": ceilings, "results": results, "starts": starts}, indent=1))
+    (args.work / "results.json").write_text(
+        json.dumps(
+            {"info": info, "ceilings": ceilings, "results": results, "starts": starts}, indent=1
+        )
+    )
     print()
     print(text)
     print(f"written to {args.output}")

@@ -122,9 +122,12 @@ def build(work: Path) -> None:
         full = predict(name, model, x)
         labels = full if name == "lr" else full.argmax(axis=1)
         acc = float((labels == y).mean())
-        expected[name] = {"rows": CHECK_ROWS, "output": out.tolist(),
-                          "kind": "labels" if name == "lr" else "logits",
-                          "train_accuracy": round(acc, 4)}
+        expected[name] = {
+            "rows": CHECK_ROWS,
+            "output": out.tolist(),
+            "kind": "labels" if name == "lr" else "logits",
+            "train_accuracy": round(acc, 4),
+        }
         print(f"  {name}: train accuracy {acc:.3f}")
     (work / "expected.json").write_text(json.dumps(expected, indent=1))
 
@@ -144,8 +147,12 @@ def save_aimass(out: Path, models: dict, x: np.ndarray) -> None:
     from skl2onnx.common.data_types import FloatTensorType
 
     # Input named "input" like the MLPs' signature; outputs "label" and "probabilities".
-    onx = to_onnx(models["lr"], initial_types=[("input", FloatTensorType([None, 30]))],
-                  options={id(models["lr"]): {"zipmap": False}}, target_opset=17)
+    onx = to_onnx(
+        models["lr"],
+        initial_types=[("input", FloatTensorType([None, 30]))],
+        options={id(models["lr"]): {"zipmap": False}},
+        target_opset=17,
+    )
     onnx.save_model(onx, str(out / "lr.onnx"))
     signature = {
         "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 30]}],
@@ -155,8 +162,11 @@ def save_aimass(out: Path, models: dict, x: np.ndarray) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             scripted = torch.jit.script(models[name])
-            torch.jit.save(scripted, str(out / f"{name}.pt"),
-                           _extra_files={"aimass_signature.json": json.dumps(signature)})
+            torch.jit.save(
+                scripted,
+                str(out / f"{name}.pt"),
+                _extra_files={"aimass_signature.json": json.dumps(signature)},
+            )
 
 
 def save_plain(out: Path, models: dict) -> None:
@@ -178,7 +188,8 @@ def save_mlflow(out: Path, models: dict, x: np.ndarray) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mlflow.sklearn.save_model(
-            models["lr"], str(out / "lr"),
+            models["lr"],
+            str(out / "lr"),
             signature=infer_signature(x[:3], models["lr"].predict(x[:3])),
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
         )
@@ -186,8 +197,12 @@ def save_mlflow(out: Path, models: dict, x: np.ndarray) -> None:
             # MLflow 3's default for torch is the "pt2" (torch.export) format,
             # which needs an input example; a batch of 3 makes the batch dim dynamic.
             sample = predict(name, models[name], x[:3])
-            mlflow.pytorch.save_model(models[name], str(out / name), input_example=x[:3],
-                                      signature=infer_signature(x[:3], sample))
+            mlflow.pytorch.save_model(
+                models[name],
+                str(out / name),
+                input_example=x[:3],
+                signature=infer_signature(x[:3], sample),
+            )
 
 
 def save_bentoml(home: Path, models: dict) -> None:
@@ -210,9 +225,16 @@ def write_bodies(out: Path, x: np.ndarray) -> None:
     for tag, rows in (("load", [LOAD_ROW]), ("check", CHECK_ROWS)):
         data = [[round(float(v), 5) for v in row] for row in x[rows]]
         bodies = {
-            "aimass": {"inputs": [{"name": "input", "shape": [len(rows), 30],
-                                  "datatype": "FP32",
-                                  "data": [v for r in data for v in r]}]},
+            "aimass": {
+                "inputs": [
+                    {
+                        "name": "input",
+                        "shape": [len(rows), 30],
+                        "datatype": "FP32",
+                        "data": [v for r in data for v in r],
+                    }
+                ]
+            },
             "mlflow": {"inputs": data},
             "bentoml": {"inputs": data},
             "fastapi": {"inputs": data},

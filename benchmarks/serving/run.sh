@@ -30,11 +30,8 @@ if ! command -v wrk >/dev/null 2>&1 || ! command -v taskset >/dev/null 2>&1; the
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk util-linux
 fi
 
-# aimass itself, from the repository's .venv.
-if [ ! -x "$ROOT/.venv/bin/aimass" ]; then
-  say "installing aimass (make install)"
-  make -C "$ROOT" install
-fi
+# aimass itself, from the repository's .venv (make install: a no-op when up to date).
+make -s -C "$ROOT" install
 
 # The peers, in their own virtual environment; reinstalled when the pins change.
 stamp="$PEERS/.requirements.sha256"

@@ -104,6 +104,9 @@ class DeploymentReconciler(LoopService):
             return
         if self.repository.get(item.name, item.project) is None:
             self.repository.set_state(item.name, item.project, "loading")
+        self._keys[item.id] = (item.project, item.name)
+        self._remember(item.id, "loading", None, [v.version for v in item.versions])
+        await asyncio.to_thread(self._report, item.id)
         batching = BatchingConfig(
             max_batch_size=item.batching.max_batch_size,
             max_delay_ms=item.batching.max_delay_ms,
@@ -171,12 +174,16 @@ class DeploymentReconciler(LoopService):
 
     def _report_all(self) -> None:
         """Write each deployment's status when it changed (and now and then, as a heartbeat)."""
-        for deployment_id, current in list(self._status.items()):
-            if self._reported.get(deployment_id) == current:
-                continue
-            state, reason, versions = current
-            with self.db.session() as session:
-                service.report_replica(
-                    session, deployment_id, self.replica, state, reason, list(versions)
-                )
-            self._reported[deployment_id] = current
+        for deployment_id in list(self._status):
+            self._report(deployment_id)
+
+    def _report(self, deployment_id: int) -> None:
+        current = self._status.get(deployment_id)
+        if current is None or self._reported.get(deployment_id) == current:
+            return
+        state, reason, versions = current
+        with self.db.session() as session:
+            service.report_replica(
+                session, deployment_id, self.replica, state, reason, list(versions)
+            )
+        self._reported[deployment_id] = current
