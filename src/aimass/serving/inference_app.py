@@ -13,7 +13,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl
 
 from aimass.auth.entities import Principal
@@ -32,6 +32,7 @@ from aimass.serving.protocol import (
 )
 
 if TYPE_CHECKING:
+    from aimass.serving.protocol import Array, InferRequest
     from aimass.serving.repository import ModelRepository, ServedDeployment, ServedVersion
 
 #: ASGI's types, as plain mappings and callables.
@@ -41,6 +42,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger("aimass.serving")
+_T = TypeVar("_T")
 
 _JSON = b"application/json"
 _BINARY = b"application/octet-stream"
@@ -307,6 +309,51 @@ class InferenceApp:
             if not header_length.isdigit():
                 raise HTTPError(400, "Inference-Header-Content-Length must be a number of bytes")
             length = int(header_length)
+
+        async def call(served: ServedVersion) -> tuple[InferRequest, dict[str, Array]]:
+            runner = served.runner
+            request = parse_infer_request(body, length, served.signature, self.max_tensor_elements)
+            wanted: list[str] | None = None
+            if request.outputs is not None:
+                wanted = [out.name for out in request.outputs]
+                for out in wanted:
+                    if out != runner.predict_output and out != runner.proba_output:
+                        raise InvalidInput(f"unknown output {_quote(out)}")
+            outputs = await runner.infer(request.inputs, wanted)
+            for out in wanted or ():
+                if out not in outputs:
+                    raise InvalidInput(f"this model gives no output {_quote(out)}")
+            return request, outputs
+
+        _, served, metrics, (request, outputs) = await self._run_model(
+            name, project, version, request_id, call
+        )
+        payload, json_length = encode_infer_response(
+            name, str(served.version), request.id, outputs, request.outputs,
+            request.binary_output,
+        )  # fmt: skip
+        if json_length is None:
+            await _answer(send, 200, payload, request_id, _JSON)
+        else:
+            await _answer(
+                send, 200, payload, request_id, _BINARY,
+                (b"inference-header-content-length", str(json_length).encode()),
+            )  # fmt: skip
+        metrics.request(200, time.perf_counter() - started)
+
+    async def _run_model(
+        self,
+        name: str,
+        project: str,
+        version: str | None,
+        request_id: str,
+        call: Callable[[ServedVersion], Awaitable[_T]],
+    ) -> tuple[ServedDeployment, ServedVersion, VersionMetrics, _T]:
+        """Pick the version to serve and run ``call`` on it, mapping failures to answers.
+
+        A runner retired by a swap between look-up and queueing is retried once
+        on the deployment that replaced it.
+        """
         for attempt in (1, 2):
             deployment = self.repository.get(name, project)
             if deployment is None:
@@ -317,23 +364,9 @@ class InferenceApp:
             except HTTPError as exc:
                 self._unresolved.request(exc.status, None)
                 raise
-            runner = served.runner
-            metrics = runner.metrics or self._bind(deployment, served)
+            metrics = served.runner.metrics or self._bind(deployment, served)
             try:
-                request = parse_infer_request(
-                    body, length, served.signature, self.max_tensor_elements
-                )
-                wanted: list[str] | None = None
-                if request.outputs is not None:
-                    wanted = [out.name for out in request.outputs]
-                    for out in wanted:
-                        if out != runner.predict_output and out != runner.proba_output:
-                            raise InvalidInput(f"unknown output {_quote(out)}")
-                outputs = await runner.infer(request.inputs, wanted)
-                if wanted is not None:
-                    for out in wanted:
-                        if out not in outputs:
-                            raise InvalidInput(f"this model gives no output {_quote(out)}")
+                return deployment, served, metrics, await call(served)
             except BatcherClosed:
                 if attempt == 1:
                     continue  # swapped out between look-up and queueing: ask the new one
@@ -348,19 +381,7 @@ class InferenceApp:
                 raise HTTPError(
                     500, f"model failed to predict; see server logs (request id {request_id})"
                 ) from None
-            payload, json_length = encode_infer_response(
-                name, str(served.version), request.id, outputs, request.outputs,
-                request.binary_output,
-            )  # fmt: skip
-            if json_length is None:
-                await _answer(send, 200, payload, request_id, _JSON)
-            else:
-                await _answer(
-                    send, 200, payload, request_id, _BINARY,
-                    (b"inference-header-content-length", str(json_length).encode()),
-                )  # fmt: skip
-            metrics.request(200, time.perf_counter() - started)
-            return
+        raise AssertionError("unreachable")
 
     async def _predict(
         self,
@@ -378,41 +399,26 @@ class InferenceApp:
         if not principal.can("viewer", project):
             raise HTTPError(403, f"this token may not use project {project!r}")
         body = await _read_body(receive, content_length, self.max_body_bytes)
-        deployment = self._deployment(name, project)
-        for attempt in (1, 2):
-            served = self._serving(deployment, None)
-            runner = served.runner
-            metrics = runner.metrics or self._bind(deployment, served)
-            try:
-                inputs = parse_predict_request(body, served.signature, self.max_tensor_elements)
-                outputs = await runner.infer(inputs)
-            except BatcherClosed:
-                if attempt == 1:
-                    deployment = self._deployment(name, project)
-                    continue
-                raise
-            except InvalidInput as exc:
-                metrics.request(400, None)
-                raise HTTPError(400, exc.message) from None
-            except Exception:
-                metrics.request(500, None)
-                log.exception("model %s version %s failed to predict (request id %s)",
-                              served.model, served.version, request_id)  # fmt: skip
-                raise HTTPError(
-                    500, f"model failed to predict; see server logs (request id {request_id})"
-                ) from None
-            answer: dict[str, object] = {
-                "deployment": deployment.name,
-                "model": served.model,
-                "version": served.version,
-                "predictions": to_json_value(outputs[runner.predict_output]),
-            }
-            proba = outputs.get(runner.proba_output)
-            if proba is not None:
-                answer["probabilities"] = to_json_value(proba)
-            await _answer(send, 200, dumps(answer), request_id, _JSON)
-            metrics.request(200, time.perf_counter() - started)
-            return
+
+        async def call(served: ServedVersion) -> dict[str, Array]:
+            inputs = parse_predict_request(body, served.signature, self.max_tensor_elements)
+            return await served.runner.infer(inputs)
+
+        deployment, served, metrics, outputs = await self._run_model(
+            name, project, None, request_id, call
+        )
+        runner = served.runner
+        answer: dict[str, object] = {
+            "deployment": deployment.name,
+            "model": served.model,
+            "version": served.version,
+            "predictions": to_json_value(outputs[runner.predict_output]),
+        }
+        proba = outputs.get(runner.proba_output)
+        if proba is not None:
+            answer["probabilities"] = to_json_value(proba)
+        await _answer(send, 200, dumps(answer), request_id, _JSON)
+        metrics.request(200, time.perf_counter() - started)
 
     def _bind(self, deployment: ServedDeployment, served: ServedVersion) -> VersionMetrics:
         metrics = self.metrics.version(
