@@ -100,6 +100,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         artifacts=str(tmp_path / "artifacts"),
         port=free_port(),
         max_upload_bytes=50 * 1024 * 1024,
+        tune_gc=False,  # the test process is not a long-lived server
     )
 
 

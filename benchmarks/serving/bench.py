@@ -178,7 +178,9 @@ class Server:
         logs = self.work / "logs"
         logs.mkdir(exist_ok=True)
         self.log_path = logs / f"{self.kind}-{self.model}-{self.port}.log"
-        full_env = {**os.environ, **ONE_THREAD, **env}
+        # No AIMASS_* from the caller's shell (a database URL, auth off) leaks into a server.
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("AIMASS_")}
+        full_env = {**clean, **ONE_THREAD, **env}
         # mlflow models serve starts `uvicorn` by name: the peers' bin comes first.
         full_env["PATH"] = f"{PEERS_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
         log = open(self.log_path, "wb")  # noqa: SIM115 - kept open for the child
@@ -371,23 +373,43 @@ class Server:
             raise ServerError(f"aimass deployment not ready: {state}\n{self.log_tail()}")
         self.infer_path = f"/v2/models/{self.model}/infer"
 
-    def metrics_seen(self) -> str:
-        """For aimass: confirm /metrics counts the inference requests."""
+    def metric_sums(self) -> dict[str, float] | None:
+        """For aimass: this model's counters from /metrics (requests, batch sizes, queue time)."""
         code, raw = http(
             "GET", self.base + "/metrics", headers={"Authorization": f"Bearer {self.token}"}
         )
         if code != 200:
-            return f"/metrics answered {code}"
-        count = 0.0
+            return None
+        sums = dict.fromkeys(
+            ("requests", "batch_sum", "batch_count", "queue_sum", "queue_count"), 0.0
+        )
+        names = {
+            "aimass_inference_requests_total": "requests",
+            "aimass_inference_batch_size_sum": "batch_sum",
+            "aimass_inference_batch_size_count": "batch_count",
+            "aimass_inference_queue_seconds_sum": "queue_sum",
+            "aimass_inference_queue_seconds_count": "queue_count",
+        }
         for line in raw.decode(errors="replace").splitlines():
-            if (
-                line.startswith("aimass_inference_requests")
-                and f'"{self.model}"' in line
-                and not line.startswith("aimass_inference_requests_created")
-            ):
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            if name in names and f'"{self.model}"' in line:
                 with contextlib.suppress(ValueError):
-                    count += float(line.rsplit(" ", 1)[1])
-        return f"/metrics counted {count:.0f} inference requests"
+                    sums[names[name]] += float(line.rsplit(" ", 1)[1])
+        return sums
+
+
+def metrics_delta(before: dict | None, after: dict | None) -> dict | None:
+    """What aimass's /metrics saw during one wrk run: requests, mean batch, mean queue wait."""
+    if before is None or after is None:
+        return None
+    d = {k: after[k] - before[k] for k in after}
+    return {
+        "requests": int(d["requests"]),
+        "mean_batch": round(d["batch_sum"] / d["batch_count"], 2) if d["batch_count"] else None,
+        "mean_queue_ms": round(1000 * d["queue_sum"] / d["queue_count"], 3)
+        if d["queue_count"]
+        else None,
+    }
 
 
 def parse_answer(kind: str, model: str, raw: bytes) -> np.ndarray:
@@ -491,7 +513,10 @@ def bench_server(kind: str, model: str, args: argparse.Namespace, expected: dict
         run_wrk(server, 16, args.warmup, latency=False)  # warm-up, discarded
         for c in args.concurrency:
             time.sleep(0.5)
+            before = server.metric_sums() if server.token else None
             run = run_wrk(server, c, args.duration)
+            if server.token:
+                run["aimass_metrics"] = metrics_delta(before, server.metric_sums())
             result["runs"].append(run)
             print(
                 f"    {kind:15s} c={c:<3d} {run['ok_rps']:>9.1f} req/s  "
@@ -504,8 +529,6 @@ def bench_server(kind: str, model: str, args: argparse.Namespace, expected: dict
             return result
         problem = check_answer(server, expected[model])
         result["status"] = "ok" if problem is None else f"answers wrong after the load: {problem}"
-        if kind.startswith("aimass"):
-            result["metrics"] = server.metrics_seen()
     except ServerError as exc:
         result["status"] = f"failed: {exc}"
     except subprocess.TimeoutExpired as exc:
@@ -695,6 +718,8 @@ def report(
         "",
     ]
     m = info["machine"]
+    conc = ",".join(map(str, args.concurrency))
+    conc = f"{{{conc}}}" if len(args.concurrency) > 1 else conc
     lines += [
         "## Machine",
         "",
@@ -703,7 +728,7 @@ def report(
         f"- load average when the benchmark started: {m['loadavg']}",
         f"- servers pinned to core {SERVER_CPU} (`taskset -c {SERVER_CPU}`, one worker "
         f"process, OMP/MKL/OpenBLAS/torch threads 1); wrk pinned to core {LOAD_CPU} "
-        f"(`wrk -t1 -c{{{','.join(map(str, args.concurrency))}}} -d{args.duration}s "
+        f"(`wrk -t1 -c{conc} -d{args.duration}s "
         f"--latency`), after a {args.warmup} s warm-up at c=16; one row per request",
         "",
     ]
@@ -762,8 +787,17 @@ def report(
                 first = r.get("status", "?").splitlines()[0][:300]
                 lines.append(f"| {title} | – | – | – | – | {first.split(':')[0]} |")
                 notes.append(f"- {title}: {first}")
-            if r.get("metrics"):
-                notes.append(f"- {title}: {r['metrics']}")
+            for run in r["runs"]:
+                seen = run.get("aimass_metrics")
+                if seen is None and r["server"].startswith("aimass"):
+                    notes.append(f"- {title}, c={run['connections']}: /metrics unreadable")
+                elif seen is not None:
+                    notes.append(
+                        f"- {title}, c={run['connections']}: /metrics counted "
+                        f"{seen['requests']:,} requests (wrk sent {run['requests']:,}), "
+                        f"mean batch {seen['mean_batch']} requests, "
+                        f"mean queue wait {seen['mean_queue_ms']} ms"
+                    )
         lines += [""] + notes + ([""] if notes else [])
 
     lines += [

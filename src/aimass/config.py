@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     max_inference_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     max_tensor_elements: int = Field(default=16 * 1024 * 1024, ge=1)
     reconcile_interval: float = Field(default=0.5, gt=0, le=60)
+    tune_gc: bool = True
 
     @field_validator("home")
     @classmethod
@@ -105,6 +106,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_MAX_INFERENCE_BYTES": str(settings.max_inference_bytes),
         "AIMASS_MAX_TENSOR_ELEMENTS": str(settings.max_tensor_elements),
         "AIMASS_RECONCILE_INTERVAL": str(settings.reconcile_interval),
+        "AIMASS_TUNE_GC": "true" if settings.tune_gc else "false",
     }
     if settings.database_url:
         env["AIMASS_DATABASE_URL"] = settings.database_url

@@ -50,6 +50,7 @@ def _control_plane(settings: Settings, state: AppState) -> FastAPI:
             state.repository,
             settings.model_cache_dir,
             interval=settings.reconcile_interval,
+            freeze_gc=settings.tune_gc,
         )
         state.reconciler.start()
         try:
@@ -97,4 +98,10 @@ def create_app(settings: Settings, state: AppState | None = None) -> PlatformApp
 
 def create_app_from_env() -> PlatformApp:
     """Factory for uvicorn workers: settings from ``AIMASS_*`` (the CLI exports its flags)."""
-    return create_app(Settings())
+    from aimass.api.server import tune_gc
+
+    settings = Settings()
+    app = create_app(settings)
+    if settings.tune_gc:
+        tune_gc()
+    return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
@@ -22,6 +23,18 @@ def check_exposure(settings: Settings) -> None:
             f"refusing to listen on {settings.host} with auth off: anyone who can reach it "
             "could change models; keep auth on, or listen on 127.0.0.1"
         )
+
+
+def tune_gc() -> None:
+    """Make the garbage collector cheap for a long-lived server.
+
+    Objects alive at start (libraries, models) move to the permanent generation,
+    so full collections stop rescanning them, and young collections run less
+    often; measured on the serving benchmark, this is what keeps p99 low.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
 
 
 def prepare(settings: Settings) -> bool:
@@ -76,7 +89,10 @@ def run_server(settings: Settings, demo: bool = False) -> None:
     if settings.workers == 1:
         from aimass.api.app import create_app
 
-        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        app = create_app(settings)
+        if settings.tune_gc:
+            tune_gc()
+        uvicorn.run(app, **common)  # type: ignore[arg-type]
         return
     os.environ.update(settings_env(settings))
     uvicorn.run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import socket
@@ -56,8 +57,10 @@ class DeploymentReconciler(LoopService):
         repository: ModelRepository,
         cache_dir: Path,
         interval: float = 0.5,
+        freeze_gc: bool = False,
     ) -> None:
         super().__init__(interval)
+        self.freeze_gc = freeze_gc
         self.db = db
         self.store = store
         self.flavors = flavors
@@ -89,6 +92,8 @@ class DeploymentReconciler(LoopService):
         changed = [item for item in desired if self._loaded.get(item.id) != item.fingerprint()]
         # Load side by side: a slow model (or a slow library import) does not hold up the rest.
         await asyncio.gather(*(self._load(item) for item in changed))
+        if changed and self.freeze_gc:
+            gc.freeze()  # loaded models join the permanent generation: no rescans per GC
         for item in changed:
             self._loaded[item.id] = item.fingerprint()
             self._keys[item.id] = (item.project, item.name)

@@ -1,0 +1,86 @@
+"""The executor seam: run one attempt of a job somewhere, end it on request."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import JsonValue
+
+from aimass.jobs.entities import JobCheckpoint, Resources
+
+
+@dataclass(frozen=True)
+class AttemptSpec:
+    """Everything an executor needs to run one attempt of a job."""
+
+    job_id: int
+    attempt: int
+    project: str
+    entry: str
+    params: dict[str, JsonValue]
+    resources: Resources
+    scratch_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    checkpoint: JobCheckpoint | None = None
+
+
+@dataclass(frozen=True)
+class AttemptExit:
+    """How an attempt ended, as its executor saw it.
+
+    ``returncode`` is the process's exit status: negative for a signal (``-9``
+    after ``kill -9``). ``cancelled`` is True when ``cancel`` ended it.
+    ``outputs`` is what the entry returned; ``error`` a one-line reason when it
+    raised or could not be imported.
+    """
+
+    job_id: int
+    attempt: int
+    returncode: int
+    cancelled: bool = False
+    outputs: dict[str, JsonValue] | None = None
+    error: str | None = None
+
+    @property
+    def infra_failure(self) -> bool:
+        """Killed from outside (a signal nobody asked for): not the job's own fault."""
+        return self.returncode < 0 and not self.cancelled
+
+
+#: Called once per submitted attempt when it ends, from an executor thread.
+ExitCallback = Callable[[AttemptExit], None]
+
+
+class Executor(ABC):
+    """Runs attempts; reports each one's end exactly once through ``on_exit``.
+
+    ``submit`` returns once the attempt is started (or raises if it cannot be);
+    ``cancel`` ends a job's attempt and its whole process tree, and is a no-op
+    for a job it does not run; ``close`` ends everything and frees resources.
+    """
+
+    def __init__(self) -> None:
+        self.on_exit: ExitCallback | None = None
+
+    @abstractmethod
+    def submit(self, attempt: AttemptSpec) -> None:
+        """Start the attempt."""
+
+    @abstractmethod
+    def cancel(self, job_id: int) -> None:
+        """End the job's running attempt, if this executor runs one."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """End every attempt and release the executor's resources."""
+
+    def active(self) -> list[tuple[int, int]]:
+        """The (job id, attempt) pairs running here now; the scheduler renews their leases."""
+        return []
+
+    def _report(self, exit_: AttemptExit) -> None:
+        if self.on_exit is not None:
+            self.on_exit(exit_)

@@ -1,0 +1,329 @@
+"""``LocalExecutor``: each attempt is an isolated process on this node.
+
+Attempts are forked from a zygote, a small pre-imported process, so a start
+costs a fork rather than an interpreter start-up; each attempt is still its own
+process (its own memory) in its own session, with its own 0700 scratch folder,
+thread limits from its CPU share and ``CUDA_VISIBLE_DEVICES`` naming only its
+GPUs (empty when it has none). The scratch folder is deleted when the attempt
+ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from aimass.executors._child import RESULT_FILE
+from aimass.executors.base import AttemptExit, AttemptSpec, Executor
+
+log = logging.getLogger("aimass.executors.local")
+
+#: Thread-pool sizes that numeric libraries read when they are first imported.
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
+
+
+def detect_gpus() -> list[str]:
+    """The NVIDIA GPU indices on this node ("0", "1", ...), from the driver's /proc entries."""
+    root = Path("/proc/driver/nvidia/gpus")
+    try:
+        return [str(i) for i in range(len(list(root.iterdir())))]
+    except OSError:
+        return []
+
+
+@dataclass
+class _Attempt:
+    spec: AttemptSpec
+    gpus: list[str]
+    started: threading.Event = field(default_factory=threading.Event)
+    zygote: subprocess.Popen[bytes] | None = None
+    pid: int | None = None
+    error: str | None = None
+    cancelled: bool = False
+
+
+class LocalExecutor(Executor):
+    """Runs attempts as child processes of a pre-imported zygote on this node.
+
+    ``targets`` maps an entry name to the function that runs it, as
+    ``"module:function"``; the function takes the params dict and returns a
+    dict of outputs (or None). ``python_path`` is prepended to each attempt's
+    import path. ``log_dir`` receives ``job-<id>/attempt-<n>.log`` with each
+    attempt's stdout and stderr. ``cancel`` sends SIGTERM to the attempt's
+    process group, then SIGKILL after ``kill_grace_s``.
+    """
+
+    def __init__(
+        self,
+        targets: Mapping[str, str],
+        *,
+        gpus: Sequence[str] | None = None,
+        python_path: Sequence[str | Path] = (),
+        log_dir: Path | None = None,
+        preload: Sequence[str] = (),
+        kill_grace_s: float = 3.0,
+        start_timeout_s: float = 10.0,
+    ) -> None:
+        super().__init__()
+        self.targets = dict(targets)
+        self.gpus = list(detect_gpus() if gpus is None else gpus)
+        self.python_path = [str(p) for p in python_path]
+        self.log_dir = log_dir
+        self.preload = ["aimass.executors._child", *preload]
+        self.kill_grace_s = kill_grace_s
+        self.start_timeout_s = start_timeout_s
+        self._free_gpus = list(self.gpus)
+        self._attempts: dict[int, _Attempt] = {}
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._zygote: subprocess.Popen[bytes] | None = None
+        self._closed = False
+        self._readers: list[threading.Thread] = []
+        self._ensure_zygote()
+
+    # -- the zygote ---------------------------------------------------------
+
+    def _ensure_zygote(self) -> subprocess.Popen[bytes]:
+        with self._lock:
+            if self._zygote is not None and self._zygote.poll() is None:
+                return self._zygote
+            zygote = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "aimass.executors._zygote",
+                    json.dumps(sys.path),
+                    json.dumps(self.preload),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                start_new_session=True,  # a Ctrl-C on the terminal is the server's to handle
+            )
+            self._zygote = zygote
+        reader = threading.Thread(
+            target=self._read_events, args=(zygote,), name="local-executor", daemon=True
+        )
+        reader.start()
+        self._readers.append(reader)
+        return zygote
+
+    def _send(self, zygote: subprocess.Popen[bytes], command: dict[str, Any]) -> None:
+        stdin = zygote.stdin
+        assert stdin is not None
+        with self._write_lock:
+            stdin.write((json.dumps(command) + "\n").encode())
+            stdin.flush()
+
+    def _read_events(self, zygote: subprocess.Popen[bytes]) -> None:
+        stdout: IO[bytes] | None = zygote.stdout
+        assert stdout is not None
+        for line in stdout:
+            try:
+                self._on_event(json.loads(line))
+            except Exception:
+                log.exception("local executor: bad event %r", line)
+        # The zygote is gone: its attempts died with it (parent-death signal).
+        zygote.wait()
+        stdout.close()
+        if zygote.stdin is not None:
+            with contextlib.suppress(OSError):
+                zygote.stdin.close()
+        with self._lock:
+            orphans = [a for a in self._attempts.values() if a.zygote is zygote]
+        for attempt in orphans:
+            attempt.error = attempt.error or "the local executor's zygote process died"
+            attempt.started.set()
+            self._finish(attempt, -signal.SIGKILL)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            attempt = self._attempts.get(int(event.get("job_id") or 0))
+        if attempt is None or attempt.spec.attempt != event.get("attempt"):
+            return
+        kind = event["ev"]
+        if kind == "started":
+            attempt.pid = int(event["pid"])
+            attempt.started.set()
+            if attempt.cancelled:
+                self._signal(attempt, signal.SIGTERM)
+        elif kind == "exited":
+            self._finish(attempt, int(event["returncode"]))
+        elif kind == "error":
+            attempt.error = f"could not start the attempt: {event.get('error')}"
+            attempt.started.set()
+
+    # -- the seam -----------------------------------------------------------
+
+    def submit(self, attempt: AttemptSpec) -> None:
+        """Start the attempt; returns once its process exists (a few milliseconds)."""
+        if self._closed:
+            raise RuntimeError("the local executor is closed")
+        target = self.targets.get(attempt.entry)
+        if target is None:
+            raise RuntimeError(f"no local target for entry {attempt.entry!r}")
+        with self._lock:
+            if attempt.job_id in self._attempts:
+                raise RuntimeError(f"job {attempt.job_id} already runs here")
+            if attempt.resources.gpu > len(self._free_gpus):
+                raise RuntimeError(
+                    f"job {attempt.job_id} needs {attempt.resources.gpu} GPUs; "
+                    f"{len(self._free_gpus)} are free here"
+                )
+            gpus = [self._free_gpus.pop(0) for _ in range(attempt.resources.gpu)]
+            state = _Attempt(spec=attempt, gpus=gpus)
+            self._attempts[attempt.job_id] = state
+        try:
+            self._make_scratch(attempt.scratch_dir)
+            zygote = self._ensure_zygote()
+            state.zygote = zygote
+            self._send(zygote, {"op": "start", "spec": self._child_spec(attempt, target, gpus)})
+            if not state.started.wait(self.start_timeout_s):
+                raise RuntimeError("the attempt's process did not start in time")
+            if state.error is not None:
+                raise RuntimeError(state.error)
+        except BaseException:
+            with self._lock:
+                self._attempts.pop(attempt.job_id, None)
+                self._free_gpus.extend(gpus)
+            shutil.rmtree(attempt.scratch_dir, ignore_errors=True)
+            raise
+
+    def cancel(self, job_id: int) -> None:
+        """SIGTERM the attempt's process group, SIGKILL after the grace period."""
+        with self._lock:
+            attempt = self._attempts.get(job_id)
+        if attempt is None or attempt.cancelled:
+            return
+        attempt.cancelled = True
+        if attempt.pid is not None:
+            self._signal(attempt, signal.SIGTERM)
+        timer = threading.Timer(self.kill_grace_s, self._signal, (attempt, signal.SIGKILL))
+        timer.daemon = True
+        timer.start()
+
+    def close(self) -> None:
+        """Kill every attempt (reported through ``on_exit``) and stop the zygote."""
+        self._closed = True
+        with self._lock:
+            zygote, self._zygote = self._zygote, None
+            attempts = list(self._attempts.values())
+        for attempt in attempts:
+            attempt.cancelled = True
+            self._signal(attempt, signal.SIGKILL)
+        if zygote is not None:
+            with contextlib.suppress(OSError):
+                if zygote.stdin is not None:
+                    zygote.stdin.close()
+            try:
+                zygote.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                zygote.kill()
+                zygote.wait()
+        for reader in self._readers:
+            reader.join(timeout=10)
+
+    def active(self) -> list[tuple[int, int]]:
+        """The attempts running here now."""
+        with self._lock:
+            return [(a.spec.job_id, a.spec.attempt) for a in self._attempts.values()]
+
+    def pid_of(self, job_id: int) -> int | None:
+        """The process id of the job's attempt here, if it runs here."""
+        with self._lock:
+            attempt = self._attempts.get(job_id)
+        return attempt.pid if attempt else None
+
+    # -- helpers ------------------------------------------------------------
+
+    def _signal(self, attempt: _Attempt, sig: int) -> None:
+        # Through the zygote: it alone knows whether the pid is still its unreaped child.
+        zygote = attempt.zygote
+        with self._lock:
+            current = self._attempts.get(attempt.spec.job_id) is attempt
+        if not current or attempt.pid is None or zygote is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            self._send(zygote, {"op": "kill", "pid": attempt.pid, "sig": int(sig)})
+
+    @staticmethod
+    def _make_scratch(path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700)
+        path.chmod(0o700)  # the umask may have narrowed it; never let it be wider
+
+    def _child_spec(self, attempt: AttemptSpec, target: str, gpus: list[str]) -> dict[str, Any]:
+        threads = str(max(1, math.floor(attempt.resources.cpu)))
+        env = dict.fromkeys(THREAD_VARS, threads)
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+        env.update(
+            {
+                "AIMASS_JOB_ID": str(attempt.job_id),
+                "AIMASS_JOB_ATTEMPT": str(attempt.attempt),
+                "AIMASS_JOB_PROJECT": attempt.project,
+                "AIMASS_SCRATCH_DIR": str(attempt.scratch_dir),
+                "AIMASS_CHECKPOINT": (
+                    attempt.checkpoint.model_dump_json() if attempt.checkpoint else ""
+                ),
+            }
+        )
+        env.update(attempt.env)
+        log_path = None
+        if self.log_dir is not None:
+            log_path = str(
+                self.log_dir / f"job-{attempt.job_id}" / f"attempt-{attempt.attempt}.log"
+            )
+        return {
+            "job_id": attempt.job_id,
+            "attempt": attempt.attempt,
+            "target": target,
+            "params": attempt.params,
+            "env": env,
+            "scratch_dir": str(attempt.scratch_dir),
+            "python_path": self.python_path,
+            "log_path": log_path,
+        }
+
+    def _finish(self, attempt: _Attempt, returncode: int) -> None:
+        with self._lock:
+            if self._attempts.get(attempt.spec.job_id) is not attempt:
+                return
+            del self._attempts[attempt.spec.job_id]
+            self._free_gpus.extend(attempt.gpus)
+        outputs: dict[str, Any] | None = None
+        error = attempt.error
+        try:
+            result = json.loads((attempt.spec.scratch_dir / RESULT_FILE).read_text())
+        except (OSError, ValueError):
+            result = {}
+        if isinstance(result.get("outputs"), dict):
+            outputs = result["outputs"]
+        if isinstance(result.get("error"), str):
+            error = result["error"]
+        shutil.rmtree(attempt.spec.scratch_dir, ignore_errors=True)
+        self._report(
+            AttemptExit(
+                job_id=attempt.spec.job_id,
+                attempt=attempt.spec.attempt,
+                returncode=returncode,
+                cancelled=attempt.cancelled,
+                outputs=outputs,
+                error=error,
+            )
+        )

@@ -1,0 +1,592 @@
+"""The job state machine: submit, read, cancel, retry, and fenced attempt writes.
+
+queued → running → succeeded | failed | cancelled. A failed or lost attempt
+may go back to queued for another attempt. Every write that carries an attempt
+number goes through ``_claim``: a conditional UPDATE that matches only while
+that attempt is current and running. It takes the row's write lock in the same
+statement, so a late writer from a superseded attempt is refused even with
+concurrent writers on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from pydantic import JsonValue, ValidationError
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import Session
+
+from aimass.errors import Conflict, NotFound, Unprocessable
+from aimass.jobs.entities import (
+    Job,
+    JobCheckpoint,
+    JobCreate,
+    JobEvent,
+    JobKind,
+    JobMetric,
+    JobState,
+    Outcome,
+)
+from aimass.registry.projects import read_project_row
+from aimass.store.orm import (
+    DatasetRow,
+    DatasetVersionRow,
+    JobCheckpointRow,
+    JobEventRow,
+    JobMetricRow,
+    JobRow,
+    ProjectRow,
+    aware_utc,
+    utcnow,
+)
+
+#: Checks and normalises an entry's params; raises ``Unprocessable`` naming the bad field.
+ParamsValidator = Callable[[dict[str, JsonValue]], dict[str, JsonValue]]
+
+#: A job lost this many times to the infrastructure fails instead of looping forever.
+MAX_INFRA_REQUEUES = 10
+#: Backoff before retry n (1-based) of a failed attempt: base * 2**(n-1), capped.
+RETRY_BACKOFF_BASE_S = 2.0
+RETRY_BACKOFF_MAX_S = 300.0
+
+
+def _validate_params(
+    spec: JobCreate, known_entries: Mapping[str, ParamsValidator | None]
+) -> dict[str, JsonValue]:
+    if spec.entry not in known_entries:
+        known = ", ".join(sorted(known_entries)) or "none"
+        raise Unprocessable(f"entry: unknown entry {spec.entry!r} (known: {known})")
+    validator = known_entries[spec.entry]
+    if validator is None:
+        return dict(spec.params)
+    try:
+        return validator(dict(spec.params))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"params.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise Unprocessable(f"entry {spec.entry!r}: {problems}") from exc
+    except ValueError as exc:
+        raise Unprocessable(f"entry {spec.entry!r}: params: {exc}") from exc
+
+
+def _check_dataset(session: Session, project_id: int, spec: JobCreate) -> None:
+    if spec.dataset is None:
+        if spec.dataset_version is not None:
+            raise Unprocessable("dataset_version: given without a dataset")
+        return
+    dataset = session.scalars(
+        select(DatasetRow).where(
+            DatasetRow.project_id == project_id, DatasetRow.name == spec.dataset
+        )
+    ).first()
+    if dataset is None:
+        raise NotFound(f"dataset: {spec.dataset!r} not found")
+    if spec.dataset_version is not None:
+        found = session.scalar(
+            select(DatasetVersionRow.id).where(
+                DatasetVersionRow.dataset_id == dataset.id,
+                DatasetVersionRow.version == spec.dataset_version,
+            )
+        )
+        if found is None:
+            raise NotFound(
+                f"dataset_version: dataset {spec.dataset!r} has no version {spec.dataset_version}"
+            )
+
+
+def _event(
+    session: Session, row: JobRow, state: JobState, reason: str | None, now: datetime
+) -> None:
+    session.add(JobEventRow(job_id=row.id, at=now, state=state, attempt=row.attempt, reason=reason))
+
+
+def submit_job(
+    session: Session,
+    project: str,
+    spec: JobCreate,
+    known_entries: Mapping[str, ParamsValidator | None],
+    now: datetime | None = None,
+) -> Job:
+    """Validate and queue a job; an unknown entry, bad params or dataset queue nothing."""
+    now = now or utcnow()
+    project_row = read_project_row(session, project)
+    params = _validate_params(spec, known_entries)
+    _check_dataset(session, project_row.id, spec)
+    if spec.parent_id is not None:
+        parent = session.get(JobRow, spec.parent_id)
+        if parent is None or parent.project_id != project_row.id:
+            raise NotFound(f"parent_id: job {spec.parent_id} not found")
+    row = JobRow(
+        project_id=project_row.id,
+        kind=spec.kind,
+        entry=spec.entry,
+        params=params,
+        dataset=spec.dataset,
+        dataset_version=spec.dataset_version,
+        cpu=spec.resources.cpu,
+        gpu=spec.resources.gpu,
+        memory_mb=spec.resources.memory_mb,
+        priority=spec.priority,
+        state="queued",
+        attempt=0,
+        retries_used=0,
+        max_retries=spec.max_retries,
+        infra_requeues=0,
+        timeout_s=spec.timeout_s,
+        cancel_requested=False,
+        parent_id=spec.parent_id,
+        outputs={},
+        created_at=now,
+        queued_at=now,
+    )
+    session.add(row)
+    session.flush()
+    _event(session, row, "queued", None, now)
+    return row.to_entity()
+
+
+def _row(session: Session, job_id: int, project: str | None = None) -> JobRow:
+    row = session.get(JobRow, job_id)
+    if row is None or (project is not None and row.project.name != project):
+        raise NotFound(f"job {job_id} not found")
+    return row
+
+
+def read_job(session: Session, job_id: int, project: str | None = None) -> Job:
+    """The job; NotFound if it does not exist (or is not in ``project`` when given)."""
+    return _row(session, job_id, project).to_entity()
+
+
+def list_jobs(
+    session: Session,
+    project: str,
+    state: JobState | None = None,
+    kind: JobKind | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Job]:
+    """A project's jobs, newest first, optionally of one state or kind."""
+    stmt = (
+        select(JobRow)
+        .join(ProjectRow, JobRow.project_id == ProjectRow.id)
+        .where(ProjectRow.name == project)
+    )
+    if state is not None:
+        stmt = stmt.where(JobRow.state == state)
+    if kind is not None:
+        stmt = stmt.where(JobRow.kind == kind)
+    stmt = stmt.order_by(JobRow.id.desc()).limit(limit).offset(offset)
+    return [r.to_entity() for r in session.scalars(stmt)]
+
+
+def list_job_events(session: Session, job_id: int) -> list[JobEvent]:
+    """The job's state history, oldest first."""
+    _row(session, job_id)
+    rows = session.scalars(
+        select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)
+    )
+    return [r.to_entity() for r in rows]
+
+
+def _conditional(session: Session, job_id: int, *where: Any, **values: Any) -> bool:
+    """UPDATE jobs SET values WHERE id = job_id AND where...; True if a row matched."""
+    result = session.execute(
+        update(JobRow).where(JobRow.id == job_id, *where).values(**values),
+        execution_options={"synchronize_session": False},
+    )
+    return cast("CursorResult[Any]", result).rowcount == 1
+
+
+def _reload(session: Session, job_id: int) -> JobRow:
+    row = session.get(JobRow, job_id, populate_existing=True)
+    if row is None:
+        raise NotFound(f"job {job_id} not found")
+    return row
+
+
+def _claim(session: Session, job_id: int, attempt: int) -> JobRow:
+    """Lock the job for a write from ``attempt``; Conflict unless it is current and running.
+
+    The check and the lock are one statement, so on PostgreSQL a concurrent
+    writer that ends the attempt either commits first (and this matches no row)
+    or waits until this transaction ends.
+    """
+    if _conditional(
+        session,
+        job_id,
+        JobRow.attempt == attempt,
+        JobRow.state == "running",
+        attempt=JobRow.attempt,
+    ):
+        return _reload(session, job_id)
+    row = session.get(JobRow, job_id, populate_existing=True)
+    if row is None:
+        raise NotFound(f"job {job_id} not found")
+    if row.attempt != attempt:
+        raise Conflict(
+            f"attempt {attempt} is no longer current for job {job_id} "
+            f"(attempt {row.attempt} is); its writes are refused"
+        )
+    raise Conflict(
+        f"attempt {attempt} is no longer current for job {job_id}: the job is {row.state}"
+    )
+
+
+def cancel_job(session: Session, job_id: int, project: str | None = None) -> Job:
+    """Cancel: a queued job at once; a running one is marked and its executor ends it."""
+    now = utcnow()
+    row = _row(session, job_id, project)
+    if _conditional(
+        session,
+        job_id,
+        JobRow.state == "queued",
+        state="cancelled",
+        finished_at=now,
+        reason="cancelled by request",
+        next_attempt_at=None,
+    ):
+        row = _reload(session, job_id)
+        _event(session, row, "cancelled", "cancelled by request", now)
+        return row.to_entity()
+    if _conditional(
+        session,
+        job_id,
+        JobRow.state == "running",
+        cancel_requested=True,
+        reason="cancel requested; stopping the running attempt",
+    ):
+        return _reload(session, job_id).to_entity()
+    row = _reload(session, job_id)
+    if row.state == "cancelled":
+        return row.to_entity()
+    raise Conflict(f"job {job_id} already {row.state}; there is nothing to cancel")
+
+
+def retry_job(session: Session, job_id: int, project: str | None = None) -> Job:
+    """Put a failed or cancelled job back in the queue with a fresh retry budget."""
+    now = utcnow()
+    _row(session, job_id, project)
+    if not _conditional(
+        session,
+        job_id,
+        JobRow.state.in_(("failed", "cancelled")),
+        state="queued",
+        queued_at=now,
+        finished_at=None,
+        next_attempt_at=None,
+        lease_expires_at=None,
+        retries_used=0,
+        infra_requeues=0,
+        cancel_requested=False,
+        node=None,
+        reason="retried by request",
+    ):
+        row = _reload(session, job_id)
+        raise Conflict(f"job {job_id} is {row.state}; only failed or cancelled jobs can be retried")
+    row = _reload(session, job_id)
+    _event(session, row, "queued", "retried by request", now)
+    return row.to_entity()
+
+
+def start_attempt(
+    session: Session, job_id: int, node: str, lease_s: float, now: datetime | None = None
+) -> Job:
+    """queued → running as the next attempt, holding a lease for ``lease_s`` seconds."""
+    now = now or utcnow()
+    if not _conditional(
+        session,
+        job_id,
+        JobRow.state == "queued",
+        state="running",
+        attempt=JobRow.attempt + 1,
+        node=node,
+        started_at=now,
+        finished_at=None,
+        next_attempt_at=None,
+        lease_expires_at=now + timedelta(seconds=lease_s),
+        reason=None,
+    ):
+        row = _reload(session, job_id)
+        raise Conflict(f"job {job_id} is {row.state}, not queued; it cannot start")
+    row = _reload(session, job_id)
+    _event(session, row, "running", f"attempt {row.attempt} on {node}", now)
+    return row.to_entity()
+
+
+def renew_lease(
+    session: Session, job_id: int, attempt: int, lease_s: float, now: datetime | None = None
+) -> Job:
+    """Extend the attempt's lease; the returned job says whether a cancel was requested."""
+    now = now or utcnow()
+    if not _conditional(
+        session,
+        job_id,
+        JobRow.attempt == attempt,
+        JobRow.state == "running",
+        lease_expires_at=now + timedelta(seconds=lease_s),
+    ):
+        _claim(session, job_id, attempt)  # raises the precise Conflict or NotFound
+    return _reload(session, job_id).to_entity()
+
+
+def _backoff(retry: int) -> float:
+    return float(min(RETRY_BACKOFF_BASE_S * 2 ** (retry - 1), RETRY_BACKOFF_MAX_S))
+
+
+def _end_attempt(row: JobRow, now: datetime) -> None:
+    row.lease_expires_at = None
+    row.node = None
+
+
+def _requeue(session: Session, row: JobRow, reason: str, now: datetime, delay_s: float) -> None:
+    _end_attempt(row, now)
+    row.state = "queued"
+    row.queued_at = now
+    row.next_attempt_at = now + timedelta(seconds=delay_s) if delay_s > 0 else None
+    row.reason = reason
+    _event(session, row, "queued", reason, now)
+
+
+def _finish(
+    session: Session, row: JobRow, state: JobState, reason: str | None, now: datetime
+) -> None:
+    _end_attempt(row, now)
+    row.state = state
+    row.finished_at = now
+    row.next_attempt_at = None
+    row.reason = reason
+    _event(session, row, state, reason, now)
+
+
+def _fail_attempt(session: Session, row: JobRow, reason: str, infra: bool, now: datetime) -> None:
+    """End a running attempt that did not succeed: cancel, requeue or fail."""
+    if row.cancel_requested:
+        _finish(session, row, "cancelled", "cancelled by request", now)
+    elif infra:
+        row.infra_requeues += 1
+        if row.infra_requeues > MAX_INFRA_REQUEUES:
+            _finish(
+                session,
+                row,
+                "failed",
+                f"{reason}; gave up after {MAX_INFRA_REQUEUES} infrastructure failures",
+                now,
+            )
+        else:
+            _requeue(
+                session,
+                row,
+                f"requeued after attempt {row.attempt}: {reason} "
+                "(an infrastructure failure; the retry budget is untouched)",
+                now,
+                0.0,
+            )
+    elif row.retries_used < row.max_retries:
+        row.retries_used += 1
+        delay = _backoff(row.retries_used)
+        _requeue(
+            session,
+            row,
+            f"retry {row.retries_used} of {row.max_retries} in {delay:g} s after attempt "
+            f"{row.attempt} failed: {reason}",
+            now,
+            delay,
+        )
+    else:
+        _finish(session, row, "failed", reason, now)
+
+
+def finish_attempt(
+    session: Session,
+    job_id: int,
+    attempt: int,
+    outcome: Outcome,
+    reason: str | None = None,
+    infra: bool = False,
+    outputs: Mapping[str, JsonValue] | None = None,
+    now: datetime | None = None,
+) -> Job:
+    """End the running attempt; exactly one finish per attempt wins, later ones get Conflict.
+
+    A failure of the job's own code (``infra=False``) uses the retry budget and
+    requeues with exponential backoff; an infrastructure failure requeues at
+    once without using it. A job whose cancel was requested ends cancelled.
+    """
+    now = now or utcnow()
+    row = _claim(session, job_id, attempt)
+    if outputs:
+        row.outputs = {**(row.outputs or {}), **outputs}
+    if outcome == "succeeded":
+        _finish(session, row, "succeeded", None, now)
+    else:
+        _fail_attempt(session, row, reason or "the attempt failed", infra, now)
+    session.flush()
+    return row.to_entity()
+
+
+def record_metric(
+    session: Session,
+    job_id: int,
+    attempt: int,
+    name: str,
+    value: float,
+    step: int = 0,
+    now: datetime | None = None,
+) -> JobMetric:
+    """Record one step metric from the current attempt (fenced)."""
+    if not name or len(name) > 256:
+        raise Unprocessable("name: a metric name has 1 to 256 characters")
+    _claim(session, job_id, attempt)
+    row = JobMetricRow(
+        job_id=job_id, attempt=attempt, name=name, step=step, value=float(value), at=now or utcnow()
+    )
+    session.add(row)
+    session.flush()
+    return row.to_entity()
+
+
+def list_metrics(session: Session, job_id: int, name: str | None = None) -> list[JobMetric]:
+    """The job's metrics over every attempt, by name, step and time."""
+    _row(session, job_id)
+    stmt = select(JobMetricRow).where(JobMetricRow.job_id == job_id)
+    if name is not None:
+        stmt = stmt.where(JobMetricRow.name == name)
+    stmt = stmt.order_by(JobMetricRow.name, JobMetricRow.step, JobMetricRow.id)
+    return [r.to_entity() for r in session.scalars(stmt)]
+
+
+def record_checkpoint(
+    session: Session,
+    job_id: int,
+    attempt: int,
+    step: int,
+    artifact_key: str,
+    sha256: str,
+    now: datetime | None = None,
+) -> JobCheckpoint:
+    """Record a checkpoint the current attempt saved to the artifact store (fenced)."""
+    _claim(session, job_id, attempt)
+    row = JobCheckpointRow(
+        job_id=job_id,
+        attempt=attempt,
+        step=step,
+        artifact_key=artifact_key,
+        sha256=sha256,
+        at=now or utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row.to_entity()
+
+
+def latest_checkpoint(session: Session, job_id: int) -> JobCheckpoint | None:
+    """The checkpoint the next attempt resumes from: the last one recorded, or None."""
+    row = session.scalars(
+        select(JobCheckpointRow)
+        .where(JobCheckpointRow.job_id == job_id)
+        .order_by(JobCheckpointRow.id.desc())
+        .limit(1)
+    ).first()
+    return row.to_entity() if row else None
+
+
+def expire_leases(session: Session, now: datetime | None = None) -> list[int]:
+    """Requeue running jobs whose lease ran out (infrastructure failures); their ids.
+
+    A job out of infrastructure requeues fails instead, and one whose cancel
+    was requested ends cancelled; both are in the returned ids too, since the
+    attempt is over either way.
+    """
+    now = now or utcnow()
+    expired = session.execute(
+        select(JobRow.id, JobRow.attempt, JobRow.lease_expires_at).where(
+            JobRow.state == "running", JobRow.lease_expires_at < now
+        )
+    ).all()
+    ended: list[int] = []
+    for job_id, attempt, lease_expires_at in expired:
+        if not _conditional(
+            session,
+            job_id,
+            JobRow.attempt == attempt,
+            JobRow.state == "running",
+            JobRow.lease_expires_at < now,
+            attempt=JobRow.attempt,
+        ):
+            continue  # renewed or finished meanwhile
+        row = _reload(session, job_id)
+        since = aware_utc(lease_expires_at or now).strftime("%H:%M:%S UTC")
+        _fail_attempt(
+            session, row, f"lost its lease (no heartbeat; it ran out at {since})", True, now
+        )
+        ended.append(job_id)
+    session.flush()
+    return ended
+
+
+def enforce_timeouts(session: Session, now: datetime | None = None) -> list[int]:
+    """Fail running attempts past their job's ``timeout_s`` (a failure of the job's own)."""
+    now = now or utcnow()
+    candidates = session.execute(
+        select(JobRow.id, JobRow.attempt, JobRow.started_at, JobRow.timeout_s).where(
+            JobRow.state == "running", JobRow.timeout_s.is_not(None)
+        )
+    ).all()
+    ended: list[int] = []
+    for job_id, attempt, started_at, timeout_s in candidates:
+        if started_at is None or timeout_s is None:
+            continue
+        if now < aware_utc(started_at) + timedelta(seconds=timeout_s):
+            continue
+        try:
+            row = _claim(session, job_id, attempt)
+        except Conflict:
+            continue
+        _fail_attempt(session, row, f"timed out after {timeout_s:g} s", False, now)
+        ended.append(job_id)
+    session.flush()
+    return ended
+
+
+def queued_jobs(session: Session, limit: int = 256) -> list[Job]:
+    """The queue in scheduling order: priority (higher first), then first come first served."""
+    rows = session.scalars(
+        select(JobRow)
+        .where(JobRow.state == "queued")
+        .order_by(JobRow.priority.desc(), JobRow.created_at, JobRow.id)
+        .limit(limit)
+    )
+    return [r.to_entity() for r in rows]
+
+
+def running_jobs(session: Session) -> list[Job]:
+    """Every running job, on any node."""
+    rows = session.scalars(select(JobRow).where(JobRow.state == "running").order_by(JobRow.id))
+    return [r.to_entity() for r in rows]
+
+
+def set_waiting_reasons(session: Session, reasons: Mapping[int, str]) -> int:
+    """Record why queued jobs wait, one statement per distinct reason; only changes are written.
+
+    Returns how many jobs' reasons changed.
+    """
+    by_reason: dict[str, list[int]] = {}
+    for job_id, reason in reasons.items():
+        by_reason.setdefault(reason, []).append(job_id)
+    changed = 0
+    for reason, ids in by_reason.items():
+        result = session.execute(
+            update(JobRow)
+            .where(
+                JobRow.id.in_(ids),
+                JobRow.state == "queued",
+                JobRow.reason.is_(None) | (JobRow.reason != reason),
+            )
+            .values(reason=reason),
+            execution_options={"synchronize_session": False},
+        )
+        changed += cast("CursorResult[Any]", result).rowcount
+    return changed

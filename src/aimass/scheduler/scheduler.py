@@ -1,0 +1,274 @@
+"""``Scheduler``: the loop that turns the queue in the database into running attempts.
+
+Every server process runs one; only the leader (``Leadership``) places jobs,
+expires leases and enforces timeouts. Each process keeps the leases of the
+attempts its own executor runs alive, so a change of leader does not requeue
+work that is still running. The loop is event-driven: ``wake()`` on a
+submission, and the executor's exit callback wakes it when an attempt ends; a
+slow interval is only the fallback. Deadlines (a timeout, a lease, a retry
+backoff) that fall before the next interval wake it on time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pydantic import JsonValue
+
+from aimass.errors import AimassError
+from aimass.executors.base import AttemptExit, AttemptSpec, Executor
+from aimass.jobs import service
+from aimass.jobs.entities import Job, JobCheckpoint
+from aimass.loop_service import LoopService
+from aimass.scheduler.leader import Leadership
+from aimass.scheduler.placement import NodeCapacity, place
+from aimass.store.db import Database
+from aimass.store.orm import utcnow
+
+log = logging.getLogger("aimass.scheduler")
+
+
+def local_capacity(gpus: int = 0) -> NodeCapacity:
+    """This node: the CPUs this process may use, its GPUs, its physical memory."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    return NodeCapacity(cpu=float(len(os.sched_getaffinity(0))), gpu=gpus, memory_mb=int(memory))
+
+
+def node_name() -> str:
+    """This process as a node: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class TickReport:
+    """What one tick did (for tests and the benchmark)."""
+
+    leader: bool = False
+    started: list[int] = field(default_factory=list)
+    ended: list[int] = field(default_factory=list)
+    waiting: dict[int, str] = field(default_factory=dict)
+    next_deadline: datetime | None = None
+
+
+def _exit_outcome(exit_: AttemptExit) -> tuple[bool, str, bool]:
+    """(succeeded, reason, infra) for an attempt's end."""
+    if exit_.returncode == 0 and not exit_.cancelled:
+        return True, "", False
+    if exit_.cancelled:
+        return False, "the attempt was stopped by its executor", True
+    if exit_.returncode < 0:
+        try:
+            name = signal.Signals(-exit_.returncode).name
+        except ValueError:
+            name = f"signal {-exit_.returncode}"
+        return False, f"the attempt's process was killed by {name}", True
+    return False, exit_.error or f"the attempt exited with status {exit_.returncode}", False
+
+
+class Scheduler(LoopService):
+    """Places queued jobs on ``executor`` within ``capacity``; one leader acts at a time.
+
+    ``lease_s`` is how long an attempt may go without a heartbeat before it is
+    requeued. While ``heartbeat_children`` is on, the scheduler renews the
+    leases of attempts its executor reports alive (until the job runtime sends
+    its own heartbeats over HTTP). Each tick reads the first ``queue_scan``
+    queued jobs in scheduling order; jobs further back keep their last reason.
+    """
+
+    name = "scheduler"
+
+    def __init__(
+        self,
+        db: Database,
+        executor: Executor,
+        capacity: NodeCapacity,
+        *,
+        scratch_root: Path,
+        lease_s: float = 30.0,
+        interval: float = 5.0,
+        project_limits: Mapping[str, int] | None = None,
+        default_project_limit: int | None = None,
+        leadership: Leadership | None = None,
+        heartbeat_children: bool = True,
+        env: Mapping[str, str] | None = None,
+        node: str | None = None,
+        queue_scan: int = 64,
+    ) -> None:
+        super().__init__(interval)
+        self.db = db
+        self.executor = executor
+        self.capacity = capacity
+        self.scratch_root = scratch_root
+        self.lease_s = lease_s
+        self.project_limits = dict(project_limits or {})
+        self.default_project_limit = default_project_limit
+        self.leadership = leadership or Leadership(db)
+        self.heartbeat_children = heartbeat_children
+        self.env = dict(env or {})
+        self.node = node or node_name()
+        self.queue_scan = queue_scan
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        executor.on_exit = self.handle_exit
+
+    # -- the loop -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the loop on the running event loop."""
+        self._loop = asyncio.get_running_loop()
+        super().start()
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop the loop and give up leadership (the executor is its owner's to close)."""
+        await super().stop(timeout)
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+        await asyncio.to_thread(self.leadership.release)
+
+    def wake_threadsafe(self) -> None:
+        """``wake()`` from any thread (the executor's callback runs on its own)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.wake)
+
+    async def run_once(self) -> None:
+        """One tick in a worker thread, then a wake-up at the next deadline if it is close."""
+        report = await asyncio.to_thread(self.tick)
+        if report.next_deadline is not None and self._loop is not None:
+            delay = (report.next_deadline - utcnow()).total_seconds()
+            if delay < self.interval:
+                if self._deadline_timer is not None:
+                    self._deadline_timer.cancel()
+                self._deadline_timer = self._loop.call_later(max(delay, 0.0) + 0.01, self.wake)
+
+    # -- one tick -----------------------------------------------------------
+
+    def tick(self) -> TickReport:
+        """Renew local leases; as leader, end overdue attempts and start what fits."""
+        report = TickReport()
+        now = utcnow()
+        local = dict(self.executor.active())
+        if self.heartbeat_children and local:
+            self._renew(local, now)
+        if not self.leadership.try_acquire():
+            return report
+        report.leader = True
+        to_cancel: list[int] = []
+        starts: list[tuple[Job, JobCheckpoint | None]] = []
+        with self.db.session() as session:
+            report.ended = service.expire_leases(session, now) + service.enforce_timeouts(
+                session, now
+            )
+            running = service.running_jobs(session)
+            queue = service.queued_jobs(session, self.queue_scan)
+            to_cancel = [j.id for j in running if j.cancel_requested and j.id in local]
+            plan = place(
+                self.capacity,
+                running,
+                queue,
+                now,
+                self.project_limits,
+                self.default_project_limit,
+            )
+            for job in plan.start:
+                started = service.start_attempt(session, job.id, self.node, self.lease_s, now)
+                starts.append((started, service.latest_checkpoint(session, job.id)))
+            reasons = {j.id: j.reason for j in queue}
+            service.set_waiting_reasons(
+                session, {i: r for i, r in plan.waiting.items() if reasons.get(i) != r}
+            )
+            report.waiting = plan.waiting
+            report.next_deadline = self._next_deadline(running, queue, [j for j, _ in starts])
+        for job_id in report.ended + to_cancel:
+            self.executor.cancel(job_id)
+        for job, checkpoint in starts:
+            self._submit(job, checkpoint)
+            report.started.append(job.id)
+        return report
+
+    def _renew(self, local: Mapping[int, int], now: datetime) -> None:
+        with self.db.session() as session:
+            for job_id, attempt in local.items():
+                try:
+                    job = service.read_job(session, job_id)
+                    expires = job.lease_expires_at
+                    if (
+                        job.attempt == attempt
+                        and job.state == "running"
+                        and (expires is None or (expires - now).total_seconds() < self.lease_s / 2)
+                    ):
+                        service.renew_lease(session, job_id, attempt, self.lease_s, now)
+                except AimassError:
+                    continue
+
+    def _next_deadline(
+        self, running: list[Job], queue: list[Job], started: list[Job]
+    ) -> datetime | None:
+        moments: list[datetime] = []
+        for job in [*running, *started]:
+            if job.lease_expires_at is not None:
+                moments.append(job.lease_expires_at)
+            if job.timeout_s is not None and job.started_at is not None:
+                moments.append(job.started_at + timedelta(seconds=job.timeout_s))
+        moments.extend(j.next_attempt_at for j in queue if j.next_attempt_at is not None)
+        return min(moments) if moments else None
+
+    def _submit(self, job: Job, checkpoint: JobCheckpoint | None) -> None:
+        spec = AttemptSpec(
+            job_id=job.id,
+            attempt=job.attempt,
+            project=job.project,
+            entry=job.entry,
+            params=job.params,
+            resources=job.resources,
+            scratch_dir=self.scratch_root / f"job-{job.id}-attempt-{job.attempt}",
+            env=dict(self.env),
+            checkpoint=checkpoint,
+        )
+        try:
+            self.executor.submit(spec)
+        except Exception as exc:
+            log.warning("job %s attempt %s did not start: %s", job.id, job.attempt, exc)
+            self._finish(job.id, job.attempt, False, f"could not start: {exc}", True, None)
+
+    # -- attempts ending --------------------------------------------------------
+
+    def handle_exit(self, exit_: AttemptExit) -> None:
+        """The executor's callback: record how the attempt ended, then wake the loop."""
+        succeeded, reason, infra = _exit_outcome(exit_)
+        try:
+            self._finish(exit_.job_id, exit_.attempt, succeeded, reason, infra, exit_.outputs)
+        finally:
+            self.wake_threadsafe()
+
+    def _finish(
+        self,
+        job_id: int,
+        attempt: int,
+        succeeded: bool,
+        reason: str,
+        infra: bool,
+        outputs: dict[str, JsonValue] | None,
+    ) -> None:
+        try:
+            with self.db.session() as session:
+                service.finish_attempt(
+                    session,
+                    job_id,
+                    attempt,
+                    "succeeded" if succeeded else "failed",
+                    reason=reason or None,
+                    infra=infra,
+                    outputs=outputs,
+                )
+        except AimassError as exc:
+            # Already ended elsewhere (timeout, lost lease, the runtime reported first).
+            log.debug("job %s attempt %s: %s", job_id, attempt, exc.message)
