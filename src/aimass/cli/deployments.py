@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -101,6 +101,51 @@ def wait_for(client: Client, name: str, timeout: float) -> Deployment:
         return client.deployments.wait_ready(name, timeout=timeout, interval=0.2)
 
 
+def _options(
+    version: int | None,
+    alias: str | None,
+    traffic: list[dict[str, object]] | None,
+    replicas: int | None,
+    max_batch_size: int | None,
+    max_delay_ms: float | None,
+    cpu: float | None,
+    gpu: int | None,
+    memory_mb: int | None,
+) -> dict[str, Any]:
+    """The settings ``deploy`` and ``update`` share, as keyword arguments for the SDK."""
+    return {
+        "version": version,
+        "alias": alias,
+        "traffic": traffic,
+        "replicas": replicas,
+        "max_batch_size": max_batch_size,
+        "max_delay_ms": max_delay_ms,
+        "cpu": cpu,
+        "gpu": gpu,
+        "memory_mb": memory_mb,
+    }
+
+
+def _apply(
+    ctx: typer.Context,
+    action: Callable[[Client], Deployment],
+    *,
+    wait: bool,
+    timeout: float,
+    json_: bool,
+    verb: str,
+) -> None:
+    """Create or update, wait for readiness if asked, and report."""
+    with open_client(ctx) as client:
+        deployment = action(client)
+        if wait:
+            deployment = wait_for(client, deployment.name, timeout)
+    if json_:
+        print_json(deployment)
+    else:
+        _summary(deployment, verb)
+
+
 def _summary(deployment: Deployment, verb: str) -> None:
     console = stdout_console()
     console.print(
@@ -154,26 +199,17 @@ def deploy(
     routes = parse_traffic(traffic)
     if _targets(version, alias, traffic) != 1:
         raise typer.BadParameter("give exactly one of --version, --alias or --traffic")
-    with open_client(ctx) as client:
-        deployment = client.deployments.create(
-            model,
-            name=name,
-            version=version,
-            alias=alias,
-            traffic=routes,
-            replicas=replicas,
-            max_batch_size=max_batch_size,
-            max_delay_ms=max_delay_ms,
-            cpu=cpu,
-            gpu=gpu,
-            memory_mb=memory_mb,
-        )
-        if wait:
-            deployment = wait_for(client, deployment.name, timeout)
-    if json_:
-        print_json(deployment)
-    else:
-        _summary(deployment, "deployed")
+    options = _options(
+        version, alias, routes, replicas, max_batch_size, max_delay_ms, cpu, gpu, memory_mb
+    )
+    _apply(
+        ctx,
+        lambda client: client.deployments.create(model, name=name, **options),
+        wait=wait,
+        timeout=timeout,
+        json_=json_,
+        verb="deployed",
+    )
 
 
 @app.command("list")
@@ -292,25 +328,17 @@ def update(
     others = (replicas, max_batch_size, max_delay_ms, cpu, gpu, memory_mb)
     if _targets(version, alias, traffic) == 0 and all(x is None for x in others):
         raise typer.BadParameter("nothing to change: give at least one option")
-    with open_client(ctx) as client:
-        deployment = client.deployments.update(
-            name,
-            version=version,
-            alias=alias,
-            traffic=routes,
-            replicas=replicas,
-            max_batch_size=max_batch_size,
-            max_delay_ms=max_delay_ms,
-            cpu=cpu,
-            gpu=gpu,
-            memory_mb=memory_mb,
-        )
-        if wait:
-            deployment = wait_for(client, deployment.name, timeout)
-    if json_:
-        print_json(deployment)
-    else:
-        _summary(deployment, "updated")
+    options = _options(
+        version, alias, routes, replicas, max_batch_size, max_delay_ms, cpu, gpu, memory_mb
+    )
+    _apply(
+        ctx,
+        lambda client: client.deployments.update(name, **options),
+        wait=wait,
+        timeout=timeout,
+        json_=json_,
+        verb="updated",
+    )
 
 
 @app.command("delete")
