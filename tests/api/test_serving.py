@@ -136,7 +136,8 @@ def test_a_model_that_fails_to_load_leaves_the_others_serving(
     version = http.get("/api/v1/models/cancer/versions/2").json()
     stored = [p for p in Path(settings.resolved_artifacts).rglob("*") if p.is_file()]
     target = next(p for p in stored if _sha(p) == version["sha256"])
-    target.write_bytes(b"corrupt" + target.read_bytes()[7:])
+    original = target.read_bytes()
+    target.write_bytes(b"corrupt" + original[7:])
     response = http.post(
         "/api/v1/deployments", json={"name": "bad", "model": "cancer", "version": 2}
     )
@@ -151,6 +152,13 @@ def test_a_model_that_fails_to_load_leaves_the_others_serving(
     good = http.post("/v2/models/good/infer", json=oip_json(cancer["x"][:2]))
     assert good.status_code == 200
     assert good.json()["outputs"][0]["shape"][0] == 2
+    # Once the bytes are sound again, the retry (with backoff) brings it up.
+    target.write_bytes(original)
+    wait_state(http, "bad", "ready", timeout=15)
+    assert (
+        http.post("/api/v1/deployments/bad/predict", json={"inputs": [[0.0] * 30]}).status_code
+        == 200
+    )
 
 
 def _sha(path: Path) -> str:

@@ -7,6 +7,7 @@ import gc
 import logging
 import os
 import socket
+import time
 from pathlib import Path
 
 from aimass.artifacts.names import validate_filename
@@ -29,6 +30,9 @@ from aimass.store.db import Database
 
 log = logging.getLogger("aimass.deployments")
 _Status = tuple[ReplicaState, str | None, tuple[int, ...]]
+#: A deployment that failed to load is tried again after this, doubling up to RETRY_MAX_S.
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 60.0
 #: Every this many ticks each status is written again, well inside the staleness window.
 HEARTBEAT_TICKS = 20
 
@@ -44,7 +48,7 @@ class DeploymentReconciler(LoopService):
     A swap builds the new deployment's runners first and then replaces the old
     one atomically, so requests in flight finish on the old runners. A model that
     fails to load marks its deployment failed with the reason, and the rest keep
-    serving.
+    serving; it is tried again after 1 s, 2 s, 4 s ... up to a minute.
     """
 
     name = "deployment-reconciler"
@@ -70,6 +74,7 @@ class DeploymentReconciler(LoopService):
         self._loaded: dict[int, tuple[object, ...]] = {}
         self._keys: dict[int, tuple[str, str]] = {}
         self._status: dict[int, _Status] = {}
+        self._retry: dict[int, tuple[float, float]] = {}  # id -> (when, current backoff)
         self._reported: dict[int, _Status] = {}
         self._ticks = 0
 
@@ -86,10 +91,17 @@ class DeploymentReconciler(LoopService):
                 project, name = self._keys.pop(deployment_id)
                 self._loaded.pop(deployment_id)
                 self._status.pop(deployment_id, None)
+                self._retry.pop(deployment_id, None)
                 self._reported.pop(deployment_id, None)
                 self.repository.remove(name, project)
                 log.info("unloaded deployment %s/%s", project, name)
-        changed = [item for item in desired if self._loaded.get(item.id) != item.fingerprint()]
+        now = time.monotonic()
+        changed = [
+            item
+            for item in desired
+            if self._loaded.get(item.id) != item.fingerprint()
+            or (item.id in self._retry and now >= self._retry[item.id][0])
+        ]
         # Load side by side: a slow model (or a slow library import) does not hold up the rest.
         await asyncio.gather(*(self._load(item) for item in changed))
         if changed and self.freeze_gc:
@@ -138,6 +150,9 @@ class DeploymentReconciler(LoopService):
             log.warning("deployment %s/%s failed to load: %s", item.project, item.name, reason)
             self.repository.set_state(item.name, item.project, "failed", reason)
             self._remember(item.id, "failed", reason, [v.version for v in item.versions])
+            _, backoff = self._retry.get(item.id, (0.0, RETRY_FIRST_S / 2))
+            backoff = min(backoff * 2, RETRY_MAX_S)
+            self._retry[item.id] = (time.monotonic() + backoff, backoff)
             return
         self.repository.put(
             ServedDeployment(
@@ -148,6 +163,7 @@ class DeploymentReconciler(LoopService):
                 reason=None,
             )
         )
+        self._retry.pop(item.id, None)
         self._remember(item.id, "ready", None, [v.version for v in item.versions])
         log.info("deployment %s/%s ready", item.project, item.name)
 
