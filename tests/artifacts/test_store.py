@@ -77,3 +77,13 @@ def test_file_names_are_allow_listed(name: str) -> None:
 def test_ordinary_names_pass() -> None:
     assert validate_filename("model v2.onnx") == "model v2.onnx"
     assert validate_name("iris-classifier_2.1") == "iris-classifier_2.1"
+
+
+def test_list_keys_names_what_is_stored(store: ArtifactStore) -> None:
+    store.put("models/1/a", iter([b"x"]))
+    store.put("models/2/b", iter([b"y"]))
+    store.put("datasets/1/c", iter([b"z"]))
+    listed = store.list_keys("models")
+    assert sorted(listed) == ["models/1/a", "models/2/b"]
+    assert all(t > 0 for t in listed.values())
+    assert store.list_keys("nothing-here") == {}

@@ -12,6 +12,7 @@ from aimass.auth.service import bootstrap_admin
 from aimass.config import Settings, settings_env
 from aimass.errors import InvalidInput
 from aimass.store.db import Database
+from aimass.store.references import sweep_orphans
 
 log = logging.getLogger("aimass.server")
 
@@ -41,7 +42,8 @@ def prepare(settings: Settings) -> bool:
     """Everything a start needs once, before workers fork. Returns True if a token was made.
 
     Applies migrations, empties the upload spool and unfinished artifact writes
-    (what a killed server left behind), and creates the first admin token.
+    (what a killed server left behind), removes old bytes no version refers to,
+    and creates the first admin token.
     """
     check_exposure(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -51,8 +53,12 @@ def prepare(settings: Settings) -> bool:
         db.upgrade()
         shutil.rmtree(settings.spool_dir, ignore_errors=True)
         settings.spool_dir.mkdir(parents=True, exist_ok=True)
-        ArtifactStore(settings.resolved_artifacts).delete_tmp()
+        store = ArtifactStore(settings.resolved_artifacts)
+        store.delete_tmp()
         with db.session() as session:
+            removed = sweep_orphans(session, store)
+            if removed:
+                log.warning("removed %d artifact(s) no version refers to", len(removed))
             return bootstrap_admin(session, settings.token_file)
     finally:
         db.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -108,6 +109,30 @@ class ArtifactStore:
         if self.fs.exists(path):
             self.fs.rm(path, recursive=True)
 
+    def list_keys(self, prefix: str) -> dict[str, float]:
+        """Every key under ``prefix`` with its modification time (seconds since the epoch)."""
+        root = self._path(prefix)
+        if not self.fs.exists(root):
+            return {}
+        found: dict[str, float] = {}
+        base = self.root.rstrip("/") + "/"
+        for path, info in self.fs.find(root, detail=True).items():
+            key = path[len(base) :] if path.startswith(base) else path
+            found[key] = _mtime(info)
+        return found
+
     def delete_tmp(self) -> None:
         """Remove writes that never completed (called when the server starts)."""
         self.delete("tmp")
+
+
+def _mtime(info: dict[str, object]) -> float:
+    """A file's modification time from fsspec's info (local ``mtime``, S3 ``LastModified``).
+
+    Unknown times read as now, so a sweep never takes bytes whose age it cannot tell.
+    """
+    value = info.get("mtime", info.get("LastModified", info.get("last_modified")))
+    if isinstance(value, (int, float)):
+        return float(value)
+    timestamp = getattr(value, "timestamp", None)
+    return float(timestamp()) if callable(timestamp) else time.time()
