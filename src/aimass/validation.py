@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -11,12 +12,15 @@ from aimass.errors import Unprocessable
 M = TypeVar("M", bound=BaseModel)
 
 
-def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
-    """One line naming each offending field and what is wrong with it."""
+def describe_errors(errors: Sequence[Mapping[str, Any]], skip: frozenset[str] = frozenset()) -> str:
+    """One line naming each offending field (pydantic's error list) and what is wrong with it.
+
+    ``skip`` drops location parts that mean nothing to the caller (FastAPI's ``body``).
+    """
     parts = []
-    for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
-        msg = err["msg"].removeprefix("Value error, ")
+    for err in errors[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "" and p not in skip)
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
 
@@ -28,4 +32,4 @@ def parse_json(model: type[M], text: str | bytes | None, what: str) -> M:
             return model()
         return model.model_validate_json(text)
     except ValidationError as exc:
-        raise Unprocessable(f"invalid {what}: {describe_validation_error(exc)}") from exc
+        raise Unprocessable(f"invalid {what}: {describe_errors(exc.errors())}") from exc

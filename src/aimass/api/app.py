@@ -11,7 +11,7 @@ from starlette.types import Receive, Scope, Send
 from aimass import __version__
 from aimass.api.errors import install_error_handlers
 from aimass.api.middleware import RequestGuard
-from aimass.api.routes import access, datasets, deployments, health, models
+from aimass.api.routes import access, datasets, deployments, models
 from aimass.api.state import AppState
 from aimass.auth.entities import Principal
 from aimass.config import Settings
@@ -68,7 +68,7 @@ def _control_plane(settings: Settings, state: AppState) -> FastAPI:
     )
     app.state.aimass = state
     install_error_handlers(app)
-    for module in (health, access, models, datasets, deployments):
+    for module in (access, models, datasets, deployments):
         app.include_router(module.router)
     app.add_middleware(RequestGuard, max_upload_bytes=settings.max_upload_bytes)
     return app

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aimass.api.context import request_id_var
 from aimass.errors import AimassError
+from aimass.validation import describe_errors
 
 log = logging.getLogger("aimass.api")
 
@@ -34,15 +35,6 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _describe(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "invalid request: " + "; ".join(parts)
-
-
 async def _aimass_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AimassError)
     if exc.status >= 500:
@@ -53,7 +45,8 @@ async def _aimass_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(422, "unprocessable", _describe(exc))
+    message = describe_errors(exc.errors(), skip=frozenset({"body"}))
+    return error_response(422, "unprocessable", "invalid request: " + message)
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:

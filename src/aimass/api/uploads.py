@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from fastapi import Request
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from aimass.errors import InvalidInput
+from aimass.validation import parse_json
 
 MAX_META_BYTES = 256 * 1024
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -58,3 +63,15 @@ async def spooled_upload(request: Request, spool_dir: Path) -> AsyncIterator[Spo
     finally:
         await form.close()
         dest.unlink(missing_ok=True)
+
+
+async def handle_upload(
+    request: Request,
+    spool_dir: Path,
+    meta_model: type[M],
+    call: Callable[[SpooledUpload, M], T],
+) -> T:
+    """Receive an upload, validate its ``meta`` JSON, and run ``call`` on both in a thread."""
+    async with spooled_upload(request, spool_dir) as upload:
+        spec = parse_json(meta_model, upload.meta, "meta")
+        return await run_in_threadpool(call, upload, spec)

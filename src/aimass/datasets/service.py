@@ -6,7 +6,6 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aimass.artifacts.names import validate_filename, validate_name
@@ -17,7 +16,7 @@ from aimass.errors import NotFound
 from aimass.registry.projects import read_project_row
 from aimass.store.db import Database
 from aimass.store.orm import DatasetRow, DatasetVersionRow, ProjectRow
-from aimass.store.versioning import insert_next_version
+from aimass.store.versioning import ensure_parent, insert_next_version
 
 
 class DatasetVersionCreate(BaseModel):
@@ -48,28 +47,6 @@ def _latest(session: Session, dataset_id: int) -> int | None:
     )
 
 
-def _ensure_dataset(db: Database, project: str, name: str) -> int:
-    validate_name(name, "dataset name")
-    with db.session() as session:
-        project_row = read_project_row(session, project)
-        found = session.scalars(
-            select(DatasetRow.id).where(
-                DatasetRow.project_id == project_row.id, DatasetRow.name == name
-            )
-        ).first()
-        if found is not None:
-            return found
-    try:
-        with db.session() as session:
-            row = DatasetRow(project_id=read_project_row(session, project).id, name=name)
-            session.add(row)
-            session.flush()
-            return row.id
-    except IntegrityError:  # created concurrently: the unique constraint fired
-        with db.session() as session:
-            return _dataset_row(session, project, name).id
-
-
 def register_dataset_version(
     db: Database,
     store: ArtifactStore,
@@ -89,7 +66,7 @@ def register_dataset_version(
     fmt = detect_format(filename, head, spec.format)
     frame = read_table(upload, fmt, max_expanded_bytes=max_expanded_bytes)
     columns, profile = profile_table(frame)
-    dataset_id = _ensure_dataset(db, project, name)
+    dataset_id = ensure_parent(db, DatasetRow, project, name)
     key = store.new_key("datasets", str(dataset_id))
     with upload.open("rb") as src:
         stored = store.put_file(key, src)

@@ -6,7 +6,6 @@ between transactions) and return entities; they raise ``aimass.errors``.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from sqlalchemy import ColumnElement, func, select
@@ -39,7 +38,7 @@ from aimass.store.orm import (
     ProjectRow,
     utcnow,
 )
-from aimass.store.versioning import insert_next_version
+from aimass.store.versioning import ensure_parent, insert_next_version
 
 
 def _model_row(session: Session, project: str, name: str) -> ModelRow:
@@ -111,25 +110,6 @@ def create_model(session: Session, project: str, spec: ModelCreate) -> Model:
     except IntegrityError as exc:
         raise Conflict(f"model {spec.name!r} already exists in project {project!r}") from exc
     return _model_entity(session, row)
-
-
-def _ensure_model(db: Database, project: str, name: str) -> int:
-    """The model's id, creating the model when it does not exist yet."""
-    validate_name(name, "model name")
-    with db.session() as session:
-        found = session.scalars(
-            select(ModelRow.id)
-            .join(ProjectRow)
-            .where(ProjectRow.name == project, ModelRow.name == name)
-        ).first()
-        if found is not None:
-            return found
-    try:
-        with db.session() as session:
-            return create_model(session, project, ModelCreate(name=name)).id
-    except Conflict:  # created concurrently
-        with db.session() as session:
-            return _model_row(session, project, name).id
 
 
 def read_model(session: Session, project: str, name: str) -> Model:
@@ -224,14 +204,12 @@ def register_version(
     flavor, signature = inspect_upload(flavors, upload, filename, spec.flavor, spec.trusted)
     if spec.signature is not None:
         signature = spec.signature
-    model_id = _ensure_model(db, project, name)
-    expected = _sha256(upload)
+    validate_name(name, "model name")
+    model_id = ensure_parent(db, ModelRow, project, name)
     key = store.new_key("models", str(model_id))
     with upload.open("rb") as src:
         stored = store.put_file(key, src)
     try:
-        if stored.sha256 != expected:
-            raise InvalidInput("upload changed while it was stored; try again")
         return _insert_version(
             db,
             model_id,
@@ -295,14 +273,6 @@ def _insert_version(
     return insert_next_version(
         db, ModelVersionRow.version, ModelVersionRow.model_id, model_id, build
     )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as src:
-        while chunk := src.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def list_versions(

@@ -10,7 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aimass.errors import Conflict
+from aimass.registry.projects import read_project_row
 from aimass.store.db import Database
+from aimass.store.orm import DatasetRow, ModelRow, ProjectRow
 
 E = TypeVar("E")
 MAX_RETRIES = 8
@@ -38,3 +40,31 @@ def insert_next_version(
         except IntegrityError:
             continue
     raise Conflict("could not allocate a version number under contention; try again")
+
+
+def ensure_parent(
+    db: Database, row_type: type[ModelRow | DatasetRow], project: str, name: str
+) -> int:
+    """The id of the project's model or dataset called ``name``, created when missing.
+
+    Two uploads that create the same parent at once meet the (project, name)
+    unique constraint; the loser reads the winner's row.
+    """
+    lookup = (
+        select(row_type.id)
+        .join(ProjectRow)
+        .where(ProjectRow.name == project, row_type.name == name)
+    )
+    with db.session() as session:
+        found = session.scalars(lookup).first()
+        if found is not None:
+            return found
+    try:
+        with db.session() as session:
+            row = row_type(project_id=read_project_row(session, project).id, name=name)
+            session.add(row)
+            session.flush()
+            return row.id
+    except IntegrityError:
+        with db.session() as session:
+            return session.scalars(lookup).one()

@@ -5,16 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from aimass.api.deps import Ctx, editor, viewer
 from aimass.api.downloads import stream_attachment
-from aimass.api.uploads import spooled_upload
+from aimass.api.uploads import SpooledUpload, handle_upload
 from aimass.datasets import service
 from aimass.datasets.entities import Dataset, DatasetVersion
 from aimass.datasets.service import DatasetVersionCreate
-from aimass.validation import parse_json
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 Viewer = Annotated[Ctx, Depends(viewer)]
@@ -25,10 +23,9 @@ Editor = Annotated[Ctx, Depends(editor)]
 async def create_dataset_version(name: str, request: Request, ctx: Editor) -> DatasetVersion:
     """Upload CSV, Parquet or NPZ as a new immutable version with its profile."""
     state = ctx.state
-    async with spooled_upload(request, state.settings.spool_dir) as upload:
-        spec = parse_json(DatasetVersionCreate, upload.meta, "meta")
-        return await run_in_threadpool(
-            service.register_dataset_version,
+
+    def register(upload: SpooledUpload, spec: DatasetVersionCreate) -> DatasetVersion:
+        return service.register_dataset_version(
             state.db,
             state.store,
             project=ctx.project,
@@ -38,6 +35,8 @@ async def create_dataset_version(name: str, request: Request, ctx: Editor) -> Da
             spec=spec,
             max_expanded_bytes=4 * state.settings.max_upload_bytes,
         )
+
+    return await handle_upload(request, state.settings.spool_dir, DatasetVersionCreate, register)
 
 
 @router.get("")

@@ -7,12 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from aimass.api.deps import Ctx, editor, viewer
 from aimass.api.downloads import stream_attachment, stream_temp_file
-from aimass.api.uploads import spooled_upload
+from aimass.api.uploads import SpooledUpload, handle_upload
 from aimass.registry import service, transfer
 from aimass.registry._filters import parse_tag
 from aimass.registry.entities import (
@@ -25,7 +24,6 @@ from aimass.registry.entities import (
     VersionStatus,
     VersionUpdate,
 )
-from aimass.validation import parse_json
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
 Viewer = Annotated[Ctx, Depends(viewer)]
@@ -105,10 +103,9 @@ def delete_model(name: str, ctx: Editor) -> Response:
 async def create_version(name: str, request: Request, ctx: Editor) -> ModelVersion:
     """Upload a model file as a new version (multipart: ``file``, optional ``meta`` JSON)."""
     state = ctx.state
-    async with spooled_upload(request, state.settings.spool_dir) as upload:
-        spec = parse_json(VersionCreate, upload.meta, "meta")
-        return await run_in_threadpool(
-            service.register_version,
+
+    def register(upload: SpooledUpload, spec: VersionCreate) -> ModelVersion:
+        return service.register_version(
             state.db,
             state.store,
             state.flavors,
@@ -119,6 +116,8 @@ async def create_version(name: str, request: Request, ctx: Editor) -> ModelVersi
             spec=spec,
             can_trust=ctx.principal.can("admin", ctx.project),
         )
+
+    return await handle_upload(request, state.settings.spool_dir, VersionCreate, register)
 
 
 @router.get("/models/{name}/versions")
@@ -224,10 +223,9 @@ def search_versions(
 async def import_bundle(request: Request, ctx: Editor) -> ModelVersion:
     """Import a bundle file as a new version (multipart: ``file``, optional ``meta`` JSON)."""
     state = ctx.state
-    async with spooled_upload(request, state.settings.spool_dir) as upload:
-        spec = parse_json(transfer.BundleImport, upload.meta, "meta")
-        return await run_in_threadpool(
-            transfer.import_bundle,
+
+    def import_(upload: SpooledUpload, spec: transfer.BundleImport) -> ModelVersion:
+        return transfer.import_bundle(
             state.db,
             state.store,
             state.flavors,
@@ -238,3 +236,5 @@ async def import_bundle(request: Request, ctx: Editor) -> ModelVersion:
             work_dir=state.settings.spool_dir,
             max_expanded_bytes=state.settings.max_upload_bytes,
         )
+
+    return await handle_upload(request, state.settings.spool_dir, transfer.BundleImport, import_)
