@@ -4,7 +4,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
-EXTRAS ?= dev,torch
+EXTRAS ?= dev,torch,ray
 
 .PHONY: install run test lint check bench clean
 

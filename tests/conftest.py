@@ -101,6 +101,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         port=free_port(),
         max_upload_bytes=50 * 1024 * 1024,
         tune_gc=False,  # the test process is not a long-lived server
+        jobs=False,  # tests that run jobs ask for them (tests/jobs/conftest.py)
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,12 @@ class Settings(BaseSettings):
     max_tensor_elements: int = Field(default=16 * 1024 * 1024, ge=1)
     reconcile_interval: float = Field(default=0.5, gt=0, le=60)
     tune_gc: bool = True
+    jobs: bool = True
+    job_executor: Literal["local", "ray"] = "local"
+    job_slots: float | None = Field(default=None, gt=0)
+    job_lease_s: float = Field(default=30.0, ge=0.5, le=3600)
+    ray_address: str | None = None
+    public_url: str | None = None
 
     @field_validator("home")
     @classmethod
@@ -67,6 +74,26 @@ class Settings(BaseSettings):
     def model_cache_dir(self) -> Path:
         """Local copies of deployed artifacts, keyed by checksum."""
         return self.home / "cache" / "models"
+
+    @property
+    def job_log_dir(self) -> Path:
+        """Where attempts' logs are written while they run (then archived to the store)."""
+        return self.home / "logs"
+
+    @property
+    def scratch_root(self) -> Path:
+        """Parent of each attempt's scratch folder (deleted when the attempt ends)."""
+        return self.home / "scratch"
+
+    @property
+    def resolved_public_url(self) -> str:
+        """The URL a job's runtime uses to reach this server."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @property
     def listens_on_loopback(self) -> bool:
@@ -107,7 +134,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_MAX_TENSOR_ELEMENTS": str(settings.max_tensor_elements),
         "AIMASS_RECONCILE_INTERVAL": str(settings.reconcile_interval),
         "AIMASS_TUNE_GC": "true" if settings.tune_gc else "false",
+        "AIMASS_JOBS": "true" if settings.jobs else "false",
+        "AIMASS_JOB_EXECUTOR": settings.job_executor,
+        "AIMASS_JOB_LEASE_S": str(settings.job_lease_s),
     }
+    for key, value in (
+        ("AIMASS_JOB_SLOTS", settings.job_slots),
+        ("AIMASS_RAY_ADDRESS", settings.ray_address),
+        ("AIMASS_PUBLIC_URL", settings.public_url),
+    ):
+        if value is not None:
+            env[key] = str(value)
     if settings.database_url:
         env["AIMASS_DATABASE_URL"] = settings.database_url
     if settings.artifacts:

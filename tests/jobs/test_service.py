@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from aimass.errors import Conflict, NotFound, Unprocessable
-from aimass.jobs import service
+from aimass.jobs import records, service
 from aimass.jobs.entities import JobCreate
 from aimass.store.db import Database
 from aimass.store.orm import utcnow
@@ -81,13 +81,13 @@ def test_a_job_runs_through_its_states_with_a_history(db: Database) -> None:
     job_id = _submit(db, params={"x": 1})
     attempt = _start(db, job_id)
     with db.session() as s:
-        service.record_metric(s, job_id, attempt, "loss", 0.5, step=1)
+        records.record_metric(s, job_id, attempt, "loss", 0.5, step=1)
         done = service.finish_attempt(s, job_id, attempt, "succeeded", outputs={"model": "m:1"})
     assert done.state == "succeeded" and done.attempt == 1 and done.outputs == {"model": "m:1"}
     assert done.finished_at is not None and done.lease_expires_at is None
     with db.session() as s:
         events = service.list_job_events(s, job_id)
-        metrics = service.list_metrics(s, job_id)
+        metrics = records.list_metrics(s, job_id)
         assert [j.id for j in service.list_jobs(s, "default", state="succeeded")] == [job_id]
         assert service.list_jobs(s, "default", state="queued") == []
     assert [e.state for e in events] == ["queued", "running", "succeeded"]
@@ -108,8 +108,8 @@ def test_a_superseded_attempt_cannot_write(db: Database) -> None:
     second = _start(db, job_id)
     assert second == 2
     late_writes = [
-        lambda s: service.record_metric(s, job_id, first, "loss", 9.0, step=1),
-        lambda s: service.record_checkpoint(s, job_id, first, 5, "ckpt/late", "0" * 64),
+        lambda s: records.record_metric(s, job_id, first, "loss", 9.0, step=1),
+        lambda s: records.record_checkpoint(s, job_id, first, 5, "ckpt/late", "0" * 64),
         lambda s: service.renew_lease(s, job_id, first, 30),
         lambda s: service.finish_attempt(s, job_id, first, "succeeded"),
     ]
@@ -117,14 +117,14 @@ def test_a_superseded_attempt_cannot_write(db: Database) -> None:
         with pytest.raises(Conflict, match="attempt 1 is no longer current"), db.session() as s:
             write(s)
     with db.session() as s:
-        service.record_checkpoint(s, job_id, second, 7, "ckpt/7", "a" * 64)
+        records.record_checkpoint(s, job_id, second, 7, "ckpt/7", "a" * 64)
         service.finish_attempt(s, job_id, second, "succeeded")
     with pytest.raises(Conflict), db.session() as s:
         service.finish_attempt(s, job_id, second, "failed", reason="late")
     with db.session() as s:
         job = service.read_job(s, job_id)
-        checkpoint = service.latest_checkpoint(s, job_id)
-        assert service.list_metrics(s, job_id) == []
+        checkpoint = records.latest_checkpoint(s, job_id)
+        assert records.list_metrics(s, job_id) == []
     assert job.state == "succeeded" and job.retries_used == 0
     assert checkpoint is not None and (checkpoint.attempt, checkpoint.step) == (2, 7)
 

@@ -64,6 +64,7 @@ def requires(role: Role) -> Callable[[Request, str], Ctx]:
 
 viewer = requires("viewer")
 editor = requires("editor")
+admin_on_project = requires("admin")
 
 
 def admin(request: Request) -> Ctx:

@@ -12,13 +12,14 @@ from starlette.responses import StreamingResponse
 
 
 def attachment_headers(filename: str, size: int, sha256: str | None) -> dict[str, str]:
-    """Headers that make a browser save the bytes rather than render them."""
+    """Headers that make a browser save the bytes rather than render them (size -1: unknown)."""
     headers = {
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
-        "Content-Length": str(size),
         "Content-Security-Policy": "default-src 'none'; sandbox",
         "Cache-Control": "no-store",
     }
+    if size >= 0:
+        headers["Content-Length"] = str(size)
     if sha256:
         headers["X-Aimass-Sha256"] = sha256
     return headers

@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING
 from aimass.artifacts.store import ArtifactStore
 from aimass.config import Settings
 from aimass.flavors.registry import FlavorRegistry, default_flavor_registry
+from aimass.jobs.catalog import EntryCatalog, default_catalog
 from aimass.store.db import Database
 
 if TYPE_CHECKING:
     from aimass.deployments.reconciler import DeploymentReconciler
+    from aimass.executors.base import Executor
+    from aimass.scheduler.scheduler import Scheduler
     from aimass.serving.repository import ModelRepository
 
 
@@ -25,6 +28,9 @@ class AppState:
     flavors: FlavorRegistry
     repository: ModelRepository | None = field(default=None)
     reconciler: DeploymentReconciler | None = field(default=None)
+    catalog: EntryCatalog = field(default_factory=default_catalog)
+    scheduler: Scheduler | None = field(default=None)
+    executor: Executor | None = field(default=None)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:

@@ -38,25 +38,27 @@ def _copy(src: UploadFile, dest: Path) -> None:
 
 
 @asynccontextmanager
-async def spooled_upload(request: Request, spool_dir: Path) -> AsyncIterator[SpooledUpload]:
-    """Parse ``file`` and optional ``meta`` fields; the spool file is deleted on exit."""
+async def spooled_upload(
+    request: Request, spool_dir: Path, file_field: str = "file", meta_field: str = "meta"
+) -> AsyncIterator[SpooledUpload]:
+    """Parse the file field and an optional JSON meta field; the spool file is deleted on exit."""
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise InvalidInput(
-            "send the upload as multipart/form-data with a 'file' field "
-            "and an optional 'meta' JSON field"
+            f"send the upload as multipart/form-data with a '{file_field}' field "
+            f"and an optional '{meta_field}' JSON field"
         )
     form = await request.form(max_files=1, max_fields=4, max_part_size=MAX_META_BYTES)
     dest = spool_dir / uuid.uuid4().hex
     try:
-        upload = form.get("file")
+        upload = form.get(file_field)
         if not isinstance(upload, UploadFile):
-            raise InvalidInput("the multipart body has no 'file' field holding a file")
+            raise InvalidInput(f"the multipart body has no '{file_field}' field holding a file")
         if not upload.filename:
             raise InvalidInput("the uploaded file has no file name")
-        meta = form.get("meta")
+        meta = form.get(meta_field)
         if meta is not None and not isinstance(meta, str):
-            raise InvalidInput("'meta' must be a JSON text field, not a file")
+            raise InvalidInput(f"'{meta_field}' must be a JSON text field, not a file")
         spool_dir.mkdir(parents=True, exist_ok=True)
         await run_in_threadpool(_copy, upload, dest)
         yield SpooledUpload(path=dest, filename=upload.filename, meta=meta)

@@ -29,6 +29,8 @@ class Principal(BaseModel):
     name: str
     role: Role
     project: str | None = None
+    job_id: int | None = None
+    """Set for the token an attempt of this job was given (``aimass.runtime``)."""
 
     def can(self, role: Role, project: str | None) -> bool:
         """True when this principal holds at least ``role`` on ``project``."""

@@ -8,7 +8,7 @@ import os
 import secrets
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from aimass.artifacts.names import validate_name
@@ -39,9 +39,31 @@ def create_token(session: Session, name: str, role: str, project: str | None) ->
     return TokenWithSecret(**row.to_entity().model_dump(), secret=secret)
 
 
+def create_job_token(session: Session, job_id: int, attempt: int, project: str) -> str:
+    """Mint the secret one attempt of a job talks to the server with (editor on its project).
+
+    The job's tokens are deleted when the job ends (``delete_job_tokens``).
+    """
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = TokenRow(
+        name=f"job-{job_id}-attempt-{attempt}",
+        role="editor",
+        project_id=read_project_row(session, project).id,
+        token_hash=hash_token(secret),
+        job_id=job_id,
+    )
+    session.add(row)
+    return secret
+
+
+def delete_job_tokens(session: Session, job_id: int) -> None:
+    """Forget every token minted for the job's attempts: their requests are refused from now."""
+    session.execute(delete(TokenRow).where(TokenRow.job_id == job_id))
+
+
 def list_tokens(session: Session) -> list[Token]:
-    """Every token, revoked ones included, oldest first."""
-    rows = session.scalars(select(TokenRow).order_by(TokenRow.id))
+    """Every token people made, revoked ones included, oldest first (not jobs' own)."""
+    rows = session.scalars(select(TokenRow).where(TokenRow.job_id.is_(None)).order_by(TokenRow.id))
     return [r.to_entity() for r in rows]
 
 
@@ -70,7 +92,11 @@ def authenticate(session: Session, secret: str | None) -> Principal:
         raise Unauthenticated("token has been revoked")
     role: Role = row.role  # type: ignore[assignment]
     return Principal(
-        token_id=row.id, name=row.name, role=role, project=row.project.name if row.project else None
+        token_id=row.id,
+        name=row.name,
+        role=role,
+        project=row.project.name if row.project else None,
+        job_id=row.job_id,
     )
 
 

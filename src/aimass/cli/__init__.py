@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from aimass.cli import datasets, deployments, models, predict, server, tokens, whoami
+from aimass.cli import datasets, deployments, jobs, models, predict, server, tokens, whoami
 from aimass.cli._session import RootOptions
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(deployments.app, name="deployments")
+app.add_typer(jobs.app, name="jobs")
 app.add_typer(server.db_app, name="db")
 app.command("server")(server.server)
 app.command("whoami")(whoami.whoami)

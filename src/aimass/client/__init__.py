@@ -15,16 +15,23 @@ from aimass.client.deployments import (
     DeploymentTimeout,
     PredictResult,
 )
+from aimass.client.jobs import AttemptStarted, Jobs, JobTimeout, LogEnd, LogEvent, LogLine
 from aimass.client.models import Models, Ref
 from aimass.client.projects import Project, Projects
 from aimass.client.tokens import Tokens
 
 __all__ = [
+    "AttemptStarted",
     "Client",
     "Datasets",
     "DeploymentFailed",
     "DeploymentTimeout",
     "Deployments",
+    "JobTimeout",
+    "Jobs",
+    "LogEnd",
+    "LogEvent",
+    "LogLine",
     "Models",
     "PredictResult",
     "Progress",

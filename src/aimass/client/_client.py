@@ -10,6 +10,7 @@ from aimass.auth.entities import Principal
 from aimass.client._http import HttpSession
 from aimass.client.datasets import Datasets
 from aimass.client.deployments import Deployments, Inputs, PredictResult
+from aimass.client.jobs import Jobs
 from aimass.client.models import Models
 from aimass.client.projects import Projects
 from aimass.client.tokens import Tokens
@@ -58,6 +59,8 @@ class Client:
         """Projects."""
         self.deployments = Deployments(self._http)
         """Deployments: serve model versions, change and wait for them."""
+        self.jobs = Jobs(self._http)
+        """Jobs: run catalogue entries or your own code, follow logs, wait, cancel."""
 
     def whoami(self) -> Principal:
         """Who the server thinks this client is: token name, role and project."""

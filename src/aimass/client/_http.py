@@ -191,6 +191,12 @@ class HttpSession:
             response = self._client.request(method, path, params=params, json=json_body)
         return self._check(response)
 
+    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Like ``request``, with any httpx keyword (``content``, ``json``, ``params``)."""
+        with self._errors():
+            response = self._client.request(method, path, **kwargs)
+        return self._check(response)
+
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET a JSON document."""
         return self.request("GET", path, params=params).json()

@@ -60,6 +60,15 @@ def _redirect(log_path: str | None) -> None:
     os.close(out)
 
 
+def _limit_threads(threads: str | None) -> None:
+    # Libraries the zygote pre-imported sized their pools before the fork; resize them.
+    if threads and "numpy" in sys.modules:
+        with contextlib.suppress(Exception):
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(int(threads))
+
+
 def _write_result(scratch: Path, result: dict[str, Any]) -> None:
     try:
         text = json.dumps(result)
@@ -76,10 +85,14 @@ def run_attempt(spec: dict[str, Any]) -> int:
     os.umask(0o077)
     _redirect(spec.get("log_path"))
     os.environ.update(spec["env"])
+    _limit_threads(spec["env"].get("OMP_NUM_THREADS"))
     scratch = Path(spec["scratch_dir"])
     os.chdir(scratch)
     sys.path[:0] = spec.get("python_path", [])
     target = spec["target"]
+    from aimass.runtime.heartbeat import start_heartbeat
+
+    start_heartbeat(spec["env"])
     try:
         module_name, _, function_name = target.partition(":")
         function = getattr(importlib.import_module(module_name), function_name)

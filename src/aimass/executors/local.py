@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import shutil
 import signal
 import subprocess
@@ -59,6 +60,10 @@ class _Attempt:
     cancelled: bool = False
 
 
+def _key(attempt: _Attempt) -> tuple[int, int]:
+    return attempt.spec.job_id, attempt.spec.attempt
+
+
 class LocalExecutor(Executor):
     """Runs attempts as child processes of a pre-imported zygote on this node.
 
@@ -90,7 +95,7 @@ class LocalExecutor(Executor):
         self.kill_grace_s = kill_grace_s
         self.start_timeout_s = start_timeout_s
         self._free_gpus = list(self.gpus)
-        self._attempts: dict[int, _Attempt] = {}
+        self._attempts: dict[tuple[int, int], _Attempt] = {}
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._zygote: subprocess.Popen[bytes] | None = None
@@ -114,6 +119,8 @@ class LocalExecutor(Executor):
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
+                # No thread pools in the zygote: it forks, and threads do not survive a fork.
+                env={**os.environ, **dict.fromkeys(THREAD_VARS, "1")},
                 start_new_session=True,  # a Ctrl-C on the terminal is the server's to handle
             )
             self._zygote = zygote
@@ -154,8 +161,10 @@ class LocalExecutor(Executor):
 
     def _on_event(self, event: dict[str, Any]) -> None:
         with self._lock:
-            attempt = self._attempts.get(int(event.get("job_id") or 0))
-        if attempt is None or attempt.spec.attempt != event.get("attempt"):
+            attempt = self._attempts.get(
+                (int(event.get("job_id") or 0), int(event.get("attempt") or 0))
+            )
+        if attempt is None:
             return
         kind = event["ev"]
         if kind == "started":
@@ -179,8 +188,10 @@ class LocalExecutor(Executor):
         if target is None:
             raise RuntimeError(f"no local target for entry {attempt.entry!r}")
         with self._lock:
-            if attempt.job_id in self._attempts:
-                raise RuntimeError(f"job {attempt.job_id} already runs here")
+            if (attempt.job_id, attempt.attempt) in self._attempts:
+                raise RuntimeError(
+                    f"job {attempt.job_id} attempt {attempt.attempt} already runs here"
+                )
             if attempt.resources.gpu > len(self._free_gpus):
                 raise RuntimeError(
                     f"job {attempt.job_id} needs {attempt.resources.gpu} GPUs; "
@@ -188,7 +199,7 @@ class LocalExecutor(Executor):
                 )
             gpus = [self._free_gpus.pop(0) for _ in range(attempt.resources.gpu)]
             state = _Attempt(spec=attempt, gpus=gpus)
-            self._attempts[attempt.job_id] = state
+            self._attempts[(attempt.job_id, attempt.attempt)] = state
         try:
             self._make_scratch(attempt.scratch_dir)
             zygote = self._ensure_zygote()
@@ -200,23 +211,24 @@ class LocalExecutor(Executor):
                 raise RuntimeError(state.error)
         except BaseException:
             with self._lock:
-                self._attempts.pop(attempt.job_id, None)
+                self._attempts.pop((attempt.job_id, attempt.attempt), None)
                 self._free_gpus.extend(gpus)
             shutil.rmtree(attempt.scratch_dir, ignore_errors=True)
             raise
 
     def cancel(self, job_id: int) -> None:
-        """SIGTERM the attempt's process group, SIGKILL after the grace period."""
+        """SIGTERM the job's attempts' process groups, SIGKILL after the grace period."""
         with self._lock:
-            attempt = self._attempts.get(job_id)
-        if attempt is None or attempt.cancelled:
-            return
-        attempt.cancelled = True
-        if attempt.pid is not None:
-            self._signal(attempt, signal.SIGTERM)
-        timer = threading.Timer(self.kill_grace_s, self._signal, (attempt, signal.SIGKILL))
-        timer.daemon = True
-        timer.start()
+            attempts = [a for (j, _), a in self._attempts.items() if j == job_id]
+        for attempt in attempts:
+            if attempt.cancelled:
+                continue
+            attempt.cancelled = True
+            if attempt.pid is not None:
+                self._signal(attempt, signal.SIGTERM)
+            timer = threading.Timer(self.kill_grace_s, self._signal, (attempt, signal.SIGKILL))
+            timer.daemon = True
+            timer.start()
 
     def close(self) -> None:
         """Kill every attempt (reported through ``on_exit``) and stop the zygote."""
@@ -247,8 +259,8 @@ class LocalExecutor(Executor):
     def pid_of(self, job_id: int) -> int | None:
         """The process id of the job's attempt here, if it runs here."""
         with self._lock:
-            attempt = self._attempts.get(job_id)
-        return attempt.pid if attempt else None
+            attempts = [a for (j, n), a in sorted(self._attempts.items()) if j == job_id]
+        return attempts[-1].pid if attempts else None
 
     # -- helpers ------------------------------------------------------------
 
@@ -256,7 +268,7 @@ class LocalExecutor(Executor):
         # Through the zygote: it alone knows whether the pid is still its unreaped child.
         zygote = attempt.zygote
         with self._lock:
-            current = self._attempts.get(attempt.spec.job_id) is attempt
+            current = self._attempts.get(_key(attempt)) is attempt
         if not current or attempt.pid is None or zygote is None:
             return
         with contextlib.suppress(OSError, ValueError):
@@ -302,9 +314,9 @@ class LocalExecutor(Executor):
 
     def _finish(self, attempt: _Attempt, returncode: int) -> None:
         with self._lock:
-            if self._attempts.get(attempt.spec.job_id) is not attempt:
+            if self._attempts.get(_key(attempt)) is not attempt:
                 return
-            del self._attempts[attempt.spec.job_id]
+            del self._attempts[_key(attempt)]
             self._free_gpus.extend(attempt.gpus)
         outputs: dict[str, Any] | None = None
         error = attempt.error

@@ -42,6 +42,14 @@ class JobCreate(BaseModel):
     parent_id: int | None = Field(default=None, ge=1)
 
 
+class StoredSource(BaseModel):
+    """A script job's uploaded code in the artifact store."""
+
+    key: str
+    sha256: str
+    name: str
+
+
 class Job(BaseModel):
     """A job and where its state machine stands.
 
@@ -77,6 +85,7 @@ class Job(BaseModel):
     next_attempt_at: datetime | None
     lease_expires_at: datetime | None
     outputs: dict[str, JsonValue]
+    source: str | None = Field(default=None, description="file name of a script job's code")
 
 
 class JobEvent(BaseModel):

@@ -18,24 +18,24 @@ from pydantic import JsonValue, ValidationError
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
+from aimass.auth.service import delete_job_tokens
 from aimass.errors import Conflict, NotFound, Unprocessable
+from aimass.jobs.catalog import EntryCatalog
 from aimass.jobs.entities import (
     Job,
-    JobCheckpoint,
     JobCreate,
     JobEvent,
     JobKind,
-    JobMetric,
     JobState,
     Outcome,
+    StoredSource,
 )
+from aimass.jobs.fencing import claim, conditional, reload
 from aimass.registry.projects import read_project_row
 from aimass.store.orm import (
     DatasetRow,
     DatasetVersionRow,
-    JobCheckpointRow,
     JobEventRow,
-    JobMetricRow,
     JobRow,
     ProjectRow,
     aware_utc,
@@ -45,6 +45,9 @@ from aimass.store.orm import (
 #: Checks and normalises an entry's params; raises ``Unprocessable`` naming the bad field.
 ParamsValidator = Callable[[dict[str, JsonValue]], dict[str, JsonValue]]
 
+#: What ``submit_job`` checks entries against: the catalogue, or name → validator (tests).
+Entries = EntryCatalog | Mapping[str, ParamsValidator | None]
+
 #: A job lost this many times to the infrastructure fails instead of looping forever.
 MAX_INFRA_REQUEUES = 10
 #: Backoff before retry n (1-based) of a failed attempt: base * 2**(n-1), capped.
@@ -52,9 +55,13 @@ RETRY_BACKOFF_BASE_S = 2.0
 RETRY_BACKOFF_MAX_S = 300.0
 
 
-def _validate_params(
-    spec: JobCreate, known_entries: Mapping[str, ParamsValidator | None]
-) -> dict[str, JsonValue]:
+def _validate_params(spec: JobCreate, known_entries: Entries) -> dict[str, JsonValue]:
+    if isinstance(known_entries, EntryCatalog):
+        params = known_entries.check(spec.kind, spec.entry, dict(spec.params))
+        entry = known_entries.get(spec.entry)
+        if entry is not None and entry.needs_dataset and spec.dataset is None:
+            raise Unprocessable(f"dataset: entry {spec.entry!r} needs a dataset to work on")
+        return params
     if spec.entry not in known_entries:
         known = ", ".join(sorted(known_entries)) or "none"
         raise Unprocessable(f"entry: unknown entry {spec.entry!r} (known: {known})")
@@ -107,8 +114,9 @@ def submit_job(
     session: Session,
     project: str,
     spec: JobCreate,
-    known_entries: Mapping[str, ParamsValidator | None],
+    known_entries: Entries,
     now: datetime | None = None,
+    source: StoredSource | None = None,
 ) -> Job:
     """Validate and queue a job; an unknown entry, bad params or dataset queue nothing."""
     now = now or utcnow()
@@ -139,6 +147,9 @@ def submit_job(
         cancel_requested=False,
         parent_id=spec.parent_id,
         outputs={},
+        source_key=source.key if source else None,
+        source_sha256=source.sha256 if source else None,
+        source_name=source.name if source else None,
         created_at=now,
         queued_at=now,
     )
@@ -167,8 +178,9 @@ def list_jobs(
     kind: JobKind | None = None,
     limit: int = 100,
     offset: int = 0,
+    parent_id: int | None = None,
 ) -> list[Job]:
-    """A project's jobs, newest first, optionally of one state or kind."""
+    """A project's jobs, newest first, optionally of one state or kind, or one parent's."""
     stmt = (
         select(JobRow)
         .join(ProjectRow, JobRow.project_id == ProjectRow.id)
@@ -178,6 +190,8 @@ def list_jobs(
         stmt = stmt.where(JobRow.state == state)
     if kind is not None:
         stmt = stmt.where(JobRow.kind == kind)
+    if parent_id is not None:
+        stmt = stmt.where(JobRow.parent_id == parent_id)
     stmt = stmt.order_by(JobRow.id.desc()).limit(limit).offset(offset)
     return [r.to_entity() for r in session.scalars(stmt)]
 
@@ -191,55 +205,31 @@ def list_job_events(session: Session, job_id: int) -> list[JobEvent]:
     return [r.to_entity() for r in rows]
 
 
-def _conditional(session: Session, job_id: int, *where: Any, **values: Any) -> bool:
-    """UPDATE jobs SET values WHERE id = job_id AND where...; True if a row matched."""
-    result = session.execute(
-        update(JobRow).where(JobRow.id == job_id, *where).values(**values),
-        execution_options={"synchronize_session": False},
-    )
-    return cast("CursorResult[Any]", result).rowcount == 1
-
-
-def _reload(session: Session, job_id: int) -> JobRow:
-    row = session.get(JobRow, job_id, populate_existing=True)
-    if row is None:
-        raise NotFound(f"job {job_id} not found")
-    return row
-
-
-def _claim(session: Session, job_id: int, attempt: int) -> JobRow:
-    """Lock the job for a write from ``attempt``; Conflict unless it is current and running.
-
-    The check and the lock are one statement, so on PostgreSQL a concurrent
-    writer that ends the attempt either commits first (and this matches no row)
-    or waits until this transaction ends.
-    """
-    if _conditional(
-        session,
-        job_id,
-        JobRow.attempt == attempt,
-        JobRow.state == "running",
-        attempt=JobRow.attempt,
-    ):
-        return _reload(session, job_id)
-    row = session.get(JobRow, job_id, populate_existing=True)
-    if row is None:
-        raise NotFound(f"job {job_id} not found")
-    if row.attempt != attempt:
-        raise Conflict(
-            f"attempt {attempt} is no longer current for job {job_id} "
-            f"(attempt {row.attempt} is); its writes are refused"
-        )
-    raise Conflict(
-        f"attempt {attempt} is no longer current for job {job_id}: the job is {row.state}"
-    )
+def read_source(session: Session, job_id: int, project: str) -> StoredSource | None:
+    """Where a script job's uploaded code is stored, or None for other jobs."""
+    row = _row(session, job_id, project)
+    if row.source_key is None or row.source_sha256 is None:
+        return None
+    return StoredSource(key=row.source_key, sha256=row.source_sha256, name=row.source_name or "")
 
 
 def cancel_job(session: Session, job_id: int, project: str | None = None) -> Job:
-    """Cancel: a queued job at once; a running one is marked and its executor ends it."""
+    """Cancel: a queued job at once; a running one is marked and its executor ends it.
+
+    The job's unfinished children (a tuning job's trials) are cancelled with it.
+    """
+    children = session.scalars(
+        select(JobRow.id).where(JobRow.parent_id == job_id, JobRow.state.in_(("queued", "running")))
+    ).all()
+    for child in children:
+        cancel_job(session, child)
+    return _cancel_one(session, job_id, project)
+
+
+def _cancel_one(session: Session, job_id: int, project: str | None) -> Job:
     now = utcnow()
     row = _row(session, job_id, project)
-    if _conditional(
+    if conditional(
         session,
         job_id,
         JobRow.state == "queued",
@@ -248,18 +238,18 @@ def cancel_job(session: Session, job_id: int, project: str | None = None) -> Job
         reason="cancelled by request",
         next_attempt_at=None,
     ):
-        row = _reload(session, job_id)
+        row = reload(session, job_id)
         _event(session, row, "cancelled", "cancelled by request", now)
         return row.to_entity()
-    if _conditional(
+    if conditional(
         session,
         job_id,
         JobRow.state == "running",
         cancel_requested=True,
         reason="cancel requested; stopping the running attempt",
     ):
-        return _reload(session, job_id).to_entity()
-    row = _reload(session, job_id)
+        return reload(session, job_id).to_entity()
+    row = reload(session, job_id)
     if row.state == "cancelled":
         return row.to_entity()
     raise Conflict(f"job {job_id} already {row.state}; there is nothing to cancel")
@@ -269,7 +259,7 @@ def retry_job(session: Session, job_id: int, project: str | None = None) -> Job:
     """Put a failed or cancelled job back in the queue with a fresh retry budget."""
     now = utcnow()
     _row(session, job_id, project)
-    if not _conditional(
+    if not conditional(
         session,
         job_id,
         JobRow.state.in_(("failed", "cancelled")),
@@ -284,9 +274,9 @@ def retry_job(session: Session, job_id: int, project: str | None = None) -> Job:
         node=None,
         reason="retried by request",
     ):
-        row = _reload(session, job_id)
+        row = reload(session, job_id)
         raise Conflict(f"job {job_id} is {row.state}; only failed or cancelled jobs can be retried")
-    row = _reload(session, job_id)
+    row = reload(session, job_id)
     _event(session, row, "queued", "retried by request", now)
     return row.to_entity()
 
@@ -296,7 +286,7 @@ def start_attempt(
 ) -> Job:
     """queued → running as the next attempt, holding a lease for ``lease_s`` seconds."""
     now = now or utcnow()
-    if not _conditional(
+    if not conditional(
         session,
         job_id,
         JobRow.state == "queued",
@@ -309,9 +299,9 @@ def start_attempt(
         lease_expires_at=now + timedelta(seconds=lease_s),
         reason=None,
     ):
-        row = _reload(session, job_id)
+        row = reload(session, job_id)
         raise Conflict(f"job {job_id} is {row.state}, not queued; it cannot start")
-    row = _reload(session, job_id)
+    row = reload(session, job_id)
     _event(session, row, "running", f"attempt {row.attempt} on {node}", now)
     return row.to_entity()
 
@@ -321,15 +311,15 @@ def renew_lease(
 ) -> Job:
     """Extend the attempt's lease; the returned job says whether a cancel was requested."""
     now = now or utcnow()
-    if not _conditional(
+    if not conditional(
         session,
         job_id,
         JobRow.attempt == attempt,
         JobRow.state == "running",
         lease_expires_at=now + timedelta(seconds=lease_s),
     ):
-        _claim(session, job_id, attempt)  # raises the precise Conflict or NotFound
-    return _reload(session, job_id).to_entity()
+        claim(session, job_id, attempt)  # raises the precise Conflict or NotFound
+    return reload(session, job_id).to_entity()
 
 
 def _backoff(retry: int) -> float:
@@ -359,6 +349,7 @@ def _finish(
     row.next_attempt_at = None
     row.reason = reason
     _event(session, row, state, reason, now)
+    delete_job_tokens(session, row.id)
 
 
 def _fail_attempt(session: Session, row: JobRow, reason: str, infra: bool, now: datetime) -> None:
@@ -416,7 +407,7 @@ def finish_attempt(
     once without using it. A job whose cancel was requested ends cancelled.
     """
     now = now or utcnow()
-    row = _claim(session, job_id, attempt)
+    row = claim(session, job_id, attempt)
     if outputs:
         row.outputs = {**(row.outputs or {}), **outputs}
     if outcome == "succeeded":
@@ -425,72 +416,6 @@ def finish_attempt(
         _fail_attempt(session, row, reason or "the attempt failed", infra, now)
     session.flush()
     return row.to_entity()
-
-
-def record_metric(
-    session: Session,
-    job_id: int,
-    attempt: int,
-    name: str,
-    value: float,
-    step: int = 0,
-    now: datetime | None = None,
-) -> JobMetric:
-    """Record one step metric from the current attempt (fenced)."""
-    if not name or len(name) > 256:
-        raise Unprocessable("name: a metric name has 1 to 256 characters")
-    _claim(session, job_id, attempt)
-    row = JobMetricRow(
-        job_id=job_id, attempt=attempt, name=name, step=step, value=float(value), at=now or utcnow()
-    )
-    session.add(row)
-    session.flush()
-    return row.to_entity()
-
-
-def list_metrics(session: Session, job_id: int, name: str | None = None) -> list[JobMetric]:
-    """The job's metrics over every attempt, by name, step and time."""
-    _row(session, job_id)
-    stmt = select(JobMetricRow).where(JobMetricRow.job_id == job_id)
-    if name is not None:
-        stmt = stmt.where(JobMetricRow.name == name)
-    stmt = stmt.order_by(JobMetricRow.name, JobMetricRow.step, JobMetricRow.id)
-    return [r.to_entity() for r in session.scalars(stmt)]
-
-
-def record_checkpoint(
-    session: Session,
-    job_id: int,
-    attempt: int,
-    step: int,
-    artifact_key: str,
-    sha256: str,
-    now: datetime | None = None,
-) -> JobCheckpoint:
-    """Record a checkpoint the current attempt saved to the artifact store (fenced)."""
-    _claim(session, job_id, attempt)
-    row = JobCheckpointRow(
-        job_id=job_id,
-        attempt=attempt,
-        step=step,
-        artifact_key=artifact_key,
-        sha256=sha256,
-        at=now or utcnow(),
-    )
-    session.add(row)
-    session.flush()
-    return row.to_entity()
-
-
-def latest_checkpoint(session: Session, job_id: int) -> JobCheckpoint | None:
-    """The checkpoint the next attempt resumes from: the last one recorded, or None."""
-    row = session.scalars(
-        select(JobCheckpointRow)
-        .where(JobCheckpointRow.job_id == job_id)
-        .order_by(JobCheckpointRow.id.desc())
-        .limit(1)
-    ).first()
-    return row.to_entity() if row else None
 
 
 def expire_leases(session: Session, now: datetime | None = None) -> list[int]:
@@ -508,7 +433,7 @@ def expire_leases(session: Session, now: datetime | None = None) -> list[int]:
     ).all()
     ended: list[int] = []
     for job_id, attempt, lease_expires_at in expired:
-        if not _conditional(
+        if not conditional(
             session,
             job_id,
             JobRow.attempt == attempt,
@@ -517,11 +442,32 @@ def expire_leases(session: Session, now: datetime | None = None) -> list[int]:
             attempt=JobRow.attempt,
         ):
             continue  # renewed or finished meanwhile
-        row = _reload(session, job_id)
+        row = reload(session, job_id)
         since = aware_utc(lease_expires_at or now).strftime("%H:%M:%S UTC")
         _fail_attempt(
             session, row, f"lost its lease (no heartbeat; it ran out at {since})", True, now
         )
+        ended.append(job_id)
+    session.flush()
+    return ended
+
+
+def abandon_attempts(
+    session: Session, attempts: list[tuple[int, int]], reason: str, now: datetime | None = None
+) -> list[int]:
+    """End attempts whose process is known to be gone (its server died): requeue them now.
+
+    An infrastructure failure, like a lost lease, but without waiting for the
+    lease to run out. Attempts that are no longer current are left alone.
+    """
+    now = now or utcnow()
+    ended: list[int] = []
+    for job_id, attempt in attempts:
+        try:
+            row = claim(session, job_id, attempt)
+        except (Conflict, NotFound):
+            continue
+        _fail_attempt(session, row, reason, True, now)
         ended.append(job_id)
     session.flush()
     return ended
@@ -542,7 +488,7 @@ def enforce_timeouts(session: Session, now: datetime | None = None) -> list[int]
         if now < aware_utc(started_at) + timedelta(seconds=timeout_s):
             continue
         try:
-            row = _claim(session, job_id, attempt)
+            row = claim(session, job_id, attempt)
         except Conflict:
             continue
         _fail_attempt(session, row, f"timed out after {timeout_s:g} s", False, now)

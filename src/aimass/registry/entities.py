@@ -59,6 +59,15 @@ class ModelVersion(BaseModel):
 _LOCATION_FIELDS = ("source", "uri", "artifact_uri", "location", "path", "url", "storage_location")
 
 
+class JobAttemptRef(BaseModel):
+    """A job and the attempt of it that registers a version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int = Field(ge=1)
+    attempt: int = Field(ge=1)
+
+
 class VersionCreate(BaseModel):
     """What a client may say about an upload besides its bytes.
 
@@ -74,6 +83,11 @@ class VersionCreate(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
     description: str = Field(default="", max_length=10_000)
+    job: JobAttemptRef | None = Field(
+        default=None,
+        description="the job attempt that made this version (set by aimass.runtime); "
+        "refused unless that attempt is still current",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -6,6 +6,7 @@ between transactions) and return entities; they raise ``aimass.errors``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import ColumnElement, func, select
@@ -177,6 +178,11 @@ def delete_model(db: Database, store: ArtifactStore, project: str, name: str) ->
         store.delete(key)
 
 
+#: Runs in the transaction that inserts a version: checks the job attempt that registers it
+#: is current (raising Conflict otherwise) and returns (job id, dataset version row id).
+LineageGuard = Callable[[Session], tuple[str | None, int | None]]
+
+
 def register_version(
     db: Database,
     store: ArtifactStore,
@@ -189,6 +195,7 @@ def register_version(
     spec: VersionCreate,
     can_trust: bool,
     source_job_id: str | None = None,
+    lineage_guard: LineageGuard | None = None,
 ) -> ModelVersion:
     """Turn a complete, local upload into a new version.
 
@@ -221,6 +228,7 @@ def register_version(
             spec=spec,
             signature=signature.model_dump() if signature else None,
             source_job_id=source_job_id,
+            lineage_guard=lineage_guard,
         )
     except BaseException:
         store.delete(key)
@@ -239,11 +247,15 @@ def _insert_version(
     spec: VersionCreate,
     signature: dict[str, object] | None,
     source_job_id: str | None,
+    lineage_guard: LineageGuard | None = None,
 ) -> ModelVersion:
     for mkey in spec.metrics:
         validate_name(mkey, "metric name")
 
     def build(session: Session, number: int) -> ModelVersion:
+        job_id, dataset_version_id = source_job_id, None
+        if lineage_guard is not None:
+            job_id, dataset_version_id = lineage_guard(session)
         row = ModelVersionRow(
             model_id=model_id,
             version=number,
@@ -255,7 +267,8 @@ def _insert_version(
             trusted=spec.trusted,
             signature=signature,
             description=spec.description,
-            source_job_id=source_job_id,
+            source_job_id=job_id,
+            source_dataset_version_id=dataset_version_id,
         )
         row.metrics.extend(
             ModelVersionMetricRow(key=k, value=float(v)) for k, v in spec.metrics.items()

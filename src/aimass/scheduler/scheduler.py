@@ -16,16 +16,17 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from pydantic import JsonValue
 
+from aimass.auth.service import create_job_token
 from aimass.errors import AimassError
 from aimass.executors.base import AttemptExit, AttemptSpec, Executor
-from aimass.jobs import service
+from aimass.jobs import records, service
 from aimass.jobs.entities import Job, JobCheckpoint
 from aimass.loop_service import LoopService
 from aimass.scheduler.leader import Leadership
@@ -45,6 +46,24 @@ def local_capacity(gpus: int = 0) -> NodeCapacity:
 def node_name() -> str:
     """This process as a node: host and pid."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_gone(node: str | None) -> bool:
+    """True when ``node`` names a process on this host that no longer exists."""
+    if not node:
+        return False
+    host, _, pid = node.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 @dataclass
@@ -101,6 +120,8 @@ class Scheduler(LoopService):
         env: Mapping[str, str] | None = None,
         node: str | None = None,
         queue_scan: int = 64,
+        server_url: str | None = None,
+        on_attempt_end: Callable[[int, int], object] | None = None,
     ) -> None:
         super().__init__(interval)
         self.db = db
@@ -115,6 +136,8 @@ class Scheduler(LoopService):
         self.env = dict(env or {})
         self.node = node or node_name()
         self.queue_scan = queue_scan
+        self.server_url = server_url
+        self.on_attempt_end = on_attempt_end
         self._loop: asyncio.AbstractEventLoop | None = None
         self._deadline_timer: asyncio.TimerHandle | None = None
         executor.on_exit = self.handle_exit
@@ -162,11 +185,23 @@ class Scheduler(LoopService):
             return report
         report.leader = True
         to_cancel: list[int] = []
-        starts: list[tuple[Job, JobCheckpoint | None]] = []
+        timed_out: list[int] = []
+        starts: list[tuple[Job, JobCheckpoint | None, str | None]] = []
         with self.db.session() as session:
-            report.ended = service.expire_leases(session, now) + service.enforce_timeouts(
-                session, now
-            )
+            # An attempt that lost its lease is not killed from here: it may be on a node
+            # this server cannot reach, and it stops itself when its heartbeat is refused.
+            report.ended = service.expire_leases(session, now)
+            timed_out = service.enforce_timeouts(session, now)
+            report.ended += timed_out
+            lost = [
+                (j.id, j.attempt)
+                for j in service.running_jobs(session)
+                if j.id not in local and _process_gone(j.node)
+            ]
+            if lost:
+                report.ended += service.abandon_attempts(
+                    session, lost, "its server process on this node is gone", now
+                )
             running = service.running_jobs(session)
             queue = service.queued_jobs(session, self.queue_scan)
             to_cancel = [j.id for j in running if j.cancel_requested and j.id in local]
@@ -180,17 +215,20 @@ class Scheduler(LoopService):
             )
             for job in plan.start:
                 started = service.start_attempt(session, job.id, self.node, self.lease_s, now)
-                starts.append((started, service.latest_checkpoint(session, job.id)))
+                secret = None
+                if self.server_url is not None:
+                    secret = create_job_token(session, job.id, started.attempt, job.project)
+                starts.append((started, records.latest_checkpoint(session, job.id), secret))
             reasons = {j.id: j.reason for j in queue}
             service.set_waiting_reasons(
                 session, {i: r for i, r in plan.waiting.items() if reasons.get(i) != r}
             )
             report.waiting = plan.waiting
-            report.next_deadline = self._next_deadline(running, queue, [j for j, _ in starts])
-        for job_id in report.ended + to_cancel:
+            report.next_deadline = self._next_deadline(running, queue, [j for j, _, _ in starts])
+        for job_id in timed_out + to_cancel:
             self.executor.cancel(job_id)
-        for job, checkpoint in starts:
-            self._submit(job, checkpoint)
+        for job, checkpoint, secret in starts:
+            self._submit(job, checkpoint, secret)
             report.started.append(job.id)
         return report
 
@@ -221,16 +259,28 @@ class Scheduler(LoopService):
         moments.extend(j.next_attempt_at for j in queue if j.next_attempt_at is not None)
         return min(moments) if moments else None
 
-    def _submit(self, job: Job, checkpoint: JobCheckpoint | None) -> None:
+    def _submit(self, job: Job, checkpoint: JobCheckpoint | None, secret: str | None) -> None:
+        env = dict(self.env)
+        env["AIMASS_JOB_ENTRY"] = job.entry
+        env["AIMASS_JOB_KIND"] = job.kind
+        if job.dataset is not None:
+            env["AIMASS_JOB_DATASET"] = job.dataset
+            if job.dataset_version is not None:
+                env["AIMASS_JOB_DATASET_VERSION"] = str(job.dataset_version)
+        if self.server_url is not None and secret is not None:
+            env["AIMASS_URL"] = self.server_url
+            env["AIMASS_TOKEN"] = secret
+            env["AIMASS_PROJECT"] = job.project
+            env["AIMASS_HEARTBEAT_S"] = f"{self.lease_s / 3:.3f}"
         spec = AttemptSpec(
             job_id=job.id,
             attempt=job.attempt,
             project=job.project,
-            entry=job.entry,
+            entry="script" if job.kind == "script" else job.entry,
             params=job.params,
             resources=job.resources,
             scratch_dir=self.scratch_root / f"job-{job.id}-attempt-{job.attempt}",
-            env=dict(self.env),
+            env=env,
             checkpoint=checkpoint,
         )
         try:
@@ -245,6 +295,11 @@ class Scheduler(LoopService):
         """The executor's callback: record how the attempt ended, then wake the loop."""
         succeeded, reason, infra = _exit_outcome(exit_)
         try:
+            if self.on_attempt_end is not None:
+                try:
+                    self.on_attempt_end(exit_.job_id, exit_.attempt)
+                except Exception:
+                    log.exception("job %s attempt %s: end hook failed", exit_.job_id, exit_.attempt)
             self._finish(exit_.job_id, exit_.attempt, succeeded, reason, infra, exit_.outputs)
         finally:
             self.wake_threadsafe()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -12,6 +13,8 @@ from starlette.responses import StreamingResponse
 from aimass.api.deps import Ctx, editor, viewer
 from aimass.api.downloads import stream_attachment, stream_temp_file
 from aimass.api.uploads import SpooledUpload, handle_upload
+from aimass.errors import Forbidden
+from aimass.jobs import records
 from aimass.registry import service, transfer
 from aimass.registry._filters import parse_tag
 from aimass.registry.entities import (
@@ -105,6 +108,12 @@ async def create_version(name: str, request: Request, ctx: Editor) -> ModelVersi
     state = ctx.state
 
     def register(upload: SpooledUpload, spec: VersionCreate) -> ModelVersion:
+        guard = None
+        if spec.job is not None:
+            job = spec.job
+            if state.settings.auth and ctx.principal.job_id != job.id:
+                raise Forbidden(f"only job {job.id}'s own token may register a version from it")
+            guard = partial(records.attempt_lineage, job_id=job.id, attempt=job.attempt)
         return service.register_version(
             state.db,
             state.store,
@@ -115,6 +124,7 @@ async def create_version(name: str, request: Request, ctx: Editor) -> ModelVersi
             filename=upload.filename,
             spec=spec,
             can_trust=ctx.principal.can("admin", ctx.project),
+            lineage_guard=guard,
         )
 
     return await handle_upload(request, state.settings.spool_dir, VersionCreate, register)

@@ -1,0 +1,180 @@
+"""/api/v1/jobs/{id}/attempts/{n}/...: what a running attempt writes (``aimass.runtime``).
+
+Every write names its attempt and is refused with 409 once that attempt is no
+longer the job's current one. A job's own token may write only to its job.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from starlette.concurrency import run_in_threadpool
+
+from aimass.api.deps import Ctx, editor
+from aimass.artifacts.names import validate_filename
+from aimass.errors import Forbidden
+from aimass.jobs import records, service
+from aimass.jobs.fencing import claim
+from aimass.jobs.logs import append_log
+from aimass.store.orm import utcnow
+
+router = APIRouter(prefix="/api/v1/jobs/{job_id}/attempts/{attempt}", tags=["job runtime"])
+Editor = Annotated[Ctx, Depends(editor)]
+
+
+class MetricPoint(BaseModel):
+    """One metric value at one step."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=256)
+    value: float = Field(allow_inf_nan=False)
+    step: int = Field(default=0, ge=0)
+
+
+class MetricBatch(BaseModel):
+    """Metrics an attempt logs in one call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metrics: list[MetricPoint] = Field(min_length=1, max_length=10_000)
+
+
+class Heartbeat(BaseModel):
+    """The answer to a heartbeat: the renewed lease and whether to stop."""
+
+    lease_expires_at: Any
+    cancel_requested: bool
+
+
+def _own(ctx: Ctx, job_id: int) -> None:
+    """A job's token writes only to its own job; people's tokens go by role alone."""
+    if ctx.principal.job_id is not None and ctx.principal.job_id != job_id:
+        raise Forbidden(f"this token belongs to job {ctx.principal.job_id}, not job {job_id}")
+    with ctx.state.db.session() as session:
+        service.read_job(session, job_id, ctx.project)
+
+
+@router.post("/heartbeat")
+def heartbeat(job_id: int, attempt: int, ctx: Editor) -> Heartbeat:
+    """Renew the attempt's lease; says whether a cancel was requested."""
+    _own(ctx, job_id)
+    with ctx.state.db.session() as session:
+        job = service.renew_lease(session, job_id, attempt, ctx.state.settings.job_lease_s)
+    return Heartbeat(lease_expires_at=job.lease_expires_at, cancel_requested=job.cancel_requested)
+
+
+@router.post("/metrics")
+def log_metrics(job_id: int, attempt: int, body: MetricBatch, ctx: Editor) -> dict[str, int]:
+    """Record step metrics."""
+    _own(ctx, job_id)
+    points = [(m.name, m.value, m.step) for m in body.metrics]
+    with ctx.state.db.session() as session:
+        return {"recorded": records.record_metrics(session, job_id, attempt, points)}
+
+
+@router.post("/outputs")
+def merge_outputs(
+    job_id: int, attempt: int, body: dict[str, JsonValue], ctx: Editor
+) -> dict[str, JsonValue]:
+    """Merge named outputs (and ``params``) into the job's outputs."""
+    _own(ctx, job_id)
+    with ctx.state.db.session() as session:
+        return records.merge_outputs(session, job_id, attempt, body)
+
+
+async def _spool(request: Request, ctx: Ctx) -> Any:
+    path = ctx.state.settings.spool_dir / uuid.uuid4().hex
+    with path.open("xb") as out:
+        async for chunk in request.stream():
+            out.write(chunk)
+    return path
+
+
+async def _store_body(request: Request, ctx: Ctx, key: str) -> tuple[str, int]:
+    path = await _spool(request, ctx)
+    try:
+
+        def put() -> tuple[str, int]:
+            with path.open("rb") as src:
+                stored = ctx.state.store.put_file(key, src)
+            return stored.sha256, stored.size
+
+        return await run_in_threadpool(put)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _fenced(ctx: Ctx, key: str, write: Any) -> Any:
+    """Run a fenced write; if it is refused, the bytes just stored go too."""
+    try:
+        with ctx.state.db.session() as session:
+            return write(session)
+    except BaseException:
+        ctx.state.store.delete(key)
+        raise
+
+
+@router.put("/checkpoint")
+async def save_checkpoint(
+    job_id: int,
+    attempt: int,
+    request: Request,
+    ctx: Editor,
+    step: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    """Save the raw body as a checkpoint at ``step``; the next attempt resumes from it."""
+    await run_in_threadpool(_own, ctx, job_id)
+    with ctx.state.db.session() as session:  # refuse a stale attempt before taking its bytes
+        claim(session, job_id, attempt)
+    key = ctx.state.store.new_key("jobs", str(job_id), "checkpoints")
+    sha256, _ = await _store_body(request, ctx, key)
+    return await run_in_threadpool(
+        _fenced,
+        ctx,
+        key,
+        lambda s: records.record_checkpoint(s, job_id, attempt, step, key, sha256),
+    )
+
+
+@router.post("/artifacts/{name}")
+async def log_artifact(
+    job_id: int, attempt: int, name: str, request: Request, ctx: Editor
+) -> dict[str, JsonValue]:
+    """Keep the raw body as a file of the job, listed in its outputs' ``artifacts``."""
+    validate_filename(name)
+    await run_in_threadpool(_own, ctx, job_id)
+    key = records.artifact_key(job_id, attempt, name)
+    sha256, size = await _store_body(request, ctx, key)
+    item: dict[str, JsonValue] = {
+        "name": name,
+        "attempt": attempt,
+        "size": size,
+        "sha256": sha256,
+        "at": utcnow().isoformat(),
+    }
+    await run_in_threadpool(
+        _fenced,
+        ctx,
+        key,
+        lambda s: records.add_to_output_list(s, job_id, attempt, "artifacts", item),
+    )
+    return item
+
+
+@router.post("/logs")
+async def ship_logs(job_id: int, attempt: int, request: Request, ctx: Editor) -> dict[str, int]:
+    """Append log bytes shipped from a remote node (the Ray executor) to the attempt's log."""
+    await run_in_threadpool(_own, ctx, job_id)
+    data = await request.body()
+
+    def append() -> None:
+        with ctx.state.db.session() as session:
+            claim(session, job_id, attempt)
+        append_log(ctx.state.settings.job_log_dir, job_id, attempt, data)
+
+    await run_in_threadpool(append)
+    return {"appended": len(data)}

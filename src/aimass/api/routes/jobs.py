@@ -1,0 +1,274 @@
+"""/api/v1/jobs: submit, watch, cancel and retry jobs; their logs, metrics and files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from aimass.api.deps import Ctx, admin_on_project, editor, viewer
+from aimass.api.downloads import stream_attachment
+from aimass.api.uploads import spooled_upload
+from aimass.artifacts.names import validate_filename
+from aimass.errors import InvalidInput, NotFound
+from aimass.jobs import records, service
+from aimass.jobs.entities import (
+    TERMINAL_STATES,
+    Job,
+    JobCheckpoint,
+    JobCreate,
+    JobEvent,
+    JobKind,
+    JobMetric,
+    JobState,
+    StoredSource,
+)
+from aimass.jobs.logs import read_from, read_log
+from aimass.runtime.script import unpack_source
+from aimass.validation import parse_json
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+Viewer = Annotated[Ctx, Depends(viewer)]
+Editor = Annotated[Ctx, Depends(editor)]
+Admin = Annotated[Ctx, Depends(admin_on_project)]
+SOURCE_SUFFIXES = (".py", ".zip", ".tar.gz", ".tgz")
+
+
+def wake_scheduler(ctx: Ctx) -> None:
+    """Let this process's scheduler act on a change now instead of at its next tick."""
+    if ctx.state.scheduler is not None:
+        ctx.state.scheduler.wake()
+
+
+def _job(ctx: Ctx, job_id: int) -> Job:
+    with ctx.state.db.session() as session:
+        return service.read_job(session, job_id, ctx.project)
+
+
+@router.get("/entries")
+def list_entries(ctx: Viewer) -> list[dict[str, Any]]:
+    """What jobs can run by name: each entry's kinds, description and params schema."""
+    return [entry.describe() for entry in ctx.state.catalog.all()]
+
+
+@router.post("", status_code=201)
+def submit_job(body: JobCreate, ctx: Editor) -> Job:
+    """Queue a job of a catalogue entry; bad entries, params or datasets queue nothing."""
+    if body.kind == "script":
+        raise InvalidInput("script jobs carry your code: POST it to /api/v1/jobs/script")
+    with ctx.state.db.session() as session:
+        job = service.submit_job(session, ctx.project, body, ctx.state.catalog)
+    wake_scheduler(ctx)
+    return job
+
+
+def _store_source(ctx: Ctx, path: Path, filename: str, spec: JobCreate) -> Job:
+    validate_filename(filename)
+    if not filename.endswith(SOURCE_SUFFIXES):
+        raise InvalidInput(f"source {filename!r}: upload a .py file, a .zip or a .tar.gz")
+    with tempfile.TemporaryDirectory(dir=ctx.state.settings.spool_dir) as tmp:
+        named = Path(tmp) / filename
+        shutil.copyfile(path, named)
+        unpack_source(named, Path(tmp) / "check")  # refuses unsafe archives before storing
+    store = ctx.state.store
+    key = store.new_key("jobs", "sources")
+    with path.open("rb") as src:
+        stored = store.put_file(key, src)
+    try:
+        with ctx.state.db.session() as session:
+            return service.submit_job(
+                session,
+                ctx.project,
+                spec,
+                ctx.state.catalog,
+                source=StoredSource(key=key, sha256=stored.sha256, name=filename),
+            )
+    except BaseException:
+        store.delete(key)
+        raise
+
+
+@router.post("/script", status_code=201)
+async def submit_script(request: Request, ctx: Admin) -> Job:
+    """Queue your own code: multipart ``source`` (.py, .zip, .tar.gz) and ``spec`` (JobCreate).
+
+    User code runs on the platform's nodes, so this needs an admin token.
+    """
+    async with spooled_upload(request, ctx.state.settings.spool_dir, "source", "spec") as upload:
+        spec = parse_json(JobCreate, upload.meta, "spec")
+        if spec.kind != "script":
+            raise InvalidInput("spec.kind: a job with your code has kind 'script'")
+        job = await run_in_threadpool(_store_source, ctx, upload.path, upload.filename, spec)
+    wake_scheduler(ctx)
+    return job
+
+
+@router.get("")
+def list_jobs(
+    ctx: Viewer,
+    state: JobState | None = None,
+    kind: JobKind | None = None,
+    parent_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[Job]:
+    """A project's jobs, newest first."""
+    with ctx.state.db.session() as session:
+        return service.list_jobs(session, ctx.project, state, kind, limit, offset, parent_id)
+
+
+@router.get("/{job_id}")
+def read_job(job_id: int, ctx: Viewer) -> Job:
+    """One job and where its state machine stands."""
+    return _job(ctx, job_id)
+
+
+@router.get("/{job_id}/events")
+def list_events(job_id: int, ctx: Viewer) -> list[JobEvent]:
+    """The job's state history with reasons, oldest first."""
+    _job(ctx, job_id)
+    with ctx.state.db.session() as session:
+        return service.list_job_events(session, job_id)
+
+
+@router.get("/{job_id}/metrics")
+def list_metrics(job_id: int, ctx: Viewer, name: str | None = None) -> list[JobMetric]:
+    """The step metrics the job logged, over every attempt."""
+    _job(ctx, job_id)
+    with ctx.state.db.session() as session:
+        return records.list_metrics(session, job_id, name)
+
+
+@router.get("/{job_id}/checkpoints")
+def list_checkpoints(job_id: int, ctx: Viewer) -> list[JobCheckpoint]:
+    """The checkpoints the job saved, oldest first."""
+    _job(ctx, job_id)
+    with ctx.state.db.session() as session:
+        return records.list_checkpoints(session, job_id)
+
+
+@router.get("/{job_id}/checkpoints/latest", response_class=StreamingResponse)
+def download_latest_checkpoint(job_id: int, ctx: Viewer) -> StreamingResponse:
+    """The bytes of the checkpoint the next attempt resumes from."""
+    _job(ctx, job_id)
+    with ctx.state.db.session() as session:
+        checkpoint = records.latest_checkpoint(session, job_id)
+    if checkpoint is None:
+        raise NotFound(f"job {job_id} has no checkpoint")
+    chunks = ctx.state.store.open(checkpoint.artifact_key, checkpoint.sha256)
+    return stream_attachment(chunks, f"checkpoint-{checkpoint.step}.bin", -1, checkpoint.sha256)
+
+
+@router.get("/{job_id}/source", response_class=StreamingResponse)
+def download_source(job_id: int, ctx: Editor) -> StreamingResponse:
+    """A script job's code, as uploaded (the runtime fetches it on the node)."""
+    with ctx.state.db.session() as session:
+        found = service.read_source(session, job_id, ctx.project)
+    if found is None:
+        raise NotFound(f"job {job_id} has no uploaded code")
+    chunks = ctx.state.store.open(found.key, found.sha256)
+    return stream_attachment(chunks, found.name, -1, found.sha256)
+
+
+@router.get("/{job_id}/artifacts")
+def list_artifacts(job_id: int, ctx: Viewer) -> list[dict[str, Any]]:
+    """Files the job kept (``runtime.log_artifact``)."""
+    artifacts = _job(ctx, job_id).outputs.get("artifacts")
+    return [a for a in artifacts if isinstance(a, dict)] if isinstance(artifacts, list) else []
+
+
+@router.get("/{job_id}/artifacts/{name}", response_class=StreamingResponse)
+def download_artifact(job_id: int, name: str, ctx: Viewer) -> StreamingResponse:
+    """One file the job kept (its latest attempt's, when several attempts kept one)."""
+    for item in reversed(list_artifacts(job_id, ctx)):
+        if item.get("name") == name:
+            key = records.artifact_key(job_id, int(item["attempt"]), name)
+            sha = str(item["sha256"])
+            return stream_attachment(ctx.state.store.open(key, sha), name, -1, sha)
+    raise NotFound(f"job {job_id} kept no file named {name!r}")
+
+
+@router.post("/{job_id}/cancel")
+def cancel_job(job_id: int, ctx: Editor) -> Job:
+    """Cancel: a queued job at once, a running one within seconds (its whole process tree)."""
+    with ctx.state.db.session() as session:
+        job = service.cancel_job(session, job_id, ctx.project)
+    wake_scheduler(ctx)
+    return job
+
+
+@router.post("/{job_id}/retry")
+def retry_job(job_id: int, ctx: Editor) -> Job:
+    """Queue a failed or cancelled job again, with a fresh retry budget."""
+    with ctx.state.db.session() as session:
+        job = service.retry_job(session, job_id, ctx.project)
+    wake_scheduler(ctx)
+    return job
+
+
+def _sse(event: str, data: str) -> bytes:
+    lines = data.split("\n")
+    return (f"event: {event}\n" + "".join(f"data: {line}\n" for line in lines) + "\n").encode()
+
+
+async def _follow(ctx: Ctx, job_id: int, poll_s: float = 0.2) -> AsyncIterator[bytes]:
+    log_dir = ctx.state.settings.job_log_dir
+    attempt, offset, partial = 0, 0, b""
+    while True:
+        job = await run_in_threadpool(_job, ctx, job_id)
+        data = read_from(log_dir, job_id, attempt, offset) if attempt else b""
+        if data:
+            offset += len(data)
+            *lines, partial = (partial + data).split(b"\n")
+            for line in lines:
+                yield _sse("log", line.decode(errors="replace"))
+            continue
+        if job.attempt > attempt:
+            if partial:
+                yield _sse("log", partial.decode(errors="replace"))
+            attempt, offset, partial = attempt + 1, 0, b""
+            yield _sse("attempt", json.dumps({"attempt": attempt}))
+            continue
+        if job.state in TERMINAL_STATES:
+            if partial:
+                yield _sse("log", partial.decode(errors="replace"))
+            yield _sse("end", job.model_dump_json())
+            return
+        yield b": keep-alive\n\n"
+        await asyncio.sleep(poll_s)
+
+
+@router.get("/{job_id}/logs", response_model=None)
+def read_logs(
+    job_id: int,
+    ctx: Viewer,
+    attempt: Annotated[int | None, Query(ge=1)] = None,
+    follow: bool = False,
+) -> PlainTextResponse | StreamingResponse:
+    """An attempt's log as text (default: the latest), or ``follow=true`` for a live SSE stream.
+
+    The stream sends ``attempt`` when an attempt's log starts, ``log`` for each
+    line, and ``end`` with the job once it has finished.
+    """
+    job = _job(ctx, job_id)
+    if follow:
+        return StreamingResponse(
+            _follow(ctx, job_id),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    number = attempt or job.attempt
+    if number > job.attempt:
+        raise NotFound(f"job {job_id} has no attempt {number} (it has had {job.attempt})")
+    text = b""
+    if number:
+        text = read_log(ctx.state.store, ctx.state.settings.job_log_dir, job_id, number)
+    return PlainTextResponse(text.decode(errors="replace"))

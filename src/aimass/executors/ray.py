@@ -1,0 +1,412 @@
+"""``RayExecutor``: each attempt is one Ray task, placed by Ray across the cluster.
+
+The task asks Ray for the attempt's ``num_cpus``, ``num_gpus`` and ``memory`` and,
+on whatever node it lands, runs the attempt as the local executor does:
+``python -m aimass.executors._child`` in its own session, in a fresh 0700 scratch
+folder, with thread limits from its CPU share and ``CUDA_VISIBLE_DEVICES`` naming
+the GPUs Ray gave it. Meanwhile it posts the log's new bytes to the server
+(``AIMASS_URL``) every 0.3 s; with no server, the log's tail comes back with the
+result and goes under the driver's ``log_dir``. Ray never retries a task: a dead
+worker reports ``-9``, an infrastructure failure the scheduler retries itself.
+
+One driver thread waits on the tasks and reports each end exactly once.
+``cancel`` interrupts the task (a ``KeyboardInterrupt`` in it), which SIGTERMs
+the attempt's process group, SIGKILLs it after the grace period and cleans up;
+a task still there later has its worker killed, and the attempt dies with it
+(parent-death signal). The driver then removes the scratch folder where the path
+is on its own machine. Limit: a worker killed from outside (that force-kill, the
+OOM killer, a lost node) leaves a remote node's scratch folder, and any process
+the attempt started in the background, to that node. Nodes need ``aimass``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aimass.executors._child import RESULT_FILE
+from aimass.executors.base import AttemptExit, AttemptSpec, Executor
+from aimass.executors.local import THREAD_VARS
+from aimass.scheduler.placement import NodeCapacity
+
+log = logging.getLogger("aimass.executors.ray")
+
+SHIP_EVERY_S = 0.3
+_CHUNK = 1 << 20  # the most log bytes one POST carries
+_TAIL = 1 << 20  # the most log bytes returned when there is no server to ship to
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise RuntimeError("the Ray executor needs Ray: install aimass[ray]") from exc
+    return ray
+
+
+def ray_capacity() -> NodeCapacity:
+    """The whole Ray cluster's CPUs, GPUs and memory (MB), for placement."""
+    ray = _ray()
+    if not ray.is_initialized():
+        raise RuntimeError("Ray is not initialized; create a RayExecutor first")
+    total = ray.cluster_resources()
+    memory = total.get("memory")
+    return NodeCapacity(
+        cpu=float(total.get("CPU", 0.0)),
+        gpu=int(total.get("GPU", 0)),
+        memory_mb=int(memory) // (1 << 20) if memory else None,
+    )
+
+
+# -- on the node --------------------------------------------------------------
+
+
+def _whole_chars(data: bytes) -> bytes:
+    """``data`` without a UTF-8 sequence cut short at its end."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 == 0x80:  # a continuation byte: look further back
+            continue
+        size = 1 if byte < 0x80 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+        return data[:-back] if size > back else data
+    return data
+
+
+class _LogShipper:
+    """Posts the log's new bytes to the server; unsent bytes wait for the next round."""
+
+    def __init__(self, path: Path, env: Mapping[str, str], job_id: int, attempt: int) -> None:
+        import httpx
+
+        self.path, self.offset, self.failing = path, 0, False
+        base = env.get("AIMASS_URL", "").rstrip("/")
+        self.url = f"{base}/api/v1/jobs/{job_id}/attempts/{attempt}/logs" if base else None
+        self.local = self.url is None  # no server: the tail goes back with the result
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if env.get("AIMASS_TOKEN"):
+            headers["Authorization"] = f"Bearer {env['AIMASS_TOKEN']}"
+        self.client = httpx.Client(headers=headers, timeout=10.0)
+
+    def ship(self, final: bool = False) -> None:
+        import httpx
+
+        while self.url is not None:
+            data = b""
+            with contextlib.suppress(OSError), self.path.open("rb") as file:
+                file.seek(self.offset)
+                data = file.read(_CHUNK)
+            data = data if final else _whole_chars(data)
+            if not data:
+                return
+            try:
+                response = self.client.post(self.url, content=data, timeout=2.0 if final else 10.0)
+                reason = f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                response, reason = None, repr(exc)
+            if response is not None and response.status_code == 409:  # no longer current: stop
+                self.url = None
+            elif response is not None and response.is_success:
+                self.offset += len(data)
+                self.failing = False
+            else:
+                if not self.failing:
+                    log.warning("cannot ship the log to %s (%s); will retry", self.url, reason)
+                self.failing = True
+                return
+
+    def tail(self) -> str | None:
+        with contextlib.suppress(OSError), self.path.open("rb") as file:
+            file.seek(max(0, file.seek(0, os.SEEK_END) - _TAIL))
+            return file.read().decode("utf-8", "replace") if self.local else None
+        return None
+
+
+def _exited(pid: int) -> bool:
+    # WNOWAIT: the exited leader stays a zombie, so its group id cannot be reused yet.
+    info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    return info is not None and info.si_pid != 0
+
+
+def _kill_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _end(proc: subprocess.Popen[bytes], grace_s: float) -> int:
+    """SIGTERM the process group, SIGKILL it after ``grace_s``; the leader's exit status."""
+    if not _exited(proc.pid):
+        _kill_group(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while not _exited(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    _kill_group(proc.pid, signal.SIGKILL)  # what is left of the tree, leader included
+    return proc.wait()
+
+
+def run_on_node(spec: dict[str, Any], private_name: str, grace_s: float) -> dict[str, Any]:
+    """The Ray task: run one attempt's process here, ship its log, return its result."""
+    gpus = ",".join(str(g) for g in _ray().get_gpu_ids())
+    scratch = Path(spec["scratch_dir"])
+    private = Path(tempfile.gettempdir()) / private_name  # the spec and the log, 0700
+    private.mkdir(mode=0o700)
+    log_path = private / "attempt.log"
+    spec = {
+        **spec,
+        "env": {"CUDA_VISIBLE_DEVICES": gpus, **spec["env"]},  # the job's own env wins
+        "log_path": str(log_path),
+    }
+    shipper = _LogShipper(log_path, spec["env"], spec["job_id"], spec["attempt"])
+    proc: subprocess.Popen[bytes] | None = None
+    result: dict[str, Any] = {"returncode": -signal.SIGKILL, "outputs": None, "error": None}
+    try:
+        scratch.parent.mkdir(parents=True, exist_ok=True)
+        scratch.mkdir(mode=0o700)
+        scratch.chmod(0o700)
+        (private / "spec.json").write_text(json.dumps(spec))
+        with log_path.open("ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "aimass.executors._child", str(private / "spec.json")],
+                cwd=scratch,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )
+        next_ship = time.monotonic() + SHIP_EVERY_S
+        while not _exited(proc.pid):
+            if time.monotonic() >= next_ship:
+                shipper.ship()
+                next_ship = time.monotonic() + SHIP_EVERY_S
+            time.sleep(0.05)
+        result["returncode"] = _end(proc, 0.0)
+    except KeyboardInterrupt:  # ray.cancel: end the attempt's whole tree
+        result["returncode"] = _end(proc, grace_s) if proc is not None else -signal.SIGTERM
+    except Exception as exc:
+        result["error"] = f"could not start the attempt on this node: {exc!r}"
+        if proc is not None:
+            result["returncode"] = _end(proc, 0.0)
+    finally:
+        with contextlib.suppress(Exception):
+            shipper.ship(final=True)
+        shipper.client.close()
+        with contextlib.suppress(OSError, ValueError):
+            saved = json.loads((scratch / RESULT_FILE).read_text())
+            result["outputs"] = saved.get("outputs")
+            result["error"] = saved.get("error") or result["error"]
+        result["log_tail"] = shipper.tail()
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(private, ignore_errors=True)
+    return result
+
+
+# -- on the driver ------------------------------------------------------------
+
+
+@dataclass
+class _Attempt:
+    spec: AttemptSpec
+    ref: Any
+    private: str
+    cancelled: bool = False
+    forced: bool = False
+    timer: threading.Timer | None = None
+
+
+class RayExecutor(Executor):
+    """Runs each attempt as a Ray task that asks for the attempt's resources.
+
+    ``targets``, ``python_path``, ``log_dir`` and ``kill_grace_s`` mean what they
+    mean for ``LocalExecutor``. If Ray is not initialized it is started here
+    (``address=None``: a local instance, with ``init_kwargs`` such as
+    ``num_cpus``) and shut down by ``close``; a Ray the caller started is left up.
+    """
+
+    def __init__(
+        self,
+        targets: Mapping[str, str],
+        *,
+        address: str | None = None,
+        python_path: Sequence[str | Path] = (),
+        log_dir: Path | None = None,
+        kill_grace_s: float = 3.0,
+        init_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        ray = _ray()
+        self.targets = dict(targets)
+        self.python_path = [str(p) for p in python_path]
+        self.log_dir = log_dir
+        self.kill_grace_s = kill_grace_s
+        self._owns_ray = not ray.is_initialized()
+        if self._owns_ray:
+            kwargs = {"include_dashboard": False, "log_to_driver": False, **(init_kwargs or {})}
+            ray.init(address=address, ignore_reinit_error=True, **kwargs)
+        self._task = ray.remote(run_on_node)
+        self._attempts: dict[int, _Attempt] = {}
+        self._cond = threading.Condition()
+        self._closed = False
+        self._waiter = threading.Thread(target=self._wait_loop, name="ray-executor", daemon=True)
+        self._waiter.start()
+
+    def submit(self, attempt: AttemptSpec) -> None:
+        """Queue the attempt's task with Ray; it starts once its resources are free."""
+        target = self.targets.get(attempt.entry)
+        if target is None:
+            raise RuntimeError(f"no Ray target for entry {attempt.entry!r}")
+        res = attempt.resources
+        options: dict[str, Any] = {"num_cpus": res.cpu, "num_gpus": res.gpu, "max_retries": 0}
+        if res.memory_mb is not None:
+            options["memory"] = res.memory_mb * 1024 * 1024
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the Ray executor is closed")
+            if attempt.job_id in self._attempts:
+                raise RuntimeError(f"job {attempt.job_id} already runs here")
+            name = f"aimass-job-{attempt.job_id}-attempt-{attempt.attempt}"
+            task = self._task.options(name=name, **options)
+            private = f"aimass-attempt-{attempt.job_id}-{attempt.attempt}-{uuid.uuid4().hex}"
+            ref = task.remote(self._child_spec(attempt, target), private, self.kill_grace_s)
+            self._attempts[attempt.job_id] = _Attempt(spec=attempt, ref=ref, private=private)
+            self._cond.notify_all()
+
+    def cancel(self, job_id: int) -> None:
+        """Interrupt the attempt's task (which ends its tree); kill its worker if it lingers."""
+        with self._cond:
+            attempt = self._attempts.get(job_id)
+            if attempt is None or attempt.cancelled:
+                return
+            attempt.cancelled = True
+            attempt.timer = threading.Timer(self.kill_grace_s + 5.0, self._force, (attempt,))
+            attempt.timer.daemon = True
+        with contextlib.suppress(Exception):
+            _ray().cancel(attempt.ref, force=False)
+        attempt.timer.start()
+
+    def close(self) -> None:
+        """Cancel every attempt (each reported through ``on_exit``); stop a Ray started here."""
+        with self._cond:
+            self._closed = True
+            job_ids = list(self._attempts)
+        for job_id in job_ids:
+            self.cancel(job_id)
+        with self._cond:
+            self._cond.wait_for(lambda: not self._attempts, self.kill_grace_s + 15.0)
+            leftovers = list(self._attempts.values())
+            self._cond.notify_all()
+        for attempt in leftovers:  # Ray no longer answers for them
+            self._finish(attempt, {"returncode": -signal.SIGKILL, "error": "lost at close"})
+        self._waiter.join(timeout=5)
+        if self._owns_ray:
+            self._owns_ray = False
+            _ray().shutdown()
+
+    def active(self) -> list[tuple[int, int]]:
+        """The attempts queued or running on the cluster now."""
+        with self._cond:
+            return [(a.spec.job_id, a.spec.attempt) for a in self._attempts.values()]
+
+    # -- helpers ------------------------------------------------------------
+
+    def _child_spec(self, attempt: AttemptSpec, target: str) -> dict[str, Any]:
+        env = dict.fromkeys(THREAD_VARS, str(max(1, math.floor(attempt.resources.cpu))))
+        env.update(
+            {
+                "AIMASS_JOB_ID": str(attempt.job_id),
+                "AIMASS_JOB_ATTEMPT": str(attempt.attempt),
+                "AIMASS_JOB_PROJECT": attempt.project,
+                "AIMASS_SCRATCH_DIR": str(attempt.scratch_dir),
+                "AIMASS_CHECKPOINT": (
+                    attempt.checkpoint.model_dump_json() if attempt.checkpoint else ""
+                ),
+            }
+        )
+        env.update(attempt.env)
+        return {
+            "job_id": attempt.job_id,
+            "attempt": attempt.attempt,
+            "target": target,
+            "params": attempt.params,
+            "env": env,
+            "scratch_dir": str(attempt.scratch_dir),
+            "python_path": self.python_path,
+            "log_path": None,  # chosen on the node
+        }
+
+    def _force(self, attempt: _Attempt) -> None:
+        with self._cond:
+            if self._attempts.get(attempt.spec.job_id) is not attempt:
+                return
+            attempt.forced = True
+        with contextlib.suppress(Exception):
+            _ray().cancel(attempt.ref, force=True)
+
+    def _wait_loop(self) -> None:
+        ray = _ray()
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._attempts or self._closed)
+                if self._closed and not self._attempts:
+                    return
+                by_ref = {a.ref: a for a in self._attempts.values()}
+            try:
+                ready, _ = ray.wait(list(by_ref), num_returns=1, timeout=0.2, fetch_local=False)
+            except Exception:
+                log.exception("ray executor: ray.wait failed")
+                time.sleep(0.2)
+                continue
+            for ref in ready:
+                attempt = by_ref[ref]
+                try:
+                    result = ray.get(ref)
+                except Exception as exc:  # cancelled before it ran, or its worker died
+                    killed = attempt.forced or not attempt.cancelled
+                    error = None if attempt.cancelled else str(exc).strip().splitlines()[0]
+                    result = {"returncode": -(signal.SIGKILL if killed else signal.SIGTERM)}
+                    result["error"] = error or None
+                self._finish(attempt, result)
+
+    def _finish(self, attempt: _Attempt, result: dict[str, Any]) -> None:
+        spec = attempt.spec
+        with self._cond:
+            if self._attempts.get(spec.job_id) is not attempt:
+                return
+            del self._attempts[spec.job_id]
+            self._cond.notify_all()
+        if attempt.timer is not None:
+            attempt.timer.cancel()
+        # The task deleted these, unless its worker was killed; this reaches only local paths.
+        shutil.rmtree(spec.scratch_dir, ignore_errors=True)
+        shutil.rmtree(Path(tempfile.gettempdir()) / attempt.private, ignore_errors=True)
+        tail = result.get("log_tail")
+        if self.log_dir is not None and isinstance(tail, str):
+            path = self.log_dir / f"job-{spec.job_id}" / f"attempt-{spec.attempt}.log"
+            with contextlib.suppress(OSError):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(tail)
+        outputs = result.get("outputs")
+        error = result.get("error")
+        self._report(
+            AttemptExit(
+                job_id=spec.job_id,
+                attempt=spec.attempt,
+                returncode=int(result["returncode"]),
+                cancelled=attempt.cancelled,
+                outputs=outputs if isinstance(outputs, dict) else None,
+                error=error if isinstance(error, str) else None,
+            )
+        )

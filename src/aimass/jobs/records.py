@@ -1,0 +1,173 @@
+"""What a running attempt records: step metrics and checkpoints (fenced by attempt)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import JsonValue
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aimass.errors import NotFound, Unprocessable
+from aimass.jobs.entities import JobCheckpoint, JobMetric
+from aimass.jobs.fencing import claim
+from aimass.store.orm import (
+    DatasetRow,
+    DatasetVersionRow,
+    JobCheckpointRow,
+    JobMetricRow,
+    JobRow,
+    utcnow,
+)
+
+
+def _exists(session: Session, job_id: int) -> None:
+    if session.get(JobRow, job_id) is None:
+        raise NotFound(f"job {job_id} not found")
+
+
+def record_metric(
+    session: Session,
+    job_id: int,
+    attempt: int,
+    name: str,
+    value: float,
+    step: int = 0,
+    now: datetime | None = None,
+) -> JobMetric:
+    """Record one step metric from the current attempt (fenced)."""
+    if not name or len(name) > 256:
+        raise Unprocessable("name: a metric name has 1 to 256 characters")
+    claim(session, job_id, attempt)
+    row = JobMetricRow(
+        job_id=job_id, attempt=attempt, name=name, step=step, value=float(value), at=now or utcnow()
+    )
+    session.add(row)
+    session.flush()
+    return row.to_entity()
+
+
+def list_metrics(session: Session, job_id: int, name: str | None = None) -> list[JobMetric]:
+    """The job's metrics over every attempt, by name, step and time."""
+    _exists(session, job_id)
+    stmt = select(JobMetricRow).where(JobMetricRow.job_id == job_id)
+    if name is not None:
+        stmt = stmt.where(JobMetricRow.name == name)
+    stmt = stmt.order_by(JobMetricRow.name, JobMetricRow.step, JobMetricRow.id)
+    return [r.to_entity() for r in session.scalars(stmt)]
+
+
+def record_checkpoint(
+    session: Session,
+    job_id: int,
+    attempt: int,
+    step: int,
+    artifact_key: str,
+    sha256: str,
+    now: datetime | None = None,
+) -> JobCheckpoint:
+    """Record a checkpoint the current attempt saved to the artifact store (fenced)."""
+    claim(session, job_id, attempt)
+    row = JobCheckpointRow(
+        job_id=job_id,
+        attempt=attempt,
+        step=step,
+        artifact_key=artifact_key,
+        sha256=sha256,
+        at=now or utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row.to_entity()
+
+
+def latest_checkpoint(session: Session, job_id: int) -> JobCheckpoint | None:
+    """The checkpoint the next attempt resumes from: the last one recorded, or None."""
+    row = session.scalars(
+        select(JobCheckpointRow)
+        .where(JobCheckpointRow.job_id == job_id)
+        .order_by(JobCheckpointRow.id.desc())
+        .limit(1)
+    ).first()
+    return row.to_entity() if row else None
+
+
+def record_metrics(
+    session: Session, job_id: int, attempt: int, metrics: list[tuple[str, float, int]]
+) -> int:
+    """Record several ``(name, value, step)`` metrics from the current attempt at once (fenced)."""
+    claim(session, job_id, attempt)
+    now = utcnow()
+    for name, value, step in metrics:
+        if not name or len(name) > 256:
+            raise Unprocessable("name: a metric name has 1 to 256 characters")
+        session.add(
+            JobMetricRow(
+                job_id=job_id, attempt=attempt, name=name, step=step, value=float(value), at=now
+            )
+        )
+    session.flush()
+    return len(metrics)
+
+
+def list_checkpoints(session: Session, job_id: int) -> list[JobCheckpoint]:
+    """Every checkpoint of the job, oldest first."""
+    _exists(session, job_id)
+    rows = session.scalars(
+        select(JobCheckpointRow)
+        .where(JobCheckpointRow.job_id == job_id)
+        .order_by(JobCheckpointRow.id)
+    )
+    return [r.to_entity() for r in rows]
+
+
+def merge_outputs(
+    session: Session, job_id: int, attempt: int, outputs: dict[str, JsonValue]
+) -> dict[str, JsonValue]:
+    """Merge keys into the job's outputs from the current attempt (fenced); the new outputs."""
+    row = claim(session, job_id, attempt)
+    merged: dict[str, JsonValue] = {**(row.outputs or {}), **outputs}
+    row.outputs = merged
+    session.flush()
+    return merged
+
+
+def add_to_output_list(
+    session: Session, job_id: int, attempt: int, key: str, item: dict[str, JsonValue]
+) -> None:
+    """Append ``item`` to the list at ``outputs[key]`` (artifacts, models), fenced."""
+    row = claim(session, job_id, attempt)
+    current = dict(row.outputs or {})
+    items = current.get(key)
+    listed: list[JsonValue] = list(items) if isinstance(items, list) else []
+    listed.append(item)
+    current[key] = listed
+    row.outputs = current
+    session.flush()
+
+
+def attempt_lineage(
+    session: Session, *, job_id: int, attempt: int
+) -> tuple[str | None, int | None]:
+    """For a version the attempt registers: refuse a stale attempt, return its lineage.
+
+    Returns the job id (as the registry stores it) and the id of the dataset
+    version the job trained on (the one it named, else that dataset's latest).
+    """
+    row = claim(session, job_id, attempt)
+    dataset_version_id = None
+    if row.dataset is not None:
+        stmt = (
+            select(DatasetVersionRow.id)
+            .join(DatasetRow, DatasetVersionRow.dataset_id == DatasetRow.id)
+            .where(DatasetRow.project_id == row.project_id, DatasetRow.name == row.dataset)
+        )
+        if row.dataset_version is not None:
+            stmt = stmt.where(DatasetVersionRow.version == row.dataset_version)
+        dataset_version_id = session.scalar(stmt.order_by(DatasetVersionRow.version.desc()))
+    return str(job_id), dataset_version_id
+
+
+def artifact_key(job_id: int, attempt: int, name: str) -> str:
+    """Where a file an attempt kept lives in the artifact store (``name`` already validated)."""
+    return f"jobs/{job_id}/artifacts/attempt-{attempt}/{name}"

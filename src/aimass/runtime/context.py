@@ -1,0 +1,213 @@
+"""``JobContext``: what code running inside a job uses to talk to the platform.
+
+Every call goes over HTTP to the server that started the attempt (the same on
+any node) with the token minted for this attempt, and every write names the
+attempt: once the job has been given to another attempt, the server refuses
+the write and the call raises :class:`AttemptSuperseded`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aimass.errors import AimassError, Conflict, Unauthenticated
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from aimass.client import Client
+    from aimass.flavors.signature import Signature
+    from aimass.registry.entities import ModelVersion
+
+
+class AttemptSuperseded(AimassError):
+    """The server refused a write: this attempt is no longer the job's current one."""
+
+    status = 409
+    code = "attempt_superseded"
+
+
+class NotInAJob(AimassError):
+    """The runtime was used outside a job (no ``AIMASS_JOB_ID`` in the environment)."""
+
+    status = 400
+    code = "not_in_a_job"
+
+
+class JobContext:
+    """The running attempt: its ids, params, scratch folder, and the calls that record results."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        if "AIMASS_JOB_ID" not in env:
+            raise NotInAJob("aimass.runtime works inside a job: AIMASS_JOB_ID is not set")
+        self.job_id = int(env["AIMASS_JOB_ID"])
+        self.attempt = int(env["AIMASS_JOB_ATTEMPT"])
+        self.project = env.get("AIMASS_JOB_PROJECT", "default")
+        self.kind = env.get("AIMASS_JOB_KIND", "")
+        self.entry = env.get("AIMASS_JOB_ENTRY", "")
+        self.scratch = Path(env.get("AIMASS_SCRATCH_DIR") or os.getcwd())
+        self.dataset = env.get("AIMASS_JOB_DATASET") or None
+        version = env.get("AIMASS_JOB_DATASET_VERSION")
+        self.dataset_version = int(version) if version else None
+        checkpoint = env.get("AIMASS_CHECKPOINT") or ""
+        self._checkpoint: dict[str, Any] | None = json.loads(checkpoint) if checkpoint else None
+        self._url = env.get("AIMASS_URL")
+        self._token = env.get("AIMASS_TOKEN")
+
+    # -- plumbing -------------------------------------------------------------
+
+    @cached_property
+    def client(self) -> Client:
+        """An SDK client acting as this attempt (editor on the job's project)."""
+        from aimass.client import Client
+
+        if not self._url:
+            raise NotInAJob("this attempt was not given a server URL (AIMASS_URL)")
+        return Client(url=self._url, token=self._token, project=self.project)
+
+    def _attempt_path(self, suffix: str) -> str:
+        return f"/api/v1/jobs/{self.job_id}/attempts/{self.attempt}/{suffix}"
+
+    def _write(self, method: str, suffix: str, **kwargs: Any) -> Any:
+        http = self.client._http
+        try:
+            response = http.send(method, self._attempt_path(suffix), **kwargs)
+        except (Conflict, Unauthenticated) as exc:
+            raise AttemptSuperseded(
+                f"job {self.job_id} attempt {self.attempt}: the write was refused ({exc.message})"
+            ) from exc
+        return response.json() if response.content else None
+
+    # -- recording --------------------------------------------------------------
+
+    def log_metric(self, name: str, value: float, step: int = 0) -> None:
+        """Record ``value`` of metric ``name`` at ``step`` (an epoch, an iteration)."""
+        self.log_metrics({name: value}, step)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        """Record several metrics at one step in one call."""
+        body = [{"name": k, "value": float(v), "step": int(step)} for k, v in metrics.items()]
+        self._write("POST", "metrics", json={"metrics": body})
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record the parameters the job actually used (shown with its outputs)."""
+        self._write("POST", "outputs", json={"params": dict(params)})
+
+    def set_outputs(self, **outputs: Any) -> None:
+        """Merge named outputs into the job's outputs (JSON values)."""
+        self._write("POST", "outputs", json=outputs)
+
+    def log_artifact(self, path: str | Path, name: str | None = None) -> None:
+        """Keep a file the job made (in the artifact store, listed in the job's artifacts)."""
+        path = Path(path)
+        with path.open("rb") as body:
+            self._write("POST", f"artifacts/{name or path.name}", content=body)
+
+    # -- checkpoints ------------------------------------------------------------
+
+    @property
+    def checkpoint_step(self) -> int | None:
+        """The step of the checkpoint this attempt resumes from, or None on a fresh start."""
+        return int(self._checkpoint["step"]) if self._checkpoint else None
+
+    def save_checkpoint(self, data: bytes | str | Path, step: int) -> None:
+        """Save a checkpoint (bytes, or a file's path); a later attempt resumes from it."""
+        if isinstance(data, (str, Path)):
+            data = Path(data).read_bytes()
+        self._write("PUT", "checkpoint", params={"step": int(step)}, content=data)
+
+    def load_checkpoint(self) -> bytes | None:
+        """The bytes of the latest checkpoint of this job, or None if there is none."""
+        if self._checkpoint is None:
+            return None
+        response = self.client._http.send("GET", f"/api/v1/jobs/{self.job_id}/checkpoints/latest")
+        return response.content
+
+    # -- data and models ----------------------------------------------------------
+
+    def dataset_path(self) -> Path:
+        """Download the job's dataset version into the scratch folder; its local path."""
+        if self.dataset is None:
+            raise NotInAJob(f"job {self.job_id} was submitted without a dataset")
+        version = self.dataset_version
+        if version is None:
+            version = self.client.datasets.get(self.dataset).latest_version
+            if version is None:
+                raise NotInAJob(f"dataset {self.dataset!r} has no version")
+        folder = self.scratch / "data"
+        folder.mkdir(exist_ok=True)
+        return self.client.datasets.download(self.dataset, version, f"{folder}/")
+
+    def load_dataset(self) -> pd.DataFrame:
+        """The job's dataset as a DataFrame (CSV, Parquet, or NPZ arrays as columns)."""
+        from aimass.datasets.profile import detect_format, read_table
+
+        path = self.dataset_path()
+        with path.open("rb") as head:
+            fmt = detect_format(path.name, head.read(512))
+        return read_table(path, fmt)
+
+    def register_model(
+        self,
+        name: str,
+        model: object,
+        *,
+        example: Any = None,
+        signature: Signature | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, str] | None = None,
+        description: str = "",
+    ) -> ModelVersion:
+        """Register a model version with lineage to this job and its dataset.
+
+        ``model`` is an in-memory sklearn, torch or ONNX model (serialized safely)
+        or the path of a model file. Refused if this attempt is no longer current.
+        """
+        from aimass.registry.entities import ModelVersion
+
+        with tempfile.TemporaryDirectory(dir=self.scratch, prefix="model-") as tmp:
+            if isinstance(model, (str, Path)):
+                file, flavor = Path(model), None
+            else:
+                from aimass.flavors.serialize import serialize_model
+
+                file, flavor = serialize_model(
+                    model, Path(tmp), signature=signature, example=example
+                )
+            meta: dict[str, Any] = {
+                "metrics": dict(metrics or {}),
+                "tags": dict(tags or {}),
+                "description": description,
+                "job": {"id": self.job_id, "attempt": self.attempt},
+            }
+            if flavor is not None:
+                meta["flavor"] = flavor
+            if signature is not None:
+                meta["signature"] = signature.model_dump(mode="json")
+            try:
+                data = self.client._http.upload(
+                    f"/api/v1/models/{name}/versions",
+                    file,
+                    meta,
+                    params=self.client._http.scoped(),
+                )
+            except (Conflict, Unauthenticated) as exc:
+                raise AttemptSuperseded(
+                    f"job {self.job_id} attempt {self.attempt}: registering {name!r} "
+                    f"was refused ({exc.message})"
+                ) from exc
+        version = ModelVersion.model_validate(data)
+        self.set_outputs(model=version.model, model_version=version.version)
+        return version
+
+    def print(self, *values: object) -> None:
+        """Print to the job's log, flushed at once so it streams live."""
+        print(*values, flush=True)
+        sys.stdout.flush()

@@ -1,0 +1,67 @@
+"""The attempt's heartbeat: renews its lease over HTTP and stops a superseded attempt.
+
+Started by the executor's child process before the entry runs, when the
+attempt was given a server URL. It sends its first beat after one interval, so
+a job shorter than that pays nothing. When the server refuses a beat because
+the attempt is no longer current (its lease ran out while it was paused or cut
+off, and another attempt took over; or the job ended), the process ends at
+once: a late worker never goes on to write results.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+#: Exit status of an attempt that stopped because the server gave its job to another attempt.
+EXIT_SUPERSEDED = 75
+
+
+def _beat_forever(url: str, token: str, job_id: int, attempt: int, interval: float) -> None:
+    import httpx
+
+    path = f"/api/v1/jobs/{job_id}/attempts/{attempt}/heartbeat"
+    with httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=interval
+    ) as http:
+        while True:
+            time.sleep(interval)
+            try:
+                response = http.post(path)
+            except httpx.HTTPError as exc:
+                print(f"aimass: heartbeat failed ({exc}); retrying", file=sys.stderr, flush=True)
+                continue
+            if response.status_code in (401, 404, 409):
+                try:
+                    message = response.json()["error"]["message"]
+                except Exception:
+                    message = response.text[:200]
+                print(
+                    f"aimass: heartbeat refused ({message}); this attempt stops now",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                os._exit(EXIT_SUPERSEDED)
+
+
+def start_heartbeat(env: dict[str, str]) -> threading.Thread | None:
+    """Start beating in a daemon thread if the attempt talks to a server; else None."""
+    url, token = env.get("AIMASS_URL"), env.get("AIMASS_TOKEN")
+    if not url or not token or not env.get("AIMASS_HEARTBEAT_S"):
+        return None
+    thread = threading.Thread(
+        target=_beat_forever,
+        args=(
+            url,
+            token,
+            int(env["AIMASS_JOB_ID"]),
+            int(env["AIMASS_JOB_ATTEMPT"]),
+            max(0.1, float(env["AIMASS_HEARTBEAT_S"])),
+        ),
+        name="aimass-heartbeat",
+        daemon=True,
+    )
+    thread.start()
+    return thread
