@@ -12,7 +12,15 @@ from aimass import __version__
 from aimass.api.errors import install_error_handlers
 from aimass.api.jobs_runtime import start_jobs, stop_jobs
 from aimass.api.middleware import RequestGuard
-from aimass.api.routes import access, datasets, deployments, job_attempts, jobs, models
+from aimass.api.routes import (
+    access,
+    datasets,
+    deployments,
+    evaluations,
+    job_attempts,
+    jobs,
+    models,
+)
 from aimass.api.state import AppState
 from aimass.auth.entities import Principal
 from aimass.config import Settings
@@ -72,7 +80,7 @@ def _control_plane(settings: Settings, state: AppState) -> FastAPI:
     )
     app.state.aimass = state
     install_error_handlers(app)
-    for module in (access, models, datasets, deployments, jobs, job_attempts):
+    for module in (access, models, evaluations, datasets, deployments, jobs, job_attempts):
         app.include_router(module.router)
     app.add_middleware(RequestGuard, max_upload_bytes=settings.max_upload_bytes)
     return app

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from aimass.api.deps import Ctx, editor
@@ -19,6 +20,8 @@ from aimass.errors import Forbidden
 from aimass.jobs import records, service
 from aimass.jobs.fencing import claim
 from aimass.jobs.logs import append_log
+from aimass.registry import evaluations
+from aimass.registry.evaluations import Evaluation, EvaluationCreate
 from aimass.store.orm import utcnow
 
 router = APIRouter(prefix="/api/v1/jobs/{job_id}/attempts/{attempt}", tags=["job runtime"])
@@ -178,3 +181,16 @@ async def ship_logs(job_id: int, attempt: int, request: Request, ctx: Editor) ->
 
     await run_in_threadpool(append)
     return {"appended": len(data)}
+
+
+@router.post("/evaluations", status_code=201)
+def report_evaluation(job_id: int, attempt: int, body: EvaluationCreate, ctx: Editor) -> Evaluation:
+    """Store an evaluation report on a version, with lineage to this job and its dataset."""
+    _own(ctx, job_id)
+
+    def guard(session: Session) -> tuple[int, int | None]:
+        _, dataset_version_id = records.attempt_lineage(session, job_id=job_id, attempt=attempt)
+        return job_id, dataset_version_id
+
+    with ctx.state.db.session() as session:
+        return evaluations.record_evaluation(session, ctx.project, body, guard)
