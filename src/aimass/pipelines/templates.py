@@ -31,9 +31,14 @@ def check_job_template(
     deferred: frozenset[str] = frozenset(),
 ) -> None:
     """Raise Unprocessable (or NotFound for a dataset) naming ``where`` the template is wrong."""
+    if spec.kind == "script":
+        raise Unprocessable(
+            f"{where}.kind: a script job carries uploaded code, so it cannot be a template; "
+            "schedules and pipelines start catalogue entries"
+        )
     entry = catalog.get(spec.entry)
     try:
-        if not deferred or entry is None or spec.kind == "script" or spec.kind not in entry.kinds:
+        if not deferred or entry is None or spec.kind not in entry.kinds:
             catalog.check(spec.kind, spec.entry, dict(spec.params))
         else:
             _check_known_params(spec, entry.validate, deferred)

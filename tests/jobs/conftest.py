@@ -1,0 +1,93 @@
+"""Servers that run jobs, and helpers to submit and watch them over HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from aimass.config import Settings
+from conftest import LiveServer, start_server
+
+SCRIPTS = Path(__file__).parent / "scripts"
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def job_settings(settings: Settings, **changes: Any) -> Settings:
+    """``settings`` with the scheduler on: two CPU slots and a 30 s lease unless changed."""
+    return settings.model_copy(update={"jobs": True, "job_slots": 2.0, **changes})
+
+
+@pytest.fixture
+def jobs_server(settings: Settings) -> Iterator[LiveServer]:
+    """A live server whose scheduler runs jobs on the local executor (two slots)."""
+    yield from start_server(job_settings(settings))
+
+
+@pytest.fixture
+def api(jobs_server: LiveServer) -> Iterator[httpx.Client]:
+    """An httpx client with the admin token for ``jobs_server``."""
+    with httpx.Client(
+        base_url=jobs_server.url,
+        headers={"Authorization": f"Bearer {jobs_server.admin_token}"},
+        timeout=60,
+    ) as c:
+        yield c
+
+
+def submit_script(
+    api: httpx.Client, script: str, entry: str = "main", **spec: Any
+) -> dict[str, Any]:
+    """Submit ``tests/jobs/scripts/<script>`` as a script job; the created job."""
+    body = {"kind": "script", "entry": f"{script}:{entry}", **spec}
+    path = SCRIPTS / script
+    response = api.post(
+        "/api/v1/jobs/script",
+        files={"source": (path.name, path.read_bytes(), "text/x-python")},
+        data={"spec": json.dumps(body)},
+    )
+    assert response.status_code == 201, response.text
+    job: dict[str, Any] = response.json()
+    return job
+
+
+def wait_for(
+    api: httpx.Client,
+    job_id: int,
+    until: Callable[[dict[str, Any]], bool] = lambda j: j["state"] in TERMINAL,
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """Poll the job until ``until`` holds; fail with its last state after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    job: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        job = api.get(f"/api/v1/jobs/{job_id}").json()
+        if until(job):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not get there in {timeout} s: {job}")
+
+
+def upload_iris(api: httpx.Client, tmp_path: Path, name: str = "iris") -> None:
+    """Upload sklearn's bundled iris data set as a CSV dataset."""
+    from sklearn.datasets import load_iris
+
+    path = tmp_path / f"{name}.csv"
+    load_iris(as_frame=True).frame.to_csv(path, index=False)
+    with path.open("rb") as fh:
+        response = api.post(f"/api/v1/datasets/{name}/versions", files={"file": (path.name, fh)})
+    assert response.status_code == 201, response.text
+
+
+def pid_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
