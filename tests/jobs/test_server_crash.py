@@ -55,12 +55,9 @@ def test_kill_9_of_the_server_loses_no_job(server_settings: Settings) -> None:
             timeout=30,
         )
         jobs = [
-            submit_script(api, "resumable.py", params={"steps": 4, "pause": 0.4})
-            for _ in range(3)
+            submit_script(api, "resumable.py", params={"steps": 4, "pause": 0.4}) for _ in range(3)
         ]
-        running = [
-            wait_for(api, j["id"], lambda j: "pid_1" in j["outputs"]) for j in jobs[:2]
-        ]
+        running = [wait_for(api, j["id"], lambda j: "pid_1" in j["outputs"]) for j in jobs[:2]]
         assert api.get(f"/api/v1/jobs/{jobs[2]['id']}").json()["state"] == "queued"
     finally:
         first.send_signal(signal.SIGKILL)

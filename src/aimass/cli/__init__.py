@@ -10,7 +10,18 @@ from typing import Annotated
 
 import typer
 
-from aimass.cli import datasets, deployments, jobs, models, predict, server, tokens, whoami
+from aimass.cli import (
+    datasets,
+    deployments,
+    jobs,
+    models,
+    pipelines,
+    predict,
+    schedules,
+    server,
+    tokens,
+    whoami,
+)
 from aimass.cli._session import RootOptions
 
 app = typer.Typer(
@@ -24,6 +35,8 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(deployments.app, name="deployments")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(schedules.app, name="schedules")
+app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(server.db_app, name="db")
 app.command("server")(server.server)
 app.command("whoami")(whoami.whoami)

@@ -90,6 +90,33 @@ def server(
         bool,
         typer.Option("--demo/--no-demo", help="Register a few small demo models on start."),
     ] = False,
+    jobs: Annotated[
+        bool | None,
+        typer.Option(
+            "--jobs/--no-jobs",
+            help="Run a job scheduler in this server (env AIMASS_JOBS; default on).",
+        ),
+    ] = None,
+    job_slots: Annotated[
+        float | None,
+        typer.Option(
+            help="CPUs jobs may use on this node (env AIMASS_JOB_SLOTS; default all of them)."
+        ),
+    ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            help="Where jobs run: 'local' processes or a 'ray' cluster "
+            "(env AIMASS_JOB_EXECUTOR; default local)."
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster to run jobs on, e.g. ray://head:10001 "
+            "(env AIMASS_RAY_ADDRESS; default: start a local Ray)."
+        ),
+    ] = None,
 ) -> None:
     """Start the aimass server: REST API, inference, metrics and web UI in one process.
 
@@ -108,6 +135,10 @@ def server(
             artifacts=artifacts,
             max_upload_bytes=max_upload_bytes,
             auth=False if no_auth else None,
+            jobs=jobs,
+            job_slots=job_slots,
+            job_executor=executor,
+            ray_address=ray_address,
         )
         from aimass.api.server import run_server
 

@@ -17,7 +17,9 @@ from aimass.client.deployments import (
 )
 from aimass.client.jobs import AttemptStarted, Jobs, JobTimeout, LogEnd, LogEvent, LogLine
 from aimass.client.models import Models, Ref
+from aimass.client.pipelines import Pipelines, PipelineTimeout
 from aimass.client.projects import Project, Projects
+from aimass.client.schedules import Schedules
 from aimass.client.tokens import Tokens
 
 __all__ = [
@@ -33,11 +35,14 @@ __all__ = [
     "LogEvent",
     "LogLine",
     "Models",
+    "PipelineTimeout",
+    "Pipelines",
     "PredictResult",
     "Progress",
     "Project",
     "Projects",
     "Ref",
+    "Schedules",
     "ServerUnreachable",
     "Tokens",
 ]

@@ -12,7 +12,9 @@ from aimass.client.datasets import Datasets
 from aimass.client.deployments import Deployments, Inputs, PredictResult
 from aimass.client.jobs import Jobs
 from aimass.client.models import Models
+from aimass.client.pipelines import Pipelines
 from aimass.client.projects import Projects
+from aimass.client.schedules import Schedules
 from aimass.client.tokens import Tokens
 
 
@@ -61,6 +63,10 @@ class Client:
         """Deployments: serve model versions, change and wait for them."""
         self.jobs = Jobs(self._http)
         """Jobs: run catalogue entries or your own code, follow logs, wait, cancel."""
+        self.schedules = Schedules(self._http)
+        """Schedules: cron rules that start a job or a pipeline run."""
+        self.pipelines = Pipelines(self._http)
+        """Pipelines: DAGs of steps with conditions; start runs and watch each step."""
 
     def whoami(self) -> Principal:
         """Who the server thinks this client is: token name, role and project."""

@@ -196,8 +196,9 @@ class PipelineRunner(LoopService):
     """Advances every active run each tick (0.5 s, or at once on ``wake()``).
 
     ``submit`` queues a job (the app's wraps ``jobs.service.submit_job`` with its
-    catalogue); ``notify`` is called after a tick that submitted jobs committed
-    (the app wakes its scheduler there). Safe to run in every server process.
+    catalogue); ``notify`` is called on the event loop after a tick that
+    submitted jobs has committed (the app wakes its scheduler there). Safe to
+    run in every server process.
     """
 
     name = "pipeline-runner"
@@ -225,10 +226,9 @@ class PipelineRunner(LoopService):
                     submitted += advance_run(session, run_id, self.submit, now)
             except Exception:
                 log.exception("advancing pipeline run %s failed; trying again next tick", run_id)
-        if submitted and self.notify is not None:
-            self.notify()
         return submitted
 
     async def run_once(self) -> None:
-        """One tick, in a worker thread (the database calls block)."""
-        await asyncio.to_thread(self.tick)
+        """One tick in a worker thread (the database calls block), then ``notify`` here."""
+        if await asyncio.to_thread(self.tick) and self.notify is not None:
+            self.notify()

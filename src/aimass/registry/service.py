@@ -62,6 +62,8 @@ def _model_entity(session: Session, row: ModelRow) -> Model:
 
 
 def _version_row(session: Session, project: str, name: str, ref: str | int) -> ModelVersionRow:
+    """A version by number, alias, or ``latest`` (the highest number, unless an alias has
+    that name)."""
     model = _model_row(session, project, name)
     text = str(ref)
     if text.isdigit():
@@ -74,6 +76,15 @@ def _version_row(session: Session, project: str, name: str, ref: str | int) -> M
             raise NotFound(f"model {name!r} has no version {text}")
         return row
     alias = session.get(AliasRow, (model.id, text))
+    if alias is None and text == "latest":
+        latest = session.scalars(
+            select(ModelVersionRow)
+            .where(ModelVersionRow.model_id == model.id)
+            .order_by(ModelVersionRow.version.desc())
+        ).first()
+        if latest is None:
+            raise NotFound(f"model {name!r} has no version yet")
+        return latest
     if alias is None:
         raise NotFound(f"model {name!r} has no version or alias {text!r}")
     return alias.version

@@ -16,8 +16,8 @@ class ScheduleRunner(LoopService):
     """Fires due schedules every ``interval`` seconds (cron has minute resolution).
 
     ``submit`` queues a job (the app's wraps ``jobs.service.submit_job`` with its
-    catalogue); ``notify`` is called once a tick that fired something has
-    committed (the app wakes its scheduler and pipeline runner there).
+    catalogue); ``notify`` is called on the event loop once a tick that fired
+    something has committed (the app wakes its scheduler and pipeline runner).
     """
 
     name = "schedule-runner"
@@ -37,11 +37,9 @@ class ScheduleRunner(LoopService):
     def tick(self, now: datetime | None = None) -> list[int]:
         """Fire what is due now; the ids of the schedules fired."""
         with self.db.session() as session:
-            fired = fire_due(session, now or utcnow(), self.submit)
-        if fired and self.notify is not None:
-            self.notify()
-        return fired
+            return fire_due(session, now or utcnow(), self.submit)
 
     async def run_once(self) -> None:
-        """One tick, in a worker thread (the database calls block)."""
-        await asyncio.to_thread(self.tick)
+        """One tick in a worker thread (the database calls block), then ``notify`` here."""
+        if await asyncio.to_thread(self.tick) and self.notify is not None:
+            self.notify()
