@@ -6,10 +6,14 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aimass.config import Settings
 from aimass.errors import NotFound
 from aimass.registry.projects import DEFAULT_PROJECT
+
+if TYPE_CHECKING:
+    from aimass.api.state import AppState
 
 DEMO_MODEL = "iris-classifier"
 DEMO_ONNX_MODEL = "breast-cancer-onnx"
@@ -82,8 +86,25 @@ def seed_demo(settings: Settings) -> Iterator[str]:
                     f"demo: model {demo.name!r} v{version.version} ({version.flavor}) "
                     "deployed, following alias 'production'"
                 )
+            yield _queue_training(state)
     finally:
         state.close()
+
+
+def _queue_training(state: AppState) -> str:
+    """Queue a training job on the demo dataset: it runs as soon as the scheduler starts."""
+    from aimass.jobs import service as jobs
+    from aimass.jobs.entities import JobCreate
+
+    spec = JobCreate(
+        kind="train",
+        entry="sklearn.sgd_classifier",
+        dataset=DEMO_DATASET,
+        params={"epochs": 30, "learning_rate": 0.1, "model_name": "iris-sgd"},
+    )
+    with state.db.session() as session:
+        job = jobs.submit_job(session, DEFAULT_PROJECT, spec, state.catalog)
+    return f"demo: training job {job.id} queued (watch it: aimass jobs logs {job.id} -f)"
 
 
 def _train(work: Path) -> tuple[Path, list[_DemoModel]]:
