@@ -35,6 +35,13 @@ class Entry:
     description: str
     params: type[BaseModel] | None = None
     needs_dataset: bool = False
+    #: Model-library metadata (``aimass.zoo``); empty for plain entries.
+    task: str | None = None
+    family: str | None = None
+    default_dataset: str | None = None
+    exports: tuple[str, ...] = ()
+    signature: dict[str, Any] | None = None
+    example_request: dict[str, Any] | None = None
 
     def validate(self, params: dict[str, JsonValue]) -> dict[str, JsonValue]:
         """Params with defaults filled in; raises pydantic's ValidationError naming the field."""
@@ -52,6 +59,12 @@ class Entry:
             "description": self.description,
             "needs_dataset": self.needs_dataset,
             "params_schema": self.params.model_json_schema() if self.params else {},
+            "task": self.task,
+            "family": self.family,
+            "default_dataset": self.default_dataset,
+            "exports": list(self.exports),
+            "signature": self.signature,
+            "example_request": self.example_request,
         }
 
 
