@@ -77,8 +77,12 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+def _ray_worker_of(pid: int) -> int:
+    """The Ray worker process above ``pid`` (the attempt runs under its zygote)."""
+    while not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::"):
+        pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        assert pid > 1, "no Ray worker above the attempt"
+    return pid
 
 
 def _wait_for_pids(pids_file: Path) -> tuple[int, int, str]:
@@ -165,14 +169,21 @@ def test_failures_report_their_reason(executor: tuple[RayExecutor, Exits], tmp_p
         ex.submit(_spec(tmp_path, 3, "unknown"))
 
 
-def test_attempts_hold_their_cpus(executor: tuple[RayExecutor, Exits], tmp_path: Path) -> None:
+def test_attempts_hold_their_resources(executor: tuple[RayExecutor, Exits], tmp_path: Path) -> None:
     ex, exits = executor
+    memory_mb = ray_capacity().memory_mb
+    assert memory_mb is not None
+    ex.submit(_spec(tmp_path, 3, "noop", memory_mb=memory_mb * 2))  # more than the cluster has
     ex.submit(_spec(tmp_path, 1, "sleep", {"seconds": 0.5}, cpu=2))
     ex.submit(_spec(tmp_path, 2, "sleep", {"seconds": 0.5}, cpu=2))
     first, second = exits.wait(1).outputs, exits.wait(2).outputs
     assert first is not None and second is not None
     spans = sorted([(first["start"], first["end"]), (second["start"], second["end"])])
     assert spans[0][1] <= spans[1][0], "two 2-CPU attempts overlapped on a 2-CPU cluster"
+    assert ex.active() == [(3, 1)], "an attempt ran without the memory it asked for"
+    ex.cancel(3)
+    queued = exits.wait(3, timeout=5)
+    assert queued.cancelled and queued.returncode == -signal.SIGTERM and queued.outputs is None
 
 
 def test_cancel_ends_the_whole_tree_and_removes_scratch(
@@ -205,18 +216,43 @@ def test_a_worker_killed_from_outside_is_an_infrastructure_failure(
     ex.submit(spec)
     child, grandchild, _ = _wait_for_pids(pids_file)
     try:
-        os.kill(_parent_of(child), signal.SIGKILL)  # the Ray worker running the task
+        os.kill(_ray_worker_of(child), signal.SIGKILL)  # the Ray worker running the task
         report = exits.wait(1)
         assert report.returncode == -signal.SIGKILL and report.infra_failure
         assert report.error
         deadline = time.monotonic() + 5
-        while _alive(child):  # it dies with its worker
-            assert time.monotonic() < deadline
+        while _alive(child) or _alive(grandchild):  # the tree dies with its worker
+            assert time.monotonic() < deadline, "processes outlived their worker"
             time.sleep(0.02)
         assert not spec.scratch_dir.exists()
         assert not list(Path(tempfile.gettempdir()).glob("aimass-attempt-1-1-*"))
     finally:
-        if _alive(grandchild):  # the documented limit: the worker could not end it
+        if _alive(grandchild):
+            os.kill(grandchild, signal.SIGKILL)
+
+
+def test_a_task_that_ignores_the_interrupt_loses_its_worker(
+    executor: tuple[RayExecutor, Exits], tmp_path: Path
+) -> None:
+    ex, exits = executor
+    pids_file = tmp_path / "pids"
+    spec = _spec(tmp_path, 1, "spawn_and_sleep", {"pids_file": str(pids_file)})
+    ex.submit(spec)
+    child, grandchild, _ = _wait_for_pids(pids_file)
+    try:
+        attempt = ex._attempts[1]  # what cancel does when the interrupt did not end the task
+        attempt.cancelled = True
+        ex._force(attempt)
+        report = exits.wait(1, timeout=10)
+        assert report.cancelled and report.returncode == -signal.SIGKILL
+        assert not report.infra_failure
+        deadline = time.monotonic() + 5
+        while _alive(child) or _alive(grandchild):  # the tree dies with its worker
+            assert time.monotonic() < deadline, "processes outlived their worker"
+            time.sleep(0.02)
+        assert not spec.scratch_dir.exists()
+    finally:
+        if _alive(grandchild):
             os.kill(grandchild, signal.SIGKILL)
 
 

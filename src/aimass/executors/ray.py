@@ -1,8 +1,8 @@
 """``RayExecutor``: each attempt is one Ray task, placed by Ray across the cluster.
 
 The task asks Ray for the attempt's ``num_cpus``, ``num_gpus`` and ``memory`` and,
-on whatever node it lands, runs the attempt as the local executor does:
-``python -m aimass.executors._child`` in its own session, in a fresh 0700 scratch
+on whatever node it lands, runs the attempt as the local executor does (forked by
+a zygote, ``_child.run_attempt``): in its own session, in a fresh 0700 scratch
 folder, with thread limits from its CPU share and ``CUDA_VISIBLE_DEVICES`` naming
 the GPUs Ray gave it. Meanwhile it posts the log's new bytes to the server
 (``AIMASS_URL``) every 0.3 s; with no server, the log's tail comes back with the
@@ -11,12 +11,13 @@ worker reports ``-9``, an infrastructure failure the scheduler retries itself.
 
 One driver thread waits on the tasks and reports each end exactly once.
 ``cancel`` interrupts the task (a ``KeyboardInterrupt`` in it), which SIGTERMs
-the attempt's process group, SIGKILLs it after the grace period and cleans up;
-a task still there later has its worker killed, and the attempt dies with it
-(parent-death signal). The driver then removes the scratch folder where the path
-is on its own machine. Limit: a worker killed from outside (that force-kill, the
-OOM killer, a lost node) leaves a remote node's scratch folder, and any process
-the attempt started in the background, to that node. Nodes need ``aimass``.
+the attempt's process group, SIGKILLs it after the grace period and cleans up; a
+task still there later has its worker killed. The attempt runs under its own
+zygote (``_zygote``), a grandchild of the worker out of reach of Ray's kill of a
+dying worker's children: when the worker dies, however it dies, the zygote's
+stdin closes and it kills the attempt's whole tree. The driver then removes the
+scratch folder where that path is on its own machine; on another node a dead
+worker's scratch folder stays. Nodes need ``aimass`` installed for the workers.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import json
 import logging
 import math
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -37,7 +39,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from aimass.executors._child import RESULT_FILE
 from aimass.executors.base import AttemptExit, AttemptSpec, Executor
@@ -136,33 +138,80 @@ class _LogShipper:
         return None
 
 
-def _exited(pid: int) -> bool:
-    # WNOWAIT: the exited leader stays a zombie, so its group id cannot be reused yet.
-    info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    return info is not None and info.si_pid != 0
+#: Starts the zygote as a grandchild, out of reach of Ray's kill of a dying worker's children.
+_LAUNCH = (
+    "import os, subprocess, sys; p = subprocess.Popen(sys.argv[1:], start_new_session=True); "
+    "n = os.open(os.devnull, os.O_RDWR); os.dup2(n, 0); os.dup2(n, 1); sys.exit(p.wait())"
+)
 
 
-def _kill_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
+class _Zygote:
+    """The attempt's own zygote (``_zygote``): it forks the attempt, reaps it, ends its
+    leftovers, and kills the whole tree when this worker dies (its stdin closes)."""
 
+    def __init__(self, log_file: IO[bytes]) -> None:
+        zygote = [sys.executable, "-m", "aimass.executors._zygote", json.dumps(sys.path)]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCH, *zygote, json.dumps(["aimass.executors._child"])],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            start_new_session=True,
+        )
+        self.buffer = b""
+        self.pid: int | None = None
+        self.returncode: int | None = None
 
-def _end(proc: subprocess.Popen[bytes], grace_s: float) -> int:
-    """SIGTERM the process group, SIGKILL it after ``grace_s``; the leader's exit status."""
-    if not _exited(proc.pid):
-        _kill_group(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while not _exited(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-    _kill_group(proc.pid, signal.SIGKILL)  # what is left of the tree, leader included
-    return proc.wait()
+    def send(self, command: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(command) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def poll(self, timeout: float) -> None:
+        """Read the zygote's events for up to ``timeout`` seconds."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        if select.select([fd], [], [], timeout)[0]:
+            data = os.read(fd, 65536)
+            if not data:
+                raise RuntimeError("the attempt's zygote process died")
+            self.buffer += data
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            event = json.loads(line)
+            if event["ev"] == "started":
+                self.pid = int(event["pid"])
+            elif event["ev"] == "exited":
+                self.returncode = int(event["returncode"])
+            elif event["ev"] == "error":
+                raise RuntimeError(f"could not start the attempt: {event.get('error')}")
+
+    def end(self, grace_s: float) -> int:
+        """SIGTERM the attempt's tree, SIGKILL what is left after ``grace_s``."""
+        if self.pid is not None and self.returncode is None:
+            self.send({"op": "kill", "pid": self.pid, "sig": int(signal.SIGTERM)})
+            deadline = time.monotonic() + grace_s
+            while self.returncode is None and time.monotonic() < deadline:
+                self.poll(0.05)
+        self.close()  # the zygote SIGKILLs every attempt it still runs
+        return -signal.SIGKILL if self.returncode is None else self.returncode
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def run_on_node(spec: dict[str, Any], private_name: str, grace_s: float) -> dict[str, Any]:
-    """The Ray task: run one attempt's process here, ship its log, return its result."""
+    """The Ray task: run one attempt here, ship its log, return its result."""
     gpus = ",".join(str(g) for g in _ray().get_gpu_ids())
     scratch = Path(spec["scratch_dir"])
-    private = Path(tempfile.gettempdir()) / private_name  # the spec and the log, 0700
+    private = Path(tempfile.gettempdir()) / private_name  # holds the log, 0700
     private.mkdir(mode=0o700)
     log_path = private / "attempt.log"
     spec = {
@@ -171,36 +220,29 @@ def run_on_node(spec: dict[str, Any], private_name: str, grace_s: float) -> dict
         "log_path": str(log_path),
     }
     shipper = _LogShipper(log_path, spec["env"], spec["job_id"], spec["attempt"])
-    proc: subprocess.Popen[bytes] | None = None
+    zygote: _Zygote | None = None
     result: dict[str, Any] = {"returncode": -signal.SIGKILL, "outputs": None, "error": None}
     try:
         scratch.parent.mkdir(parents=True, exist_ok=True)
         scratch.mkdir(mode=0o700)
         scratch.chmod(0o700)
-        (private / "spec.json").write_text(json.dumps(spec))
-        with log_path.open("ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "aimass.executors._child", str(private / "spec.json")],
-                cwd=scratch,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                start_new_session=True,
-            )
+        with log_path.open("ab") as log_file:
+            zygote = _Zygote(log_file)
+        zygote.send({"op": "start", "spec": spec})
         next_ship = time.monotonic() + SHIP_EVERY_S
-        while not _exited(proc.pid):
+        while zygote.returncode is None:
+            zygote.poll(max(0.0, next_ship - time.monotonic()))
             if time.monotonic() >= next_ship:
                 shipper.ship()
                 next_ship = time.monotonic() + SHIP_EVERY_S
-            time.sleep(0.05)
-        result["returncode"] = _end(proc, 0.0)
+        result["returncode"] = zygote.returncode
     except KeyboardInterrupt:  # ray.cancel: end the attempt's whole tree
-        result["returncode"] = _end(proc, grace_s) if proc is not None else -signal.SIGTERM
+        result["returncode"] = zygote.end(grace_s) if zygote is not None else -signal.SIGTERM
     except Exception as exc:
-        result["error"] = f"could not start the attempt on this node: {exc!r}"
-        if proc is not None:
-            result["returncode"] = _end(proc, 0.0)
+        result["error"] = f"the attempt failed on this node: {exc}"
     finally:
+        if zygote is not None:
+            zygote.close()
         with contextlib.suppress(Exception):
             shipper.ship(final=True)
         shipper.client.close()
@@ -323,19 +365,17 @@ class RayExecutor(Executor):
     # -- helpers ------------------------------------------------------------
 
     def _child_spec(self, attempt: AttemptSpec, target: str) -> dict[str, Any]:
-        env = dict.fromkeys(THREAD_VARS, str(max(1, math.floor(attempt.resources.cpu))))
-        env.update(
-            {
-                "AIMASS_JOB_ID": str(attempt.job_id),
-                "AIMASS_JOB_ATTEMPT": str(attempt.attempt),
-                "AIMASS_JOB_PROJECT": attempt.project,
-                "AIMASS_SCRATCH_DIR": str(attempt.scratch_dir),
-                "AIMASS_CHECKPOINT": (
-                    attempt.checkpoint.model_dump_json() if attempt.checkpoint else ""
-                ),
-            }
-        )
-        env.update(attempt.env)
+        # As LocalExecutor's; CUDA_VISIBLE_DEVICES is added on the node, from Ray's GPU ids.
+        checkpoint = attempt.checkpoint.model_dump_json() if attempt.checkpoint else ""
+        env = {
+            **dict.fromkeys(THREAD_VARS, str(max(1, math.floor(attempt.resources.cpu)))),
+            "AIMASS_JOB_ID": str(attempt.job_id),
+            "AIMASS_JOB_ATTEMPT": str(attempt.attempt),
+            "AIMASS_JOB_PROJECT": attempt.project,
+            "AIMASS_SCRATCH_DIR": str(attempt.scratch_dir),
+            "AIMASS_CHECKPOINT": checkpoint,
+            **attempt.env,
+        }
         return {
             "job_id": attempt.job_id,
             "attempt": attempt.attempt,
@@ -378,7 +418,10 @@ class RayExecutor(Executor):
                     error = None if attempt.cancelled else str(exc).strip().splitlines()[0]
                     result = {"returncode": -(signal.SIGKILL if killed else signal.SIGTERM)}
                     result["error"] = error or None
-                self._finish(attempt, result)
+                try:
+                    self._finish(attempt, result)
+                except Exception:
+                    log.exception("ray executor: reporting job %d failed", attempt.spec.job_id)
 
     def _finish(self, attempt: _Attempt, result: dict[str, Any]) -> None:
         spec = attempt.spec
