@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import get_args
@@ -11,11 +12,13 @@ from typing import get_args
 import pytest
 import typer
 from tests.cli.test_models import CliRunnerCall
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, start_server
 
 from aimass.cli import jobs as jobs_cli
 from aimass.cli._job_format import describe_params, metric_series, parse_params, trend
+from aimass.config import Settings
 from aimass.jobs.entities import JobKind, JobMetric, JobState
+from jobs.conftest import job_settings
 
 UNPLACEABLE = "1000"  # CPUs: the job stays queued
 
@@ -23,6 +26,13 @@ UNPLACEABLE = "1000"  # CPUs: the job stays queued
 @pytest.fixture
 def aimass(live_server: LiveServer) -> CliRunnerCall:
     return CliRunnerCall(live_server)
+
+
+@pytest.fixture
+def runs(settings: Settings) -> Iterator[CliRunnerCall]:
+    """``aimass`` against a live server whose scheduler runs jobs (local executor)."""
+    for server in start_server(job_settings(settings)):
+        yield CliRunnerCall(server)
 
 
 def _one_error_line(err: str) -> str:
@@ -84,15 +94,15 @@ def test_metric_series_keeps_the_latest_attempts_value_per_step() -> None:
 def test_params_schema_reads_as_name_type_default() -> None:
     schema = {
         "properties": {
-            "epochs": {"type": "integer", "default": 20},
+            "epochs": {"type": "integer", "default": 20, "description": "passes"},
             "target": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None},
             "model": {"type": "string"},
             "mode": {"enum": ["a", "b"], "default": "a"},
         },
         "required": ["model"],
     }
-    assert describe_params(schema).splitlines() == [
-        "epochs: integer = 20",
+    assert describe_params(schema) == [
+        "epochs: integer = 20  (passes)",
         "target: string | null = null",
         "model: string (required)",
         'mode: "a"|"b" = "a"',
@@ -122,12 +132,12 @@ def test_submit_list_show_and_cancel_a_queued_job(aimass: CliRunnerCall) -> None
     detail = json.loads(aimass("jobs", "show", str(job_id), "--json")[0])
     assert detail["job"]["state"] == "cancelled"
     assert [e["state"] for e in detail["events"]][-1] == "cancelled"
-    out, err = aimass("jobs", "cancel", str(job_id), code=1)
+    assert f"job {job_id} cancelled" in aimass("jobs", "wait", str(job_id), code=1)[0]
+    assert json.loads(aimass("jobs", "wait", str(job_id), "--json", code=1)[0])["id"] == job_id
+    assert aimass("jobs", "retry", str(job_id))[0].strip() == f"job {job_id} queued again"
+    out, err = aimass("jobs", "retry", str(job_id), code=1)
     assert out == ""
-    _one_error_line(err)
-    _, err = aimass("jobs", "wait", str(job_id), code=1)
-    assert "cancelled" in aimass("jobs", "wait", str(job_id), "--json", code=1)[0]
-    assert "queued" in aimass("jobs", "retry", str(job_id))[0]
+    assert "queued" in _one_error_line(err)
     aimass("jobs", "cancel", str(job_id))
 
 
@@ -157,7 +167,7 @@ def test_wait_times_out_with_one_line(aimass: CliRunnerCall) -> None:
     aimass("jobs", "cancel", job_id)
 
 
-def test_submit_a_script_and_follow_it(aimass: CliRunnerCall, tmp_path: Path) -> None:
+def test_submit_a_script_and_follow_it(runs: CliRunnerCall, tmp_path: Path) -> None:
     script = _script(
         tmp_path / "hello.py",
         """
@@ -172,24 +182,24 @@ def test_submit_a_script_and_follow_it(aimass: CliRunnerCall, tmp_path: Path) ->
             return {"said": 5}
         """,
     )
-    out, err = aimass(
+    out, err = runs(
         "jobs", "submit", "hello.py:main", "--script", str(script), "-p", "who=you", "-f"
     )
     assert [f"hello you {i}" for i in range(5)] == [x for x in out.splitlines() if "hello" in x]
     assert "succeeded" in err.splitlines()[-1]
     job_id = err.split()[1]
-    assert "hello you 4" in aimass("jobs", "logs", job_id)[0]
-    followed, _ = aimass("jobs", "logs", job_id, "-f")
+    assert "hello you 4" in runs("jobs", "logs", job_id)[0]
+    followed, _ = runs("jobs", "logs", job_id, "-f")
     assert "hello you 0" in followed
-    table, _ = aimass("jobs", "metrics", job_id)
+    table, _ = runs("jobs", "metrics", job_id)
     assert "loss" in table
     assert "0.2" in table  # the latest value, 1/5
     assert "█▄" in table  # the trend over steps
-    assert len(json.loads(aimass("jobs", "metrics", job_id, "--json")[0])) == 5
-    assert "succeeded" in aimass("jobs", "wait", job_id)[0]
+    assert len(json.loads(runs("jobs", "metrics", job_id, "--json")[0])) == 5
+    assert "succeeded" in runs("jobs", "wait", job_id)[0]
 
 
-def test_a_failing_script_exits_1(aimass: CliRunnerCall, tmp_path: Path) -> None:
+def test_a_failing_script_exits_1(runs: CliRunnerCall, tmp_path: Path) -> None:
     script = _script(
         tmp_path / "broken.py",
         """
@@ -198,12 +208,37 @@ def test_a_failing_script_exits_1(aimass: CliRunnerCall, tmp_path: Path) -> None
             raise RuntimeError("no data today")
         """,
     )
-    out, err = aimass("jobs", "submit", "broken.py:main", "--script", str(script), "-f", code=1)
+    out, err = runs("jobs", "submit", "broken.py:main", "--script", str(script), "-f", code=1)
     assert "about to fail" in out
     assert "failed" in err.splitlines()[-1]
     assert "no data today" in out + err
 
 
-def test_noop_follows_to_success_with_json(aimass: CliRunnerCall) -> None:
-    out, _ = aimass("jobs", "submit", "noop", "-f", "--json")
+def test_noop_follows_to_success_with_json(runs: CliRunnerCall) -> None:
+    out, _ = runs("jobs", "submit", "noop", "-f", "--json")
     assert json.loads(out)["state"] == "succeeded"
+
+
+def test_follow_marks_each_new_attempt(runs: CliRunnerCall, tmp_path: Path) -> None:
+    script = _script(
+        tmp_path / "flaky.py",
+        """
+        import os
+
+
+        def main(params):
+            attempt = os.environ["AIMASS_JOB_ATTEMPT"]
+            print(f"try {attempt}", flush=True)
+            if attempt == "1":
+                raise RuntimeError("first try fails")
+        """,
+    )
+    out, err = runs(
+        "jobs", "submit", "flaky.py:main", "--script", str(script), "--max-retries", "1", "-f"
+    )
+    lines = out.splitlines()
+    assert lines.index("try 1") < lines.index("── attempt 2 ──") < lines.index("try 2")
+    assert "succeeded" in err.splitlines()[-1]
+    job_id = err.split()[1]
+    assert "try 1" in runs("jobs", "logs", job_id, "--attempt", "1")[0]
+    assert "try 1" not in runs("jobs", "logs", job_id)[0]

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import tarfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import free_port
+from tests.conftest import free_port, start_server
 
 from aimass import Client
 from aimass.client import AttemptStarted, JobTimeout, LogEnd, LogLine
 from aimass.client.jobs import pack_source
+from aimass.config import Settings
 from aimass.errors import Conflict, InvalidInput, NotFound, Unprocessable
+from jobs.conftest import job_settings
 
 #: More CPUs than any test machine has: such a job stays queued, with a reason.
 UNPLACEABLE = 1000.0
+
+
+@pytest.fixture
+def runner(settings: Settings) -> Iterator[Client]:
+    """A client of a live server whose scheduler runs jobs (local executor, two slots)."""
+    for server in start_server(job_settings(settings)):
+        with Client(url=server.url, token=server.admin_token) as client:
+            yield client
 
 
 def write_script(path: Path, body: str) -> Path:
@@ -70,8 +81,7 @@ def test_submit_list_get_cancel_and_retry_a_queued_job(client: Client) -> None:
     cancelled = client.jobs.cancel(job.id)
     assert cancelled.state == "cancelled"
     assert client.jobs.wait(job.id, timeout=5).state == "cancelled"
-    with pytest.raises(Conflict):
-        client.jobs.cancel(job.id)
+    assert client.jobs.cancel(job.id).state == "cancelled"  # a second cancel changes nothing
     assert [e.state for e in client.jobs.events(job.id)][-1] == "cancelled"
 
     again = client.jobs.retry(job.id)
@@ -93,6 +103,8 @@ def test_unknown_entries_params_and_jobs_are_refused_with_the_servers_words(
         client.jobs.get(999_999)
     with pytest.raises(NotFound):
         client.jobs.cancel(999_999)
+    with pytest.raises(NotFound):
+        next(client.jobs.follow_logs(999_999))
     names = {e["name"] for e in client.jobs.entries()}
     assert "noop" in names
 
@@ -105,17 +117,21 @@ def test_wait_gives_up_on_a_job_that_cannot_be_placed(client: Client) -> None:
     client.jobs.cancel(job.id)
 
 
-def test_noop_runs_to_success(client: Client) -> None:
-    job = client.jobs.submit("noop")
-    done = client.jobs.wait(job.id, timeout=60)
+def test_noop_runs_to_success(runner: Client) -> None:
+    job = runner.jobs.submit("noop")
+    done = runner.jobs.wait(job.id, timeout=60)
     assert done.state == "succeeded", done.reason
     assert done.attempt == 1
-    states = [e.state for e in client.jobs.events(job.id)]
+    states = [e.state for e in runner.jobs.events(job.id)]
     assert states[0] == "queued"
     assert states[-2:] == ["running", "succeeded"]
+    with pytest.raises(Conflict, match="succeeded"):
+        runner.jobs.cancel(job.id)
+    with pytest.raises(Conflict):
+        runner.jobs.retry(job.id)
 
 
-def test_follow_logs_streams_a_script_and_ends_with_the_job(client: Client, tmp_path: Path) -> None:
+def test_follow_logs_streams_a_script_and_ends_with_the_job(runner: Client, tmp_path: Path) -> None:
     script = write_script(
         tmp_path / "count.py",
         """
@@ -125,9 +141,9 @@ def test_follow_logs_streams_a_script_and_ends_with_the_job(client: Client, tmp_
             return {"counted": params["n"]}
         """,
     )
-    job = client.jobs.submit_script(script, "count.py:main", params={"n": 5})
+    job = runner.jobs.submit_script(script, "count.py:main", params={"n": 5})
     assert (job.kind, job.source) == ("script", "count.py")
-    events = list(client.jobs.follow_logs(job.id))
+    events = list(runner.jobs.follow_logs(job.id))
     assert isinstance(events[0], AttemptStarted)
     assert events[0].attempt == 1
     end = events[-1]
@@ -136,12 +152,12 @@ def test_follow_logs_streams_a_script_and_ends_with_the_job(client: Client, tmp_
     assert end.job.outputs["counted"] == 5
     lines = [e.line for e in events if isinstance(e, LogLine)]
     assert [f"line {i}" for i in range(5)] == [x for x in lines if x.startswith("line ")]
-    assert "line 4" in client.jobs.logs(job.id)
-    assert "line 0" in client.jobs.logs(job.id, attempt=1)
+    assert "line 4" in runner.jobs.logs(job.id)
+    assert "line 0" in runner.jobs.logs(job.id, attempt=1)
 
 
 def test_a_folder_is_packed_and_its_metrics_and_artifacts_come_back(
-    client: Client, tmp_path: Path
+    runner: Client, tmp_path: Path
 ) -> None:
     code = tmp_path / "project"
     (code / "pkg").mkdir(parents=True)
@@ -164,18 +180,18 @@ def test_a_folder_is_packed_and_its_metrics_and_artifacts_come_back(
             return {"steps": 4}
         """,
     )
-    job = client.jobs.submit_script(code, "pkg.train:main")
-    done = client.jobs.wait(job.id, timeout=60)
-    assert done.state == "succeeded", (done.reason, client.jobs.logs(job.id))
-    losses = client.jobs.metrics(job.id, name="loss")
+    job = runner.jobs.submit_script(code, "pkg.train:main")
+    done = runner.jobs.wait(job.id, timeout=60)
+    assert done.state == "succeeded", (done.reason, runner.jobs.logs(job.id))
+    losses = runner.jobs.metrics(job.id, name="loss")
     assert [(m.step, m.value) for m in losses] == [(s, 1.0 / (s + 1)) for s in range(4)]
-    artifacts = client.jobs.artifacts(job.id)
+    artifacts = runner.jobs.artifacts(job.id)
     assert [a.name for a in artifacts] == ["report.txt"]
-    copy = client.jobs.download_artifact(job.id, "report.txt", tmp_path / "out/")
+    copy = runner.jobs.download_artifact(job.id, "report.txt", tmp_path / "out/")
     assert copy.read_text() == "all good"
 
 
-def test_a_failing_script_fails_with_its_error(client: Client, tmp_path: Path) -> None:
+def test_a_failing_script_fails_with_its_error(runner: Client, tmp_path: Path) -> None:
     script = write_script(
         tmp_path / "broken.py",
         """
@@ -183,7 +199,7 @@ def test_a_failing_script_fails_with_its_error(client: Client, tmp_path: Path) -
             raise ValueError("the data is wrong")
         """,
     )
-    job = client.jobs.submit_script(script, "broken.py:main")
-    done = client.jobs.wait(job.id, timeout=60)
+    job = runner.jobs.submit_script(script, "broken.py:main")
+    done = runner.jobs.wait(job.id, timeout=60)
     assert done.state == "failed"
-    assert "the data is wrong" in (done.reason or "") + client.jobs.logs(job.id)
+    assert "the data is wrong" in (done.reason or "") + runner.jobs.logs(job.id)

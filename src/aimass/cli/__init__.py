@@ -21,6 +21,7 @@ from aimass.cli import (
     server,
     tokens,
     whoami,
+    zoo,
 )
 from aimass.cli._session import RootOptions
 
@@ -37,6 +38,7 @@ app.add_typer(deployments.app, name="deployments")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(schedules.app, name="schedules")
 app.add_typer(pipelines.app, name="pipelines")
+app.add_typer(zoo.app, name="zoo")
 app.add_typer(server.db_app, name="db")
 app.command("server")(server.server)
 app.command("whoami")(whoami.whoami)

@@ -95,8 +95,8 @@ def metric_series(points: Sequence[JobMetric]) -> dict[str, tuple[JobMetric, lis
     return series
 
 
-def describe_params(schema: Mapping[str, object]) -> str:
-    """``name: type = default`` per param of a JSON schema, one a line."""
+def describe_params(schema: Mapping[str, object]) -> list[str]:
+    """``name: type = default  (description)`` for each param of a JSON schema."""
     props = schema.get("properties")
     required = schema.get("required")
     lines = []
@@ -107,8 +107,10 @@ def describe_params(schema: Mapping[str, object]) -> str:
             line += " (required)"
         elif "default" in spec:
             line += f" = {json.dumps(spec['default'])}"
+        if spec.get("description"):
+            line += f"  ({spec['description']})"
         lines.append(line)
-    return "\n".join(lines)
+    return lines
 
 
 def _type_name(spec: Mapping[str, object]) -> str:
@@ -122,8 +124,10 @@ def _type_name(spec: Mapping[str, object]) -> str:
     return str(spec.get("type", "any"))
 
 
-def cells(*values: str) -> list[Text]:
-    """Table cells shown as they are: names and reasons are never read as rich markup."""
+def cells(*values: str, one_line: bool = False) -> list[Text]:
+    """Table cells shown as they are (never read as rich markup); ``one_line`` cuts with …."""
     from rich.text import Text
 
+    if one_line:
+        return [Text(v, no_wrap=True, overflow="ellipsis") for v in values]
     return [Text(v) for v in values]

@@ -167,22 +167,27 @@ def list_jobs(
         return
     from rich.table import Table
 
-    table = Table(title=f"{len(jobs)} job(s)")
-    for column in ("id", "kind", "entry", "state", "attempt", "created", "duration", "reason"):
-        table.add_column(column, overflow="fold", no_wrap=column not in ("entry", "reason"))
-    for j in jobs:
-        table.add_row(
-            *cells(
-                str(j.id),
-                j.kind,
-                j.entry,
-                j.state,
-                str(j.attempt),
-                format_time(j.created_at),
-                format_duration(j),
-                j.reason or "",
-            )
+    columns = ("id", "kind", "entry", "state", "attempt", "created", "duration", "reason")
+    rows = [
+        (
+            str(j.id),
+            j.kind,
+            j.entry,
+            j.state,
+            str(j.attempt),
+            j.created_at.astimezone().strftime("%m-%d %H:%M"),
+            format_duration(j),
+            j.reason or "",
         )
+        for j in jobs
+    ]
+    # One line per job, no rules, short dates: on a narrow terminal entry and reason
+    # are cut short with an ellipsis (``show`` has them whole).
+    table = Table(title=f"{len(jobs)} job(s)", box=None, pad_edge=False)
+    for column in columns:
+        table.add_column(column, no_wrap=column not in ("entry", "reason"))
+    for row in rows:
+        table.add_row(*cells(*row, one_line=True))
     stdout_console().print(table)
 
 
@@ -338,21 +343,17 @@ def entries(ctx: typer.Context, json_: JsonOpt = False) -> None:
     if json_:
         typer.echo(json.dumps(found, indent=2))
         return
-    from rich.table import Table
+    from rich.padding import Padding
+    from rich.text import Text
 
-    table = Table(title=f"{len(found)} entr{'y' if len(found) == 1 else 'ies'}")
-    for column in ("name", "kinds", "dataset", "params", "description"):
-        table.add_column(column, overflow="fold", no_wrap=column in ("name", "dataset"))
+    console = stdout_console()
     for e in found:
         kinds = e.get("kinds")
         schema = e.get("params_schema")
-        table.add_row(
-            *cells(
-                str(e.get("name")),
-                ", ".join(map(str, kinds)) if isinstance(kinds, list) else "",
-                "needed" if e.get("needs_dataset") else "",
-                describe_params(schema if isinstance(schema, dict) else {}),
-                str(e.get("description") or ""),
-            )
-        )
-    stdout_console().print(table)
+        head = Text(str(e.get("name")), style="bold")
+        head.append(f"  {', '.join(map(str, kinds)) if isinstance(kinds, list) else ''}")
+        head.append(", needs a dataset" if e.get("needs_dataset") else "")
+        console.print(head)
+        console.print(Padding(Text(str(e.get("description") or "")), (0, 0, 0, 2)))
+        for line in describe_params(schema if isinstance(schema, dict) else {}):
+            console.print(Padding(Text(line), (0, 0, 0, 4)))

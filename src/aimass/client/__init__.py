@@ -21,9 +21,11 @@ from aimass.client.pipelines import Pipelines, PipelineTimeout
 from aimass.client.projects import Project, Projects
 from aimass.client.schedules import Schedules
 from aimass.client.tokens import Tokens
+from aimass.client.zoo import BuiltinDatasetInfo, Zoo, ZooEntry, ZooParam
 
 __all__ = [
     "AttemptStarted",
+    "BuiltinDatasetInfo",
     "Client",
     "Datasets",
     "DeploymentFailed",
@@ -45,4 +47,7 @@ __all__ = [
     "Schedules",
     "ServerUnreachable",
     "Tokens",
+    "Zoo",
+    "ZooEntry",
+    "ZooParam",
 ]

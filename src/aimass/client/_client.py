@@ -16,6 +16,7 @@ from aimass.client.pipelines import Pipelines
 from aimass.client.projects import Projects
 from aimass.client.schedules import Schedules
 from aimass.client.tokens import Tokens
+from aimass.client.zoo import Zoo
 
 
 class Client:
@@ -67,6 +68,8 @@ class Client:
         """Schedules: cron rules that start a job or a pipeline run."""
         self.pipelines = Pipelines(self._http)
         """Pipelines: DAGs of steps with conditions; start runs and watch each step."""
+        self.zoo = Zoo(self._http, self.jobs)
+        """The model library: entries, built-in datasets, and training one."""
 
     def whoami(self) -> Principal:
         """Who the server thinks this client is: token name, role and project."""

@@ -170,7 +170,8 @@ class Jobs:
         source = Path(path)
         if source.is_dir():
             with tempfile.TemporaryDirectory(prefix="aimass-source-") as tmp:
-                packed = pack_source(source, Path(tmp) / f"{source.resolve().name}.tar.gz")
+                name = source.resolve().name or "source"
+                packed = pack_source(source, Path(tmp) / f"{name}.tar.gz")
                 return self._post_source(spec, packed, progress)
         if not source.name.endswith(SOURCE_SUFFIXES):
             raise InvalidInput(
@@ -211,7 +212,11 @@ class Jobs:
         return [JobCheckpoint.model_validate(c) for c in items]
 
     def cancel(self, id: int) -> Job:
-        """Cancel a queued or running job; :class:`aimass.errors.Conflict` if it finished."""
+        """Cancel a queued or running job; :class:`aimass.errors.Conflict` if it ended otherwise.
+
+        A queued job is cancelled at once, a running one within seconds; cancelling
+        a cancelled job changes nothing.
+        """
         answer = self._http.request("POST", f"{_path(id)}/cancel", params=self._http.scoped())
         return Job.model_validate(answer.json())
 
@@ -300,20 +305,18 @@ class Jobs:
             interval = min(interval * 1.5, max(poll, 1.0))
 
     def _post_source(self, spec: dict[str, object], file: Path, progress: Progress | None) -> Job:
-        """POST the spec and the code as multipart to the script route."""
-        http = self._http
+        """POST the spec and the code (streamed) as multipart to the script route."""
         with file.open("rb") as handle:
             reader = _ProgressReader(handle, file.stat().st_size, progress)
-            files = {"source": (file.name, cast(IO[bytes], reader), "application/octet-stream")}
-            with http._errors():
-                response = http._client.post(
-                    "/api/v1/jobs/script",
-                    params=http.scoped(),
-                    files=files,
-                    data={"spec": json.dumps(spec)},
-                    timeout=http._transfer_timeout,
-                )
-        return Job.model_validate(http._check(response).json())
+            answer = self._http.send(
+                "POST",
+                "/api/v1/jobs/script",
+                params=self._http.scoped(),
+                files={"source": (file.name, cast(IO[bytes], reader), "application/octet-stream")},
+                data={"spec": json.dumps(spec)},
+                timeout=self._http._transfer_timeout,
+            )
+        return Job.model_validate(answer.json())
 
 
 def _job_spec(
