@@ -53,6 +53,23 @@ def _job(ctx: Ctx, job_id: int) -> Job:
         return service.read_job(session, job_id, ctx.project)
 
 
+def _with_dataset(body: JobCreate, ctx: Ctx) -> JobCreate:
+    """The job with its entry's default dataset when it names none; built-in sets materialized.
+
+    Params are checked first, so a refused job registers no dataset.
+    """
+    from aimass.zoo.datasets import job_dataset
+
+    state = ctx.state
+    state.catalog.check(body.kind, body.entry, dict(body.params))
+    entry = state.catalog.get(body.entry)
+    default = entry.default_dataset if entry is not None and body.kind == "train" else None
+    dataset = job_dataset(
+        state.db, state.store, ctx.project, body.dataset, default, state.settings.spool_dir
+    )
+    return body if dataset == body.dataset else body.model_copy(update={"dataset": dataset})
+
+
 @router.get("/entries")
 def list_entries(ctx: Viewer) -> list[dict[str, Any]]:
     """What jobs can run by name: each entry's kinds, description and params schema."""
@@ -64,6 +81,7 @@ def submit_job(body: JobCreate, ctx: Editor) -> Job:
     """Queue a job of a catalogue entry; bad entries, params or datasets queue nothing."""
     if body.kind == "script":
         raise InvalidInput("script jobs carry your code: POST it to /api/v1/jobs/script")
+    body = _with_dataset(body, ctx)
     with ctx.state.db.session() as session:
         job = service.submit_job(session, ctx.project, body, ctx.state.catalog)
     wake_scheduler(ctx)
@@ -225,9 +243,15 @@ async def _follow(ctx: Ctx, job_id: int, poll_s: float = 0.2) -> AsyncIterator[b
     while True:
         job = await run_in_threadpool(_job, ctx, job_id)
         data = read_from(log_dir, job_id, attempt, offset) if attempt else b""
+        over = job.attempt > attempt or job.state in TERMINAL_STATES
+        if not data and attempt and offset == 0 and over:
+            # Not on this node (another server, or a Ray node): the archived copy.
+            data = await run_in_threadpool(read_log, ctx.state.store, log_dir, job_id, attempt)
         if data:
             offset += len(data)
-            *lines, partial = (partial + data).split(b"\n")
+            # SSE ends a line at CR too: progress bars' carriage returns become lines.
+            text = (partial + data).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            *lines, partial = text.split(b"\n")
             for line in lines:
                 yield _sse("log", line.decode(errors="replace"))
             continue
