@@ -4,7 +4,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
-EXTRAS ?= dev,torch,ray
+EXTRAS ?= dev,torch,ray,zoo
 
 .PHONY: install run test lint check bench clean
 

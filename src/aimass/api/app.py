@@ -20,6 +20,7 @@ from aimass.api.routes import (
     job_attempts,
     jobs,
     models,
+    zoo,
 )
 from aimass.api.state import AppState
 from aimass.auth.entities import Principal
@@ -80,7 +81,7 @@ def _control_plane(settings: Settings, state: AppState) -> FastAPI:
     )
     app.state.aimass = state
     install_error_handlers(app)
-    for module in (access, models, evaluations, datasets, deployments, jobs, job_attempts):
+    for module in (access, models, evaluations, datasets, deployments, jobs, job_attempts, zoo):
         app.include_router(module.router)
     app.add_middleware(RequestGuard, max_upload_bytes=settings.max_upload_bytes)
     return app

@@ -178,3 +178,43 @@ def download(
         print_json({"path": str(path)})
     else:
         stdout_console().print(f"saved {path}", highlight=False, soft_wrap=True)
+
+
+@app.command("builtin")
+def builtin(
+    ctx: typer.Context,
+    materialize: Annotated[
+        str | None,
+        typer.Option(
+            "--materialize",
+            metavar="NAME",
+            help="Register this built-in dataset in the project now (a job's first use does it).",
+        ),
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """List the built-in datasets (no download needed): task, size, and version if used.
+
+    Example: aimass datasets builtin --materialize iris
+    """
+    with open_client(ctx) as client:
+        if materialize is not None:
+            made = client.zoo.materialize(materialize)
+            if json_:
+                print_json(made)
+            else:
+                stdout_console().print(f"{made.dataset} v{made.version}: {made.num_rows} rows")
+            return
+        datasets = client.zoo.datasets()
+    if json_:
+        print_json(datasets)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(datasets)} built-in dataset(s)")
+    for column in ("name", "task", "size", "source", "in project"):
+        table.add_column(column, overflow="fold", no_wrap=column == "name")
+    for d in datasets:
+        used = f"v{d.version}" if d.version is not None else "-"
+        table.add_row(d.name, d.task, d.size, d.source, used)
+    stdout_console().print(table)

@@ -42,6 +42,8 @@ class Entry:
     exports: tuple[str, ...] = ()
     signature: dict[str, Any] | None = None
     example_request: dict[str, Any] | None = None
+    #: ``module:function`` the ``evaluate`` job calls for versions tagged ``entry=<name>``.
+    evaluate: str | None = None
 
     def validate(self, params: dict[str, JsonValue]) -> dict[str, JsonValue]:
         """Params with defaults filled in; raises pydantic's ValidationError naming the field."""
@@ -124,10 +126,11 @@ class EntryCatalog:
 
 
 def default_catalog() -> EntryCatalog:
-    """The built-in entries (``aimass.jobs.builtin``)."""
+    """The built-in entries (``aimass.jobs.builtin``) and the model library's (``aimass.zoo``)."""
     from aimass.jobs.builtin import builtin_entries
+    from aimass.zoo import zoo_entries
 
     catalog = EntryCatalog()
-    for entry in builtin_entries():
+    for entry in [*builtin_entries(), *zoo_entries()]:
         catalog.add(entry)
     return catalog

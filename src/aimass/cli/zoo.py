@@ -1,0 +1,93 @@
+"""``aimass zoo``: the model library's entries: list them, show one, train one."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from aimass.cli._session import open_client, print_json, stdout_console
+
+if TYPE_CHECKING:
+    from aimass.client.zoo import ZooEntry
+
+app = typer.Typer(
+    name="zoo",
+    help="The model library: ready models to train on built-in datasets, deploy and query.",
+    no_args_is_help=True,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")]
+
+
+@app.command("list")
+def list_entries(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """List the entries: name, family, task, default dataset and export format.
+
+    Example: aimass zoo list
+    """
+    with open_client(ctx) as client:
+        entries = client.zoo.list()
+    if json_:
+        print_json(entries)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(entries)} model(s) in the library")
+    for column in ("name", "family", "task", "default dataset", "exports"):
+        # Names stay whole so they can be copied; the other columns give way.
+        table.add_column(
+            column, overflow="fold", no_wrap=column in ("name", "task", "default dataset")
+        )
+    for e in entries:
+        table.add_row(
+            e.name, e.family or "-", e.task or "-", e.default_dataset or "-", ", ".join(e.exports)
+        )
+    stdout_console().print(table)
+
+
+def _show(entry: ZooEntry) -> None:
+    from rich.table import Table
+
+    console = stdout_console()
+    console.print(f"[bold]{entry.name}[/bold]: {entry.description}", soft_wrap=True)
+    console.print(
+        f"task {entry.task}, family {entry.family}, default dataset "
+        f"{entry.default_dataset}, exports {', '.join(entry.exports)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    table = Table(title="params")
+    for column in ("name", "type", "default", "constraints", "description"):
+        table.add_column(column, overflow="fold")
+    for p in entry.params:
+        default = "(required)" if p.required else json.dumps(p.default)
+        table.add_row(p.name, p.type, default, ", ".join(p.constraints), p.description)
+    console.print(table)
+    for title, value in (
+        ("signature", entry.signature),
+        ("example request (POST /v2/models/<deployment>/infer)", entry.example_request),
+    ):
+        console.print(f"[bold]{title}[/bold]")
+        console.print(json.dumps(value), highlight=False, soft_wrap=True, markup=False)
+    console.print("[bold]train it[/bold]")
+    console.print(entry.train_command, highlight=False, soft_wrap=True, markup=False)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The entry, e.g. classical.logistic_regression.")],
+    json_: JsonOpt = False,
+) -> None:
+    """Show an entry: params with types and defaults, signature, example request, train command.
+
+    Example: aimass zoo show classical.logistic_regression
+    """
+    with open_client(ctx) as client:
+        entry = client.zoo.get(name)
+    if json_:
+        print_json(entry)
+    else:
+        _show(entry)

@@ -1,0 +1,75 @@
+"""Fixtures of the model-library tests: a server that runs jobs, on SQLite by default.
+
+The zoo's tests train models, so they run on SQLite only; the store's behaviour
+on PostgreSQL is tested elsewhere. A module whose test is about the store (the
+catalogue's race to materialize a dataset) takes both backends back with
+``from conftest import db_url``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from jobs.conftest import api, jobs_server, wait_for
+from tests_support import deploy
+
+__all__ = ["api", "bad_params", "db_url", "infer", "jobs_server", "serve", "train"]
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated SQLite database URL."""
+    from aimass.store.db import Database
+
+    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    db = Database(url)
+    db.upgrade()
+    db.close()
+    yield url
+
+
+def train(
+    api: httpx.Client,
+    entry: str,
+    params: dict[str, Any] | None = None,
+    dataset: str | None = None,
+    timeout: float = 60,
+) -> dict[str, Any]:
+    """Submit a train job of ``entry`` (on its default dataset unless given); the finished job."""
+    body: dict[str, Any] = {"kind": "train", "entry": entry, "params": params or {}}
+    if dataset is not None:
+        body["dataset"] = dataset
+    response = api.post("/api/v1/jobs", json=body)
+    assert response.status_code == 201, response.text
+    job = wait_for(api, response.json()["id"], timeout=timeout)
+    if job["state"] != "succeeded":
+        logs = api.get(f"/api/v1/jobs/{job['id']}/logs").text
+        raise AssertionError(f"{entry} ended {job['state']}: {job}\n{logs[-3000:]}")
+    return job
+
+
+def serve(api: httpx.Client, job: dict[str, Any], name: str) -> str:
+    """Deploy the version the job registered, as deployment ``name``."""
+    outputs = job["outputs"]
+    deploy(api, {"name": name, "model": outputs["model"], "version": outputs["model_version"]})
+    return name
+
+
+def infer(api: httpx.Client, deployment: str, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """POST an Open Inference Protocol request; the answer's outputs by name."""
+    response = api.post(f"/v2/models/{deployment}/infer", json={"inputs": inputs})
+    assert response.status_code == 200, response.text
+    return {o["name"]: o for o in response.json()["outputs"]}
+
+
+def bad_params(api: httpx.Client, entry: str, params: dict[str, Any]) -> str:
+    """Submit a train job with bad params: it must be refused with 422; the error message."""
+    response = api.post("/api/v1/jobs", json={"kind": "train", "entry": entry, "params": params})
+    assert response.status_code == 422, response.text
+    message: str = response.json()["error"]["message"]
+    return message
