@@ -24,14 +24,23 @@ class LoopService(ABC):
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @abstractmethod
     async def run_once(self) -> None:
         """One reconciliation tick."""
 
     def wake(self) -> None:
-        """Run the next tick now rather than at the end of the interval."""
-        self._wake.set()
+        """Run the next tick now rather than at the end of the interval (from any thread)."""
+        loop = self._loop
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop or loop is None or loop.is_closed():
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -48,7 +57,8 @@ class LoopService(ABC):
     def start(self) -> None:
         """Start the loop on the running event loop."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self._run(), name=self.name)
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop after the current tick (cancelled only if it overruns ``timeout``).

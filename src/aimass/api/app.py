@@ -20,6 +20,8 @@ from aimass.api.routes import (
     job_attempts,
     jobs,
     models,
+    pipelines,
+    schedules,
     zoo,
 )
 from aimass.api.state import AppState
@@ -81,7 +83,18 @@ def _control_plane(settings: Settings, state: AppState) -> FastAPI:
     )
     app.state.aimass = state
     install_error_handlers(app)
-    for module in (access, models, evaluations, datasets, deployments, jobs, job_attempts, zoo):
+    for module in (
+        access,
+        models,
+        evaluations,
+        datasets,
+        deployments,
+        jobs,
+        job_attempts,
+        zoo,
+        schedules,
+        pipelines,
+    ):
         app.include_router(module.router)
     app.add_middleware(RequestGuard, max_upload_bytes=settings.max_upload_bytes)
     return app

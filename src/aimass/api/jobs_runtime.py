@@ -5,11 +5,17 @@ from __future__ import annotations
 import asyncio
 from functools import partial
 
+from sqlalchemy.orm import Session
+
 from aimass.api.state import AppState
 from aimass.executors.base import Executor
+from aimass.jobs import service as jobs_service
+from aimass.jobs.entities import Job, JobCreate
 from aimass.jobs.logs import archive_log
+from aimass.pipelines.runner import PipelineRunner
 from aimass.scheduler.placement import NodeCapacity
 from aimass.scheduler.scheduler import Scheduler, local_capacity
+from aimass.schedules.runner import ScheduleRunner
 
 #: Imported once in the local executor's zygote, so a job's process starts warm.
 PRELOAD = ("aimass.runtime", "aimass.client", "httpx", "numpy", "pandas", "sklearn")
@@ -52,10 +58,33 @@ def start_jobs(state: AppState) -> None:
         on_attempt_end=partial(archive_log, state.store, settings.job_log_dir),
     )
     state.scheduler.start()
+    start_workflows(state)
+
+
+def start_workflows(state: AppState) -> None:
+    """Start the pipeline runner and the schedule runner (safe in every server process)."""
+    catalog = state.catalog
+
+    def submit(session: Session, project: str, spec: JobCreate) -> Job:
+        return jobs_service.submit_job(session, project, spec, catalog)
+
+    def notify() -> None:  # on the event loop, after the runner's tick committed
+        if state.scheduler is not None:
+            state.scheduler.wake()
+        if state.pipeline_runner is not None:
+            state.pipeline_runner.wake()
+
+    state.pipeline_runner = PipelineRunner(state.db, submit, notify=notify)
+    state.schedule_runner = ScheduleRunner(state.db, submit, notify=notify)
+    state.pipeline_runner.start()
+    state.schedule_runner.start()
 
 
 async def stop_jobs(state: AppState) -> None:
-    """Stop the scheduler, then end every attempt this process runs."""
+    """Stop the runners and the scheduler, then end every attempt this process runs."""
+    for loop in (state.schedule_runner, state.pipeline_runner):
+        if loop is not None:
+            await loop.stop()
     if state.scheduler is not None:
         await state.scheduler.stop()
     if state.executor is not None:

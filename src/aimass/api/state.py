@@ -14,7 +14,9 @@ from aimass.store.db import Database
 if TYPE_CHECKING:
     from aimass.deployments.reconciler import DeploymentReconciler
     from aimass.executors.base import Executor
+    from aimass.pipelines.runner import PipelineRunner
     from aimass.scheduler.scheduler import Scheduler
+    from aimass.schedules.runner import ScheduleRunner
     from aimass.serving.repository import ModelRepository
 
 
@@ -31,6 +33,8 @@ class AppState:
     catalog: EntryCatalog = field(default_factory=default_catalog)
     scheduler: Scheduler | None = field(default=None)
     executor: Executor | None = field(default=None)
+    pipeline_runner: PipelineRunner | None = field(default=None)
+    schedule_runner: ScheduleRunner | None = field(default=None)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from aimass.api.deps import Ctx, editor, viewer
 from aimass.api.routes.jobs import wake_scheduler
@@ -14,11 +15,6 @@ from aimass.pipelines.entities import Pipeline, PipelineCreate, PipelineRun
 router = APIRouter(prefix="/api/v1/pipelines", tags=["pipelines"])
 Viewer = Annotated[Ctx, Depends(viewer)]
 Editor = Annotated[Ctx, Depends(editor)]
-
-
-def _wake_runner(ctx: Ctx) -> None:
-    if ctx.state.pipeline_runner is not None:
-        ctx.state.pipeline_runner.wake()
 
 
 @router.post("", status_code=201)
@@ -47,11 +43,15 @@ def read_run(run_id: int, ctx: Viewer) -> PipelineRun:
 
 
 @router.post("/runs/{run_id}/cancel")
-def cancel_run(run_id: int, ctx: Editor) -> PipelineRun:
+async def cancel_run(run_id: int, ctx: Editor) -> PipelineRun:
     """Cancel a run and the jobs of its running steps (409 once it has finished)."""
-    with ctx.state.db.session() as session:
-        run = service.cancel_run(session, run_id, ctx.project)
-    wake_scheduler(ctx)
+
+    def cancel() -> PipelineRun:
+        with ctx.state.db.session() as session:
+            return service.cancel_run(session, run_id, ctx.project)
+
+    run = await run_in_threadpool(cancel)
+    wake_scheduler(ctx)  # on the event loop: its running jobs stop now
     return run
 
 
@@ -71,11 +71,17 @@ def delete_pipeline(name: str, ctx: Editor) -> Response:
 
 
 @router.post("/{name}/runs", status_code=201)
-def start_run(name: str, ctx: Editor) -> PipelineRun:
+async def start_run(name: str, ctx: Editor) -> PipelineRun:
     """Start a run of the pipeline as it is now; its first steps are submitted at once."""
-    with ctx.state.db.session() as session:
-        run = service.start_run(session, ctx.project, name, trigger=f"by {ctx.principal.name}")
-    _wake_runner(ctx)
+
+    def start() -> PipelineRun:
+        with ctx.state.db.session() as session:
+            trigger = f"by {ctx.principal.name}"
+            return service.start_run(session, ctx.project, name, trigger=trigger)
+
+    run = await run_in_threadpool(start)
+    if ctx.state.pipeline_runner is not None:  # on the event loop: wake() is not thread-safe
+        ctx.state.pipeline_runner.wake()
     return run
 
 

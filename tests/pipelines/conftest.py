@@ -1,0 +1,86 @@
+"""A database on each backend, a small entry catalogue, and a model with two versions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.orm import Session
+
+from aimass.jobs import service as jobs
+from aimass.jobs.catalog import Entry, EntryCatalog
+from aimass.jobs.entities import Job, JobCreate
+from aimass.pipelines.runner import SubmitJob
+from aimass.store.db import Database
+
+
+class TrainParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    C: float = 1.0
+
+
+class EvaluateParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model_version: int
+    threshold: float = 0.5
+
+
+def toy_catalog() -> EntryCatalog:
+    """Two entries: ``toy.train`` and ``toy.evaluate`` (which needs a model version)."""
+    catalog = EntryCatalog()
+    catalog.add(Entry("toy.train", frozenset({"train"}), "toy:train", "trains", TrainParams))
+    catalog.add(
+        Entry("toy.evaluate", frozenset({"evaluate"}), "toy:evaluate", "scores", EvaluateParams)
+    )
+    return catalog
+
+
+@pytest.fixture
+def catalog() -> EntryCatalog:
+    return toy_catalog()
+
+
+@pytest.fixture
+def submit(catalog: EntryCatalog) -> SubmitJob:
+    """What the app injects: submit_job with the catalogue."""
+
+    def submit_job(session: Session, project: str, spec: JobCreate) -> Job:
+        return jobs.submit_job(session, project, spec, catalog)
+
+    return submit_job
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def iris(db: Database, tmp_path: Path, model_files: Any) -> Database:
+    """Model ``iris`` with version 1 (f1 0.9, alias production) and version 2 (no metrics)."""
+    from aimass.artifacts.store import ArtifactStore
+    from aimass.flavors.registry import default_flavor_registry
+    from aimass.registry import service as registry
+    from aimass.registry.entities import VersionCreate
+
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    for path, metrics in ((model_files.onnx, {"f1": 0.9}), (model_files.skops, {})):
+        registry.register_version(
+            db,
+            store,
+            default_flavor_registry(),
+            project="default",
+            name="iris",
+            upload=path,
+            filename=path.name,
+            spec=VersionCreate(metrics=metrics),
+            can_trust=False,
+        )
+    with db.session() as session:
+        registry.set_alias(session, "default", "iris", "production", 1)
+    return db
