@@ -18,7 +18,7 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     target = params.get("target")
     if target is not None and target in frame.columns:
         frame = frame.drop(columns=[target])
-    loaded, version = load_version(ctx, params["model"], params["version"])
+    loaded, version = load_version(ctx, params["model"], str(params["version"]))
     out = ctx.scratch / "predictions.csv"
     total, chunk = len(frame), int(params["chunk_rows"])
     done = 0

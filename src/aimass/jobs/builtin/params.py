@@ -35,11 +35,8 @@ class SgdParams(_Params):
 
 class _ModelRef(_Params):
     model: str = Field(min_length=1, max_length=256)
-    version: str = Field(
-        default="latest",
-        min_length=1,
-        max_length=64,
-        description="a version number, an alias, or 'latest'",
+    version: int | str = Field(
+        default="latest", description="a version number, an alias, or 'latest'"
     )
     target: str | None = Field(default=None, description="label column (default: the last)")
 
