@@ -112,3 +112,35 @@ def test_close_finishes_in_flight_requests(models: Models, max_batch_size: int) 
     results = asyncio.run(main())
     assert len(results) == 40
     assert all(r["predict"].shape == (1,) for r in results)
+
+
+class _PerNode:
+    """A graph model's shape: a row per node, the edges a separate [2, E] tensor."""
+
+    def __init__(self) -> None:
+        from aimass.flavors.signature import Signature, TensorSpec
+
+        self.signature = Signature(
+            inputs=[
+                TensorSpec(name="features", datatype="FP32", shape=[-1, 3]),
+                TensorSpec(name="edge_index", datatype="INT64", shape=[2, -1]),
+            ],
+            outputs=[TensorSpec(name="label", datatype="INT64", shape=[-1])],
+        )
+
+    def predict(self, batch: Any) -> Any:
+        degree = np.bincount(batch["edge_index"][1], minlength=len(batch["features"]))
+        return degree.astype(np.int64)
+
+    def predict_proba(self, batch: Any) -> Any:
+        return None
+
+
+def test_inputs_with_a_fixed_first_dimension_are_not_rows() -> None:
+    predictor = _PerNode()
+    runner = ModelRunner(predictor, predictor.signature, max_batch_size=32, max_delay_ms=5)
+    assert runner.max_batch_size == 1  # a fixed first dimension cannot be batched
+    features = np.zeros((4, 3), dtype=np.float32)
+    edges = np.array([[0, 1, 2, 3, 3], [1, 0, 3, 2, 1]], dtype=np.int64)
+    [result] = _gather(runner, [{"features": features, "edge_index": edges}])
+    assert result["label"].tolist() == [1, 2, 1, 1]

@@ -8,7 +8,9 @@ from pydantic import BaseModel, Field, JsonValue
 
 from aimass.errors import Unprocessable
 
-EvaluationTask = Literal["classification", "regression", "ranking", "clustering"]
+EvaluationTask = Literal[
+    "classification", "regression", "ranking", "clustering", "reinforcement_learning"
+]
 #: The tasks evaluated from a model's predictions on labelled rows.
 PredictionTask = Literal["classification", "regression"]
 

@@ -87,6 +87,13 @@ class ModelRunner:
         self.input_names: tuple[str, ...] = (
             tuple(spec.name for spec in signature.inputs) if signature is not None else ()
         )
+        #: The inputs that carry the request's rows: those whose first dimension is variable
+        #: (a graph's ``edge_index`` [2, -1] is not rows); None: every input.
+        self.row_inputs: frozenset[str] | None = (
+            frozenset(s.name for s in signature.inputs if s.shape[:1] == [-1]) or None
+            if signature is not None
+            else None
+        )
         batchable = signature is None or all(
             spec.shape and spec.shape[0] == -1 for spec in signature.inputs
         )
@@ -115,7 +122,7 @@ class ModelRunner:
 
         ``outputs`` limits the answer (and the work) to those output names.
         """
-        rows = _rows(inputs)
+        rows = _rows(inputs, self.row_inputs)
         wanted = None if outputs is None else frozenset(outputs)
         batcher = self._batcher
         if batcher is not None:
@@ -230,12 +237,15 @@ class ModelRunner:
         return answers
 
 
-def _rows(inputs: dict[str, Array]) -> int:
-    """The request's row count: every input's first dimension, which must agree."""
+def _rows(inputs: dict[str, Array], only: frozenset[str] | None = None) -> int:
+    """The request's row count: the first dimension of its row inputs (``only``, default
+    all), which must agree."""
     rows = -1
     for name, array in inputs.items():
         if array.ndim == 0:
             raise InvalidInput(f"input {name!r} is a scalar; send rows along a first dimension")
+        if only is not None and name not in only:
+            continue
         if rows == -1:
             rows = array.shape[0]
         elif array.shape[0] != rows:
