@@ -105,13 +105,13 @@ def test_a_paused_worker_past_its_lease_cannot_write_late(settings: object, tmp_
     from conftest import start_server
     from jobs.conftest import job_settings
 
-    server = start_server(job_settings(settings, job_lease_s=2.5))  # type: ignore[arg-type]
+    server = start_server(job_settings(settings, job_lease_s=5.0))  # type: ignore[arg-type]
     live: LiveServer = next(server)
     try:
         with httpx.Client(
             base_url=live.url, headers={"Authorization": f"Bearer {live.admin_token}"}, timeout=60
         ) as api:
-            job = submit_script(api, "fenced.py", params={"hold": 8.0})
+            job = submit_script(api, "fenced.py", params={"hold": 15.0})
             first = wait_for(api, job["id"], lambda j: "pid_1" in j["outputs"])
             pid = first["outputs"]["pid_1"]
             os.kill(pid, signal.SIGSTOP)
