@@ -46,10 +46,9 @@ def test_factorization_beats_random_and_popularity_and_serves_top_k(
     answer = infer(api, name, [{"name": "user", "datatype": "INT64", "shape": [5], "data": users}])
     assert answer["items"]["shape"] == [5, 10]
     items = np.asarray(answer["items"]["data"]).reshape(5, 10)
-    if "scores" in answer:  # served once serving answers every output of a TorchScript model
-        assert answer["scores"]["shape"] == [5, 10]
-        scores = np.asarray(answer["scores"]["data"]).reshape(5, 10)
-        assert (np.diff(scores, axis=1) <= 1e-6).all(), "best first"
+    assert answer["scores"]["shape"] == [5, 10]
+    scores = np.asarray(answer["scores"]["data"]).reshape(5, 10)
+    assert (np.diff(scores, axis=1) <= 1e-6).all(), "best first"
     assert all(len(set(row)) == 10 for row in items.tolist())
     assert np.array_equal(items[3], items[4])
     frame = pd.read_csv(build_ratings(tmp_path))

@@ -202,6 +202,9 @@ class OnnxPredictor:
         self.signature = signature
         self._inputs = {i.name: _ORT_TO_NUMPY.get(i.type) for i in session.get_inputs()}
         outputs = session.get_outputs()
+        self._tensor_outputs = frozenset(
+            o.name for o in outputs if str(o.type).startswith("tensor(")
+        )
         self._first_output: str = outputs[0].name
         self._proba_output: str | None = next(
             (
@@ -215,6 +218,18 @@ class OnnxPredictor:
     def predict(self, batch: Batch) -> Array:
         """Run the model and return its first output."""
         return self._run(batch, self._first_output)
+
+    def predict_named(self, batch: Batch, names: list[str]) -> dict[str, Array]:
+        """Run the model once for the tensor outputs in ``names``, by name."""
+        wanted = [n for n in names if n in self._tensor_outputs]
+        if not wanted:
+            return {}
+        feeds = self._feeds(batch)
+        try:
+            result = self.session.run(wanted, feeds)
+        except Exception as exc:
+            raise InvalidInput(f"the model rejected the input: {error_detail(exc)}") from exc
+        return {name: np.asarray(value) for name, value in zip(wanted, result, strict=True)}
 
     def predict_proba(self, batch: Batch) -> Array | None:
         """Return the model's probabilities output, or None when it has no tensor one."""

@@ -133,6 +133,10 @@ class TorchScriptPredictor:
             return None
         return self._run(batch).get(PROBABILITY_OUTPUT)
 
+    def predict_named(self, batch: Batch, names: list[str]) -> dict[str, Array]:
+        """Run the module once and return the outputs in ``names``, by name."""
+        return {k: v for k, v in self._run(batch).items() if k in names}
+
     def _run(self, batch: Batch) -> dict[str, Array]:
         torch = import_torch()
         args = [torch.from_numpy(a) for a in self._arrays(batch)]

@@ -316,8 +316,10 @@ class InferenceApp:
             wanted: list[str] | None = None
             if request.outputs is not None:
                 wanted = [out.name for out in request.outputs]
+                known = {runner.predict_output, runner.proba_output}
+                known.update(spec.name for spec in runner.output_specs)
                 for out in wanted:
-                    if out != runner.predict_output and out != runner.proba_output:
+                    if out not in known:
                         raise InvalidInput(f"unknown output {_quote(out)}")
             outputs = await runner.infer(request.inputs, wanted)
             for out in wanted or ():

@@ -83,7 +83,9 @@ class ModelRunner:
         outputs = signature.outputs if signature is not None else []
         self.predict_output: str = outputs[0].name if outputs else PREDICT
         self.proba_output: str = outputs[1].name if len(outputs) > 1 else PREDICT_PROBA
-        self.output_specs: list[TensorSpec] = list(outputs[:2])
+        #: Predictors that name their outputs (ONNX, TorchScript) serve every declared one.
+        self._named = getattr(predictor, "predict_named", None) if outputs else None
+        self.output_specs: list[TensorSpec] = list(outputs if self._named else outputs[:2])
         self.input_names: tuple[str, ...] = (
             tuple(spec.name for spec in signature.inputs) if signature is not None else ()
         )
@@ -171,6 +173,12 @@ class ModelRunner:
         if not self.input_names and len(inputs) == 1:
             batch = next(iter(inputs.values()))
         result: dict[str, Array] = {}
+        if self._named is not None:
+            names = [s.name for s in self.output_specs if wanted is None or s.name in wanted]
+            result = self._named(batch, names)
+            if all(name in result for name in names):
+                return result
+            result = {}  # an output it cannot name (an ONNX map): the classic path
         if wanted is None or self.predict_output in wanted:
             result[self.predict_output] = np.asarray(self.predictor.predict(batch))
         if wanted is None or self.proba_output in wanted:
