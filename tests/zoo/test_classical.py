@@ -54,7 +54,7 @@ CASES = [
         40,
     ),
     Case("classical.ridge", {}, "r2", 0.3, 10, {"variable": 1}, 1),
-    Case("classical.kmeans", {}, "adjusted_rand", 0.5, 4, {"label": None}, 1),
+    Case("classical.kmeans", {}, "adjusted_rand", 0.5, 4, {"label": None, "scores": 3}, 1),
     Case(
         "classical.lightgbm",
         {"n_estimators": 30},

@@ -11,14 +11,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aimass.zoo import classical, datasets, nlp_tfidf
+from aimass.zoo import (
+    classical,
+    datasets,
+    graph,
+    nlp_neural,
+    nlp_tfidf,
+    recsys,
+    rl,
+    tabular_mlp,
+    vision,
+)
 
 if TYPE_CHECKING:
     from aimass.jobs.catalog import Entry
     from aimass.zoo.datasets import BuiltinDataset
 
 #: The family modules, in the order the catalogue lists their families.
-FAMILIES = (classical, nlp_tfidf)
+FAMILIES = (classical, tabular_mlp, vision, nlp_tfidf, nlp_neural, recsys, graph, rl)
 
 __all__ = ["FAMILIES", "builtin_datasets", "zoo_entries"]
 

@@ -3,7 +3,8 @@
 Each trains on a table (features, then the label column; the last column unless
 ``target`` says), scores a held-out validation share, and registers an ONNX
 model taking ``input`` FP32 [-1, features]. Classifiers answer ``label`` and
-``probabilities``; regressors ``variable``; k-means ``label`` (the cluster).
+``probabilities``; regressors ``variable``; k-means ``label`` (the cluster)
+and ``scores`` (the distance to each centre).
 Iterative models log their validation metrics per iteration (trees, boosting
 rounds); the others once, at step 1.
 """
@@ -134,8 +135,11 @@ def _entry(
     classes: int | None,
 ) -> Entry:
     signature = _signature(len(row), classes)
-    if task == "clustering":  # served: the cluster of each row
-        signature["outputs"] = [{"name": "label", "datatype": "INT64", "shape": [-1]}]
+    if task == "clustering":  # each row's cluster, and its distance to every centre
+        signature["outputs"] = [
+            {"name": "label", "datatype": "INT64", "shape": [-1]},
+            {"name": "scores", "datatype": "FP32", "shape": [-1, 3]},
+        ]
     return Entry(
         name=name,
         kinds=frozenset({"train"}),
