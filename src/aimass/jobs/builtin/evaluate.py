@@ -72,7 +72,7 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     from aimass.jobs.builtin._data import load_version
 
     ctx = runtime.context()
-    loaded, version = load_version(ctx, params["model"], params["version"])
+    loaded, version = load_version(ctx, params["model"], str(params["version"]))
     hook = _entry_hook(version)
     print(f"evaluating {version.model} v{version.version} on {ctx.dataset}", flush=True)
     if hook is not None:
