@@ -47,7 +47,7 @@ def scheduler(db: Database, tmp_path: Path) -> Iterator[Scheduler]:
 
 
 def _submit(db: Database, entry: str, **fields: object) -> int:
-    spec = JobCreate.model_validate({"kind": "script", "entry": entry, **fields})
+    spec = JobCreate.model_validate({"kind": "train", "entry": entry, **fields})
     with db.session() as s:
         return service.submit_job(s, "default", spec, ENTRIES).id
 
