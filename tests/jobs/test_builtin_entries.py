@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import httpx
+
 from jobs.conftest import upload_iris, wait_for
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from aimass.config import Settings
 from conftest import LiveServer, start_server
 from jobs.conftest import job_settings, upload_iris, wait_for
 from jobs.test_local_jobs import _follow
-
-from aimass.config import Settings
 
 ray = pytest.importorskip("ray")
 

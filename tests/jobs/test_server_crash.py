@@ -12,10 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port
-from jobs.conftest import TERMINAL, pid_alive, submit_script, wait_for
 
 from aimass.config import Settings, settings_env
+from conftest import free_port
+from jobs.conftest import TERMINAL, pid_alive, submit_script, wait_for
 
 
 def _start(settings: Settings) -> subprocess.Popen[bytes]:
