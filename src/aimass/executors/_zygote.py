@@ -12,6 +12,7 @@ When stdin closes (the server went away) it kills every attempt and exits.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -49,6 +50,7 @@ class Zygote:
         pid = os.fork()
         if pid == 0:  # the attempt
             code = 70
+            events = -1
             try:
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -56,10 +58,18 @@ class Zygote:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 os.close(self._wake_r)
                 os.close(self._wake_w)
+                events = os.dup(1)  # the event pipe, before the attempt's output takes fd 1
                 from aimass.executors._child import run_attempt
 
                 code = run_attempt(spec)
             finally:
+                # Report the end now: tearing down a forked address space and the reap
+                # take several milliseconds more. The zygote's own later report is ignored.
+                if events >= 0:
+                    with contextlib.suppress(OSError):
+                        line = {"ev": "exited", "job_id": job_id, "attempt": attempt}
+                        line.update(pid=os.getpid(), returncode=code)
+                        os.write(events, (json.dumps(line) + "\n").encode())
                 os._exit(code)
         self.running[pid] = (job_id, attempt)
         _emit({"ev": "started", "job_id": job_id, "attempt": attempt, "pid": pid})
@@ -139,10 +149,17 @@ def main() -> None:
     """Set up the import path, pre-import the preload list, and serve."""
     sys.path[:0] = [p for p in json.loads(sys.argv[1]) if p not in sys.path]
     for name in json.loads(sys.argv[2]):
-        importlib.import_module(name)
+        # Best effort: a module that cannot be imported here fails in its attempt, which
+        # reports the error where the user sees it.
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
     from aimass.executors._child import warm
 
     warm()
+    # Everything imported so far is shared with every attempt: keep the collector away
+    # from it, or an attempt's first full collection copies all of those pages.
+    gc.collect()
+    gc.freeze()
     Zygote().serve()
 
 

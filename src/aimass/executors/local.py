@@ -91,7 +91,9 @@ class LocalExecutor(Executor):
         self.gpus = list(detect_gpus() if gpus is None else gpus)
         self.python_path = [str(p) for p in python_path]
         self.log_dir = log_dir
-        self.preload = ["aimass.executors._child", *preload]
+        # The entries' own modules too: an attempt then imports nothing to start.
+        entry_modules = sorted({t.partition(":")[0] for t in self.targets.values()})
+        self.preload = ["aimass.executors._child", *preload, *entry_modules]
         self.kill_grace_s = kill_grace_s
         self.start_timeout_s = start_timeout_s
         self._free_gpus = list(self.gpus)
@@ -173,6 +175,9 @@ class LocalExecutor(Executor):
             if attempt.cancelled:
                 self._signal(attempt, signal.SIGTERM)
         elif kind == "exited":
+            # The attempt may report its end before the zygote reports its start.
+            attempt.pid = attempt.pid or int(event["pid"])
+            attempt.started.set()
             self._finish(attempt, int(event["returncode"]))
         elif kind == "error":
             attempt.error = f"could not start the attempt: {event.get('error')}"

@@ -20,6 +20,8 @@ EXIT_SUPERSEDED = 75
 
 
 def _beat_forever(url: str, token: str, job_id: int, attempt: int, interval: float) -> None:
+    # Sleep first: a job shorter than one interval never pays for the HTTP client.
+    time.sleep(interval)
     import httpx
 
     path = f"/api/v1/jobs/{job_id}/attempts/{attempt}/heartbeat"
@@ -27,11 +29,11 @@ def _beat_forever(url: str, token: str, job_id: int, attempt: int, interval: flo
         base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=interval
     ) as http:
         while True:
-            time.sleep(interval)
             try:
                 response = http.post(path)
             except httpx.HTTPError as exc:
                 print(f"aimass: heartbeat failed ({exc}); retrying", file=sys.stderr, flush=True)
+                time.sleep(interval)
                 continue
             if response.status_code in (401, 404, 409):
                 try:
@@ -44,6 +46,7 @@ def _beat_forever(url: str, token: str, job_id: int, attempt: int, interval: flo
                     flush=True,
                 )
                 os._exit(EXIT_SUPERSEDED)
+            time.sleep(interval)
 
 
 def start_heartbeat(env: dict[str, str]) -> threading.Thread | None:

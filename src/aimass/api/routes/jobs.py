@@ -6,6 +6,7 @@ import asyncio
 import json
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -240,6 +241,7 @@ def _sse(event: str, data: str) -> bytes:
 async def _follow(ctx: Ctx, job_id: int, poll_s: float = 0.2) -> AsyncIterator[bytes]:
     log_dir = ctx.state.settings.job_log_dir
     attempt, offset, partial = 0, 0, b""
+    started = last_sent = time.monotonic()
     while True:
         job = await run_in_threadpool(_job, ctx, job_id)
         data = read_from(log_dir, job_id, attempt, offset) if attempt else b""
@@ -266,8 +268,11 @@ async def _follow(ctx: Ctx, job_id: int, poll_s: float = 0.2) -> AsyncIterator[b
                 yield _sse("log", partial.decode(errors="replace"))
             yield _sse("end", job.model_dump_json())
             return
-        yield b": keep-alive\n\n"
-        await asyncio.sleep(poll_s)
+        if time.monotonic() - last_sent > 10:
+            last_sent = time.monotonic()
+            yield b": keep-alive\n\n"
+        # Short jobs are watched closely; after a few seconds, a look every poll_s is enough.
+        await asyncio.sleep(0.02 if time.monotonic() - started < 5 else poll_s)
 
 
 @router.get("/{job_id}/logs", response_model=None)
