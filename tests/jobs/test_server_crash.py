@@ -55,10 +55,14 @@ def test_kill_9_of_the_server_loses_no_job(server_settings: Settings) -> None:
             timeout=30,
         )
         jobs = [
-            submit_script(api, "resumable.py", params={"steps": 4, "pause": 0.4}) for _ in range(3)
+            submit_script(api, "resumable.py", params={"steps": 8, "pause": 0.4}) for _ in range(3)
         ]
         running = [wait_for(api, j["id"], lambda j: "pid_1" in j["outputs"]) for j in jobs[:2]]
-        assert api.get(f"/api/v1/jobs/{jobs[2]['id']}").json()["state"] == "queued"
+        for job in jobs[:2]:  # each has saved a checkpoint to resume from
+            wait_for(
+                api, job["id"], lambda j: api.get(f"/api/v1/jobs/{j['id']}/checkpoints").json()
+            )
+        assert api.get(f"/api/v1/jobs/{jobs[2]['id']}").json()["state"] != "succeeded"
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
