@@ -40,6 +40,46 @@ THREAD_VARS = (
 )
 
 
+def child_spec(
+    attempt: AttemptSpec,
+    target: str,
+    gpus: Sequence[str] | None,
+    python_path: Sequence[str],
+    log_path: Path | None,
+) -> dict[str, Any]:
+    """The spec a zygote starts one attempt from: thread limits, job env, paths.
+
+    ``gpus`` None leaves ``CUDA_VISIBLE_DEVICES`` out (Ray's node sets it from its
+    own GPU ids); ``log_path`` None leaves the choice to whoever runs the attempt.
+    The attempt's own ``env`` is applied last, so it wins over everything here.
+    """
+    env = dict.fromkeys(THREAD_VARS, str(max(1, math.floor(attempt.resources.cpu))))
+    if gpus is not None:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+    env.update(
+        {
+            "AIMASS_JOB_ID": str(attempt.job_id),
+            "AIMASS_JOB_ATTEMPT": str(attempt.attempt),
+            "AIMASS_JOB_PROJECT": attempt.project,
+            "AIMASS_SCRATCH_DIR": str(attempt.scratch_dir),
+            "AIMASS_CHECKPOINT": (
+                attempt.checkpoint.model_dump_json() if attempt.checkpoint else ""
+            ),
+        }
+    )
+    env.update(attempt.env)
+    return {
+        "job_id": attempt.job_id,
+        "attempt": attempt.attempt,
+        "target": target,
+        "params": attempt.params,
+        "env": env,
+        "scratch_dir": str(attempt.scratch_dir),
+        "python_path": list(python_path),
+        "log_path": None if log_path is None else str(log_path),
+    }
+
+
 def detect_gpus() -> list[str]:
     """The NVIDIA GPU indices on this node ("0", "1", ...), from the driver's /proc entries."""
     root = Path("/proc/driver/nvidia/gpus")
@@ -209,7 +249,11 @@ class LocalExecutor(Executor):
             self._make_scratch(attempt.scratch_dir)
             zygote = self._ensure_zygote()
             state.zygote = zygote
-            self._send(zygote, {"op": "start", "spec": self._child_spec(attempt, target, gpus)})
+            log_path = None
+            if self.log_dir is not None:
+                log_path = self.log_dir / f"job-{attempt.job_id}" / f"attempt-{attempt.attempt}.log"
+            spec = child_spec(attempt, target, gpus, self.python_path, log_path)
+            self._send(zygote, {"op": "start", "spec": spec})
             if not state.started.wait(self.start_timeout_s):
                 raise RuntimeError("the attempt's process did not start in time")
             if state.error is not None:
@@ -284,38 +328,6 @@ class LocalExecutor(Executor):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.mkdir(mode=0o700)
         path.chmod(0o700)  # the umask may have narrowed it; never let it be wider
-
-    def _child_spec(self, attempt: AttemptSpec, target: str, gpus: list[str]) -> dict[str, Any]:
-        threads = str(max(1, math.floor(attempt.resources.cpu)))
-        env = dict.fromkeys(THREAD_VARS, threads)
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
-        env.update(
-            {
-                "AIMASS_JOB_ID": str(attempt.job_id),
-                "AIMASS_JOB_ATTEMPT": str(attempt.attempt),
-                "AIMASS_JOB_PROJECT": attempt.project,
-                "AIMASS_SCRATCH_DIR": str(attempt.scratch_dir),
-                "AIMASS_CHECKPOINT": (
-                    attempt.checkpoint.model_dump_json() if attempt.checkpoint else ""
-                ),
-            }
-        )
-        env.update(attempt.env)
-        log_path = None
-        if self.log_dir is not None:
-            log_path = str(
-                self.log_dir / f"job-{attempt.job_id}" / f"attempt-{attempt.attempt}.log"
-            )
-        return {
-            "job_id": attempt.job_id,
-            "attempt": attempt.attempt,
-            "target": target,
-            "params": attempt.params,
-            "env": env,
-            "scratch_dir": str(attempt.scratch_dir),
-            "python_path": self.python_path,
-            "log_path": log_path,
-        }
 
     def _finish(self, attempt: _Attempt, returncode: int) -> None:
         with self._lock:

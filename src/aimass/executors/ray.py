@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import select
 import shutil
@@ -43,7 +42,7 @@ from typing import IO, Any
 
 from aimass.executors._child import RESULT_FILE
 from aimass.executors.base import AttemptExit, AttemptSpec, Executor
-from aimass.executors.local import THREAD_VARS
+from aimass.executors.local import child_spec
 from aimass.scheduler.placement import NodeCapacity
 
 log = logging.getLogger("aimass.executors.ray")
@@ -322,7 +321,9 @@ class RayExecutor(Executor):
             name = f"aimass-job-{attempt.job_id}-attempt-{attempt.attempt}"
             task = self._task.options(name=name, **options)
             private = f"aimass-attempt-{attempt.job_id}-{attempt.attempt}-{uuid.uuid4().hex}"
-            ref = task.remote(self._child_spec(attempt, target), private, self.kill_grace_s)
+            # CUDA_VISIBLE_DEVICES and the log path are chosen on the node (run_on_node).
+            spec = child_spec(attempt, target, None, self.python_path, None)
+            ref = task.remote(spec, private, self.kill_grace_s)
             self._attempts[attempt.job_id] = _Attempt(spec=attempt, ref=ref, private=private)
             self._cond.notify_all()
 
@@ -363,29 +364,6 @@ class RayExecutor(Executor):
             return [(a.spec.job_id, a.spec.attempt) for a in self._attempts.values()]
 
     # -- helpers ------------------------------------------------------------
-
-    def _child_spec(self, attempt: AttemptSpec, target: str) -> dict[str, Any]:
-        # As LocalExecutor's; CUDA_VISIBLE_DEVICES is added on the node, from Ray's GPU ids.
-        checkpoint = attempt.checkpoint.model_dump_json() if attempt.checkpoint else ""
-        env = {
-            **dict.fromkeys(THREAD_VARS, str(max(1, math.floor(attempt.resources.cpu)))),
-            "AIMASS_JOB_ID": str(attempt.job_id),
-            "AIMASS_JOB_ATTEMPT": str(attempt.attempt),
-            "AIMASS_JOB_PROJECT": attempt.project,
-            "AIMASS_SCRATCH_DIR": str(attempt.scratch_dir),
-            "AIMASS_CHECKPOINT": checkpoint,
-            **attempt.env,
-        }
-        return {
-            "job_id": attempt.job_id,
-            "attempt": attempt.attempt,
-            "target": target,
-            "params": attempt.params,
-            "env": env,
-            "scratch_dir": str(attempt.scratch_dir),
-            "python_path": self.python_path,
-            "log_path": None,  # chosen on the node
-        }
 
     def _force(self, attempt: _Attempt) -> None:
         with self._cond:
