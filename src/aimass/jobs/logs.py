@@ -42,7 +42,7 @@ def append_log(log_dir: Path, job_id: int, attempt: int, data: bytes) -> None:
 def archive_log(store: ArtifactStore, log_dir: Path, job_id: int, attempt: int) -> bool:
     """Copy the attempt's log to the artifact store; False when there is none."""
     path = log_path(log_dir, job_id, attempt)
-    if not path.is_file():
+    if not path.is_file() or path.stat().st_size == 0:
         return False
     with path.open("rb") as src:
         store.put_file(archive_key(job_id, attempt), src)

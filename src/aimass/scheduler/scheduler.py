@@ -193,16 +193,15 @@ class Scheduler(LoopService):
             report.ended = service.expire_leases(session, now)
             timed_out = service.enforce_timeouts(session, now)
             report.ended += timed_out
+            running = service.running_jobs(session)
             lost = [
-                (j.id, j.attempt)
-                for j in service.running_jobs(session)
-                if j.id not in local and _process_gone(j.node)
+                (j.id, j.attempt) for j in running if j.id not in local and _process_gone(j.node)
             ]
             if lost:
                 report.ended += service.abandon_attempts(
                     session, lost, "its server process on this node is gone", now
                 )
-            running = service.running_jobs(session)
+                running = service.running_jobs(session)
             queue = service.queued_jobs(session, self.queue_scan)
             to_cancel = [j.id for j in running if j.cancel_requested and j.id in local]
             plan = place(
