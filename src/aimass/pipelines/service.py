@@ -29,12 +29,11 @@ from aimass.pipelines.entities import (
     StepRun,
 )
 from aimass.pipelines.templates import check_job_template
-from aimass.registry.projects import read_project_row
+from aimass.registry.projects import find_named_row, list_named_rows, read_project_row
 from aimass.store.orm import (
     PipelineRow,
     PipelineRunRow,
     PipelineStepRow,
-    ProjectRow,
     aware_utc,
     utcnow,
 )
@@ -110,7 +109,7 @@ def create_pipeline(
             )
     project_row = read_project_row(session, project)
     steps = [s.model_dump(mode="json", exclude_none=True) for s in ordered]
-    row = _find(session, project, name)
+    row = find_named_row(session, PipelineRow, project, name)
     now = utcnow()
     if row is None:
         row = PipelineRow(
@@ -136,16 +135,8 @@ def create_pipeline(
     return _entity(row)
 
 
-def _find(session: Session, project: str, name: str) -> PipelineRow | None:
-    return session.scalars(
-        select(PipelineRow)
-        .join(ProjectRow, PipelineRow.project_id == ProjectRow.id)
-        .where(ProjectRow.name == project, PipelineRow.name == name)
-    ).first()
-
-
 def _row(session: Session, project: str, name: str) -> PipelineRow:
-    row = _find(session, project, name)
+    row = find_named_row(session, PipelineRow, project, name)
     if row is None:
         raise NotFound(f"pipeline {name!r} not found in project {project!r}")
     return row
@@ -158,13 +149,7 @@ def read_pipeline(session: Session, project: str, name: str) -> Pipeline:
 
 def list_pipelines(session: Session, project: str) -> list[Pipeline]:
     """A project's pipelines by name."""
-    rows = session.scalars(
-        select(PipelineRow)
-        .join(ProjectRow, PipelineRow.project_id == ProjectRow.id)
-        .where(ProjectRow.name == project)
-        .order_by(PipelineRow.name)
-    )
-    return [_entity(r) for r in rows]
+    return [_entity(r) for r in list_named_rows(session, PipelineRow, project)]
 
 
 def delete_pipeline(session: Session, project: str, name: str) -> None:

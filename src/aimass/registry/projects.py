@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -11,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from aimass.artifacts.names import validate_name
 from aimass.errors import Conflict, NotFound
-from aimass.store.orm import ProjectRow, aware_utc
+from aimass.store.orm import PipelineRow, ProjectRow, ScheduleRow, aware_utc
 
 DEFAULT_PROJECT = "default"
 
@@ -29,6 +31,31 @@ def read_project_row(session: Session, name: str) -> ProjectRow:
     if row is None:
         raise NotFound(f"project {name!r} not found")
     return row
+
+
+#: Rows named uniquely within their project. A constrained TypeVar rather than a
+#: Protocol: mypy reads ``Mapped[int]`` on an instance as ``int``, so no Protocol
+#: both matches the rows and lets ``row_type.name`` build SQL.
+R = TypeVar("R", PipelineRow, ScheduleRow)
+
+
+def find_named_row(session: Session, row_type: type[R], project: str, name: str) -> R | None:
+    """The ``row_type`` row called ``name`` in ``project``, or None."""
+    return session.scalars(
+        select(row_type)
+        .join(ProjectRow, row_type.project_id == ProjectRow.id)
+        .where(ProjectRow.name == project, row_type.name == name)
+    ).first()
+
+
+def list_named_rows(session: Session, row_type: type[R], project: str) -> Sequence[R]:
+    """The ``row_type`` rows in ``project``, by name."""
+    return session.scalars(
+        select(row_type)
+        .join(ProjectRow, row_type.project_id == ProjectRow.id)
+        .where(ProjectRow.name == project)
+        .order_by(row_type.name)
+    ).all()
 
 
 def list_projects(session: Session) -> list[Project]:

@@ -26,9 +26,9 @@ from aimass.jobs.catalog import EntryCatalog
 from aimass.jobs.entities import Job, JobCreate
 from aimass.pipelines import service as pipelines
 from aimass.pipelines.templates import check_job_template
-from aimass.registry.projects import read_project_row
+from aimass.registry.projects import find_named_row, list_named_rows, read_project_row
 from aimass.schedules.entities import Schedule, ScheduleCreate, ScheduleUpdate
-from aimass.store.orm import ProjectRow, ScheduleRow, aware_utc, utcnow
+from aimass.store.orm import ScheduleRow, aware_utc, utcnow
 
 log = logging.getLogger("aimass.schedules")
 
@@ -123,7 +123,7 @@ def create_schedule(
     first = next_run(cron, spec.timezone, now)
     project_row = read_project_row(session, project)
     _check_template(session, project, spec.job, spec.pipeline, catalog)
-    if _find(session, project, name) is not None:
+    if find_named_row(session, ScheduleRow, project, name) is not None:
         raise Conflict(f"schedule {name!r} already exists in project {project!r}")
     row = ScheduleRow(
         project_id=project_row.id,
@@ -146,16 +146,8 @@ def create_schedule(
     return _entity(row)
 
 
-def _find(session: Session, project: str, name: str) -> ScheduleRow | None:
-    return session.scalars(
-        select(ScheduleRow)
-        .join(ProjectRow, ScheduleRow.project_id == ProjectRow.id)
-        .where(ProjectRow.name == project, ScheduleRow.name == name)
-    ).first()
-
-
 def _row(session: Session, project: str, name: str) -> ScheduleRow:
-    row = _find(session, project, name)
+    row = find_named_row(session, ScheduleRow, project, name)
     if row is None:
         raise NotFound(f"schedule {name!r} not found in project {project!r}")
     return row
@@ -168,13 +160,7 @@ def read_schedule(session: Session, project: str, name: str) -> Schedule:
 
 def list_schedules(session: Session, project: str) -> list[Schedule]:
     """A project's schedules by name."""
-    rows = session.scalars(
-        select(ScheduleRow)
-        .join(ProjectRow, ScheduleRow.project_id == ProjectRow.id)
-        .where(ProjectRow.name == project)
-        .order_by(ScheduleRow.name)
-    )
-    return [_entity(r) for r in rows]
+    return [_entity(r) for r in list_named_rows(session, ScheduleRow, project)]
 
 
 def update_schedule(
