@@ -12,12 +12,12 @@ import pytest
 from aimass.errors import Conflict, InvalidInput, NotFound, Unprocessable
 from aimass.jobs import service as jobs
 from aimass.jobs.catalog import EntryCatalog
+from aimass.jobs.submitting_loop import SubmitJob
 from aimass.pipelines import service as pipelines
 from aimass.pipelines.entities import PipelineCreate
 from aimass.schedules import service
 from aimass.schedules.entities import Schedule, ScheduleCreate, ScheduleUpdate
 from aimass.schedules.runner import ScheduleRunner
-from aimass.schedules.service import SubmitJob
 from aimass.store.db import Database
 
 T0 = datetime(2026, 1, 15, 10, 2, 30, tzinfo=UTC)  # a winter Thursday

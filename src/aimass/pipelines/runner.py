@@ -10,9 +10,7 @@ submitted exactly once even with several processes running this loop.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
 from datetime import datetime
 
 from pydantic import JsonValue
@@ -20,19 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aimass.errors import AimassError, NotFound, Unprocessable
-from aimass.jobs.entities import TERMINAL_STATES, Job, JobCreate
-from aimass.loop_service import LoopService
+from aimass.jobs.entities import TERMINAL_STATES
+from aimass.jobs.submitting_loop import SubmitJob, SubmittingLoop
 from aimass.pipelines import service
 from aimass.pipelines.conditions import Outputs, evaluate, fill_params, parse_path, resolve
 from aimass.pipelines.entities import TERMINAL_STEP_STATES, AliasMetric, Step
 from aimass.registry.service import read_version, set_alias
-from aimass.store.db import Database
 from aimass.store.orm import JobRow, PipelineRunRow, PipelineStepRow, utcnow
 
 log = logging.getLogger("aimass.pipelines")
-
-#: Submits a job in the caller's transaction: ``jobs.service.submit_job`` with the catalogue.
-SubmitJob = Callable[[Session, str, JobCreate], Job]
 
 
 def _needs_work(session: Session, run_id: int) -> bool:
@@ -192,28 +186,15 @@ def advance_run(
     return advance.submitted
 
 
-class PipelineRunner(LoopService):
+class PipelineRunner(SubmittingLoop):
     """Advances every active run each tick (0.5 s, or at once on ``wake()``).
 
-    ``submit`` queues a job (the app's wraps ``jobs.service.submit_job`` with its
-    catalogue); ``notify`` is called on the event loop after a tick that
-    submitted jobs has committed (the app wakes its scheduler there). Safe to
-    run in every server process.
+    ``notify`` is called after a tick that submitted jobs has committed (the app
+    wakes its scheduler there). Safe to run in every server process.
     """
 
     name = "pipeline-runner"
-
-    def __init__(
-        self,
-        db: Database,
-        submit: SubmitJob,
-        notify: Callable[[], None] | None = None,
-        interval: float = 0.5,
-    ) -> None:
-        super().__init__(interval)
-        self.db = db
-        self.submit = submit
-        self.notify = notify
+    default_interval = 0.5
 
     def tick(self, now: datetime | None = None) -> list[int]:
         """One pass over the active runs; the ids of the jobs submitted."""
@@ -227,8 +208,3 @@ class PipelineRunner(LoopService):
             except Exception:
                 log.exception("advancing pipeline run %s failed; trying again next tick", run_id)
         return submitted
-
-    async def run_once(self) -> None:
-        """One tick in a worker thread (the database calls block), then ``notify`` here."""
-        if await asyncio.to_thread(self.tick) and self.notify is not None:
-            self.notify()

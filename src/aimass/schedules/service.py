@@ -10,7 +10,6 @@ missed while no server ran fires once, not once per missed tick.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,7 +22,8 @@ from sqlalchemy.orm import Session
 from aimass.artifacts.names import validate_name
 from aimass.errors import AimassError, Conflict, NotFound, Unprocessable
 from aimass.jobs.catalog import EntryCatalog
-from aimass.jobs.entities import Job, JobCreate
+from aimass.jobs.entities import JobCreate
+from aimass.jobs.submitting_loop import SubmitJob
 from aimass.pipelines import service as pipelines
 from aimass.pipelines.templates import check_job_template
 from aimass.registry.projects import find_named_row, list_named_rows, read_project_row
@@ -32,8 +32,6 @@ from aimass.store.orm import ScheduleRow, aware_utc, utcnow
 
 log = logging.getLogger("aimass.schedules")
 
-#: Submits a job in the caller's transaction: ``jobs.service.submit_job`` with the catalogue.
-SubmitJob = Callable[[Session, str, JobCreate], Job]
 #: Schedules fired in one call at most; the rest fire on the next tick.
 FIRE_BATCH = 100
 
