@@ -6,7 +6,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,6 +18,19 @@ if TYPE_CHECKING:
     from aimass.jobs.entities import Job, JobMetric
 
 _BARS = "▁▂▃▄▅▆▇█"
+
+# The options that say what a job runs on, shared by `jobs submit` and `schedules create`.
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option("--param", "-p", metavar="KEY=VALUE", help="A param; JSON values parse."),
+]
+ParamsJsonOpt = Annotated[
+    str | None, typer.Option("--params-json", help="All params as one JSON object.")
+]
+DatasetOpt = Annotated[str | None, typer.Option("--dataset", help="Dataset to run on.")]
+DatasetVersionOpt = Annotated[
+    int | None, typer.Option("--dataset-version", min=1, help="Its version (default latest).")
+]
 
 
 def parse_params(pairs: Sequence[str] | None, params_json: str | None) -> dict[str, object]:

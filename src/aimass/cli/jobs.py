@@ -9,6 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 from aimass.cli._job_format import (
+    DatasetOpt,
+    DatasetVersionOpt,
+    ParamOpt,
+    ParamsJsonOpt,
     cells,
     describe_params,
     format_duration,
@@ -82,17 +86,10 @@ def submit(
         Kind | None,
         typer.Option("--kind", help="What the job does (default train; script with --script)."),
     ] = None,
-    param: Annotated[
-        list[str] | None,
-        typer.Option("--param", "-p", metavar="KEY=VALUE", help="A param; JSON values parse."),
-    ] = None,
-    params_json: Annotated[
-        str | None, typer.Option("--params-json", help="All params as one JSON object.")
-    ] = None,
-    dataset: Annotated[str | None, typer.Option("--dataset", help="Dataset to run on.")] = None,
-    dataset_version: Annotated[
-        int | None, typer.Option("--dataset-version", min=1, help="Its version (default latest).")
-    ] = None,
+    param: ParamOpt = None,
+    params_json: ParamsJsonOpt = None,
+    dataset: DatasetOpt = None,
+    dataset_version: DatasetVersionOpt = None,
     cpu: Annotated[float, typer.Option("--cpu", help="CPUs the job holds.")] = 1.0,
     gpu: Annotated[int, typer.Option("--gpu", min=0, help="GPUs the job holds.")] = 0,
     memory_mb: Annotated[

@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from aimass.cli._job_format import cells, parse_params
+from aimass.cli._job_format import (
+    DatasetOpt,
+    DatasetVersionOpt,
+    ParamOpt,
+    ParamsJsonOpt,
+    cells,
+    parse_params,
+)
 from aimass.cli._session import format_time, open_client, print_json, stdout_console
 
 if TYPE_CHECKING:
@@ -52,17 +59,10 @@ def create(
         str | None, typer.Option("--entry", help="The catalogue entry each firing runs.")
     ] = None,
     kind: Annotated[Kind, typer.Option("--kind", help="What the job does.")] = "train",
-    param: Annotated[
-        list[str] | None,
-        typer.Option("--param", "-p", metavar="KEY=VALUE", help="A param; JSON values parse."),
-    ] = None,
-    params_json: Annotated[
-        str | None, typer.Option("--params-json", help="All params as one JSON object.")
-    ] = None,
-    dataset: Annotated[str | None, typer.Option("--dataset", help="Dataset to run on.")] = None,
-    dataset_version: Annotated[
-        int | None, typer.Option("--dataset-version", min=1, help="Its version (default latest).")
-    ] = None,
+    param: ParamOpt = None,
+    params_json: ParamsJsonOpt = None,
+    dataset: DatasetOpt = None,
+    dataset_version: DatasetVersionOpt = None,
     pipeline: Annotated[
         str | None, typer.Option("--pipeline", help="Start a run of this pipeline instead.")
     ] = None,
