@@ -31,7 +31,7 @@ class ClassifierParams(TorchParams):
 
 @dataclass
 class Split:
-    """Training and validation tensors (inputs and class indices), on the training device."""
+    """Training and validation inputs and class indices: numpy arrays, or tensors on the device."""
 
     x_train: Any
     y_train: Any
@@ -48,6 +48,18 @@ def split_rows(index: Any, test_size: float, seed: int) -> tuple[Any, Any]:
     stratify = index if np.bincount(index).min() >= 2 else None
     train, val = train_test_split(rows, test_size=test_size, random_state=seed, stratify=stratify)
     return train, val
+
+
+def split_table(x: Any, y: Any, test_size: float, seed: int) -> tuple[Any, Split]:
+    """The sorted classes of ``y``, and the table's rows split for training and validation.
+
+    The split holds numpy arrays: the features ``x`` and each row's class index.
+    """
+    from aimass.zoo._torch import classifier_labels
+
+    classes, index = classifier_labels(y)
+    train_rows, val_rows = split_rows(index, test_size, seed)
+    return classes, Split(x[train_rows], index[train_rows], x[val_rows], index[val_rows])
 
 
 def affine(torch: Any, shift: Any, scale: Any) -> Any:
@@ -170,3 +182,44 @@ def register_classifier(
         description=description,
     )
     return {**metrics, "model": version.model, "model_version": version.version}
+
+
+def train_table_classifier(
+    ctx: JobContext,
+    params: TorchParams,
+    torch: Any,
+    device: Any,
+    body: Any,
+    data: Split,
+    classes: Any,
+    *,
+    entry: str,
+    suffix: str,
+    description: str,
+) -> dict[str, Any]:
+    """Fit ``body`` on the numpy ``data``, export and register it; the job's outputs.
+
+    For networks on feature rows: the served model takes float32 rows named ``input``.
+    """
+    model = probabilities_module(torch, body).to(device)
+    arrays = (data.x_train, data.y_train, data.x_val, data.y_val)
+    split = Split(*(torch.from_numpy(a).to(device) for a in arrays))
+    resumed_from, seconds = fit_classifier(ctx, params, model, split)
+    outputs = register_classifier(
+        ctx,
+        params,
+        model,
+        split,
+        classes,
+        entry=entry,
+        suffix=suffix,
+        input_name="input",
+        input_axes=[0],
+        description=description,
+    )
+    return {
+        **outputs,
+        "epochs": params.epochs,
+        "resumed_from": resumed_from,
+        "train_seconds": seconds,
+    }

@@ -82,15 +82,8 @@ def train(raw: dict[str, Any]) -> dict[str, Any]:
 
     from aimass import runtime
     from aimass.jobs.builtin._data import split_target
-    from aimass.zoo._classify import (
-        Split,
-        affine,
-        fit_classifier,
-        probabilities_module,
-        register_classifier,
-        split_rows,
-    )
-    from aimass.zoo._torch import classifier_labels, record_pid, setup
+    from aimass.zoo._classify import affine, split_table, train_table_classifier
+    from aimass.zoo._torch import record_pid, setup
 
     params = TabularMlpParams.model_validate(raw)
     ctx = runtime.context()
@@ -98,33 +91,22 @@ def train(raw: dict[str, Any]) -> dict[str, Any]:
     torch, device = setup(params.seed)
     x, y, _ = split_target(ctx.load_dataset(), params.target)
     assert y is not None
-    classes, index = classifier_labels(y)
-    train_rows, val_rows = split_rows(index, params.test_size, params.seed)
-    x_train, x_val, y_train, y_val = x[train_rows], x[val_rows], index[train_rows], index[val_rows]
-    mean, scale = x_train.mean(axis=0), x_train.std(axis=0)
+    classes, data = split_table(x, y, params.test_size, params.seed)
+    mean, scale = data.x_train.mean(axis=0), data.x_train.std(axis=0)
     scale = np.where(scale > 1e-12, scale, 1.0)
     body = torch.nn.Sequential(
         affine(torch, mean, scale),
         *_mlp(torch, x.shape[1], params.hidden_sizes, len(classes), params.dropout),
     )
-    model = probabilities_module(torch, body).to(device)
-    split = Split(*(torch.from_numpy(a).to(device) for a in (x_train, y_train, x_val, y_val)))
-    resumed_from, seconds = fit_classifier(ctx, params, model, split)
-    outputs = register_classifier(
+    return train_table_classifier(
         ctx,
         params,
-        model,
-        split,
+        torch,
+        device,
+        body,
+        data,
         classes,
         entry="tabular.mlp",
         suffix="mlp",
-        input_name="input",
-        input_axes=[0],
         description=f"tabular.mlp on {ctx.dataset}: hidden layers {params.hidden_sizes}",
     )
-    return {
-        **outputs,
-        "epochs": params.epochs,
-        "resumed_from": resumed_from,
-        "train_seconds": seconds,
-    }

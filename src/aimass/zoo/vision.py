@@ -99,15 +99,8 @@ def train(raw: dict[str, Any]) -> dict[str, Any]:
     """Train, score and checkpoint each epoch; export to ONNX and register the version."""
     from aimass import runtime
     from aimass.jobs.builtin._data import split_target
-    from aimass.zoo._classify import (
-        Split,
-        affine,
-        fit_classifier,
-        probabilities_module,
-        register_classifier,
-        split_rows,
-    )
-    from aimass.zoo._torch import classifier_labels, record_pid, setup
+    from aimass.zoo._classify import affine, split_table, train_table_classifier
+    from aimass.zoo._torch import record_pid, setup
 
     params = CnnParams.model_validate(raw)
     ctx = runtime.context()
@@ -120,34 +113,23 @@ def train(raw: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(
             f"the dataset has {x.shape[1]} feature columns; a square image needs a square number"
         )
-    classes, index = classifier_labels(y)
-    train_rows, val_rows = split_rows(index, params.test_size, params.seed)
-    x_train, x_val, y_train, y_val = x[train_rows], x[val_rows], index[train_rows], index[val_rows]
-    peak = float(max(x_train.max(), 1e-6))
+    classes, data = split_table(x, y, params.test_size, params.seed)
+    peak = float(max(data.x_train.max(), 1e-6))
     body = torch.nn.Sequential(
         affine(torch, 0.0, peak),
         torch.nn.Unflatten(1, (1, side, side)),
         *_network(torch, side, params, len(classes)),
     )
-    model = probabilities_module(torch, body).to(device)
-    split = Split(*(torch.from_numpy(a).to(device) for a in (x_train, y_train, x_val, y_val)))
-    resumed_from, seconds = fit_classifier(ctx, params, model, split)
-    outputs = register_classifier(
+    return train_table_classifier(
         ctx,
         params,
-        model,
-        split,
+        torch,
+        device,
+        body,
+        data,
         classes,
         entry="vision.cnn",
         suffix="cnn",
-        input_name="input",
-        input_axes=[0],
         description=f"vision.cnn on {ctx.dataset}: {side}x{side} images, "
         f"channels {params.channels}",
     )
-    return {
-        **outputs,
-        "epochs": params.epochs,
-        "resumed_from": resumed_from,
-        "train_seconds": seconds,
-    }
