@@ -15,7 +15,7 @@ import io
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,6 +37,14 @@ class TorchParams(BaseModel):
         default=None, min_length=1, max_length=256, description="default: <dataset>-<model>"
     )
     sleep_s: float = Field(default=0.0, ge=0, le=60, description="pause after each epoch")
+
+
+class EpochParams(Protocol):
+    """What ``run_epochs`` reads of a deep entry's params (``TorchParams`` has it all)."""
+
+    epochs: int
+    seed: int
+    sleep_s: float
 
 
 def setup(seed: int) -> tuple[Any, Any]:
@@ -86,7 +94,7 @@ def batches(torch: Any, rows: int, size: int) -> Iterator[Any]:
 
 def run_epochs(
     ctx: JobContext,
-    params: TorchParams,
+    params: EpochParams,
     model: Any,
     optimizer: Any,
     train_epoch: Callable[[int], Mapping[str, float]],

@@ -150,12 +150,10 @@ def train_graphsage(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _train(params: GraphParams, gcn: bool) -> dict[str, Any]:
-    import time
-
     from aimass import runtime
     from aimass.flavors.signature import Signature
     from aimass.zoo._graph_io import PygNetwork, parse_graph, served_classes, serving_network
-    from aimass.zoo._torch import dump_state, load_state, record_pid, setup
+    from aimass.zoo._torch import record_pid, run_epochs, setup
 
     ctx = runtime.context()
     record_pid(ctx)
@@ -173,48 +171,30 @@ def _train(params: GraphParams, gcn: bool) -> dict[str, Any]:
     optimizer = torch.optim.Adam(
         model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay
     )
-    start = 0
-    blob = ctx.load_checkpoint()
-    if blob is not None:
-        state = load_state(blob)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start = int(state["epoch"])
-        print(f"resuming from the checkpoint of epoch {start}", flush=True)
-    ctx.set_outputs(**{f"start_{ctx.attempt}": start})
-    ctx.log_params(params.model_dump(mode="json"))
     loss_fn = torch.nn.functional.cross_entropy
-    metrics: dict[str, float] = {}
-    began = time.monotonic()
-    for epoch in range(start + 1, params.epochs + 1):
-        torch.manual_seed(params.seed * 100_003 + epoch)  # a resumed run drops out the same
-        model.train()
-        logits = model(x, edges)
-        loss = loss_fn(logits[train], y[train])
+    metrics: dict[str, float] = {}  # the last epoch's, for the outputs
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        loss = loss_fn(model(x, edges)[train], y[train])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        model.eval()
-        with torch.no_grad():
-            logits = model(x, edges)
+        metrics["loss"] = float(loss)
+        return {"loss": metrics["loss"]}
+
+    def score() -> dict[str, float]:
+        logits = model(x, edges)
         predicted = logits.argmax(dim=-1)
-        metrics = {
-            "loss": float(loss),
+        scores = {
             "train_accuracy": float((predicted[train] == y[train]).float().mean()),
             "accuracy": float((predicted[test] == y[test]).float().mean()),
             "test_loss": float(loss_fn(logits[test], y[test])),
         }
-        ctx.log_metrics(metrics, step=epoch)
-        print(
-            f"epoch {epoch}/{params.epochs}: "
-            + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
-            flush=True,
-        )
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
-        ctx.save_checkpoint(dump_state(epoch, **state), step=epoch)
-        if params.sleep_s:
-            time.sleep(params.sleep_s)
-    seconds = time.monotonic() - began
+        metrics.update(scores)
+        return scores
+
+    ctx.log_params(params.model_dump(mode="json"))
+    start, seconds = run_epochs(ctx, params, model, optimizer, train_epoch, score)
     if not metrics:  # resumed after the last epoch: score the checkpointed model
         model.eval()
         with torch.no_grad():
