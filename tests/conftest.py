@@ -65,17 +65,25 @@ def _with_db(url: str, name: str) -> str:
     return url.rsplit("/", 1)[0] + "/" + name
 
 
+def sqlite_url(tmp_path: Path) -> str:
+    """Create a migrated SQLite database under ``tmp_path``; its URL.
+
+    For the ``db_url`` below and for test folders that override it with SQLite only.
+    """
+    from aimass.store.db import Database
+
+    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    db = Database(url)
+    db.upgrade()
+    db.close()
+    return url
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, migrated database URL on each backend."""
     if request.param == "sqlite":
-        from aimass.store.db import Database
-
-        url = f"sqlite:///{tmp_path / 'meta.db'}"
-        db = Database(url)
-        db.upgrade()
-        db.close()
-        yield url
+        yield sqlite_url(tmp_path)
         return
     template = request.getfixturevalue("pg_template")
     if template is None:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from aimass.config import Settings
-from conftest import LiveServer, start_server
+from conftest import LiveServer, sqlite_url, start_server
 from jobs.conftest import job_settings, upload_iris, wait_for
 from jobs.test_local_jobs import _follow
 
@@ -17,15 +17,9 @@ ray = pytest.importorskip("ray")
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> Iterator[str]:
+def db_url(tmp_path: Path) -> str:
     """SQLite only: the Ray path does not depend on the metadata store (one Ray start)."""
-    from aimass.store.db import Database
-
-    url = f"sqlite:///{tmp_path / 'meta.db'}"
-    db = Database(url)
-    db.upgrade()
-    db.close()
-    yield url
+    return sqlite_url(tmp_path)
 
 
 @pytest.fixture

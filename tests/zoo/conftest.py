@@ -8,13 +8,13 @@ catalogue's race to materialize a dataset) takes both backends back with
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from conftest import sqlite_url
 from jobs.conftest import api, jobs_server, wait_for
 from tests_support import deploy
 
@@ -22,15 +22,9 @@ __all__ = ["api", "bad_params", "db_url", "infer", "jobs_server", "serve", "trai
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> Iterator[str]:
+def db_url(tmp_path: Path) -> str:
     """A fresh, migrated SQLite database URL."""
-    from aimass.store.db import Database
-
-    url = f"sqlite:///{tmp_path / 'meta.db'}"
-    db = Database(url)
-    db.upgrade()
-    db.close()
-    yield url
+    return sqlite_url(tmp_path)
 
 
 def train(
