@@ -1,4 +1,4 @@
-"""A database on each backend, a small entry catalogue, and a model with two versions."""
+"""A database on each backend, a small entry catalogue, a model with two versions, a step."""
 
 from __future__ import annotations
 
@@ -13,8 +13,27 @@ from sqlalchemy.orm import Session
 from aimass.jobs import service as jobs
 from aimass.jobs.catalog import Entry, EntryCatalog
 from aimass.jobs.entities import Job, JobCreate
-from aimass.pipelines.runner import SubmitJob
+from aimass.jobs.submitting_loop import SubmitJob
 from aimass.store.db import Database
+
+#: A step that moves ``production`` of ``iris`` to the trained version when its F1 beats it.
+PROMOTE: dict[str, Any] = {
+    "name": "promote",
+    "needs": ["evaluate"],
+    "when": {
+        "left": "steps.evaluate.outputs.metrics.f1",
+        "op": ">",
+        "right": {
+            "alias_metric": {"model": "iris", "alias": "production", "metric": "f1", "default": 0}
+        },
+    },
+    "action": {
+        "kind": "set_alias",
+        "model": "iris",
+        "alias": "production",
+        "version_from": "steps.train.outputs.model_version",
+    },
+}
 
 
 class TrainParams(BaseModel):

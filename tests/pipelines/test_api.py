@@ -19,6 +19,7 @@ from tests.conftest import LiveServer, start_server
 import aimass
 from aimass.config import Settings
 from aimass.errors import NotFound, Unprocessable
+from jobs.conftest import job_settings, upload_iris
 
 PROMOTE_IF_BETTER: dict[str, Any] = {
     "name": "promote-if-better",
@@ -77,38 +78,18 @@ SLEEPER = {
 
 
 @pytest.fixture
-def server(settings: Settings) -> Iterator[LiveServer]:
-    """A live server that runs jobs (two CPU slots), so pipeline steps really run."""
-    yield from start_server(settings.model_copy(update={"jobs": True, "job_slots": 2.0}))
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    """A live server that runs jobs (two CPU slots), so pipeline steps really run.
 
-
-@pytest.fixture
-def client(server: LiveServer) -> Iterator[aimass.Client]:
-    with aimass.Client(url=server.url, token=server.admin_token) as c:
-        yield c
-
-
-@pytest.fixture
-def http(server: LiveServer) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {server.admin_token}"}
-    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as c:
-        yield c
-
-
-def _upload_iris(http: httpx.Client, tmp_path: Path) -> None:
-    from sklearn.datasets import load_iris
-
-    path = tmp_path / "iris.csv"
-    load_iris(as_frame=True).frame.to_csv(path, index=False)
-    with path.open("rb") as fh:
-        answer = http.post("/api/v1/datasets/iris/versions", files={"file": (path.name, fh)})
-    assert answer.status_code == 201, answer.text
+    The root ``client`` and ``http`` fixtures talk to it.
+    """
+    yield from start_server(job_settings(settings))
 
 
 def test_train_evaluate_promote_runs_for_real(
     client: aimass.Client, http: httpx.Client, tmp_path: Path
 ) -> None:
-    _upload_iris(http, tmp_path)
+    upload_iris(http, tmp_path)
     pipeline = client.pipelines.apply(PROMOTE_IF_BETTER)
     assert [s.name for s in pipeline.steps] == ["train", "evaluate", "promote"]
     first = client.pipelines.wait_run(client.pipelines.run(pipeline.name).id, timeout=180)
@@ -170,8 +151,8 @@ def test_cancelling_a_run_stops_its_job(client: aimass.Client) -> None:
 
 
 @pytest.fixture
-def aimass_cli(server: LiveServer) -> CliRunnerCall:
-    return CliRunnerCall(server)
+def aimass_cli(live_server: LiveServer) -> CliRunnerCall:
+    return CliRunnerCall(live_server)
 
 
 def test_cli_applies_runs_and_watches_a_pipeline(aimass_cli: CliRunnerCall, tmp_path: Path) -> None:

@@ -15,11 +15,13 @@ import pytest
 from aimass.jobs import service as jobs
 from aimass.jobs.catalog import EntryCatalog
 from aimass.jobs.entities import Outcome
+from aimass.jobs.submitting_loop import SubmitJob
 from aimass.pipelines import service
 from aimass.pipelines.entities import PipelineCreate, PipelineRun
-from aimass.pipelines.runner import PipelineRunner, SubmitJob, advance_run
+from aimass.pipelines.runner import PipelineRunner, advance_run
 from aimass.registry import service as registry
 from aimass.store.db import Database
+from pipelines.conftest import PROMOTE
 
 TRAIN = {"name": "train", "job": {"kind": "train", "entry": "toy.train"}}
 EVALUATE = {
@@ -29,23 +31,6 @@ EVALUATE = {
         "kind": "evaluate",
         "entry": "toy.evaluate",
         "params": {"model_version": {"from": "steps.train.outputs.model_version"}},
-    },
-}
-PROMOTE = {
-    "name": "promote",
-    "needs": ["evaluate"],
-    "when": {
-        "left": "steps.evaluate.outputs.metrics.f1",
-        "op": ">",
-        "right": {
-            "alias_metric": {"model": "iris", "alias": "production", "metric": "f1", "default": 0}
-        },
-    },
-    "action": {
-        "kind": "set_alias",
-        "model": "iris",
-        "alias": "production",
-        "version_from": "steps.train.outputs.model_version",
     },
 }
 ANNOUNCE = {

@@ -12,29 +12,13 @@ from aimass.jobs.catalog import EntryCatalog
 from aimass.pipelines import service
 from aimass.pipelines.entities import Pipeline, PipelineCreate
 from aimass.store.db import Database
+from pipelines.conftest import PROMOTE
 
 TRAIN = {"kind": "train", "entry": "toy.train", "params": {"C": 0.5}}
 EVALUATE = {
     "kind": "evaluate",
     "entry": "toy.evaluate",
     "params": {"model_version": {"from": "steps.train.outputs.model_version"}},
-}
-PROMOTE = {
-    "name": "promote",
-    "needs": ["evaluate"],
-    "when": {
-        "left": "steps.evaluate.outputs.metrics.f1",
-        "op": ">",
-        "right": {
-            "alias_metric": {"model": "iris", "alias": "production", "metric": "f1", "default": 0}
-        },
-    },
-    "action": {
-        "kind": "set_alias",
-        "model": "iris",
-        "alias": "production",
-        "version_from": "steps.train.outputs.model_version",
-    },
 }
 
 

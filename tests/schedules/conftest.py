@@ -1,23 +1,16 @@
-"""A database on each backend and a small entry catalogue for schedule templates."""
+"""A database on each backend and a small entry catalogue for schedule templates.
+
+``db`` and ``submit`` are the pipeline tests' (``tests/pipelines/conftest.py``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from pydantic import BaseModel, ConfigDict
-from sqlalchemy.orm import Session
 
-from aimass.jobs import service as jobs
 from aimass.jobs.catalog import Entry, EntryCatalog
-from aimass.jobs.entities import Job, JobCreate
-from aimass.schedules.service import SubmitJob
-from aimass.store.db import Database
+from pipelines.conftest import TrainParams, db, submit
 
-
-class TrainParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    C: float = 1.0
+__all__ = ["catalog", "db", "submit"]
 
 
 @pytest.fixture
@@ -25,20 +18,3 @@ def catalog() -> EntryCatalog:
     catalog = EntryCatalog()
     catalog.add(Entry("toy.train", frozenset({"train"}), "toy:train", "trains", TrainParams))
     return catalog
-
-
-@pytest.fixture
-def submit(catalog: EntryCatalog) -> SubmitJob:
-    """What the app injects: submit_job with the catalogue."""
-
-    def submit_job(session: Session, project: str, spec: JobCreate) -> Job:
-        return jobs.submit_job(session, project, spec, catalog)
-
-    return submit_job
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    yield database
-    database.close()

@@ -18,23 +18,18 @@ from aimass.config import Settings
 from aimass.errors import Conflict, InvalidInput, NotFound, Unprocessable
 from aimass.store.db import Database
 from aimass.store.orm import ScheduleRow, utcnow
+from jobs.conftest import job_settings
 
 
 @pytest.fixture
-def server(settings: Settings) -> Iterator[LiveServer]:
-    """A live server that runs jobs, so a schedule's job really runs."""
-    yield from start_server(settings.model_copy(update={"jobs": True, "job_slots": 2.0}))
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    """A live server that runs jobs, so a schedule's job really runs (root ``client`` uses it)."""
+    yield from start_server(job_settings(settings))
 
 
-@pytest.fixture
-def client(server: LiveServer) -> Iterator[aimass.Client]:
-    with aimass.Client(url=server.url, token=server.admin_token) as c:
-        yield c
-
-
-def test_a_bad_cron_is_a_422_naming_the_field(server: LiveServer) -> None:
-    headers = {"Authorization": f"Bearer {server.admin_token}"}
-    with httpx.Client(base_url=server.url, headers=headers) as http:
+def test_a_bad_cron_is_a_422_naming_the_field(live_server: LiveServer) -> None:
+    headers = {"Authorization": f"Bearer {live_server.admin_token}"}
+    with httpx.Client(base_url=live_server.url, headers=headers) as http:
         body = {"name": "bad", "cron": "61 * * * *", "job": {"kind": "train", "entry": "noop"}}
         answer = http.post("/api/v1/schedules", json=body)
         assert answer.status_code == 422
@@ -72,11 +67,11 @@ def test_the_sdk_creates_changes_and_deletes_schedules(client: aimass.Client) ->
 
 
 def test_a_due_schedule_fires_its_job_on_the_server(
-    client: aimass.Client, server: LiveServer
+    client: aimass.Client, live_server: LiveServer
 ) -> None:
     created = client.schedules.create("soon", "*/5 * * * *", entry="noop")
     # Make it due now rather than waiting for the clock: the server's loop fires it.
-    db = Database(server.settings.resolved_database_url)
+    db = Database(live_server.settings.resolved_database_url)
     try:
         with db.session() as session:
             session.execute(
@@ -97,8 +92,8 @@ def test_a_due_schedule_fires_its_job_on_the_server(
 
 
 @pytest.fixture
-def aimass_cli(server: LiveServer) -> CliRunnerCall:
-    return CliRunnerCall(server)
+def aimass_cli(live_server: LiveServer) -> CliRunnerCall:
+    return CliRunnerCall(live_server)
 
 
 def test_cli_manages_schedules(aimass_cli: CliRunnerCall) -> None:
