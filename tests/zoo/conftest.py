@@ -18,7 +18,7 @@ from conftest import sqlite_url
 from jobs.conftest import api, jobs_server, wait_for
 from tests_support import deploy
 
-__all__ = ["api", "bad_params", "db_url", "infer", "jobs_server", "serve", "train"]
+__all__ = ["api", "bad_params", "db_url", "evaluate", "infer", "jobs_server", "serve", "train"]
 
 
 @pytest.fixture
@@ -59,6 +59,28 @@ def infer(api: httpx.Client, deployment: str, inputs: list[dict[str, Any]]) -> d
     response = api.post(f"/v2/models/{deployment}/infer", json={"inputs": inputs})
     assert response.status_code == 200, response.text
     return {o["name"]: o for o in response.json()["outputs"]}
+
+
+def evaluate(api: httpx.Client, job: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """Run the ``evaluate`` entry on ``dataset`` with the version the train ``job`` registered.
+
+    It must succeed (else the failure shows its log); the metrics it reported.
+    """
+    outputs = job["outputs"]
+    response = api.post(
+        "/api/v1/jobs",
+        json={
+            "kind": "evaluate",
+            "entry": "evaluate",
+            "params": {"model": outputs["model"], "version": str(outputs["model_version"])},
+            "dataset": dataset,
+        },
+    )
+    assert response.status_code == 201, response.text
+    done = wait_for(api, response.json()["id"])
+    assert done["state"] == "succeeded", (done, api.get(f"/api/v1/jobs/{done['id']}/logs").text)
+    metrics: dict[str, Any] = done["outputs"]["metrics"]
+    return metrics
 
 
 def bad_params(api: httpx.Client, entry: str, params: dict[str, Any]) -> str:

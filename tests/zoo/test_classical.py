@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from zoo.conftest import bad_params, infer, serve, train
+from zoo.conftest import bad_params, evaluate, infer, serve, train
 
 
 @dataclass(frozen=True)
@@ -151,26 +151,8 @@ def test_evaluation_of_a_clustering_version_reports_clustering_metrics(
 ) -> None:
     job = train(api, "classical.kmeans")
     outputs = job["outputs"]
-    response = api.post(
-        "/api/v1/jobs",
-        json={
-            "kind": "evaluate",
-            "entry": "evaluate",
-            "dataset": "iris",
-            "params": {"model": outputs["model"], "version": str(outputs["model_version"])},
-        },
-    )
-    assert response.status_code == 201, response.text
-    done = train_wait(api, response.json()["id"])
-    assert done["outputs"]["metrics"]["adjusted_rand"] == pytest.approx(outputs["adjusted_rand"])
+    metrics = evaluate(api, job, "iris")
+    assert metrics["adjusted_rand"] == pytest.approx(outputs["adjusted_rand"])
     reports = api.get(f"/api/v1/models/{outputs['model']}/versions/1/evaluations").json()
     assert [r["task"] for r in reports] == ["clustering"]
     assert {"silhouette", "adjusted_rand", "nmi"} <= set(reports[0]["metrics"])
-
-
-def train_wait(api: httpx.Client, job_id: int) -> dict[str, Any]:
-    from jobs.conftest import wait_for
-
-    done = wait_for(api, job_id)
-    assert done["state"] == "succeeded", (done, api.get(f"/api/v1/jobs/{job_id}/logs").text)
-    return done

@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.conftest import wait_for
-from zoo.conftest import bad_params, infer, serve, train
+from zoo.conftest import bad_params, evaluate, infer, serve, train
 from zoo.torch_jobs import kill_mid_training
 
 pytestmark = pytest.mark.torch
@@ -141,19 +140,8 @@ def test_gcn_classifies_the_karate_club_serves_it_and_evaluates_it(
     refused = api.post(f"/v2/models/{name}/infer", json={"inputs": out_of_range})
     assert refused.status_code == 400, refused.text
 
-    response = api.post(
-        "/api/v1/jobs",
-        json={
-            "kind": "evaluate",
-            "entry": "evaluate",
-            "params": {"model": outputs["model"], "version": str(outputs["model_version"])},
-            "dataset": "karate_club",
-        },
-    )
-    assert response.status_code == 201, response.text
-    evaluation = wait_for(api, response.json()["id"])
-    assert evaluation["state"] == "succeeded", api.get(f"/api/v1/jobs/{evaluation['id']}/logs").text
-    assert evaluation["outputs"]["metrics"]["accuracy"] == pytest.approx(outputs["accuracy"])
+    metrics = evaluate(api, job, "karate_club")
+    assert metrics["accuracy"] == pytest.approx(outputs["accuracy"])
 
 
 def test_graphsage_classifies_the_block_model(api: httpx.Client, tmp_path: Path) -> None:

@@ -8,8 +8,7 @@ import httpx
 import numpy as np
 import pytest
 
-from jobs.conftest import wait_for
-from zoo.conftest import bad_params, infer, serve, train
+from zoo.conftest import bad_params, evaluate, infer, serve, train
 from zoo.torch_jobs import epoch_metric
 
 pytestmark = pytest.mark.torch
@@ -56,19 +55,7 @@ def test_the_text_classifier_learns_topics_and_serves_raw_text(api: httpx.Client
     assert unknown["probabilities"]["shape"] == [1, 4], "words outside the vocabulary are fine"
 
     # The evaluate job feeds the text column to the model as strings, as serving does.
-    response = api.post(
-        "/api/v1/jobs",
-        json={
-            "kind": "evaluate",
-            "entry": "evaluate",
-            "params": {"model": outputs["model"], "version": str(outputs["model_version"])},
-            "dataset": "text_topics",
-        },
-    )
-    assert response.status_code == 201, response.text
-    done = wait_for(api, response.json()["id"], timeout=60)
-    assert done["state"] == "succeeded", api.get(f"/api/v1/jobs/{done['id']}/logs").text
-    metrics = done["outputs"]["metrics"]
+    metrics = evaluate(api, job, "text_topics")
     assert metrics["accuracy"] >= outputs["accuracy"] - 0.05, "all rows: mostly training ones"
     assert metrics["roc_auc"] > 0.9
 

@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.conftest import wait_for
-from zoo.conftest import bad_params, infer, serve, train
+from zoo.conftest import bad_params, evaluate, infer, serve, train
 from zoo.torch_jobs import epoch_metric
 
 pytestmark = pytest.mark.torch
@@ -60,19 +59,7 @@ def test_factorization_beats_random_and_popularity_and_serves_top_k(
     assert set(items[3].tolist()) == set(np.argsort(-counts, kind="stable")[:10].tolist())
 
     # The evaluate job ranks with the version, against the held-out split again.
-    response = api.post(
-        "/api/v1/jobs",
-        json={
-            "kind": "evaluate",
-            "entry": "evaluate",
-            "params": {"model": outputs["model"], "version": str(outputs["model_version"])},
-            "dataset": "ratings",
-        },
-    )
-    assert response.status_code == 201, response.text
-    done = wait_for(api, response.json()["id"], timeout=60)
-    assert done["state"] == "succeeded", api.get(f"/api/v1/jobs/{done['id']}/logs").text
-    metrics = done["outputs"]["metrics"]
+    metrics = evaluate(api, job, "ratings")
     assert metrics["recall_at_10"] == pytest.approx(recall)
     assert metrics["ndcg_at_10"] == pytest.approx(outputs["ndcg_at_10"])
 

@@ -9,8 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from jobs.conftest import wait_for
-from zoo.conftest import bad_params, infer, serve, train
+from zoo.conftest import bad_params, evaluate, infer, serve, train
 from zoo.torch_jobs import kill_mid_training
 
 pytestmark = pytest.mark.torch
@@ -75,20 +74,7 @@ def test_ppo_balances_the_cartpole_serves_actions_and_is_evaluated(api: httpx.Cl
     )
     assert pushes["action"]["data"] == [1, 0]
 
-    response = api.post(
-        "/api/v1/jobs",
-        json={
-            "kind": "evaluate",
-            "entry": "evaluate",
-            "params": {"model": outputs["model"], "version": str(outputs["model_version"])},
-            "dataset": "cartpole",
-        },
-    )
-    assert response.status_code == 201, response.text
-    evaluation = wait_for(api, response.json()["id"])
-    logs = api.get(f"/api/v1/jobs/{evaluation['id']}/logs").text
-    assert evaluation["state"] == "succeeded", logs
-    assert evaluation["outputs"]["metrics"]["mean_return"] >= 150
+    assert evaluate(api, job, "cartpole")["mean_return"] >= 150
 
 
 def test_a_killed_ppo_job_resumes_from_its_last_checkpoint(api: httpx.Client) -> None:
