@@ -35,15 +35,12 @@ def list_entries(ctx: typer.Context, json_: JsonOpt = False) -> None:
     from rich.table import Table
 
     table = Table(title=f"{len(entries)} model(s) in the library")
-    for column in ("name", "family", "task", "default dataset", "exports"):
+    # The family is the name's prefix (classical., vision., ...), so it needs no column.
+    for column in ("name", "task", "default dataset", "exports"):
         # Names stay whole so they can be copied; the other columns give way.
-        table.add_column(
-            column, overflow="fold", no_wrap=column in ("name", "task", "default dataset")
-        )
+        table.add_column(column, overflow="fold", no_wrap=column in ("name", "default dataset"))
     for e in entries:
-        table.add_row(
-            e.name, e.family or "-", e.task or "-", e.default_dataset or "-", ", ".join(e.exports)
-        )
+        table.add_row(e.name, e.task or "-", e.default_dataset or "-", ", ".join(e.exports))
     stdout_console().print(table)
 
 
