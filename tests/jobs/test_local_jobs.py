@@ -254,6 +254,14 @@ def test_script_uploads_are_checked(api: httpx.Client, jobs_server: LiveServer) 
         data={"spec": json.dumps({"kind": "script", "entry": "escape:main"})},
     )
     assert slip.status_code == 422 and "unsafe" in slip.json()["error"]["message"]
+    for name, junk in (("code.zip", b"PKjunk"), ("code.tar.gz", b"\x1f\x8bjunk")):
+        broken = api.post(
+            "/api/v1/jobs/script",
+            files={"source": (name, junk)},
+            data={"spec": json.dumps({"kind": "script", "entry": "code:main"})},
+        )
+        assert broken.status_code == 422, broken.text
+        assert "not a readable archive" in broken.json()["error"]["message"]
     editor = api.post(
         "/api/v1/tokens", json={"name": "ed", "role": "editor", "project": "default"}
     ).json()["secret"]

@@ -18,9 +18,9 @@ raise :class:`AttemptSuperseded`.
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 
+from aimass.config import job_environment
 from aimass.runtime.context import AttemptSuperseded, JobContext, NotInAJob
 
 __all__ = ["AttemptSuperseded", "JobContext", "NotInAJob", "context"]
@@ -29,4 +29,4 @@ __all__ = ["AttemptSuperseded", "JobContext", "NotInAJob", "context"]
 @lru_cache(maxsize=1)
 def context() -> JobContext:
     """The attempt this process runs (from its ``AIMASS_*`` environment)."""
-    return JobContext(dict(os.environ))
+    return JobContext(job_environment())

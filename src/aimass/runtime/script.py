@@ -28,10 +28,17 @@ def _safe_member(name: str) -> str:
     return name
 
 
-def unpack_source(archive: Path, dest: Path) -> None:
-    """Unpack ``archive`` (a .py file, .zip or .tar.gz) into ``dest``."""
+def unpack_source(archive: Path, dest: Path, name: str | None = None) -> None:
+    """Unpack ``archive`` (a .py file, .zip or .tar.gz) into ``dest``; a broken or unsafe
+    archive is Unprocessable."""
+    try:
+        _unpack(archive, dest, name or archive.name)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
+        raise Unprocessable(f"source {name or archive.name!r} is not a readable archive") from exc
+
+
+def _unpack(archive: Path, dest: Path, name: str) -> None:
     dest.mkdir(parents=True, exist_ok=True)
-    name = archive.name
     if name.endswith(".py"):
         (dest / name).write_bytes(archive.read_bytes())
         return

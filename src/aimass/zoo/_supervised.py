@@ -10,11 +10,12 @@ entry and its task. Runs inside the job's process.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from aimass.config import job_threads
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,9 +40,8 @@ class Split:
 
 
 def threads() -> int:
-    """The CPU share the executor gave this job (``OMP_NUM_THREADS``), at least 1."""
-    value = os.environ.get("OMP_NUM_THREADS", "")
-    return int(value) if value.isdigit() and int(value) > 0 else 1
+    """The CPU share the executor gave this job, at least 1."""
+    return job_threads()
 
 
 def default_model_name(ctx: JobContext, entry: str) -> str:

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aimass.config import job_threads
+
 if TYPE_CHECKING:
     from aimass.runtime import JobContext
 
@@ -55,9 +57,7 @@ def setup(seed: int) -> tuple[Any, Any]:
     """
     import torch
 
-    threads = os.environ.get("OMP_NUM_THREADS", "")
-    if threads.isdigit() and int(threads) > 0:
-        torch.set_num_threads(int(threads))
+    torch.set_num_threads(job_threads())
     torch.manual_seed(seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch, device

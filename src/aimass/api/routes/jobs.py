@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -94,9 +93,8 @@ def _store_source(ctx: Ctx, path: Path, filename: str, spec: JobCreate) -> Job:
     if not filename.endswith(SOURCE_SUFFIXES):
         raise InvalidInput(f"source {filename!r}: upload a .py file, a .zip or a .tar.gz")
     with tempfile.TemporaryDirectory(dir=ctx.state.settings.spool_dir) as tmp:
-        named = Path(tmp) / filename
-        shutil.copyfile(path, named)
-        unpack_source(named, Path(tmp) / "check")  # refuses unsafe archives before storing
+        # Refuses unsafe archives before anything is stored.
+        unpack_source(path, Path(tmp) / "check", name=filename)
     store = ctx.state.store
     key = store.new_key("jobs", "sources")
     with path.open("rb") as src:
