@@ -11,6 +11,8 @@ EXTRAS ?= dev,torch,ray,zoo
 install: $(VENV)/.installed ## create .venv and install aimass with its dev extras
 
 $(VENV)/.installed: pyproject.toml
+	@command -v bwrap >/dev/null || { apt-get update -qq && apt-get install -y -qq bubblewrap; } \
+		|| echo "bubblewrap is missing and could not be installed: jobs and code-bearing models need it"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"

@@ -67,6 +67,13 @@ class TooLarge(AimassError):
     status = 413
 
 
+class Unavailable(AimassError):
+    """A part the request needs is missing or down right now; say how to fix it (503)."""
+
+    code = "unavailable"
+    status = 503
+
+
 class IntegrityError(AimassError):
     """Stored bytes do not match their recorded checksum (500, never user-caused)."""
 
@@ -85,6 +92,7 @@ ERRORS_BY_CODE: dict[str, type[AimassError]] = {
         NotFound,
         Conflict,
         TooLarge,
+        Unavailable,
         IntegrityError,
     )
 }
