@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aimass.api.context import request_id_var
-from aimass.errors import AimassError
+from aimass.errors import AimassError, Unavailable
 from aimass.validation import describe_errors
 
 log = logging.getLogger("aimass.api")
@@ -25,6 +25,7 @@ _STATUS_CODES = {
     413: "too_large",
     415: "unsupported_media_type",
     422: "unprocessable",
+    503: "unavailable",
 }
 
 
@@ -37,6 +38,8 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 
 async def _aimass_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AimassError)
+    if isinstance(exc, Unavailable):
+        return error_response(exc.status, exc.code, exc.message)
     if exc.status >= 500:
         log.error("server error %s: %s", exc.code, exc.message, exc_info=exc)
         return error_response(exc.status, exc.code, "internal error; quote the request id")
