@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(default=30.0, ge=0.5, le=3600)
     ray_address: str | None = None
     public_url: str | None = None
+    #: Extra names the Host header may carry (comma list; ``*`` turns the check off).
+    allowed_hosts: str = ""
+    header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    max_connections: int = Field(default=2000, ge=1, le=1_000_000)
 
     @field_validator("home")
     @classmethod
@@ -138,6 +143,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_JOBS": "true" if settings.jobs else "false",
         "AIMASS_JOB_EXECUTOR": settings.job_executor,
         "AIMASS_JOB_LEASE_S": str(settings.job_lease_s),
+        "AIMASS_ALLOWED_HOSTS": settings.allowed_hosts,
+        "AIMASS_HEADER_TIMEOUT_S": str(settings.header_timeout_s),
+        "AIMASS_BODY_TIMEOUT_S": str(settings.body_timeout_s),
+        "AIMASS_MAX_CONNECTIONS": str(settings.max_connections),
     }
     for key, value in (
         ("AIMASS_JOB_SLOTS", settings.job_slots),
