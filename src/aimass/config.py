@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     auth: bool = True
     max_inference_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     max_tensor_elements: int = Field(default=16 * 1024 * 1024, ge=1)
+    #: Caps on what a dataset upload may hold once parsed, checked before it is materialised.
+    dataset_max_rows: int = Field(default=10_000_000, ge=1)
+    dataset_max_cells: int = Field(default=100_000_000, ge=1)
+    dataset_max_bytes: int = Field(default=1024**3, ge=1)
     reconcile_interval: float = Field(default=0.5, gt=0, le=60)
     tune_gc: bool = True
     jobs: bool = True
@@ -138,6 +142,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_AUTH": "true" if settings.auth else "false",
         "AIMASS_MAX_INFERENCE_BYTES": str(settings.max_inference_bytes),
         "AIMASS_MAX_TENSOR_ELEMENTS": str(settings.max_tensor_elements),
+        "AIMASS_DATASET_MAX_ROWS": str(settings.dataset_max_rows),
+        "AIMASS_DATASET_MAX_CELLS": str(settings.dataset_max_cells),
+        "AIMASS_DATASET_MAX_BYTES": str(settings.dataset_max_bytes),
         "AIMASS_RECONCILE_INTERVAL": str(settings.reconcile_interval),
         "AIMASS_TUNE_GC": "true" if settings.tune_gc else "false",
         "AIMASS_JOBS": "true" if settings.jobs else "false",
