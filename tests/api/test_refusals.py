@@ -189,9 +189,9 @@ def test_cve_2023_1177_client_supplied_locations_are_refused(
 
 
 def test_version_create_without_a_file_is_refused(http: httpx.Client, settings: Any) -> None:
-    response = http.post(
-        "/api/v1/models/m/versions", data={"meta": json.dumps({"source": "file:///etc"})}
-    )
+    # multipart with no file part (a form-encoded body is refused at the edge: 415)
+    meta = json.dumps({"source": "file:///etc"})
+    response = http.post("/api/v1/models/m/versions", files={"meta": (None, meta)})
     assert response.status_code == 400
     _assert_nothing_registered(http, settings)
 

@@ -11,7 +11,7 @@ from starlette.types import Receive, Scope, Send
 from aimass import __version__
 from aimass.api.errors import install_error_handlers
 from aimass.api.jobs_runtime import start_jobs, stop_jobs
-from aimass.api.middleware import RequestGuard
+from aimass.api.middleware import EdgePolicy, RequestGuard
 from aimass.api.routes import (
     access,
     datasets,
@@ -35,16 +35,24 @@ from aimass.serving.repository import ModelRepository
 class PlatformApp:
     """Routes each request to the inference path or the control plane, with no extra hop.
 
+    Every request first passes the one HTTP edge (``api.middleware.RequestGuard``:
+    Host, cross-site writes, body caps and timeouts, security headers, request id).
     Inference requests never touch FastAPI's routing, dependency injection or
     validation; everything else (and the lifespan) goes to FastAPI.
     """
 
-    def __init__(self, control: FastAPI, inference: InferenceApp, state: AppState) -> None:
+    def __init__(
+        self, control: FastAPI, inference: InferenceApp, state: AppState, edge: EdgePolicy
+    ) -> None:
         self.control = control
         self.inference = inference
         self.state = state
+        self._guarded = RequestGuard(self._route, edge, inference.handles)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._guarded(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.inference.handles(scope["path"]):
             await self.inference(scope, receive, send)
             return
@@ -96,7 +104,6 @@ def _control_plane(settings: Settings, state: AppState) -> FastAPI:
         pipelines,
     ):
         app.include_router(module.router)
-    app.add_middleware(RequestGuard, max_upload_bytes=settings.max_upload_bytes)
     return app
 
 
@@ -119,7 +126,9 @@ def create_app(settings: Settings, state: AppState | None = None) -> PlatformApp
         max_tensor_elements=settings.max_tensor_elements,
         server_version=__version__,
     )
-    return PlatformApp(_control_plane(settings, app_state), inference, app_state)
+    app_state.auth_cache = inference.auth
+    control = _control_plane(settings, app_state)
+    return PlatformApp(control, inference, app_state, EdgePolicy.from_settings(settings))
 
 
 def create_app_from_env() -> PlatformApp:

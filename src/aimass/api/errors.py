@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from aimass.api.context import request_id_var
 from aimass.errors import AimassError, Unavailable
@@ -62,7 +63,9 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error (request id %s)", request_id_var.get(), exc_info=exc)
+    # The edge cut the body off (413, 408) and has answered; nothing went wrong here.
+    if not isinstance(exc, ClientDisconnect):
+        log.exception("unhandled error (request id %s)", request_id_var.get(), exc_info=exc)
     return error_response(500, "internal", "internal error; quote the request id")
 
 

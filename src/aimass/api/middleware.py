@@ -1,115 +1,348 @@
-"""Pure ASGI guard: request ids, body-size limits counted as bytes arrive, safe headers."""
+"""The HTTP edge: one pure-ASGI guard in front of the whole process, control plane and inference.
+
+In one pass over the headers it gives the request an id, checks that the Host
+names this server (DNS rebinding), refuses writes a web page could forge (a
+cross-site Origin or Sec-Fetch-Site, a form content type), caps the body and
+times out a body that stops arriving, adds the security headers to every
+answer, and answers a 500 that still carries the request id when anything
+escapes the app. Loopback is not a wall (SECURITY.md, item 12): all of it
+holds with auth on or off.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import logging
+import os
 import re
-import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aimass.api.context import request_id_var
-from aimass.errors import TooLarge
+from aimass.config import Settings
+
+log = logging.getLogger("aimass.api")
 
 DEFAULT_MAX_BODY = 1024 * 1024
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+#: Where the guard leaves the request id in the scope, for apps that answer on their own.
+REQUEST_ID_KEY = "aimass.request_id"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+#: One policy for every page and answer: only this server's own scripts, no framing.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; worker-src 'self' blob:; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+)
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_CLOSE = (b"connection", b"close")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 _UPLOAD_PATH = re.compile(r"^/api/v1/(models|datasets)/[^/]+/versions/?$|^/api/v1/bundles/?$")
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# What an HTML form can send without a CORS preflight and the API never takes.
+# multipart/form-data is the third: uploads need it, so it passes here and the
+# Origin check below is what stops a form from another site.
+_FORM_TYPES = frozenset({b"application/x-www-form-urlencoded", b"text/plain"})
+_SAME_ORIGIN_FETCH = frozenset({b"same-origin", b"none"})
+# Probes from orchestrators use the pod's address as Host; these answers reveal nothing.
+_HOST_FREE = frozenset({"/v2/health/live", "/v2/health/ready"})
+_DISCONNECT: Message = {"type": "http.disconnect"}
 
 
-class BodyTooLarge(TooLarge):
-    """Raised from ``receive`` when a body passes its limit mid-stream."""
+@dataclass(frozen=True)
+class EdgePolicy:
+    """What the guard enforces; ``allowed_hosts`` None means any Host (an explicit opt-out)."""
+
+    allowed_hosts: frozenset[bytes] | None
+    max_upload_bytes: int
+    max_inference_bytes: int
+    body_timeout_s: float
+    max_body_bytes: int = DEFAULT_MAX_BODY
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EdgePolicy:
+        """The policy for a server run with ``settings``."""
+        return cls(
+            allowed_hosts=allowed_hosts(settings),
+            max_upload_bytes=settings.max_upload_bytes,
+            max_inference_bytes=settings.max_inference_bytes,
+            body_timeout_s=settings.body_timeout_s,
+        )
+
+
+def allowed_hosts(settings: Settings) -> frozenset[bytes] | None:
+    """Host names this server answers to: loopback, its bind host, its public URL, and extras."""
+    names = set(LOOPBACK_HOSTS)
+    if settings.host not in ("0.0.0.0", "::", ""):
+        names.add(_host_name(settings.host))
+    if settings.public_url:
+        public = urlsplit(settings.public_url).hostname
+        if public:
+            names.add(_host_name(public))
+    for extra in settings.allowed_hosts.split(","):
+        extra = extra.strip()
+        if extra == "*":
+            return None
+        if extra:
+            names.add(_host_name(extra))
+    return frozenset(name.encode("idna") for name in names)
+
+
+def _host_name(host: str) -> str:
+    """``host`` lower-cased, without a port, IPv6 addresses in brackets (as in a Host header)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1]
+    if host.count(":") > 1:
+        return f"[{host}]"
+    return host.partition(":")[0]
+
+
+def _header_host(host: bytes) -> bytes:
+    host = host.lower()
+    if host[:1] == b"[":
+        return host[: host.find(b"]") + 1]
+    return host.partition(b":")[0]
 
 
 class RequestGuard:
-    """Tags each request with an id, caps its body and adds security headers.
+    """The edge of every HTTP request; ``is_inference(path)`` picks the inference path's limits.
 
-    The cap is checked against Content-Length before anything is read, and
-    counted on every chunk that arrives, so a chunked body cannot slip past it.
+    Refusals say what to do and carry the request id; a body over its limit
+    (declared or counted as it arrives, chunked too) is a 413, a body that
+    stalls for ``body_timeout_s`` a 408, both answered at once with the
+    connection closed, whatever the app would have said after.
     """
 
-    def __init__(self, app: ASGIApp, max_upload_bytes: int, max_body_bytes: int = DEFAULT_MAX_BODY):
+    def __init__(
+        self, app: ASGIApp, policy: EdgePolicy, is_inference: Callable[[str], bool]
+    ) -> None:
         self.app = app
-        self.max_upload_bytes = max_upload_bytes
-        self.max_body_bytes = max_body_bytes
+        self.policy = policy
+        self.is_inference = is_inference
+        self._id_prefix = os.urandom(4).hex()
+        self._ids = itertools.count(1)
 
-    def _limit(self, scope: Scope) -> int:
-        if scope["method"] == "POST" and _UPLOAD_PATH.match(scope["path"]):
-            return self.max_upload_bytes
-        return self.max_body_bytes
+    def _limit(self, method: str, path: str, inference: bool) -> tuple[int, str]:
+        """The body limit for this request, and what to do about it in a refusal."""
+        if inference:
+            limit = self.policy.max_inference_bytes
+            return limit, f"{_over(limit)}; raise AIMASS_MAX_INFERENCE_BYTES for larger requests"
+        if method == "POST" and _UPLOAD_PATH.match(path):
+            limit = self.policy.max_upload_bytes
+            return limit, f"{_over(limit)}; raise AIMASS_MAX_UPLOAD_BYTES for larger uploads"
+        limit = self.policy.max_body_bytes
+        return limit, f"{_over(limit)}; send files as uploads, not inside a JSON body"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        given = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        host = origin = fetch_site = content_type = length = given = None
+        chunked = False
+        for key, value in scope["headers"]:
+            if key == b"host":
+                host = value
+            elif key == b"content-length":
+                length = value
+            elif key == b"content-type":
+                content_type = value
+            elif key == b"origin":
+                origin = value
+            elif key == b"sec-fetch-site":
+                fetch_site = value
+            elif key == b"x-request-id":
+                given = value
+            elif key == b"transfer-encoding":
+                chunked = True
+        if given is not None and _REQUEST_ID.fullmatch(given.decode("latin-1")):
+            request_id = given.decode("latin-1")
+        else:
+            request_id = f"{self._id_prefix}{next(self._ids):08x}"
+        scope[REQUEST_ID_KEY] = request_id
         token = request_id_var.set(request_id)
-        limit = self._limit(scope)
-        started = False
-
-        async def send_with_headers(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                extra = [
-                    (b"x-request-id", request_id.encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                ]
-                message["headers"] = list(message.get("headers", [])) + extra
-            await send(message)
-
+        path: str = scope["path"]
+        method: str = scope["method"]
+        inference = self.is_inference(path)
+        v2 = path.startswith("/v2")
+        extra = [(b"x-request-id", request_id.encode()), _NOSNIFF, *SECURITY_HEADERS]
         try:
-            length = headers.get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > limit):
-                await self._too_large(send_with_headers, request_id, limit)
+            refusal = self._refusal(path, method, host, origin, fetch_site, content_type)
+            if refusal is not None:
+                status, code, message = refusal
+                await _answer(send, status, code, message, request_id, v2, extra)
                 return
-            received = 0
-
-            async def counted_receive() -> Message:
-                nonlocal received
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > limit:
-                        raise BodyTooLarge(_too_large_message(limit))
-                return message
-
-            try:
-                await self.app(scope, counted_receive, send_with_headers)
-            except BodyTooLarge:
-                if not started:
-                    await self._too_large(send_with_headers, request_id, limit)
+            limit, too_large = self._limit(method, path, inference)
+            if length is not None and (not length.isdigit() or int(length) > limit):
+                await _answer(send, 413, "too_large", too_large, request_id, v2, extra)
+                return
+            await self._serve(
+                scope, receive, send, request_id, (limit, too_large), v2, extra,
+                # The inference path sets its own id and nosniff headers (it runs alone too).
+                list(SECURITY_HEADERS) if inference else extra,
+                has_body=chunked or (length is not None and length != b"0"),
+            )  # fmt: skip
         finally:
             request_id_var.reset(token)
 
-    @staticmethod
-    async def _too_large(send: Send, request_id: str, limit: int) -> None:
-        body = orjson.dumps(
-            {
-                "error": {
-                    "code": "too_large",
-                    "message": _too_large_message(limit),
-                    "request_id": request_id,
-                }
-            }
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    def _refusal(
+        self,
+        path: str,
+        method: str,
+        host: bytes | None,
+        origin: bytes | None,
+        fetch_site: bytes | None,
+        content_type: bytes | None,
+    ) -> tuple[int, str, str] | None:
+        """Why this request may not go on (status, code, message), or None."""
+        allowed = self.policy.allowed_hosts
+        if allowed is not None and path not in _HOST_FREE:
+            if host is None:
+                return 400, "invalid_input", "the request has no Host header; send one"
+            if _header_host(host) not in allowed:
+                shown = host[:100].decode("latin-1")
+                return 403, "forbidden", (
+                    f"this server does not answer to the host {shown!r} (a DNS-rebinding "
+                    "guard); use 127.0.0.1 or the name it was started with, or add the name "
+                    "to AIMASS_ALLOWED_HOSTS"
+                )  # fmt: skip
+        if method not in _WRITES:
+            return None
+        if fetch_site is not None and fetch_site.lower() not in _SAME_ORIGIN_FETCH:
+            return 403, "forbidden", (
+                "a web page from another site may not change anything here (Sec-Fetch-Site: "
+                f"{fetch_site[:32].decode('latin-1')}); use the aimass CLI or SDK, or a page "
+                "served by this server"
+            )  # fmt: skip
+        if origin is not None and not _same_origin(origin, host):
+            return 403, "forbidden", (
+                f"a web page from another origin ({origin[:100].decode('latin-1')}) may not "
+                "change anything here; use the aimass CLI or SDK, or a page served by this server"
+            )  # fmt: skip
+        if content_type is not None:
+            media = content_type.partition(b";")[0].strip().lower()
+            if media in _FORM_TYPES:
+                return 415, "unsupported_media_type", (
+                    f"writes do not take {media.decode('latin-1')!r} bodies; send JSON "
+                    "(Content-Type: application/json) or, for files, multipart/form-data"
+                )  # fmt: skip
+        return None
+
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request_id: str,
+        limits: tuple[int, str],
+        v2: bool,
+        extra: list[tuple[bytes, bytes]],
+        app_extra: list[tuple[bytes, bytes]],
+        *,
+        has_body: bool,
+    ) -> None:
+        limit, too_large = limits
+        started = answered = False
+        body_done = not has_body
+        received = 0
+        timeout = self.policy.body_timeout_s
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if answered:
+                return  # the guard has answered this request already (413, 408)
+            if not started and message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", ()), *app_extra]
+            await send(message)
+
+        async def answer_early(status: int, code: str, message: str) -> Message:
+            nonlocal answered
+            if not started:
+                await _answer(send, status, code, message, request_id, v2, extra)
+            answered = True
+            return _DISCONNECT  # the app sees a client that went away, and stops
+
+        async def guarded_receive() -> Message:
+            nonlocal received, body_done
+            if body_done or answered:
+                return _DISCONNECT if answered else await receive()
+            try:
+                async with asyncio.timeout(timeout):
+                    message = await receive()
+            except TimeoutError:
+                return await answer_early(408, "timeout", _too_slow(timeout))
+            if message["type"] != "http.request":
+                body_done = True
+                return message
+            received += len(message.get("body", b""))
+            if received > limit:
+                return await answer_early(413, "too_large", too_large)
+            if not message.get("more_body", False):
+                body_done = True
+            return message
+
+        try:
+            await self.app(scope, guarded_receive, guarded_send)
+        except Exception:
+            if answered:
+                return
+            if started:
+                # The app's own error handling (FastAPI's) has answered and logged it.
+                log.debug("error after the answer began (request id %s)", request_id)
+                return
+            log.exception("unhandled error (request id %s)", request_id)
+            await _answer(send, 500, "internal", "internal error; quote the request id",
+                          request_id, v2, extra)  # fmt: skip
 
 
-def _too_large_message(limit: int) -> str:
+def _same_origin(origin: bytes, host: bytes | None) -> bool:
+    if host is None:
+        return False
+    origin = origin.lower()
+    host = host.lower()
+    return origin == b"http://" + host or origin == b"https://" + host
+
+
+async def _answer(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    request_id: str,
+    v2: bool,
+    extra: list[tuple[bytes, bytes]],
+) -> None:
+    """The guard's own answer, in the shape of the path's API, closing the connection."""
+    if v2:
+        body = orjson.dumps({"error": message})
+    else:
+        body = orjson.dumps({"error": {"code": code, "message": message, "request_id": request_id}})
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        _CLOSE,
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _over(limit: int) -> str:
+    return f"request body is over the limit of {limit} bytes"
+
+
+def _too_slow(timeout: float) -> str:
     return (
-        f"request body is over the limit of {limit} bytes; "
-        "raise AIMASS_MAX_UPLOAD_BYTES for larger uploads"
+        f"the request body stopped arriving for {timeout:g} s; send it at once "
+        "(AIMASS_BODY_TIMEOUT_S sets the limit)"
     )

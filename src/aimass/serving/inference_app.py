@@ -157,8 +157,12 @@ class InferenceApp:
                 header_length = value
             elif key == b"x-request-id":
                 client_id = value
-        if client_id is not None and _CLIENT_ID.fullmatch(client_id.decode("latin-1")):
-            request_id: str = client_id.decode("latin-1")
+        # Behind the HTTP edge (api.middleware) the request already has its id.
+        request_id: str | None = scope.get("aimass.request_id")
+        if request_id is not None:
+            pass
+        elif client_id is not None and _CLIENT_ID.fullmatch(client_id.decode("latin-1")):
+            request_id = client_id.decode("latin-1")
         else:
             request_id = f"{self._id_prefix}{next(self._ids):08x}"
         path: str = scope["path"]
