@@ -11,7 +11,7 @@ from aimass.api.state import AppState
 from aimass.auth.entities import Principal, Role
 from aimass.auth.service import authenticate
 from aimass.errors import Forbidden
-from aimass.registry.projects import DEFAULT_PROJECT
+from aimass.registry.projects import DEFAULT_PROJECT, read_project_row
 
 ANONYMOUS_ADMIN = Principal(token_id=None, name="anonymous", role="admin", project=None)
 
@@ -36,28 +36,50 @@ def principal_of(request: Request) -> Principal:
     state = app_state(request)
     if not state.settings.auth:
         return ANONYMOUS_ADMIN
+    with state.db.session() as session:
+        return authenticate(session, _bearer(request))
+
+
+def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
-    with state.db.session() as session:
-        return authenticate(session, secret.strip() if scheme.lower() == "bearer" else None)
+    return secret.strip() if scheme.lower() == "bearer" else None
 
 
-def requires(role: Role) -> Callable[[Request, str], Ctx]:
-    """A dependency that demands at least ``role`` on the request's project."""
+def requires(role: Role) -> Callable[[Request, str | None], Ctx]:
+    """A dependency that demands at least ``role`` on the request's project.
+
+    The project is ``?project=``; left out, it is the token's own project for a
+    token limited to one, else ``default``. A project that does not exist is a
+    404 (after the scope check, so a limited token learns nothing of others).
+    """
 
     def dependency(
         request: Request,
-        project: str = Query(DEFAULT_PROJECT, description="project to act on"),
+        project: str | None = Query(
+            None,
+            description="project to act on (default: the token's project, else 'default')",
+        ),
     ) -> Ctx:
-        principal = principal_of(request)
-        if not principal.can(role, project):
+        state = app_state(request)
+        with state.db.session() as session:
+            principal = (
+                authenticate(session, _bearer(request)) if state.settings.auth else ANONYMOUS_ADMIN
+            )
+            if project is None:
+                project = principal.project or DEFAULT_PROJECT
             if principal.project is not None and principal.project != project:
-                raise Forbidden(f"this token is limited to project {principal.project!r}")
+                raise Forbidden(
+                    f"this token is limited to project {principal.project!r}; "
+                    f"send ?project={principal.project} or use a token for {project!r}"
+                )
+            read_project_row(session, project)
+        if not principal.can(role, project):
             raise Forbidden(
                 f"this token's role {principal.role!r} may not do this; "
                 f"a token with role {role!r} or higher is needed"
             )
-        return Ctx(state=app_state(request), principal=principal, project=project)
+        return Ctx(state=state, principal=principal, project=project)
 
     return dependency
 
@@ -70,6 +92,38 @@ admin_on_project = requires("admin")
 def admin(request: Request) -> Ctx:
     """Demands an admin token valid on every project."""
     principal = principal_of(request)
-    if principal.role != "admin" or principal.project is not None:
+    if not principal.is_global_admin:
         raise Forbidden("an admin token valid on all projects is needed")
     return Ctx(state=app_state(request), principal=principal, project=DEFAULT_PROJECT)
+
+
+def global_admin(what: str) -> Callable[[Request, str | None], Ctx]:
+    """Like ``admin_on_project``, but only an admin token valid on all projects may ``what``.
+
+    For actions that run code on the server's nodes (script jobs, trusted uploads):
+    a project's admin is not trusted with the whole installation.
+    """
+    on_project = requires("admin")
+
+    def dependency(
+        request: Request,
+        project: str | None = Query(
+            None,
+            description="project to act on (default: the token's project, else 'default')",
+        ),
+    ) -> Ctx:
+        ctx = on_project(request, project)
+        refuse_unless_global_admin(ctx.principal, what)
+        return ctx
+
+    return dependency
+
+
+def refuse_unless_global_admin(principal: Principal, what: str) -> None:
+    """Forbidden unless ``principal`` is an admin valid on all projects (runs code: ``what``)."""
+    if not principal.is_global_admin:
+        raise Forbidden(
+            f"only an admin token valid on all projects may {what}, since it runs code "
+            "on the server's nodes; ask an installation admin (a token with role admin "
+            "and no project)"
+        )

@@ -46,7 +46,7 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
 _CLOSE = (b"connection", b"close")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
-_UPLOAD_PATH = re.compile(r"^/api/v1/(models|datasets)/[^/]+/versions/?$|^/api/v1/bundles/?$")
+_UPLOAD_PATH = re.compile(r"/api/v1/(models|datasets)/[^/]+/versions/?|/api/v1/bundles/?")
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # What an HTML form can send without a CORS preflight and the API never takes.
 # multipart/form-data is the third: uploads need it, so it passes here and the
@@ -137,7 +137,7 @@ class RequestGuard:
         if inference:
             limit = self.policy.max_inference_bytes
             return limit, f"{_over(limit)}; raise AIMASS_MAX_INFERENCE_BYTES for larger requests"
-        if method == "POST" and _UPLOAD_PATH.match(path):
+        if method == "POST" and _UPLOAD_PATH.fullmatch(path):
             limit = self.policy.max_upload_bytes
             return limit, f"{_over(limit)}; raise AIMASS_MAX_UPLOAD_BYTES for larger uploads"
         limit = self.policy.max_body_bytes

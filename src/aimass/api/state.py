@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from aimass.pipelines.runner import PipelineRunner
     from aimass.scheduler.scheduler import Scheduler
     from aimass.schedules.runner import ScheduleRunner
+    from aimass.serving._auth_cache import AuthCache
     from aimass.serving.repository import ModelRepository
 
 
@@ -35,6 +36,8 @@ class AppState:
     executor: Executor | None = field(default=None)
     pipeline_runner: PipelineRunner | None = field(default=None)
     schedule_runner: ScheduleRunner | None = field(default=None)
+    #: The inference path's token cache; cleared when a token is revoked in this process.
+    auth_cache: AuthCache | None = field(default=None)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:

@@ -8,13 +8,14 @@ import unicodedata
 
 from aimass.errors import InvalidInput
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ +-]{0,199}$")
+# fullmatch, never match with "$": "$" also matches before a final newline, so "name\n" passed.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ +-]{0,199}")
 
 
 def validate_name(value: str, what: str = "name") -> str:
     """An entity name: letters, digits, '.', '_', '-', starting with a letter or digit."""
-    if not _NAME.match(value) or ".." in value:
+    if not _NAME.fullmatch(value) or ".." in value:
         raise InvalidInput(
             f"invalid {what} {value!r}: use 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
@@ -36,7 +37,7 @@ def validate_filename(value: str) -> str:
         or value in (".", "..")
         or ".." in value
         or posixpath.isabs(value)
-        or not _FILENAME.match(value)
+        or not _FILENAME.fullmatch(value)
     ):
         raise InvalidInput(
             f"invalid file name {value!r}: a file name may not contain a path, '..', "

@@ -31,6 +31,13 @@ class Principal(BaseModel):
     project: str | None = None
     job_id: int | None = None
     """Set for the token an attempt of this job was given (``aimass.runtime``)."""
+    job_attempt: int | None = None
+    """The attempt of ``job_id`` the token was minted for; it writes only as that attempt."""
+
+    @property
+    def is_global_admin(self) -> bool:
+        """True for an admin token not limited to one project (and not a job's)."""
+        return self.role == "admin" and self.project is None and self.job_id is None
 
     def can(self, role: Role, project: str | None) -> bool:
         """True when this principal holds at least ``role`` on ``project``."""

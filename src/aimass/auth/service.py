@@ -8,12 +8,12 @@ import os
 import secrets
 from pathlib import Path
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from aimass.artifacts.names import validate_name
 from aimass.auth.entities import ROLE_RANK, Principal, Role, Token, TokenWithSecret
-from aimass.errors import InvalidInput, NotFound, Unauthenticated
+from aimass.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from aimass.registry.projects import read_project_row
 from aimass.store.orm import TokenRow, utcnow
 
@@ -42,8 +42,13 @@ def create_token(session: Session, name: str, role: str, project: str | None) ->
 def create_job_token(session: Session, job_id: int, attempt: int, project: str) -> str:
     """Mint the secret one attempt of a job talks to the server with (editor on its project).
 
-    The job's tokens are deleted when the job ends (``delete_job_tokens``).
+    The token writes only as ``attempt``. Tokens of the job's earlier attempts are
+    deleted here, so a superseded attempt is refused (401) from the moment its
+    successor exists; the job's tokens all go when it ends (``delete_job_tokens``).
     """
+    session.execute(
+        delete(TokenRow).where(TokenRow.job_id == job_id, TokenRow.job_attempt != attempt)
+    )
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = TokenRow(
         name=f"job-{job_id}-attempt-{attempt}",
@@ -51,6 +56,7 @@ def create_job_token(session: Session, job_id: int, attempt: int, project: str) 
         project_id=read_project_row(session, project).id,
         token_hash=hash_token(secret),
         job_id=job_id,
+        job_attempt=attempt,
     )
     session.add(row)
     return secret
@@ -67,13 +73,37 @@ def list_tokens(session: Session) -> list[Token]:
     return [r.to_entity() for r in rows]
 
 
+def _global_admins() -> Select[TokenRow]:
+    return select(TokenRow).where(
+        TokenRow.role == "admin",
+        TokenRow.project_id.is_(None),
+        TokenRow.job_id.is_(None),
+        TokenRow.revoked_at.is_(None),
+    )
+
+
 def revoke_token(session: Session, token_id: int) -> Token:
-    """Revoke a token; requests carrying it are refused from now on."""
+    """Revoke a token; requests carrying it are refused from now on.
+
+    The last unrevoked admin token valid on all projects cannot be revoked
+    (Conflict): nobody could manage tokens any more.
+    """
     row = session.get(TokenRow, token_id)
     if row is None:
         raise NotFound(f"token {token_id} not found")
-    if row.revoked_at is None:
-        row.revoked_at = utcnow()
+    if row.revoked_at is not None:
+        return row.to_entity()
+    if row.role == "admin" and row.project_id is None and row.job_id is None:
+        # Lock every live global admin row first, so two concurrent revokes of the last
+        # two admins cannot both see the other one still standing.
+        admins = session.scalars(_global_admins().with_for_update()).all()
+        if all(a.id == row.id for a in admins):
+            raise Conflict(
+                f"token {token_id} is the last admin token valid on all projects: "
+                "create another admin token first (POST /api/v1/tokens with role admin "
+                "and no project), then revoke this one"
+            )
+    row.revoked_at = utcnow()
     return row.to_entity()
 
 
@@ -97,6 +127,7 @@ def authenticate(session: Session, secret: str | None) -> Principal:
         role=role,
         project=row.project.name if row.project else None,
         job_id=row.job_id,
+        job_attempt=row.job_attempt,
     )
 
 
@@ -108,11 +139,28 @@ def bootstrap_admin(session: Session, token_file: Path) -> bool:
     if session.scalar(select(func.count()).select_from(TokenRow)):
         return False
     token = create_token(session, "admin", "admin", None)
+    _save_secret(token_file, token.secret)
+    return True
+
+
+def reset_admin(session: Session, token_file: Path) -> Token:
+    """Recover a locked-out installation: a new admin token valid on all projects.
+
+    Its secret replaces ``token_file`` (owner-only). For the installation's own OS
+    user (``aimass tokens reset-admin``), who can already read the database.
+    """
+    token = create_token(session, "admin-reset", "admin", None)
+    _save_secret(token_file, token.secret)
+    return Token(**token.model_dump(exclude={"secret"}))
+
+
+def _save_secret(token_file: Path, secret: str) -> None:
+    """Write ``secret`` to ``token_file`` atomically, readable by its owner only."""
     token_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = token_file.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp.unlink(missing_ok=True)  # O_CREAT keeps an existing file's mode: start afresh
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
-        out.write(token.secret + "\n")
+        out.write(secret + "\n")
     os.chmod(tmp, 0o600)
     os.replace(tmp, token_file)
-    return True

@@ -20,7 +20,7 @@ from aimass.errors import Unprocessable
 from aimass.jobs.entities import JobKind
 
 #: What a script job's ``entry`` looks like: ``package.module:function`` or ``train.py:main``.
-SCRIPT_ENTRY = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*(\.py)?:[A-Za-z_]\w*$")
+SCRIPT_ENTRY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(\.py)?:[A-Za-z_]\w*")
 #: The target that runs a script job's user code (it imports the entry from the source).
 SCRIPT_TARGET = "aimass.runtime.script:run_script"
 
@@ -101,7 +101,7 @@ class EntryCatalog:
         from pydantic import ValidationError
 
         if kind == "script":
-            if not SCRIPT_ENTRY.match(name):
+            if not SCRIPT_ENTRY.fullmatch(name):
                 raise Unprocessable(
                     f"entry: {name!r} is not a function in your code; "
                     "write it as 'module:function' or 'train.py:main'"

@@ -1,16 +1,20 @@
-"""What a running attempt records: step metrics and checkpoints (fenced by attempt)."""
+"""What a running attempt records: metrics, checkpoints, outputs, lineage (fenced by attempt)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 
 from pydantic import JsonValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aimass.errors import NotFound, Unprocessable
+from aimass.auth.entities import Principal
+from aimass.errors import Forbidden, NotFound, Unprocessable
 from aimass.jobs.entities import JobCheckpoint, JobMetric
 from aimass.jobs.fencing import claim
+from aimass.registry.entities import JobAttemptRef
 from aimass.store.orm import (
     DatasetRow,
     DatasetVersionRow,
@@ -166,6 +170,26 @@ def attempt_lineage(
             stmt = stmt.where(DatasetVersionRow.version == row.dataset_version)
         dataset_version_id = session.scalar(stmt.order_by(DatasetVersionRow.version.desc()))
     return str(job_id), dataset_version_id
+
+
+def lineage_guard(
+    principal: Principal, ref: JobAttemptRef | None, *, auth: bool
+) -> Callable[[Session], tuple[str | None, int | None]] | None:
+    """The fence for a version being registered: which job attempt made it, if any.
+
+    A job's token always registers as its own job and attempt, whatever the body's
+    ``job`` says, so its versions carry lineage and a superseded attempt is refused.
+    A person's token may not claim a job (only with auth off, where nobody has one).
+    """
+    if auth and principal.job_id is not None:
+        job_id, attempt = principal.job_id, principal.job_attempt or 0
+    elif ref is None:
+        return None
+    elif auth:
+        raise Forbidden(f"only job {ref.id}'s own token may register a version from it")
+    else:
+        job_id, attempt = ref.id, ref.attempt
+    return partial(attempt_lineage, job_id=job_id, attempt=attempt)
 
 
 def artifact_key(job_id: int, attempt: int, name: str) -> str:

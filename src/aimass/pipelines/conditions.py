@@ -28,9 +28,7 @@ from aimass.pipelines.entities import (
 )
 
 PATH_PREFIX = "steps."
-_PATH = re.compile(
-    r"^steps\.(?P<step>[A-Za-z_][A-Za-z0-9_-]{0,63})\.outputs(?P<keys>(\.[^.\s]+)+)$"
-)
+_PATH = re.compile(r"steps\.(?P<step>[A-Za-z_][A-Za-z0-9_-]{0,63})\.outputs(?P<keys>(\.[^.\s]+)+)")
 _ORDER = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
 #: Earlier steps' outputs by step name.
@@ -50,7 +48,7 @@ class Path:
 
 def parse_path(text: str, where: str) -> Path:
     """The path, or Unprocessable naming ``where`` it was written."""
-    match = _PATH.match(text)
+    match = _PATH.fullmatch(text)
     if match is None:
         raise Unprocessable(f"{where}: {text!r} is not a path like 'steps.<step>.outputs.<key>'")
     return Path(match["step"], tuple(match["keys"].split(".")[1:]), text)

@@ -19,7 +19,7 @@ from aimass.store.orm import (
     ModelVersionTagRow,
 )
 
-_METRIC = re.compile(r"^\s*([A-Za-z0-9_.\-/]+)\s*(>=|<=|==|=|>|<)\s*([-+0-9.eE]+|inf|-inf)\s*$")
+_METRIC = re.compile(r"\s*([A-Za-z0-9_.\-/]+)\s*(>=|<=|==|=|>|<)\s*([-+0-9.eE]+|inf|-inf)\s*")
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
     ">": operator.gt,
     ">=": operator.ge,
@@ -40,7 +40,7 @@ def parse_tag(text: str) -> tuple[str, str]:
 
 def parse_metric(text: str) -> tuple[str, str, float]:
     """'accuracy>=0.9' into (name, op, value)."""
-    match = _METRIC.match(text)
+    match = _METRIC.fullmatch(text)
     if not match:
         raise InvalidInput(
             f"invalid metric filter {text!r}: use NAME OP VALUE with OP one of > >= < <= ="

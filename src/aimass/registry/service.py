@@ -216,7 +216,11 @@ def register_version(
     """
     validate_filename(filename)
     if spec.trusted and not can_trust:
-        raise Forbidden("only an admin may mark an upload trusted")
+        raise Forbidden(
+            "only an admin token valid on all projects may mark an upload trusted, since "
+            "loading it runs its code on the server; upload it untrusted, or ask an "
+            "installation admin (a token with role admin and no project)"
+        )
     with db.session() as session:
         read_project_row(session, project)
     flavor, signature = inspect_upload(flavors, upload, filename, spec.flavor, spec.trusted)

@@ -75,10 +75,21 @@ class JobContext:
     def _attempt_path(self, suffix: str) -> str:
         return f"/api/v1/jobs/{self.job_id}/attempts/{self.attempt}/{suffix}"
 
+    def _params(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Query parameters naming the job's project: the attempt's token is limited to it.
+
+        Every call below goes through here (or through the SDK, which scopes its own),
+        so a job in any project reaches every route it needs.
+        """
+        return self.client._http.scoped(params)
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+        params = self._params(kwargs.pop("params", None))
+        return self.client._http.send(method, path, params=params, **kwargs)
+
     def _write(self, method: str, suffix: str, **kwargs: Any) -> Any:
-        http = self.client._http
         try:
-            response = http.send(method, self._attempt_path(suffix), **kwargs)
+            response = self._send(method, self._attempt_path(suffix), **kwargs)
         except (Conflict, Unauthenticated) as exc:
             raise AttemptSuperseded(
                 f"job {self.job_id} attempt {self.attempt}: the write was refused ({exc.message})"
@@ -127,8 +138,17 @@ class JobContext:
         """The bytes of the latest checkpoint of this job, or None if there is none."""
         if self._checkpoint is None:
             return None
-        response = self.client._http.send("GET", f"/api/v1/jobs/{self.job_id}/checkpoints/latest")
-        return response.content
+        response = self._send("GET", f"/api/v1/jobs/{self.job_id}/checkpoints/latest")
+        return bytes(response.content)
+
+    def download_source(self, dest: Path) -> Path:
+        """Download a script job's code into the folder ``dest``; the file's path."""
+        return self.client._http.download(
+            f"/api/v1/jobs/{self.job_id}/source",
+            f"{dest}/",
+            default_name=lambda: "source.py",
+            params=self._params(),
+        )
 
     # -- data and models ----------------------------------------------------------
 
@@ -196,7 +216,7 @@ class JobContext:
                     f"/api/v1/models/{name}/versions",
                     file,
                     meta,
-                    params=self.client._http.scoped(),
+                    params=self._params(),
                 )
             except (Conflict, Unauthenticated) as exc:
                 raise AttemptSuperseded(

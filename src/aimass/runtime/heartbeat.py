@@ -19,14 +19,20 @@ import time
 EXIT_SUPERSEDED = 75
 
 
-def _beat_forever(url: str, token: str, job_id: int, attempt: int, interval: float) -> None:
+def _beat_forever(
+    url: str, token: str, project: str, job_id: int, attempt: int, interval: float
+) -> None:
     # Sleep first: a job shorter than one interval never pays for the HTTP client.
     time.sleep(interval)
     import httpx
 
     path = f"/api/v1/jobs/{job_id}/attempts/{attempt}/heartbeat"
+    # The attempt's token is limited to the job's project: name it on every beat.
     with httpx.Client(
-        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=interval
+        base_url=url,
+        headers={"Authorization": f"Bearer {token}"},
+        params={"project": project},
+        timeout=interval,
     ) as http:
         while True:
             try:
@@ -59,6 +65,7 @@ def start_heartbeat(env: dict[str, str]) -> threading.Thread | None:
         args=(
             url,
             token,
+            env.get("AIMASS_JOB_PROJECT") or "default",
             int(env["AIMASS_JOB_ID"]),
             int(env["AIMASS_JOB_ATTEMPT"]),
             max(0.1, float(env["AIMASS_HEARTBEAT_S"])),

@@ -88,9 +88,7 @@ def run_script(params: dict[str, Any]) -> Any:
     folder = ctx.scratch / "src"
     download = ctx.scratch / "source"
     download.mkdir()
-    path = ctx.client._http.download(
-        f"/api/v1/jobs/{ctx.job_id}/source", f"{download}/", default_name=lambda: "source.py"
-    )
+    path = ctx.download_source(download)
     unpack_source(path, folder)
     sys.path.insert(0, str(folder))
     module_name, function_name = resolve_entry(ctx.entry)

@@ -268,6 +268,8 @@ class TokenRow(Base):
     job_id: Mapped[int | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True, index=True
     )
+    # The attempt a job's token was minted for: it writes only as that attempt.
+    job_attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     project: Mapped[ProjectRow | None] = relationship(lazy="joined")
 

@@ -72,6 +72,11 @@ def list_tokens(ctx: Admin) -> list[Token]:
 
 @router.delete("/tokens/{token_id}")
 def revoke_token(token_id: int, ctx: Admin) -> Token:
-    """Revoke a token (admin)."""
+    """Revoke a token (admin); the last admin token valid on all projects cannot be (409)."""
     with ctx.state.db.session() as session:
-        return auth.revoke_token(session, token_id)
+        token = auth.revoke_token(session, token_id)
+    # Committed: now make this process's inference path forget the token at once (other
+    # processes follow within their cache's TTL, AuthCache.ttl_s).
+    if ctx.state.auth_cache is not None:
+        ctx.state.auth_cache.clear()
+    return token

@@ -1,7 +1,7 @@
 """/api/v1/jobs/{id}/attempts/{n}/...: what a running attempt writes (``aimass.runtime``).
 
 Every write names its attempt and is refused with 409 once that attempt is no
-longer the job's current one. A job's own token may write only to its job.
+longer the job's current one. Only the token minted for an attempt writes as it.
 """
 
 from __future__ import annotations
@@ -53,10 +53,24 @@ class Heartbeat(BaseModel):
     cancel_requested: bool
 
 
-def _own(ctx: Ctx, job_id: int) -> None:
-    """A job's token writes only to its own job; people's tokens go by role alone."""
-    if ctx.principal.job_id is not None and ctx.principal.job_id != job_id:
-        raise Forbidden(f"this token belongs to job {ctx.principal.job_id}, not job {job_id}")
+def _own(ctx: Ctx, job_id: int, attempt: int) -> None:
+    """Only the token minted for this very attempt writes as it (with auth on).
+
+    A person's token, even an admin's, may not forge a running job's metrics,
+    logs or checkpoints; a job's token may not write as another job or attempt.
+    """
+    principal = ctx.principal
+    if ctx.state.settings.auth:
+        if principal.job_id is None:
+            raise Forbidden(
+                f"only the token of job {job_id}'s attempt {attempt} may write as that "
+                "attempt; people's tokens may read the job, not write its records"
+            )
+        if principal.job_id != job_id or principal.job_attempt != attempt:
+            raise Forbidden(
+                f"this token belongs to job {principal.job_id} attempt {principal.job_attempt}, "
+                f"not job {job_id} attempt {attempt}"
+            )
     with ctx.state.db.session() as session:
         service.read_job(session, job_id, ctx.project)
 
@@ -64,7 +78,7 @@ def _own(ctx: Ctx, job_id: int) -> None:
 @router.post("/heartbeat")
 def heartbeat(job_id: int, attempt: int, ctx: Editor) -> Heartbeat:
     """Renew the attempt's lease; says whether a cancel was requested."""
-    _own(ctx, job_id)
+    _own(ctx, job_id, attempt)
     with ctx.state.db.session() as session:
         job = service.renew_lease(session, job_id, attempt, ctx.state.settings.job_lease_s)
     return Heartbeat(lease_expires_at=job.lease_expires_at, cancel_requested=job.cancel_requested)
@@ -73,7 +87,7 @@ def heartbeat(job_id: int, attempt: int, ctx: Editor) -> Heartbeat:
 @router.post("/metrics")
 def log_metrics(job_id: int, attempt: int, body: MetricBatch, ctx: Editor) -> dict[str, int]:
     """Record step metrics."""
-    _own(ctx, job_id)
+    _own(ctx, job_id, attempt)
     points = [(m.name, m.value, m.step) for m in body.metrics]
     with ctx.state.db.session() as session:
         return {"recorded": records.record_metrics(session, job_id, attempt, points)}
@@ -84,7 +98,7 @@ def merge_outputs(
     job_id: int, attempt: int, body: dict[str, JsonValue], ctx: Editor
 ) -> dict[str, JsonValue]:
     """Merge named outputs (and ``params``) into the job's outputs."""
-    _own(ctx, job_id)
+    _own(ctx, job_id, attempt)
     with ctx.state.db.session() as session:
         return records.merge_outputs(session, job_id, attempt, body)
 
@@ -130,7 +144,7 @@ async def save_checkpoint(
     step: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
     """Save the raw body as a checkpoint at ``step``; the next attempt resumes from it."""
-    await run_in_threadpool(_own, ctx, job_id)
+    await run_in_threadpool(_own, ctx, job_id, attempt)
     with ctx.state.db.session() as session:  # refuse a stale attempt before taking its bytes
         claim(session, job_id, attempt)
     key = ctx.state.store.new_key("jobs", str(job_id), "checkpoints")
@@ -149,7 +163,7 @@ async def log_artifact(
 ) -> dict[str, JsonValue]:
     """Keep the raw body as a file of the job, listed in its outputs' ``artifacts``."""
     validate_filename(name)
-    await run_in_threadpool(_own, ctx, job_id)
+    await run_in_threadpool(_own, ctx, job_id, attempt)
     key = records.artifact_key(job_id, attempt, name)
     sha256, size = await _store_body(request, ctx, key)
     item: dict[str, JsonValue] = {
@@ -171,7 +185,7 @@ async def log_artifact(
 @router.post("/logs")
 async def ship_logs(job_id: int, attempt: int, request: Request, ctx: Editor) -> dict[str, int]:
     """Append log bytes shipped from a remote node (the Ray executor) to the attempt's log."""
-    await run_in_threadpool(_own, ctx, job_id)
+    await run_in_threadpool(_own, ctx, job_id, attempt)
     data = await request.body()
 
     def append() -> None:
@@ -186,7 +200,7 @@ async def ship_logs(job_id: int, attempt: int, request: Request, ctx: Editor) ->
 @router.post("/evaluations", status_code=201)
 def report_evaluation(job_id: int, attempt: int, body: EvaluationCreate, ctx: Editor) -> Evaluation:
     """Store an evaluation report on a version, with lineage to this job and its dataset."""
-    _own(ctx, job_id)
+    _own(ctx, job_id, attempt)
 
     def guard(session: Session) -> tuple[int, int | None]:
         _, dataset_version_id = records.attempt_lineage(session, job_id=job_id, attempt=attempt)

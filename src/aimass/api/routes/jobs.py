@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from aimass.api.deps import Ctx, admin_on_project, editor, viewer
+from aimass.api.deps import Ctx, editor, global_admin, viewer
 from aimass.api.downloads import stream_attachment
 from aimass.api.uploads import spooled_upload
 from aimass.artifacts.names import validate_filename
@@ -38,7 +38,7 @@ from aimass.validation import parse_json
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 Viewer = Annotated[Ctx, Depends(viewer)]
 Editor = Annotated[Ctx, Depends(editor)]
-Admin = Annotated[Ctx, Depends(admin_on_project)]
+ScriptSubmitter = Annotated[Ctx, Depends(global_admin("submit script jobs"))]
 SOURCE_SUFFIXES = (".py", ".zip", ".tar.gz", ".tgz")
 
 
@@ -114,10 +114,10 @@ def _store_source(ctx: Ctx, path: Path, filename: str, spec: JobCreate) -> Job:
 
 
 @router.post("/script", status_code=201)
-async def submit_script(request: Request, ctx: Admin) -> Job:
+async def submit_script(request: Request, ctx: ScriptSubmitter) -> Job:
     """Queue your own code: multipart ``source`` (.py, .zip, .tar.gz) and ``spec`` (JobCreate).
 
-    User code runs on the platform's nodes, so this needs an admin token.
+    User code runs on the platform's nodes, so this needs an admin token valid on all projects.
     """
     async with spooled_upload(request, ctx.state.settings.spool_dir, "source", "spec") as upload:
         spec = parse_json(JobCreate, upload.meta, "spec")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -13,7 +12,6 @@ from starlette.responses import StreamingResponse
 from aimass.api.deps import Ctx, editor, viewer
 from aimass.api.downloads import stream_attachment, stream_temp_file
 from aimass.api.uploads import SpooledUpload, handle_upload
-from aimass.errors import Forbidden
 from aimass.jobs import records
 from aimass.registry import service, transfer
 from aimass.registry._filters import parse_tag
@@ -108,12 +106,7 @@ async def create_version(name: str, request: Request, ctx: Editor) -> ModelVersi
     state = ctx.state
 
     def register(upload: SpooledUpload, spec: VersionCreate) -> ModelVersion:
-        guard = None
-        if spec.job is not None:
-            job = spec.job
-            if state.settings.auth and ctx.principal.job_id != job.id:
-                raise Forbidden(f"only job {job.id}'s own token may register a version from it")
-            guard = partial(records.attempt_lineage, job_id=job.id, attempt=job.attempt)
+        guard = records.lineage_guard(ctx.principal, spec.job, auth=state.settings.auth)
         return service.register_version(
             state.db,
             state.store,
@@ -123,7 +116,7 @@ async def create_version(name: str, request: Request, ctx: Editor) -> ModelVersi
             upload=upload.path,
             filename=upload.filename,
             spec=spec,
-            can_trust=ctx.principal.can("admin", ctx.project),
+            can_trust=ctx.principal.is_global_admin,
             lineage_guard=guard,
         )
 
@@ -242,7 +235,7 @@ async def import_bundle(request: Request, ctx: Editor) -> ModelVersion:
             project=ctx.project,
             bundle=upload.path,
             spec=spec,
-            can_trust=ctx.principal.can("admin", ctx.project),
+            can_trust=ctx.principal.is_global_admin,
             work_dir=state.settings.spool_dir,
             max_expanded_bytes=state.settings.max_upload_bytes,
         )
