@@ -136,18 +136,12 @@ def start_server(settings: Settings) -> Iterator[LiveServer]:
     import uvicorn
 
     from aimass.api.app import create_app
-    from aimass.api.server import prepare
+    from aimass.api.server import prepare, server_config
 
     prepare(settings)
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=settings.port,
-        log_level="warning",
-        ws="none",
-        lifespan="on",
-    )
+    # The server's own config (header deadline, connection cap), so tests meet the real edge.
+    config = server_config(settings, app, host="127.0.0.1", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

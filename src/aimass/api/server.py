@@ -6,7 +6,9 @@ import gc
 import logging
 import os
 import shutil
+from typing import Any
 
+from aimass.api.connections import ServerConfig, connection_limits
 from aimass.artifacts.store import ArtifactStore
 from aimass.auth.service import bootstrap_admin
 from aimass.config import Settings, settings_env
@@ -64,9 +66,30 @@ def prepare(settings: Settings) -> bool:
         db.close()
 
 
+def server_config(settings: Settings, app: Any, **options: Any) -> ServerConfig:
+    """The uvicorn config every server uses (the CLI's and the tests'), with its protections.
+
+    Raises the open-file limit to the hard limit and keeps the connection cap
+    below it; headers must arrive within ``header_timeout_s``.
+    """
+    limits = connection_limits(settings.header_timeout_s, settings.max_connections)
+    defaults: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": "warning",
+        "access_log": False,
+        "server_header": False,
+        "loop": "auto",  # uvloop when installed (it is, off Windows)
+        "ws": "none",
+        # Idle keep-alive sockets go after 5 s (uvicorn's default), said here on purpose.
+        "timeout_keep_alive": 5,
+    }
+    defaults.update(options)
+    return ServerConfig(app, limits=limits, **defaults)
+
+
 def run_server(settings: Settings, demo: bool = False) -> None:
     """Prepare, optionally seed the demo, and serve until interrupted."""
-    import uvicorn
     from rich.console import Console
 
     console = Console(stderr=True)
@@ -83,27 +106,34 @@ def run_server(settings: Settings, demo: bool = False) -> None:
             console.print(line)
     url = f"http://{settings.host}:{settings.port}"
     console.print(f"aimass serving on [bold]{url}[/]  (API docs: {url}/docs)")
-    common = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": "warning",
-        "access_log": False,
-        "server_header": False,
-        "loop": "auto",  # uvloop and httptools when installed (they are, off Windows)
-        "http": "auto",
-    }
     if settings.workers == 1:
         from aimass.api.app import create_app
 
         app = create_app(settings)
         if settings.tune_gc:
             tune_gc()
-        uvicorn.run(app, **common)  # type: ignore[arg-type]
+        _serve(server_config(settings, app))
         return
     os.environ.update(settings_env(settings))
-    uvicorn.run(
-        "aimass.api.app:create_app_from_env",
-        factory=True,
-        workers=settings.workers,
-        **common,  # type: ignore[arg-type]
+    _serve(
+        server_config(
+            settings, "aimass.api.app:create_app_from_env", factory=True, workers=settings.workers
+        )
     )
+
+
+def _serve(config: ServerConfig) -> None:
+    """What ``uvicorn.run`` does, for a config built here."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    server = uvicorn.Server(config)
+    try:
+        if config.workers > 1:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        else:
+            server.run()
+    except KeyboardInterrupt:
+        pass
+    if config.workers == 1 and not server.started:
+        raise SystemExit(3)  # uvicorn's "startup failed" status

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 
 from aimass.api.deps import Ctx, admin, viewer
+from aimass.api.ids import Id
 from aimass.auth import service as auth
 from aimass.auth.entities import Principal, Role, Token, TokenWithSecret
 from aimass.registry import projects
@@ -71,7 +72,7 @@ def list_tokens(ctx: Admin) -> list[Token]:
 
 
 @router.delete("/tokens/{token_id}")
-def revoke_token(token_id: int, ctx: Admin) -> Token:
+def revoke_token(token_id: Id, ctx: Admin) -> Token:
     """Revoke a token (admin); the last admin token valid on all projects cannot be (409)."""
     with ctx.state.db.session() as session:
         token = auth.revoke_token(session, token_id)

@@ -9,6 +9,7 @@ from starlette.responses import StreamingResponse
 
 from aimass.api.deps import Ctx, editor, viewer
 from aimass.api.downloads import stream_attachment
+from aimass.api.ids import Id
 from aimass.api.uploads import SpooledUpload, handle_upload
 from aimass.datasets import service
 from aimass.datasets.entities import Dataset, DatasetVersion
@@ -68,14 +69,14 @@ def list_dataset_versions(name: str, ctx: Viewer) -> list[DatasetVersion]:
 
 
 @router.get("/{name}/versions/{version}")
-def read_dataset_version(name: str, version: int, ctx: Viewer) -> DatasetVersion:
+def read_dataset_version(name: str, version: Id, ctx: Viewer) -> DatasetVersion:
     """One version with its schema and profile."""
     with ctx.state.db.session() as session:
         return service.read_dataset_version(session, ctx.project, name, version)
 
 
 @router.get("/{name}/versions/{version}/download", response_class=StreamingResponse)
-def download_dataset_version(name: str, version: int, ctx: Viewer) -> StreamingResponse:
+def download_dataset_version(name: str, version: Id, ctx: Viewer) -> StreamingResponse:
     """The version's file, verified against its checksum as it streams."""
     with ctx.state.db.session() as session:
         found, key = service.read_dataset_artifact(session, ctx.project, name, version)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from aimass.api.deps import Ctx, editor
+from aimass.api.ids import Id, Step
 from aimass.artifacts.names import validate_filename
 from aimass.errors import Forbidden
 from aimass.jobs import records, service
@@ -76,7 +77,7 @@ def _own(ctx: Ctx, job_id: int, attempt: int) -> None:
 
 
 @router.post("/heartbeat")
-def heartbeat(job_id: int, attempt: int, ctx: Editor) -> Heartbeat:
+def heartbeat(job_id: Id, attempt: Id, ctx: Editor) -> Heartbeat:
     """Renew the attempt's lease; says whether a cancel was requested."""
     _own(ctx, job_id, attempt)
     with ctx.state.db.session() as session:
@@ -85,7 +86,7 @@ def heartbeat(job_id: int, attempt: int, ctx: Editor) -> Heartbeat:
 
 
 @router.post("/metrics")
-def log_metrics(job_id: int, attempt: int, body: MetricBatch, ctx: Editor) -> dict[str, int]:
+def log_metrics(job_id: Id, attempt: Id, body: MetricBatch, ctx: Editor) -> dict[str, int]:
     """Record step metrics."""
     _own(ctx, job_id, attempt)
     points = [(m.name, m.value, m.step) for m in body.metrics]
@@ -95,7 +96,7 @@ def log_metrics(job_id: int, attempt: int, body: MetricBatch, ctx: Editor) -> di
 
 @router.post("/outputs")
 def merge_outputs(
-    job_id: int, attempt: int, body: dict[str, JsonValue], ctx: Editor
+    job_id: Id, attempt: Id, body: dict[str, JsonValue], ctx: Editor
 ) -> dict[str, JsonValue]:
     """Merge named outputs (and ``params``) into the job's outputs."""
     _own(ctx, job_id, attempt)
@@ -137,11 +138,11 @@ def _fenced(ctx: Ctx, key: str, write: Any) -> Any:
 
 @router.put("/checkpoint")
 async def save_checkpoint(
-    job_id: int,
-    attempt: int,
+    job_id: Id,
+    attempt: Id,
     request: Request,
     ctx: Editor,
-    step: Annotated[int, Query(ge=0)] = 0,
+    step: Step = 0,
 ) -> Any:
     """Save the raw body as a checkpoint at ``step``; the next attempt resumes from it."""
     await run_in_threadpool(_own, ctx, job_id, attempt)
@@ -159,7 +160,7 @@ async def save_checkpoint(
 
 @router.post("/artifacts/{name}")
 async def log_artifact(
-    job_id: int, attempt: int, name: str, request: Request, ctx: Editor
+    job_id: Id, attempt: Id, name: str, request: Request, ctx: Editor
 ) -> dict[str, JsonValue]:
     """Keep the raw body as a file of the job, listed in its outputs' ``artifacts``."""
     validate_filename(name)
@@ -183,7 +184,7 @@ async def log_artifact(
 
 
 @router.post("/logs")
-async def ship_logs(job_id: int, attempt: int, request: Request, ctx: Editor) -> dict[str, int]:
+async def ship_logs(job_id: Id, attempt: Id, request: Request, ctx: Editor) -> dict[str, int]:
     """Append log bytes shipped from a remote node (the Ray executor) to the attempt's log."""
     await run_in_threadpool(_own, ctx, job_id, attempt)
     data = await request.body()
@@ -198,7 +199,7 @@ async def ship_logs(job_id: int, attempt: int, request: Request, ctx: Editor) ->
 
 
 @router.post("/evaluations", status_code=201)
-def report_evaluation(job_id: int, attempt: int, body: EvaluationCreate, ctx: Editor) -> Evaluation:
+def report_evaluation(job_id: Id, attempt: Id, body: EvaluationCreate, ctx: Editor) -> Evaluation:
     """Store an evaluation report on a version, with lineage to this job and its dataset."""
     _own(ctx, job_id, attempt)
 

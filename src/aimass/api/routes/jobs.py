@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from aimass.api.deps import Ctx, editor, global_admin, viewer
 from aimass.api.downloads import stream_attachment
+from aimass.api.ids import Id, Offset, QueryId
 from aimass.api.uploads import spooled_upload
 from aimass.artifacts.names import validate_filename
 from aimass.errors import InvalidInput, NotFound
@@ -133,9 +134,9 @@ def list_jobs(
     ctx: Viewer,
     state: JobState | None = None,
     kind: JobKind | None = None,
-    parent_id: int | None = None,
+    parent_id: QueryId = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[Job]:
     """A project's jobs, newest first."""
     with ctx.state.db.session() as session:
@@ -143,13 +144,13 @@ def list_jobs(
 
 
 @router.get("/{job_id}")
-def read_job(job_id: int, ctx: Viewer) -> Job:
+def read_job(job_id: Id, ctx: Viewer) -> Job:
     """One job and where its state machine stands."""
     return _job(ctx, job_id)
 
 
 @router.get("/{job_id}/events")
-def list_events(job_id: int, ctx: Viewer) -> list[JobEvent]:
+def list_events(job_id: Id, ctx: Viewer) -> list[JobEvent]:
     """The job's state history with reasons, oldest first."""
     _job(ctx, job_id)
     with ctx.state.db.session() as session:
@@ -157,7 +158,7 @@ def list_events(job_id: int, ctx: Viewer) -> list[JobEvent]:
 
 
 @router.get("/{job_id}/metrics")
-def list_metrics(job_id: int, ctx: Viewer, name: str | None = None) -> list[JobMetric]:
+def list_metrics(job_id: Id, ctx: Viewer, name: str | None = None) -> list[JobMetric]:
     """The step metrics the job logged, over every attempt."""
     _job(ctx, job_id)
     with ctx.state.db.session() as session:
@@ -165,7 +166,7 @@ def list_metrics(job_id: int, ctx: Viewer, name: str | None = None) -> list[JobM
 
 
 @router.get("/{job_id}/checkpoints")
-def list_checkpoints(job_id: int, ctx: Viewer) -> list[JobCheckpoint]:
+def list_checkpoints(job_id: Id, ctx: Viewer) -> list[JobCheckpoint]:
     """The checkpoints the job saved, oldest first."""
     _job(ctx, job_id)
     with ctx.state.db.session() as session:
@@ -173,7 +174,7 @@ def list_checkpoints(job_id: int, ctx: Viewer) -> list[JobCheckpoint]:
 
 
 @router.get("/{job_id}/checkpoints/latest", response_class=StreamingResponse)
-def download_latest_checkpoint(job_id: int, ctx: Viewer) -> StreamingResponse:
+def download_latest_checkpoint(job_id: Id, ctx: Viewer) -> StreamingResponse:
     """The bytes of the checkpoint the next attempt resumes from."""
     _job(ctx, job_id)
     with ctx.state.db.session() as session:
@@ -185,7 +186,7 @@ def download_latest_checkpoint(job_id: int, ctx: Viewer) -> StreamingResponse:
 
 
 @router.get("/{job_id}/source", response_class=StreamingResponse)
-def download_source(job_id: int, ctx: Editor) -> StreamingResponse:
+def download_source(job_id: Id, ctx: Editor) -> StreamingResponse:
     """A script job's code, as uploaded (the runtime fetches it on the node)."""
     with ctx.state.db.session() as session:
         found = service.read_source(session, job_id, ctx.project)
@@ -196,14 +197,14 @@ def download_source(job_id: int, ctx: Editor) -> StreamingResponse:
 
 
 @router.get("/{job_id}/artifacts")
-def list_artifacts(job_id: int, ctx: Viewer) -> list[dict[str, Any]]:
+def list_artifacts(job_id: Id, ctx: Viewer) -> list[dict[str, Any]]:
     """Files the job kept (``runtime.log_artifact``)."""
     artifacts = _job(ctx, job_id).outputs.get("artifacts")
     return [a for a in artifacts if isinstance(a, dict)] if isinstance(artifacts, list) else []
 
 
 @router.get("/{job_id}/artifacts/{name}", response_class=StreamingResponse)
-def download_artifact(job_id: int, name: str, ctx: Viewer) -> StreamingResponse:
+def download_artifact(job_id: Id, name: str, ctx: Viewer) -> StreamingResponse:
     """One file the job kept (its latest attempt's, when several attempts kept one)."""
     for item in reversed(list_artifacts(job_id, ctx)):
         if item.get("name") == name:
@@ -214,7 +215,7 @@ def download_artifact(job_id: int, name: str, ctx: Viewer) -> StreamingResponse:
 
 
 @router.post("/{job_id}/cancel")
-def cancel_job(job_id: int, ctx: Editor) -> Job:
+def cancel_job(job_id: Id, ctx: Editor) -> Job:
     """Cancel: a queued job at once, a running one within seconds (its whole process tree)."""
     with ctx.state.db.session() as session:
         job = service.cancel_job(session, job_id, ctx.project)
@@ -223,7 +224,7 @@ def cancel_job(job_id: int, ctx: Editor) -> Job:
 
 
 @router.post("/{job_id}/retry")
-def retry_job(job_id: int, ctx: Editor) -> Job:
+def retry_job(job_id: Id, ctx: Editor) -> Job:
     """Queue a failed or cancelled job again, with a fresh retry budget."""
     with ctx.state.db.session() as session:
         job = service.retry_job(session, job_id, ctx.project)
@@ -275,9 +276,9 @@ async def _follow(ctx: Ctx, job_id: int, poll_s: float = 0.2) -> AsyncIterator[b
 
 @router.get("/{job_id}/logs", response_model=None)
 def read_logs(
-    job_id: int,
+    job_id: Id,
     ctx: Viewer,
-    attempt: Annotated[int | None, Query(ge=1)] = None,
+    attempt: QueryId = None,
     follow: bool = False,
 ) -> PlainTextResponse | StreamingResponse:
     """An attempt's log as text (default: the latest), or ``follow=true`` for a live SSE stream.

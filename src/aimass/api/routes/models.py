@@ -11,6 +11,7 @@ from starlette.responses import StreamingResponse
 
 from aimass.api.deps import Ctx, editor, viewer
 from aimass.api.downloads import stream_attachment, stream_temp_file
+from aimass.api.ids import Offset
 from aimass.api.uploads import SpooledUpload, handle_upload
 from aimass.jobs import records
 from aimass.registry import service, transfer
@@ -30,7 +31,6 @@ router = APIRouter(prefix="/api/v1", tags=["models"])
 Viewer = Annotated[Ctx, Depends(viewer)]
 Editor = Annotated[Ctx, Depends(editor)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 class AliasSet(BaseModel):

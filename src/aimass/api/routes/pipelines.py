@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from aimass.api.deps import Ctx, editor, viewer
+from aimass.api.ids import Id
 from aimass.api.routes.jobs import wake_scheduler
 from aimass.pipelines import service
 from aimass.pipelines.entities import Pipeline, PipelineCreate, PipelineRun
@@ -36,14 +37,14 @@ def list_pipelines(ctx: Viewer) -> list[Pipeline]:
 
 # Declared before /{name}: 'runs' is a reserved pipeline name for this reason.
 @router.get("/runs/{run_id}")
-def read_run(run_id: int, ctx: Viewer) -> PipelineRun:
+def read_run(run_id: Id, ctx: Viewer) -> PipelineRun:
     """One run with each step's state, job, outputs and reason."""
     with ctx.state.db.session() as session:
         return service.read_run(session, run_id, ctx.project)
 
 
 @router.post("/runs/{run_id}/cancel")
-async def cancel_run(run_id: int, ctx: Editor) -> PipelineRun:
+async def cancel_run(run_id: Id, ctx: Editor) -> PipelineRun:
     """Cancel a run and the jobs of its running steps (409 once it has finished)."""
 
     def cancel() -> PipelineRun:
