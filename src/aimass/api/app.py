@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from aimass import __version__
+from aimass.api.docs import install_docs
 from aimass.api.errors import install_error_handlers
 from aimass.api.jobs_runtime import start_jobs, stop_jobs
 from aimass.api.middleware import EdgePolicy, RequestGuard
@@ -88,9 +89,12 @@ def _control_plane(settings: Settings, state: AppState) -> FastAPI:
         version=__version__,
         description="AI Mass: register, train, serve, evaluate and monitor ML models.",
         lifespan=lifespan,
+        docs_url=None,  # served by api.docs from packaged files, under the CSP
+        redoc_url=None,
     )
     app.state.aimass = state
     install_error_handlers(app)
+    install_docs(app)
     for module in (
         access,
         models,
