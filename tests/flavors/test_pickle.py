@@ -52,7 +52,9 @@ def test_untrusted_pickle_is_never_unpickled(
     assert not marker.exists()
 
 
-def test_the_marker_pickle_does_run_when_trusted(registry: FlavorRegistry, tmp_path: Path) -> None:
+def test_a_trusted_pickle_runs_only_in_the_sandbox_not_in_this_process(
+    registry: FlavorRegistry, tmp_path: Path
+) -> None:
     marker = tmp_path / "marker"
     upload = tmp_path / "upload"
     upload.write_bytes(pickle.dumps(TouchOnLoad(marker), protocol=4))
@@ -60,7 +62,10 @@ def test_the_marker_pickle_does_run_when_trusted(registry: FlavorRegistry, tmp_p
     with pytest.raises(Unprocessable, match="no predict method"):
         inspect_upload(registry, upload, "model.pkl", None, trusted=True)
 
-    assert marker.exists()  # so the untrusted test above would have seen it
+    # It ran in the sandboxed host (hence "no predict method"), which cannot see tmp_path.
+    assert not marker.exists()
+    pickle.loads(upload.read_bytes())  # noqa: S301 - the test's own file, to show it would touch
+    assert marker.exists()  # so the tests around it would have seen it
 
 
 @pytest.mark.parametrize("compress", [0, 3, ("gzip", 3), ("bz2", 3), ("xz", 3), ("lzma", 3)])

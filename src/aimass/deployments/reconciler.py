@@ -128,8 +128,8 @@ class DeploymentReconciler(LoopService):
             max_batch_size=item.batching.max_batch_size,
             max_delay_ms=item.batching.max_delay_ms,
         )
+        served: list[ServedVersion] = []
         try:
-            served = []
             for version in item.versions:
                 predictor, signature = await asyncio.to_thread(self._load_predictor, version)
                 runner = ModelRunner(
@@ -146,6 +146,8 @@ class DeploymentReconciler(LoopService):
                     )
                 )
         except Exception as exc:
+            for loaded in served:  # the versions loaded before the failure: stop their hosts
+                await loaded.runner.close()
             reason = exc.message if isinstance(exc, AimassError) else type(exc).__name__
             log.warning("deployment %s/%s failed to load: %s", item.project, item.name, reason)
             self.repository.set_state(item.name, item.project, "failed", reason)

@@ -1,4 +1,10 @@
-"""The ONNX flavor: ONNX models run by onnxruntime on the CPU."""
+"""The ONNX flavor: ONNX models run by onnxruntime on the CPU, in the server's process.
+
+ONNX stays in-process because its graph is data run by onnxruntime's own kernels;
+the two ways it could reach outside are refused at inspect and at load: tensors
+whose data lives in another file (a path onnxruntime would open) and operators
+of a custom domain (code from a library).
+"""
 
 from __future__ import annotations
 
@@ -51,6 +57,8 @@ _ORT_TO_NUMPY: dict[str, str] = {
 }
 #: Output names that converters (skl2onnx among them) give to class probabilities.
 PROBABILITY_OUTPUTS = ("probabilities", "output_probability")
+#: Operator domains served: ONNX's own, its ML operators, and onnxruntime's built-in contrib ops.
+STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
 _MAX_PROTO_BYTES = 2**31 - 1  # protobuf cannot parse more; bigger models use external data
 
 
@@ -100,17 +108,65 @@ def _read_model(path: Path) -> Any:
         model = onnx.load(path, load_external_data=False)
     except Exception as exc:
         raise Unprocessable(f"not a valid ONNX model: {error_detail(exc, path)}") from exc
-    if any(_uses_external_data(tensor) for tensor in _model_tensors(model)):
-        # External data names other files; following them would read outside the upload.
-        raise Unprocessable(
-            "ONNX models with external data files are not supported; save the model as "
-            "one file (onnx.save_model(model, path, save_as_external_data=False))"
-        )
+    # Both checks come before anything (the checker, onnxruntime) follows what the model names.
+    check_external_data(model)
+    check_domains(model)
     try:
         onnx.checker.check_model(model)
     except Exception as exc:
         raise Unprocessable(f"not a valid ONNX model: {error_detail(exc, path)}") from exc
     return model
+
+
+def check_external_data(model: Any) -> None:
+    """Refuse any tensor whose data lives in another file, naming the tensor and the file.
+
+    An uploaded ``.onnx`` is one file with no folder of its own, so any location
+    (``/etc/passwd``, ``../../token``, or a plain name) would make onnxruntime read
+    a file the server never received from the uploader.
+    """
+    for tensor in _model_tensors(model):
+        if _uses_external_data(tensor):
+            location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+            raise Unprocessable(
+                f"ONNX tensor {tensor.name[:100]!r} keeps its data in another file "
+                f"({location[:100]!r}); external data is refused, since it would read a file "
+                "outside the upload. Save the model as one file "
+                "(onnx.save_model(model, path, save_as_external_data=False))"
+            )
+
+
+def check_domains(model: Any) -> None:
+    """Refuse nodes of an operator domain that is not a standard one (custom operators).
+
+    A node may also call one of the model's own local functions, whose bodies are checked too.
+    """
+    local = {(f.domain, f.name) for f in model.functions}
+    for node in _model_nodes(model):
+        if node.domain in STANDARD_DOMAINS or (node.domain, node.op_type) in local:
+            continue
+        raise Unprocessable(
+            f"ONNX node {node.name[:100]!r} uses the operator {node.op_type[:100]!r} of the "
+            f"custom domain {node.domain[:100]!r}; only the standard domains "
+            f"({', '.join(repr(d) for d in sorted(STANDARD_DOMAINS))}) are served"
+        )
+
+
+def _model_nodes(model: Any) -> Iterator[Any]:
+    """Yield every node of a model: its graph's, its subgraphs' and its local functions'."""
+    yield from _nodes(model.graph.node)
+    for function in model.functions:
+        yield from _nodes(function.node)
+
+
+def _nodes(nodes: Any) -> Iterator[Any]:
+    for node in nodes:
+        yield node
+        for attribute in node.attribute:
+            if attribute.HasField("g"):
+                yield from _nodes(attribute.g.node)
+            for subgraph in attribute.graphs:
+                yield from _nodes(subgraph.node)
 
 
 def _model_tensors(model: Any) -> Iterator[Any]:
@@ -123,6 +179,8 @@ def _model_tensors(model: Any) -> Iterator[Any]:
 def _tensors(graph: Any) -> Iterator[Any]:
     """Yield every TensorProto in a graph, its nodes' attributes and its subgraphs."""
     yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
     yield from _node_tensors(graph.node)
 
 
@@ -132,6 +190,10 @@ def _node_tensors(nodes: Any) -> Iterator[Any]:
             if attribute.HasField("t"):
                 yield attribute.t
             yield from attribute.tensors
+            if attribute.HasField("sparse_tensor"):
+                yield from (attribute.sparse_tensor.values, attribute.sparse_tensor.indices)
+            for sparse in attribute.sparse_tensors:
+                yield from (sparse.values, sparse.indices)
             if attribute.HasField("g"):
                 yield from _tensors(attribute.g)
             for subgraph in attribute.graphs:

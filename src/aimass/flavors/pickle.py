@@ -1,4 +1,9 @@
-"""The pickle flavor: pickle and joblib files, which run code when loaded, so trusted only."""
+"""The pickle flavor: pickle and joblib files, which run code when loaded, so trusted only.
+
+Even trusted, a pickle is never unpickled in the server: it loads and runs in the
+sandboxed model host (:mod:`aimass.flavors.sandboxed`), whose loader is
+``load_in_process``.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,13 @@ from typing import TYPE_CHECKING, ClassVar
 
 from aimass.errors import Unprocessable
 from aimass.flavors.base import Flavor, error_detail
+from aimass.flavors.sandboxed import inspect_in_host, start_host
 from aimass.flavors.sklearn import EstimatorPredictor, estimator_signature, require_predict
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from aimass.flavors.base import Predictor
     from aimass.flavors.signature import Signature
 
 #: Names that say "pickle" even for the old text protocols, which have no magic bytes.
@@ -67,20 +74,22 @@ class PickleFlavor(Flavor):
         return looks_like_pickle(path, filename)
 
     def inspect(self, path: Path, trusted: bool) -> Signature | None:
-        """Unpickle (trusted only) and infer the signature as for scikit-learn."""
-        return estimator_signature(self._read(path, trusted))
+        """Unpickle (trusted only) in the host and infer the signature as for scikit-learn."""
+        _refuse_untrusted(trusted)
+        return inspect_in_host(self.name, path, trusted)
 
-    def load(self, path: Path, trusted: bool) -> EstimatorPredictor:
-        """Unpickle (trusted only) into a predictor."""
-        obj = self._read(path, trusted)
+    def load(self, path: Path, trusted: bool) -> Predictor:
+        """Start a host serving the unpickled object (trusted only)."""
+        _refuse_untrusted(trusted)
+        return start_host(self.name, path, trusted)
+
+    def load_in_process(self, path: Path, trusted: bool) -> EstimatorPredictor:
+        """The host's loader: unpickle (trusted only) into a predictor."""
+        _refuse_untrusted(trusted)
+        obj = self._read(path)
         return EstimatorPredictor(obj, estimator_signature(obj))
 
-    def _read(self, path: Path, trusted: bool) -> object:
-        if not trusted:
-            raise Unprocessable(
-                "pickle and joblib files run code when loaded; refusing to load one that is "
-                "not trusted"
-            )
+    def _read(self, path: Path) -> object:
         import joblib
 
         try:
@@ -89,3 +98,10 @@ class PickleFlavor(Flavor):
             raise Unprocessable(f"could not load the pickle: {error_detail(exc, path)}") from exc
         require_predict(obj, "the pickle")
         return obj
+
+
+def _refuse_untrusted(trusted: bool) -> None:
+    if not trusted:
+        raise Unprocessable(
+            "pickle and joblib files run code when loaded; refusing to load one that is not trusted"
+        )

@@ -1,4 +1,9 @@
-"""The scikit-learn flavor: estimators and pipelines stored with skops."""
+"""The scikit-learn flavor: estimators and pipelines stored with skops.
+
+skops builds only allow-listed types, so a file of default types loads here, in
+the server. A file holding other types (loadable only when trusted) could run
+their code while it loads, so it loads in the sandboxed model host instead.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from aimass.flavors.signature import NUMPY_TO_DATATYPE, Signature, TensorSpec
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from aimass.flavors.base import Array, Batch
+    from aimass.flavors.base import Array, Batch, Predictor
 
 
 class EstimatorPredictor:
@@ -97,19 +102,31 @@ class SklearnFlavor(Flavor):
             return False
 
     def inspect(self, path: Path, trusted: bool) -> Signature | None:
-        """Load with skops (default types only unless trusted) and infer the signature."""
+        """Load with skops (default types here; others, trusted only, in the host); signature."""
+        if self._untrusted_types(path, trusted):
+            from aimass.flavors.sandboxed import inspect_in_host
+
+            return inspect_in_host(self.name, path, trusted)
         return estimator_signature(self._read(path, trusted))
 
-    def load(self, path: Path, trusted: bool) -> EstimatorPredictor:
-        """Load the estimator with skops into a predictor."""
+    def load(self, path: Path, trusted: bool) -> Predictor:
+        """Load the estimator with skops into a predictor (in the host when it needs trust)."""
+        if self._untrusted_types(path, trusted):
+            from aimass.flavors.sandboxed import start_host
+
+            return start_host(self.name, path, trusted)
+        return self.load_in_process(path, trusted)
+
+    def load_in_process(self, path: Path, trusted: bool) -> EstimatorPredictor:
+        """Load the estimator with skops in this process (the host's loader for other types)."""
         estimator = self._read(path, trusted)
         return EstimatorPredictor(estimator, estimator_signature(estimator))
 
-    def _read(self, path: Path, trusted: bool) -> object:
+    def _untrusted_types(self, path: Path, trusted: bool) -> list[str]:
         import skops.io as sio
 
         try:
-            untrusted = sio.get_untrusted_types(file=path)
+            untrusted: list[str] = sio.get_untrusted_types(file=path)
         except Exception as exc:
             raise Unprocessable(f"not a valid skops file: {error_detail(exc, path)}") from exc
         if untrusted and not trusted:
@@ -118,6 +135,12 @@ class SklearnFlavor(Flavor):
                 f"them could run code: {', '.join(sorted(untrusted))}. Mark the upload trusted "
                 "(an admin may) to load them."
             )
+        return untrusted
+
+    def _read(self, path: Path, trusted: bool) -> object:
+        import skops.io as sio
+
+        untrusted = self._untrusted_types(path, trusted)
         try:
             estimator: object = sio.load(path, trusted=untrusted if trusted else None)
         except Exception as exc:

@@ -1,8 +1,16 @@
-"""PyTorch flavors: TorchScript archives (safe) and torch.save archives (pickles, trusted only)."""
+"""PyTorch flavors: TorchScript archives and torch.save archives (pickles, trusted only).
+
+Both load and run only in the sandboxed model host (:mod:`aimass.flavors.sandboxed`):
+a TorchScript archive is a program whose operators may touch files, and its
+``__setstate__`` runs while it loads. An untrusted archive must also pass the
+operator allow-list (:mod:`aimass.flavors._torch_ops`), checked in the host.
+The ``load_in_process`` methods are the host's loaders; nothing else calls them.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -17,7 +25,7 @@ from aimass.flavors.signature import DATATYPES, Signature
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from aimass.flavors.base import Array, Batch
+    from aimass.flavors.base import Array, Batch, Predictor
 
 #: The extra file in which the SDK stores a TorchScript model's signature.
 SIGNATURE_FILE = "aimass_signature.json"
@@ -34,6 +42,16 @@ def import_torch() -> Any:
             "PyTorch models need PyTorch on the server; install aimass[torch]"
         ) from exc
     return torch
+
+
+def require_torch() -> None:
+    """Raise Unprocessable unless torch can be imported (checked without importing it here)."""
+    try:
+        spec = importlib.util.find_spec("torch")
+    except (ImportError, ValueError):  # ValueError: sys.modules holds a stand-in without a spec
+        spec = None
+    if spec is None:
+        raise Unprocessable("PyTorch models need PyTorch on the server; install aimass[torch]")
 
 
 @contextlib.contextmanager
@@ -75,7 +93,8 @@ def is_torch_save_archive(members: list[str]) -> bool:
 
 
 class TorchScriptFlavor(Flavor):
-    """TorchScript archives: a safe format (its code is TorchScript, not pickled Python)."""
+    """TorchScript archives, loaded and run in the sandboxed host; untrusted ones must use
+    only the allow-listed pure tensor operators."""
 
     name: ClassVar[str] = "torchscript"
     requires_trust: ClassVar[bool] = False
@@ -85,16 +104,39 @@ class TorchScriptFlavor(Flavor):
         return is_torchscript_archive(archive_members(path))
 
     def inspect(self, path: Path, trusted: bool) -> Signature | None:
-        """Load the archive with torch.jit and return the signature it carries, if any."""
-        return _load_scripted(path)[1]
+        """Load the archive in the host (checking its operators unless trusted); its signature."""
+        from aimass.flavors.sandboxed import inspect_in_host
 
-    def load(self, path: Path, trusted: bool) -> TorchScriptPredictor:
-        """Load the archive with torch.jit into a predictor."""
-        module, signature = _load_scripted(path)
+        require_torch()
+        return inspect_in_host(self.name, path, trusted)
+
+    def load(self, path: Path, trusted: bool) -> Predictor:
+        """Start a host serving the archive (checking its operators unless trusted)."""
+        from aimass.flavors.sandboxed import start_host
+
+        require_torch()
+        return start_host(self.name, path, trusted)
+
+    def load_in_process(self, path: Path, trusted: bool) -> TorchScriptPredictor:
+        """The host's loader: torch.jit.load, then the operator check unless trusted."""
+        module, signature = load_scripted(path)
+        if not trusted:
+            from aimass.flavors._torch_ops import refused_op
+
+            refused = refused_op(module)
+            if refused is not None:
+                method, op = refused
+                raise Unprocessable(
+                    f"the TorchScript method {method!r} uses the operator {op!r}, which is not "
+                    "on the list of pure tensor operators an untrusted model may use (it could "
+                    "touch files or the process); export the model without it, or have an "
+                    "admin upload it trusted (it still runs sandboxed)"
+                )
         return TorchScriptPredictor(module, signature)
 
 
-def _load_scripted(path: Path) -> tuple[Any, Signature | None]:
+def load_scripted(path: Path) -> tuple[Any, Signature | None]:
+    """torch.jit.load the archive (which runs its ``__setstate__``: only ever in the host)."""
     torch = import_torch()
     extra = {SIGNATURE_FILE: ""}
     try:
@@ -197,21 +239,29 @@ class TorchPickleFlavor(Flavor):
         return is_torch_save_archive(archive_members(path))
 
     def inspect(self, path: Path, trusted: bool) -> Signature | None:
-        """Unpickle (trusted only) and check it holds a module; its signature is unknown."""
-        self._read(path, trusted)
-        return None
+        """Unpickle (trusted only) in the host and check it holds a module; no signature."""
+        _refuse_untrusted(trusted)
+        from aimass.flavors.sandboxed import inspect_in_host
 
-    def load(self, path: Path, trusted: bool) -> TorchScriptPredictor:
-        """Unpickle (trusted only) the module into a predictor."""
-        module = self._read(path, trusted)
+        require_torch()
+        return inspect_in_host(self.name, path, trusted)
+
+    def load(self, path: Path, trusted: bool) -> Predictor:
+        """Start a host serving the unpickled module (trusted only)."""
+        _refuse_untrusted(trusted)
+        from aimass.flavors.sandboxed import start_host
+
+        require_torch()
+        return start_host(self.name, path, trusted)
+
+    def load_in_process(self, path: Path, trusted: bool) -> TorchScriptPredictor:
+        """The host's loader: torch.load the module (trusted only)."""
+        _refuse_untrusted(trusted)
+        module = self._read(path)
         module.eval()
         return TorchScriptPredictor(module, None)
 
-    def _read(self, path: Path, trusted: bool) -> Any:
-        if not trusted:
-            raise Unprocessable(
-                "torch.save archives run code when loaded; refusing to load one that is not trusted"
-            )
+    def _read(self, path: Path) -> Any:
         torch = import_torch()
         try:
             obj = torch.load(str(path), map_location="cpu", weights_only=False)
@@ -225,3 +275,10 @@ class TorchPickleFlavor(Flavor):
                 "save the whole module as TorchScript (torch.jit.script(model).save(path))"
             )
         return obj
+
+
+def _refuse_untrusted(trusted: bool) -> None:
+    if not trusted:
+        raise Unprocessable(
+            "torch.save archives run code when loaded; refusing to load one that is not trusted"
+        )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl
 
 from aimass.auth.entities import Principal
-from aimass.errors import AimassError, InvalidInput, Unauthenticated
+from aimass.errors import AimassError, InvalidInput, Unauthenticated, Unavailable
 from aimass.serving._auth_cache import AuthCache
 from aimass.serving.batcher import BatcherClosed
 from aimass.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -380,6 +380,9 @@ class InferenceApp:
             except InvalidInput as exc:
                 metrics.request(400, None)
                 raise HTTPError(400, exc.message) from None
+            except Unavailable as exc:  # a sandboxed model's host stopped or timed out
+                metrics.request(503, None)
+                raise HTTPError(503, exc.message) from None
             except Exception:
                 metrics.request(500, None)
                 log.exception("model %s version %s failed to predict (request id %s)",

@@ -153,13 +153,18 @@ class ModelRunner:
             self._batcher.close_soon()
 
     async def close(self) -> None:
-        """Refuse new requests, finish the queued ones, and stop the thread."""
+        """Refuse new requests, finish the queued ones, stop the thread, close the predictor."""
         self._closed = True
         if self._batcher is not None:
             await self._batcher.close()
         if self._executor is not None:
-            self._executor.shutdown(wait=False)
-            self._executor = None
+            executor, self._executor = self._executor, None
+            # The request in flight finishes before the predictor (maybe a host process) closes.
+            await asyncio.to_thread(executor.shutdown, True)
+        close = getattr(self.predictor, "close", None)
+        if callable(close):
+            # A sandboxed predictor's close stops its host process.
+            await asyncio.to_thread(close)
 
     def _observe(self, size: int, waits: Sequence[float]) -> None:
         self.stats.record(size, waits)

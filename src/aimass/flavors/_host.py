@@ -1,0 +1,129 @@
+"""The sandboxed model host: loads one code-bearing model file and answers predict requests.
+
+Run only by :mod:`aimass.flavors.sandboxed`, under bubblewrap, as
+``python -m aimass.flavors._host <flavor> <path> <trusted 0|1>``. It loads the
+file with the flavor's in-process loader (for untrusted TorchScript, after
+checking every operator against the allow-list), sends one ``ready`` message
+(the signature and what the evaluator needs to know), then answers requests
+read from stdin on a copy of the original stdout, both in :mod:`._wire`
+format. Anything the model prints goes to stderr, never onto the wire.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from aimass.errors import AimassError, InvalidInput, Unprocessable
+from aimass.flavors import _wire
+
+if TYPE_CHECKING:
+    from aimass.flavors.base import Array, Batch, Predictor
+
+#: The largest request the host reads (the server caps requests well below this).
+REQUEST_LIMIT = 8 * 2**30
+#: The one array name of a request whose batch is a bare array, not arrays by name.
+BARE = ""
+
+
+def _open(flavor: str, path: str, trusted: bool) -> Predictor:
+    from pathlib import Path
+
+    from aimass.flavors.pickle import PickleFlavor
+    from aimass.flavors.sklearn import SklearnFlavor
+    from aimass.flavors.torchscript import TorchPickleFlavor, TorchScriptFlavor
+
+    file = Path(path)
+    if flavor == "torchscript":
+        return TorchScriptFlavor().load_in_process(file, trusted)
+    if flavor == "torch-pickle":
+        return TorchPickleFlavor().load_in_process(file, trusted)
+    if flavor == "pickle":
+        return PickleFlavor().load_in_process(file, trusted)
+    if flavor == "sklearn":
+        return SklearnFlavor().load_in_process(file, trusted)
+    raise Unprocessable(f"the model host does not load {flavor!r} files")
+
+
+def _facts(predictor: Predictor) -> dict[str, Any]:
+    """What the server needs to know without the object: signature, classes, feature names."""
+    estimator = getattr(predictor, "estimator", None)
+    classes = getattr(estimator, "classes_", None)
+    names = getattr(estimator, "feature_names_in_", None)
+    import numpy as np
+
+    facts: dict[str, Any] = {
+        "signature": None
+        if predictor.signature is None
+        else predictor.signature.model_dump(mode="json"),
+        "named": callable(getattr(predictor, "predict_named", None)),
+    }
+    if isinstance(classes, np.ndarray) and classes.ndim == 1:
+        facts["classes"] = [_wire._json_value(c) for c in classes.tolist()]
+    if names is not None:
+        facts["feature_names"] = [str(n) for n in names]
+    return facts
+
+
+def _answer(predictor: Predictor, header: Mapping[str, Any], arrays: dict[str, Array]) -> bytes:
+    batch: Batch = arrays[BARE] if header.get("bare") else arrays
+    op = header.get("op")
+    if op == "predict":
+        return _wire.encode({"ok": True}, {"result": predictor.predict(batch)})
+    if op == "predict_proba":
+        proba = predictor.predict_proba(batch)
+        if proba is None:
+            return _wire.encode({"ok": True, "none": True})
+        return _wire.encode({"ok": True}, {"result": proba})
+    if op == "predict_named":
+        names = [str(n) for n in header.get("names", [])]
+        return _wire.encode({"ok": True}, predictor.predict_named(batch, names))  # type: ignore[attr-defined]
+    raise InvalidInput(f"unknown request {op!r}")
+
+
+def _error(exc: BaseException) -> bytes:
+    if isinstance(exc, AimassError):
+        unprocessable = isinstance(exc, Unprocessable) or not isinstance(exc, InvalidInput)
+        status = 422 if unprocessable else 400
+        return _wire.encode({"ok": False, "status": status, "error": exc.message})
+    return _wire.encode(
+        {"ok": False, "status": 500, "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"}
+    )
+
+
+def serve(flavor: str, path: str, trusted: bool, inbox: BinaryIO, outbox: BinaryIO) -> None:
+    """Load the model, send ``ready``, then answer requests until stdin closes."""
+    try:
+        predictor = _open(flavor, path, trusted)
+        outbox.write(_wire.encode({"ok": True, "ready": _facts(predictor)}))
+    except Exception as exc:
+        outbox.write(_error(exc))
+        outbox.flush()
+        return
+    outbox.flush()
+    while True:
+        try:
+            header, arrays = _wire.decode(inbox.read, REQUEST_LIMIT)
+        except EOFError:
+            return
+        try:
+            reply = _answer(predictor, header, arrays)
+        except Exception as exc:
+            reply = _error(exc)
+        outbox.write(reply)
+        outbox.flush()
+
+
+def main() -> None:
+    """Entry point: keep the wire on a private copy of stdout, send fd 1 to stderr."""
+    flavor, path, trusted = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+    outbox = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # prints (prim::Print, a pickle's print) must not corrupt the wire
+    sys.stdout = sys.stderr
+    serve(flavor, path, trusted, sys.stdin.buffer, outbox)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,327 @@
+"""Code-bearing model files load and run only in a sandboxed host process, never here.
+
+A :class:`ModelHost` starts ``python -m aimass.flavors._host`` under bubblewrap
+(:mod:`aimass.sandbox`): no network, no writable path but its own ``/tmp``,
+the server's and the user's home hidden, the model file bound read-only at its
+path and nothing else of the server's files. It talks over the host's stdin
+and stdout in :mod:`._wire` format (JSON and raw numbers, never pickle, since
+the host may be compromised) with every reply capped in size and time.
+:class:`SandboxedPredictor` is the :class:`~aimass.flavors.base.Predictor`
+over it, so the serving runner does not know the model lives elsewhere;
+``close()`` stops the process. Without bubblewrap these formats are
+Unavailable: there is no in-process fallback.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from aimass import sandbox
+from aimass.errors import InvalidInput, Unavailable, Unprocessable
+from aimass.flavors import _wire
+from aimass.flavors.signature import Signature
+
+if TYPE_CHECKING:
+    from aimass.flavors.base import Array, Batch
+
+#: Seconds a host may take to import its libraries and load the model.
+START_TIMEOUT_S = 120.0
+#: Seconds one predict call may take before the host is stopped (and restarted next time).
+CALL_TIMEOUT_S = 300.0
+#: The ready message (signature, classes) is small; a bigger one is refused.
+READY_LIMIT = 16 * 2**20
+#: A reply may hold this much, plus REPLY_PER_ROW for each row asked about, up to REPLY_MAX.
+REPLY_BASE = 64 * 2**20
+REPLY_PER_ROW = 2**20
+REPLY_MAX = 4 * 2**30
+_STDERR_TAIL = 4096
+#: What bubblewrap says when it runs inside a sandbox that forbids mounting a new /proc.
+_NESTED_HINT = b"Can't mount proc"
+_SYSTEM_ROOTS = frozenset(("/", "/tmp", *sandbox.SYSTEM_DIRS, "/etc", "/dev", "/proc"))
+
+
+def hidden_paths(model: Path) -> list[Path]:
+    """Folders to hide: the OS user's home and every folder above the model (the server's home
+    holds it), in case a Python folder the sandbox binds lies above one of them."""
+    hidden = [Path.home()]
+    for parent in model.resolve().parents:
+        if str(parent) not in _SYSTEM_ROOTS and not str(parent).startswith("/usr/"):
+            hidden.append(parent)
+    return sorted(set(hidden), key=lambda p: len(p.parts))
+
+
+class ModelHost:
+    """One sandboxed host process for one model file; restarted on demand after it dies."""
+
+    def __init__(self, flavor: str, path: Path, trusted: bool) -> None:
+        self.flavor = flavor
+        self.path = path.resolve()
+        self.trusted = trusted
+        self.facts: dict[str, Any] = {}
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stderr: collections.deque[bytes] = collections.deque(maxlen=64)
+        self._nested = False
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        """The bubblewrap process's id while the host runs, else None."""
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
+
+    def start(self) -> dict[str, Any]:
+        """Start the host and return its ready facts; Unprocessable when the model is refused."""
+        with self._lock:
+            return self._start()
+
+    def call(self, header: dict[str, Any], arrays: Mapping[str, Array], rows: int) -> Any:
+        """Send one request and return (header, arrays) of the reply."""
+        with self._lock:
+            if self._process is None or self._process.poll() is not None:
+                self._start()  # died since (or never started): start again, once
+            process = self._process
+            assert process is not None and process.stdin is not None
+            try:
+                process.stdin.write(_wire.encode(header, arrays))
+                process.stdin.flush()
+            except OSError:
+                self._stop()
+                raise Unavailable(self._died("while taking a request")) from None
+            limit = min(REPLY_MAX, REPLY_BASE + rows * REPLY_PER_ROW)
+            return self._read(limit, CALL_TIMEOUT_S, "answering a request")
+
+    def close(self) -> None:
+        """Stop the host process (it is started again by the next call, if any)."""
+        with self._lock:
+            self._stop()
+
+    def _start(self) -> dict[str, Any]:
+        self._stop()
+        self._spawn()
+        try:
+            header, _ = self._read(READY_LIMIT, START_TIMEOUT_S, "loading the model")
+        except Unavailable:
+            if not self._nested and any(_NESTED_HINT in line for line in self._stderr):
+                # Already inside a sandbox (a job): run the inner one without a new /proc.
+                self._nested = True
+                return self._start()
+            raise
+        ready = header.get("ready")
+        if not isinstance(ready, dict):
+            self._stop()
+            raise Unavailable("the sandboxed model process sent no ready message")
+        self.facts = ready
+        return ready
+
+    def _spawn(self) -> None:
+        box = sandbox.Sandbox(
+            read_only=[self.path],
+            hidden=hidden_paths(self.path),
+            # A trusted pickle may name classes of any module the server can import.
+            env=sandbox.safe_env({"PYTHONPATH": os.pathsep.join(_import_path())}),
+            network=False,
+            fresh_proc=not self._nested,
+            # The host ends when its stdin closes; dying with the spawning thread (a pool
+            # thread of the reconciler or of an upload) would end it too early.
+            die_with_parent=False,
+        )
+        command = [
+            sys.executable,
+            "-s",
+            "-m",
+            "aimass.flavors._host",
+            self.flavor,
+            str(self.path),
+            "1" if self.trusted else "0",
+        ]
+        self._stderr.clear()
+        self._process = subprocess.Popen(
+            box.argv(command),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            close_fds=True,
+        )
+        drain = threading.Thread(
+            target=_drain, args=(self._process, self._stderr), daemon=True, name="aimass-host-err"
+        )
+        drain.start()
+
+    def _read(
+        self, limit: int, timeout: float, doing: str
+    ) -> tuple[dict[str, Any], dict[str, Array]]:
+        process = self._process
+        assert process is not None and process.stdout is not None
+        reader = _DeadlineReader(process.stdout.fileno(), time.monotonic() + timeout)
+        try:
+            header, arrays = _wire.decode(reader.read, limit)
+        except TimeoutError:
+            self._stop()
+            raise Unavailable(
+                f"the sandboxed model process did not finish {doing} within {timeout:.0f} s; "
+                "it was stopped and starts again on the next request"
+            ) from None
+        except (EOFError, _wire.WireError) as exc:
+            self._stop()
+            what = "sent a malformed reply" if isinstance(exc, _wire.WireError) else "stopped"
+            raise Unavailable(self._died(doing, what)) from None
+        if header.get("ok") is True:
+            return header, arrays
+        message = str(header.get("error", "the model failed"))[:500]
+        status = header.get("status")
+        if status == 400:
+            raise InvalidInput(message)
+        if status == 422 or doing == "loading the model":
+            self._stop()
+            raise Unprocessable(message)
+        raise InvalidInput(f"the model failed on this input: {message}")
+
+    def _died(self, doing: str, what: str = "stopped") -> str:
+        code = self._process.returncode if self._process is not None else None
+        tail = b"".join(self._stderr).decode(errors="replace").strip().splitlines()[-1:]
+        detail = f" ({tail[0][:200]})" if tail and code not in (None, 0) else ""
+        return f"the sandboxed model process {what} while {doing}{detail}; try again"
+
+    def _stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+        try:
+            process.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _import_path() -> list[str]:
+    return [p for p in sys.path if p and os.path.isdir(p)]
+
+
+def _drain(process: subprocess.Popen[bytes], tail: collections.deque[bytes]) -> None:
+    """Keep the last lines the host wrote to stderr (a full pipe would block it)."""
+    assert process.stderr is not None
+    for line in iter(process.stderr.readline, b""):
+        tail.append(line[:_STDERR_TAIL])
+    process.stderr.close()
+
+
+class _DeadlineReader:
+    """Reads exactly n bytes from a pipe, or raises TimeoutError at the deadline."""
+
+    def __init__(self, fd: int, deadline: float) -> None:
+        self.fd = fd
+        self.deadline = deadline
+
+    def read(self, size: int) -> bytes:
+        chunks: list[bytes] = []
+        left = size
+        while left > 0:
+            wait = self.deadline - time.monotonic()
+            if wait <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([self.fd], [], [], wait)
+            if not ready:
+                raise TimeoutError
+            chunk = os.read(self.fd, min(left, 2**20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+
+class EstimatorFacts:
+    """What evaluation reads of a sandboxed estimator: its classes and fitted column names."""
+
+    def __init__(self, facts: Mapping[str, Any]) -> None:
+        classes = facts.get("classes")
+        self.classes_ = None if classes is None else np.asarray(classes)
+        names = facts.get("feature_names")
+        self.feature_names_in_ = None if names is None else np.asarray(names, dtype=object)
+
+
+class SandboxedPredictor:
+    """A predictor whose model lives in a :class:`ModelHost`; ``close()`` stops the host."""
+
+    def __init__(self, host: ModelHost) -> None:
+        self.host = host
+        facts = host.facts
+        raw = facts.get("signature")
+        self.signature = None if raw is None else Signature.model_validate(raw)
+        self.estimator = EstimatorFacts(facts)
+
+    def predict(self, batch: Batch) -> Array:
+        """Run the model's predict in the host."""
+        _, arrays = self._call({"op": "predict"}, batch)
+        return _result(arrays)
+
+    def predict_proba(self, batch: Batch) -> Array | None:
+        """Run the model's predict_proba in the host (None when it has none)."""
+        header, arrays = self._call({"op": "predict_proba"}, batch)
+        return None if header.get("none") else _result(arrays)
+
+    def close(self) -> None:
+        """Stop the host process."""
+        self.host.close()
+
+    def _call(self, header: dict[str, Any], batch: Batch) -> Any:
+        if isinstance(batch, Mapping):
+            arrays = {str(k): np.asarray(v) for k, v in batch.items()}
+        else:
+            arrays = {"": np.asarray(batch)}
+            header = {**header, "bare": True}
+        rows = max((len(a) for a in arrays.values() if a.ndim), default=1)
+        return self.host.call(header, arrays, rows)
+
+
+class NamedSandboxedPredictor(SandboxedPredictor):
+    """A sandboxed predictor whose model names its outputs (TorchScript)."""
+
+    def predict_named(self, batch: Batch, names: list[str]) -> dict[str, Array]:
+        """Run the model once in the host and return the outputs in ``names``."""
+        _, arrays = self._call({"op": "predict_named", "names": names}, batch)
+        return dict(arrays)
+
+
+def _result(arrays: Mapping[str, Array]) -> Array:
+    if "result" not in arrays:
+        raise Unavailable("the sandboxed model process sent a reply without a result")
+    return arrays["result"]
+
+
+def start_host(flavor: str, path: Path, trusted: bool) -> SandboxedPredictor:
+    """Start a host for the file and return its predictor (Unprocessable: the model is refused)."""
+    host = ModelHost(flavor, path, trusted)
+    facts = host.start()
+    cls = NamedSandboxedPredictor if facts.get("named") else SandboxedPredictor
+    return cls(host)
+
+
+def inspect_in_host(flavor: str, path: Path, trusted: bool) -> Signature | None:
+    """Load the file in a host, read its signature, and stop the host."""
+    host = ModelHost(flavor, path, trusted)
+    try:
+        raw = host.start().get("signature")
+    finally:
+        host.close()
+    try:
+        return None if raw is None else Signature.model_validate(raw)
+    except ValueError as exc:
+        raise Unprocessable("the model's signature is not valid") from exc
