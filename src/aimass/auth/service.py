@@ -73,8 +73,8 @@ def list_tokens(session: Session) -> list[Token]:
     return [r.to_entity() for r in rows]
 
 
-def _global_admins() -> Select[TokenRow]:
-    return select(TokenRow).where(
+def _live_global_admin_ids() -> Select[int]:
+    return select(TokenRow.id).where(
         TokenRow.role == "admin",
         TokenRow.project_id.is_(None),
         TokenRow.job_id.is_(None),
@@ -96,8 +96,8 @@ def revoke_token(session: Session, token_id: int) -> Token:
     if row.role == "admin" and row.project_id is None and row.job_id is None:
         # Lock every live global admin row first, so two concurrent revokes of the last
         # two admins cannot both see the other one still standing.
-        admins = session.scalars(_global_admins().with_for_update()).all()
-        if all(a.id == row.id for a in admins):
+        admins = session.scalars(_live_global_admin_ids().with_for_update()).all()
+        if set(admins) <= {row.id}:
             raise Conflict(
                 f"token {token_id} is the last admin token valid on all projects: "
                 "create another admin token first (POST /api/v1/tokens with role admin "

@@ -1,18 +1,33 @@
-"""``aimass tokens``: create, list and revoke API tokens (admin)."""
+"""``aimass tokens``: create, list and revoke API tokens (admin); ``reset-admin`` recovers.
+
+``reset-admin`` is the one command that works on the installation's database
+directly, with no server: it is for the server's OS user, locked out of the API.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from aimass.cli._session import format_time, open_client, print_json, stdout_console
+from aimass.cli._session import (
+    errors_as_exit,
+    format_time,
+    open_client,
+    print_json,
+    stdout_console,
+)
+from aimass.cli.server import DatabaseOpt, HomeOpt, build_settings, masked_url
 
 app = typer.Typer(
     name="tokens",
     help="Manage API tokens and their roles (needs an admin token).",
     no_args_is_help=True,
 )
+
+if TYPE_CHECKING:
+    from aimass.auth.entities import Token
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")]
 ROLES = ("viewer", "editor", "admin")
@@ -98,3 +113,68 @@ def revoke(
         print_json(token)
     else:
         stdout_console().print(f"revoked token {token.id} ({token.name})", markup=False)
+
+
+@app.command("reset-admin")
+def reset_admin(
+    home: HomeOpt = None,
+    database_url: DatabaseOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Recover a locked-out installation: a new admin token valid on all projects.
+
+    Run it as the server's OS user on the installation itself (no server needed):
+    it writes the token to the database and its secret to HOME/token (owner-only),
+    replacing the file. Revoke the tokens you lost afterwards.
+
+    Example: aimass tokens reset-admin --home ~/.aimass
+    """
+    with errors_as_exit():
+        settings = build_settings(home=home, database_url=database_url)
+        token = _reset_admin(settings.resolved_database_url, settings.token_file)
+    where = str(settings.token_file)
+    if json_:
+        print_json({"id": token.id, "name": token.name, "token_file": where})
+        return
+    stdout_console().print(
+        f"created admin token {token.id} ({token.name}, all projects); "
+        f"its secret is in {where} (readable by you only)",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def _reset_admin(url: str, token_file: Path) -> Token:
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from aimass.auth.service import reset_admin as reset
+    from aimass.errors import AimassError
+    from aimass.store.db import Database
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
+        # Opening it would create an empty database: say where we looked instead.
+        raise AimassError(
+            f"no aimass installation at {masked_url(url)}: "
+            "pass the server's --home (or --database-url)"
+        )
+    db = Database(url)
+    try:
+        if not inspect(db.engine).has_table("tokens"):
+            raise AimassError(
+                f"no aimass installation at {masked_url(url)}: start the server once, "
+                "or pass the server's --home (or --database-url)"
+            )
+        db.upgrade()  # as the server does at start: the token table must be current
+        with db.session() as session:
+            return reset(session, token_file)
+    except SQLAlchemyError as exc:  # a driver error: say which database, no traceback
+        cause = getattr(exc, "orig", None) or exc
+        raise AimassError(
+            f"could not reach {masked_url(url)}: {type(exc).__name__}: {cause}"
+        ) from exc
+    finally:
+        db.close()
