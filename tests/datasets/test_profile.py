@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from aimass.datasets.limits import DatasetLimits
 from aimass.datasets.profile import QUANTILES, detect_format, profile_table, read_table
 from aimass.errors import InvalidInput, TooLarge, Unprocessable
 
@@ -228,7 +229,7 @@ def test_npz_compressed_bomb_is_refused_from_headers(tmp_path: Path) -> None:
         np.savez_compressed(fh, x=np.zeros(4_000_000))
     assert path.stat().st_size < 100_000
     with pytest.raises(TooLarge):
-        read_table(path, "npz", max_expanded_bytes=1_000_000)
+        read_table(path, "npz", limits=DatasetLimits(max_bytes=1_000_000))
 
 
 def test_npz_with_lzma_member_is_refused(tmp_path: Path) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 import posixpath
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
+from aimass.datasets._read import read_csv, read_npz, read_parquet
 from aimass.datasets.entities import ColumnProfile, ColumnSchema, DatasetFormat, Histogram, Profile
+from aimass.datasets.limits import DatasetLimits
 from aimass.errors import AimassError, InvalidInput, TooLarge, Unprocessable
 
 if TYPE_CHECKING:
@@ -33,8 +34,8 @@ _SUFFIXES: dict[str, DatasetFormat] = {
 }
 _PARQUET_MAGIC = b"PAR1"
 _ZIP_MAGIC = b"PK\x03\x04"
-_NPZ_MAX_MEMBERS = 4096
 _MESSAGE_LIMIT = 200
+_TOP_KEY_LIMIT = 256
 
 
 def detect_format(filename: str, head: bytes, declared: str | None = None) -> DatasetFormat:
@@ -66,12 +67,14 @@ def read_table(
     fmt: DatasetFormat,
     max_rows: int | None = None,
     *,
-    max_expanded_bytes: int | None = None,
+    limits: DatasetLimits | None = None,
 ) -> pandas.DataFrame:
     """Read a dataset file into a DataFrame; any parse failure is Unprocessable.
 
-    ``max_expanded_bytes`` caps the in-memory size NPZ arrays declare before any is
-    loaded (compressed NPZ members can expand far beyond the upload's size).
+    With ``limits``, what the file declares is checked before anything is read and
+    what is decoded is counted as it is read (see :mod:`aimass.datasets.limits`); a
+    file past a cap is :class:`~aimass.errors.TooLarge`. Without, the file is trusted
+    to fit (the job runtime reading its own dataset, the zoo's built-in ones).
     """
     if fmt not in FORMATS:
         raise InvalidInput(f"unknown dataset format {fmt!r}: use one of {', '.join(FORMATS)}")
@@ -79,11 +82,11 @@ def read_table(
         # The libraries get an open file, never the path, so their messages cannot name it.
         with path.open("rb") as fh:
             if fmt == "csv":
-                df = _read_csv(fh, max_rows)
+                df = read_csv(fh, max_rows, limits)
             elif fmt == "parquet":
-                df = _read_parquet(fh, max_rows)
+                df = read_parquet(fh, max_rows, limits)
             else:
-                df = _read_npz(fh, max_rows, max_expanded_bytes)
+                df = read_npz(fh, max_rows, limits)
     except AimassError:
         raise
     except MemoryError:
@@ -112,101 +115,6 @@ def profile_table(
         else:
             columns.append(_profile_categorical(name, dtype, series, top_k))
     return schema, Profile(num_rows=int(df.shape[0]), columns=columns)
-
-
-# --- reading -------------------------------------------------------------------------------
-
-
-def _read_csv(fh: IO[bytes], max_rows: int | None) -> pandas.DataFrame:
-    import pandas
-
-    return pandas.read_csv(fh, nrows=max_rows)
-
-
-def _read_parquet(fh: IO[bytes], max_rows: int | None) -> pandas.DataFrame:
-    import pyarrow
-    import pyarrow.parquet as pq
-
-    parquet = pq.ParquetFile(fh)
-    if max_rows is None:
-        table = parquet.read()
-    else:
-        batches = []
-        remaining = max_rows
-        for batch in parquet.iter_batches(batch_size=min(max(remaining, 1), 65536)):
-            if remaining <= 0:
-                break
-            batches.append(batch.slice(0, remaining))
-            remaining -= min(batch.num_rows, remaining)
-        table = pyarrow.Table.from_batches(batches, schema=parquet.schema_arrow)
-    return table.to_pandas()
-
-
-def _read_npz(
-    fh: IO[bytes], max_rows: int | None, max_expanded_bytes: int | None
-) -> pandas.DataFrame:
-    import numpy
-    import pandas
-
-    _check_npz_members(fh, max_expanded_bytes)
-    fh.seek(0)
-    columns: dict[str, npt.NDArray[Any]] = {}
-    lengths: dict[str, int] = {}
-    # allow_pickle=False is the security boundary: object arrays raise, nothing is unpickled.
-    with numpy.load(fh, allow_pickle=False) as npz:
-        for key in npz.files:
-            array = npz[key]
-            if array.ndim not in (1, 2):
-                raise Unprocessable(
-                    f"array {key!r} has {array.ndim} dimensions; NPZ arrays must be 1-D or 2-D"
-                )
-            if max_rows is not None:
-                array = array[:max_rows]
-            lengths[key] = int(array.shape[0])
-            names = [key] if array.ndim == 1 else [f"{key}_{j}" for j in range(array.shape[1])]
-            for j, column in enumerate(names):
-                if column in columns:
-                    raise Unprocessable(f"NPZ column name {column!r} occurs twice")
-                columns[column] = array if array.ndim == 1 else array[:, j]
-    if not lengths:
-        raise Unprocessable("the NPZ file holds no arrays")
-    if len(set(lengths.values())) > 1:
-        sizes = ", ".join(f"{k}: {n}" for k, n in lengths.items())
-        raise Unprocessable(f"NPZ arrays must all have the same length; got {sizes}")
-    return pandas.DataFrame(columns, copy=False)
-
-
-def _check_npz_members(fh: IO[bytes], max_expanded_bytes: int | None) -> None:
-    """Refuse object arrays and oversized arrays from their headers, before loading any."""
-    import numpy
-    from numpy.lib import format as npformat
-
-    with zipfile.ZipFile(fh) as zf:
-        infos = zf.infolist()
-        if len(infos) > _NPZ_MAX_MEMBERS:
-            raise Unprocessable(f"the NPZ file has more than {_NPZ_MAX_MEMBERS} members")
-        total = 0
-        for info in infos:
-            # Only what numpy writes; other codecs decompress without a size bound.
-            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                raise Unprocessable("NPZ members must be stored or deflated")
-            if not info.filename.endswith(".npy"):
-                continue
-            with zf.open(info) as member:
-                version = npformat.read_magic(member)
-                if version == (1, 0):
-                    shape, _, dtype = npformat.read_array_header_1_0(member)
-                else:
-                    shape, _, dtype = npformat.read_array_header_2_0(member)
-            key = info.filename[: -len(".npy")]
-            if dtype.hasobject:
-                raise Unprocessable(
-                    f"array {key!r} holds Python objects, which would need pickle; "
-                    "only numeric, boolean and fixed-width string arrays are accepted"
-                )
-            total += int(numpy.prod(shape, dtype=numpy.int64)) * dtype.itemsize
-            if max_expanded_bytes is not None and total > max_expanded_bytes:
-                raise TooLarge(f"the NPZ arrays expand to more than {max_expanded_bytes} bytes")
 
 
 def _reason(exc: BaseException, path: Path) -> str:
@@ -306,7 +214,8 @@ def _profile_categorical(name: str, dtype: str, series: pandas.Series, top_k: in
         counts = series.dropna().astype(str).value_counts(sort=True)
     top: dict[str, int] = {}
     for value, count in _head(counts, top_k):
-        key = str(value)
+        # A profile is stored and served whole: one huge value must not become a huge key.
+        key = _shorten(str(value))
         top[key] = top.get(key, 0) + int(count)
     return ColumnProfile(
         name=name,
@@ -322,3 +231,7 @@ def _head(counts: pandas.Series, k: int) -> Iterator[tuple[Any, Any]]:
     if k <= 0:
         return iter(())
     return iter(counts.iloc[:k].items())
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= _TOP_KEY_LIMIT else text[: _TOP_KEY_LIMIT - 1] + "\u2026"

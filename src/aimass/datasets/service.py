@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from aimass.artifacts.names import validate_filename, validate_name
 from aimass.artifacts.store import ArtifactStore
 from aimass.datasets.entities import Dataset, DatasetFormat, DatasetVersion
+from aimass.datasets.limits import DatasetLimits
 from aimass.datasets.profile import detect_format, profile_table, read_table
 from aimass.errors import NotFound
 from aimass.registry.projects import read_project_row
@@ -56,15 +57,20 @@ def register_dataset_version(
     upload: Path,
     filename: str,
     spec: DatasetVersionCreate,
-    max_expanded_bytes: int | None = None,
+    limits: DatasetLimits | None = None,
 ) -> DatasetVersion:
-    """Parse and profile a complete local upload, store its bytes, then record the version."""
+    """Parse and profile a complete local upload, store its bytes, then record the version.
+
+    ``limits`` (the defaults when None: an upload is never read unbounded) caps what
+    the upload may expand to; a file past them is refused (TooLarge) before it is
+    materialised, and nothing is stored or recorded.
+    """
     validate_filename(filename)
     validate_name(name, "dataset name")
     with upload.open("rb") as src:
         head = src.read(4096)
     fmt = detect_format(filename, head, spec.format)
-    frame = read_table(upload, fmt, max_expanded_bytes=max_expanded_bytes)
+    frame = read_table(upload, fmt, limits=limits or DatasetLimits())
     columns, profile = profile_table(frame)
     dataset_id = ensure_parent(db, DatasetRow, project, name)
     key = store.new_key("datasets", str(dataset_id))

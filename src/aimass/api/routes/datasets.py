@@ -13,6 +13,7 @@ from aimass.api.ids import Id
 from aimass.api.uploads import SpooledUpload, handle_upload
 from aimass.datasets import service
 from aimass.datasets.entities import Dataset, DatasetVersion
+from aimass.datasets.limits import DatasetLimits
 from aimass.datasets.service import DatasetVersionCreate
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
@@ -24,6 +25,7 @@ Editor = Annotated[Ctx, Depends(editor)]
 async def create_dataset_version(name: str, request: Request, ctx: Editor) -> DatasetVersion:
     """Upload CSV, Parquet or NPZ as a new immutable version with its profile."""
     state = ctx.state
+    settings = state.settings
 
     def register(upload: SpooledUpload, spec: DatasetVersionCreate) -> DatasetVersion:
         return service.register_dataset_version(
@@ -34,7 +36,11 @@ async def create_dataset_version(name: str, request: Request, ctx: Editor) -> Da
             upload=upload.path,
             filename=upload.filename,
             spec=spec,
-            max_expanded_bytes=4 * state.settings.max_upload_bytes,
+            limits=DatasetLimits(
+                max_rows=settings.dataset_max_rows,
+                max_cells=settings.dataset_max_cells,
+                max_bytes=settings.dataset_max_bytes,
+            ),
         )
 
     return await handle_upload(request, state.settings.spool_dir, DatasetVersionCreate, register)

@@ -1,0 +1,299 @@
+"""Data bombs: small dataset uploads that expand to gigabytes are refused before they cost memory.
+
+Every bomb is built here, at test time, without ever holding its expanded form: a
+Parquet file is written row group by row group from one modest dictionary-encoded
+table, an NPZ member is deflated from a stream of zero chunks. The server runs in
+this process (a uvicorn thread), so this process's peak RSS is the server's: it must
+stay under 1 GiB with the default caps while the bomb is answered 413 or 422.
+"""
+
+from __future__ import annotations
+
+import io
+import resource
+import threading
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from aimass.config import Settings
+from conftest import free_port
+
+GIB = 1024**3
+#: The server's whole process (this one) must stay below this while it answers a bomb.
+RSS_CEILING = GIB
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest, tmp_path: Path, db_url: str) -> Settings:
+    """The default upload and dataset caps, so the RSS bound holds with what ships."""
+    overrides: dict[str, Any] = getattr(request, "param", {})
+    return Settings(
+        home=tmp_path / "home",
+        database_url=db_url,
+        artifacts=str(tmp_path / "artifacts"),
+        port=free_port(),
+        tune_gc=False,
+        jobs=False,
+        **overrides,
+    )
+
+
+# --- building the bombs --------------------------------------------------------------------
+
+
+def _constant_parquet(path: Path, value: str, rows: int, group: int) -> Path:
+    """``rows`` copies of ``value``: one dictionary entry and run-length-encoded zeros."""
+    indices = pa.array(np.zeros(group, dtype=np.int32))
+    table = pa.table({"s": pa.DictionaryArray.from_arrays(indices, pa.array([value]))})
+    # store_schema=False: the file says "string", not "dictionary", as any writer's would.
+    with pq.ParquetWriter(
+        path, table.schema, compression="zstd", store_schema=False, write_statistics=False
+    ) as writer:
+        for _ in range(rows // group):
+            writer.write_table(table, row_group_size=group)
+    return path
+
+
+def _wide_parquet(path: Path, rows: int, columns: int, group: int) -> Path:
+    table = pa.table({f"c{i}": np.zeros(group, dtype=np.int8) for i in range(columns)})
+    with pq.ParquetWriter(path, table.schema, compression="zstd") as writer:
+        for _ in range(rows // group):
+            writer.write_table(table, row_group_size=group)
+    return path
+
+
+def _npz(path: Path, shape: tuple[int, ...], dtype: str, zeros: int, junk: int = 0) -> Path:
+    """An NPZ whose ``x.npy`` header declares ``shape`` and whose body is ``zeros`` deflated."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": dtype, "fortran_order": False, "shape": shape}
+    )
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        with zf.open("x.npy", "w", force_zip64=True) as member:
+            member.write(header.getvalue())
+            _write_zeros(member, zeros)
+        if junk:
+            with zf.open("junk.bin", "w", force_zip64=True) as member:
+                _write_zeros(member, junk)
+    return path
+
+
+def _write_zeros(out: Any, count: int) -> None:
+    chunk = bytes(16 * 1024 * 1024)
+    while count > 0:
+        out.write(chunk[:count])
+        count -= len(chunk)
+
+
+@pytest.fixture(scope="module")
+def bombs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every bomb, built once for both backends; each is small on disk."""
+    folder = tmp_path_factory.mktemp("bombs")
+    made = {
+        # 200 million rows of "x": the 877 KB file that took a server to 6.3 GiB.
+        "rows.parquet": _constant_parquet(folder / "rows.parquet", "x", 200_000_000, 4_000_000),
+        # Five million rows of one 1 KiB value: the footer declares ~10 KB, decoding makes 5 GB.
+        "dictionary.parquet": _constant_parquet(
+            folder / "dictionary.parquet", "v" * 1024, 5_000_000, 1_000_000
+        ),
+        "cells.parquet": _wide_parquet(folder / "cells.parquet", 4_000_000, 30, 1_000_000),
+        # A header that declares ten billion rows over a few bytes of data.
+        "header.npz": _npz(folder / "header.npz", (10**10,), "<f8", 64),
+        # 1.28 GB of zeros, deflated, that its header honestly declares.
+        "zeros.npz": _npz(folder / "zeros.npz", (8_000_000, 10), "<c16", 8_000_000 * 10 * 16),
+        # A header that declares ten values over 1.2 GB of zeros.
+        "liar.npz": _npz(folder / "liar.npz", (10,), "<f8", 1_200_000_000),
+        # A valid array beside a 1.1 GB member that is no array (numpy.load reads it whole).
+        "junk.npz": _npz(folder / "junk.npz", (10,), "<f8", 80, junk=1_100_000_000),
+    }
+    for path in made.values():
+        assert path.stat().st_size < 6 * 1024 * 1024, path.name
+    # A CSV is not compressed: 20 MB of "0\n" is its cheapest form of ten million rows.
+    rows_csv = folder / "rows.csv"
+    with rows_csv.open("wb") as out:
+        out.write(b"x\n" + b"0\n" * 1_000_000 * 10 + b"1\n")
+    made["rows.csv"] = rows_csv
+    return made
+
+
+# --- measuring -----------------------------------------------------------------------------
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize()
+
+
+class PeakRss:
+    """This process's highest resident memory while the block runs, sampled every 2 ms."""
+
+    def __init__(self) -> None:
+        self.before = _rss()
+        self.peak = self.before
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, _rss())
+
+    def __enter__(self) -> PeakRss:
+        # ru_maxrss never goes down: when it starts below the ceiling it catches any spike.
+        self.maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+        self.maxrss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def assert_under(self, ceiling: int) -> None:
+        """Fail when the process went past ``ceiling`` bytes during the block."""
+        assert self.peak < ceiling, f"peak RSS {self.peak / 2**20:.0f} MiB"
+        if self.maxrss_before < ceiling:
+            assert self.maxrss_after < ceiling, f"max RSS {self.maxrss_after / 2**20:.0f} MiB"
+
+
+def _upload(http: httpx.Client, name: str, path: Path) -> tuple[httpx.Response, PeakRss]:
+    with path.open("rb") as fh, PeakRss() as rss:
+        response = http.post(f"/api/v1/datasets/{name}/versions", files={"file": (path.name, fh)})
+    return response, rss
+
+
+def _assert_refused(
+    http: httpx.Client, live_server: Any, path: Path, status: int, *needles: str
+) -> None:
+    response, rss = _upload(http, "bomb", path)
+    assert response.status_code == status, response.text
+    message = response.json()["error"]["message"]
+    for needle in needles:
+        assert needle in message, message
+    rss.assert_under(RSS_CEILING)
+    # Nothing half-registered: no dataset row, no stored bytes.
+    assert http.get("/api/v1/datasets/bomb").status_code == 404
+    stored = Path(live_server.settings.resolved_artifacts)
+    kept = [p.name for p in stored.rglob("*") if p.is_file()] if stored.exists() else []
+    assert kept == []
+
+
+Check = Callable[..., None]
+
+
+@pytest.fixture
+def refused(http: httpx.Client, live_server: Any) -> Iterator[Check]:
+    """Upload a file and check it is refused with a status and a message, in bounded memory."""
+
+    def check(path: Path, status: int, *needles: str) -> None:
+        _assert_refused(http, live_server, path, status, *needles)
+
+    yield check
+
+
+# --- the holes -----------------------------------------------------------------------------
+
+
+def test_parquet_row_bomb_is_refused_from_its_footer(
+    bombs: dict[str, Path], refused: Check
+) -> None:
+    refused(bombs["rows.parquet"], 413, "200,000,000 rows", "AIMASS_DATASET_MAX_ROWS")
+
+
+def test_parquet_cell_bomb_is_refused_from_its_footer(
+    bombs: dict[str, Path], refused: Check
+) -> None:
+    refused(bombs["cells.parquet"], 413, "120,000,000 cells", "AIMASS_DATASET_MAX_CELLS")
+
+
+def test_parquet_dictionary_bomb_is_refused_before_it_is_decoded(
+    bombs: dict[str, Path], refused: Check
+) -> None:
+    # The footer declares almost nothing: only counting the decoded text catches this one.
+    meta = pq.ParquetFile(bombs["dictionary.parquet"]).metadata
+    declared = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+    assert declared < 1024 * 1024
+    refused(bombs["dictionary.parquet"], 413, "bytes in memory", "AIMASS_DATASET_MAX_BYTES")
+
+
+def test_npz_header_bomb_is_refused_before_loading(bombs: dict[str, Path], refused: Check) -> None:
+    refused(bombs["header.npz"], 413, "10,000,000,000 rows", "AIMASS_DATASET_MAX_ROWS")
+
+
+def test_npz_deflated_zeros_bomb_is_refused_from_its_header(
+    bombs: dict[str, Path], refused: Check
+) -> None:
+    refused(bombs["zeros.npz"], 413, "1,280,000,000 bytes", "AIMASS_DATASET_MAX_BYTES")
+
+
+def test_npz_member_larger_than_its_header_is_refused(
+    bombs: dict[str, Path], refused: Check
+) -> None:
+    refused(bombs["liar.npz"], 413, "AIMASS_DATASET_MAX_BYTES")
+
+
+def test_npz_member_that_is_no_array_is_refused_unread(
+    bombs: dict[str, Path], refused: Check
+) -> None:
+    refused(bombs["junk.npz"], 422, "junk.bin", ".npy")
+
+
+def test_csv_row_bomb_is_refused_while_counting(bombs: dict[str, Path], refused: Check) -> None:
+    refused(bombs["rows.csv"], 413, "10,000,001 rows", "AIMASS_DATASET_MAX_ROWS")
+
+
+def test_csv_of_too_many_columns_is_refused_from_its_header(tmp_path: Path, refused: Check) -> None:
+    path = tmp_path / "wide.csv"
+    path.write_bytes(b",".join(b"c%d" % i for i in range(20_000)) + b"\n" + b"1," * 19_999 + b"1\n")
+    refused(path, 413, "20,000 columns", "10,000")
+
+
+# A CSV cell takes at least a byte, so passing the default 100 M cells needs a 100 MB
+# upload; a lower cap shows the same count at a thousandth of the cost.
+@pytest.mark.parametrize("settings", [{"dataset_max_cells": 1_000_000}], indirect=True)
+def test_csv_cell_bomb_is_refused_while_counting(tmp_path: Path, refused: Check) -> None:
+    path = tmp_path / "cells.csv"
+    path.write_bytes(
+        b",".join(b"c%d" % i for i in range(100)) + b"\n" + (b"," * 99 + b"\n") * 10_001
+    )
+    refused(path, 413, "1,000,100 cells", "AIMASS_DATASET_MAX_CELLS")
+
+
+def test_ordinary_datasets_still_upload_under_the_default_caps(
+    tmp_path: Path, http: httpx.Client
+) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "x": np.arange(50_000, dtype="float64"),
+            "city": ["Paris", "Lyon", "Nice", "Brest", "Metz"] * 10_000,
+            "kind": pd.Categorical(["a", "b"] * 25_000),
+        }
+    )
+    parquet = tmp_path / "d.parquet"
+    frame.to_parquet(parquet, row_group_size=7_000)
+    csv = tmp_path / "d.csv"
+    frame.to_csv(csv, index=False)
+    npz = tmp_path / "d.npz"
+    np.savez_compressed(npz, X=np.ones((50_000, 3)), y=np.arange(50_000))
+    for name, path in (("p", parquet), ("c", csv), ("n", npz)):
+        response, rss = _upload(http, name, path)
+        assert response.status_code == 201, response.text
+        body = response.json()
+        assert body["num_rows"] == 50_000
+        rss.assert_under(RSS_CEILING)
+    columns = {
+        c["name"]: c for c in http.get("/api/v1/datasets/p/versions/1").json()["profile"]["columns"]
+    }
+    assert columns["city"]["top"] == {k: 10_000 for k in ("Paris", "Lyon", "Nice", "Brest", "Metz")}
+    assert columns["kind"]["top"] == {"a": 25_000, "b": 25_000}
+    assert columns["x"]["mean"] == pytest.approx(24_999.5)
