@@ -5,8 +5,10 @@ never finish (slow loris), and its ``limit_concurrency`` counts idle sockets, so
 a crowd of idle connections turns every real client away. This protocol gives
 each request ``header_timeout_s`` to send its headers (then a 408 and the socket
 is closed), and refuses a connection past ``max_connections`` at once with a
-503, so the server keeps file descriptors for the clients that talk. The body's
-own deadline lives in the ASGI guard (``api.middleware``), which can answer it.
+503, so the server keeps file descriptors for the clients that talk. A body
+that stops arriving for ``body_timeout_s`` (while the app waits for it) gets a
+408 with the request id and the socket is closed. The timers live here, not in
+the ASGI guard, so a request whose body comes in one packet arms none.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ import resource
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from aimass.api.middleware import REQUEST_ID_KEY, SECURITY_HEADERS
 
 # File descriptors kept for everything but client sockets: the database pool,
 # logs, model files, job pipes.
@@ -43,6 +48,7 @@ class ConnectionLimits:
     """Per-server limits the protocol enforces (picklable: uvicorn workers receive them)."""
 
     header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
     max_connections: int = 2000
 
 
@@ -61,9 +67,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(config, *args, **kwargs)
         limits = getattr(config, "limits", None) or ConnectionLimits()
         self._header_timeout_s = limits.header_timeout_s
+        self._body_timeout_s = limits.body_timeout_s
         self._max_connections = limits.max_connections
         self._header_timer: asyncio.TimerHandle | None = None
         self._in_headers = False
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_pending = False
+        self._body_seen = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Count the connection; refuse it past the cap, else start the header deadline."""
@@ -84,15 +94,55 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._arm()
 
     def on_headers_complete(self) -> None:
-        """Headers in: the deadline is met (the body has its own, in the ASGI guard)."""
+        """Headers in: their deadline is met; the body's starts."""
         self._in_headers = False
         self._disarm()
         super().on_headers_complete()
+        self._body_pending = True
+        self._body_seen = self.loop.time()
+
+    def on_body(self, body: bytes) -> None:
+        """A piece of the body: the client is still sending."""
+        self._body_seen = self.loop.time()
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        """The whole request is in: no deadline until the next one begins."""
+        self._body_pending = False
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        super().on_message_complete()
+
+    def data_received(self, data: bytes) -> None:
+        """Parse, then watch the body if this packet did not finish it."""
+        super().data_received(data)
+        if self._body_pending and self._body_timer is None and not self.transport.is_closing():
+            self._body_timer = self.loop.call_later(self._body_timeout_s, self._body_stalled)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Forget the deadline with the connection."""
+        """Forget the deadlines with the connection."""
         self._disarm()
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
         super().connection_lost(exc)
+
+    def _body_stalled(self) -> None:
+        self._body_timer = None
+        if not self._body_pending or self.transport.is_closing():
+            return
+        idle = self.loop.time() - self._body_seen
+        if idle < self._body_timeout_s or self.flow.read_paused:
+            # Still arriving, or the app has not read what came (then it is not the client).
+            wait = self._body_timeout_s - idle if idle < self._body_timeout_s else idle
+            self._body_timer = self.loop.call_later(wait, self._body_stalled)
+            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_started:
+            request_id = str(self.scope.get(REQUEST_ID_KEY, "-"))  # set by the ASGI guard
+            self.transport.write(_body_too_slow(request_id, self._body_timeout_s))
+        self.transport.close()  # the app's receive() now says the client went away
 
     def _arm(self) -> None:
         self._header_timer = self.loop.call_later(self._header_timeout_s, self._expired)
@@ -114,6 +164,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+def _body_too_slow(request_id: str, timeout: float) -> bytes:
+    message = (
+        f"the request body stopped arriving for {timeout:g} s; send it at once "
+        "(AIMASS_BODY_TIMEOUT_S sets the limit)"
+    )
+    error = {"code": "timeout", "message": message, "request_id": request_id}
+    body = orjson.dumps({"error": error})
+    lines = [
+        b"HTTP/1.1 408 Request Timeout",
+        b"content-type: application/json",
+        b"content-length: " + str(len(body)).encode(),
+        b"connection: close",
+        b"x-request-id: " + request_id.encode(),
+        b"x-content-type-options: nosniff",
+        *(name + b": " + value for name, value in SECURITY_HEADERS),
+    ]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
 def raise_fd_limit() -> int:
     """Raise this process's soft limit on open files to its hard limit; the new soft limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -127,8 +196,10 @@ def raise_fd_limit() -> int:
     return soft
 
 
-def connection_limits(header_timeout_s: float, max_connections: int) -> ConnectionLimits:
+def connection_limits(
+    header_timeout_s: float, body_timeout_s: float, max_connections: int
+) -> ConnectionLimits:
     """Limits for this process: the cap is kept below the open-file limit (raised first)."""
     soft = raise_fd_limit()
     room = max(16, soft - FD_RESERVE)
-    return ConnectionLimits(header_timeout_s, min(max_connections, room))
+    return ConnectionLimits(header_timeout_s, body_timeout_s, min(max_connections, room))

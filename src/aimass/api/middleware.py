@@ -2,16 +2,16 @@
 
 In one pass over the headers it gives the request an id, checks that the Host
 names this server (DNS rebinding), refuses writes a web page could forge (a
-cross-site Origin or Sec-Fetch-Site, a form content type), caps the body and
-times out a body that stops arriving, adds the security headers to every
-answer, and answers a 500 that still carries the request id when anything
-escapes the app. Loopback is not a wall (SECURITY.md, item 12): all of it
-holds with auth on or off.
+cross-site Origin or Sec-Fetch-Site, a form content type), caps the body
+(counted as it arrives), adds the security headers to every answer, and
+answers a 500 that still carries the request id when anything escapes the app.
+Loopback is not a wall (SECURITY.md, item 12): all of it holds with auth on or
+off. Read deadlines and the connection cap live one layer down, in
+``api.connections``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import os
@@ -44,6 +44,7 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-frame-options", b"DENY"),
 )
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
+_APP_EXTRA_INFERENCE = list(SECURITY_HEADERS)
 _CLOSE = (b"connection", b"close")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 _UPLOAD_PATH = re.compile(r"/api/v1/(models|datasets)/[^/]+/versions/?|/api/v1/bundles/?")
@@ -65,7 +66,6 @@ class EdgePolicy:
     allowed_hosts: frozenset[bytes] | None
     max_upload_bytes: int
     max_inference_bytes: int
-    body_timeout_s: float
     max_body_bytes: int = DEFAULT_MAX_BODY
 
     @classmethod
@@ -75,7 +75,6 @@ class EdgePolicy:
             allowed_hosts=allowed_hosts(settings),
             max_upload_bytes=settings.max_upload_bytes,
             max_inference_bytes=settings.max_inference_bytes,
-            body_timeout_s=settings.body_timeout_s,
         )
 
 
@@ -118,9 +117,8 @@ class RequestGuard:
     """The edge of every HTTP request; ``is_inference(path)`` picks the inference path's limits.
 
     Refusals say what to do and carry the request id; a body over its limit
-    (declared or counted as it arrives, chunked too) is a 413, a body that
-    stalls for ``body_timeout_s`` a 408, both answered at once with the
-    connection closed, whatever the app would have said after.
+    (declared or counted as it arrives, chunked too) is a 413 answered at once
+    with the connection closed, whatever the app would have said after.
     """
 
     def __init__(
@@ -188,7 +186,7 @@ class RequestGuard:
             await self._serve(
                 scope, receive, send, request_id, (limit, too_large), v2, extra,
                 # The inference path sets its own id and nosniff headers (it runs alone too).
-                list(SECURITY_HEADERS) if inference else extra,
+                _APP_EXTRA_INFERENCE if inference else extra,
                 has_body=chunked or (length is not None and length != b"0"),
             )  # fmt: skip
         finally:
@@ -254,12 +252,11 @@ class RequestGuard:
         started = answered = False
         body_done = not has_body
         received = 0
-        timeout = self.policy.body_timeout_s
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
             if answered:
-                return  # the guard has answered this request already (413, 408)
+                return  # the guard has answered this request already (413)
             if not started and message["type"] == "http.response.start":
                 started = True
                 message["headers"] = [*message.get("headers", ()), *app_extra]
@@ -276,11 +273,7 @@ class RequestGuard:
             nonlocal received, body_done
             if body_done or answered:
                 return _DISCONNECT if answered else await receive()
-            try:
-                async with asyncio.timeout(timeout):
-                    message = await receive()
-            except TimeoutError:
-                return await answer_early(408, "timeout", _too_slow(timeout))
+            message = await receive()
             if message["type"] != "http.request":
                 body_done = True
                 return message
@@ -339,10 +332,3 @@ async def _answer(
 
 def _over(limit: int) -> str:
     return f"request body is over the limit of {limit} bytes"
-
-
-def _too_slow(timeout: float) -> str:
-    return (
-        f"the request body stopped arriving for {timeout:g} s; send it at once "
-        "(AIMASS_BODY_TIMEOUT_S sets the limit)"
-    )

@@ -70,9 +70,12 @@ def server_config(settings: Settings, app: Any, **options: Any) -> ServerConfig:
     """The uvicorn config every server uses (the CLI's and the tests'), with its protections.
 
     Raises the open-file limit to the hard limit and keeps the connection cap
-    below it; headers must arrive within ``header_timeout_s``.
+    below it; headers must arrive within ``header_timeout_s``, and a body may
+    not stall for ``body_timeout_s``.
     """
-    limits = connection_limits(settings.header_timeout_s, settings.max_connections)
+    limits = connection_limits(
+        settings.header_timeout_s, settings.body_timeout_s, settings.max_connections
+    )
     defaults: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
