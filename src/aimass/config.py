@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     job_slots: float | None = Field(default=None, gt=0)
     job_lease_s: float = Field(default=30.0, ge=0.5, le=3600)
     ray_address: str | None = None
+    #: How job code is fenced off: ``bwrap`` (bubblewrap), or ``none`` (unsafe: jobs can read
+    #: the server's database, token and artifacts; for hosts without bubblewrap only).
+    job_sandbox: Literal["bwrap", "none"] = "bwrap"
     public_url: str | None = None
     #: Extra names the Host header may carry (comma list; ``*`` turns the check off).
     allowed_hosts: str = ""
@@ -150,6 +153,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_JOBS": "true" if settings.jobs else "false",
         "AIMASS_JOB_EXECUTOR": settings.job_executor,
         "AIMASS_JOB_LEASE_S": str(settings.job_lease_s),
+        "AIMASS_JOB_SANDBOX": settings.job_sandbox,
         "AIMASS_ALLOWED_HOSTS": settings.allowed_hosts,
         "AIMASS_HEADER_TIMEOUT_S": str(settings.header_timeout_s),
         "AIMASS_BODY_TIMEOUT_S": str(settings.body_timeout_s),

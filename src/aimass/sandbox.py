@@ -87,7 +87,10 @@ class Sandbox:
 
     ``read_only`` and ``writable`` are host paths bound at the same path inside;
     ``hidden`` are folders replaced by an empty tmpfs (a Python folder inside one
-    is bound again over it); ``env`` is the whole environment of the command.
+    is bound again over it, but never a hidden folder itself); ``env`` is the
+    whole environment of the command. ``devices`` are device nodes bound in
+    (``/dev/nvidia0``). ``die_with_parent`` False suits a long-lived process
+    that is started from a short-lived thread and ends itself when its stdin closes.
     """
 
     read_only: Sequence[str | Path] = ()
@@ -96,28 +99,35 @@ class Sandbox:
     env: Mapping[str, str] = field(default_factory=dict)
     network: bool = False
     workdir: str | Path = "/tmp"
+    fresh_proc: bool = True
+    devices: Sequence[str | Path] = ()
+    die_with_parent: bool = True
 
     def argv(self, command: Sequence[str]) -> list[str]:
         """The full argv: ``bwrap [options] -- command...``."""
         args = [
             require_bwrap(),
-            "--die-with-parent",
             "--new-session",
             "--unshare-user-try",
             "--unshare-ipc",
-            "--unshare-pid",
             "--unshare-uts",
             "--unshare-cgroup-try",
             "--clearenv",
             "--dev",
             "/dev",
-            "--proc",
-            "/proc",
             "--tmpfs",
             "/tmp",
         ]
+        if self.fresh_proc:
+            args += ["--unshare-pid", "--proc", "/proc"]
+        else:
+            args += ["--ro-bind", "/proc", "/proc"]
+        if self.die_with_parent:
+            args.append("--die-with-parent")
         if not self.network:
             args.append("--unshare-net")
+        for device in self.devices:
+            args += ["--dev-bind", str(device), str(device)]
         for directory in SYSTEM_DIRS:
             if os.path.isdir(directory) and not os.path.islink(directory):
                 args += ["--ro-bind", directory, directory]
@@ -131,12 +141,18 @@ class Sandbox:
             args += ["--ro-bind", directory, directory]
         for hidden in self.hidden:
             args += ["--tmpfs", str(hidden)]
-        # A Python folder inside a hidden one (a venv under the home) is bound again over the tmpfs.
-        for directory in pythons:
-            if _under_any(directory, self.hidden):
-                args += ["--ro-bind", directory, directory]
-        for path in self.read_only:
-            args += ["--ro-bind", str(path), str(path)]
+        # A Python folder inside a hidden one (a venv under the home) is bound again over
+        # the tmpfs; a hidden folder itself never is (sys.path may hold the home itself).
+        rebound = [
+            d for d in pythons if _under_any(d, self.hidden) and not _equals_any(d, self.hidden)
+        ]
+        rebound += [str(p) for p in self.read_only]
+        for directory in rebound:
+            args += ["--ro-bind", directory, directory]
+        # What was bound again may hold a hidden folder (a home inside a project): hide it again.
+        for hidden in self.hidden:
+            if any(_strictly_under(str(hidden), d) for d in rebound):
+                args += ["--tmpfs", str(hidden)]
         for path in self.writable:
             args += ["--bind", str(path), str(path)]
         for key, value in self.env.items():
@@ -153,6 +169,53 @@ def safe_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def host_pid(ns_pid: int, ancestor: int) -> int | None:
+    """The pid, as this machine sees it, of the sandboxed process ``ns_pid``.
+
+    Processes in a sandbox see their own pid namespace; ``ancestor`` (the
+    ``bwrap`` process started here) tells apart several sandboxes on one machine.
+    """
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        nspids = fields.get("NSpid", "").split()
+        if len(nspids) < 2 or nspids[-1] != str(ns_pid):
+            continue
+        pid = int(entry.name)
+        if _descends_from(pid, ancestor):
+            return pid
+    return None
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    seen = 0
+    while pid > 1 and seen < 64:  # a parent chain is short; never loop forever on a race
+        if pid == ancestor:
+            return True
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+        seen += 1
+    return pid == ancestor
+
+
 def _under_any(path: str, roots: Sequence[str | Path]) -> bool:
     resolved = Path(path).resolve()
     return any(resolved.is_relative_to(Path(root).resolve()) for root in roots)
+
+
+def _equals_any(path: str, roots: Sequence[str | Path]) -> bool:
+    resolved = Path(path).resolve()
+    return any(resolved == Path(root).resolve() for root in roots)
+
+
+def _strictly_under(path: str, root: str) -> bool:
+    resolved, base = Path(path).resolve(), Path(root).resolve()
+    return resolved != base and resolved.is_relative_to(base)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -82,6 +83,21 @@ def upload_iris(api: httpx.Client, tmp_path: Path, name: str = "iris") -> None:
     with path.open("rb") as fh:
         response = api.post(f"/api/v1/datasets/{name}/versions", files={"file": (path.name, fh)})
     assert response.status_code == 201, response.text
+
+
+def host_pid(job_pid: int) -> int:
+    """The pid this machine knows a job's process by (jobs report their sandbox's own pids).
+
+    Never signal a pid a job reported without this: in the sandbox's pid namespace
+    it names another process out here.
+    """
+    from aimass.sandbox import host_pid as translate
+
+    deadline = time.monotonic() + 5
+    while (pid := translate(job_pid, os.getpid())) is None:
+        assert time.monotonic() < deadline, f"no process of this test has sandbox pid {job_pid}"
+        time.sleep(0.05)
+    return pid
 
 
 def pid_alive(pid: int) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from conftest import LiveServer
-from jobs.conftest import pid_alive, submit_script, upload_iris, wait_for
+from jobs.conftest import host_pid, pid_alive, submit_script, upload_iris, wait_for
 
 
 def _follow(api: httpx.Client, job_id: int) -> tuple[list[str], dict[str, object]]:
@@ -87,7 +87,7 @@ def test_kill_9_of_a_job_resumes_from_its_checkpoint_on_attempt_2(api: httpx.Cli
     wait_for(
         api, job["id"], lambda j: len(api.get(f"/api/v1/jobs/{j['id']}/checkpoints").json()) >= 2
     )
-    os.kill(running["outputs"]["pid_1"], signal.SIGKILL)
+    os.kill(host_pid(running["outputs"]["pid_1"]), signal.SIGKILL)
     done = wait_for(api, job["id"])
     assert done["state"] == "succeeded", done
     assert done["attempt"] == 2
@@ -113,7 +113,7 @@ def test_a_paused_worker_past_its_lease_cannot_write_late(settings: object, tmp_
         ) as api:
             job = submit_script(api, "fenced.py", params={"hold": 15.0})
             first = wait_for(api, job["id"], lambda j: "pid_1" in j["outputs"])
-            pid = first["outputs"]["pid_1"]
+            pid = host_pid(first["outputs"]["pid_1"])
             os.kill(pid, signal.SIGSTOP)
             try:
                 done = wait_for(api, job["id"])
@@ -144,16 +144,15 @@ def test_cancel_ends_the_process_tree_and_removes_scratch(api: httpx.Client) -> 
     job = submit_script(api, "sleeper.py", params={"seconds": 60})
     running = wait_for(api, job["id"], lambda j: "child_pid" in j["outputs"])
     outputs = running["outputs"]
+    pid, child_pid = host_pid(outputs["pid"]), host_pid(outputs["child_pid"])
     assert Path(outputs["scratch"]).is_dir()
     started = time.monotonic()
     assert api.post(f"/api/v1/jobs/{job['id']}/cancel").status_code == 200
     done = wait_for(api, job["id"], timeout=5)
-    while (pid_alive(outputs["pid"]) or pid_alive(outputs["child_pid"])) and (
-        time.monotonic() - started < 5
-    ):
+    while (pid_alive(pid) or pid_alive(child_pid)) and (time.monotonic() - started < 5):
         time.sleep(0.05)
     assert done["state"] == "cancelled"
-    assert not pid_alive(outputs["pid"]) and not pid_alive(outputs["child_pid"])
+    assert not pid_alive(pid) and not pid_alive(child_pid)
     assert not Path(outputs["scratch"]).exists()
     assert time.monotonic() - started < 5
     assert api.post(f"/api/v1/jobs/{job['id']}/cancel").status_code == 200  # idempotent

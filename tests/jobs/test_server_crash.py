@@ -15,7 +15,7 @@ import pytest
 
 from aimass.config import Settings, settings_env
 from conftest import free_port
-from jobs.conftest import TERMINAL, pid_alive, submit_script, wait_for
+from jobs.conftest import TERMINAL, host_pid, pid_alive, submit_script, wait_for
 
 
 def _start(settings: Settings) -> subprocess.Popen[bytes]:
@@ -58,6 +58,7 @@ def test_kill_9_of_the_server_loses_no_job(server_settings: Settings) -> None:
             submit_script(api, "resumable.py", params={"steps": 8, "pause": 0.4}) for _ in range(3)
         ]
         running = [wait_for(api, j["id"], lambda j: "pid_1" in j["outputs"]) for j in jobs[:2]]
+        pids = [host_pid(j["outputs"]["pid_1"]) for j in running]
         for job in jobs[:2]:  # each has saved a checkpoint to resume from
             wait_for(
                 api, job["id"], lambda j: api.get(f"/api/v1/jobs/{j['id']}/checkpoints").json()
@@ -67,7 +68,6 @@ def test_kill_9_of_the_server_loses_no_job(server_settings: Settings) -> None:
         first.send_signal(signal.SIGKILL)
         first.wait()
     deadline = time.monotonic() + 10
-    pids = [j["outputs"]["pid_1"] for j in running]
     while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(pid_alive(p) for p in pids), "attempts die with their server"

@@ -48,6 +48,9 @@ def prepare(settings: Settings) -> bool:
     and creates the first admin token.
     """
     check_exposure(settings)
+    from aimass.api.jobs_runtime import check_job_sandbox
+
+    check_job_sandbox(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.home, 0o700)
     db = Database(settings.resolved_database_url)

@@ -117,6 +117,13 @@ def server(
             "(env AIMASS_RAY_ADDRESS; default: start a local Ray)."
         ),
     ] = None,
+    job_sandbox: Annotated[
+        str | None,
+        typer.Option(
+            help="How job code is fenced off: 'bwrap' (bubblewrap) or 'none' (unsafe: jobs "
+            "can read the server's database and token) (env AIMASS_JOB_SANDBOX; default bwrap)."
+        ),
+    ] = None,
 ) -> None:
     """Start the aimass server: REST API, inference, metrics and web UI in one process.
 
@@ -139,6 +146,7 @@ def server(
             job_slots=job_slots,
             job_executor=executor,
             ray_address=ray_address,
+            job_sandbox=job_sandbox,
         )
         from aimass.api.server import run_server
 

@@ -6,6 +6,11 @@ process (its own memory) in its own session, with its own 0700 scratch folder,
 thread limits from its CPU share and ``CUDA_VISIBLE_DEVICES`` naming only its
 GPUs (empty when it has none). The scratch folder is deleted when the attempt
 ends, however it ends.
+
+Given a ``Sandbox``, the zygote starts inside it (bubblewrap), so every attempt
+forked from it runs there too: a clean environment, its own pid namespace, and
+none of what the sandbox hides (the server's home, database, token, artifacts).
+Pids the zygote reports are then the sandbox's own; ``pid_of`` translates them.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
 from aimass.executors._child import RESULT_FILE
 from aimass.executors.base import AttemptExit, AttemptSpec, Executor
+from aimass.sandbox import Sandbox, host_pid
 
 log = logging.getLogger("aimass.executors.local")
 
@@ -112,7 +118,9 @@ class LocalExecutor(Executor):
     dict of outputs (or None). ``python_path`` is prepended to each attempt's
     import path. ``log_dir`` receives ``job-<id>/attempt-<n>.log`` with each
     attempt's stdout and stderr. ``cancel`` sends SIGTERM to the attempt's
-    process group, then SIGKILL after ``kill_grace_s``.
+    process group, then SIGKILL after ``kill_grace_s``. ``sandbox`` None runs
+    attempts with the server's own rights and environment (for tests and hosts
+    without bubblewrap); its ``writable`` folders must hold the scratch folders.
     """
 
     def __init__(
@@ -125,12 +133,14 @@ class LocalExecutor(Executor):
         preload: Sequence[str] = (),
         kill_grace_s: float = 3.0,
         start_timeout_s: float = 10.0,
+        sandbox: Sandbox | None = None,
     ) -> None:
         super().__init__()
         self.targets = dict(targets)
         self.gpus = list(detect_gpus() if gpus is None else gpus)
         self.python_path = [str(p) for p in python_path]
         self.log_dir = log_dir
+        self.sandbox = sandbox
         # The entries' own modules too: an attempt then imports nothing to start.
         entry_modules = sorted({t.partition(":")[0] for t in self.targets.values()})
         self.preload = ["aimass.executors._child", *preload, *entry_modules]
@@ -151,18 +161,23 @@ class LocalExecutor(Executor):
         with self._lock:
             if self._zygote is not None and self._zygote.poll() is None:
                 return self._zygote
+            command = [
+                sys.executable,
+                "-m",
+                "aimass.executors._zygote",
+                json.dumps(sys.path),
+                json.dumps(self.preload),
+            ]
+            # No thread pools in the zygote: it forks, and threads do not survive a fork.
+            env = {**os.environ, **dict.fromkeys(THREAD_VARS, "1")}
+            if self.sandbox is not None:
+                command = self._sandboxed(command)
+                env = {}  # the sandbox sets the whole environment itself
             zygote = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "aimass.executors._zygote",
-                    json.dumps(sys.path),
-                    json.dumps(self.preload),
-                ],
+                command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                # No thread pools in the zygote: it forks, and threads do not survive a fork.
-                env={**os.environ, **dict.fromkeys(THREAD_VARS, "1")},
+                env=env,
                 start_new_session=True,  # a Ctrl-C on the terminal is the server's to handle
             )
             self._zygote = zygote
@@ -172,6 +187,24 @@ class LocalExecutor(Executor):
         reader.start()
         self._readers.append(reader)
         return zygote
+
+    def _sandboxed(self, command: list[str]) -> list[str]:
+        sandbox = self.sandbox
+        assert sandbox is not None
+        writable = [Path(p) for p in sandbox.writable]
+        if self.log_dir is not None:
+            writable.append(self.log_dir)
+        for folder in writable:  # bwrap binds only what exists
+            folder.mkdir(parents=True, exist_ok=True)
+        python_path = [p for p in self.python_path if Path(p).is_dir()]
+        return replace(
+            sandbox,
+            read_only=[*sandbox.read_only, *python_path],
+            writable=writable,
+            env={**sandbox.env, **dict.fromkeys(THREAD_VARS, "1")},
+            # Started from whichever thread submits first; it ends when its stdin closes.
+            die_with_parent=False,
+        ).argv(command)
 
     def _send(self, zygote: subprocess.Popen[bytes], command: dict[str, Any]) -> None:
         stdin = zygote.stdin
@@ -306,10 +339,15 @@ class LocalExecutor(Executor):
             return [(a.spec.job_id, a.spec.attempt) for a in self._attempts.values()]
 
     def pid_of(self, job_id: int) -> int | None:
-        """The process id of the job's attempt here, if it runs here."""
+        """The process id (as this machine sees it) of the job's attempt here, if it runs here."""
         with self._lock:
             attempts = [a for (j, n), a in sorted(self._attempts.items()) if j == job_id]
-        return attempts[-1].pid if attempts else None
+        if not attempts or attempts[-1].pid is None:
+            return None
+        attempt = attempts[-1]
+        if self.sandbox is None or attempt.zygote is None or attempt.pid is None:
+            return attempt.pid
+        return host_pid(attempt.pid, attempt.zygote.pid)
 
     # -- helpers ------------------------------------------------------------
 

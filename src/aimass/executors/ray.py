@@ -18,11 +18,22 @@ dying worker's children: when the worker dies, however it dies, the zygote's
 stdin closes and it kills the attempt's whole tree. The driver then removes the
 scratch folder where that path is on its own machine; on another node a dead
 worker's scratch folder stays. Nodes need ``aimass`` installed for the workers.
+
+Given a ``Sandbox``, the zygote starts inside it on the node (bubblewrap must be
+installed there, or the attempt fails saying so): the worker's home (Ray's token),
+``/tmp`` (Ray's session folder) and the server's folders are hidden, the
+environment is clean, and only the scratch and log folders are writable.
+
+A Ray that the executor starts itself (no address) keeps its session folder
+under ``temp_dir`` (the server's home) and is told to use 127.0.0.1 as its
+node address; Ray 2.60 still binds its gRPC servers to every interface (see
+docs/security.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import logging
 import os
@@ -36,13 +47,14 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
 from aimass.executors._child import RESULT_FILE
 from aimass.executors.base import AttemptExit, AttemptSpec, Executor
-from aimass.executors.local import child_spec
+from aimass.executors.local import THREAD_VARS, child_spec
+from aimass.sandbox import Sandbox, bwrap_path
 from aimass.scheduler.placement import NodeCapacity
 
 log = logging.getLogger("aimass.executors.ray")
@@ -148,10 +160,13 @@ class _Zygote:
     """The attempt's own zygote (``_zygote``): it forks the attempt, reaps it, ends its
     leftovers, and kills the whole tree when this worker dies (its stdin closes)."""
 
-    def __init__(self, log_file: IO[bytes]) -> None:
+    def __init__(self, log_file: IO[bytes], sandbox: Sandbox | None, writable: list[Path]) -> None:
         zygote = [sys.executable, "-m", "aimass.executors._zygote", json.dumps(sys.path)]
+        zygote.append(json.dumps(["aimass.executors._child"]))
+        if sandbox is not None:
+            zygote = _sandboxed(sandbox, writable, zygote)
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _LAUNCH, *zygote, json.dumps(["aimass.executors._child"])],
+            [sys.executable, "-c", _LAUNCH, *zygote],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log_file,
@@ -206,7 +221,27 @@ class _Zygote:
             self.proc.wait()
 
 
-def run_on_node(spec: dict[str, Any], private_name: str, grace_s: float) -> dict[str, Any]:
+def _sandboxed(sandbox: Sandbox, writable: list[Path], command: list[str]) -> list[str]:
+    """``command`` inside ``sandbox`` as this node sees it: its own home hidden too."""
+    if bwrap_path() is None:
+        raise RuntimeError(
+            "jobs run in a bubblewrap sandbox and this Ray node has no bubblewrap: "
+            "apt-get install -y bubblewrap on it, or start the server with --job-sandbox none"
+        )
+    hidden = [Path(p) for p in (*sandbox.hidden, Path.home())]
+    return replace(
+        sandbox,
+        hidden=sorted({p for p in hidden if p.is_dir() and len(p.resolve().parts) > 1}),
+        writable=writable,
+        env={**sandbox.env, **dict.fromkeys(THREAD_VARS, "1")},
+        devices=sorted(glob.glob("/dev/nvidia*")),
+        die_with_parent=False,  # it ends when its stdin (from this worker) closes
+    ).argv(command)
+
+
+def run_on_node(
+    spec: dict[str, Any], private_name: str, grace_s: float, sandbox: Sandbox | None = None
+) -> dict[str, Any]:
     """The Ray task: run one attempt here, ship its log, return its result."""
     gpus = ",".join(str(g) for g in _ray().get_gpu_ids())
     scratch = Path(spec["scratch_dir"])
@@ -226,7 +261,7 @@ def run_on_node(spec: dict[str, Any], private_name: str, grace_s: float) -> dict
         scratch.mkdir(mode=0o700)
         scratch.chmod(0o700)
         with log_path.open("ab") as log_file:
-            zygote = _Zygote(log_file)
+            zygote = _Zygote(log_file, sandbox, [scratch.parent, private])
         zygote.send({"op": "start", "spec": spec})
         next_ship = time.monotonic() + SHIP_EVERY_S
         while zygote.returncode is None:
@@ -257,6 +292,25 @@ def run_on_node(spec: dict[str, Any], private_name: str, grace_s: float) -> dict
 
 # -- on the driver ------------------------------------------------------------
 
+#: Unix sockets live in Ray's session folder; their paths must stay under 108 bytes.
+_MAX_TEMP_DIR = 40
+
+
+def local_ray_options(temp_dir: Path | None) -> dict[str, Any]:
+    """``ray.init`` options for a Ray this server starts: loopback address, no dashboard.
+
+    The session folder (sockets, logs) goes under ``temp_dir`` when that path is
+    short enough for Ray's unix sockets, else in a fresh 0700 folder under /tmp.
+    """
+    options: dict[str, Any] = {"_node_ip_address": "127.0.0.1", "include_dashboard": False}
+    if temp_dir is not None:
+        folder = temp_dir
+        if len(str(temp_dir)) > _MAX_TEMP_DIR:
+            folder = Path(tempfile.mkdtemp(prefix="aimass-ray-"))
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        options["_temp_dir"] = str(folder)
+    return options
+
 
 @dataclass
 class _Attempt:
@@ -286,6 +340,8 @@ class RayExecutor(Executor):
         log_dir: Path | None = None,
         kill_grace_s: float = 3.0,
         init_kwargs: dict[str, Any] | None = None,
+        sandbox: Sandbox | None = None,
+        temp_dir: Path | None = None,
     ) -> None:
         super().__init__()
         ray = _ray()
@@ -293,9 +349,12 @@ class RayExecutor(Executor):
         self.python_path = [str(p) for p in python_path]
         self.log_dir = log_dir
         self.kill_grace_s = kill_grace_s
+        self.sandbox = sandbox
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             kwargs = {"include_dashboard": False, "log_to_driver": False, **(init_kwargs or {})}
+            if address is None:
+                kwargs = {**local_ray_options(temp_dir), **kwargs}
             ray.init(address=address, ignore_reinit_error=True, **kwargs)
         self._task = ray.remote(run_on_node)
         self._attempts: dict[int, _Attempt] = {}
@@ -323,7 +382,7 @@ class RayExecutor(Executor):
             private = f"aimass-attempt-{attempt.job_id}-{attempt.attempt}-{uuid.uuid4().hex}"
             # CUDA_VISIBLE_DEVICES and the log path are chosen on the node (run_on_node).
             spec = child_spec(attempt, target, None, self.python_path, None)
-            ref = task.remote(spec, private, self.kill_grace_s)
+            ref = task.remote(spec, private, self.kill_grace_s, self.sandbox)
             self._attempts[attempt.job_id] = _Attempt(spec=attempt, ref=ref, private=private)
             self._cond.notify_all()
 
