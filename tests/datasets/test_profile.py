@@ -256,3 +256,47 @@ def test_empty_npz_is_unprocessable(tmp_path: Path) -> None:
         pass
     with pytest.raises(Unprocessable):
         read_table(path, "npz")
+
+
+def test_npz_member_that_is_no_array_is_refused(tmp_path: Path) -> None:
+    path = _write_npz(tmp_path / "d.npz", y=np.arange(3))
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("notes.txt", "numpy.load would return these bytes whole")
+    with pytest.raises(Unprocessable, match=r"notes\.txt.*\.npy"):
+        read_table(path, "npz")
+
+
+def test_top_values_are_shortened_in_the_profile() -> None:
+    _, profile = profile_table(pd.DataFrame({"s": ["x" * 10_000] * 3 + ["y"]}))
+    top = profile.columns[0].top
+    assert max(len(k) for k in top) == 256
+    assert list(top.values()) == [3, 1]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "limits", "needle"),
+    [
+        ("csv", DatasetLimits(max_rows=3), "AIMASS_DATASET_MAX_ROWS"),
+        ("csv", DatasetLimits(max_columns=1), "columns"),
+        ("parquet", DatasetLimits(max_cells=10), "AIMASS_DATASET_MAX_CELLS"),
+        ("parquet", DatasetLimits(max_bytes=100), "AIMASS_DATASET_MAX_BYTES"),
+        ("npz", DatasetLimits(max_rows=3), "AIMASS_DATASET_MAX_ROWS"),
+        ("npz", DatasetLimits(max_cells=10), "AIMASS_DATASET_MAX_CELLS"),
+    ],
+)
+def test_limits_refuse_each_format(
+    tmp_path: Path, fmt: str, limits: DatasetLimits, needle: str
+) -> None:
+    frame = pd.DataFrame({"x": np.arange(20.0), "s": ["ab"] * 20})
+    path = tmp_path / f"d.{fmt}"
+    if fmt == "csv":
+        # Written past the small-file shortcut, so the rows are counted.
+        frame.to_csv(path, index=False)
+        path.write_text(path.read_text() + "1,cd\n" * 60_000)
+    elif fmt == "parquet":
+        frame.to_parquet(path)
+    else:
+        _write_npz(path, x=np.arange(20.0), y=np.arange(20))
+    with pytest.raises(TooLarge, match=needle):
+        read_table(path, fmt, limits=limits)  # type: ignore[arg-type]
+    assert len(read_table(path, fmt, limits=DatasetLimits())) >= 20  # type: ignore[arg-type]

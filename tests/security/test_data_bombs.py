@@ -62,6 +62,16 @@ def _constant_parquet(path: Path, value: str, rows: int, group: int) -> Path:
     return path
 
 
+def _nested_parquet(path: Path, value: str, rows: int, per_row: int) -> Path:
+    """Lists of ``per_row`` copies of ``value``: the dictionary bomb one level down."""
+    indices = pa.array(np.zeros(rows * per_row, dtype=np.int32))
+    values = pa.DictionaryArray.from_arrays(indices, pa.array([value]))
+    offsets = pa.array(np.arange(0, rows * per_row + 1, per_row, dtype=np.int32))
+    table = pa.table({"l": pa.ListArray.from_arrays(offsets, values)})
+    pq.write_table(table, path, compression="zstd", store_schema=False, write_statistics=False)
+    return path
+
+
 def _wide_parquet(path: Path, rows: int, columns: int, group: int) -> Path:
     table = pa.table({f"c{i}": np.zeros(group, dtype=np.int8) for i in range(columns)})
     with pq.ParquetWriter(path, table.schema, compression="zstd") as writer:
@@ -104,6 +114,8 @@ def bombs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "dictionary.parquet": _constant_parquet(
             folder / "dictionary.parquet", "v" * 1024, 5_000_000, 1_000_000
         ),
+        # The same inside lists: a million rows of five 1 KiB values.
+        "nested.parquet": _nested_parquet(folder / "nested.parquet", "n" * 1024, 1_000_000, 5),
         "cells.parquet": _wide_parquet(folder / "cells.parquet", 4_000_000, 30, 1_000_000),
         # A header that declares ten billion rows over a few bytes of data.
         "header.npz": _npz(folder / "header.npz", (10**10,), "<f8", 64),
@@ -222,6 +234,12 @@ def test_parquet_dictionary_bomb_is_refused_before_it_is_decoded(
     declared = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
     assert declared < 1024 * 1024
     refused(bombs["dictionary.parquet"], 413, "bytes in memory", "AIMASS_DATASET_MAX_BYTES")
+
+
+def test_nested_parquet_dictionary_bomb_is_refused_before_it_is_decoded(
+    bombs: dict[str, Path], refused: Check
+) -> None:
+    refused(bombs["nested.parquet"], 413, "bytes in memory", "AIMASS_DATASET_MAX_BYTES")
 
 
 def test_npz_header_bomb_is_refused_before_loading(bombs: dict[str, Path], refused: Check) -> None:

@@ -101,32 +101,57 @@ def read_parquet(
     if limits is not None:
         _check_parquet_footer(parquet, max_rows, limits)
     tally = Tally("Parquet", limits or _UNBOUNDED)
-    texts = _text_columns(schema)
-    # Text columns come back dictionary-encoded, so their decoded size is known before
-    # any of it exists; everything else is read as the file's schema says.
-    reader = pq.ParquetFile(fh, read_dictionary=[schema.field(i).name for i in texts] or None)
-    step = max(1, min(65536, _STEP_CELLS // max(parquet.metadata.num_columns, 1)))
-    remaining = max_rows
-    batches: list[pyarrow.RecordBatch] = []
-    for batch in reader.iter_batches(batch_size=step):
-        if remaining is not None:
-            if remaining <= 0:
-                break
-            batch = batch.slice(0, remaining)
-            remaining -= batch.num_rows
-        nbytes = 0
-        for i, column in enumerate(batch.columns):
-            if i in texts and pyarrow.types.is_dictionary(column.type):
-                nbytes += _decoded_text_bytes(column)
-            else:
-                nbytes += column.get_total_buffer_size()
-        tally.add(rows=batch.num_rows, cells=batch.num_rows * batch.num_columns, nbytes=nbytes)
-        batches.append(batch)
+    # Text leaves come back dictionary-encoded, so their decoded size is known before any
+    # of it exists; everything else is read as the file's schema says.
+    texts = _text_leaves(parquet, schema)
+    try:
+        table = _read_counted(fh, texts, schema, max_rows, tally)
+    except pyarrow.ArrowNotImplementedError:
+        # pyarrow cannot always hand back nested text dictionary-encoded; such columns
+        # are then decoded as they are read and counted a batch at a time.
+        flat = [path for path in texts if "." not in path]
+        if flat == texts:
+            raise
+        tally = Tally("Parquet", limits or _UNBOUNDED)
+        table = _read_counted(fh, flat, schema, max_rows, tally)
     # Every batch is counted and text is still encoded: only now is it expanded, and only
     # because its decoded size is known to fit.
-    table = pyarrow.Table.from_batches(batches, schema=reader.schema_arrow)
-    batches.clear()
     return table.cast(schema).to_pandas()
+
+
+def _read_counted(
+    fh: IO[bytes],
+    texts: list[str],
+    schema: pyarrow.Schema,
+    max_rows: int | None,
+    tally: Tally,
+) -> pyarrow.Table:
+    """Every batch of the file, counted as it comes; text leaves in ``texts`` still encoded."""
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    fh.seek(0)
+    reader = pq.ParquetFile(fh, read_dictionary=texts or None)
+    step = max(1, min(65536, _STEP_CELLS // max(reader.metadata.num_columns, 1)))
+    remaining = max_rows
+    batches: list[pyarrow.RecordBatch] = []
+    # One row group at a time: a batch across two would need two dictionaries in one column.
+    for group in range(reader.metadata.num_row_groups):
+        if remaining is not None and remaining <= 0:
+            break
+        for batch in reader.iter_batches(batch_size=step, row_groups=[group]):
+            if remaining is not None:
+                if remaining <= 0:
+                    break
+                batch = batch.slice(0, remaining)
+                remaining -= batch.num_rows
+            nbytes = sum(
+                _decoded_bytes(column, schema.field(i).type)
+                for i, column in enumerate(batch.columns)
+            )
+            tally.add(rows=batch.num_rows, cells=batch.num_rows * batch.num_columns, nbytes=nbytes)
+            batches.append(batch)
+    return pyarrow.Table.from_batches(batches, schema=reader.schema_arrow)
 
 
 _UNBOUNDED = DatasetLimits(max_rows=2**62, max_cells=2**62, max_bytes=2**62, max_columns=2**62)
@@ -166,32 +191,58 @@ def _check_parquet_footer(parquet: Any, max_rows: int | None, limits: DatasetLim
     )
 
 
-def _text_columns(schema: pyarrow.Schema) -> set[int]:
-    """Top-level string and binary columns with a unique name (read_dictionary goes by name)."""
+def _text_leaves(parquet: Any, schema: pyarrow.Schema) -> list[str]:
+    """Paths of the string and binary leaves to read dictionary-encoded.
+
+    Only leaves under plain columns, lists and structs: :func:`_decoded_bytes` can
+    measure those before decoding. Text inside other nesting (maps) is decoded as it is
+    read and counted afterwards, one batch at a time.
+    """
+    names = schema.names
+    measurable = {
+        field.name
+        for field in schema
+        if names.count(field.name) == 1 and _lists_and_structs(field.type)
+    }
+    paths = []
+    for i in range(parquet.metadata.num_columns):
+        column = parquet.schema.column(i)
+        if column.physical_type == "BYTE_ARRAY" and column.path.split(".")[0] in measurable:
+            paths.append(column.path)
+    return paths
+
+
+def _lists_and_structs(kind: pyarrow.DataType) -> bool:
     import pyarrow
 
-    names = schema.names
-    found = set()
-    for i, field in enumerate(schema):
-        kind = field.type
-        text = (
-            pyarrow.types.is_string(kind)
-            or pyarrow.types.is_large_string(kind)
-            or pyarrow.types.is_binary(kind)
-            or pyarrow.types.is_large_binary(kind)
-        )
-        if text and names.count(field.name) == 1:
-            found.add(i)
-    return found
+    if pyarrow.types.is_list(kind) or pyarrow.types.is_large_list(kind):
+        return _lists_and_structs(kind.value_type)
+    if pyarrow.types.is_struct(kind):
+        return all(_lists_and_structs(kind.field(j).type) for j in range(kind.num_fields))
+    return not pyarrow.types.is_nested(kind)
 
 
-def _decoded_text_bytes(column: pyarrow.DictionaryArray) -> int:
-    """What a dictionary-encoded text column takes once decoded: its values and offsets."""
+def _decoded_bytes(array: pyarrow.Array, target: pyarrow.DataType) -> int:
+    """What ``array`` takes once cast to ``target``: its dictionaries of text decoded."""
+    import pyarrow
     import pyarrow.compute as pc
 
-    lengths = pc.binary_length(column.dictionary).take(column.indices)
-    total = pc.sum(lengths).as_py() or 0
-    return int(total) + 8 * (len(column) + 1) + len(column) // 8 + 1
+    kind = array.type
+    n = len(array)
+    if pyarrow.types.is_dictionary(kind) and not pyarrow.types.is_dictionary(target):
+        lengths = pc.binary_length(array.dictionary).take(array.indices)
+        return int(pc.sum(lengths).as_py() or 0) + 8 * (n + 1) + n // 8 + 1
+    if pyarrow.types.is_list(kind) or pyarrow.types.is_large_list(kind):
+        # flatten() honours the list's offsets, so a sliced batch counts only its own values.
+        return 8 * (n + 1) + n // 8 + 1 + _decoded_bytes(array.flatten(), target.value_type)
+    if pyarrow.types.is_struct(kind):
+        children = array.flatten()
+        return (
+            n // 8
+            + 1
+            + sum(_decoded_bytes(c, target.field(j).type) for j, c in enumerate(children))
+        )
+    return int(array.get_total_buffer_size())
 
 
 # --- NPZ -----------------------------------------------------------------------------------
