@@ -30,6 +30,7 @@ import platform
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -564,7 +565,7 @@ server. The results table uses, per run, the wait with the lowest p50 (named the
 """
 
 
-def main() -> None:
+def main() -> int | None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer jobs: a smoke test")
     parser.add_argument("--skip-ray", action="store_true")
@@ -690,9 +691,16 @@ def main() -> None:
         ),
         "ray": ("Ray", lambda: run_ray(args)),
     }
+    failures: dict[str, str] = {}
     for name in wanted:
         title, run = runners[name]
-        sections[name] = section(title, args.quiet_wait, run)
+        try:
+            sections[name] = section(title, args.quiet_wait, run)
+        except Exception as exc:  # one section's failure must not lose the others' results
+            traceback.print_exc()
+            failures[name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            sections.pop(name, None)
+    data["failures"] = failures
     order = list(runners)
     data["sections"] = dict(sorted(sections.items(), key=lambda kv: order.index(kv[0])))
     data["runs"].append(
@@ -705,11 +713,17 @@ def main() -> None:
     )
     previous.write_text(json.dumps(data, indent=1, default=str))
     text = report(data)
+    if failures:
+        text += "\n## Sections that failed\n\n" + "".join(
+            f"- {name}: {reason} (its results are missing above)\n"
+            for name, reason in failures.items()
+        )
     if not args.quick:
         (HERE / "RESULTS.md").write_text(text)
     else:
         (WORK / "RESULTS-quick.md").write_text(text)
     print(text)
+    return 1 if failures else None
 
 
 if __name__ == "__main__":

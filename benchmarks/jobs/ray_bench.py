@@ -29,6 +29,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -39,8 +40,31 @@ from typing import Any
 from common import VENV_BIN, free_port, loadavg, stats_ms
 
 
+def free_port_everywhere() -> int:
+    """A port free on every interface: Ray's servers bind them all (a Redis may hold 6379)."""
+    try:
+        sock = socket.socket(socket.AF_INET6)  # dual stack: free on IPv4 and IPv6 alike
+    except OSError:
+        sock = socket.socket(socket.AF_INET)
+    with sock:
+        sock.bind(("", 0))
+        return int(sock.getsockname()[1])
+
+
 def start_head(temp_dir: Path) -> tuple[subprocess.Popen[bytes], int, int]:
-    port, dashboard = free_port(), free_port()
+    # Every port Ray would take at a fixed default (GCS 6379, client 10001, agent 52365,
+    # metrics) is picked free here, so a busy default cannot stop the head.
+    port, dashboard = free_port_everywhere(), free_port()
+    fixed = {
+        flag: str(free_port_everywhere())
+        for flag in (
+            "--ray-client-server-port",
+            "--dashboard-agent-listen-port",
+            "--dashboard-agent-grpc-port",
+            "--runtime-env-agent-port",
+            "--metrics-export-port",
+        )
+    }
     env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     # RAY_AUTH_MODE / RAY_AUTH_TOKEN come from main(): token auth, as Ray 2.59+ does for
@@ -67,6 +91,7 @@ def start_head(temp_dir: Path) -> tuple[subprocess.Popen[bytes], int, int]:
             "--temp-dir",
             str(temp_dir / "ray"),
             "--disable-usage-stats",
+            *(part for item in fixed.items() for part in item),
         ],
         env=env,
         stdout=log,
