@@ -18,10 +18,12 @@ import collections
 import contextlib
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -204,10 +206,31 @@ class ModelHost:
         try:
             process.wait(timeout=2.0)
         except subprocess.TimeoutExpired:
-            process.kill()
+            # Busy (or hostile): kill bwrap and everything under it, since the model process
+            # does not die with bwrap (die_with_parent is off).
+            for pid in [*_descendants(process.pid), process.pid]:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, from /proc (children before their parents' siblings)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            children = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found += [child, *_descendants(child)]
+    return found
 
 
 def _import_path() -> list[str]:
@@ -262,6 +285,8 @@ class SandboxedPredictor:
 
     def __init__(self, host: ModelHost) -> None:
         self.host = host
+        # A predictor dropped without close() (a job, a test) still stops its host.
+        weakref.finalize(self, host.close)
         facts = host.facts
         raw = facts.get("signature")
         self.signature = None if raw is None else Signature.model_validate(raw)
