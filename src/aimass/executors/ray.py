@@ -110,7 +110,8 @@ class _LogShipper:
         base = env.get("AIMASS_URL", "").rstrip("/")
         self.url = f"{base}/api/v1/jobs/{job_id}/attempts/{attempt}/logs" if base else None
         self.local = self.url is None  # no server: the tail goes back with the result
-        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        # Not text/plain: the edge refuses that type on writes, as an HTML form can send it.
+        headers = {"Content-Type": "application/octet-stream"}
         if env.get("AIMASS_TOKEN"):
             headers["Authorization"] = f"Bearer {env['AIMASS_TOKEN']}"
         self.client = httpx.Client(headers=headers, timeout=10.0)
