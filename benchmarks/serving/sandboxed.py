@@ -110,7 +110,9 @@ def _summary(times: list[float], seconds: float) -> dict[str, float]:
 def http_load(url: str, token: str, name: str, clients: int, seconds: float) -> dict[str, float]:
     """N threads posting one row a request for ``seconds``: requests/s, p50, p99."""
     with httpx.Client(headers={"Authorization": f"Bearer {token}"}) as c:
-        first = c.get(f"{url}/v2/models/{name}").json()["inputs"][0]
+        declared = c.get(f"{url}/v2/models/{name}").json()["inputs"]
+    # A TorchScript file without a signature declares no inputs: any name, FP32.
+    first = declared[0] if declared else {"name": "input", "datatype": "FP32"}
     data = [0.1] * 30
     body = {
         "inputs": [
