@@ -320,7 +320,7 @@ def test_logs_ship_to_the_server_while_the_attempt_runs(
     assert receiver.body(first).decode() == expected
     shipped = [p for p in receiver.posts if p[0] == first and p[1] != "refused"]
     assert len(shipped) >= 2, "the log should ship while the attempt runs, not only at its end"
-    assert {(p[1], p[2]) for p in shipped} == {("Bearer tok", "text/plain; charset=utf-8")}
+    assert {(p[1], p[2]) for p in shipped} == {("Bearer tok", "application/octet-stream")}
     assert [p[1] for p in receiver.posts if p[0] == second] == ["refused"]
     assert not (tmp_path / "logs").exists(), "shipped logs are not also kept on the driver"
 

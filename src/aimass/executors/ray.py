@@ -37,6 +37,7 @@ import glob
 import json
 import logging
 import os
+import secrets
 import select
 import shutil
 import signal
@@ -313,6 +314,39 @@ def local_ray_options(temp_dir: Path | None) -> dict[str, Any]:
     return options
 
 
+#: Ray's switch for "this node may join a cluster"; off, every Ray server binds to loopback.
+_RAY_CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def keep_local_ray_on_loopback(home: Path | None) -> None:
+    """Make the Ray this process starts listen on loopback only and keep its token in ``home``.
+
+    Ray 2.60 turns a node address of 127.0.0.1 into the machine's own address
+    unless its cluster switch is off; with it off, the address stays 127.0.0.1 and
+    Ray's servers (GCS, raylet, workers, agents) bind to loopback. Ray's token
+    would go to ``~/.ray/auth_token``; it is made here instead, owner-only, under
+    the server's home. Ray's child processes read both from the environment; this
+    process's Ray already read them at import, so its constant and cache are reset.
+    """
+    os.environ[_RAY_CLUSTER_SWITCH] = "0"
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+    if home is None:
+        return
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    token = home / "auth_token"
+    if not token.exists():
+        fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
+    # Ray turns token auth on by itself for a new local cluster; it only needs to find this one.
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
+    os.environ.pop("RAY_AUTH_TOKEN", None)
+    if "ray._raylet" in sys.modules:
+        sys.modules["ray._raylet"].AuthenticationTokenLoader.instance().reset_cache()
+
+
 @dataclass
 class _Attempt:
     spec: AttemptSpec
@@ -356,6 +390,7 @@ class RayExecutor(Executor):
             kwargs = {"include_dashboard": False, "log_to_driver": False, **(init_kwargs or {})}
             if address is None:
                 kwargs = {**local_ray_options(temp_dir), **kwargs}
+                keep_local_ray_on_loopback(temp_dir)
             ray.init(address=address, ignore_reinit_error=True, **kwargs)
         self._task = ray.remote(run_on_node)
         self._attempts: dict[int, _Attempt] = {}
