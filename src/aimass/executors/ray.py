@@ -331,7 +331,7 @@ def keep_local_ray_on_loopback(home: Path | None) -> None:
     os.environ[_RAY_CLUSTER_SWITCH] = "0"
     constants = sys.modules.get("ray._private.ray_constants")
     if constants is not None:
-        constants.ENABLE_RAY_CLUSTER = False
+        setattr(constants, "ENABLE_RAY_CLUSTER", False)  # noqa: B010 (Ray ships no stubs)
     if home is None:
         return
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
