@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from jobs.conftest import TERMINAL, wait_for
+from jobs.conftest import TERMINAL, host_pid, wait_for
 
 
 def epoch_metric(api: httpx.Client, job_id: int, name: str) -> list[dict[str, Any]]:
@@ -28,5 +28,5 @@ def kill_mid_training(api: httpx.Client, job_id: int, after_epochs: int) -> dict
         job_id,
         lambda j: len(api.get(f"/api/v1/jobs/{j['id']}/checkpoints").json()) >= after_epochs,
     )
-    os.kill(running["outputs"]["pid_1"], signal.SIGKILL)
+    os.kill(host_pid(running["outputs"]["pid_1"]), signal.SIGKILL)
     return wait_for(api, job_id, timeout=90)
