@@ -2,16 +2,18 @@
 
 Every bomb is built here, at test time, without ever holding its expanded form: a
 Parquet file is written row group by row group from one modest dictionary-encoded
-table, an NPZ member is deflated from a stream of zero chunks. The server runs in
-this process (a uvicorn thread), so this process's peak RSS is the server's: it must
-stay under 1 GiB with the default caps while the bomb is answered 413 or 422.
+table, an NPZ member is deflated from a stream of zero chunks. The server runs as its
+own process (``aimass server``), whose peak RSS (VmHWM) must stay under 1 GiB with
+the default caps while the bomb is answered 413 or 422.
 """
 
 from __future__ import annotations
 
 import io
-import resource
-import threading
+import os
+import subprocess
+import sys
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,8 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from aimass.config import Settings
-from conftest import free_port
+from aimass.config import Settings, settings_env
+from conftest import LiveServer, free_port
 
 GIB = 1024**3
 #: The server's whole process (this one) must stay below this while it answers a bomb.
@@ -139,45 +141,82 @@ def bombs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 # --- measuring -----------------------------------------------------------------------------
 
 
-def _rss() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * resource.getpagesize()
+def _peak_rss(pid: int) -> int:
+    """The process's highest resident memory so far (VmHWM), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM for pid {pid}")
 
 
 class PeakRss:
-    """This process's highest resident memory while the block runs, sampled every 2 ms."""
+    """The server process's peak resident memory (VmHWM) after the block ran.
 
-    def __init__(self) -> None:
-        self.before = _rss()
-        self.peak = self.before
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
+    VmHWM never goes down, so it covers start-up and every request the server
+    answered until now: under the ceiling means no spike passed it.
+    """
 
-    def _sample(self) -> None:
-        while not self._stop.wait(0.002):
-            self.peak = max(self.peak, _rss())
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0
 
     def __enter__(self) -> PeakRss:
-        # ru_maxrss never goes down: when it starts below the ceiling it catches any spike.
-        self.maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss())
-        self.maxrss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        self.peak = _peak_rss(self.pid)
 
     def assert_under(self, ceiling: int) -> None:
-        """Fail when the process went past ``ceiling`` bytes during the block."""
-        assert self.peak < ceiling, f"peak RSS {self.peak / 2**20:.0f} MiB"
-        if self.maxrss_before < ceiling:
-            assert self.maxrss_after < ceiling, f"max RSS {self.maxrss_after / 2**20:.0f} MiB"
+        """Fail when the server went past ``ceiling`` bytes at any time so far."""
+        assert self.peak < ceiling, f"server peak RSS {self.peak / 2**20:.0f} MiB"
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    """The real server as its own process (``aimass server``), so its peak RSS is its own."""
+    env = {**os.environ, **settings_env(settings)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aimass.cli", "server"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{settings.port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, "the server exited at start"
+            try:
+                if httpx.get(f"{url}/v2/health/live").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+        _SERVER_PIDS[settings.port] = process.pid
+        yield LiveServer(
+            url=url,
+            admin_token=settings.token_file.read_text().strip(),
+            home=settings.home,
+            settings=settings,
+        )
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+#: The server process of each running test's server, by port.
+_SERVER_PIDS: dict[int, int] = {}
 
 
 def _upload(http: httpx.Client, name: str, path: Path) -> tuple[httpx.Response, PeakRss]:
-    with path.open("rb") as fh, PeakRss() as rss:
+    pid = _SERVER_PIDS[httpx.URL(str(http.base_url)).port or 0]
+    with path.open("rb") as fh, PeakRss(pid) as rss:
         response = http.post(f"/api/v1/datasets/{name}/versions", files={"file": (path.name, fh)})
     return response, rss
 
