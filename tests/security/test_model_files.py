@@ -53,12 +53,20 @@ def _save(module: Any, path: Path) -> Path:
     return path
 
 
-def _hosts() -> list[psutil.Process]:
-    """The model host processes running now (inside their sandboxes)."""
+def _hosts(serving_from: Path) -> list[psutil.Process]:
+    """The model host processes running now (inside their sandboxes) on files under a folder.
+
+    A deployment's host runs the server's local copy of the version (its model
+    cache); naming that folder leaves out upload checks and other servers' hosts.
+    """
     found = []
     for process in psutil.process_iter(["cmdline"]):
         cmdline = process.info["cmdline"] or []
-        if HOST_MODULE in cmdline and "bwrap" not in Path(cmdline[0]).name:
+        if (
+            HOST_MODULE in cmdline
+            and "bwrap" not in Path(cmdline[0]).name
+            and any(arg.startswith(str(serving_from)) for arg in cmdline)
+        ):
             found.append(process)
     return found
 
@@ -180,16 +188,17 @@ def test_trusted_sklearn_pickle_serves_through_the_sandboxed_host(
 
 
 def test_sandboxed_host_lives_exactly_as_long_as_its_deployment(
-    editor: httpx.Client, http: httpx.Client, tmp_path: Path, torch: Any
+    live_server: LiveServer, editor: httpx.Client, http: httpx.Client, tmp_path: Path, torch: Any
 ) -> None:
     module = hostile.plain_module()
     path = _save(module, tmp_path / "mlp.pt")
-    before = {p.pid for p in _hosts()}
+    cache = live_server.settings.model_cache_dir
+    before = {p.pid for p in _hosts(cache)}
     upload(editor, "mlp", path)  # pure operators: an editor may upload it
     deploy(http, {"name": "mlp", "model": "mlp", "version": 1}, timeout=120)
 
     response = http.post("/v2/models/mlp/infer", json=oip_json(hostile.rows(3), name="x"))
-    running = [p for p in _hosts() if p.pid not in before]
+    running = [p for p in _hosts(cache) if p.pid not in before]
 
     assert response.status_code == 200, response.text
     got = np.asarray(response.json()["outputs"][0]["data"]).reshape(3, 3)
