@@ -6,7 +6,7 @@ from types import TracebackType
 
 import httpx
 
-from aimass.auth.entities import Principal
+from aimass.entities.auth import Principal
 from aimass.client._http import HttpSession
 from aimass.client.datasets import Datasets
 from aimass.client.deployments import Deployments, Inputs, PredictResult

@@ -18,7 +18,7 @@ from pydantic import BaseModel, JsonValue
 from aimass.client._http import HttpSession, Progress, _ProgressReader
 from aimass.client.deployments import _spec
 from aimass.errors import AimassError, InvalidInput
-from aimass.jobs.entities import (
+from aimass.entities.jobs import (
     TERMINAL_STATES,
     Job,
     JobCheckpoint,

@@ -53,10 +53,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from aimass.executors._child import RESULT_FILE
-from aimass.executors.base import AttemptExit, AttemptSpec, Executor
+from aimass.executors.base import AttemptExit, AttemptSpec, Executor, NodeCapacity
 from aimass.executors.local import THREAD_VARS, child_spec
 from aimass.sandbox import Sandbox, bwrap_path
-from aimass.scheduler.placement import NodeCapacity
 
 log = logging.getLogger("aimass.executors.ray")
 
