@@ -16,10 +16,14 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from aimass.config import Settings
+
+if TYPE_CHECKING:
+    from aimass.store.db import Database
 
 PG_ADMIN_URL = os.environ.get(
     "AIMASS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -97,6 +101,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield _with_db(PG_ADMIN_URL, name)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    """A ``Database`` on ``db_url`` (so on each backend), closed after the test."""
+    from aimass.store.db import Database
+
+    database = Database(db_url)
+    yield database
+    database.close()
 
 
 @pytest.fixture
