@@ -59,7 +59,7 @@ def _with_dataset(body: JobCreate, ctx: Ctx) -> JobCreate:
 
     Params are checked first, so a refused job registers no dataset.
     """
-    from aimass.zoo.datasets import job_dataset
+    from aimass.datasets.builtin import job_dataset
 
     state = ctx.state
     state.catalog.check(body.kind, body.entry, dict(body.params))

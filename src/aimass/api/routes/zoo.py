@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends
 from aimass.api.deps import Ctx, editor, viewer
 from aimass.datasets.entities import DatasetVersion
 from aimass.errors import NotFound
-from aimass.zoo.datasets import ensure_builtin
-from aimass.zoo.listing import describe_entry, list_builtin_datasets
+from aimass.datasets.builtin import ensure_builtin, list_builtin_datasets
+from aimass.jobs.entry_view import describe_entry
 
 router = APIRouter(prefix="/api/v1/zoo", tags=["zoo"])
 Viewer = Annotated[Ctx, Depends(viewer)]
