@@ -23,6 +23,7 @@ import pytest
 from aimass.config import Settings
 
 if TYPE_CHECKING:
+    from aimass.platform import Platform
     from aimass.store.db import Database
 
 PG_ADMIN_URL = os.environ.get(
@@ -145,15 +146,16 @@ class LiveServer:
     settings: Settings
 
 
-def start_server(settings: Settings) -> Iterator[LiveServer]:
-    """Prepare an installation and serve it until the generator is closed."""
+def start_server(settings: Settings, platform: Platform | None = None) -> Iterator[LiveServer]:
+    """Prepare an installation and serve it (on ``platform`` if given) until closed."""
     import uvicorn
 
     from aimass.api.app import create_app
     from aimass.api.server import prepare, server_config
+    from aimass.platform import Platform
 
     prepare(settings)
-    app = create_app(settings)
+    app = create_app(platform or Platform.from_settings(settings))
     # The server's own config (header deadline, connection cap), so tests meet the real edge.
     config = server_config(settings, app, host="127.0.0.1", lifespan="on")
     server = uvicorn.Server(config)
