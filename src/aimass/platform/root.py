@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 from aimass.artifacts.store import ArtifactStore
 from aimass.auth.cache import AuthCache
 from aimass.config import Settings
-from aimass.deployments.reconciler import DeploymentReconciler
 from aimass.errors import Unavailable
 from aimass.flavors.registry import FlavorRegistry
 from aimass.jobs.catalog import EntryCatalog
 from aimass.platform.notifier import LocalNotifier, Notifier, Topic
 from aimass.platform.services import Services, SharedLeadership
 from aimass.plugins import Registries, load_plugins
+from aimass.serving.reconciler import DeploymentReconciler
 from aimass.serving.repository import ModelRepository
 from aimass.store.db import Database
 

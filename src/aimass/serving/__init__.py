@@ -2,8 +2,9 @@
 
 This package owns what happens to a prediction request once a model is loaded:
 the per-model dynamic batcher (``batcher``), the runner that merges concurrent
-requests into one predict call (``runner``), the set of served deployments the
-reconciler swaps models in and out of (``repository``), the Open Inference
+requests into one predict call (``runner``), the set of served deployments
+(``repository``) that ``reconciler`` (a loop in every process) fills from the
+desired deployments, swapping models in and out, the Open Inference
 Protocol v2 codec (``protocol``) and the inference metrics. The HTTP side of
 the inference path is ``aimass.api.inference``.
 
