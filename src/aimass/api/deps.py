@@ -25,11 +25,6 @@ class Ctx:
     principal: Principal
     project: str
 
-    @property
-    def state(self) -> Platform:
-        """The old name of ``platform``, kept while routes move over (issue 12)."""
-        return self.platform
-
 
 def platform_of(request: Request) -> Platform:
     """The platform ``create_app`` serves."""

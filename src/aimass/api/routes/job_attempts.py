@@ -62,7 +62,7 @@ def _own(ctx: Ctx, job_id: int, attempt: int) -> None:
     logs or checkpoints; a job's token may not write as another job or attempt.
     """
     principal = ctx.principal
-    if ctx.state.settings.auth:
+    if ctx.platform.settings.auth:
         if principal.job_id is None:
             raise Forbidden(
                 f"only the token of job {job_id}'s attempt {attempt} may write as that "
@@ -73,7 +73,7 @@ def _own(ctx: Ctx, job_id: int, attempt: int) -> None:
                 f"this token belongs to job {principal.job_id} attempt {principal.job_attempt}, "
                 f"not job {job_id} attempt {attempt}"
             )
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         service.read_job(session, job_id, ctx.project)
 
 
@@ -81,8 +81,8 @@ def _own(ctx: Ctx, job_id: int, attempt: int) -> None:
 def heartbeat(job_id: Id, attempt: Id, ctx: Editor) -> Heartbeat:
     """Renew the attempt's lease; says whether a cancel was requested."""
     _own(ctx, job_id, attempt)
-    with ctx.state.db.session() as session:
-        job = service.renew_lease(session, job_id, attempt, ctx.state.settings.job_lease_s)
+    with ctx.platform.db.session() as session:
+        job = service.renew_lease(session, job_id, attempt, ctx.platform.settings.job_lease_s)
     return Heartbeat(lease_expires_at=job.lease_expires_at, cancel_requested=job.cancel_requested)
 
 
@@ -91,7 +91,7 @@ def log_metrics(job_id: Id, attempt: Id, body: MetricBatch, ctx: Editor) -> dict
     """Record step metrics."""
     _own(ctx, job_id, attempt)
     points = [(m.name, m.value, m.step) for m in body.metrics]
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return {"recorded": records.record_metrics(session, job_id, attempt, points)}
 
 
@@ -101,14 +101,14 @@ def merge_outputs(
 ) -> dict[str, JsonValue]:
     """Merge named outputs (and ``params``) into the job's outputs."""
     _own(ctx, job_id, attempt)
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return records.merge_outputs(session, job_id, attempt, body)
 
 
 @asynccontextmanager
 async def _spooled(request: Request, ctx: Ctx) -> AsyncIterator[Path]:
     """The raw body in a spool file, removed afterwards."""
-    path = ctx.state.settings.spool_dir / uuid.uuid4().hex
+    path = ctx.platform.settings.spool_dir / uuid.uuid4().hex
     try:
         with path.open("xb") as out:
             async for chunk in request.stream():
@@ -127,7 +127,7 @@ async def save_checkpoint(
     step: Step = 0,
 ) -> JobCheckpoint:
     """Save the raw body as a checkpoint at ``step``; the next attempt resumes from it."""
-    p = ctx.state
+    p = ctx.platform
     await run_in_threadpool(_own, ctx, job_id, attempt)
     # Refuse a stale attempt before taking its bytes.
     await run_in_threadpool(attempt_files.claim_attempt, p.db, job_id, attempt)
@@ -143,7 +143,7 @@ async def log_artifact(
 ) -> dict[str, JsonValue]:
     """Keep the raw body as a file of the job, listed in its outputs' ``artifacts``."""
     validate_filename(name)
-    p = ctx.state
+    p = ctx.platform
     await run_in_threadpool(_own, ctx, job_id, attempt)
     async with _spooled(request, ctx) as body:
         return await run_in_threadpool(
@@ -154,7 +154,7 @@ async def log_artifact(
 @router.post("/logs")
 async def ship_logs(job_id: Id, attempt: Id, request: Request, ctx: Editor) -> dict[str, int]:
     """Append log bytes shipped from a remote node (the Ray executor) to the attempt's log."""
-    p = ctx.state
+    p = ctx.platform
     await run_in_threadpool(_own, ctx, job_id, attempt)
     data = await request.body()
     await run_in_threadpool(
@@ -172,5 +172,5 @@ def report_evaluation(job_id: Id, attempt: Id, body: EvaluationCreate, ctx: Edit
         _, dataset_version_id = records.attempt_lineage(session, job_id=job_id, attempt=attempt)
         return job_id, dataset_version_id
 
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return evaluations.record_evaluation(session, ctx.project, body, guard)

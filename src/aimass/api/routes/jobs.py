@@ -34,25 +34,24 @@ ScriptSubmitter = Annotated[Ctx, Depends(global_admin("submit script jobs"))]
 
 def wake_scheduler(ctx: Ctx) -> None:
     """Let this process's scheduler act on a change now instead of at its next tick."""
-    if ctx.state.scheduler is not None:
-        ctx.state.scheduler.wake()
+    ctx.platform.notify("jobs")
 
 
 def _job(ctx: Ctx, job_id: int) -> Job:
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return service.read_job(session, job_id, ctx.project)
 
 
 @router.get("/entries")
 def list_entries(ctx: Viewer) -> list[dict[str, Any]]:
     """What jobs can run by name: each entry's kinds, description and params schema."""
-    return [entry.describe() for entry in ctx.state.catalog.all()]
+    return [entry.describe() for entry in ctx.platform.catalog.all()]
 
 
 @router.post("", status_code=201)
 def submit_job(body: JobCreate, ctx: Editor) -> Job:
     """Queue a job of a catalogue entry; bad entries, params or datasets queue nothing."""
-    p = ctx.state
+    p = ctx.platform
     job = submission.submit_entry_job(
         p.db, p.store, p.catalog, ctx.project, body, p.settings.spool_dir
     )
@@ -66,7 +65,7 @@ async def submit_script(request: Request, ctx: ScriptSubmitter) -> Job:
 
     User code runs on the platform's nodes, so this needs an admin token valid on all projects.
     """
-    p = ctx.state
+    p = ctx.platform
     async with spooled_upload(request, p.settings.spool_dir, "source", "spec") as upload:
         spec = parse_json(JobCreate, upload.meta, "spec")
         job = await run_in_threadpool(
@@ -94,7 +93,7 @@ def list_jobs(
     offset: Offset = 0,
 ) -> list[Job]:
     """A project's jobs, newest first."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return service.list_jobs(session, ctx.project, state, kind, limit, offset, parent_id)
 
 
@@ -108,7 +107,7 @@ def read_job(job_id: Id, ctx: Viewer) -> Job:
 def list_events(job_id: Id, ctx: Viewer) -> list[JobEvent]:
     """The job's state history with reasons, oldest first."""
     _job(ctx, job_id)
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return service.list_job_events(session, job_id)
 
 
@@ -116,7 +115,7 @@ def list_events(job_id: Id, ctx: Viewer) -> list[JobEvent]:
 def list_metrics(job_id: Id, ctx: Viewer, name: str | None = None) -> list[JobMetric]:
     """The step metrics the job logged, over every attempt."""
     _job(ctx, job_id)
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return records.list_metrics(session, job_id, name)
 
 
@@ -124,7 +123,7 @@ def list_metrics(job_id: Id, ctx: Viewer, name: str | None = None) -> list[JobMe
 def list_checkpoints(job_id: Id, ctx: Viewer) -> list[JobCheckpoint]:
     """The checkpoints the job saved, oldest first."""
     _job(ctx, job_id)
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return records.list_checkpoints(session, job_id)
 
 
@@ -132,22 +131,22 @@ def list_checkpoints(job_id: Id, ctx: Viewer) -> list[JobCheckpoint]:
 def download_latest_checkpoint(job_id: Id, ctx: Viewer) -> StreamingResponse:
     """The bytes of the checkpoint the next attempt resumes from."""
     _job(ctx, job_id)
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         checkpoint = records.latest_checkpoint(session, job_id)
     if checkpoint is None:
         raise NotFound(f"job {job_id} has no checkpoint")
-    chunks = ctx.state.store.open(checkpoint.artifact_key, checkpoint.sha256)
+    chunks = ctx.platform.store.open(checkpoint.artifact_key, checkpoint.sha256)
     return stream_attachment(chunks, f"checkpoint-{checkpoint.step}.bin", -1, checkpoint.sha256)
 
 
 @router.get("/{job_id}/source", response_class=StreamingResponse)
 def download_source(job_id: Id, ctx: Editor) -> StreamingResponse:
     """A script job's code, as uploaded (the runtime fetches it on the node)."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         found = service.read_source(session, job_id, ctx.project)
     if found is None:
         raise NotFound(f"job {job_id} has no uploaded code")
-    chunks = ctx.state.store.open(found.key, found.sha256)
+    chunks = ctx.platform.store.open(found.key, found.sha256)
     return stream_attachment(chunks, found.name, -1, found.sha256)
 
 
@@ -165,14 +164,14 @@ def download_artifact(job_id: Id, name: str, ctx: Viewer) -> StreamingResponse:
         if item.get("name") == name:
             key = records.artifact_key(job_id, int(item["attempt"]), name)
             sha = str(item["sha256"])
-            return stream_attachment(ctx.state.store.open(key, sha), name, -1, sha)
+            return stream_attachment(ctx.platform.store.open(key, sha), name, -1, sha)
     raise NotFound(f"job {job_id} kept no file named {name!r}")
 
 
 @router.post("/{job_id}/cancel")
 def cancel_job(job_id: Id, ctx: Editor) -> Job:
     """Cancel: a queued job at once, a running one within seconds (its whole process tree)."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         job = service.cancel_job(session, job_id, ctx.project)
     wake_scheduler(ctx)
     return job
@@ -181,7 +180,7 @@ def cancel_job(job_id: Id, ctx: Editor) -> Job:
 @router.post("/{job_id}/retry")
 def retry_job(job_id: Id, ctx: Editor) -> Job:
     """Queue a failed or cancelled job again, with a fresh retry budget."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         job = service.retry_job(session, job_id, ctx.project)
     wake_scheduler(ctx)
     return job
@@ -211,7 +210,7 @@ def read_logs(
     The stream sends ``attempt`` when an attempt's log starts, ``log`` for each
     line, and ``end`` with the job once it has finished.
     """
-    p = ctx.state
+    p = ctx.platform
     if follow:
         _job(ctx, job_id)
         events = log_stream.follow_job_log(
