@@ -16,10 +16,15 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from aimass.config import Settings
+
+if TYPE_CHECKING:
+    from aimass.platform import Platform
+    from aimass.store.db import Database
 
 PG_ADMIN_URL = os.environ.get(
     "AIMASS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -100,6 +105,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    """A ``Database`` on ``db_url`` (so on each backend), closed after the test."""
+    from aimass.store.db import Database
+
+    database = Database(db_url)
+    yield database
+    database.close()
+
+
+@pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
     """Settings for an isolated installation under ``tmp_path``."""
     return Settings(
@@ -131,15 +146,16 @@ class LiveServer:
     settings: Settings
 
 
-def start_server(settings: Settings) -> Iterator[LiveServer]:
-    """Prepare an installation and serve it until the generator is closed."""
+def start_server(settings: Settings, platform: Platform | None = None) -> Iterator[LiveServer]:
+    """Prepare an installation and serve it (on ``platform`` if given) until closed."""
     import uvicorn
 
     from aimass.api.app import create_app
     from aimass.api.server import prepare, server_config
+    from aimass.platform import Platform
 
     prepare(settings)
-    app = create_app(settings)
+    app = create_app(platform or Platform.from_settings(settings))
     # The server's own config (header deadline, connection cap), so tests meet the real edge.
     config = server_config(settings, app, host="127.0.0.1", lifespan="on")
     server = uvicorn.Server(config)

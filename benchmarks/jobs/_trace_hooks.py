@@ -85,9 +85,9 @@ def install_server() -> None:
     import contextlib
 
     from aimass.api import app as app_mod
-    from aimass.api import jobs_runtime
     from aimass.executors import local as local_mod
     from aimass.jobs import records, service
+    from aimass.platform import jobs as jobs_runtime
     from aimass.scheduler import scheduler as sched_mod
     from aimass.store import db as db_mod
 

@@ -153,11 +153,14 @@ def serve(folder: Path, files: dict[str, tuple[str, Path, bool]]) -> Any:
     from aimass.api.app import create_app
     from aimass.api.server import prepare, server_config
     from aimass.config import Settings
+    from aimass.platform import Platform
 
     port = _free_port()
     settings = Settings(home=folder / "home", port=port, tune_gc=False, jobs=False)
     prepare(settings)
-    server = uvicorn.Server(server_config(settings, create_app(settings), host="127.0.0.1"))
+    server = uvicorn.Server(
+        server_config(settings, create_app(Platform.from_settings(settings)), host="127.0.0.1")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:

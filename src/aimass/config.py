@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -171,17 +170,3 @@ def settings_env(settings: Settings) -> dict[str, str]:
     if settings.artifacts:
         env["AIMASS_ARTIFACTS"] = settings.artifacts
     return env
-
-
-def job_environment() -> dict[str, str]:
-    """What an executor gave the job this process runs: its ``AIMASS_*`` variables.
-
-    Read by ``aimass.runtime``; the executor sets them when it starts an attempt.
-    """
-    return {k: v for k, v in os.environ.items() if k.startswith("AIMASS_")}
-
-
-def job_threads() -> int:
-    """The CPU share the executor gave this job (``OMP_NUM_THREADS``), at least 1."""
-    value = os.environ.get("OMP_NUM_THREADS", "")
-    return int(value) if value.isdigit() and int(value) > 0 else 1

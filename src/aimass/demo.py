@@ -13,7 +13,7 @@ from aimass.errors import NotFound
 from aimass.registry.projects import DEFAULT_PROJECT
 
 if TYPE_CHECKING:
-    from aimass.api.state import AppState
+    from aimass.platform import Platform
 
 DEMO_MODEL = "iris-classifier"
 DEMO_ONNX_MODEL = "breast-cancer-onnx"
@@ -30,17 +30,17 @@ class _DemoModel:
 
 def seed_demo(settings: Settings) -> Iterator[str]:
     """Register and deploy the demo models and dataset unless present; yield what was done."""
-    from aimass.api.state import AppState
     from aimass.datasets import service as datasets
     from aimass.datasets.service import DatasetVersionCreate
     from aimass.deployments import service as deployments
     from aimass.deployments.entities import DeploymentCreate
+    from aimass.platform import Platform
     from aimass.registry import service as registry
     from aimass.registry.entities import VersionCreate
 
-    state = AppState.from_settings(settings)
+    platform = Platform.from_settings(settings)
     try:
-        with state.db.session() as session:
+        with platform.db.session() as session:
             try:
                 registry.read_model(session, DEFAULT_PROJECT, DEMO_MODEL)
                 yield f"demo: model {DEMO_MODEL!r} already registered"
@@ -50,8 +50,8 @@ def seed_demo(settings: Settings) -> Iterator[str]:
         with tempfile.TemporaryDirectory() as tmp:
             iris_csv, models = _train(Path(tmp))
             dsv = datasets.register_dataset_version(
-                state.db,
-                state.store,
+                platform.db,
+                platform.store,
                 project=DEFAULT_PROJECT,
                 name=DEMO_DATASET,
                 upload=iris_csv,
@@ -61,9 +61,9 @@ def seed_demo(settings: Settings) -> Iterator[str]:
             yield f"demo: dataset {DEMO_DATASET!r} v{dsv.version} ({dsv.num_rows} rows)"
             for demo in models:
                 version = registry.register_version(
-                    state.db,
-                    state.store,
-                    state.flavors,
+                    platform.db,
+                    platform.store,
+                    platform.flavors,
                     project=DEFAULT_PROJECT,
                     name=demo.name,
                     upload=demo.path,
@@ -75,7 +75,7 @@ def seed_demo(settings: Settings) -> Iterator[str]:
                     ),
                     can_trust=False,
                 )
-                with state.db.session() as session:
+                with platform.db.session() as session:
                     registry.set_alias(session, DEFAULT_PROJECT, demo.name, "production", 1)
                     deployments.create_deployment(
                         session,
@@ -86,12 +86,12 @@ def seed_demo(settings: Settings) -> Iterator[str]:
                     f"demo: model {demo.name!r} v{version.version} ({version.flavor}) "
                     "deployed, following alias 'production'"
                 )
-            yield _queue_training(state)
+            yield _queue_training(platform)
     finally:
-        state.close()
+        platform.close()
 
 
-def _queue_training(state: AppState) -> str:
+def _queue_training(platform: Platform) -> str:
     """Queue a training job on the demo dataset: it runs as soon as the scheduler starts."""
     from aimass.jobs import service as jobs
     from aimass.jobs.entities import JobCreate
@@ -102,8 +102,8 @@ def _queue_training(state: AppState) -> str:
         dataset=DEMO_DATASET,
         params={"epochs": 30, "learning_rate": 0.1, "model_name": "iris-sgd"},
     )
-    with state.db.session() as session:
-        job = jobs.submit_job(session, DEFAULT_PROJECT, spec, state.catalog)
+    with platform.db.session() as session:
+        job = jobs.submit_job(session, DEFAULT_PROJECT, spec, platform.catalog)
     return f"demo: training job {job.id} queued (watch it: aimass jobs logs {job.id} -f)"
 
 

@@ -74,8 +74,12 @@ class Unavailable(AimassError):
     status = 503
 
 
-class IntegrityError(AimassError):
-    """Stored bytes do not match their recorded checksum (500, never user-caused)."""
+class ChecksumMismatch(AimassError):
+    """Stored bytes do not match their recorded checksum (500, never user-caused).
+
+    Its wire code stays ``integrity_error``; the class was called ``IntegrityError``
+    until that name kept meeting SQLAlchemy's.
+    """
 
     code = "integrity_error"
     status = 500
@@ -93,6 +97,9 @@ ERRORS_BY_CODE: dict[str, type[AimassError]] = {
         Conflict,
         TooLarge,
         Unavailable,
-        IntegrityError,
+        ChecksumMismatch,
     )
 }
+
+#: The old name, kept so that SDK users' ``except IntegrityError`` still works.
+IntegrityError = ChecksumMismatch

@@ -1,7 +1,9 @@
 """``LoopService``: a background reconciler that cannot die.
 
 A subclass implements ``run_once``; a test calls it directly to run exactly one
-tick. A tick that raises is logged and the loop goes on.
+tick. A tick that raises is logged and the loop goes on. Loops are started and
+stopped by the platform (``aimass.platform.Services``), which also says where
+each runs: a leader-only loop gets a ``gate`` that is True only on the leader.
 """
 
 from __future__ import annotations
@@ -10,8 +12,12 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 
 log = logging.getLogger("aimass.loops")
+
+#: Asked before each tick; the tick is skipped while it answers False.
+Gate = Callable[[], Awaitable[bool]]
 
 
 class LoopService(ABC):
@@ -25,6 +31,8 @@ class LoopService(ABC):
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Set by the platform for a leader-only loop; None runs every tick.
+        self.gate: Gate | None = None
 
     @abstractmethod
     async def run_once(self) -> None:
@@ -45,7 +53,8 @@ class LoopService(ABC):
     async def _run(self) -> None:
         while not self._stopping:
             try:
-                await self.run_once()
+                if self.gate is None or await self.gate():
+                    await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -11,7 +11,7 @@ import pytest
 
 from aimass.artifacts.names import validate_filename, validate_name
 from aimass.artifacts.store import ArtifactStore
-from aimass.errors import IntegrityError, InvalidInput
+from aimass.errors import ChecksumMismatch, InvalidInput
 
 
 @pytest.fixture(params=["local", "memory"])
@@ -53,7 +53,7 @@ def test_reading_corrupted_bytes_raises_before_the_last_chunk(store: ArtifactSto
     with store.fs.open(store._path("k/1"), "r+b" if store.fs.protocol == "file" else "wb") as f:
         f.write(b"corrupt" if store.fs.protocol == "file" else b"x" * (3 << 20))
     received = []
-    with pytest.raises(IntegrityError):
+    with pytest.raises(ChecksumMismatch):
         for chunk in store.open("k/1", stored.sha256):
             received.append(chunk)
     assert sum(len(c) for c in received) < 3 << 20

@@ -17,7 +17,7 @@ import pytest
 
 from aimass.bundles.archive import read_bundle, write_bundle
 from aimass.bundles.manifest import BundleManifest
-from aimass.errors import AimassError, IntegrityError, TooLarge, Unprocessable
+from aimass.errors import AimassError, ChecksumMismatch, TooLarge, Unprocessable
 from aimass.flavors.signature import Signature, TensorSpec
 
 ARTIFACT = b"onnx-bytes\x00\x01\x02" * 1000
@@ -201,7 +201,7 @@ def test_empty_artifact_round_trips(dirs: tuple[Path, Path]) -> None:
 
 
 def test_write_bundle_refuses_artifact_that_differs_from_manifest() -> None:
-    with pytest.raises(IntegrityError):
+    with pytest.raises(ChecksumMismatch):
         write_bundle(make_manifest(), chunks(ARTIFACT + b"x"), io.BytesIO())
 
 

@@ -13,8 +13,8 @@ from aimass import Client
 from aimass.client import ServerUnreachable
 from aimass.errors import (
     AimassError,
+    ChecksumMismatch,
     Conflict,
-    IntegrityError,
     NotFound,
     TooLarge,
     Unauthenticated,
@@ -121,7 +121,7 @@ def test_download_with_wrong_checksum_raises_and_leaves_nothing(tmp_path: Path) 
             },
         )
 
-    with _client(handler) as client, pytest.raises(IntegrityError):
+    with _client(handler) as client, pytest.raises(ChecksumMismatch):
         client.models.download("m", 1, tmp_path)
     assert list(tmp_path.iterdir()) == []
 

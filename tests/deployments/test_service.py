@@ -19,8 +19,9 @@ from aimass.store.db import Database
 
 
 @pytest.fixture
-def db(db_url: str, tmp_path: Path, model_files: Any) -> Any:
-    database = Database(db_url)
+def db(db: Database, tmp_path: Path, model_files: Any) -> Database:
+    """The shared ``db`` with model ``m``: version 1 (ONNX) and version 2 (skops)."""
+    database = db
     store = ArtifactStore(str(tmp_path / "artifacts"))
     for path in (model_files.onnx, model_files.skops):
         registry.register_version(
@@ -34,8 +35,7 @@ def db(db_url: str, tmp_path: Path, model_files: Any) -> Any:
             spec=VersionCreate(),
             can_trust=False,
         )
-    yield database
-    database.close()
+    return database
 
 
 def test_deployment_follows_its_alias(db: Database) -> None:

@@ -145,7 +145,7 @@ def test_every_runtime_call_names_the_jobs_project(
     env = {
         "AIMASS_JOB_ID": str(job["id"]),
         "AIMASS_JOB_ATTEMPT": str(attempt),
-        "AIMASS_JOB_PROJECT": PROJECT,
+        "AIMASS_PROJECT": PROJECT,
         "AIMASS_JOB_DATASET": "iris",
         "AIMASS_SCRATCH_DIR": str(tmp_path),
         "AIMASS_URL": live_server.url,

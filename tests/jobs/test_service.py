@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -27,13 +26,6 @@ def _logistic(params: dict[str, JsonValue]) -> dict[str, JsonValue]:
 
 
 ENTRIES = {"script": None, "sklearn.logistic_regression": _logistic}
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    yield database
-    database.close()
 
 
 def _submit(db: Database, **fields: object) -> int:

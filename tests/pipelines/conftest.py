@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,13 +69,6 @@ def submit(catalog: EntryCatalog) -> SubmitJob:
         return jobs.submit_job(session, project, spec, catalog)
 
     return submit_job
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    yield database
-    database.close()
 
 
 @pytest.fixture

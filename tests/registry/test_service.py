@@ -17,13 +17,6 @@ from aimass.store.db import Database
 
 
 @pytest.fixture
-def db(db_url: str) -> Any:
-    database = Database(db_url)
-    yield database
-    database.close()
-
-
-@pytest.fixture
 def store(tmp_path: Path) -> ArtifactStore:
     return ArtifactStore(str(tmp_path / "artifacts"))
 

@@ -26,13 +26,6 @@ ENTRIES = dict.fromkeys(TARGETS)
 
 
 @pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    yield database
-    database.close()
-
-
-@pytest.fixture
 def scheduler(db: Database, tmp_path: Path) -> Iterator[Scheduler]:
     executor = LocalExecutor(TARGETS, gpus=[], python_path=[TARGETS_DIR])
     yield Scheduler(

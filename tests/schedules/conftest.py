@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 
 from aimass.jobs.catalog import Entry, EntryCatalog
-from pipelines.conftest import TrainParams, db, submit
+from pipelines.conftest import TrainParams, submit
 
-__all__ = ["catalog", "db", "submit"]
+__all__ = ["catalog", "submit"]
 
 
 @pytest.fixture

@@ -55,8 +55,9 @@ def platform(settings: Settings) -> Iterator[tuple[str, Any]]:
     """A prepared installation and its real app, served; yields (url, app)."""
     from aimass.api.app import create_app
     from aimass.api.server import prepare
+    from aimass.platform import Platform
 
     prepare(settings)
-    app = create_app(settings)
+    app = create_app(Platform.from_settings(settings))
     with serving(settings, app) as url:
         yield url, app

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from typer.testing import CliRunner
 
 from aimass.auth.service import create_job_token
@@ -23,13 +21,6 @@ from conftest import LiveServer, start_server
 from tests_support import upload
 
 SCRIPT_ENTRIES: dict[str, Any] = {"script": None}
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.resolved_database_url)
-    yield database
-    database.close()
 
 
 def _as(live_server: LiveServer, secret: str) -> httpx.Client:

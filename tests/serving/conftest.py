@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from tests.conftest import ModelFiles, free_port
 
+from aimass.api.inference import InferenceApp
 from aimass.auth.entities import Principal
 from aimass.errors import Unauthenticated
 from aimass.flavors.base import Predictor
 from aimass.flavors.registry import default_flavor_registry
 from aimass.serving import (
-    InferenceApp,
     ModelRepository,
     ModelRunner,
     ServedDeployment,

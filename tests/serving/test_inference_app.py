@@ -25,7 +25,8 @@ from tests.serving.conftest import (
     version,
 )
 
-from aimass.serving import InferenceApp, ModelRepository, ServedDeployment
+from aimass.api.inference import InferenceApp
+from aimass.serving import ModelRepository, ServedDeployment
 
 
 @pytest.fixture

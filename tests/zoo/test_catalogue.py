@@ -12,10 +12,10 @@ from tests.cli.test_models import CliRunnerCall
 from aimass import Client
 from aimass.artifacts.store import ArtifactStore
 from aimass.config import Settings
+from aimass.datasets.builtin import ensure_builtin
 from aimass.datasets.entities import DatasetVersion
 from aimass.store.db import Database
-from aimass.zoo import builtin_datasets, zoo_entries
-from aimass.zoo.datasets import ensure_builtin
+from aimass.zoo.families import builtin_datasets, zoo_entries
 from conftest import LiveServer, db_url  # noqa: F401  (both backends: materializing is a race)
 from jobs.conftest import wait_for
 

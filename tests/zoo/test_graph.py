@@ -20,11 +20,11 @@ pytestmark = pytest.mark.torch
 @pytest.fixture(autouse=True)
 def _graph_family(monkeypatch: pytest.MonkeyPatch) -> None:
     """List the graph family in the catalogue and the built-in datasets if it is not yet."""
-    import aimass.zoo
+    import aimass.zoo.families
     from aimass.zoo import graph
 
-    if graph not in aimass.zoo.FAMILIES:
-        monkeypatch.setattr(aimass.zoo, "FAMILIES", (*aimass.zoo.FAMILIES, graph))
+    if graph not in aimass.zoo.families.FAMILIES:
+        monkeypatch.setattr(aimass.zoo.families, "FAMILIES", (*aimass.zoo.families.FAMILIES, graph))
 
 
 def _graph(builder: str, tmp_path: Path) -> pd.DataFrame:

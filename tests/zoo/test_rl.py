@@ -18,11 +18,11 @@ pytestmark = pytest.mark.torch
 @pytest.fixture(autouse=True)
 def _rl_family(monkeypatch: pytest.MonkeyPatch) -> None:
     """List the RL family in the catalogue and the built-in datasets if it is not yet."""
-    import aimass.zoo
+    import aimass.zoo.families
     from aimass.zoo import rl
 
-    if rl not in aimass.zoo.FAMILIES:
-        monkeypatch.setattr(aimass.zoo, "FAMILIES", (*aimass.zoo.FAMILIES, rl))
+    if rl not in aimass.zoo.families.FAMILIES:
+        monkeypatch.setattr(aimass.zoo.families, "FAMILIES", (*aimass.zoo.families.FAMILIES, rl))
 
 
 def _metric(api: httpx.Client, job_id: int, name: str) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""``create_app``: one server process: the lean inference path beside the FastAPI control plane."""
+"""``create_app(platform)``: one server process's HTTP: the lean inference path beside FastAPI."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from starlette.types import Receive, Scope, Send
 from aimass import __version__
 from aimass.api.docs import install_docs
 from aimass.api.errors import install_error_handlers
-from aimass.api.jobs_runtime import start_jobs, stop_jobs
+from aimass.api.inference import InferenceApp
 from aimass.api.middleware import EdgePolicy, RequestGuard
 from aimass.api.routes import (
     access,
@@ -25,12 +25,7 @@ from aimass.api.routes import (
     schedules,
     zoo,
 )
-from aimass.api.state import AppState
-from aimass.auth.entities import Principal
-from aimass.config import Settings
-from aimass.deployments.reconciler import DeploymentReconciler
-from aimass.serving.inference_app import InferenceApp
-from aimass.serving.repository import ModelRepository
+from aimass.platform import Platform
 
 
 class PlatformApp:
@@ -43,11 +38,11 @@ class PlatformApp:
     """
 
     def __init__(
-        self, control: FastAPI, inference: InferenceApp, state: AppState, edge: EdgePolicy
+        self, control: FastAPI, inference: InferenceApp, platform: Platform, edge: EdgePolicy
     ) -> None:
         self.control = control
         self.inference = inference
-        self.state = state
+        self.platform = platform
         self._guarded = RequestGuard(self._route, edge, inference.handles)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -60,29 +55,14 @@ class PlatformApp:
         await self.control(scope, receive, send)
 
 
-def _control_plane(settings: Settings, state: AppState) -> FastAPI:
+def _control_plane(platform: Platform) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        assert state.repository is not None
-        state.reconciler = DeploymentReconciler(
-            state.db,
-            state.store,
-            state.flavors,
-            state.repository,
-            settings.model_cache_dir,
-            interval=settings.reconcile_interval,
-            freeze_gc=settings.tune_gc,
-        )
-        state.reconciler.start()
-        if settings.jobs:
-            start_jobs(state)
+        await platform.start()
         try:
             yield
         finally:
-            await stop_jobs(state)
-            await state.reconciler.stop()
-            await state.repository.close()
-            state.close()
+            await platform.stop()
 
     app = FastAPI(
         title="aimass",
@@ -92,7 +72,7 @@ def _control_plane(settings: Settings, state: AppState) -> FastAPI:
         docs_url=None,  # served by api.docs from packaged files, under the CSP
         redoc_url=None,
     )
-    app.state.aimass = state
+    app.state.aimass = platform
     install_error_handlers(app)
     install_docs(app)
     for module in (
@@ -111,36 +91,19 @@ def _control_plane(settings: Settings, state: AppState) -> FastAPI:
     return app
 
 
-def create_app(settings: Settings, state: AppState | None = None) -> PlatformApp:
-    """Build the process's app; the database must already be migrated (``api.server``)."""
-    from aimass.auth.service import authenticate
+def create_app(platform: Platform) -> PlatformApp:
+    """The HTTP app over ``platform``; its lifespan starts and stops the platform.
 
-    app_state = state or AppState.from_settings(settings)
-    app_state.repository = ModelRepository()
-
-    def authenticate_secret(secret: str | None) -> Principal:
-        with app_state.db.session() as session:
-            return authenticate(session, secret)
-
+    The database must already be migrated (``api.server.prepare``).
+    """
+    settings = platform.settings
     inference = InferenceApp(
-        app_state.repository,
-        authenticate=authenticate_secret,
+        platform.repository,
+        authenticate=platform.auth_cache,
         auth_enabled=settings.auth,
         max_body_bytes=settings.max_inference_bytes,
         max_tensor_elements=settings.max_tensor_elements,
         server_version=__version__,
     )
-    app_state.auth_cache = inference.auth
-    control = _control_plane(settings, app_state)
-    return PlatformApp(control, inference, app_state, EdgePolicy.from_settings(settings))
-
-
-def create_app_from_env() -> PlatformApp:
-    """Factory for uvicorn workers: settings from ``AIMASS_*`` (the CLI exports its flags)."""
-    from aimass.api.server import tune_gc
-
-    settings = Settings()
-    app = create_app(settings)
-    if settings.tune_gc:
-        tune_gc()
-    return app
+    control = _control_plane(platform)
+    return PlatformApp(control, inference, platform, EdgePolicy.from_settings(settings))

@@ -22,7 +22,8 @@ import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from aimass.api.middleware import REQUEST_ID_KEY, SECURITY_HEADERS
+from aimass.api.edge import REQUEST_ID_KEY
+from aimass.api.middleware import SECURITY_HEADERS
 
 # File descriptors kept for everything but client sockets: the database pool,
 # logs, model files, job pipes.

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 from fastapi import Query, Request
 
-from aimass.api.state import AppState
+from aimass.api.edge import bearer_secret
 from aimass.auth.entities import Principal, Role
 from aimass.auth.service import authenticate
 from aimass.errors import Forbidden
+from aimass.platform import Platform
 from aimass.registry.projects import DEFAULT_PROJECT, read_project_row
 
 ANONYMOUS_ADMIN = Principal(token_id=None, name="anonymous", role="admin", project=None)
@@ -18,32 +19,31 @@ ANONYMOUS_ADMIN = Principal(token_id=None, name="anonymous", role="admin", proje
 
 @dataclass(frozen=True)
 class Ctx:
-    """A request's context: the process state, the caller and the project it acts on."""
+    """A request's context: the process's platform, the caller and the project it acts on."""
 
-    state: AppState
+    platform: Platform
     principal: Principal
     project: str
 
 
-def app_state(request: Request) -> AppState:
-    """The process state created by ``create_app``."""
-    state: AppState = request.app.state.aimass
-    return state
+def platform_of(request: Request) -> Platform:
+    """The platform ``create_app`` serves."""
+    platform: Platform = request.app.state.aimass
+    return platform
 
 
 def principal_of(request: Request) -> Principal:
     """Authenticate the bearer token (or the anonymous admin when auth is off)."""
-    state = app_state(request)
-    if not state.settings.auth:
+    platform = platform_of(request)
+    if not platform.settings.auth:
         return ANONYMOUS_ADMIN
-    with state.db.session() as session:
+    with platform.db.session() as session:
         return authenticate(session, _bearer(request))
 
 
 def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    return secret.strip() if scheme.lower() == "bearer" else None
+    header = request.headers.get("authorization")
+    return bearer_secret(header.encode("latin-1") if header is not None else None)
 
 
 def requires(role: Role) -> Callable[[Request, str | None], Ctx]:
@@ -61,10 +61,12 @@ def requires(role: Role) -> Callable[[Request, str | None], Ctx]:
             description="project to act on (default: the token's project, else 'default')",
         ),
     ) -> Ctx:
-        state = app_state(request)
-        with state.db.session() as session:
+        platform = platform_of(request)
+        with platform.db.session() as session:
             principal = (
-                authenticate(session, _bearer(request)) if state.settings.auth else ANONYMOUS_ADMIN
+                authenticate(session, _bearer(request))
+                if platform.settings.auth
+                else ANONYMOUS_ADMIN
             )
             if project is None:
                 project = principal.project or DEFAULT_PROJECT
@@ -79,7 +81,7 @@ def requires(role: Role) -> Callable[[Request, str | None], Ctx]:
                 f"this token's role {principal.role!r} may not do this; "
                 f"a token with role {role!r} or higher is needed"
             )
-        return Ctx(state=state, principal=principal, project=project)
+        return Ctx(platform=platform, principal=principal, project=project)
 
     return dependency
 
@@ -94,7 +96,7 @@ def admin(request: Request) -> Ctx:
     principal = principal_of(request)
     if not principal.is_global_admin:
         raise Forbidden("an admin token valid on all projects is needed")
-    return Ctx(state=app_state(request), principal=principal, project=DEFAULT_PROJECT)
+    return Ctx(platform=platform_of(request), principal=principal, project=DEFAULT_PROJECT)
 
 
 def global_admin(what: str) -> Callable[[Request, str | None], Ctx]:

@@ -10,24 +10,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from aimass.api.context import request_id_var
+from aimass.api.edge import error_code, request_id_var
 from aimass.errors import AimassError, Unavailable
 from aimass.validation import describe_errors
 
 log = logging.getLogger("aimass.api")
-
-_STATUS_CODES = {
-    400: "invalid_input",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "too_large",
-    415: "unsupported_media_type",
-    422: "unprocessable",
-    503: "unavailable",
-}
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
@@ -55,7 +42,7 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = _STATUS_CODES.get(exc.status_code, "error")
+    code = error_code(exc.status_code)
     message = exc.detail if isinstance(exc.detail, str) else code
     if exc.status_code == 404 and message == "Not Found":
         message = "no such route; see /docs for the API"

@@ -12,9 +12,7 @@ off. Read deadlines and the connection cap live one layer down, in
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,14 +21,19 @@ from urllib.parse import urlsplit
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aimass.api.context import request_id_var
+from aimass.api.edge import (
+    REQUEST_ID_KEY,
+    RequestIds,
+    declared_over,
+    error_code,
+    request_id_var,
+    too_large,
+)
 from aimass.config import Settings
 
 log = logging.getLogger("aimass.api")
 
 DEFAULT_MAX_BODY = 1024 * 1024
-#: Where the guard leaves the request id in the scope, for apps that answer on their own.
-REQUEST_ID_KEY = "aimass.request_id"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 #: One policy for every page and answer: only this server's own scripts, no framing.
 CONTENT_SECURITY_POLICY = (
@@ -46,7 +49,6 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
 _APP_EXTRA_INFERENCE = list(SECURITY_HEADERS)
 _CLOSE = (b"connection", b"close")
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 _UPLOAD_PATH = re.compile(r"/api/v1/(models|datasets)/[^/]+/versions/?|/api/v1/bundles/?")
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # What an HTML form can send without a CORS preflight and the API never takes.
@@ -127,19 +129,21 @@ class RequestGuard:
         self.app = app
         self.policy = policy
         self.is_inference = is_inference
-        self._id_prefix = os.urandom(4).hex()
-        self._ids = itertools.count(1)
+        self._request_ids = RequestIds()
 
     def _limit(self, method: str, path: str, inference: bool) -> tuple[int, str]:
         """The body limit for this request, and what to do about it in a refusal."""
         if inference:
             limit = self.policy.max_inference_bytes
-            return limit, f"{_over(limit)}; raise AIMASS_MAX_INFERENCE_BYTES for larger requests"
+            return (
+                limit,
+                f"{too_large(limit)}; raise AIMASS_MAX_INFERENCE_BYTES for larger requests",
+            )
         if method == "POST" and _UPLOAD_PATH.fullmatch(path):
             limit = self.policy.max_upload_bytes
-            return limit, f"{_over(limit)}; raise AIMASS_MAX_UPLOAD_BYTES for larger uploads"
+            return limit, f"{too_large(limit)}; raise AIMASS_MAX_UPLOAD_BYTES for larger uploads"
         limit = self.policy.max_body_bytes
-        return limit, f"{_over(limit)}; send files as uploads, not inside a JSON body"
+        return limit, f"{too_large(limit)}; send files as uploads, not inside a JSON body"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -162,10 +166,7 @@ class RequestGuard:
                 given = value
             elif key == b"transfer-encoding":
                 chunked = True
-        if given is not None and _REQUEST_ID.fullmatch(given.decode("latin-1")):
-            request_id = given.decode("latin-1")
-        else:
-            request_id = f"{self._id_prefix}{next(self._ids):08x}"
+        request_id = self._request_ids.assign(given)
         scope[REQUEST_ID_KEY] = request_id
         token = request_id_var.set(request_id)
         path: str = scope["path"]
@@ -176,15 +177,15 @@ class RequestGuard:
         try:
             refusal = self._refusal(path, method, host, origin, fetch_site, content_type)
             if refusal is not None:
-                status, code, message = refusal
-                await _answer(send, status, code, message, request_id, v2, extra)
+                status, message = refusal
+                await _answer(send, status, message, request_id, v2, extra)
                 return
-            limit, too_large = self._limit(method, path, inference)
-            if length is not None and (not length.isdigit() or int(length) > limit):
-                await _answer(send, 413, "too_large", too_large, request_id, v2, extra)
+            limit, refusal_413 = self._limit(method, path, inference)
+            if declared_over(length, limit):
+                await _answer(send, 413, refusal_413, request_id, v2, extra)
                 return
             await self._serve(
-                scope, receive, send, request_id, (limit, too_large), v2, extra,
+                scope, receive, send, request_id, (limit, refusal_413), v2, extra,
                 # The inference path sets its own id and nosniff headers (it runs alone too).
                 _APP_EXTRA_INFERENCE if inference else extra,
                 has_body=chunked or (length is not None and length != b"0"),
@@ -200,15 +201,15 @@ class RequestGuard:
         origin: bytes | None,
         fetch_site: bytes | None,
         content_type: bytes | None,
-    ) -> tuple[int, str, str] | None:
-        """Why this request may not go on (status, code, message), or None."""
+    ) -> tuple[int, str] | None:
+        """Why this request may not go on (status, message), or None."""
         allowed = self.policy.allowed_hosts
         if allowed is not None and path not in _HOST_FREE:
             if host is None:
-                return 400, "invalid_input", "the request has no Host header; send one"
+                return 400, "the request has no Host header; send one"
             if _header_host(host) not in allowed:
                 shown = host[:100].decode("latin-1")
-                return 403, "forbidden", (
+                return 403, (
                     f"this server does not answer to the host {shown!r} (a DNS-rebinding "
                     "guard); use 127.0.0.1 or the name it was started with, or add the name "
                     "to AIMASS_ALLOWED_HOSTS"
@@ -216,20 +217,20 @@ class RequestGuard:
         if method not in _WRITES:
             return None
         if fetch_site is not None and fetch_site.lower() not in _SAME_ORIGIN_FETCH:
-            return 403, "forbidden", (
+            return 403, (
                 "a web page from another site may not change anything here (Sec-Fetch-Site: "
                 f"{fetch_site[:32].decode('latin-1')}); use the aimass CLI or SDK, or a page "
                 "served by this server"
             )  # fmt: skip
         if origin is not None and not _same_origin(origin, host):
-            return 403, "forbidden", (
+            return 403, (
                 f"a web page from another origin ({origin[:100].decode('latin-1')}) may not "
                 "change anything here; use the aimass CLI or SDK, or a page served by this server"
             )  # fmt: skip
         if content_type is not None:
             media = content_type.partition(b";")[0].strip().lower()
             if media in _FORM_TYPES:
-                return 415, "unsupported_media_type", (
+                return 415, (
                     f"writes do not take {media.decode('latin-1')!r} bodies; send JSON "
                     "(Content-Type: application/json) or, for files, multipart/form-data"
                 )  # fmt: skip
@@ -248,7 +249,7 @@ class RequestGuard:
         *,
         has_body: bool,
     ) -> None:
-        limit, too_large = limits
+        limit, refusal_413 = limits
         started = answered = False
         body_done = not has_body
         received = 0
@@ -262,10 +263,10 @@ class RequestGuard:
                 message["headers"] = [*message.get("headers", ()), *app_extra]
             await send(message)
 
-        async def answer_early(status: int, code: str, message: str) -> Message:
+        async def answer_early(status: int, message: str) -> Message:
             nonlocal answered
             if not started:
-                await _answer(send, status, code, message, request_id, v2, extra)
+                await _answer(send, status, message, request_id, v2, extra)
             answered = True
             return _DISCONNECT  # the app sees a client that went away, and stops
 
@@ -279,7 +280,7 @@ class RequestGuard:
                 return message
             received += len(message.get("body", b""))
             if received > limit:
-                return await answer_early(413, "too_large", too_large)
+                return await answer_early(413, refusal_413)
             if not message.get("more_body", False):
                 body_done = True
             return message
@@ -294,8 +295,7 @@ class RequestGuard:
                 log.debug("error after the answer began (request id %s)", request_id)
                 return
             log.exception("unhandled error (request id %s)", request_id)
-            await _answer(send, 500, "internal", "internal error; quote the request id",
-                          request_id, v2, extra)  # fmt: skip
+            await _answer(send, 500, "internal error; quote the request id", request_id, v2, extra)
 
 
 def _same_origin(origin: bytes, host: bytes | None) -> bool:
@@ -309,7 +309,6 @@ def _same_origin(origin: bytes, host: bytes | None) -> bool:
 async def _answer(
     send: Send,
     status: int,
-    code: str,
     message: str,
     request_id: str,
     v2: bool,
@@ -319,6 +318,7 @@ async def _answer(
     if v2:
         body = orjson.dumps({"error": message})
     else:
+        code = error_code(status)
         body = orjson.dumps({"error": {"code": code, "message": message, "request_id": request_id}})
     headers = [
         (b"content-type", b"application/json"),
@@ -328,7 +328,3 @@ async def _answer(
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def _over(limit: int) -> str:
-    return f"request body is over the limit of {limit} bytes"

@@ -8,11 +8,13 @@ import os
 import shutil
 from typing import Any
 
+from aimass.api.app import PlatformApp, create_app
 from aimass.api.connections import ServerConfig, connection_limits
 from aimass.artifacts.store import ArtifactStore
 from aimass.auth.service import bootstrap_admin
 from aimass.config import Settings, settings_env
 from aimass.errors import InvalidInput
+from aimass.platform import Platform
 from aimass.store.db import Database
 from aimass.store.references import sweep_orphans
 
@@ -48,7 +50,7 @@ def prepare(settings: Settings) -> bool:
     and creates the first admin token.
     """
     check_exposure(settings)
-    from aimass.api.jobs_runtime import check_job_sandbox
+    from aimass.platform.jobs import check_job_sandbox
 
     check_job_sandbox(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -94,6 +96,15 @@ def server_config(settings: Settings, app: Any, **options: Any) -> ServerConfig:
     return ServerConfig(app, limits=limits, **defaults)
 
 
+def create_app_from_env() -> PlatformApp:
+    """Factory for uvicorn workers: settings from ``AIMASS_*`` (the CLI exports its flags)."""
+    settings = Settings()
+    app = create_app(Platform.from_settings(settings))
+    if settings.tune_gc:
+        tune_gc()
+    return app
+
+
 def run_server(settings: Settings, demo: bool = False) -> None:
     """Prepare, optionally seed the demo, and serve until interrupted."""
     from rich.console import Console
@@ -113,9 +124,7 @@ def run_server(settings: Settings, demo: bool = False) -> None:
     url = f"http://{settings.host}:{settings.port}"
     console.print(f"aimass serving on [bold]{url}[/]  (API docs: {url}/docs)")
     if settings.workers == 1:
-        from aimass.api.app import create_app
-
-        app = create_app(settings)
+        app = create_app(Platform.from_settings(settings))
         if settings.tune_gc:
             tune_gc()
         _serve(server_config(settings, app))
@@ -123,7 +132,10 @@ def run_server(settings: Settings, demo: bool = False) -> None:
     os.environ.update(settings_env(settings))
     _serve(
         server_config(
-            settings, "aimass.api.app:create_app_from_env", factory=True, workers=settings.workers
+            settings,
+            "aimass.api.server:create_app_from_env",
+            factory=True,
+            workers=settings.workers,
         )
     )
 

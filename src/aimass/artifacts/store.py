@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from aimass.errors import IntegrityError, InvalidInput
+from aimass.errors import ChecksumMismatch, InvalidInput
 
 CHUNK = 1024 * 1024
 
@@ -90,7 +90,7 @@ class ArtifactStore:
                     yield pending
                 pending = chunk
         if sha256 is not None and digest.hexdigest() != sha256:
-            raise IntegrityError("stored artifact does not match its checksum")
+            raise ChecksumMismatch("stored artifact does not match its checksum")
         if pending:
             yield pending
 

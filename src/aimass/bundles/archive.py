@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from aimass.artifacts.names import validate_filename
 from aimass.bundles.manifest import ARTIFACT_DIR, MANIFEST_NAME, BundleManifest
-from aimass.errors import IntegrityError, InvalidInput, TooLarge, Unprocessable
+from aimass.errors import ChecksumMismatch, InvalidInput, TooLarge, Unprocessable
 
 CHUNK_SIZE = 1024 * 1024
 MAX_MANIFEST_BYTES = 1024 * 1024
@@ -34,7 +34,7 @@ _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, struct.error, NotImplem
 def write_bundle(
     manifest: BundleManifest, artifact_chunks: Iterable[bytes], out: IO[bytes]
 ) -> None:
-    """Write a bundle to ``out``, streaming the artifact; raise IntegrityError if it mismatches."""
+    """Write a bundle to ``out``, streaming the artifact; raise ChecksumMismatch on a bad sum."""
     date_time = _zip_date_time(manifest)
     with zipfile.ZipFile(out, mode="w") as zf:
         info = zipfile.ZipInfo(MANIFEST_NAME, date_time=date_time)
@@ -55,7 +55,7 @@ def write_bundle(
                 size += len(chunk)
                 dst.write(chunk)
     if size != manifest.size or digest.hexdigest() != manifest.sha256:
-        raise IntegrityError(
+        raise ChecksumMismatch(
             f"the artifact of {manifest.model} version {manifest.version} does not match "
             "its recorded size and checksum"
         )

@@ -48,7 +48,7 @@ app.command("predict")(predict.predict)
 
 def _version(value: bool) -> None:
     if value:
-        from aimass import __version__
+        from aimass._version import __version__
 
         typer.echo(f"aimass {__version__}")
         raise typer.Exit()

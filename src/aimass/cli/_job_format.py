@@ -15,7 +15,7 @@ from aimass.cli._session import parse_pairs
 if TYPE_CHECKING:
     from rich.text import Text
 
-    from aimass.jobs.entities import Job, JobMetric
+    from aimass.entities.jobs import Job, JobMetric
 
 _BARS = "▁▂▃▄▅▆▇█"
 

@@ -17,7 +17,7 @@ from aimass.cli._session import (
 )
 
 if TYPE_CHECKING:
-    from aimass.datasets.entities import DatasetFormat, DatasetVersion
+    from aimass.entities.datasets import DatasetFormat, DatasetVersion
 
 app = typer.Typer(
     name="datasets",

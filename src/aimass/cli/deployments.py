@@ -18,7 +18,7 @@ from aimass.cli._session import (
 
 if TYPE_CHECKING:
     from aimass.client import Client
-    from aimass.deployments.entities import Deployment, TrafficRoute
+    from aimass.entities.deployments import Deployment, TrafficRoute
 
 app = typer.Typer(
     name="deployments",

@@ -33,7 +33,7 @@ from aimass.cli._session import (
 
 if TYPE_CHECKING:
     from aimass.client import Client
-    from aimass.jobs.entities import Job
+    from aimass.entities.jobs import Job
 
 app = typer.Typer(
     name="jobs",
@@ -41,7 +41,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-# The same words as aimass.jobs.entities, spelled out so `--help` needs no pydantic.
+# The same words as aimass.entities.jobs, spelled out so `--help` needs no pydantic.
 Kind = Literal["train", "evaluate", "batch_predict", "tune", "script"]
 State = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 

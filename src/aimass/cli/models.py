@@ -21,7 +21,7 @@ from aimass.cli._session import (
 )
 
 if TYPE_CHECKING:
-    from aimass.registry.entities import Model, ModelVersion, VersionStatus
+    from aimass.entities.registry import Model, ModelVersion, VersionStatus
 
 app = typer.Typer(
     name="models",

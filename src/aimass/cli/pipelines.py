@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from aimass.client import Client
-    from aimass.pipelines.entities import Pipeline, PipelineRun, Step, StepRun
+    from aimass.entities.pipelines import Pipeline, PipelineRun, Step, StepRun
 
 app = typer.Typer(
     name="pipelines",

@@ -17,7 +17,7 @@ from aimass.cli._job_format import (
 from aimass.cli._session import format_time, open_client, print_json, stdout_console
 
 if TYPE_CHECKING:
-    from aimass.schedules.entities import Schedule
+    from aimass.entities.schedules import Schedule
 
 app = typer.Typer(
     name="schedules",

@@ -27,7 +27,7 @@ app = typer.Typer(
 )
 
 if TYPE_CHECKING:
-    from aimass.auth.entities import Token
+    from aimass.entities.auth import Token
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")]
 ROLES = ("viewer", "editor", "admin")

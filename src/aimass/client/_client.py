@@ -6,7 +6,6 @@ from types import TracebackType
 
 import httpx
 
-from aimass.auth.entities import Principal
 from aimass.client._http import HttpSession
 from aimass.client.datasets import Datasets
 from aimass.client.deployments import Deployments, Inputs, PredictResult
@@ -17,6 +16,7 @@ from aimass.client.projects import Projects
 from aimass.client.schedules import Schedules
 from aimass.client.tokens import Tokens
 from aimass.client.zoo import Zoo
+from aimass.entities.auth import Principal
 
 
 class Client:

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 import httpx
 
-from aimass.errors import ERRORS_BY_CODE, AimassError, IntegrityError
+from aimass.errors import ERRORS_BY_CODE, AimassError, ChecksumMismatch
 
 Progress = Callable[[int, int], None]
 """A transfer callback: ``progress(bytes_done, bytes_total)``; total is 0 when unknown."""
@@ -128,7 +128,7 @@ class HttpSession:
         timeout: float,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        from aimass import __version__
+        from aimass._version import __version__
 
         self.url = url.rstrip("/")
         self.project = project
@@ -250,7 +250,7 @@ class HttpSession:
         """Stream a GET to ``dest``: a file, or a folder (existing, or ending in ``/``).
 
         With ``verify``, the bytes must hash to the ``X-Aimass-Sha256`` header, or
-        the partial file is removed and :class:`IntegrityError` raised.
+        the partial file is removed and :class:`ChecksumMismatch` raised.
         """
         as_folder = str(dest).endswith(("/", os.sep))
         dest = Path(dest)
@@ -286,7 +286,7 @@ class HttpSession:
                             progress(done, total)
                 actual = digest.hexdigest()
                 if verify and expected and expected.lower() != actual:
-                    raise IntegrityError(
+                    raise ChecksumMismatch(
                         f"downloaded bytes of {path} hash to {actual}, "
                         f"but the server announced {expected}; the partial file was removed"
                     )

@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from aimass.client._http import HttpSession, Progress
-from aimass.datasets.entities import Dataset, DatasetFormat, DatasetVersion
+from aimass.entities.datasets import Dataset, DatasetFormat, DatasetVersion
 
 
 def _seg(value: str | int) -> str:

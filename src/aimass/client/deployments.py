@@ -12,7 +12,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, JsonValue, ValidationError
 
 from aimass.client._http import HttpSession
-from aimass.deployments.entities import (
+from aimass.entities.deployments import (
     Batching,
     Deployment,
     DeploymentCreate,

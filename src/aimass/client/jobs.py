@@ -17,8 +17,7 @@ from pydantic import BaseModel, JsonValue
 
 from aimass.client._http import HttpSession, Progress, _ProgressReader
 from aimass.client.deployments import _spec
-from aimass.errors import AimassError, InvalidInput
-from aimass.jobs.entities import (
+from aimass.entities.jobs import (
     TERMINAL_STATES,
     Job,
     JobCheckpoint,
@@ -29,6 +28,7 @@ from aimass.jobs.entities import (
     JobState,
     Resources,
 )
+from aimass.errors import AimassError, InvalidInput
 
 #: What ``submit_script`` sends as is; a folder is packed into a ``.tar.gz`` first.
 SOURCE_SUFFIXES = (".py", ".zip", ".tar.gz", ".tgz")

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from aimass.client._http import HttpSession, Progress
-from aimass.registry.entities import Model, ModelVersion, VersionStatus
+from aimass.entities.registry import Model, ModelVersion, VersionStatus
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from aimass.flavors.signature import Signature
+    from aimass.entities.signature import Signature
 
 Ref = int | str
 """A version number, or an alias name such as ``production``."""

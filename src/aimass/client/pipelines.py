@@ -10,13 +10,13 @@ from urllib.parse import quote
 
 from aimass.client._http import HttpSession
 from aimass.client.deployments import _spec
-from aimass.errors import AimassError
-from aimass.pipelines.entities import (
+from aimass.entities.pipelines import (
     TERMINAL_RUN_STATES,
     Pipeline,
     PipelineCreate,
     PipelineRun,
 )
+from aimass.errors import AimassError
 
 
 class PipelineTimeout(AimassError, TimeoutError):

@@ -10,9 +10,9 @@ from pydantic import JsonValue
 
 from aimass.client._http import HttpSession
 from aimass.client.deployments import _spec
+from aimass.entities.jobs import JobCreate, JobKind
+from aimass.entities.schedules import Schedule, ScheduleCreate, ScheduleUpdate
 from aimass.errors import InvalidInput
-from aimass.jobs.entities import JobCreate, JobKind
-from aimass.schedules.entities import Schedule, ScheduleCreate, ScheduleUpdate
 
 Template = JobCreate | Mapping[str, object]
 """A job template: a :class:`JobCreate` or its fields as a mapping."""

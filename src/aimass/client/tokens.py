@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import builtins
 
-from aimass.auth.entities import Role, Token, TokenWithSecret
 from aimass.client._http import HttpSession
+from aimass.entities.auth import Role, Token, TokenWithSecret
 
 
 class Tokens:

@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field, JsonValue
 
 from aimass.client._http import HttpSession
 from aimass.client.jobs import Jobs
-from aimass.datasets.entities import DatasetVersion
-from aimass.jobs.entities import Job
+from aimass.entities.datasets import DatasetVersion
+from aimass.entities.jobs import Job
 
 
 class ZooParam(BaseModel):

@@ -9,7 +9,16 @@ from pathlib import Path
 
 from pydantic import JsonValue
 
-from aimass.jobs.entities import JobCheckpoint, Resources
+from aimass.entities.jobs import JobCheckpoint, Resources
+
+
+@dataclass(frozen=True)
+class NodeCapacity:
+    """What a node offers: CPUs, GPUs and memory (``None``: memory is not accounted)."""
+
+    cpu: float
+    gpu: int = 0
+    memory_mb: int | None = None
 
 
 @dataclass(frozen=True)

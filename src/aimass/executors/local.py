@@ -32,6 +32,7 @@ from typing import IO, Any
 
 from aimass.executors._child import RESULT_FILE
 from aimass.executors.base import AttemptExit, AttemptSpec, Executor
+from aimass.job_environment import JobEnvironment
 from aimass.sandbox import Sandbox, host_pid
 
 log = logging.getLogger("aimass.executors.local")
@@ -62,17 +63,14 @@ def child_spec(
     env = dict.fromkeys(THREAD_VARS, str(max(1, math.floor(attempt.resources.cpu))))
     if gpus is not None:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
-    env.update(
-        {
-            "AIMASS_JOB_ID": str(attempt.job_id),
-            "AIMASS_JOB_ATTEMPT": str(attempt.attempt),
-            "AIMASS_JOB_PROJECT": attempt.project,
-            "AIMASS_SCRATCH_DIR": str(attempt.scratch_dir),
-            "AIMASS_CHECKPOINT": (
-                attempt.checkpoint.model_dump_json() if attempt.checkpoint else ""
-            ),
-        }
+    job = JobEnvironment(
+        job_id=attempt.job_id,
+        attempt=attempt.attempt,
+        project=attempt.project,
+        scratch_dir=attempt.scratch_dir,
+        checkpoint=attempt.checkpoint.model_dump_json() if attempt.checkpoint else "",
     )
+    env.update(job.to_env())
     env.update(attempt.env)
     return {
         "job_id": attempt.job_id,

@@ -5,7 +5,7 @@ on whatever node it lands, runs the attempt as the local executor does (forked b
 a zygote, ``_child.run_attempt``): in its own session, in a fresh 0700 scratch
 folder, with thread limits from its CPU share and ``CUDA_VISIBLE_DEVICES`` naming
 the GPUs Ray gave it. Meanwhile it posts the log's new bytes to the server
-(``AIMASS_URL``) every 0.3 s; with no server, the log's tail comes back with the
+(the attempt's server URL) every 0.3 s; with no server, the log's tail comes back with the
 result and goes under the driver's ``log_dir``. Ray never retries a task: a dead
 worker reports ``-9``, an infrastructure failure the scheduler retries itself.
 
@@ -53,10 +53,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from aimass.executors._child import RESULT_FILE
-from aimass.executors.base import AttemptExit, AttemptSpec, Executor
+from aimass.executors.base import AttemptExit, AttemptSpec, Executor, NodeCapacity
 from aimass.executors.local import THREAD_VARS, child_spec
+from aimass.job_environment import JobEnvironment
 from aimass.sandbox import Sandbox, bwrap_path
-from aimass.scheduler.placement import NodeCapacity
 
 log = logging.getLogger("aimass.executors.ray")
 
@@ -108,13 +108,14 @@ class _LogShipper:
         import httpx
 
         self.path, self.offset, self.failing = path, 0, False
-        base = env.get("AIMASS_URL", "").rstrip("/")
+        job = JobEnvironment.from_env(env)
+        base = (job.url or "").rstrip("/") if job is not None else ""
         self.url = f"{base}/api/v1/jobs/{job_id}/attempts/{attempt}/logs" if base else None
         self.local = self.url is None  # no server: the tail goes back with the result
         # Not text/plain: the edge refuses that type on writes, as an HTML form can send it.
         headers = {"Content-Type": "application/octet-stream"}
-        if env.get("AIMASS_TOKEN"):
-            headers["Authorization"] = f"Bearer {env['AIMASS_TOKEN']}"
+        if job is not None and job.token:
+            headers["Authorization"] = f"Bearer {job.token}"
         self.client = httpx.Client(headers=headers, timeout=10.0)
 
     def ship(self, final: bool = False) -> None:

@@ -16,8 +16,8 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+import aimass.flavors._wire as _wire
 from aimass.errors import AimassError, InvalidInput, Unprocessable
-from aimass.flavors import _wire
 
 if TYPE_CHECKING:
     from aimass.flavors.base import Array, Batch, Predictor

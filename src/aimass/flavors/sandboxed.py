@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aimass import sandbox
+import aimass.flavors._wire as _wire
+import aimass.sandbox as sandbox
 from aimass.errors import InvalidInput, Unavailable, Unprocessable
-from aimass.flavors import _wire
 from aimass.flavors.signature import Signature
 
 if TYPE_CHECKING:

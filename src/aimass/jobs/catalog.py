@@ -1,23 +1,29 @@
 """The entries a job can run by name, each with its kinds, its target and its params schema.
 
-An entry is a function ``target(params: dict) -> dict | None`` that runs inside
-an attempt's process (see ``aimass.runtime``). Its params are checked against a
-pydantic model when the job is submitted, so a bad field is refused before
-anything is queued. ``script`` jobs run the user's own code instead: their
-``entry`` names a function in the uploaded source (``module:function``).
+An entry (:class:`aimass.plugins.entries.Entry`) is a function
+``target(params: dict) -> dict | None`` that runs inside an attempt's process
+(see ``aimass.runtime``). Its params are checked against a pydantic model when
+the job is submitted, so a bad field is refused before anything is queued.
+Entries come from the plugin registries (built-ins and the model library
+register like any plugin); nothing here imports them. ``script`` jobs run the
+user's own code instead: their ``entry`` names a function in the uploaded
+source (``module:function``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from pydantic import BaseModel, JsonValue
+from pydantic import JsonValue
 
 from aimass.errors import Unprocessable
 from aimass.jobs.entities import JobKind
+from aimass.plugins import default_registries
+from aimass.plugins.entries import Entry
+
+__all__ = ["SCRIPT_ENTRY", "SCRIPT_TARGET", "Entry", "EntryCatalog", "default_catalog"]
 
 #: What a script job's ``entry`` looks like: ``package.module:function`` or ``train.py:main``.
 SCRIPT_ENTRY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(\.py)?:[A-Za-z_]\w*")
@@ -25,56 +31,19 @@ SCRIPT_ENTRY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(\.py)?:[A-Za-z_]\w*")
 SCRIPT_TARGET = "aimass.runtime.script:run_script"
 
 
-@dataclass(frozen=True)
-class Entry:
-    """A runnable entry: ``target`` is ``"module:function"``; ``params`` checks its params."""
-
-    name: str
-    kinds: frozenset[JobKind]
-    target: str
-    description: str
-    params: type[BaseModel] | None = None
-    needs_dataset: bool = False
-    #: Model-library metadata (``aimass.zoo``); empty for plain entries.
-    task: str | None = None
-    family: str | None = None
-    default_dataset: str | None = None
-    exports: tuple[str, ...] = ()
-    signature: dict[str, Any] | None = None
-    example_request: dict[str, Any] | None = None
-    #: ``module:function`` the ``evaluate`` job calls for versions tagged ``entry=<name>``.
-    evaluate: str | None = None
-
-    def validate(self, params: dict[str, JsonValue]) -> dict[str, JsonValue]:
-        """Params with defaults filled in; raises pydantic's ValidationError naming the field."""
-        if self.params is None:
-            return params
-        model = self.params.model_validate(params)
-        dumped: dict[str, JsonValue] = model.model_dump(mode="json")
-        return dumped
-
-    def describe(self) -> dict[str, Any]:
-        """What the catalogue shows: name, kinds, description and the params' JSON schema."""
-        return {
-            "name": self.name,
-            "kinds": sorted(self.kinds),
-            "description": self.description,
-            "needs_dataset": self.needs_dataset,
-            "params_schema": self.params.model_json_schema() if self.params else {},
-            "task": self.task,
-            "family": self.family,
-            "default_dataset": self.default_dataset,
-            "exports": list(self.exports),
-            "signature": self.signature,
-            "example_request": self.example_request,
-        }
-
-
 @dataclass
 class EntryCatalog:
     """Every entry by name; plugins add theirs through ``add``."""
 
     entries: dict[str, Entry] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, entries: Iterable[Entry]) -> EntryCatalog:
+        """A catalogue of these entries (e.g. ``Registries.entries``, in registration order)."""
+        catalog = cls()
+        for entry in entries:
+            catalog.add(entry)
+        return catalog
 
     def add(self, entry: Entry) -> None:
         """Register an entry; a second one under the same name replaces the first."""
@@ -126,11 +95,5 @@ class EntryCatalog:
 
 
 def default_catalog() -> EntryCatalog:
-    """The built-in entries (``aimass.jobs.builtin``) and the model library's (``aimass.zoo``)."""
-    from aimass.jobs.builtin import builtin_entries
-    from aimass.zoo import zoo_entries
-
-    catalog = EntryCatalog()
-    for entry in [*builtin_entries(), *zoo_entries()]:
-        catalog.add(entry)
-    return catalog
+    """A fresh catalogue of the installed plugins' entries (built-ins and the model library)."""
+    return EntryCatalog.of(default_registries().entries)

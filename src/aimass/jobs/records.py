@@ -10,11 +10,11 @@ from pydantic import JsonValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aimass.auth.entities import Principal
+from aimass.entities.auth import Principal
+from aimass.entities.registry import JobAttemptRef
 from aimass.errors import Forbidden, NotFound, Unprocessable
 from aimass.jobs.entities import JobCheckpoint, JobMetric
 from aimass.jobs.fencing import claim
-from aimass.registry.entities import JobAttemptRef
 from aimass.store.orm import (
     DatasetRow,
     DatasetVersionRow,

@@ -31,7 +31,6 @@ from aimass.jobs.entities import (
     StoredSource,
 )
 from aimass.jobs.fencing import claim, conditional, reload
-from aimass.registry.projects import read_project_row
 from aimass.store.orm import (
     DatasetRow,
     DatasetVersionRow,
@@ -41,6 +40,7 @@ from aimass.store.orm import (
     aware_utc,
     utcnow,
 )
+from aimass.store.projects import read_project_row
 
 #: Checks and normalises an entry's params; raises ``Unprocessable`` naming the bad field.
 ParamsValidator = Callable[[dict[str, JsonValue]], dict[str, JsonValue]]

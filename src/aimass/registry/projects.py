@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-from typing import TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -12,10 +10,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aimass.artifacts.names import validate_name
-from aimass.errors import Conflict, NotFound
-from aimass.store.orm import PipelineRow, ProjectRow, ScheduleRow, aware_utc
+from aimass.errors import Conflict
+from aimass.store.orm import ProjectRow, aware_utc
+from aimass.store.projects import find_named_row, list_named_rows, read_project_row
 
 DEFAULT_PROJECT = "default"
+__all__ = [
+    "DEFAULT_PROJECT",
+    "Project",
+    "create_project",
+    "find_named_row",
+    "list_named_rows",
+    "list_projects",
+    "read_project_row",
+]
 
 
 class Project(BaseModel):
@@ -23,39 +31,6 @@ class Project(BaseModel):
 
     name: str
     created_at: datetime
-
-
-def read_project_row(session: Session, name: str) -> ProjectRow:
-    """The project's row, or NotFound."""
-    row = session.scalars(select(ProjectRow).where(ProjectRow.name == name)).first()
-    if row is None:
-        raise NotFound(f"project {name!r} not found")
-    return row
-
-
-#: Rows named uniquely within their project. A constrained TypeVar rather than a
-#: Protocol: mypy reads ``Mapped[int]`` on an instance as ``int``, so no Protocol
-#: both matches the rows and lets ``row_type.name`` build SQL.
-R = TypeVar("R", PipelineRow, ScheduleRow)
-
-
-def find_named_row(session: Session, row_type: type[R], project: str, name: str) -> R | None:
-    """The ``row_type`` row called ``name`` in ``project``, or None."""
-    return session.scalars(
-        select(row_type)
-        .join(ProjectRow, row_type.project_id == ProjectRow.id)
-        .where(ProjectRow.name == project, row_type.name == name)
-    ).first()
-
-
-def list_named_rows(session: Session, row_type: type[R], project: str) -> Sequence[R]:
-    """The ``row_type`` rows in ``project``, by name."""
-    return session.scalars(
-        select(row_type)
-        .join(ProjectRow, row_type.project_id == ProjectRow.id)
-        .where(ProjectRow.name == project)
-        .order_by(row_type.name)
-    ).all()
 
 
 def list_projects(session: Session) -> list[Project]:

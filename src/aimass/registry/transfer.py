@@ -9,7 +9,7 @@ from typing import IO
 
 from pydantic import BaseModel, ConfigDict
 
-from aimass import __version__
+from aimass._version import __version__
 from aimass.artifacts.names import validate_name
 from aimass.artifacts.store import ArtifactStore
 from aimass.bundles.archive import read_bundle, write_bundle

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from aimass.config import job_environment
+from aimass.job_environment import JobEnvironment
 from aimass.runtime.context import AttemptSuperseded, JobContext, NotInAJob
 
 __all__ = ["AttemptSuperseded", "JobContext", "NotInAJob", "context"]
@@ -29,4 +29,7 @@ __all__ = ["AttemptSuperseded", "JobContext", "NotInAJob", "context"]
 @lru_cache(maxsize=1)
 def context() -> JobContext:
     """The attempt this process runs (from its ``AIMASS_*`` environment)."""
-    return JobContext(job_environment())
+    job = JobEnvironment.from_env()
+    if job is None:
+        raise NotInAJob("aimass.runtime works inside a job: AIMASS_JOB_ID is not set")
+    return JobContext(job)

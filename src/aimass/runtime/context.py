@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aimass.errors import AimassError, Conflict, Unauthenticated
+from aimass.job_environment import JobEnvironment
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,22 +45,24 @@ class NotInAJob(AimassError):
 class JobContext:
     """The running attempt: its ids, params, scratch folder, and the calls that record results."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
-        if "AIMASS_JOB_ID" not in env:
+    def __init__(self, env: Mapping[str, str] | JobEnvironment) -> None:
+        job = env if isinstance(env, JobEnvironment) else JobEnvironment.from_env(env)
+        if job is None:
             raise NotInAJob("aimass.runtime works inside a job: AIMASS_JOB_ID is not set")
-        self.job_id = int(env["AIMASS_JOB_ID"])
-        self.attempt = int(env["AIMASS_JOB_ATTEMPT"])
-        self.project = env.get("AIMASS_JOB_PROJECT", "default")
-        self.kind = env.get("AIMASS_JOB_KIND", "")
-        self.entry = env.get("AIMASS_JOB_ENTRY", "")
-        self.scratch = Path(env.get("AIMASS_SCRATCH_DIR") or os.getcwd())
-        self.dataset = env.get("AIMASS_JOB_DATASET") or None
-        version = env.get("AIMASS_JOB_DATASET_VERSION")
-        self.dataset_version = int(version) if version else None
-        checkpoint = env.get("AIMASS_CHECKPOINT") or ""
-        self._checkpoint: dict[str, Any] | None = json.loads(checkpoint) if checkpoint else None
-        self._url = env.get("AIMASS_URL")
-        self._token = env.get("AIMASS_TOKEN")
+        self.environment = job
+        self.job_id = job.job_id
+        self.attempt = job.attempt
+        self.project = job.project
+        self.kind = job.kind
+        self.entry = job.entry
+        self.scratch = job.scratch_dir or Path(os.getcwd())
+        self.dataset = job.dataset
+        self.dataset_version = job.dataset_version
+        self._checkpoint: dict[str, Any] | None = (
+            json.loads(job.checkpoint) if job.checkpoint else None
+        )
+        self._url = job.url
+        self._token = job.token
 
     # -- plumbing -------------------------------------------------------------
 
@@ -69,7 +72,7 @@ class JobContext:
         from aimass.client import Client
 
         if not self._url:
-            raise NotInAJob("this attempt was not given a server URL (AIMASS_URL)")
+            raise NotInAJob("this attempt was not given a server URL")
         return Client(url=self._url, token=self._token, project=self.project)
 
     def _attempt_path(self, suffix: str) -> str:

@@ -14,6 +14,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Mapping
+
+from aimass.job_environment import JobEnvironment
 
 #: Exit status of an attempt that stopped because the server gave its job to another attempt.
 EXIT_SUPERSEDED = 75
@@ -55,21 +58,14 @@ def _beat_forever(
             time.sleep(interval)
 
 
-def start_heartbeat(env: dict[str, str]) -> threading.Thread | None:
+def start_heartbeat(env: Mapping[str, str]) -> threading.Thread | None:
     """Start beating in a daemon thread if the attempt talks to a server; else None."""
-    url, token = env.get("AIMASS_URL"), env.get("AIMASS_TOKEN")
-    if not url or not token or not env.get("AIMASS_HEARTBEAT_S"):
+    job = JobEnvironment.from_env(env)
+    if job is None or not job.url or not job.token or not job.heartbeat_s:
         return None
     thread = threading.Thread(
         target=_beat_forever,
-        args=(
-            url,
-            token,
-            env.get("AIMASS_JOB_PROJECT") or "default",
-            int(env["AIMASS_JOB_ID"]),
-            int(env["AIMASS_JOB_ATTEMPT"]),
-            max(0.1, float(env["AIMASS_HEARTBEAT_S"])),
-        ),
+        args=(job.url, job.token, job.project, job.job_id, job.attempt, max(0.1, job.heartbeat_s)),
         name="aimass-heartbeat",
         daemon=True,
     )

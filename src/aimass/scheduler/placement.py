@@ -16,19 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from aimass.executors.base import NodeCapacity
 from aimass.jobs.entities import Job, Resources
+
+__all__ = ["NodeCapacity", "Placement", "never_fits", "place"]
 
 #: Free capacity below this counts as none (float sums of fractional CPUs).
 _EPSILON = 1e-9
-
-
-@dataclass(frozen=True)
-class NodeCapacity:
-    """What a node offers: CPUs, GPUs and memory (``None``: memory is not accounted)."""
-
-    cpu: float
-    gpu: int = 0
-    memory_mb: int | None = None
 
 
 @dataclass

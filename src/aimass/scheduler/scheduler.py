@@ -26,6 +26,7 @@ from pydantic import JsonValue
 from aimass.auth.service import create_job_token
 from aimass.errors import AimassError
 from aimass.executors.base import AttemptExit, AttemptSpec, Executor
+from aimass.job_environment import JobEnvironment
 from aimass.jobs import records, service
 from aimass.jobs.entities import Job, JobCheckpoint
 from aimass.loop_service import LoopService
@@ -260,17 +261,20 @@ class Scheduler(LoopService):
 
     def _submit(self, job: Job, checkpoint: JobCheckpoint | None, secret: str | None) -> None:
         env = dict(self.env)
-        env["AIMASS_JOB_ENTRY"] = job.entry
-        env["AIMASS_JOB_KIND"] = job.kind
-        if job.dataset is not None:
-            env["AIMASS_JOB_DATASET"] = job.dataset
-            if job.dataset_version is not None:
-                env["AIMASS_JOB_DATASET_VERSION"] = str(job.dataset_version)
+        env.update(
+            JobEnvironment.partial(
+                entry=job.entry,
+                kind=job.kind,
+                dataset=job.dataset,
+                dataset_version=job.dataset_version if job.dataset is not None else None,
+            )
+        )
         if self.server_url is not None and secret is not None:
-            env["AIMASS_URL"] = self.server_url
-            env["AIMASS_TOKEN"] = secret
-            env["AIMASS_PROJECT"] = job.project
-            env["AIMASS_HEARTBEAT_S"] = f"{self.lease_s / 3:.3f}"
+            env.update(
+                JobEnvironment.partial(
+                    url=self.server_url, token=secret, heartbeat_s=round(self.lease_s / 3, 3)
+                )
+            )
         spec = AttemptSpec(
             job_id=job.id,
             attempt=job.attempt,

@@ -1,21 +1,20 @@
-"""Serving: loaded models, dynamic batching and the lean Open Inference Protocol path.
+"""Serving: loaded models, dynamic batching and the Open Inference Protocol codec.
 
 This package owns what happens to a prediction request once a model is loaded:
 the per-model dynamic batcher (``batcher``), the runner that merges concurrent
-requests into one predict call (``runner``), the set of served deployments the
-reconciler swaps models in and out of (``repository``), the Open Inference
-Protocol v2 codec (``protocol``), the plain ASGI app that answers ``/v2``,
-``/metrics`` and the JSON predict route (``inference_app``), and its metrics.
+requests into one predict call (``runner``), the set of served deployments
+(``repository``) that ``reconciler`` (a loop in every process) fills from the
+desired deployments, swapping models in and out, the Open Inference
+Protocol v2 codec (``protocol``) and the inference metrics. The HTTP side of
+the inference path is ``aimass.api.inference``.
 
-It must not import fastapi or starlette (nor ``aimass.api``): the inference path
-is plain ASGI so that no framework layer costs time per request. It imports no
-heavy library at import time.
+It holds no HTTP and must not import fastapi or starlette (nor ``aimass.api``).
+It imports no heavy library at import time.
 """
 
 from __future__ import annotations
 
 from aimass.serving.batcher import Batcher, BatcherClosed
-from aimass.serving.inference_app import InferenceApp
 from aimass.serving.metrics import InferenceMetrics
 from aimass.serving.repository import (
     BatchingConfig,
@@ -29,7 +28,6 @@ __all__ = [
     "Batcher",
     "BatcherClosed",
     "BatchingConfig",
-    "InferenceApp",
     "InferenceMetrics",
     "ModelRepository",
     "ModelRunner",

@@ -20,11 +20,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from aimass.auth.entities import Token
-from aimass.datasets.entities import ColumnSchema, Dataset, DatasetVersion, Profile
-from aimass.flavors.signature import Signature
-from aimass.jobs.entities import Job, JobCheckpoint, JobEvent, JobMetric, Resources
-from aimass.registry.entities import Lineage, Model, ModelVersion
+from aimass.entities.auth import Token
+from aimass.entities.datasets import ColumnSchema, Dataset, DatasetVersion, Profile
+from aimass.entities.jobs import Job, JobCheckpoint, JobEvent, JobMetric, Resources
+from aimass.entities.registry import Lineage, Model, ModelVersion
+from aimass.entities.signature import Signature
 
 
 def utcnow() -> datetime:

@@ -10,9 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aimass.errors import Conflict
-from aimass.registry.projects import read_project_row
 from aimass.store.db import Database
 from aimass.store.orm import DatasetRow, ModelRow, ProjectRow
+from aimass.store.projects import read_project_row
 
 E = TypeVar("E")
 MAX_RETRIES = 8

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aimass.config import job_threads
+from aimass.job_environment import job_threads
 
 if TYPE_CHECKING:
     import numpy as np

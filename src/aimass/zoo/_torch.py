@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aimass.config import job_threads
+from aimass.job_environment import job_threads
 
 if TYPE_CHECKING:
     from aimass.runtime import JobContext

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aimass.jobs.catalog import Entry
+from aimass.plugins.entries import Entry
 from aimass.zoo._classical_fit import (
     fit_hist_gradient_boosting,
     fit_lightgbm,

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aimass.jobs.catalog import Entry
-from aimass.zoo.datasets import BuiltinDataset
+from aimass.plugins.entries import BuiltinDataset, Entry
 
 if TYPE_CHECKING:
     from aimass.evaluation import EvaluationReport

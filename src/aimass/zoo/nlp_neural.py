@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from aimass.jobs.catalog import Entry
+from aimass.plugins.entries import Entry
 from aimass.zoo._classify import ClassifierParams
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aimass.jobs.catalog import Entry
+from aimass.plugins.entries import Entry
 
 __all__ = ["ENTRIES"]
 

@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from aimass.jobs.catalog import Entry
+from aimass.plugins.entries import BuiltinDataset, Entry
 from aimass.zoo._torch import TorchParams
-from aimass.zoo.datasets import BuiltinDataset
 
 if TYPE_CHECKING:
     import numpy as np

@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aimass.jobs.catalog import Entry
-from aimass.zoo.datasets import BuiltinDataset
+from aimass.plugins.entries import BuiltinDataset, Entry
 
 if TYPE_CHECKING:
     import numpy as np

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from aimass.jobs.catalog import Entry
+from aimass.plugins.entries import Entry
 from aimass.zoo._classify import ClassifierParams
 
 

@@ -46,38 +46,37 @@ def whoami(ctx: Viewer) -> Principal:
 @router.get("/projects")
 def list_projects(ctx: Viewer) -> list[Project]:
     """Every project."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return projects.list_projects(session)
 
 
 @router.post("/projects", status_code=201)
 def create_project(body: ProjectCreate, ctx: Admin) -> Project:
     """Create a project (admin)."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return projects.create_project(session, body.name)
 
 
 @router.post("/tokens", status_code=201)
 def create_token(body: TokenCreate, ctx: Admin) -> TokenWithSecret:
     """Create a token (admin); its secret is shown only in this answer."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return auth.create_token(session, body.name, body.role, body.project)
 
 
 @router.get("/tokens")
 def list_tokens(ctx: Admin) -> list[Token]:
     """Every token, without secrets (admin)."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return auth.list_tokens(session)
 
 
 @router.delete("/tokens/{token_id}")
 def revoke_token(token_id: Id, ctx: Admin) -> Token:
     """Revoke a token (admin); the last admin token valid on all projects cannot be (409)."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         token = auth.revoke_token(session, token_id)
     # Committed: now make this process's inference path forget the token at once (other
     # processes follow within their cache's TTL, AuthCache.ttl_s).
-    if ctx.state.auth_cache is not None:
-        ctx.state.auth_cache.clear()
+    ctx.platform.auth_cache.clear()
     return token

@@ -24,13 +24,13 @@ Editor = Annotated[Ctx, Depends(editor)]
 @router.post("/{name}/versions", status_code=201)
 async def create_dataset_version(name: str, request: Request, ctx: Editor) -> DatasetVersion:
     """Upload CSV, Parquet or NPZ as a new immutable version with its profile."""
-    state = ctx.state
-    settings = state.settings
+    platform = ctx.platform
+    settings = platform.settings
 
     def register(upload: SpooledUpload, spec: DatasetVersionCreate) -> DatasetVersion:
         return service.register_dataset_version(
-            state.db,
-            state.store,
+            platform.db,
+            platform.store,
             project=ctx.project,
             name=name,
             upload=upload.path,
@@ -43,48 +43,48 @@ async def create_dataset_version(name: str, request: Request, ctx: Editor) -> Da
             ),
         )
 
-    return await handle_upload(request, state.settings.spool_dir, DatasetVersionCreate, register)
+    return await handle_upload(request, platform.settings.spool_dir, DatasetVersionCreate, register)
 
 
 @router.get("")
 def list_datasets(ctx: Viewer) -> list[Dataset]:
     """A project's datasets."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return service.list_datasets(session, ctx.project)
 
 
 @router.get("/{name}")
 def read_dataset(name: str, ctx: Viewer) -> Dataset:
     """One dataset."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return service.read_dataset(session, ctx.project, name)
 
 
 @router.delete("/{name}", status_code=204)
 def delete_dataset(name: str, ctx: Editor) -> Response:
     """Delete a dataset, its versions and their bytes."""
-    service.delete_dataset(ctx.state.db, ctx.state.store, ctx.project, name)
+    service.delete_dataset(ctx.platform.db, ctx.platform.store, ctx.project, name)
     return Response(status_code=204)
 
 
 @router.get("/{name}/versions")
 def list_dataset_versions(name: str, ctx: Viewer) -> list[DatasetVersion]:
     """A dataset's versions, newest first."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return service.list_dataset_versions(session, ctx.project, name)
 
 
 @router.get("/{name}/versions/{version}")
 def read_dataset_version(name: str, version: Id, ctx: Viewer) -> DatasetVersion:
     """One version with its schema and profile."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return service.read_dataset_version(session, ctx.project, name, version)
 
 
 @router.get("/{name}/versions/{version}/download", response_class=StreamingResponse)
 def download_dataset_version(name: str, version: Id, ctx: Viewer) -> StreamingResponse:
     """The version's file, verified against its checksum as it streams."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         found, key = service.read_dataset_artifact(session, ctx.project, name, version)
-    chunks = ctx.state.store.open(key, found.sha256)
+    chunks = ctx.platform.store.open(key, found.sha256)
     return stream_attachment(chunks, found.filename, found.size, found.sha256)

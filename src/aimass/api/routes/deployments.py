@@ -16,40 +16,35 @@ Viewer = Annotated[Ctx, Depends(viewer)]
 Editor = Annotated[Ctx, Depends(editor)]
 
 
-def _wake(ctx: Ctx) -> None:
-    if ctx.state.reconciler is not None:
-        ctx.state.reconciler.wake()
-
-
 @router.post("", status_code=201)
 def create_deployment(body: DeploymentCreate, ctx: Editor) -> Deployment:
     """Deploy a version, an alias, or weighted versions; it loads within about a second."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         created = service.create_deployment(session, ctx.project, body)
-    _wake(ctx)
+    ctx.platform.notify("deployments")
     return created
 
 
 @router.get("")
 def list_deployments(ctx: Viewer) -> list[Deployment]:
     """A project's deployments with their replicas' state."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return service.list_deployments(session, ctx.project)
 
 
 @router.get("/{name}")
 def read_deployment(name: str, ctx: Viewer) -> Deployment:
     """One deployment with its replicas' state."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return service.read_deployment(session, ctx.project, name)
 
 
 @router.patch("/{name}")
 def update_deployment(name: str, body: DeploymentUpdate, ctx: Editor) -> Deployment:
     """Change versions, weights, batching, replicas or resources without a restart."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         updated = service.update_deployment(session, ctx.project, name, body)
-    _wake(ctx)
+    ctx.platform.notify("deployments")
     return updated
 
 
@@ -58,11 +53,10 @@ async def delete_deployment(name: str, ctx: Editor) -> Response:
     """Stop serving; requests in flight finish first."""
 
     def delete() -> None:
-        with ctx.state.db.session() as session:
+        with ctx.platform.db.session() as session:
             service.delete_deployment(session, ctx.project, name)
 
     await run_in_threadpool(delete)
-    if ctx.state.repository is not None:  # this process stops now; the others within a tick
-        ctx.state.repository.remove(name, ctx.project)
-    _wake(ctx)
+    ctx.platform.repository.remove(name, ctx.project)  # here now; the others within a tick
+    ctx.platform.notify("deployments")
     return Response(status_code=204)

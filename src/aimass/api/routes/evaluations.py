@@ -18,7 +18,7 @@ Viewer = Annotated[Ctx, Depends(viewer)]
 @router.get("/versions/{ref}/evaluations")
 def list_evaluations(name: str, ref: str, ctx: Viewer) -> list[Evaluation]:
     """The evaluation reports of one version (number or alias), newest first."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return evaluations.list_evaluations(session, ctx.project, name, ref)
 
 
@@ -33,5 +33,5 @@ def compare_versions(
 ) -> Comparison:
     """Versions side by side on one dataset, with the best version per metric."""
     refs = [v.strip() for v in versions.split(",") if v.strip()]
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return evaluations.compare_versions(session, ctx.project, name, refs, dataset)

@@ -7,6 +7,9 @@ longer the job's current one. Only the token minted for an attempt writes as it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,12 +21,10 @@ from aimass.api.deps import Ctx, editor
 from aimass.api.ids import Id, Step
 from aimass.artifacts.names import validate_filename
 from aimass.errors import Forbidden
-from aimass.jobs import records, service
-from aimass.jobs.fencing import claim
-from aimass.jobs.logs import append_log
+from aimass.jobs import attempt_files, records, service
+from aimass.jobs.entities import JobCheckpoint
 from aimass.registry import evaluations
 from aimass.registry.evaluations import Evaluation, EvaluationCreate
-from aimass.store.orm import utcnow
 
 router = APIRouter(prefix="/api/v1/jobs/{job_id}/attempts/{attempt}", tags=["job runtime"])
 Editor = Annotated[Ctx, Depends(editor)]
@@ -61,7 +62,7 @@ def _own(ctx: Ctx, job_id: int, attempt: int) -> None:
     logs or checkpoints; a job's token may not write as another job or attempt.
     """
     principal = ctx.principal
-    if ctx.state.settings.auth:
+    if ctx.platform.settings.auth:
         if principal.job_id is None:
             raise Forbidden(
                 f"only the token of job {job_id}'s attempt {attempt} may write as that "
@@ -72,7 +73,7 @@ def _own(ctx: Ctx, job_id: int, attempt: int) -> None:
                 f"this token belongs to job {principal.job_id} attempt {principal.job_attempt}, "
                 f"not job {job_id} attempt {attempt}"
             )
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         service.read_job(session, job_id, ctx.project)
 
 
@@ -80,8 +81,8 @@ def _own(ctx: Ctx, job_id: int, attempt: int) -> None:
 def heartbeat(job_id: Id, attempt: Id, ctx: Editor) -> Heartbeat:
     """Renew the attempt's lease; says whether a cancel was requested."""
     _own(ctx, job_id, attempt)
-    with ctx.state.db.session() as session:
-        job = service.renew_lease(session, job_id, attempt, ctx.state.settings.job_lease_s)
+    with ctx.platform.db.session() as session:
+        job = service.renew_lease(session, job_id, attempt, ctx.platform.settings.job_lease_s)
     return Heartbeat(lease_expires_at=job.lease_expires_at, cancel_requested=job.cancel_requested)
 
 
@@ -90,7 +91,7 @@ def log_metrics(job_id: Id, attempt: Id, body: MetricBatch, ctx: Editor) -> dict
     """Record step metrics."""
     _own(ctx, job_id, attempt)
     points = [(m.name, m.value, m.step) for m in body.metrics]
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return {"recorded": records.record_metrics(session, job_id, attempt, points)}
 
 
@@ -100,40 +101,21 @@ def merge_outputs(
 ) -> dict[str, JsonValue]:
     """Merge named outputs (and ``params``) into the job's outputs."""
     _own(ctx, job_id, attempt)
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return records.merge_outputs(session, job_id, attempt, body)
 
 
-async def _spool(request: Request, ctx: Ctx) -> Any:
-    path = ctx.state.settings.spool_dir / uuid.uuid4().hex
-    with path.open("xb") as out:
-        async for chunk in request.stream():
-            out.write(chunk)
-    return path
-
-
-async def _store_body(request: Request, ctx: Ctx, key: str) -> tuple[str, int]:
-    path = await _spool(request, ctx)
+@asynccontextmanager
+async def _spooled(request: Request, ctx: Ctx) -> AsyncIterator[Path]:
+    """The raw body in a spool file, removed afterwards."""
+    path = ctx.platform.settings.spool_dir / uuid.uuid4().hex
     try:
-
-        def put() -> tuple[str, int]:
-            with path.open("rb") as src:
-                stored = ctx.state.store.put_file(key, src)
-            return stored.sha256, stored.size
-
-        return await run_in_threadpool(put)
+        with path.open("xb") as out:
+            async for chunk in request.stream():
+                out.write(chunk)
+        yield path
     finally:
         path.unlink(missing_ok=True)
-
-
-def _fenced(ctx: Ctx, key: str, write: Any) -> Any:
-    """Run a fenced write; if it is refused, the bytes just stored go too."""
-    try:
-        with ctx.state.db.session() as session:
-            return write(session)
-    except BaseException:
-        ctx.state.store.delete(key)
-        raise
 
 
 @router.put("/checkpoint")
@@ -143,19 +125,16 @@ async def save_checkpoint(
     request: Request,
     ctx: Editor,
     step: Step = 0,
-) -> Any:
+) -> JobCheckpoint:
     """Save the raw body as a checkpoint at ``step``; the next attempt resumes from it."""
+    p = ctx.platform
     await run_in_threadpool(_own, ctx, job_id, attempt)
-    with ctx.state.db.session() as session:  # refuse a stale attempt before taking its bytes
-        claim(session, job_id, attempt)
-    key = ctx.state.store.new_key("jobs", str(job_id), "checkpoints")
-    sha256, _ = await _store_body(request, ctx, key)
-    return await run_in_threadpool(
-        _fenced,
-        ctx,
-        key,
-        lambda s: records.record_checkpoint(s, job_id, attempt, step, key, sha256),
-    )
+    # Refuse a stale attempt before taking its bytes.
+    await run_in_threadpool(attempt_files.claim_attempt, p.db, job_id, attempt)
+    async with _spooled(request, ctx) as body:
+        return await run_in_threadpool(
+            attempt_files.keep_checkpoint, p.db, p.store, job_id, attempt, step, body
+        )
 
 
 @router.post("/artifacts/{name}")
@@ -164,37 +143,23 @@ async def log_artifact(
 ) -> dict[str, JsonValue]:
     """Keep the raw body as a file of the job, listed in its outputs' ``artifacts``."""
     validate_filename(name)
+    p = ctx.platform
     await run_in_threadpool(_own, ctx, job_id, attempt)
-    key = records.artifact_key(job_id, attempt, name)
-    sha256, size = await _store_body(request, ctx, key)
-    item: dict[str, JsonValue] = {
-        "name": name,
-        "attempt": attempt,
-        "size": size,
-        "sha256": sha256,
-        "at": utcnow().isoformat(),
-    }
-    await run_in_threadpool(
-        _fenced,
-        ctx,
-        key,
-        lambda s: records.add_to_output_list(s, job_id, attempt, "artifacts", item),
-    )
-    return item
+    async with _spooled(request, ctx) as body:
+        return await run_in_threadpool(
+            attempt_files.keep_artifact, p.db, p.store, job_id, attempt, name, body
+        )
 
 
 @router.post("/logs")
 async def ship_logs(job_id: Id, attempt: Id, request: Request, ctx: Editor) -> dict[str, int]:
     """Append log bytes shipped from a remote node (the Ray executor) to the attempt's log."""
+    p = ctx.platform
     await run_in_threadpool(_own, ctx, job_id, attempt)
     data = await request.body()
-
-    def append() -> None:
-        with ctx.state.db.session() as session:
-            claim(session, job_id, attempt)
-        append_log(ctx.state.settings.job_log_dir, job_id, attempt, data)
-
-    await run_in_threadpool(append)
+    await run_in_threadpool(
+        attempt_files.append_shipped_log, p.db, p.settings.job_log_dir, job_id, attempt, data
+    )
     return {"appended": len(data)}
 
 
@@ -207,5 +172,5 @@ def report_evaluation(job_id: Id, attempt: Id, body: EvaluationCreate, ctx: Edit
         _, dataset_version_id = records.attempt_lineage(session, job_id=job_id, attempt=attempt)
         return job_id, dataset_version_id
 
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return evaluations.record_evaluation(session, ctx.project, body, guard)

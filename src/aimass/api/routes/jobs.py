@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import tempfile
-import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -18,11 +13,9 @@ from aimass.api.deps import Ctx, editor, global_admin, viewer
 from aimass.api.downloads import stream_attachment
 from aimass.api.ids import Id, Offset, QueryId
 from aimass.api.uploads import spooled_upload
-from aimass.artifacts.names import validate_filename
-from aimass.errors import InvalidInput, NotFound
-from aimass.jobs import records, service
+from aimass.errors import NotFound
+from aimass.jobs import log_stream, records, service, submission
 from aimass.jobs.entities import (
-    TERMINAL_STATES,
     Job,
     JobCheckpoint,
     JobCreate,
@@ -30,88 +23,40 @@ from aimass.jobs.entities import (
     JobKind,
     JobMetric,
     JobState,
-    StoredSource,
 )
-from aimass.jobs.logs import read_from, read_log
-from aimass.runtime.script import unpack_source
 from aimass.validation import parse_json
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 Viewer = Annotated[Ctx, Depends(viewer)]
 Editor = Annotated[Ctx, Depends(editor)]
 ScriptSubmitter = Annotated[Ctx, Depends(global_admin("submit script jobs"))]
-SOURCE_SUFFIXES = (".py", ".zip", ".tar.gz", ".tgz")
 
 
 def wake_scheduler(ctx: Ctx) -> None:
     """Let this process's scheduler act on a change now instead of at its next tick."""
-    if ctx.state.scheduler is not None:
-        ctx.state.scheduler.wake()
+    ctx.platform.notify("jobs")
 
 
 def _job(ctx: Ctx, job_id: int) -> Job:
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return service.read_job(session, job_id, ctx.project)
-
-
-def _with_dataset(body: JobCreate, ctx: Ctx) -> JobCreate:
-    """The job with its entry's default dataset when it names none; built-in sets materialized.
-
-    Params are checked first, so a refused job registers no dataset.
-    """
-    from aimass.zoo.datasets import job_dataset
-
-    state = ctx.state
-    state.catalog.check(body.kind, body.entry, dict(body.params))
-    entry = state.catalog.get(body.entry)
-    default = entry.default_dataset if entry is not None and body.kind == "train" else None
-    dataset = job_dataset(
-        state.db, state.store, ctx.project, body.dataset, default, state.settings.spool_dir
-    )
-    return body if dataset == body.dataset else body.model_copy(update={"dataset": dataset})
 
 
 @router.get("/entries")
 def list_entries(ctx: Viewer) -> list[dict[str, Any]]:
     """What jobs can run by name: each entry's kinds, description and params schema."""
-    return [entry.describe() for entry in ctx.state.catalog.all()]
+    return [entry.describe() for entry in ctx.platform.catalog.all()]
 
 
 @router.post("", status_code=201)
 def submit_job(body: JobCreate, ctx: Editor) -> Job:
     """Queue a job of a catalogue entry; bad entries, params or datasets queue nothing."""
-    if body.kind == "script":
-        raise InvalidInput("script jobs carry your code: POST it to /api/v1/jobs/script")
-    body = _with_dataset(body, ctx)
-    with ctx.state.db.session() as session:
-        job = service.submit_job(session, ctx.project, body, ctx.state.catalog)
+    p = ctx.platform
+    job = submission.submit_entry_job(
+        p.db, p.store, p.catalog, ctx.project, body, p.settings.spool_dir
+    )
     wake_scheduler(ctx)
     return job
-
-
-def _store_source(ctx: Ctx, path: Path, filename: str, spec: JobCreate) -> Job:
-    validate_filename(filename)
-    if not filename.endswith(SOURCE_SUFFIXES):
-        raise InvalidInput(f"source {filename!r}: upload a .py file, a .zip or a .tar.gz")
-    with tempfile.TemporaryDirectory(dir=ctx.state.settings.spool_dir) as tmp:
-        # Refuses unsafe archives before anything is stored.
-        unpack_source(path, Path(tmp) / "check", name=filename)
-    store = ctx.state.store
-    key = store.new_key("jobs", "sources")
-    with path.open("rb") as src:
-        stored = store.put_file(key, src)
-    try:
-        with ctx.state.db.session() as session:
-            return service.submit_job(
-                session,
-                ctx.project,
-                spec,
-                ctx.state.catalog,
-                source=StoredSource(key=key, sha256=stored.sha256, name=filename),
-            )
-    except BaseException:
-        store.delete(key)
-        raise
 
 
 @router.post("/script", status_code=201)
@@ -120,11 +65,20 @@ async def submit_script(request: Request, ctx: ScriptSubmitter) -> Job:
 
     User code runs on the platform's nodes, so this needs an admin token valid on all projects.
     """
-    async with spooled_upload(request, ctx.state.settings.spool_dir, "source", "spec") as upload:
+    p = ctx.platform
+    async with spooled_upload(request, p.settings.spool_dir, "source", "spec") as upload:
         spec = parse_json(JobCreate, upload.meta, "spec")
-        if spec.kind != "script":
-            raise InvalidInput("spec.kind: a job with your code has kind 'script'")
-        job = await run_in_threadpool(_store_source, ctx, upload.path, upload.filename, spec)
+        job = await run_in_threadpool(
+            submission.submit_script_job,
+            p.db,
+            p.store,
+            p.catalog,
+            ctx.project,
+            spec,
+            upload.path,
+            upload.filename,
+            p.settings.spool_dir,
+        )
     wake_scheduler(ctx)
     return job
 
@@ -139,7 +93,7 @@ def list_jobs(
     offset: Offset = 0,
 ) -> list[Job]:
     """A project's jobs, newest first."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return service.list_jobs(session, ctx.project, state, kind, limit, offset, parent_id)
 
 
@@ -153,7 +107,7 @@ def read_job(job_id: Id, ctx: Viewer) -> Job:
 def list_events(job_id: Id, ctx: Viewer) -> list[JobEvent]:
     """The job's state history with reasons, oldest first."""
     _job(ctx, job_id)
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return service.list_job_events(session, job_id)
 
 
@@ -161,7 +115,7 @@ def list_events(job_id: Id, ctx: Viewer) -> list[JobEvent]:
 def list_metrics(job_id: Id, ctx: Viewer, name: str | None = None) -> list[JobMetric]:
     """The step metrics the job logged, over every attempt."""
     _job(ctx, job_id)
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return records.list_metrics(session, job_id, name)
 
 
@@ -169,7 +123,7 @@ def list_metrics(job_id: Id, ctx: Viewer, name: str | None = None) -> list[JobMe
 def list_checkpoints(job_id: Id, ctx: Viewer) -> list[JobCheckpoint]:
     """The checkpoints the job saved, oldest first."""
     _job(ctx, job_id)
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return records.list_checkpoints(session, job_id)
 
 
@@ -177,22 +131,22 @@ def list_checkpoints(job_id: Id, ctx: Viewer) -> list[JobCheckpoint]:
 def download_latest_checkpoint(job_id: Id, ctx: Viewer) -> StreamingResponse:
     """The bytes of the checkpoint the next attempt resumes from."""
     _job(ctx, job_id)
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         checkpoint = records.latest_checkpoint(session, job_id)
     if checkpoint is None:
         raise NotFound(f"job {job_id} has no checkpoint")
-    chunks = ctx.state.store.open(checkpoint.artifact_key, checkpoint.sha256)
+    chunks = ctx.platform.store.open(checkpoint.artifact_key, checkpoint.sha256)
     return stream_attachment(chunks, f"checkpoint-{checkpoint.step}.bin", -1, checkpoint.sha256)
 
 
 @router.get("/{job_id}/source", response_class=StreamingResponse)
 def download_source(job_id: Id, ctx: Editor) -> StreamingResponse:
     """A script job's code, as uploaded (the runtime fetches it on the node)."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         found = service.read_source(session, job_id, ctx.project)
     if found is None:
         raise NotFound(f"job {job_id} has no uploaded code")
-    chunks = ctx.state.store.open(found.key, found.sha256)
+    chunks = ctx.platform.store.open(found.key, found.sha256)
     return stream_attachment(chunks, found.name, -1, found.sha256)
 
 
@@ -210,14 +164,14 @@ def download_artifact(job_id: Id, name: str, ctx: Viewer) -> StreamingResponse:
         if item.get("name") == name:
             key = records.artifact_key(job_id, int(item["attempt"]), name)
             sha = str(item["sha256"])
-            return stream_attachment(ctx.state.store.open(key, sha), name, -1, sha)
+            return stream_attachment(ctx.platform.store.open(key, sha), name, -1, sha)
     raise NotFound(f"job {job_id} kept no file named {name!r}")
 
 
 @router.post("/{job_id}/cancel")
 def cancel_job(job_id: Id, ctx: Editor) -> Job:
     """Cancel: a queued job at once, a running one within seconds (its whole process tree)."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         job = service.cancel_job(session, job_id, ctx.project)
     wake_scheduler(ctx)
     return job
@@ -226,52 +180,22 @@ def cancel_job(job_id: Id, ctx: Editor) -> Job:
 @router.post("/{job_id}/retry")
 def retry_job(job_id: Id, ctx: Editor) -> Job:
     """Queue a failed or cancelled job again, with a fresh retry budget."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         job = service.retry_job(session, job_id, ctx.project)
     wake_scheduler(ctx)
     return job
 
 
 def _sse(event: str, data: str) -> bytes:
+    if event == "ping":
+        return b": keep-alive\n\n"
     lines = data.split("\n")
     return (f"event: {event}\n" + "".join(f"data: {line}\n" for line in lines) + "\n").encode()
 
 
-async def _follow(ctx: Ctx, job_id: int, poll_s: float = 0.2) -> AsyncIterator[bytes]:
-    log_dir = ctx.state.settings.job_log_dir
-    attempt, offset, partial = 0, 0, b""
-    started = last_sent = time.monotonic()
-    while True:
-        job = await run_in_threadpool(_job, ctx, job_id)
-        data = read_from(log_dir, job_id, attempt, offset) if attempt else b""
-        over = job.attempt > attempt or job.state in TERMINAL_STATES
-        if not data and attempt and offset == 0 and over:
-            # Not on this node (another server, or a Ray node): the archived copy.
-            data = await run_in_threadpool(read_log, ctx.state.store, log_dir, job_id, attempt)
-        if data:
-            offset += len(data)
-            # SSE ends a line at CR too: progress bars' carriage returns become lines.
-            text = (partial + data).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            *lines, partial = text.split(b"\n")
-            for line in lines:
-                yield _sse("log", line.decode(errors="replace"))
-            continue
-        if job.attempt > attempt:
-            if partial:
-                yield _sse("log", partial.decode(errors="replace"))
-            attempt, offset, partial = attempt + 1, 0, b""
-            yield _sse("attempt", json.dumps({"attempt": attempt}))
-            continue
-        if job.state in TERMINAL_STATES:
-            if partial:
-                yield _sse("log", partial.decode(errors="replace"))
-            yield _sse("end", job.model_dump_json())
-            return
-        if time.monotonic() - last_sent > 10:
-            last_sent = time.monotonic()
-            yield b": keep-alive\n\n"
-        # Short jobs are watched closely; after a few seconds, a look every poll_s is enough.
-        await asyncio.sleep(0.02 if time.monotonic() - started < 5 else poll_s)
+async def _sse_stream(events: AsyncIterator[tuple[str, str]]) -> AsyncIterator[bytes]:
+    async for event, data in events:
+        yield _sse(event, data)
 
 
 @router.get("/{job_id}/logs", response_model=None)
@@ -286,17 +210,18 @@ def read_logs(
     The stream sends ``attempt`` when an attempt's log starts, ``log`` for each
     line, and ``end`` with the job once it has finished.
     """
-    job = _job(ctx, job_id)
+    p = ctx.platform
     if follow:
+        _job(ctx, job_id)
+        events = log_stream.follow_job_log(
+            p.db, p.store, p.settings.job_log_dir, job_id, ctx.project
+        )
         return StreamingResponse(
-            _follow(ctx, job_id),
+            _sse_stream(events),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    number = attempt or job.attempt
-    if number > job.attempt:
-        raise NotFound(f"job {job_id} has no attempt {number} (it has had {job.attempt})")
-    text = b""
-    if number:
-        text = read_log(ctx.state.store, ctx.state.settings.job_log_dir, job_id, number)
-    return PlainTextResponse(text.decode(errors="replace"))
+    text = log_stream.read_attempt_log(
+        p.db, p.store, p.settings.job_log_dir, job_id, ctx.project, attempt
+    )
+    return PlainTextResponse(text)

@@ -41,11 +41,6 @@ class AliasSet(BaseModel):
     version: int
 
 
-def _wake_reconciler(ctx: Ctx) -> None:
-    if ctx.state.reconciler is not None:
-        ctx.state.reconciler.wake()
-
-
 def _tags(tag: list[str] | None) -> dict[str, str]:
     return dict(parse_tag(t) for t in tag or [])
 
@@ -53,7 +48,7 @@ def _tags(tag: list[str] | None) -> dict[str, str]:
 @router.post("/models", status_code=201)
 def create_model(body: ModelCreate, ctx: Editor) -> Model:
     """Create an empty model."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return service.create_model(session, ctx.project, body)
 
 
@@ -67,7 +62,7 @@ def list_models(
     offset: Offset = 0,
 ) -> list[Model]:
     """List models, filtered by name substring, tags or flavor."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return service.list_models(
             session,
             ctx.project,
@@ -82,35 +77,35 @@ def list_models(
 @router.get("/models/{name}")
 def read_model(name: str, ctx: Viewer) -> Model:
     """One model with its aliases."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return service.read_model(session, ctx.project, name)
 
 
 @router.patch("/models/{name}")
 def update_model(name: str, body: ModelUpdate, ctx: Editor) -> Model:
     """Change a model's description or tags."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return service.update_model(session, ctx.project, name, body)
 
 
 @router.delete("/models/{name}", status_code=204)
 def delete_model(name: str, ctx: Editor) -> Response:
     """Delete a model with all its versions."""
-    service.delete_model(ctx.state.db, ctx.state.store, ctx.project, name)
+    service.delete_model(ctx.platform.db, ctx.platform.store, ctx.project, name)
     return Response(status_code=204)
 
 
 @router.post("/models/{name}/versions", status_code=201)
 async def create_version(name: str, request: Request, ctx: Editor) -> ModelVersion:
     """Upload a model file as a new version (multipart: ``file``, optional ``meta`` JSON)."""
-    state = ctx.state
+    platform = ctx.platform
 
     def register(upload: SpooledUpload, spec: VersionCreate) -> ModelVersion:
-        guard = records.lineage_guard(ctx.principal, spec.job, auth=state.settings.auth)
+        guard = records.lineage_guard(ctx.principal, spec.job, auth=platform.settings.auth)
         return service.register_version(
-            state.db,
-            state.store,
-            state.flavors,
+            platform.db,
+            platform.store,
+            platform.flavors,
             project=ctx.project,
             name=name,
             upload=upload.path,
@@ -120,7 +115,7 @@ async def create_version(name: str, request: Request, ctx: Editor) -> ModelVersi
             lineage_guard=guard,
         )
 
-    return await handle_upload(request, state.settings.spool_dir, VersionCreate, register)
+    return await handle_upload(request, platform.settings.spool_dir, VersionCreate, register)
 
 
 @router.get("/models/{name}/versions")
@@ -128,50 +123,50 @@ def list_versions(
     name: str, ctx: Viewer, status: VersionStatus | None = None
 ) -> list[ModelVersion]:
     """A model's versions, newest first."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return service.list_versions(session, ctx.project, name, status)
 
 
 @router.get("/models/{name}/versions/{ref}")
 def read_version(name: str, ref: str, ctx: Viewer) -> ModelVersion:
     """One version, by number or alias."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return service.read_version(session, ctx.project, name, ref)
 
 
 @router.patch("/models/{name}/versions/{ref}")
 def update_version(name: str, ref: str, body: VersionUpdate, ctx: Editor) -> ModelVersion:
     """Change a version's description, tags, metrics or status."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return service.update_version(session, ctx.project, name, ref, body)
 
 
 @router.delete("/models/{name}/versions/{ref}", status_code=204)
 def delete_version(name: str, ref: str, ctx: Editor) -> Response:
     """Delete one version and its bytes."""
-    service.delete_version(ctx.state.db, ctx.state.store, ctx.project, name, ref)
+    service.delete_version(ctx.platform.db, ctx.platform.store, ctx.project, name, ref)
     return Response(status_code=204)
 
 
 @router.get("/models/{name}/versions/{ref}/download", response_class=StreamingResponse)
 def download_version(name: str, ref: str, ctx: Viewer) -> StreamingResponse:
     """The version's file, verified against its checksum as it streams."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         version, key = service.read_version_artifact(session, ctx.project, name, ref)
-    chunks = ctx.state.store.open(key, version.sha256)
+    chunks = ctx.platform.store.open(key, version.sha256)
     return stream_attachment(chunks, version.filename, version.size, version.sha256)
 
 
 @router.get("/models/{name}/versions/{ref}/bundle", response_class=StreamingResponse)
 def export_version(name: str, ref: str, ctx: Viewer) -> StreamingResponse:
     """The version as one portable bundle file."""
-    spool = ctx.state.settings.spool_dir
+    spool = ctx.platform.settings.spool_dir
     spool.mkdir(parents=True, exist_ok=True)
     path = spool / f"export-{uuid.uuid4().hex}"
     try:
         with path.open("xb") as out:
             manifest = transfer.export_version(
-                ctx.state.db, ctx.state.store, ctx.project, name, ref, out
+                ctx.platform.db, ctx.platform.store, ctx.project, name, ref, out
             )
     except BaseException:
         path.unlink(missing_ok=True)
@@ -182,18 +177,20 @@ def export_version(name: str, ref: str, ctx: Viewer) -> StreamingResponse:
 @router.put("/models/{name}/aliases/{alias}")
 def set_alias(name: str, alias: str, body: AliasSet, ctx: Editor) -> Model:
     """Create or move an alias."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         model = service.set_alias(session, ctx.project, name, alias, body.version)
-    _wake_reconciler(ctx)  # deployments that follow this alias switch now, not next tick
+    ctx.platform.notify(
+        "deployments"
+    )  # deployments that follow this alias switch now, not next tick
     return model
 
 
 @router.delete("/models/{name}/aliases/{alias}", status_code=204)
 def delete_alias(name: str, alias: str, ctx: Editor) -> Response:
     """Remove an alias."""
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         service.delete_alias(session, ctx.project, name, alias)
-    _wake_reconciler(ctx)
+    ctx.platform.notify("deployments")
     return Response(status_code=204)
 
 
@@ -218,26 +215,26 @@ def search_versions(
         status=status,
         alias=alias,
     )
-    with ctx.state.db.session() as session:
+    with ctx.platform.db.session() as session:
         return service.search_versions(session, ctx.project, query, limit, offset)
 
 
 @router.post("/bundles", status_code=201)
 async def import_bundle(request: Request, ctx: Editor) -> ModelVersion:
     """Import a bundle file as a new version (multipart: ``file``, optional ``meta`` JSON)."""
-    state = ctx.state
+    platform = ctx.platform
 
     def import_(upload: SpooledUpload, spec: transfer.BundleImport) -> ModelVersion:
         return transfer.import_bundle(
-            state.db,
-            state.store,
-            state.flavors,
+            platform.db,
+            platform.store,
+            platform.flavors,
             project=ctx.project,
             bundle=upload.path,
             spec=spec,
             can_trust=ctx.principal.is_global_admin,
-            work_dir=state.settings.spool_dir,
-            max_expanded_bytes=state.settings.max_upload_bytes,
+            work_dir=platform.settings.spool_dir,
+            max_expanded_bytes=platform.settings.max_upload_bytes,
         )
 
-    return await handle_upload(request, state.settings.spool_dir, transfer.BundleImport, import_)
+    return await handle_upload(request, platform.settings.spool_dir, transfer.BundleImport, import_)

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from aimass.api.deps import Ctx, editor, viewer
+from aimass.datasets.builtin import ensure_builtin, list_builtin_datasets
 from aimass.datasets.entities import DatasetVersion
 from aimass.errors import NotFound
-from aimass.zoo.datasets import ensure_builtin
-from aimass.zoo.listing import describe_entry, list_builtin_datasets
+from aimass.jobs.entry_view import describe_entry
 
 router = APIRouter(prefix="/api/v1/zoo", tags=["zoo"])
 Viewer = Annotated[Ctx, Depends(viewer)]
@@ -20,27 +20,29 @@ Editor = Annotated[Ctx, Depends(editor)]
 @router.get("")
 def list_zoo(ctx: Viewer) -> list[dict[str, Any]]:
     """Every model-library entry: task, family, params schema, default dataset, exports."""
-    return [describe_entry(e) for e in ctx.state.catalog.all() if e.family is not None]
+    return [describe_entry(e) for e in ctx.platform.catalog.all() if e.family is not None]
 
 
 @router.get("/datasets")
 def list_zoo_datasets(ctx: Viewer) -> list[dict[str, Any]]:
     """The built-in datasets, and the version each has in this project (None: not yet)."""
-    return list_builtin_datasets(ctx.state.db, ctx.project)
+    return list_builtin_datasets(ctx.platform.db, ctx.project)
 
 
 @router.post("/datasets/{name}", status_code=201)
 def materialize_dataset(name: str, ctx: Editor) -> DatasetVersion:
     """Register a built-in dataset in this project now (what a job's first use does)."""
-    state = ctx.state
-    return ensure_builtin(state.db, state.store, ctx.project, name, state.settings.spool_dir)
+    platform = ctx.platform
+    return ensure_builtin(
+        platform.db, platform.store, ctx.project, name, platform.settings.spool_dir
+    )
 
 
 @router.get("/{name}")
 def read_zoo_entry(name: str, ctx: Viewer) -> dict[str, Any]:
     """One entry, with its params (types, defaults), signature and example request."""
-    entry = ctx.state.catalog.get(name)
+    entry = ctx.platform.catalog.get(name)
     if entry is None or entry.family is None:
-        known = ", ".join(e.name for e in ctx.state.catalog.all() if e.family is not None)
+        known = ", ".join(e.name for e in ctx.platform.catalog.all() if e.family is not None)
         raise NotFound(f"no model-library entry {name!r} (known: {known})")
     return describe_entry(entry)

@@ -1,9 +1,12 @@
 """The entries every installation has: a no-op, an sklearn trainer, evaluation,
 batch prediction and tuning. Each module holds one entry's params and function;
 the functions run inside a job's process and import their libraries there.
+They reach the catalogue through the ``builtin-jobs`` plugin (:func:`register`).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from aimass.jobs.builtin.params import (
     BatchPredictParams,
@@ -12,11 +15,22 @@ from aimass.jobs.builtin.params import (
     SgdParams,
     TuneParams,
 )
-from aimass.jobs.catalog import Entry
+from aimass.plugins.entries import Entry
+
+if TYPE_CHECKING:
+    from aimass.plugins import Registries
+
+__all__ = ["builtin_entries", "register"]
+
+
+def register(registries: Registries) -> None:
+    """Register the built-in entries (the ``builtin-jobs`` plugin)."""
+    for entry in builtin_entries():
+        registries.entries.register(entry)
 
 
 def builtin_entries() -> list[Entry]:
-    """The built-in entries, for ``default_catalog``."""
+    """The built-in entries, in catalogue order."""
     return [
         Entry(
             name="noop",

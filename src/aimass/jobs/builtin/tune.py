@@ -31,7 +31,7 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ctx = runtime.context()
-    http = ctx.client._http
+    jobs = ctx.client.jobs
     sampler = optuna.samplers.TPESampler(seed=params["seed"])
     study = optuna.create_study(direction=params["direction"], sampler=sampler)
     metric = params["metric"]
@@ -42,34 +42,33 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
         while asked < params["n_trials"] and len(running) < params["parallelism"]:
             trial = study.ask()
             chosen = {n: _suggest(trial, n, d) for n, d in params["space"].items()}
-            body = {
-                "kind": "train",
-                "entry": params["entry"],
-                "params": {**params["base_params"], **chosen, "register_model": False},
-                "dataset": ctx.dataset,
-                "dataset_version": ctx.dataset_version,
-                "resources": {"cpu": params["trial_cpu"]},
-                "parent_id": ctx.job_id,
-            }
-            child = http.send("POST", "/api/v1/jobs", json=body, params=http.scoped()).json()
-            running[child["id"]] = trial
+            child = jobs.submit(
+                params["entry"],
+                kind="train",
+                params={**params["base_params"], **chosen, "register_model": False},
+                dataset=ctx.dataset,
+                dataset_version=ctx.dataset_version,
+                cpu=params["trial_cpu"],
+                parent_id=ctx.job_id,
+            )
+            running[child.id] = trial
             asked += 1
-            print(f"trial {trial.number}: job {child['id']} {chosen}", flush=True)
+            print(f"trial {trial.number}: job {child.id} {chosen}", flush=True)
         time.sleep(0.2)
         for job_id in list(running):
-            job = http.get_json(f"/api/v1/jobs/{job_id}", http.scoped())
-            if job["state"] not in TERMINAL:
+            job = jobs.get(job_id)
+            if job.state not in TERMINAL:
                 continue
             trial = running.pop(job_id)
-            value = job["outputs"].get(metric)
+            value = job.outputs.get(metric)
             record = {"number": trial.number, "job_id": job_id, "params": trial.params}
-            if job["state"] == "succeeded" and isinstance(value, (int, float)):
+            if job.state == "succeeded" and isinstance(value, (int, float)):
                 study.tell(trial, float(value))
                 ctx.log_metric(metric, float(value), step=trial.number)
                 record.update(state="complete", value=float(value))
             else:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                record.update(state="failed", reason=job.get("reason"))
+                record.update(state="failed", reason=job.reason)
             print(f"trial {trial.number}: {record['state']} {record.get('value', '')}", flush=True)
             trials.append(record)
             ctx.set_outputs(trials=sorted(trials, key=lambda t: t["number"]))
@@ -77,7 +76,7 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     best_value = float(best.value if best.value is not None else "nan")
     best_job = next(t["job_id"] for t in trials if t["number"] == best.number)
     model_file = ctx.scratch / "best-model.skops"
-    http.download(f"/api/v1/jobs/{best_job}/artifacts/model.skops", model_file, default_name=str)
+    jobs.download_artifact(best_job, "model.skops", model_file)
     name = params.get("model_name") or f"{ctx.dataset}-tuned"
     version = ctx.register_model(
         name,

@@ -3,22 +3,33 @@
 No framework sits on this path: routes are found by splitting the path, headers
 are read in one pass, constant answers and headers are encoded once, auth is a
 cached hash look-up, and bodies are counted against their limit as they arrive.
+The error table, request ids, bearer parsing and body caps are the control
+plane's too (``api.edge``); the models, batching and protocol are ``serving``'s.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
 import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qsl
 
+from aimass.api.edge import (
+    REQUEST_ID_KEY,
+    HTTPError,
+    Receive,
+    RequestIds,
+    Scope,
+    Send,
+    bearer_secret,
+    error_code,
+    read_body,
+)
+from aimass.auth.cache import AuthCache
 from aimass.auth.entities import Principal
 from aimass.errors import AimassError, InvalidInput, Unauthenticated, Unavailable
-from aimass.serving._auth_cache import AuthCache
 from aimass.serving.batcher import BatcherClosed
 from aimass.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from aimass.serving.metrics import InferenceMetrics, VersionMetrics
@@ -35,12 +46,6 @@ if TYPE_CHECKING:
     from aimass.serving.protocol import Array, InferRequest
     from aimass.serving.repository import ModelRepository, ServedDeployment, ServedVersion
 
-#: ASGI's types, as plain mappings and callables.
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
 log = logging.getLogger("aimass.serving")
 _T = TypeVar("_T")
 
@@ -48,33 +53,10 @@ _JSON = b"application/json"
 _BINARY = b"application/octet-stream"
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
 _CLOSE = (b"connection", b"close")
-_CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 _PROJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _EMPTY = b""
 _METRICS_TYPE = METRICS_CONTENT_TYPE.encode()
 _MAX_NAME = 128
-
-
-class HTTPError(Exception):
-    """An answer other than 200, with a message safe to show the caller."""
-
-    def __init__(self, status: int, message: str, *, close: bool = False) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.close = close
-
-
-_CODES = {
-    400: "invalid_input",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "too_large",
-    500: "internal",
-    503: "unavailable",
-}
 
 
 class InferenceApp:
@@ -94,7 +76,7 @@ class InferenceApp:
     def __init__(
         self,
         repository: ModelRepository,
-        authenticate: Callable[[str | None], Principal],
+        authenticate: Callable[[str | None], Principal] | AuthCache,
         auth_enabled: bool,
         max_body_bytes: int,
         max_tensor_elements: int,
@@ -109,14 +91,17 @@ class InferenceApp:
         self.max_tensor_elements = max_tensor_elements
         self.server_version = server_version
         self.metrics = metrics if metrics is not None else InferenceMetrics()
-        self.auth = AuthCache(authenticate, auth_ttl_s)
+        self.auth = (
+            authenticate
+            if isinstance(authenticate, AuthCache)
+            else AuthCache(authenticate, auth_ttl_s)
+        )
         self._server_metadata = dumps(
             {"name": "aimass", "version": server_version, "extensions": ["binary_tensor_data"]}
         )
         self._unresolved = self.metrics.version("", "", "", "")
         self._anonymous = Principal(token_id=None, name="anonymous", role="admin", project=None)
-        self._id_prefix = os.urandom(4).hex()
-        self._ids = itertools.count(1)
+        self._request_ids = RequestIds()
 
     @staticmethod
     def handles(path: str) -> bool:
@@ -158,13 +143,9 @@ class InferenceApp:
             elif key == b"x-request-id":
                 client_id = value
         # Behind the HTTP edge (api.middleware) the request already has its id.
-        request_id: str | None = scope.get("aimass.request_id")
-        if request_id is not None:
-            pass
-        elif client_id is not None and _CLIENT_ID.fullmatch(client_id.decode("latin-1")):
-            request_id = client_id.decode("latin-1")
-        else:
-            request_id = f"{self._id_prefix}{next(self._ids):08x}"
+        request_id: str | None = scope.get(REQUEST_ID_KEY)
+        if request_id is None:
+            request_id = self._request_ids.assign(client_id)
         path: str = scope["path"]
         method: str = scope["method"]
         plain = path.startswith("/api/")
@@ -242,7 +223,7 @@ class InferenceApp:
         if not principal.can("viewer", project):
             raise HTTPError(403, f"this token may not use project {project!r}")
         if action == "infer":
-            body = await _read_body(receive, content_length, self.max_body_bytes)
+            body = await read_body(receive, content_length, self.max_body_bytes)
             await self._infer(
                 send, request_id, name, version, project, body, header_length, started
             )
@@ -407,7 +388,7 @@ class InferenceApp:
         project = _project(scope)
         if not principal.can("viewer", project):
             raise HTTPError(403, f"this token may not use project {project!r}")
-        body = await _read_body(receive, content_length, self.max_body_bytes)
+        body = await read_body(receive, content_length, self.max_body_bytes)
 
         async def call(served: ServedVersion) -> dict[str, Array]:
             inputs = parse_predict_request(body, served.signature, self.max_tensor_elements)
@@ -441,9 +422,9 @@ class InferenceApp:
             return self._anonymous
         if authorization is None:
             raise HTTPError(401, "this route needs a bearer token (Authorization: Bearer ...)")
-        if authorization[:7].lower() != b"bearer ":
+        secret = bearer_secret(authorization)
+        if secret is None:
             raise HTTPError(401, "the Authorization header must be 'Bearer <token>'")
-        secret = authorization[7:].strip().decode("latin-1")
         if not secret:
             raise HTTPError(401, "the bearer token is empty")
         try:
@@ -453,7 +434,7 @@ class InferenceApp:
 
     async def _error(self, send: Send, request_id: str, error: HTTPError, plain: bool) -> None:
         if plain:
-            code = _CODES.get(error.status, "error")
+            code = error_code(error.status)
             body = dumps(
                 {"error": {"code": code, "message": error.message, "request_id": request_id}}
             )
@@ -488,31 +469,6 @@ async def _answer(
         headers.extend(extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-async def _read_body(receive: Receive, content_length: bytes | None, limit: int) -> bytes:
-    """Read the whole body; over ``limit`` (declared, or counted as it arrives) is a 413."""
-    if content_length is not None and (not content_length.isdigit() or int(content_length) > limit):
-        raise HTTPError(413, f"request body is over the limit of {limit} bytes", close=True)
-    message = await receive()
-    body: bytes = message.get("body", _EMPTY)
-    total = len(body)
-    if total > limit:
-        raise HTTPError(413, f"request body is over the limit of {limit} bytes", close=True)
-    if not message.get("more_body", False):
-        return body
-    chunks = [body]
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise HTTPError(400, "the client went away before sending the whole body", close=True)
-        chunk: bytes = message.get("body", _EMPTY)
-        total += len(chunk)
-        if total > limit:
-            raise HTTPError(413, f"request body is over the limit of {limit} bytes", close=True)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return _EMPTY.join(chunks)
 
 
 def _allow(method: str, allowed: str) -> None:

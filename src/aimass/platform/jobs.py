@@ -1,26 +1,33 @@
-"""Starting and stopping this process's scheduler and executor (``Settings.jobs``)."""
+"""The jobs side of a process: its sandbox, executor, scheduler and the job-submitting runners.
+
+Built by ``Platform.start`` when ``Settings.jobs`` is on (the executor starts
+processes, so nothing here runs before the platform starts).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import glob
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from aimass.api.state import AppState
+from aimass.artifacts.store import ArtifactStore
 from aimass.config import Settings
 from aimass.errors import Unavailable
-from aimass.executors.base import Executor
+from aimass.executors.base import Executor, NodeCapacity
 from aimass.jobs import service as jobs_service
+from aimass.jobs.catalog import EntryCatalog
 from aimass.jobs.entities import Job, JobCreate
 from aimass.jobs.logs import archive_log
 from aimass.pipelines.runner import PipelineRunner
 from aimass.sandbox import Sandbox, bwrap_path, safe_env
-from aimass.scheduler.placement import NodeCapacity
+from aimass.scheduler.leader import Leadership
 from aimass.scheduler.scheduler import Scheduler, local_capacity
 from aimass.schedules.runner import ScheduleRunner
+from aimass.store.db import Database
 
 #: Imported once in the local executor's zygote, so a job's process starts warm.
 PRELOAD = ("aimass.runtime", "aimass.client", "httpx", "numpy", "pandas", "sklearn")
@@ -76,9 +83,9 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(parsed.database).expanduser().resolve()
 
 
-def _executor(state: AppState) -> tuple[Executor, NodeCapacity]:
-    settings = state.settings
-    targets = state.catalog.targets()
+def build_executor(settings: Settings, catalog: EntryCatalog) -> tuple[Executor, NodeCapacity]:
+    """The executor ``settings`` name (local or Ray) and the capacity it places into."""
+    targets = catalog.targets()
     sandbox = job_sandbox(settings)
     if settings.job_executor == "ray":
         from aimass.executors.ray import RayExecutor, ray_capacity
@@ -103,51 +110,48 @@ def _executor(state: AppState) -> tuple[Executor, NodeCapacity]:
     return local, capacity
 
 
-def start_jobs(state: AppState) -> None:
-    """Start the executor and the scheduler loop (on the running event loop)."""
-    settings = state.settings
-    executor, capacity = _executor(state)
-    state.executor = executor
-    state.scheduler = Scheduler(
-        state.db,
+@dataclass(frozen=True)
+class JobServices:
+    """The jobs side of one process, built together."""
+
+    executor: Executor
+    scheduler: Scheduler
+    pipeline_runner: PipelineRunner
+    schedule_runner: ScheduleRunner
+
+
+def build_jobs(
+    settings: Settings,
+    db: Database,
+    store: ArtifactStore,
+    catalog: EntryCatalog,
+    leadership: Leadership,
+    notify_jobs: Callable[[], None],
+) -> JobServices:
+    """Build the executor, the scheduler (sharing ``leadership``) and the two runners.
+
+    ``notify_jobs`` is called after a runner's tick queued jobs (``notify("jobs")``).
+    """
+    executor, capacity = build_executor(settings, catalog)
+    scheduler = Scheduler(
+        db,
         executor,
         capacity,
         scratch_root=settings.scratch_root,
         lease_s=settings.job_lease_s,
         interval=1.0,
+        leadership=leadership,
         heartbeat_children=False,  # the runtime in each job sends its own heartbeats
         server_url=settings.resolved_public_url,
-        on_attempt_end=partial(archive_log, state.store, settings.job_log_dir),
+        on_attempt_end=partial(archive_log, store, settings.job_log_dir),
     )
-    state.scheduler.start()
-    start_workflows(state)
-
-
-def start_workflows(state: AppState) -> None:
-    """Start the pipeline runner and the schedule runner (safe in every server process)."""
-    catalog = state.catalog
 
     def submit(session: Session, project: str, spec: JobCreate) -> Job:
         return jobs_service.submit_job(session, project, spec, catalog)
 
-    def notify() -> None:  # on the event loop, after the runner's tick committed
-        if state.scheduler is not None:
-            state.scheduler.wake()
-        if state.pipeline_runner is not None:
-            state.pipeline_runner.wake()
-
-    state.pipeline_runner = PipelineRunner(state.db, submit, notify=notify)
-    state.schedule_runner = ScheduleRunner(state.db, submit, notify=notify)
-    state.pipeline_runner.start()
-    state.schedule_runner.start()
-
-
-async def stop_jobs(state: AppState) -> None:
-    """Stop the runners and the scheduler, then end every attempt this process runs."""
-    for loop in (state.schedule_runner, state.pipeline_runner):
-        if loop is not None:
-            await loop.stop()
-    if state.scheduler is not None:
-        await state.scheduler.stop()
-    if state.executor is not None:
-        await asyncio.to_thread(state.executor.close)
+    return JobServices(
+        executor=executor,
+        scheduler=scheduler,
+        pipeline_runner=PipelineRunner(db, submit, notify=notify_jobs),
+        schedule_runner=ScheduleRunner(db, submit, notify=notify_jobs),
+    )

@@ -1,4 +1,4 @@
-"""What the catalogue shows of an entry or a built-in dataset (API, SDK and CLI alike)."""
+"""What the catalogue shows of an entry: its params as rows, and how to train and call it."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import shlex
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from aimass.jobs.catalog import Entry
-    from aimass.store.db import Database
+    from aimass.plugins.entries import Entry
 
 _BOUNDS = (
     ("exclusiveMinimum", ">"),
@@ -71,15 +70,3 @@ def describe_entry(entry: Entry) -> dict[str, Any]:
             f"-d {shlex.quote(json.dumps(entry.example_request))}"
         )
     return body
-
-
-def list_builtin_datasets(db: Database, project: str) -> list[dict[str, Any]]:
-    """Every built-in dataset, with the latest version the project holds (None: not yet)."""
-    from aimass.zoo import builtin_datasets
-    from aimass.zoo._materialize import latest_version
-
-    rows = []
-    for dataset in sorted(builtin_datasets().values(), key=lambda d: d.name):
-        found = latest_version(db, project, dataset.name)
-        rows.append({**dataset.describe(), "version": found.version if found else None})
-    return rows

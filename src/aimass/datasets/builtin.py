@@ -1,8 +1,15 @@
-"""Registering a built-in dataset's file as version 1, once, under concurrent callers."""
+"""Built-in datasets in a project: registered as version 1 on first use, once, under races.
+
+The sets themselves (what they hold, how to build their file) come from the
+plugin registries' ``datasets`` slot (the model library registers its own);
+this module is the datasets service's side: it writes their rows and bytes.
+"""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -11,6 +18,9 @@ from aimass.artifacts.names import validate_name
 from aimass.artifacts.store import ArtifactStore
 from aimass.datasets.entities import DatasetVersion
 from aimass.datasets.profile import detect_format, profile_table, read_table
+from aimass.errors import Conflict, NotFound
+from aimass.plugins import Registry, default_registries
+from aimass.plugins.entries import BuiltinDataset
 from aimass.store.db import Database
 from aimass.store.orm import DatasetRow, DatasetVersionRow, ProjectRow
 from aimass.store.versioning import ensure_parent
@@ -90,7 +100,73 @@ def register_first_version(
         raise
     winner = latest_version(db, project, name)
     if winner is None:  # the winner's dataset was deleted in between: a real conflict
-        from aimass.errors import Conflict
-
         raise Conflict(f"dataset {name!r} changed while it was being created; try again")
     return winner
+
+
+def _sources(sources: Registry[BuiltinDataset] | None) -> Registry[BuiltinDataset]:
+    return default_registries().datasets if sources is None else sources
+
+
+def builtin(name: str, sources: Registry[BuiltinDataset] | None = None) -> BuiltinDataset:
+    """The built-in dataset called ``name``; NotFound lists the known ones."""
+    known = _sources(sources)
+    if name not in known:
+        raise NotFound(f"no built-in dataset {name!r} (known: {', '.join(sorted(known.names()))})")
+    return known.get(name)
+
+
+def ensure_builtin(
+    db: Database,
+    store: ArtifactStore,
+    project: str,
+    name: str,
+    spool_dir: Path | None = None,
+    sources: Registry[BuiltinDataset] | None = None,
+) -> DatasetVersion:
+    """The project's dataset ``name``, registered from the built-in set on first use.
+
+    Idempotent and safe under concurrent callers: the first version is inserted
+    as version 1 exactly, so of two callers racing one inserts it and the other
+    reads it. A project that already has the dataset (built or uploaded) keeps it.
+    ``sources`` defaults to the installed plugins' datasets.
+    """
+    existing = latest_version(db, project, name)
+    if existing is not None:
+        return existing
+    found = builtin(name, sources)
+    with tempfile.TemporaryDirectory(dir=spool_dir, prefix="builtin-") as tmp:
+        path = found.build(Path(tmp))
+        return register_first_version(
+            db, store, project=project, name=name, path=path, description=found.description
+        )
+
+
+def job_dataset(
+    db: Database,
+    store: ArtifactStore,
+    project: str,
+    dataset: str | None,
+    default_dataset: str | None,
+    spool_dir: Path | None = None,
+    sources: Registry[BuiltinDataset] | None = None,
+) -> str | None:
+    """The dataset a job runs on: the one it names, else its entry's default.
+
+    A built-in dataset the project does not have yet is materialized first.
+    """
+    chosen = dataset or default_dataset
+    if chosen is not None and chosen in _sources(sources):
+        ensure_builtin(db, store, project, chosen, spool_dir, sources)
+    return chosen
+
+
+def list_builtin_datasets(
+    db: Database, project: str, sources: Registry[BuiltinDataset] | None = None
+) -> list[dict[str, Any]]:
+    """Every built-in dataset, with the latest version the project holds (None: not yet)."""
+    rows = []
+    for dataset in sorted(_sources(sources), key=lambda d: d.name):
+        found = latest_version(db, project, dataset.name)
+        rows.append({**dataset.describe(), "version": found.version if found else None})
+    return rows

@@ -21,7 +21,7 @@ class AuthCache:
     """Principals (and refusals) by the sha256 of the secret, each kept for ``ttl_s`` seconds.
 
     A revoked token stops working at once in the process that revoked it (the
-    revoke route calls ``clear``; ``AppState.auth_cache`` reaches this cache) and
+    revoke route calls ``clear`` through ``Platform.auth_cache``) and
     within ``ttl_s`` in every other process. Refusals are cached too, so
     that a flood of bad tokens costs the token store one look-up per token and
     TTL, not one per request. A miss calls ``authenticate`` on a worker thread,

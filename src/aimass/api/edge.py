@@ -1,0 +1,120 @@
+"""What every HTTP answer of this server shares, control plane and inference path alike.
+
+The error table (status -> stable code), request ids, bearer parsing, body
+caps and the ASGI types. Plain Python on purpose: the inference path imports it
+and must stay free of any framework, and nothing here adds work per request
+beyond what each path did on its own before.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
+from typing import Any
+
+#: ASGI's types, as plain mappings and callables.
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: The stable ``error.code`` for each status an answer may carry.
+STATUS_CODES: dict[int, str] = {
+    400: "invalid_input",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    500: "internal",
+    503: "unavailable",
+}
+
+#: Where the edge guard leaves the request id in the scope, for apps that answer on their own.
+REQUEST_ID_KEY = "aimass.request_id"
+#: The request id of the request being answered (for error bodies and logs).
+request_id_var: ContextVar[str] = ContextVar("aimass_request_id", default="-")
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+_EMPTY = b""
+
+
+def error_code(status: int) -> str:
+    """The stable code for ``status`` (``"error"`` for one outside the table)."""
+    return STATUS_CODES.get(status, "error")
+
+
+class HTTPError(Exception):
+    """An answer other than 200, with a message safe to show the caller."""
+
+    def __init__(self, status: int, message: str, *, close: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.close = close
+
+
+class RequestIds:
+    """Gives each request its id: the caller's ``X-Request-Id`` when sane, else a new one."""
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(4).hex()
+        self._ids = itertools.count(1)
+
+    def assign(self, given: bytes | None) -> str:
+        """``given`` if it is 8 to 64 characters of ``[A-Za-z0-9._-]``, else a fresh id."""
+        if given is not None:
+            text = given.decode("latin-1")
+            if _REQUEST_ID.fullmatch(text):
+                return text
+        return f"{self._prefix}{next(self._ids):08x}"
+
+
+def bearer_secret(authorization: bytes | None) -> str | None:
+    """The secret of ``Authorization: Bearer <secret>`` (maybe empty); None for another scheme."""
+    if authorization is None or authorization[:7].lower() != b"bearer ":
+        return None
+    return authorization[7:].strip().decode("latin-1")
+
+
+def too_large(limit: int) -> str:
+    """The refusal of a body over ``limit`` bytes."""
+    return f"request body is over the limit of {limit} bytes"
+
+
+def declared_over(content_length: bytes | None, limit: int) -> bool:
+    """True when a Content-Length is not a number or says more than ``limit`` bytes."""
+    return content_length is not None and (
+        not content_length.isdigit() or int(content_length) > limit
+    )
+
+
+async def read_body(receive: Receive, content_length: bytes | None, limit: int) -> bytes:
+    """Read the whole body; over ``limit`` (declared, or counted as it arrives) is a 413."""
+    if declared_over(content_length, limit):
+        raise HTTPError(413, too_large(limit), close=True)
+    message = await receive()
+    body: bytes = message.get("body", _EMPTY)
+    total = len(body)
+    if total > limit:
+        raise HTTPError(413, too_large(limit), close=True)
+    if not message.get("more_body", False):
+        return body
+    chunks = [body]
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HTTPError(400, "the client went away before sending the whole body", close=True)
+        chunk: bytes = message.get("body", _EMPTY)
+        total += len(chunk)
+        if total > limit:
+            raise HTTPError(413, too_large(limit), close=True)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return _EMPTY.join(chunks)

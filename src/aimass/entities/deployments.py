@@ -1,0 +1,162 @@
+"""Deployment entities and the requests that create and change them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ReplicaState = Literal["loading", "ready", "failed"]
+DeploymentState = Literal["pending", "loading", "ready", "failed"]
+
+
+class TrafficRoute(BaseModel):
+    """One target of a deployment: a version number or an alias it follows, with a weight."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | None = Field(default=None, ge=1)
+    alias: str | None = None
+    weight: float = Field(default=100.0, gt=0, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TrafficRoute:
+        if (self.version is None) == (self.alias is None):
+            raise ValueError("a route names exactly one of 'version' or 'alias'")
+        return self
+
+
+class Batching(BaseModel):
+    """Dynamic batching: a batch closes at ``max_batch_size`` rows or after ``max_delay_ms``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch_size: int = Field(default=64, ge=1, le=4096)
+    max_delay_ms: float = Field(default=2.0, ge=0, le=1000)
+
+
+class Resources(BaseModel):
+    """What one replica needs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpu: float = Field(default=1.0, gt=0, le=1024)
+    gpu: int = Field(default=0, ge=0, le=64)
+    memory_mb: int | None = Field(default=None, ge=1)
+
+
+class DeploymentCreate(BaseModel):
+    """Serve a model: one version, an alias it follows, or weighted routes (canary, A/B)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, description="defaults to the model's name")
+    model: str
+    version: int | None = Field(default=None, ge=1)
+    alias: str | None = None
+    traffic: list[TrafficRoute] | None = Field(default=None, min_length=1, max_length=16)
+    replicas: int = Field(default=1, ge=1, le=64)
+    batching: Batching = Field(default_factory=Batching)
+    resources: Resources = Field(default_factory=Resources)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> DeploymentCreate:
+        given = sum(x is not None for x in (self.version, self.alias, self.traffic))
+        if given != 1:
+            raise ValueError("give exactly one of 'version', 'alias' or 'traffic'")
+        return self
+
+    def routes(self) -> list[TrafficRoute]:
+        """The targets as weighted routes."""
+        if self.traffic is not None:
+            return list(self.traffic)
+        return [TrafficRoute(version=self.version, alias=self.alias)]
+
+
+class DeploymentUpdate(BaseModel):
+    """A change to a deployment; the serving side follows within about a second."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | None = Field(default=None, ge=1)
+    alias: str | None = None
+    traffic: list[TrafficRoute] | None = Field(default=None, min_length=1, max_length=16)
+    replicas: int | None = Field(default=None, ge=1, le=64)
+    batching: Batching | None = None
+    resources: Resources | None = None
+
+    @model_validator(mode="after")
+    def _at_most_one_target(self) -> DeploymentUpdate:
+        if sum(x is not None for x in (self.version, self.alias, self.traffic)) > 1:
+            raise ValueError("give at most one of 'version', 'alias' or 'traffic'")
+        return self
+
+    def routes(self) -> list[TrafficRoute] | None:
+        """New routes, or None when the targets do not change."""
+        if self.traffic is not None:
+            return list(self.traffic)
+        if self.version is not None or self.alias is not None:
+            return [TrafficRoute(version=self.version, alias=self.alias)]
+        return None
+
+
+class ReplicaStatus(BaseModel):
+    """What one server process reports about a deployment."""
+
+    replica: str
+    state: ReplicaState
+    reason: str | None = None
+    versions: list[int] = Field(default_factory=list)
+    updated_at: datetime
+
+
+class Deployment(BaseModel):
+    """Desired serving state plus what the replicas report."""
+
+    id: int
+    project: str
+    name: str
+    model: str
+    routes: list[TrafficRoute]
+    replicas: int
+    batching: Batching
+    resources: Resources
+    revision: int
+    state: DeploymentState
+    replica_status: list[ReplicaStatus] = Field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime
+
+
+class ResolvedVersion(BaseModel):
+    """A route resolved to a concrete version, with what loading it needs."""
+
+    model: str
+    version: int
+    weight: float
+    flavor: str
+    filename: str
+    artifact_key: str
+    sha256: str
+    trusted: bool
+    signature: dict[str, object] | None = None
+
+
+class DesiredDeployment(BaseModel):
+    """What a replica must hold for one deployment, with a fingerprint to compare."""
+
+    id: int
+    project: str
+    name: str
+    revision: int
+    batching: Batching
+    versions: list[ResolvedVersion]
+
+    def fingerprint(self) -> tuple[object, ...]:
+        """Equal fingerprints mean nothing to reload."""
+        return (
+            self.batching.max_batch_size,
+            self.batching.max_delay_ms,
+            tuple((v.version, v.sha256, v.weight) for v in self.versions),
+        )

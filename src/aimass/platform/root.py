@@ -1,0 +1,177 @@
+"""``Platform``: the composition root, built once per process from ``Settings``.
+
+It owns the database, the artifact store, the plugin registries, the job entry
+catalogue, the model repository this process serves from, the executor and
+the background services, and the notifier that wakes them. ``api/`` turns it
+into HTTP (``create_app(platform)``); the CLI and the demo use it without HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from aimass.artifacts.store import ArtifactStore
+from aimass.auth.cache import AuthCache
+from aimass.config import Settings
+from aimass.errors import Unavailable
+from aimass.flavors.registry import FlavorRegistry
+from aimass.jobs.catalog import EntryCatalog
+from aimass.platform.notifier import LocalNotifier, Notifier, Topic
+from aimass.platform.services import Services, SharedLeadership
+from aimass.plugins import Registries, load_plugins
+from aimass.serving.reconciler import DeploymentReconciler
+from aimass.serving.repository import ModelRepository
+from aimass.store.db import Database
+
+if TYPE_CHECKING:
+    from aimass.auth.entities import Principal
+    from aimass.executors.base import Executor
+    from aimass.pipelines.runner import PipelineRunner
+    from aimass.platform.jobs import JobServices
+    from aimass.scheduler.scheduler import Scheduler
+    from aimass.schedules.runner import ScheduleRunner
+
+_JOBS_OFF = "jobs are off in this server; start it with --jobs (AIMASS_JOBS=true)"
+
+
+def entry_catalog(registries: Registries) -> EntryCatalog:
+    """The job entries this process knows: the one place the catalogue is taken from."""
+    return EntryCatalog.of(registries.entries)
+
+
+class Platform:
+    """Everything one process holds; built once (``from_settings``), started and stopped once.
+
+    ``start()`` (on the event loop) builds the jobs side when ``Settings.jobs``
+    is on and starts every service in dependency order; ``stop()`` stops them in
+    reverse and releases what the platform holds. ``notify(topic)`` is how a
+    write tells the services that reconcile it.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        store: ArtifactStore,
+        registries: Registries,
+        *,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.store = store
+        self.registries = registries
+        self.catalog = entry_catalog(registries)
+        self.notifier: Notifier = notifier if notifier is not None else LocalNotifier()
+        self.leadership = SharedLeadership(db)
+        self.services = Services(self.notifier, self.leadership)
+        #: The deployments this process serves from, swapped in by the reconciler.
+        self.repository = ModelRepository()
+        #: Bearer checks of the inference path; cleared when a token is revoked here.
+        self.auth_cache = AuthCache(self._authenticate)
+        self.reconciler = DeploymentReconciler(
+            db,
+            store,
+            self.flavors,
+            self.repository,
+            settings.model_cache_dir,
+            interval=settings.reconcile_interval,
+            freeze_gc=settings.tune_gc,
+        )
+        self.services.add(self.reconciler, "every", topics=("deployments",))
+        self._jobs: JobServices | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Platform:
+        """Open the database and artifact store the settings name and load the plugins."""
+        settings.spool_dir.mkdir(parents=True, exist_ok=True)
+        return cls(
+            settings,
+            Database(settings.resolved_database_url),
+            ArtifactStore(settings.resolved_artifacts),
+            load_plugins(),
+        )
+
+    @property
+    def flavors(self) -> FlavorRegistry:
+        """The model formats the plugins registered (built-ins first)."""
+        return self.registries.flavors
+
+    def notify(self, topic: Topic) -> None:
+        """Tell the services that reconcile ``topic`` that it changed (after the commit)."""
+        self.notifier.publish(topic)
+
+    def _authenticate(self, secret: str | None) -> Principal:
+        from aimass.auth.service import authenticate
+
+        with self.db.session() as session:
+            return authenticate(session, secret)
+
+    # -- the jobs side (Settings.jobs) ----------------------------------------
+
+    def _jobs_or_raise(self) -> JobServices:
+        if self._jobs is None:
+            raise Unavailable(_JOBS_OFF)
+        return self._jobs
+
+    @property
+    def executor(self) -> Executor:
+        """This process's executor; ``Unavailable`` when jobs are off."""
+        return self._jobs_or_raise().executor
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """This process's scheduler; ``Unavailable`` when jobs are off."""
+        return self._jobs_or_raise().scheduler
+
+    @property
+    def pipeline_runner(self) -> PipelineRunner:
+        """The pipeline runner; ``Unavailable`` when jobs are off."""
+        return self._jobs_or_raise().pipeline_runner
+
+    @property
+    def schedule_runner(self) -> ScheduleRunner:
+        """The schedule runner; ``Unavailable`` when jobs are off."""
+        return self._jobs_or_raise().schedule_runner
+
+    def _add_jobs(self) -> None:
+        from aimass.platform.jobs import build_jobs
+
+        jobs = build_jobs(
+            self.settings,
+            self.db,
+            self.store,
+            self.catalog,
+            self.leadership,
+            lambda: self.notify("jobs"),
+        )
+        self._jobs = jobs
+        # The scheduler runs everywhere: it keeps this process's attempts' leases and
+        # exits; its placement half acts only while ``self.leadership`` is held.
+        self.services.add(jobs.scheduler, "every", topics=("jobs",))
+        self.services.add(jobs.pipeline_runner, "leader", topics=("jobs", "pipelines"))
+        self.services.add(jobs.schedule_runner, "leader", topics=("schedules",))
+
+    # -- life ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Build the jobs side if enabled, then start every service (on the running loop)."""
+        if self.settings.jobs and self._jobs is None:
+            self._add_jobs()
+        self.services.start()
+
+    async def stop(self) -> None:
+        """Stop the services (reverse order), end this process's attempts, release the rest."""
+        try:
+            await self.services.stop()
+            if self._jobs is not None:
+                await asyncio.to_thread(self._jobs.executor.close)
+            await self.repository.close()
+        finally:
+            await asyncio.to_thread(self.leadership.release)
+            self.close()
+
+    def close(self) -> None:
+        """Release database connections (for users that never started the platform)."""
+        self.db.close()
