@@ -11,16 +11,8 @@ import ast
 import sys
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[1] / "src"
 ROUTES = SRC / "aimass" / "api" / "routes"
-
-#: Cycles still being untangled in the plugin registries' change (issue 12, item 4).
-#: A cycle among only these modules is an expected failure; any other one fails.
-ELSEWHERE = ("aimass.zoo", "aimass.plugins", "aimass.flavors.registry", "aimass.jobs.catalog")
-#: The same, as top-level packages.
-ELSEWHERE_PACKAGES = ("aimass.zoo", "aimass.plugins", "aimass.flavors", "aimass.jobs")
 
 
 def _modules() -> dict[str, Path]:
@@ -105,16 +97,8 @@ def _package(module: str) -> str:
     return ".".join(module.split(".")[:2])
 
 
-def _check(cycles: list[list[str]], elsewhere: tuple[str, ...]) -> None:
-    """Fail on any cycle; an expected failure when all left are being fixed elsewhere."""
-    ours = [c for c in cycles if not all(m.startswith(elsewhere) for m in c)]
-    assert ours == []
-    if cycles:
-        pytest.xfail(f"cycles left to the plugin registries' change: {cycles}")
-
-
 def test_module_graph_has_no_cycles() -> None:
-    _check(_cycles(_module_graph()), ELSEWHERE)
+    assert _cycles(_module_graph()) == []
 
 
 def test_top_level_packages_have_no_cycles() -> None:
@@ -127,7 +111,7 @@ def test_top_level_packages_have_no_cycles() -> None:
             packages.setdefault(target, set())
     # The root package's lazy ``Client`` is the public surface, not a dependency.
     packages["aimass"] = set()
-    _check(_cycles(packages), ELSEWHERE_PACKAGES)
+    assert _cycles(packages) == []
 
 
 def test_the_cycle_check_sees_lazy_imports(tmp_path: Path) -> None:

@@ -136,7 +136,7 @@ def test_log_serializes_a_torch_module_as_torchscript(client: Client, tmp_path: 
     torch = pytest.importorskip("torch")
     import numpy as np
 
-    from aimass.flavors.registry import default_flavor_registry
+    from aimass.plugins import default_registries
 
     net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
     example = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
@@ -145,7 +145,7 @@ def test_log_serializes_a_torch_module_as_torchscript(client: Client, tmp_path: 
     assert version.signature is not None
     assert version.signature.inputs[0].shape == [-1, 4]
     path = client.models.download("mlp", version.version, tmp_path / "mlp.pt")
-    predictor = default_flavor_registry().get("torchscript").load(path, trusted=False)
+    predictor = default_registries().flavors.get("torchscript").load(path, trusted=False)
     with torch.no_grad():
         expected = net(torch.from_numpy(example)).numpy()
     np.testing.assert_allclose(predictor.predict(example), expected, rtol=1e-5)

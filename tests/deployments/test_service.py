@@ -12,7 +12,7 @@ from aimass.artifacts.store import ArtifactStore
 from aimass.deployments import service
 from aimass.deployments.entities import DeploymentCreate, DeploymentUpdate, TrafficRoute
 from aimass.errors import Conflict, InvalidInput, NotFound
-from aimass.flavors.registry import default_flavor_registry
+from aimass.plugins import default_registries
 from aimass.registry import service as registry
 from aimass.registry.entities import VersionCreate, VersionUpdate
 from aimass.store.db import Database
@@ -27,7 +27,7 @@ def db(db: Database, tmp_path: Path, model_files: Any) -> Database:
         registry.register_version(
             database,
             store,
-            default_flavor_registry(),
+            default_registries().flavors,
             project="default",
             name="m",
             upload=path,

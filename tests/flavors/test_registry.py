@@ -11,8 +11,9 @@ import pytest
 
 from aimass.errors import Conflict, InvalidInput, Unprocessable
 from aimass.flavors.base import Flavor, Predictor
-from aimass.flavors.registry import FlavorRegistry, default_flavor_registry, inspect_upload
+from aimass.flavors.registry import FlavorRegistry, inspect_upload
 from aimass.flavors.signature import Signature
+from aimass.plugins import default_registries
 
 BUILTINS = ["torchscript", "torch-pickle", "sklearn", "pickle", "onnx"]
 
@@ -33,10 +34,10 @@ class TextFlavor(Flavor):
 
 
 def test_default_registry_holds_the_builtins_in_detection_order() -> None:
-    registry = default_flavor_registry()
+    registry = default_registries().flavors
 
     assert registry.names()[: len(BUILTINS)] == BUILTINS
-    assert default_flavor_registry() is registry
+    assert default_registries().flavors is registry
 
 
 def test_unknown_flavor_names_the_known_ones(registry: FlavorRegistry) -> None:

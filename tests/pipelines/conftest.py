@@ -75,7 +75,7 @@ def submit(catalog: EntryCatalog) -> SubmitJob:
 def iris(db: Database, tmp_path: Path, model_files: Any) -> Database:
     """Model ``iris`` with version 1 (f1 0.9, alias production) and version 2 (no metrics)."""
     from aimass.artifacts.store import ArtifactStore
-    from aimass.flavors.registry import default_flavor_registry
+    from aimass.plugins import default_registries
     from aimass.registry import service as registry
     from aimass.registry.entities import VersionCreate
 
@@ -84,7 +84,7 @@ def iris(db: Database, tmp_path: Path, model_files: Any) -> Database:
         registry.register_version(
             db,
             store,
-            default_flavor_registry(),
+            default_registries().flavors,
             project="default",
             name="iris",
             upload=path,

@@ -10,7 +10,7 @@ import pytest
 
 from aimass.artifacts.store import ArtifactStore
 from aimass.errors import Conflict, InvalidInput, NotFound
-from aimass.flavors.registry import default_flavor_registry
+from aimass.plugins import default_registries
 from aimass.registry import service
 from aimass.registry.entities import ModelCreate, VersionCreate, VersionQuery, VersionUpdate
 from aimass.store.db import Database
@@ -25,7 +25,7 @@ def _register(db: Database, store: ArtifactStore, path: Path, **spec: Any) -> An
     return service.register_version(
         db,
         store,
-        default_flavor_registry(),
+        default_registries().flavors,
         project="default",
         name="m",
         upload=path,

@@ -18,7 +18,7 @@ from aimass.api.inference import InferenceApp
 from aimass.auth.entities import Principal
 from aimass.errors import Unauthenticated
 from aimass.flavors.base import Predictor
-from aimass.flavors.registry import default_flavor_registry
+from aimass.plugins import default_registries
 from aimass.serving import (
     ModelRepository,
     ModelRunner,
@@ -72,7 +72,7 @@ class Models:
 @pytest.fixture(scope="session")
 def models(model_files: ModelFiles) -> Models:
     """The sklearn (skops) and ONNX models of ``model_files``, loaded by their flavors."""
-    flavors = default_flavor_registry()
+    flavors = default_registries().flavors
     return Models(
         sklearn=flavors.get("sklearn").load(model_files.skops, trusted=False),
         onnx=flavors.get("onnx").load(model_files.onnx, trusted=False),

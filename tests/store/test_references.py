@@ -9,7 +9,7 @@ from typing import Any
 
 from aimass.api.server import prepare
 from aimass.artifacts.store import ArtifactStore
-from aimass.flavors.registry import default_flavor_registry
+from aimass.plugins import default_registries
 from aimass.registry import service
 from aimass.registry.entities import VersionCreate
 from aimass.store.db import Database
@@ -23,7 +23,7 @@ def test_old_orphans_go_young_ones_and_referenced_bytes_stay(
     store = ArtifactStore(settings.resolved_artifacts)
     try:
         kept = service.register_version(
-            db, store, default_flavor_registry(), project="default", name="m",
+            db, store, default_registries().flavors, project="default", name="m",
             upload=model_files.onnx, filename="model.onnx", spec=VersionCreate(),
             can_trust=False,
         )  # fmt: skip

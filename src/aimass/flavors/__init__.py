@@ -6,15 +6,25 @@ the upload was marked trusted.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from aimass.plugins import Registries
+    from aimass.flavors.registry import FlavorRegistry
 
 __all__ = ["register"]
 
 
-def register(registries: Registries) -> None:
+class _WithFlavors(Protocol):
+    """What this plugin fills of ``aimass.plugins.Registries``.
+
+    Named by shape, not imported: ``plugins`` builds on ``flavors`` (its flavor
+    slot is a ``FlavorRegistry``), so ``flavors`` must not import ``plugins``.
+    """
+
+    flavors: FlavorRegistry
+
+
+def register(registries: _WithFlavors) -> None:
     """Register the built-in flavors, in detection order (the ``builtin-flavors`` plugin)."""
     from aimass.flavors.onnx import OnnxFlavor
     from aimass.flavors.pickle import PickleFlavor

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING
 
 from aimass.errors import Conflict, InvalidInput, Unprocessable
@@ -77,11 +76,3 @@ def inspect_upload(
             "upload trusted (an admin may)."
         )
     return chosen.name, chosen.inspect(path, trusted)
-
-
-@functools.cache
-def default_flavor_registry() -> FlavorRegistry:
-    """Return the flavor registry built from the installed plugins (built-ins included), once."""
-    from aimass.plugins import load_plugins
-
-    return load_plugins().flavors

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from aimass.zoo._rl_spec import play
 from aimass.zoo._torch import dump_state, load_state, setup
-from aimass.zoo.rl import play
 
 if TYPE_CHECKING:
     from aimass.runtime import JobContext
-    from aimass.zoo.rl import PpoParams
+    from aimass.zoo._rl_spec import PpoParams
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,21 @@ from aimass.zoo._recsys_torch import Factorization, TopK
 
 if TYPE_CHECKING:
     from aimass.runtime import JobContext
-    from aimass.zoo.recsys import FactorizationParams
+    from aimass.zoo._recsys_data import FactorizationParams
 
 
 def fit(ctx: JobContext, params: FactorizationParams) -> dict[str, Any]:
     """Split, train epoch by epoch (resumable), register the top-k module; the outputs."""
     from aimass.evaluation import ranking_report
     from aimass.flavors.signature import Signature, TensorSpec
+    from aimass.zoo._recsys_data import (
+        ENTRY,
+        MAX_CELLS,
+        holdout,
+        interactions,
+        relevant_sets,
+    )
     from aimass.zoo._torch import batches, record_pid, run_epochs, setup
-    from aimass.zoo.recsys import ENTRY, MAX_CELLS, holdout, interactions, relevant_sets
 
     record_pid(ctx)
     _, device = setup(params.seed)

@@ -33,12 +33,12 @@ def split_target(
 
 def load_version(ctx: JobContext, model: str, ref: str) -> tuple[Predictor, ModelVersion]:
     """Download a version into the scratch folder and load it through its flavor."""
-    from aimass.flavors.registry import default_flavor_registry
+    from aimass.plugins import default_registries
 
     client = ctx.client
     version = client.models.get_version(model, ref)
     folder = ctx.scratch / "models"
     folder.mkdir(exist_ok=True)
     path = Path(client.models.download(model, version.version, f"{folder}/"))
-    flavor = default_flavor_registry().get(version.flavor)
+    flavor = default_registries().flavors.get(version.flavor)
     return flavor.load(path, trusted=version.trusted), version
