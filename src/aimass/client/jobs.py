@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import IO, cast
 
 import httpx
-from pydantic import BaseModel, JsonValue
+from pydantic import JsonValue
 
 from aimass.client._http import HttpSession, Progress, _ProgressReader
 from aimass.client.deployments import _spec
+from aimass.entities.catalog import EntryInfo
 from aimass.entities.jobs import (
     TERMINAL_STATES,
     Job,
+    JobArtifact,
     JobCheckpoint,
     JobCreate,
     JobEvent,
@@ -41,15 +43,6 @@ class JobTimeout(AimassError, TimeoutError):
 
     code = "job_timeout"
     status = 0
-
-
-class JobArtifact(BaseModel):
-    """A file an attempt of a job saved (``download_artifact`` fetches it)."""
-
-    name: str
-    attempt: int
-    size: int
-    sha256: str
 
 
 @dataclass(frozen=True)
@@ -228,6 +221,9 @@ class Jobs:
     def entries(self) -> builtins.list[dict[str, JsonValue]]:
         """What can run by name: ``name``, ``kinds``, ``description``, ``params_schema``..."""
         items: builtins.list[dict[str, JsonValue]] = self._http.get_json("/api/v1/jobs/entries")
+        # Plain dicts, as ever; each is checked against the wire model the server answers with.
+        for item in items:
+            EntryInfo.model_validate(item)
         return items
 
     def artifacts(self, id: int) -> builtins.list[JobArtifact]:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from aimass.client._http import HttpSession, Progress
+from aimass.entities.evaluation import Comparison, Evaluation
 from aimass.entities.registry import Model, ModelVersion, VersionStatus
 
 if TYPE_CHECKING:
@@ -231,6 +232,23 @@ class Models:
             f"/api/v1/models/{_seg(name)}/aliases/{_seg(alias)}",
             params=self._http.scoped(),
         )
+
+    # -- evaluations ----------------------------------------------------------
+
+    def evaluations(self, name: str, ref: Ref) -> builtins.list[Evaluation]:
+        """The evaluation reports of one version (number or alias), newest first."""
+        items = self._http.get_json(
+            f"{self._version_path(name, ref)}/evaluations", self._http.scoped()
+        )
+        return [Evaluation.model_validate(e) for e in items]
+
+    def compare(self, name: str, versions: Sequence[Ref], dataset: str) -> Comparison:
+        """Versions side by side on one dataset's evaluations, with the best one per metric."""
+        params = self._http.scoped(
+            {"versions": ",".join(str(v) for v in versions), "dataset": dataset}
+        )
+        data = self._http.get_json(f"/api/v1/models/{_seg(name)}/compare", params)
+        return Comparison.model_validate(data)
 
     # -- search and bundles ---------------------------------------------------
 

@@ -6,53 +6,15 @@ import builtins
 from collections.abc import Mapping
 from urllib.parse import quote
 
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import JsonValue
 
 from aimass.client._http import HttpSession
 from aimass.client.jobs import Jobs
+from aimass.entities.catalog import BuiltinDatasetInfo, ZooEntry, ZooParam
 from aimass.entities.datasets import DatasetVersion
 from aimass.entities.jobs import Job
 
-
-class ZooParam(BaseModel):
-    """One param of an entry: its type, default, whether it is required, and its bounds."""
-
-    name: str
-    type: str
-    default: JsonValue = None
-    required: bool = False
-    constraints: list[str] = Field(default_factory=list)
-    description: str = ""
-
-
-class ZooEntry(BaseModel):
-    """A model-library entry: what it learns, from what, and what it serves."""
-
-    name: str
-    description: str
-    task: str | None = None
-    family: str | None = None
-    default_dataset: str | None = None
-    exports: list[str] = Field(default_factory=list)
-    params: list[ZooParam] = Field(default_factory=list)
-    params_schema: dict[str, JsonValue] = Field(default_factory=dict)
-    signature: dict[str, JsonValue] | None = None
-    example_request: dict[str, JsonValue] | None = None
-    train_request: dict[str, JsonValue] | None = None
-    train_command: str = ""
-    infer_command: str = ""
-
-
-class BuiltinDatasetInfo(BaseModel):
-    """A built-in dataset, and its version in the project (None until first used)."""
-
-    name: str
-    task: str
-    size: str = ""
-    source: str = ""
-    format: str = ""
-    description: str = ""
-    version: int | None = None
+__all__ = ["BuiltinDatasetInfo", "Zoo", "ZooEntry", "ZooParam"]
 
 
 class Zoo:

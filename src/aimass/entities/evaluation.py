@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field, JsonValue
@@ -56,6 +57,22 @@ class Comparison(BaseModel):
     versions: list[ComparedVersion]
     table: dict[str, dict[str, float]]
     best: dict[str, str]
+
+
+class Evaluation(BaseModel):
+    """A stored report: which version, on which dataset, by which job."""
+
+    id: int
+    model: str
+    version: int
+    task: EvaluationTask
+    metrics: dict[str, float]
+    details: dict[str, JsonValue]
+    n_rows: int
+    dataset: str | None
+    dataset_version: int | None
+    job_id: int | None
+    created_at: datetime
 
 
 def version_key(model: str, version: int) -> str:

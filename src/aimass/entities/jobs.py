@@ -115,3 +115,25 @@ class JobCheckpoint(BaseModel):
     artifact_key: str
     sha256: str
     at: datetime
+
+
+class JobArtifact(BaseModel):
+    """A file an attempt of a job kept (``runtime.log_artifact``); ``at`` is when, ISO 8601."""
+
+    name: str
+    attempt: int
+    size: int
+    sha256: str
+    at: str | None = None
+
+
+class MetricsRecorded(BaseModel):
+    """The answer to an attempt's metric batch: how many points were stored."""
+
+    recorded: int
+
+
+class LogsAppended(BaseModel):
+    """The answer to shipped log bytes: how many were appended."""
+
+    appended: int

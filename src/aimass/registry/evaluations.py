@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aimass.artifacts.names import validate_name
+from aimass.entities.evaluation import Evaluation
 from aimass.errors import NotFound, Unprocessable
 from aimass.evaluation import Comparison, EvaluationReport, EvaluationTask, compare_reports
 from aimass.registry.service import _version_row
@@ -36,22 +36,6 @@ class EvaluationCreate(BaseModel):
     metrics: dict[str, float]
     details: dict[str, JsonValue] = Field(default_factory=dict)
     n_rows: int = Field(ge=0)
-
-
-class Evaluation(BaseModel):
-    """A stored report: which version, on which dataset, by which job."""
-
-    id: int
-    model: str
-    version: int
-    task: EvaluationTask
-    metrics: dict[str, float]
-    details: dict[str, JsonValue]
-    n_rows: int
-    dataset: str | None
-    dataset_version: int | None
-    job_id: int | None
-    created_at: datetime
 
 
 def _entity(row: EvaluationRow) -> Evaluation:

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from aimass.api.deps import Ctx, viewer
+from aimass.entities.evaluation import Evaluation
 from aimass.evaluation import Comparison
 from aimass.registry import evaluations
-from aimass.registry.evaluations import Evaluation
 
 router = APIRouter(prefix="/api/v1/models/{name}", tags=["evaluations"])
 Viewer = Annotated[Ctx, Depends(viewer)]

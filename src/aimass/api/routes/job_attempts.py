@@ -20,11 +20,13 @@ from starlette.concurrency import run_in_threadpool
 from aimass.api.deps import Ctx, editor
 from aimass.api.ids import Id, Step
 from aimass.artifacts.names import validate_filename
+from aimass.entities.evaluation import Evaluation
+from aimass.entities.jobs import JobArtifact, LogsAppended, MetricsRecorded
 from aimass.errors import Forbidden
 from aimass.jobs import attempt_files, records, service
 from aimass.jobs.entities import JobCheckpoint
 from aimass.registry import evaluations
-from aimass.registry.evaluations import Evaluation, EvaluationCreate
+from aimass.registry.evaluations import EvaluationCreate
 
 router = APIRouter(prefix="/api/v1/jobs/{job_id}/attempts/{attempt}", tags=["job runtime"])
 Editor = Annotated[Ctx, Depends(editor)]
@@ -87,12 +89,12 @@ def heartbeat(job_id: Id, attempt: Id, ctx: Editor) -> Heartbeat:
 
 
 @router.post("/metrics")
-def log_metrics(job_id: Id, attempt: Id, body: MetricBatch, ctx: Editor) -> dict[str, int]:
+def log_metrics(job_id: Id, attempt: Id, body: MetricBatch, ctx: Editor) -> MetricsRecorded:
     """Record step metrics."""
     _own(ctx, job_id, attempt)
     points = [(m.name, m.value, m.step) for m in body.metrics]
     with ctx.platform.db.session() as session:
-        return {"recorded": records.record_metrics(session, job_id, attempt, points)}
+        return MetricsRecorded(recorded=records.record_metrics(session, job_id, attempt, points))
 
 
 @router.post("/outputs")
@@ -140,19 +142,20 @@ async def save_checkpoint(
 @router.post("/artifacts/{name}")
 async def log_artifact(
     job_id: Id, attempt: Id, name: str, request: Request, ctx: Editor
-) -> dict[str, JsonValue]:
+) -> JobArtifact:
     """Keep the raw body as a file of the job, listed in its outputs' ``artifacts``."""
     validate_filename(name)
     p = ctx.platform
     await run_in_threadpool(_own, ctx, job_id, attempt)
     async with _spooled(request, ctx) as body:
-        return await run_in_threadpool(
+        item = await run_in_threadpool(
             attempt_files.keep_artifact, p.db, p.store, job_id, attempt, name, body
         )
+    return JobArtifact.model_validate(item)
 
 
 @router.post("/logs")
-async def ship_logs(job_id: Id, attempt: Id, request: Request, ctx: Editor) -> dict[str, int]:
+async def ship_logs(job_id: Id, attempt: Id, request: Request, ctx: Editor) -> LogsAppended:
     """Append log bytes shipped from a remote node (the Ray executor) to the attempt's log."""
     p = ctx.platform
     await run_in_threadpool(_own, ctx, job_id, attempt)
@@ -160,7 +163,7 @@ async def ship_logs(job_id: Id, attempt: Id, request: Request, ctx: Editor) -> d
     await run_in_threadpool(
         attempt_files.append_shipped_log, p.db, p.settings.job_log_dir, job_id, attempt, data
     )
-    return {"appended": len(data)}
+    return LogsAppended(appended=len(data))
 
 
 @router.post("/evaluations", status_code=201)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
@@ -13,6 +13,8 @@ from aimass.api.deps import Ctx, editor, global_admin, viewer
 from aimass.api.downloads import stream_attachment
 from aimass.api.ids import Id, Offset, QueryId
 from aimass.api.uploads import spooled_upload
+from aimass.entities.catalog import EntryInfo
+from aimass.entities.jobs import JobArtifact
 from aimass.errors import NotFound
 from aimass.jobs import log_stream, records, service, submission
 from aimass.jobs.entities import (
@@ -43,9 +45,9 @@ def _job(ctx: Ctx, job_id: int) -> Job:
 
 
 @router.get("/entries")
-def list_entries(ctx: Viewer) -> list[dict[str, Any]]:
+def list_entries(ctx: Viewer) -> list[EntryInfo]:
     """What jobs can run by name: each entry's kinds, description and params schema."""
-    return [entry.describe() for entry in ctx.platform.catalog.all()]
+    return [EntryInfo.model_validate(entry.describe()) for entry in ctx.platform.catalog.all()]
 
 
 @router.post("", status_code=201)
@@ -150,21 +152,25 @@ def download_source(job_id: Id, ctx: Editor) -> StreamingResponse:
     return stream_attachment(chunks, found.name, -1, found.sha256)
 
 
-@router.get("/{job_id}/artifacts")
-def list_artifacts(job_id: Id, ctx: Viewer) -> list[dict[str, Any]]:
+# Unset fields stay out of the answer: a file kept before ``at`` was recorded has none.
+@router.get("/{job_id}/artifacts", response_model_exclude_unset=True)
+def list_artifacts(job_id: Id, ctx: Viewer) -> list[JobArtifact]:
     """Files the job kept (``runtime.log_artifact``)."""
     artifacts = _job(ctx, job_id).outputs.get("artifacts")
-    return [a for a in artifacts if isinstance(a, dict)] if isinstance(artifacts, list) else []
+    if not isinstance(artifacts, list):
+        return []
+    return [JobArtifact.model_validate(a) for a in artifacts if isinstance(a, dict)]
 
 
 @router.get("/{job_id}/artifacts/{name}", response_class=StreamingResponse)
 def download_artifact(job_id: Id, name: str, ctx: Viewer) -> StreamingResponse:
     """One file the job kept (its latest attempt's, when several attempts kept one)."""
     for item in reversed(list_artifacts(job_id, ctx)):
-        if item.get("name") == name:
-            key = records.artifact_key(job_id, int(item["attempt"]), name)
-            sha = str(item["sha256"])
-            return stream_attachment(ctx.platform.store.open(key, sha), name, -1, sha)
+        if item.name == name:
+            key = records.artifact_key(job_id, item.attempt, name)
+            return stream_attachment(
+                ctx.platform.store.open(key, item.sha256), name, -1, item.sha256
+            )
     raise NotFound(f"job {job_id} kept no file named {name!r}")
 
 

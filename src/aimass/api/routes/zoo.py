@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
 from aimass.api.deps import Ctx, editor, viewer
 from aimass.datasets.builtin import ensure_builtin, list_builtin_datasets
 from aimass.datasets.entities import DatasetVersion
+from aimass.entities.catalog import BuiltinDatasetInfo, ZooEntry
 from aimass.errors import NotFound
 from aimass.jobs.entry_view import describe_entry
 
@@ -17,16 +18,19 @@ Viewer = Annotated[Ctx, Depends(viewer)]
 Editor = Annotated[Ctx, Depends(editor)]
 
 
-@router.get("")
-def list_zoo(ctx: Viewer) -> list[dict[str, Any]]:
+# Unset fields stay out of the answer: an entry with no example request has no infer_command.
+@router.get("", response_model_exclude_unset=True)
+def list_zoo(ctx: Viewer) -> list[ZooEntry]:
     """Every model-library entry: task, family, params schema, default dataset, exports."""
-    return [describe_entry(e) for e in ctx.platform.catalog.all() if e.family is not None]
+    entries = ctx.platform.catalog.all()
+    return [ZooEntry.model_validate(describe_entry(e)) for e in entries if e.family is not None]
 
 
 @router.get("/datasets")
-def list_zoo_datasets(ctx: Viewer) -> list[dict[str, Any]]:
+def list_zoo_datasets(ctx: Viewer) -> list[BuiltinDatasetInfo]:
     """The built-in datasets, and the version each has in this project (None: not yet)."""
-    return list_builtin_datasets(ctx.platform.db, ctx.project)
+    found = list_builtin_datasets(ctx.platform.db, ctx.project)
+    return [BuiltinDatasetInfo.model_validate(d) for d in found]
 
 
 @router.post("/datasets/{name}", status_code=201)
@@ -38,11 +42,11 @@ def materialize_dataset(name: str, ctx: Editor) -> DatasetVersion:
     )
 
 
-@router.get("/{name}")
-def read_zoo_entry(name: str, ctx: Viewer) -> dict[str, Any]:
+@router.get("/{name}", response_model_exclude_unset=True)
+def read_zoo_entry(name: str, ctx: Viewer) -> ZooEntry:
     """One entry, with its params (types, defaults), signature and example request."""
     entry = ctx.platform.catalog.get(name)
     if entry is None or entry.family is None:
         known = ", ".join(e.name for e in ctx.platform.catalog.all() if e.family is not None)
         raise NotFound(f"no model-library entry {name!r} (known: {known})")
-    return describe_entry(entry)
+    return ZooEntry.model_validate(describe_entry(entry))
