@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 
-from aimass.config import Settings
+from aimass.config import Settings, settings_env
 
 if TYPE_CHECKING:
     from aimass.platform import Platform
@@ -146,17 +150,16 @@ class LiveServer:
     settings: Settings
 
 
-def start_server(settings: Settings, platform: Platform | None = None) -> Iterator[LiveServer]:
-    """Prepare an installation and serve it (on ``platform`` if given) until closed."""
+@contextmanager
+def serve_app(settings: Settings, app: Any) -> Iterator[str]:
+    """Serve ``app`` in a thread with the server's own uvicorn config; yields its URL.
+
+    The server's own config (header deadline, connection cap), so tests meet the real edge.
+    """
     import uvicorn
 
-    from aimass.api.app import create_app
-    from aimass.api.server import prepare, server_config
-    from aimass.platform import Platform
+    from aimass.api.server import server_config
 
-    prepare(settings)
-    app = create_app(platform or Platform.from_settings(settings))
-    # The server's own config (header deadline, connection cap), so tests meet the real edge.
     config = server_config(settings, app, host="127.0.0.1", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -166,17 +169,49 @@ def start_server(settings: Settings, platform: Platform | None = None) -> Iterat
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("test server did not start")
         time.sleep(0.01)
-    token = settings.token_file.read_text().strip() if settings.auth else ""
     try:
-        yield LiveServer(
-            url=f"http://127.0.0.1:{settings.port}",
-            admin_token=token,
-            home=settings.home,
-            settings=settings,
-        )
+        yield f"http://127.0.0.1:{settings.port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def start_server(settings: Settings, platform: Platform | None = None) -> Iterator[LiveServer]:
+    """Prepare an installation and serve it (on ``platform`` if given) until closed."""
+    from aimass.api.app import create_app
+    from aimass.api.server import prepare
+    from aimass.platform import Platform
+
+    prepare(settings)
+    app = create_app(platform or Platform.from_settings(settings))
+    with serve_app(settings, app) as url:
+        token = settings.token_file.read_text().strip() if settings.auth else ""
+        yield LiveServer(url=url, admin_token=token, home=settings.home, settings=settings)
+
+
+def start_server_process(settings: Settings, timeout_s: float = 60) -> subprocess.Popen[bytes]:
+    """Start ``aimass server`` as its own process on ``settings``; return once it answers."""
+    env = {**os.environ, **settings_env(settings)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aimass.cli", "server"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited at start (code {process.returncode})")
+        try:
+            if httpx.get(f"http://127.0.0.1:{settings.port}/v2/health/live").status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("the server did not start")
+        time.sleep(0.1)
 
 
 @pytest.fixture

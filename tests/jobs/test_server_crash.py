@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,29 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aimass.config import Settings, settings_env
-from conftest import free_port
+from aimass.config import Settings
+from conftest import free_port, start_server_process
 from jobs.conftest import TERMINAL, host_pid, pid_alive, submit_script, wait_for
-
-
-def _start(settings: Settings) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **settings_env(settings)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "aimass.cli", "server"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{settings.port}/v2/health/live").status_code:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("the server did not start")
 
 
 @pytest.fixture
@@ -46,7 +23,7 @@ def server_settings(settings: Settings) -> Iterator[Settings]:
 
 
 def test_kill_9_of_the_server_loses_no_job(server_settings: Settings) -> None:
-    first = _start(server_settings)
+    first = start_server_process(server_settings)
     try:
         token = server_settings.token_file.read_text().strip()
         api = httpx.Client(
@@ -72,7 +49,7 @@ def test_kill_9_of_the_server_loses_no_job(server_settings: Settings) -> None:
         time.sleep(0.05)
     assert not any(pid_alive(p) for p in pids), "attempts die with their server"
 
-    second = _start(server_settings)
+    second = start_server_process(server_settings)
     try:
         done = [wait_for(api, j["id"], timeout=40) for j in jobs]
         assert [j["state"] for j in done] == ["succeeded"] * 3, done
@@ -87,7 +64,7 @@ def test_kill_9_of_the_server_loses_no_job(server_settings: Settings) -> None:
 
 
 def test_scratch_root_is_not_left_behind(server_settings: Settings, tmp_path: Path) -> None:
-    server = _start(server_settings)
+    server = start_server_process(server_settings)
     try:
         token = server_settings.token_file.read_text().strip()
         with httpx.Client(

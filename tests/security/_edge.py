@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import free_port, sqlite_url
+from tests.conftest import free_port, serve_app, sqlite_url
 
 from aimass.config import Settings
 
@@ -27,27 +25,8 @@ def sqlite_settings(tmp_path: Path, **changes: Any) -> Settings:
     )
 
 
-@contextmanager
-def serving(settings: Settings, app: Any) -> Iterator[str]:
-    """Serve ``app`` with ``api.server.server_config`` on 127.0.0.1; yields its URL."""
-    import uvicorn
-
-    from aimass.api.server import server_config
-
-    config = server_config(settings, app, host="127.0.0.1", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{settings.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+#: Serve any app with the server's own uvicorn config (shared with ``start_server``).
+serving = serve_app
 
 
 @contextmanager

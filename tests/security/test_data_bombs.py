@@ -10,10 +10,7 @@ the default caps while the bomb is answered 413 or 422.
 from __future__ import annotations
 
 import io
-import os
 import subprocess
-import sys
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,8 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from aimass.config import Settings, settings_env
-from conftest import LiveServer, free_port
+from aimass.config import Settings
+from conftest import LiveServer, free_port, start_server_process
 
 GIB = 1024**3
 #: The server's whole process (this one) must stay below this while it answers a bomb.
@@ -174,26 +171,9 @@ class PeakRss:
 @pytest.fixture
 def live_server(settings: Settings) -> Iterator[LiveServer]:
     """The real server as its own process (``aimass server``), so its peak RSS is its own."""
-    env = {**os.environ, **settings_env(settings)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "aimass.cli", "server"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    process = start_server_process(settings)
     url = f"http://127.0.0.1:{settings.port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, "the server exited at start"
-            try:
-                if httpx.get(f"{url}/v2/health/live").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
         _SERVER_PIDS[settings.port] = process.pid
         yield LiveServer(
             url=url,
