@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Query, Request
 
@@ -46,6 +47,13 @@ def _bearer(request: Request) -> str | None:
     return bearer_secret(header.encode("latin-1") if header is not None else None)
 
 
+#: The ``?project=`` query parameter every project-scoped route takes.
+ProjectQuery = Annotated[
+    str | None,
+    Query(description="project to act on (default: the token's project, else 'default')"),
+]
+
+
 def requires(role: Role) -> Callable[[Request, str | None], Ctx]:
     """A dependency that demands at least ``role`` on the request's project.
 
@@ -56,10 +64,7 @@ def requires(role: Role) -> Callable[[Request, str | None], Ctx]:
 
     def dependency(
         request: Request,
-        project: str | None = Query(
-            None,
-            description="project to act on (default: the token's project, else 'default')",
-        ),
+        project: ProjectQuery = None,
     ) -> Ctx:
         platform = platform_of(request)
         with platform.db.session() as session:
@@ -109,10 +114,7 @@ def global_admin(what: str) -> Callable[[Request, str | None], Ctx]:
 
     def dependency(
         request: Request,
-        project: str | None = Query(
-            None,
-            description="project to act on (default: the token's project, else 'default')",
-        ),
+        project: ProjectQuery = None,
     ) -> Ctx:
         ctx = on_project(request, project)
         refuse_unless_global_admin(ctx.principal, what)

@@ -14,16 +14,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from aimass.artifacts.names import validate_name
 from aimass.artifacts.store import ArtifactStore
 from aimass.datasets.entities import DatasetVersion
-from aimass.datasets.profile import detect_format, profile_table, read_table
+from aimass.datasets.service import store_upload
 from aimass.errors import Conflict, NotFound
 from aimass.plugins import Registry, default_registries
 from aimass.plugins.entries import BuiltinDataset
 from aimass.store.db import Database
 from aimass.store.orm import DatasetRow, DatasetVersionRow, ProjectRow
-from aimass.store.versioning import ensure_parent
 
 
 def latest_version(db: Database, project: str, name: str) -> DatasetVersion | None:
@@ -66,33 +64,21 @@ def register_first_version(
     and nothing else, so the (dataset, version) unique constraint lets exactly one
     of several racing callers win; the others drop their bytes and read its row.
     """
-    validate_name(name, "dataset name")
-    with path.open("rb") as src:
-        fmt = detect_format(path.name, src.read(4096))
-    columns, profile = profile_table(read_table(path, fmt))
-    dataset_id = ensure_parent(db, DatasetRow, project, name)
-    key = store.new_key("datasets", str(dataset_id))
-    with path.open("rb") as src:
-        stored = store.put_file(key, src)
+    # Built-in files are the platform's own: read without upload limits.
+    upload = store_upload(
+        db,
+        store,
+        project=project,
+        name=name,
+        path=path,
+        filename=path.name,
+        declared_format=None,
+        limits=None,
+    )
+    key = upload.key
     try:
         with db.session() as session:
-            row = DatasetVersionRow(
-                dataset_id=dataset_id,
-                version=1,
-                format=fmt,
-                filename=path.name,
-                artifact_key=key,
-                sha256=stored.sha256,
-                size=stored.size,
-                num_rows=profile.num_rows,
-                columns=[c.model_dump() for c in columns],
-                profile=profile.model_dump(),
-                description=description,
-            )
-            session.add(row)
-            session.flush()
-            session.refresh(row)
-            return row.to_entity()
+            return upload.insert(session, 1, description)
     except IntegrityError:
         store.delete(key)
     except BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -9,8 +10,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aimass.artifacts.names import validate_filename, validate_name
-from aimass.artifacts.store import ArtifactStore
-from aimass.datasets.entities import Dataset, DatasetFormat, DatasetVersion
+from aimass.artifacts.store import ArtifactStore, StoredArtifact
+from aimass.datasets.entities import (
+    ColumnSchema,
+    Dataset,
+    DatasetFormat,
+    DatasetVersion,
+    Profile,
+)
 from aimass.datasets.limits import DatasetLimits
 from aimass.datasets.profile import detect_format, profile_table, read_table
 from aimass.errors import NotFound
@@ -48,6 +55,68 @@ def _latest(session: Session, dataset_id: int) -> int | None:
     )
 
 
+@dataclass(frozen=True)
+class StoredUpload:
+    """A dataset file read, profiled and stored under a fresh key; not yet a version."""
+
+    dataset_id: int
+    key: str
+    format: DatasetFormat
+    filename: str
+    stored: StoredArtifact
+    columns: list[ColumnSchema]
+    profile: Profile
+
+    def insert(self, session: Session, number: int, description: str) -> DatasetVersion:
+        """Insert it as version ``number`` of its dataset (flushes: a taken number raises)."""
+        row = DatasetVersionRow(
+            dataset_id=self.dataset_id,
+            version=number,
+            format=self.format,
+            filename=self.filename,
+            artifact_key=self.key,
+            sha256=self.stored.sha256,
+            size=self.stored.size,
+            num_rows=self.profile.num_rows,
+            columns=[c.model_dump() for c in self.columns],
+            profile=self.profile.model_dump(),
+            description=description,
+        )
+        session.add(row)
+        session.flush()
+        session.refresh(row)
+        return row.to_entity()
+
+
+def store_upload(
+    db: Database,
+    store: ArtifactStore,
+    *,
+    project: str,
+    name: str,
+    path: Path,
+    filename: str,
+    declared_format: DatasetFormat | None,
+    limits: DatasetLimits | None,
+) -> StoredUpload:
+    """Read and profile ``path`` (within ``limits``; None trusts the file), then store its bytes.
+
+    The dataset row is made if missing; the caller inserts the version, and deletes
+    ``key`` from the store if that fails.
+    """
+    validate_filename(filename)
+    validate_name(name, "dataset name")
+    with path.open("rb") as src:
+        head = src.read(4096)
+    fmt = detect_format(filename, head, declared_format)
+    columns, profile = profile_table(read_table(path, fmt, limits=limits))
+    dataset_id = ensure_parent(db, DatasetRow, project, name)
+    key = store.new_key("datasets", str(dataset_id))
+    with path.open("rb") as src:
+        stored = store.put_file(key, src)
+    return StoredUpload(dataset_id, key, fmt, filename, stored, columns, profile)
+
+
 def register_dataset_version(
     db: Database,
     store: ArtifactStore,
@@ -65,43 +134,26 @@ def register_dataset_version(
     the upload may expand to; a file past them is refused (TooLarge) before it is
     materialised, and nothing is stored or recorded.
     """
-    validate_filename(filename)
-    validate_name(name, "dataset name")
-    with upload.open("rb") as src:
-        head = src.read(4096)
-    fmt = detect_format(filename, head, spec.format)
-    frame = read_table(upload, fmt, limits=limits or DatasetLimits())
-    columns, profile = profile_table(frame)
-    dataset_id = ensure_parent(db, DatasetRow, project, name)
-    key = store.new_key("datasets", str(dataset_id))
-    with upload.open("rb") as src:
-        stored = store.put_file(key, src)
-
-    def build(session: Session, number: int) -> DatasetVersion:
-        row = DatasetVersionRow(
-            dataset_id=dataset_id,
-            version=number,
-            format=fmt,
-            filename=filename,
-            artifact_key=key,
-            sha256=stored.sha256,
-            size=stored.size,
-            num_rows=profile.num_rows,
-            columns=[c.model_dump() for c in columns],
-            profile=profile.model_dump(),
-            description=spec.description,
-        )
-        session.add(row)
-        session.flush()
-        session.refresh(row)
-        return row.to_entity()
-
+    stored = store_upload(
+        db,
+        store,
+        project=project,
+        name=name,
+        path=upload,
+        filename=filename,
+        declared_format=spec.format,
+        limits=limits or DatasetLimits(),
+    )
     try:
         return insert_next_version(
-            db, DatasetVersionRow.version, DatasetVersionRow.dataset_id, dataset_id, build
+            db,
+            DatasetVersionRow.version,
+            DatasetVersionRow.dataset_id,
+            stored.dataset_id,
+            lambda session, number: stored.insert(session, number, spec.description),
         )
     except BaseException:
-        store.delete(key)
+        store.delete(stored.key)
         raise
 
 
