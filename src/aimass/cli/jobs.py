@@ -32,6 +32,8 @@ from aimass.cli._session import (
 )
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from aimass.client import Client
     from aimass.entities.jobs import Job
 
@@ -145,6 +147,32 @@ def submit(
         raise typer.Exit(1)
 
 
+def jobs_table(jobs: list[Job]) -> Table:
+    """One line per job that fits 80 columns: entries whole, the reason cut short with …."""
+    from datetime import datetime
+
+    from rich.table import Table
+
+    today = datetime.now().astimezone().date()
+    table = Table(title=f"{len(jobs)} job(s)", box=None, pad_edge=False)
+    for column in ("id", "kind", "entry", "state", "created", "took", "reason"):
+        # Only the reason gives way (``show`` has it whole, and the attempts); entry
+        # names are typed back, so they stay whole.
+        table.add_column(*cells(column, one_line=True), no_wrap=column != "reason")
+    for j in jobs:
+        created = j.created_at.astimezone()
+        row = (
+            str(j.id),
+            j.kind,
+            j.entry,
+            j.state,
+            created.strftime("%H:%M" if created.date() == today else "%m-%d"),
+            format_duration(j),
+        )
+        table.add_row(*cells(*row), *cells(j.reason or "", one_line=True))
+    return table
+
+
 @app.command("list")
 def list_jobs(
     ctx: typer.Context,
@@ -162,30 +190,7 @@ def list_jobs(
     if json_:
         print_json(jobs)
         return
-    from rich.table import Table
-
-    columns = ("id", "kind", "entry", "state", "attempt", "created", "duration", "reason")
-    rows = [
-        (
-            str(j.id),
-            j.kind,
-            j.entry,
-            j.state,
-            str(j.attempt),
-            j.created_at.astimezone().strftime("%m-%d %H:%M"),
-            format_duration(j),
-            j.reason or "",
-        )
-        for j in jobs
-    ]
-    # One line per job, no rules, short dates: on a narrow terminal entry and reason
-    # are cut short with an ellipsis (``show`` has them whole).
-    table = Table(title=f"{len(jobs)} job(s)", box=None, pad_edge=False)
-    for column in columns:
-        table.add_column(column, no_wrap=column not in ("entry", "reason"))
-    for row in rows:
-        table.add_row(*cells(*row, one_line=True))
-    stdout_console().print(table)
+    stdout_console().print(jobs_table(jobs))
 
 
 @app.command("show")
@@ -212,7 +217,8 @@ def show(ctx: typer.Context, job_id: IdArg, json_: JsonOpt = False) -> None:
         + (f"; node {job.node}" if job.node else ""),
     ]
     if job.dataset:
-        lines.append(f"dataset: {job.dataset} v{job.dataset_version or 'latest'}")
+        version = f"version {job.dataset_version}" if job.dataset_version else "latest version"
+        lines.append(f"dataset: {job.dataset}, {version}")
     if job.source:
         lines.append(f"source: {job.source}")
     lines.append(f"created {format_time(job.created_at)}, ran {format_duration(job) or '-'}")
@@ -290,8 +296,10 @@ def cancel(ctx: typer.Context, job_id: IdArg, json_: JsonOpt = False) -> None:
         job = client.jobs.cancel(job_id)
     if json_:
         print_json(job)
-    else:
-        typer.echo(f"job {job.id} {job.state}")
+    elif job.state == "cancelled":
+        typer.echo(f"job {job.id} cancelled")
+    else:  # a running job stops at its next check: it is not cancelled yet
+        typer.echo(f"job {job.id} cancelling (it is {job.state} until it stops)")
 
 
 @app.command("retry")
