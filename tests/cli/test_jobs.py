@@ -242,3 +242,14 @@ def test_follow_marks_each_new_attempt(runs: CliRunnerCall, tmp_path: Path) -> N
     job_id = err.split()[1]
     assert "try 1" in runs("jobs", "logs", job_id, "--attempt", "1")[0]
     assert "try 1" not in runs("jobs", "logs", job_id)[0]
+
+
+def test_submit_infers_the_kind_from_the_entry(aimass: CliRunnerCall) -> None:
+    out, _ = aimass(
+        "jobs", "submit", "evaluate", "-p", "model=iris", "--dataset", "iris", "--cpu", UNPLACEABLE
+    )
+    assert "submitted (evaluate evaluate), queued" in out
+    job_id = out.split()[1]
+    shown, _ = aimass("jobs", "show", job_id)
+    assert "dataset: iris, " in shown and "vlatest" not in shown
+    aimass("jobs", "cancel", job_id)

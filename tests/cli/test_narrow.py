@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.table import Table
 
+from aimass.cli._job_format import outcome
 from aimass.cli._session import _error_line
 from aimass.cli.deployments import deployments_table
 from aimass.cli.jobs import jobs_table
@@ -157,3 +158,12 @@ def test_a_request_id_is_said_once() -> None:
     plain = InvalidInput("bad input")
     plain.request_id = "abc123"  # type: ignore[attr-defined]
     assert _error_line(plain) == "bad input (request id abc123)"
+
+
+def test_the_end_of_a_training_job_names_its_model() -> None:
+    job = _job(7, "train", "classical.gradient_boosting", "succeeded")
+    job.outputs = {"model": "iris-gb", "model_version": 2, "accuracy": 0.97}
+    assert outcome(job).endswith(", registered model iris-gb version 2")
+    used = _job(8, "evaluate", "evaluate", "succeeded")
+    used.outputs = {"model": "iris-gb", "model_version": 2}
+    assert "registered" not in outcome(used)

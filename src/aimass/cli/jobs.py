@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import typer
 
@@ -75,6 +75,15 @@ def follow(client: Client, job_id: int, *, log_to_stderr: bool = False) -> Job:
     return final
 
 
+def entry_kind(client: Client, entry: str) -> Kind:
+    """The kind an entry runs when --kind is left out: train if it can, else its only one."""
+    for found in client.jobs.entries():
+        kinds = found.get("kinds")
+        if found.get("name") == entry and isinstance(kinds, list) and kinds:
+            return "train" if "train" in kinds else cast("Kind", str(kinds[0]))
+    return "train"  # an unknown entry: the server's answer names the known ones
+
+
 @app.command("submit")
 def submit(
     ctx: typer.Context,
@@ -86,7 +95,11 @@ def submit(
     ],
     kind: Annotated[
         Kind | None,
-        typer.Option("--kind", help="What the job does (default train; script with --script)."),
+        typer.Option(
+            "--kind",
+            help="What the job does (default: the entry's kind, train when it has several; "
+            "script with --script).",
+        ),
     ] = None,
     param: ParamOpt = None,
     params_json: ParamsJsonOpt = None,
@@ -119,7 +132,7 @@ def submit(
     """
     params = parse_params(param, params_json)
     options: dict[str, Any] = {
-        "kind": kind or ("script" if script else "train"),
+        "kind": kind or ("script" if script else None),
         "params": params,
         "dataset": dataset,
         "dataset_version": dataset_version,
@@ -132,6 +145,7 @@ def submit(
     }
     with open_client(ctx) as client:
         if script is None:
+            options["kind"] = options["kind"] or entry_kind(client, entry)
             job = client.jobs.submit(entry, **options)
         else:
             with transfer(f"uploading {script.name}") as progress:
