@@ -253,3 +253,12 @@ def test_submit_infers_the_kind_from_the_entry(aimass: CliRunnerCall) -> None:
     shown, _ = aimass("jobs", "show", job_id)
     assert "dataset: iris, " in shown and "vlatest" not in shown
     aimass("jobs", "cancel", job_id)
+
+
+def test_a_server_without_jobs_says_so(aimass: CliRunnerCall) -> None:
+    # live_server runs no scheduler (started as with --no-jobs)
+    out, _ = aimass("jobs", "submit", "noop")
+    assert "queued: no scheduler is running on this server (started with --no-jobs)" in out
+    job_id = out.split()[1]
+    assert "reason: no scheduler is running on this server" in aimass("jobs", "show", job_id)[0]
+    aimass("jobs", "cancel", job_id)

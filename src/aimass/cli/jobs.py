@@ -156,7 +156,8 @@ def submit(
     if json_:
         print_json(job)
     elif not follow_:
-        typer.echo(f"job {job.id} submitted ({job.kind} {job.entry}), {job.state}")
+        waiting = f": {job.reason}" if job.reason and job.state == "queued" else ""
+        typer.echo(f"job {job.id} submitted ({job.kind} {job.entry}), {job.state}{waiting}")
     if follow_ and job.state != "succeeded":
         raise typer.Exit(1)
 
