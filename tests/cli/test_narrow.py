@@ -13,6 +13,7 @@ from aimass.cli._session import _error_line
 from aimass.cli.deployments import deployments_table
 from aimass.cli.jobs import jobs_table
 from aimass.cli.models import models_table
+from aimass.cli.predict import score_heading
 from aimass.cli.zoo import zoo_table
 from aimass.entities.catalog import ZooEntry
 from aimass.entities.deployments import Batching, Deployment, Resources, TrafficRoute
@@ -167,3 +168,9 @@ def test_the_end_of_a_training_job_names_its_model() -> None:
     used = _job(8, "evaluate", "evaluate", "succeeded")
     used.outputs = {"model": "iris-gb", "model_version": 2}
     assert "registered" not in outcome(used)
+
+
+def test_ranking_scores_are_not_called_probabilities() -> None:
+    assert score_heading([[0.1, 0.7, 0.2], [1.0, 0.0, 0.0]]) == "probability"
+    # a recommender's top-k item scores (BPR): any real numbers, not a distribution
+    assert score_heading([[3.2, 2.9, 1.4], [0.4, 0.3, 0.1]]) == "top score"
