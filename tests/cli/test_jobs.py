@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -242,3 +243,35 @@ def test_follow_marks_each_new_attempt(runs: CliRunnerCall, tmp_path: Path) -> N
     job_id = err.split()[1]
     assert "try 1" in runs("jobs", "logs", job_id, "--attempt", "1")[0]
     assert "try 1" not in runs("jobs", "logs", job_id)[0]
+
+
+def test_submit_infers_the_kind_from_the_entry(aimass: CliRunnerCall) -> None:
+    out, _ = aimass(
+        "jobs", "submit", "evaluate", "-p", "model=iris", "--dataset", "iris", "--cpu", UNPLACEABLE
+    )
+    assert "submitted (evaluate evaluate), queued" in out
+    job_id = out.split()[1]
+    shown, _ = aimass("jobs", "show", job_id)
+    assert "dataset: iris, " in shown and "vlatest" not in shown
+    aimass("jobs", "cancel", job_id)
+
+
+def test_a_server_without_jobs_says_so(aimass: CliRunnerCall) -> None:
+    # live_server runs no scheduler (started as with --no-jobs)
+    out, _ = aimass("jobs", "submit", "noop")
+    assert "queued: no scheduler is running on this server (started with --no-jobs)" in out
+    job_id = out.split()[1]
+    assert "reason: no scheduler is running on this server" in aimass("jobs", "show", job_id)[0]
+    aimass("jobs", "cancel", job_id)
+
+
+def test_cancel_says_cancelling_until_the_job_stops(runs: CliRunnerCall) -> None:
+    out, _ = runs("jobs", "submit", "noop", "--param", "sleep_s=30", "--json")
+    job_id = str(json.loads(out)["id"])
+    deadline = time.monotonic() + 30
+    while json.loads(runs("jobs", "show", job_id, "--json")[0])["job"]["state"] != "running":
+        assert time.monotonic() < deadline, "the job did not start"
+        time.sleep(0.1)
+    said, _ = runs("jobs", "cancel", job_id)
+    assert said.strip() == f"job {job_id} cancelling (it is running until it stops)"
+    assert f"job {job_id} cancelled" in runs("jobs", "wait", job_id, code=1)[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -68,3 +69,35 @@ def test_server_command_serves_and_the_cli_finds_its_token(
             proc.wait()
         if proc.stdout:
             proc.stdout.close()
+
+
+def test_a_taken_port_fails_fast_in_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIMASS_")}
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        home = str(tmp_path / "home")
+        done = subprocess.run(
+            [sys.executable, "-m", "aimass.cli", "server", "--home", home, "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(is another server running there? choose another --port)"
+    ]
+    assert "serving on" not in done.stdout + done.stderr
+    assert not (tmp_path / "home").exists()  # nothing was prepared
+
+
+def test_server_help_says_what_it_serves() -> None:
+    result = CliRunner().invoke(app, ["server", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    assert "/docs" in result.stdout and "/metrics" in result.stdout
+    assert "no web UI yet" in result.stdout

@@ -64,3 +64,14 @@ def test_dataset_upload_profile_and_download(client: Client, tmp_path: Path) -> 
     client.datasets.delete("table")
     with pytest.raises(NotFound):
         client.datasets.get("table")
+
+
+def test_no_token_says_how_to_give_one(
+    live_server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AIMASS_TOKEN", raising=False)
+    monkeypatch.setenv("AIMASS_HOME", str(tmp_path))  # no saved token either
+    with Client(url=live_server.url) as anonymous, pytest.raises(Unauthenticated) as caught:
+        anonymous.whoami()
+    message = str(caught.value)
+    assert "--token" in message and "AIMASS_TOKEN" in message and "~/.aimass/token" in message

@@ -6,6 +6,7 @@ import gc
 import logging
 import os
 import shutil
+import socket
 from typing import Any
 
 from aimass.api.app import PlatformApp, create_app
@@ -110,6 +111,8 @@ def run_server(settings: Settings, demo: bool = False) -> None:
     from rich.console import Console
 
     console = Console(stderr=True)
+    # Bind first: a taken port is one clear line, before anything is prepared or printed.
+    sock = listen(settings.host, settings.port)
     created = prepare(settings)
     if settings.auth:
         verb = "created" if created else "is"
@@ -127,7 +130,7 @@ def run_server(settings: Settings, demo: bool = False) -> None:
         app = create_app(Platform.from_settings(settings))
         if settings.tune_gc:
             tune_gc()
-        _serve(server_config(settings, app))
+        _serve(server_config(settings, app), sock)
         return
     os.environ.update(settings_env(settings))
     _serve(
@@ -136,21 +139,38 @@ def run_server(settings: Settings, demo: bool = False) -> None:
             "aimass.api.server:create_app_from_env",
             factory=True,
             workers=settings.workers,
-        )
+        ),
+        sock,
     )
 
 
-def _serve(config: ServerConfig) -> None:
-    """What ``uvicorn.run`` does, for a config built here."""
+def listen(host: str, port: int) -> socket.socket:
+    """Bind ``host:port`` as uvicorn would; a taken port exits with one line saying so."""
+    sock = socket.socket(family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(
+            f"error: cannot listen on {host}:{port}: {exc.strerror or exc} "
+            "(is another server running there? choose another --port)"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _serve(config: ServerConfig, sock: socket.socket) -> None:
+    """What ``uvicorn.run`` does, for a config built here, on a socket bound already."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
     server = uvicorn.Server(config)
     try:
         if config.workers > 1:
-            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            Multiprocess(config, sockets=[sock]).run()
         else:
-            server.run()
+            server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass
     if config.workers == 1 and not server.started:

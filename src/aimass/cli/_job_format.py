@@ -88,6 +88,10 @@ def outcome(job: Job) -> str:
     line = f"job {job.id} {job.state}"
     if job.state == "succeeded":
         line += f" in {format_duration(job)}"
+        model, version = job.outputs.get("model"), job.outputs.get("model_version")
+        # Evaluate and batch_predict name the model they used; the others made one.
+        if job.kind in ("train", "tune", "script") and model and version:
+            line += f", registered model {model} version {version}"
     elif job.attempt > 1:
         line += f" after {job.attempt} attempts"
     return line + (f": {job.reason}" if job.reason and job.state != "succeeded" else "")

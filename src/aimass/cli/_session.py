@@ -54,7 +54,10 @@ def fail(message: str, code: int = 1) -> NoReturn:
 def _error_line(exc: BaseException) -> str:
     message = getattr(exc, "message", None) or str(exc)
     request_id = getattr(exc, "request_id", None)
-    return f"{message} (request id {request_id})" if request_id else message
+    # An inference error may already quote it (the replica's answer): say it once.
+    if not request_id or str(request_id) in message:
+        return message
+    return f"{message} (request id {request_id})"
 
 
 @contextlib.contextmanager

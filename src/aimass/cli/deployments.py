@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from aimass.cli._job_format import cells
 from aimass.cli._session import (
     format_time,
     open_client,
@@ -17,6 +18,8 @@ from aimass.cli._session import (
 )
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from aimass.client import Client
     from aimass.entities.deployments import Deployment, TrafficRoute
 
@@ -212,6 +215,28 @@ def deploy(
     )
 
 
+def deployments_table(deployments: list[Deployment]) -> Table:
+    """One line per deployment that fits 80 columns (``show`` has revision and times)."""
+    from rich.table import Table
+
+    table = Table(title=f"{len(deployments)} deployment(s)", box=None, pad_edge=False)
+    # Names stay whole (they are typed back); only the routes wrap, at their commas.
+    for column in ("name", "model", "routes", "replicas", "batching", "state"):
+        table.add_column(column, overflow="fold", no_wrap=column != "routes")
+    for d in deployments:
+        table.add_row(
+            *cells(
+                d.name,
+                d.model,
+                format_routes(d.routes),
+                str(d.replicas),
+                f"{d.batching.max_batch_size}/{d.batching.max_delay_ms:g}ms",
+                d.state,
+            )
+        )
+    return table
+
+
 @app.command("list")
 def list_deployments(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """List the project's deployments with their routes and state.
@@ -223,24 +248,7 @@ def list_deployments(ctx: typer.Context, json_: JsonOpt = False) -> None:
     if json_:
         print_json(deployments)
         return
-    from rich.table import Table
-
-    table = Table(title=f"{len(deployments)} deployment(s)")
-    for column in ("name", "model", "routes", "replicas", "batching", "state", "rev", "updated"):
-        wide = column in ("routes", "batching", "updated")
-        table.add_column(column, overflow="fold", no_wrap=not wide, min_width=min(len(column), 7))
-    for d in deployments:
-        table.add_row(
-            d.name,
-            d.model,
-            format_routes(d.routes),
-            str(d.replicas),
-            f"{d.batching.max_batch_size} rows / {d.batching.max_delay_ms:g} ms",
-            d.state,
-            str(d.revision),
-            format_time(d.updated_at),
-        )
-    stdout_console().print(table)
+    stdout_console().print(deployments_table(deployments))
 
 
 @app.command("show")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import typer
 
@@ -32,6 +32,8 @@ from aimass.cli._session import (
 )
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from aimass.client import Client
     from aimass.entities.jobs import Job
 
@@ -73,6 +75,15 @@ def follow(client: Client, job_id: int, *, log_to_stderr: bool = False) -> Job:
     return final
 
 
+def entry_kind(client: Client, entry: str) -> Kind:
+    """The kind an entry runs when --kind is left out: train if it can, else its only one."""
+    for found in client.jobs.entries():
+        kinds = found.get("kinds")
+        if found.get("name") == entry and isinstance(kinds, list) and kinds:
+            return "train" if "train" in kinds else cast("Kind", str(kinds[0]))
+    return "train"  # an unknown entry: the server's answer names the known ones
+
+
 @app.command("submit")
 def submit(
     ctx: typer.Context,
@@ -84,7 +95,11 @@ def submit(
     ],
     kind: Annotated[
         Kind | None,
-        typer.Option("--kind", help="What the job does (default train; script with --script)."),
+        typer.Option(
+            "--kind",
+            help="What the job does (default: the entry's kind, train when it has several; "
+            "script with --script).",
+        ),
     ] = None,
     param: ParamOpt = None,
     params_json: ParamsJsonOpt = None,
@@ -117,7 +132,7 @@ def submit(
     """
     params = parse_params(param, params_json)
     options: dict[str, Any] = {
-        "kind": kind or ("script" if script else "train"),
+        "kind": kind or ("script" if script else None),
         "params": params,
         "dataset": dataset,
         "dataset_version": dataset_version,
@@ -130,6 +145,7 @@ def submit(
     }
     with open_client(ctx) as client:
         if script is None:
+            options["kind"] = options["kind"] or entry_kind(client, entry)
             job = client.jobs.submit(entry, **options)
         else:
             with transfer(f"uploading {script.name}") as progress:
@@ -140,9 +156,36 @@ def submit(
     if json_:
         print_json(job)
     elif not follow_:
-        typer.echo(f"job {job.id} submitted ({job.kind} {job.entry}), {job.state}")
+        waiting = f": {job.reason}" if job.reason and job.state == "queued" else ""
+        typer.echo(f"job {job.id} submitted ({job.kind} {job.entry}), {job.state}{waiting}")
     if follow_ and job.state != "succeeded":
         raise typer.Exit(1)
+
+
+def jobs_table(jobs: list[Job]) -> Table:
+    """One line per job that fits 80 columns: entries whole, the reason cut short with …."""
+    from datetime import datetime
+
+    from rich.table import Table
+
+    today = datetime.now().astimezone().date()
+    table = Table(title=f"{len(jobs)} job(s)", box=None, pad_edge=False)
+    for column in ("id", "kind", "entry", "state", "created", "took", "reason"):
+        # Only the reason gives way (``show`` has it whole, and the attempts); entry
+        # names are typed back, so they stay whole.
+        table.add_column(*cells(column, one_line=True), no_wrap=column != "reason")
+    for j in jobs:
+        created = j.created_at.astimezone()
+        row = (
+            str(j.id),
+            j.kind,
+            j.entry,
+            j.state,
+            created.strftime("%H:%M" if created.date() == today else "%m-%d"),
+            format_duration(j),
+        )
+        table.add_row(*cells(*row), *cells(j.reason or "", one_line=True))
+    return table
 
 
 @app.command("list")
@@ -162,30 +205,7 @@ def list_jobs(
     if json_:
         print_json(jobs)
         return
-    from rich.table import Table
-
-    columns = ("id", "kind", "entry", "state", "attempt", "created", "duration", "reason")
-    rows = [
-        (
-            str(j.id),
-            j.kind,
-            j.entry,
-            j.state,
-            str(j.attempt),
-            j.created_at.astimezone().strftime("%m-%d %H:%M"),
-            format_duration(j),
-            j.reason or "",
-        )
-        for j in jobs
-    ]
-    # One line per job, no rules, short dates: on a narrow terminal entry and reason
-    # are cut short with an ellipsis (``show`` has them whole).
-    table = Table(title=f"{len(jobs)} job(s)", box=None, pad_edge=False)
-    for column in columns:
-        table.add_column(column, no_wrap=column not in ("entry", "reason"))
-    for row in rows:
-        table.add_row(*cells(*row, one_line=True))
-    stdout_console().print(table)
+    stdout_console().print(jobs_table(jobs))
 
 
 @app.command("show")
@@ -212,7 +232,8 @@ def show(ctx: typer.Context, job_id: IdArg, json_: JsonOpt = False) -> None:
         + (f"; node {job.node}" if job.node else ""),
     ]
     if job.dataset:
-        lines.append(f"dataset: {job.dataset} v{job.dataset_version or 'latest'}")
+        version = f"version {job.dataset_version}" if job.dataset_version else "latest version"
+        lines.append(f"dataset: {job.dataset}, {version}")
     if job.source:
         lines.append(f"source: {job.source}")
     lines.append(f"created {format_time(job.created_at)}, ran {format_duration(job) or '-'}")
@@ -290,8 +311,10 @@ def cancel(ctx: typer.Context, job_id: IdArg, json_: JsonOpt = False) -> None:
         job = client.jobs.cancel(job_id)
     if json_:
         print_json(job)
-    else:
-        typer.echo(f"job {job.id} {job.state}")
+    elif job.state == "cancelled":
+        typer.echo(f"job {job.id} cancelled")
+    else:  # a running job stops at its next check: it is not cancelled yet
+        typer.echo(f"job {job.id} cancelling (it is {job.state} until it stops)")
 
 
 @app.command("retry")

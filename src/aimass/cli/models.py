@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
+from aimass.cli._job_format import cells
 from aimass.cli._session import (
     format_mapping,
     format_size,
@@ -21,6 +22,8 @@ from aimass.cli._session import (
 )
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from aimass.entities.registry import Model, ModelVersion, VersionStatus
 
 app = typer.Typer(
@@ -36,23 +39,30 @@ TagsOpt = Annotated[
 ]
 
 
-def _models_table(models: list[Model]) -> None:
+def models_table(models: list[Model]) -> Table:
+    """One line per model that fits 80 columns: names whole, the description cut with …."""
     from rich.table import Table
 
-    table = Table(title=f"{len(models)} model(s)")
+    table = Table(title=f"{len(models)} model(s)", box=None, pad_edge=False)
     for column in ("name", "latest", "aliases", "tags", "description", "updated"):
-        wide = column in ("aliases", "tags", "description", "updated")
-        table.add_column(column, overflow="fold", no_wrap=not wide, min_width=min(len(column), 7))
+        # Only the description gives way (one column, so the others are never cut).
+        table.add_column(*cells(column, one_line=True), no_wrap=column != "description")
     for m in models:
         table.add_row(
-            m.name,
-            str(m.latest_version or "-"),
-            format_mapping(m.aliases),
-            format_mapping(m.tags),
-            m.description,
-            format_time(m.updated_at),
+            *cells(
+                m.name,
+                str(m.latest_version or "-"),
+                format_mapping(m.aliases),
+                format_mapping(m.tags),
+            ),
+            *cells(m.description, one_line=True),
+            *cells(m.updated_at.astimezone().strftime("%m-%d %H:%M")),
         )
-    stdout_console().print(table)
+    return table
+
+
+def _models_table(models: list[Model]) -> None:
+    stdout_console().print(models_table(models))
 
 
 def _versions_table(versions: list[ModelVersion], title: str, with_model: bool = False) -> None:
@@ -150,7 +160,10 @@ def upload(
     ],
     flavor: Annotated[
         str | None,
-        typer.Option(help="sklearn, onnx, torch, ...; guessed from the file when left out."),
+        typer.Option(
+            help="sklearn, onnx, torchscript, pickle or torch-pickle; "
+            "guessed from the file when left out."
+        ),
     ] = None,
     trusted: Annotated[
         bool,

@@ -81,6 +81,22 @@ def _top(probabilities: object) -> str:
     return "-"
 
 
+def _is_distribution(row: object) -> bool:
+    if not isinstance(row, list) or not row:
+        return False
+    numbers = [p for p in row if isinstance(p, (int, float))]
+    return (
+        len(numbers) == len(row)
+        and all(0.0 <= p <= 1.0 for p in numbers)
+        and abs(sum(numbers) - 1.0) < 1e-3
+    )
+
+
+def score_heading(probabilities: Sequence[object]) -> str:
+    """``probability`` when each row is a distribution (a classifier), else ``top score``."""
+    return "probability" if all(_is_distribution(r) for r in probabilities) else "top score"
+
+
 def _table(result: PredictResult) -> None:
     from rich.table import Table
 
@@ -95,9 +111,10 @@ def _table(result: PredictResult) -> None:
     table = Table()
     table.add_column("row", justify="right")
     table.add_column("prediction", overflow="fold")
-    if with_proba:
-        table.add_column("probability", justify="right")
     probabilities = result.probabilities or []
+    if with_proba:
+        # A ranking model's scores (top-k items) are no probabilities: say what they are.
+        table.add_column(score_heading(probabilities), justify="right")
     for index, prediction in enumerate(result.predictions):
         cells = [str(index), str(prediction)]
         if with_proba:

@@ -125,7 +125,10 @@ def server(
         ),
     ] = None,
 ) -> None:
-    """Start the aimass server: REST API, inference, metrics and web UI in one process.
+    """Start the aimass server: REST API, inference, jobs and metrics in one process.
+
+    It serves the API with its docs at /docs, the predict routes, the KServe v2
+    routes under /v2 and Prometheus metrics at /metrics (no web UI yet).
 
     The database is created and upgraded on start; the first admin token is saved
     to HOME/token, where the SDK and the CLI on this machine find it.

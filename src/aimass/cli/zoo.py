@@ -10,6 +10,8 @@ import typer
 from aimass.cli._session import open_client, print_json, stdout_console
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from aimass.client.zoo import ZooEntry
 
 app = typer.Typer(
@@ -32,16 +34,21 @@ def list_entries(ctx: typer.Context, json_: JsonOpt = False) -> None:
     if json_:
         print_json(entries)
         return
+    stdout_console().print(zoo_table(entries))
+
+
+def zoo_table(entries: list[ZooEntry]) -> Table:
+    """One line per entry that fits 80 columns; no cell is cut or broken inside a word."""
     from rich.table import Table
 
-    table = Table(title=f"{len(entries)} model(s) in the library")
+    table = Table(title=f"{len(entries)} model(s) in the library", box=None, pad_edge=False)
     # The family is the name's prefix (classical., vision., ...), so it needs no column.
     for column in ("name", "task", "default dataset", "exports"):
-        # Names stay whole so they can be copied; the other columns give way.
-        table.add_column(column, overflow="fold", no_wrap=column in ("name", "default dataset"))
+        # Names and tasks stay whole; the export list wraps at its commas.
+        table.add_column(column, overflow="fold", no_wrap=column != "exports")
     for e in entries:
         table.add_row(e.name, e.task or "-", e.default_dataset or "-", ", ".join(e.exports))
-    stdout_console().print(table)
+    return table
 
 
 def _show(entry: ZooEntry) -> None:

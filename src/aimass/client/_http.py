@@ -61,7 +61,10 @@ def _server_error(response: httpx.Response, had_token: bool) -> AimassError:
         if text:
             message += f": {text[:200]}"
     if cls.status == 401 and not had_token:
-        message += " (no token was given: pass --token or set AIMASS_TOKEN)"
+        message += (
+            " (no token was given: pass --token, set AIMASS_TOKEN, or put it in "
+            "~/.aimass/token; the server's admin token is in its own ~/.aimass/token)"
+        )
     exc = cls(message)
     exc.status = response.status_code
     exc.request_id = request_id  # type: ignore[attr-defined]

@@ -59,6 +59,7 @@ class PredictResult(BaseModel):
     version: int
     predictions: list[JsonValue]
     probabilities: list[JsonValue] | None = None
+    ignored_columns: list[str] | None = None
 
 
 def _spec(cls: type[_Spec], **fields: object) -> _Spec:

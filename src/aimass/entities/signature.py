@@ -31,6 +31,9 @@ class TensorSpec(BaseModel):
     name: str = Field(min_length=1, max_length=256)
     datatype: str
     shape: list[int]
+    #: Names of the last dimension's columns when known (a model fitted on a table);
+    #: left out of the JSON when unknown, so older signatures keep theirs.
+    columns: list[str] | None = Field(default=None, exclude_if=lambda v: v is None)
 
     def model_post_init(self, _context: object) -> None:
         if self.datatype not in DATATYPES:
@@ -40,6 +43,10 @@ class TensorSpec(BaseModel):
             )
         if any(d < -1 for d in self.shape):
             raise ValueError("shape dimensions must be -1 (variable) or >= 0")
+        if self.columns is not None and (
+            len(self.shape) != 2 or self.shape[1] not in (-1, len(self.columns))
+        ):
+            raise ValueError("columns name the columns of a 2-D input; one name per column")
 
 
 class Signature(BaseModel):
@@ -49,3 +56,5 @@ class Signature(BaseModel):
 
     inputs: list[TensorSpec]
     outputs: list[TensorSpec] = Field(default_factory=list)
+    #: Whether the model accepts missing values (NaN) in its float inputs (left out when False).
+    allows_missing: bool = Field(default=False, exclude_if=lambda v: v is False)

@@ -29,6 +29,9 @@ class EstimatorPredictor:
     def __init__(self, estimator: object, signature: Signature | None) -> None:
         self.estimator = estimator
         self.signature = signature
+        names = getattr(estimator, "feature_names_in_", None)
+        #: The column names it was fitted with: a 2-D batch is handed over as a table of them.
+        self.columns = [str(n) for n in names] if isinstance(names, np.ndarray) else None
 
     def predict(self, batch: Batch) -> Array:
         """Return ``estimator.predict`` of the batch."""
@@ -45,20 +48,26 @@ class EstimatorPredictor:
         if not isinstance(batch, Mapping):
             return batch
         if len(batch) == 1:
-            return next(iter(batch.values()))
-        names = getattr(self.estimator, "feature_names_in_", None)
-        if names is None or set(batch) != {str(n) for n in names}:
+            array = next(iter(batch.values()))
+            if self.columns is None or array.ndim != 2 or array.shape[1] != len(self.columns):
+                return array
+            import pandas as pd
+
+            # Fitted on a named table: give it one (as a bare array, sklearn warns on each call).
+            return pd.DataFrame(array, columns=self.columns, copy=False)
+        names = self.columns
+        if names is None or set(batch) != set(names):
             raise InvalidInput(
                 "this model takes one input tensor, or one tensor per named feature column; "
                 f"got {', '.join(batch)}"
             )
         import pandas as pd
 
-        return pd.DataFrame({str(n): np.asarray(batch[str(n)]).reshape(-1) for n in names})
+        return pd.DataFrame({n: np.asarray(batch[n]).reshape(-1) for n in names})
 
 
 def estimator_signature(estimator: object) -> Signature | None:
-    """Infer a signature from a fitted estimator's ``n_features_in_`` and ``classes_``."""
+    """Infer a signature from a fitted estimator's features, classes and NaN tolerance."""
     n_features = getattr(estimator, "n_features_in_", None)
     if not isinstance(n_features, int | np.integer):
         return None
@@ -73,10 +82,22 @@ def estimator_signature(estimator: object) -> Signature | None:
         and classes.ndim == 1
     ):
         outputs.append(TensorSpec(name="predict_proba", datatype="FP64", shape=[-1, len(classes)]))
-    return Signature(
-        inputs=[TensorSpec(name="input", datatype="FP64", shape=[-1, int(n_features)])],
-        outputs=outputs,
-    )
+    names = getattr(estimator, "feature_names_in_", None)
+    columns = None
+    if isinstance(names, np.ndarray) and len(names) == int(n_features):
+        columns = [str(n) for n in names]
+    spec = TensorSpec(name="input", datatype="FP64", shape=[-1, int(n_features)], columns=columns)
+    return Signature(inputs=[spec], outputs=outputs, allows_missing=_allows_nan(estimator))
+
+
+def _allows_nan(estimator: object) -> bool:
+    """Whether scikit-learn's tags say the estimator accepts NaN in its input."""
+    try:
+        from sklearn.utils import get_tags
+
+        return bool(get_tags(estimator).input_tags.allow_nan)
+    except Exception:  # not a scikit-learn estimator, or tags it cannot read
+        return False
 
 
 def require_predict(obj: object, what: str) -> None:

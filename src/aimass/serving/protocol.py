@@ -21,6 +21,7 @@ import orjson
 
 from aimass.errors import InvalidInput
 from aimass.flavors.signature import DATATYPES
+from aimass.serving.input_checks import check_missing, match_columns
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -122,9 +123,11 @@ def parse_infer_request(
         raise ProtocolError("'id' must be a string")
     params = doc.get("parameters")
     binary_output = type(params) is dict and params.get("binary_data_output") is True
+    inputs = conform_inputs(arrays, signature)
+    check_missing(inputs, signature)
     return InferRequest(
         id=request_id,
-        inputs=conform_inputs(arrays, signature),
+        inputs=inputs,
         outputs=_requested_outputs(doc.get("outputs"), binary_output),
         binary_output=binary_output,
     )
@@ -388,10 +391,25 @@ def spec_json(spec: TensorSpec) -> dict[str, Any]:
     return {"name": spec.name, "datatype": spec.datatype, "shape": list(spec.shape)}
 
 
+@dataclass(slots=True)
+class PredictRequest:
+    """A parsed plain predict body: inputs by name, and record columns the model ignores."""
+
+    inputs: dict[str, Array]
+    ignored_columns: list[str]
+
+
 def parse_predict_request(
     body: bytes, signature: Signature | None, max_tensor_elements: int
 ) -> dict[str, Array]:
     """Parse the plain predict body: rows ``{"inputs": [[...], ...]}`` or records ``[{...}]``."""
+    return parse_predict(body, signature, max_tensor_elements).inputs
+
+
+def parse_predict(
+    body: bytes, signature: Signature | None, max_tensor_elements: int
+) -> PredictRequest:
+    """Parse the plain predict body, matching records to named columns, checking for NaN."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -400,6 +418,7 @@ def parse_predict_request(
     if type(rows) is not list or not rows:
         raise ProtocolError("the body needs 'inputs': a non-empty list of rows or of records")
     specs = signature.inputs if signature is not None else []
+    ignored: list[str] = []
     if type(rows[0]) is dict:
         columns = list(rows[0])
         table: list[list[object]] = []
@@ -410,8 +429,12 @@ def parse_predict_request(
                 table.append([record[c] for c in columns])
             except KeyError as exc:
                 raise ProtocolError(f"a record lacks the key {str(exc.args[0])[:64]!r}") from None
-        if len(specs) > 1 and set(columns) == {s.name for s in specs}:
-            return _columns_as_inputs(table, columns, specs, max_tensor_elements)
+        if len(specs) > 1:
+            inputs, ignored = _columns_as_inputs(table, columns, specs, max_tensor_elements)
+            check_missing(inputs, signature)
+            return PredictRequest(inputs, ignored)
+        if specs and specs[0].columns:
+            table, ignored = match_columns(columns, table, specs[0])
         rows = table
     spec = specs[0] if specs else None
     if len(specs) > 1:
@@ -421,24 +444,33 @@ def parse_predict_request(
         )
     datatype = spec.datatype if spec is not None else "FP64"
     array = _plain_array("inputs", rows, datatype, max_tensor_elements)
-    if spec is None:
-        return {"input": array}
-    return {spec.name: conform(spec, array, datatype)}
+    inputs = {"input": array} if spec is None else {spec.name: conform(spec, array, datatype)}
+    check_missing(inputs, signature)
+    return PredictRequest(inputs, ignored)
 
 
 def _columns_as_inputs(
     table: list[list[object]], columns: list[str], specs: list[TensorSpec], max_elements: int
-) -> dict[str, Array]:
-    by_name = {s.name: s for s in specs}
+) -> tuple[dict[str, Array], list[str]]:
+    """One input per named column (a model with an input per feature); extras are ignored."""
+    index = {column: i for i, column in enumerate(columns)}
+    missing = [s.name for s in specs if s.name not in index]
+    if missing:
+        raise ProtocolError(
+            f"the records lack the column{'s' if len(missing) > 1 else ''} "
+            + ", ".join(repr(c) for c in missing)
+            + "; the model takes "
+            + ", ".join(repr(s.name) for s in specs)
+        )
     result: dict[str, Array] = {}
-    for index, column in enumerate(columns):
-        spec = by_name[column]
-        values = [row[index] for row in table]
-        array = _plain_array(column, values, spec.datatype, max_elements)
+    for spec in specs:
+        at = index[spec.name]
+        values = [row[at] for row in table]
+        array = _plain_array(spec.name, values, spec.datatype, max_elements)
         if len(spec.shape) == 2 and array.ndim == 1:
             array = array.reshape(-1, 1)
-        result[column] = conform(spec, array, spec.datatype)
-    return result
+        result[spec.name] = conform(spec, array, spec.datatype)
+    return result, [column for column in columns if column not in result]
 
 
 def _plain_array(name: str, data: list[Any], datatype: str, max_elements: int) -> Array:

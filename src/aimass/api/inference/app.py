@@ -37,7 +37,7 @@ from aimass.serving.protocol import (
     dumps,
     encode_infer_response,
     parse_infer_request,
-    parse_predict_request,
+    parse_predict,
     spec_json,
     to_json_value,
 )
@@ -390,9 +390,12 @@ class InferenceApp:
             raise HTTPError(403, f"this token may not use project {project!r}")
         body = await read_body(receive, content_length, self.max_body_bytes)
 
+        ignored: list[str] = []
+
         async def call(served: ServedVersion) -> dict[str, Array]:
-            inputs = parse_predict_request(body, served.signature, self.max_tensor_elements)
-            return await served.runner.infer(inputs)
+            request = parse_predict(body, served.signature, self.max_tensor_elements)
+            ignored[:] = request.ignored_columns
+            return await served.runner.infer(request.inputs)
 
         deployment, served, metrics, outputs = await self._run_model(
             name, project, None, request_id, call
@@ -407,6 +410,8 @@ class InferenceApp:
         proba = outputs.get(runner.proba_output)
         if proba is not None:
             answer["probabilities"] = to_json_value(proba)
+        if ignored:
+            answer["ignored_columns"] = ignored
         await _answer(send, 200, dumps(answer), request_id, _JSON)
         metrics.request(200, time.perf_counter() - started)
 

@@ -44,6 +44,19 @@ def _job(ctx: Ctx, job_id: int) -> Job:
         return service.read_job(session, job_id, ctx.project)
 
 
+NO_SCHEDULER = (
+    "no scheduler is running on this server (started with --no-jobs); "
+    "it waits for a server that runs jobs on the same database"
+)
+
+
+def said_waiting(ctx: Ctx, job: Job) -> Job:
+    """A queued job, in the answer of a server without a scheduler, says why it waits."""
+    if ctx.platform.settings.jobs or job.state != "queued" or job.reason:
+        return job
+    return job.model_copy(update={"reason": NO_SCHEDULER})
+
+
 @router.get("/entries")
 def list_entries(ctx: Viewer) -> list[EntryInfo]:
     """What jobs can run by name: each entry's kinds, description and params schema."""
@@ -58,7 +71,7 @@ def submit_job(body: JobCreate, ctx: Editor) -> Job:
         p.db, p.store, p.catalog, ctx.project, body, p.settings.spool_dir
     )
     wake_scheduler(ctx)
-    return job
+    return said_waiting(ctx, job)
 
 
 @router.post("/script", status_code=201)
@@ -82,7 +95,7 @@ async def submit_script(request: Request, ctx: ScriptSubmitter) -> Job:
             p.settings.spool_dir,
         )
     wake_scheduler(ctx)
-    return job
+    return said_waiting(ctx, job)
 
 
 @router.get("")
@@ -102,7 +115,7 @@ def list_jobs(
 @router.get("/{job_id}")
 def read_job(job_id: Id, ctx: Viewer) -> Job:
     """One job and where its state machine stands."""
-    return _job(ctx, job_id)
+    return said_waiting(ctx, _job(ctx, job_id))
 
 
 @router.get("/{job_id}/events")
