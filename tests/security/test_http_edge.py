@@ -7,10 +7,8 @@ must hold without tokens.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +16,7 @@ import httpx
 import pytest
 from tests.security._edge import platform
 
-from aimass.api.middleware import DEFAULT_MAX_BODY, EdgePolicy, RequestGuard, allowed_hosts
+from aimass.api.middleware import DEFAULT_MAX_BODY, allowed_hosts
 from aimass.config import Settings
 
 EVIL = "http://evil.example"
@@ -223,52 +221,3 @@ def test_chunked_json_body_over_the_limit_is_413(web: httpx.Client) -> None:
     error = response.json()["error"]
     assert error["code"] == "too_large"
     assert error["request_id"] == response.headers["x-request-id"]
-
-
-def test_edge_adds_only_microseconds() -> None:
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"{}"})
-
-    policy = EdgePolicy(frozenset({b"127.0.0.1"}), 10, 10)
-    guard = RequestGuard(app, policy, lambda path: path.startswith("/v2"))
-    headers = [
-        (b"host", b"127.0.0.1:8080"), (b"content-type", b"application/json"),
-        (b"content-length", b"2"), (b"authorization", b"Bearer x"), (b"accept", b"*/*"),
-    ]  # fmt: skip
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"{}", "more_body": False}
-
-    async def send(_message: Any) -> None:
-        return None
-
-    async def guarded_app(scope: Any, receive: Any, send: Any) -> None:
-        await receive()
-        await app(scope, receive, send)
-
-    guarded = RequestGuard(guarded_app, policy, lambda path: path.startswith("/v2"))
-
-    async def timed(target: Any, n: int) -> float:
-        scope = {"type": "http", "method": "POST", "path": "/v2/models/m/infer",
-                 "headers": headers, "query_string": b""}  # fmt: skip
-        started = time.perf_counter()
-        for _ in range(n):
-            await target(dict(scope), receive, send)
-        return (time.perf_counter() - started) / n
-
-    async def measure() -> float:
-        n = 20_000
-        await timed(guarded, 1000)
-
-        async def bare(scope: Any, receive: Any, send: Any) -> None:
-            await guarded_app(scope, receive, send)
-
-        base = min([await timed(bare, n) for _ in range(3)])
-        edge = min([await timed(guarded, n) for _ in range(3)])
-        return (edge - base) * 1e6
-
-    added_us = asyncio.run(measure())
-    print(f"edge adds {added_us:.1f} us per request")
-    assert guard is not None
-    assert added_us < 25  # a few µs on a quiet machine; loose for a busy CI box
