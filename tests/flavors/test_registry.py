@@ -76,7 +76,7 @@ def test_a_named_flavor_must_agree_with_the_file(registry: FlavorRegistry, tmp_p
     path = tmp_path / "upload"
     path.write_bytes(b"just some text")
 
-    with pytest.raises(Unprocessable, match="does not look like a model file of flavor .sklearn."):
+    with pytest.raises(Unprocessable, match="does not look like a model file of flavor 'sklearn'"):
         inspect_upload(registry, path, "model.skops", "sklearn", trusted=False)
 
 

@@ -67,12 +67,14 @@ def inspect_upload(
         # The named flavor must agree with the bytes, so that naming a safe flavor
         # cannot route a file of another format into a loader that was not meant for it.
         if not chosen.sniff(path, filename):
-            raise Unprocessable(f"{filename!r} does not look like a model file of flavor {chosen.name!r}")
+            raise Unprocessable(
+                f"{filename!r} does not look like a model file of flavor {chosen.name!r}"
+            )
     if chosen.requires_trust and not trusted:
         raise Unprocessable(
-            f"{filename!r} is a file of flavor {chosen.name!r}: loading this format (pickle, joblib, "
-            "torch.save) runs code it contains, so it is refused unless trusted. Upload a "
-            "safe format instead (skops for scikit-learn, ONNX, TorchScript), or mark the "
-            "upload trusted (an admin may)."
+            f"{filename!r} is a file of flavor {chosen.name!r}: loading this format "
+            "(pickle, joblib, torch.save) runs code it contains, so it is refused unless "
+            "trusted. Upload a safe format instead (skops for scikit-learn, ONNX, "
+            "TorchScript), or have an admin on all projects mark the upload trusted."
         )
     return chosen.name, chosen.inspect(path, trusted)

@@ -154,7 +154,7 @@ class SklearnFlavor(Flavor):
             raise Unprocessable(
                 "this skops file holds types that are not trusted by default, and loading "
                 f"them could run code: {', '.join(sorted(untrusted))}. Mark the upload trusted "
-                "(an admin may) to load them."
+                "(an admin on all projects may) to load them."
             )
         return untrusted
 
