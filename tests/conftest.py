@@ -276,3 +276,24 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
     pickle_path = out / "model.pkl"
     pickle_path.write_bytes(pickle.dumps(model))
     return ModelFiles(onnx=onnx_path, skops=skops_path, pickle=pickle_path, x=x, y=y)
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (never a downloaded browser); one per test session.
+
+    Skipped where ``/usr/bin/chromium`` is missing (``make install`` installs it).
+    """
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: `apt-get install -y chromium` (make install does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
