@@ -1,0 +1,64 @@
+"""Monitoring records: drift reports, logged predictions and their queries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+FeatureKind = Literal["numeric", "categorical"]
+
+
+class FeatureDrift(BaseModel):
+    """One feature's drift in one window against the reference."""
+
+    feature: str
+    kind: FeatureKind
+    #: The drift test's name (a ``drift_tests`` registry entry) and its p-value.
+    test: str
+    p_value: float
+    #: The distance (Wasserstein in reference standard deviations, or Jensen-Shannon).
+    distance: str
+    score: float
+    #: The bootstrap distance threshold (never below the smallest effect that counts).
+    threshold: float
+    #: Population stability index (binned on the reference's deciles or categories).
+    psi: float
+    drifted: bool
+
+
+class DriftReport(BaseModel):
+    """Drift of a window of live data against a reference, feature by feature."""
+
+    deployment: str | None = None
+    project: str | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    rows: int
+    reference_rows: int
+    #: The family-wise false-alarm rate the per-feature tests share (Bonferroni).
+    alpha: float
+    features: list[FeatureDrift]
+    drifted: list[str] = Field(default_factory=list)
+
+
+class PredictionRecord(BaseModel):
+    """One logged prediction: what was asked, what was answered, by which version."""
+
+    request_id: str
+    time: datetime
+    project: str
+    deployment: str
+    model: str
+    version: int
+    latency_ms: float
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+
+
+class PredictionPage(BaseModel):
+    """Logged predictions matching a query, oldest first."""
+
+    records: list[PredictionRecord]
+    total: int
