@@ -74,7 +74,7 @@ def test_a_large_window_does_not_fire_on_a_negligible_difference() -> None:
 def test_bad_input_is_refused_with_a_clear_message(detector: DriftDetector) -> None:
     with pytest.raises(InvalidInput, match="no column 'age'"):
         detector.check(pd.DataFrame({"income": [1.0]}))
-    with pytest.raises(InvalidInput, match="no drift test named 'no'"):
+    with pytest.raises(InvalidInput, match="no drift test named 'nope'"):
         DriftDetector(
             _table(np.random.default_rng(0), 50), TESTS, DriftSettings(numeric_test="nope")
         )
