@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -56,6 +57,18 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     max_connections: int = Field(default=2000, ge=1, le=1_000_000)
+    #: Share of answered requests written to the prediction log (0 off, 1 all).
+    prediction_log_sample: float = Field(default=0.0, ge=0, le=1)
+    #: Per-deployment sampling rates (JSON object: ``{"iris": 1.0}``); others use the default.
+    prediction_log_rates: dict[str, float] = Field(default_factory=dict)
+    #: Records the in-memory log queue holds before it drops (and counts) new ones.
+    prediction_log_queue: int = Field(default=100_000, ge=1, le=10_000_000)
+    prediction_log_flush_s: float = Field(default=1.0, gt=0, le=3600)
+    #: Drift: seconds between checks, the window's span, and the family-wise false-alarm rate.
+    drift_interval_s: float = Field(default=30.0, gt=0, le=86400)
+    drift_window_s: float = Field(default=300.0, gt=0, le=7 * 86400)
+    drift_min_rows: int = Field(default=200, ge=10)
+    drift_alpha: float = Field(default=0.005, gt=0, lt=1)
 
     @field_validator("home")
     @classmethod
@@ -157,6 +170,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_HEADER_TIMEOUT_S": str(settings.header_timeout_s),
         "AIMASS_BODY_TIMEOUT_S": str(settings.body_timeout_s),
         "AIMASS_MAX_CONNECTIONS": str(settings.max_connections),
+        "AIMASS_PREDICTION_LOG_SAMPLE": str(settings.prediction_log_sample),
+        "AIMASS_PREDICTION_LOG_RATES": json.dumps(settings.prediction_log_rates),
+        "AIMASS_PREDICTION_LOG_QUEUE": str(settings.prediction_log_queue),
+        "AIMASS_PREDICTION_LOG_FLUSH_S": str(settings.prediction_log_flush_s),
+        "AIMASS_DRIFT_INTERVAL_S": str(settings.drift_interval_s),
+        "AIMASS_DRIFT_WINDOW_S": str(settings.drift_window_s),
+        "AIMASS_DRIFT_MIN_ROWS": str(settings.drift_min_rows),
+        "AIMASS_DRIFT_ALPHA": str(settings.drift_alpha),
     }
     for key, value in (
         ("AIMASS_JOB_SLOTS", settings.job_slots),

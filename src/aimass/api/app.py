@@ -21,10 +21,12 @@ from aimass.api.routes import (
     job_attempts,
     jobs,
     models,
+    monitoring,
     pipelines,
     schedules,
     zoo,
 )
+from aimass.monitoring.metrics import PredictionLogCollector
 from aimass.platform import Platform
 
 
@@ -86,6 +88,7 @@ def _control_plane(platform: Platform) -> FastAPI:
         zoo,
         schedules,
         pipelines,
+        monitoring,
     ):
         app.include_router(module.router)
     return app
@@ -104,6 +107,8 @@ def create_app(platform: Platform) -> PlatformApp:
         max_body_bytes=settings.max_inference_bytes,
         max_tensor_elements=settings.max_tensor_elements,
         server_version=__version__,
+        prediction_log=platform.prediction_log,
     )
+    inference.metrics.registry.register(PredictionLogCollector(platform.prediction_log))
     control = _control_plane(platform)
     return PlatformApp(control, inference, platform, EdgePolicy.from_settings(settings))

@@ -11,6 +11,7 @@ from aimass.client.datasets import Datasets
 from aimass.client.deployments import Deployments, Inputs, PredictResult
 from aimass.client.jobs import Jobs
 from aimass.client.models import Models
+from aimass.client.monitoring import Monitoring
 from aimass.client.pipelines import Pipelines
 from aimass.client.projects import Projects
 from aimass.client.schedules import Schedules
@@ -70,6 +71,8 @@ class Client:
         """Pipelines: DAGs of steps with conditions; start runs and watch each step."""
         self.zoo = Zoo(self._http, self.jobs)
         """The model library: entries, built-in datasets, and training one."""
+        self.monitoring = Monitoring(self._http)
+        """Monitoring: prediction logs, their export, drift reports and events."""
 
     def whoami(self) -> Principal:
         """Who the server thinks this client is: token name, role and project."""

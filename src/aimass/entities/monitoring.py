@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 FeatureKind = Literal["numeric", "categorical"]
 
@@ -44,9 +44,11 @@ class DriftReport(BaseModel):
 
 
 class PredictionRecord(BaseModel):
-    """One logged prediction: what was asked, what was answered, by which version."""
+    """One logged predicted row: what was asked, what was answered, by which version."""
 
     request_id: str
+    #: The row's index within its request (a request may carry several rows).
+    row: int = 0
     time: datetime
     project: str
     deployment: str
@@ -62,3 +64,28 @@ class PredictionPage(BaseModel):
 
     records: list[PredictionRecord]
     total: int
+
+
+class MonitoringEvent(BaseModel):
+    """Something monitoring noticed: ``kind`` drift or alert, about ``subject``."""
+
+    id: int
+    project: str
+    kind: str
+    subject: str
+    severity: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+
+
+class PredictionExport(BaseModel):
+    """Write logged predictions (features and ``prediction``) as a new dataset version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(min_length=1, max_length=128)
+    start: datetime | None = None
+    end: datetime | None = None
+    version: int | None = Field(default=None, ge=1)
+    description: str = Field(default="", max_length=10_000)

@@ -17,6 +17,9 @@ from aimass.config import Settings
 from aimass.errors import Unavailable
 from aimass.flavors.registry import FlavorRegistry
 from aimass.jobs.catalog import EntryCatalog
+from aimass.monitoring.drift import DriftSettings
+from aimass.monitoring.drift_service import DriftService, DriftWatcher
+from aimass.monitoring.prediction_log import PredictionLog, PredictionLogWriter
 from aimass.platform.notifier import LocalNotifier, Notifier, Topic
 from aimass.platform.services import Services, SharedLeadership
 from aimass.plugins import Registries, load_plugins
@@ -80,6 +83,25 @@ class Platform:
             freeze_gc=settings.tune_gc,
         )
         self.services.add(self.reconciler, "every", topics=("deployments",))
+        #: Answered predictions, sampled, queued here and written by the writer loop.
+        self.prediction_log = PredictionLog(
+            settings.prediction_log_sample,
+            settings.prediction_log_rates,
+            settings.prediction_log_queue,
+        )
+        self.services.add(
+            PredictionLogWriter(self.prediction_log, store, settings.prediction_log_flush_s),
+            "every",
+        )
+        #: Drift reports of logged traffic; the watcher turns new drift into events.
+        self.drift = DriftService(db, store, registries, DriftSettings(alpha=settings.drift_alpha))
+        self.drift_watcher = DriftWatcher(
+            self.drift,
+            interval=settings.drift_interval_s,
+            window_s=settings.drift_window_s,
+            min_rows=settings.drift_min_rows,
+        )
+        self.services.add(self.drift_watcher, "leader")
         self._jobs: JobServices | None = None
 
     @classmethod

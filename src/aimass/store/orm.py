@@ -23,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from aimass.entities.auth import Token
 from aimass.entities.datasets import ColumnSchema, Dataset, DatasetVersion, Profile
 from aimass.entities.jobs import Job, JobCheckpoint, JobEvent, JobMetric, Resources
+from aimass.entities.monitoring import MonitoringEvent
 from aimass.entities.registry import Lineage, Model, ModelVersion
 from aimass.entities.signature import Signature
 
@@ -582,3 +583,31 @@ class ScheduleRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     project: Mapped[ProjectRow] = relationship(lazy="joined")
+
+
+class MonitoringEventRow(Base):
+    """Something monitoring noticed (a drift, an alert firing or resolving)."""
+
+    __tablename__ = "monitoring_events"
+    __table_args__ = (Index("ix_monitoring_events_project_time", "project", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(256))
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def to_entity(self) -> MonitoringEvent:
+        return MonitoringEvent(
+            id=self.id,
+            project=self.project,
+            kind=self.kind,
+            subject=self.subject,
+            severity=self.severity,
+            message=self.message,
+            details=dict(self.details or {}),
+            created_at=aware_utc(self.created_at),
+        )

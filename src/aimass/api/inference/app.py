@@ -30,6 +30,7 @@ from aimass.api.edge import (
 from aimass.auth.cache import AuthCache
 from aimass.auth.entities import Principal
 from aimass.errors import AimassError, InvalidInput, Unauthenticated, Unavailable
+from aimass.monitoring.prediction_log import PredictionLog, Served
 from aimass.serving.batcher import BatcherClosed
 from aimass.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from aimass.serving.metrics import InferenceMetrics, VersionMetrics
@@ -84,8 +85,11 @@ class InferenceApp:
         *,
         metrics: InferenceMetrics | None = None,
         auth_ttl_s: float = 2.0,
+        prediction_log: PredictionLog | None = None,
     ) -> None:
         self.repository = repository
+        #: Where answered predictions are queued (sampled); None logs nothing.
+        self.prediction_log = prediction_log
         self.auth_enabled = auth_enabled
         self.max_body_bytes = max_body_bytes
         self.max_tensor_elements = max_tensor_elements
@@ -312,7 +316,7 @@ class InferenceApp:
                     raise InvalidInput(f"this model gives no output {_quote(out)}")
             return request, outputs
 
-        _, served, metrics, (request, outputs) = await self._run_model(
+        deployment, served, metrics, (request, outputs) = await self._run_model(
             name, project, version, request_id, call
         )
         payload, json_length = encode_infer_response(
@@ -327,6 +331,7 @@ class InferenceApp:
                 (b"inference-header-content-length", str(json_length).encode()),
             )  # fmt: skip
         metrics.request(200, time.perf_counter() - started)
+        self._log(deployment, served, request_id, request.inputs, outputs, started)
 
     async def _run_model(
         self,
@@ -391,10 +396,12 @@ class InferenceApp:
         body = await read_body(receive, content_length, self.max_body_bytes)
 
         ignored: list[str] = []
+        inputs: dict[str, Array] = {}
 
         async def call(served: ServedVersion) -> dict[str, Array]:
             request = parse_predict(body, served.signature, self.max_tensor_elements)
             ignored[:] = request.ignored_columns
+            inputs.update(request.inputs)
             return await served.runner.infer(request.inputs)
 
         deployment, served, metrics, outputs = await self._run_model(
@@ -414,6 +421,28 @@ class InferenceApp:
             answer["ignored_columns"] = ignored
         await _answer(send, 200, dumps(answer), request_id, _JSON)
         metrics.request(200, time.perf_counter() - started)
+        self._log(deployment, served, request_id, inputs, outputs, started)
+
+    def _log(
+        self,
+        deployment: ServedDeployment,
+        served: ServedVersion,
+        request_id: str,
+        inputs: dict[str, Array],
+        outputs: dict[str, Array],
+        started: float,
+    ) -> None:
+        """Queue the answered prediction in the prediction log (sampled, never waits)."""
+        if self.prediction_log is None:
+            return
+        runner = served.runner
+        self.prediction_log.record(
+            Served(
+                deployment.project, deployment.name, served.model, served.version,
+                served.signature, runner.predict_output, runner.proba_output,
+            ),
+            request_id, inputs, outputs, time.perf_counter() - started,
+        )  # fmt: skip
 
     def _bind(self, deployment: ServedDeployment, served: ServedVersion) -> VersionMetrics:
         metrics = self.metrics.version(

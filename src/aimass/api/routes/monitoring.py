@@ -1,0 +1,81 @@
+"""/api/v1/deployments/{name}/predictions, /drift and /api/v1/monitoring/events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from aimass.api.deps import Ctx, editor, viewer
+from aimass.entities.datasets import DatasetVersion
+from aimass.entities.monitoring import (
+    DriftReport,
+    MonitoringEvent,
+    PredictionExport,
+    PredictionPage,
+)
+from aimass.monitoring import events, predictions
+
+router = APIRouter(tags=["monitoring"])
+Viewer = Annotated[Ctx, Depends(viewer)]
+Editor = Annotated[Ctx, Depends(editor)]
+
+
+@router.get("/api/v1/deployments/{name}/predictions")
+def list_predictions(
+    name: str,
+    ctx: Viewer,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    version: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    sample: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+    seed: int | None = None,
+) -> PredictionPage:
+    """Logged predictions of a deployment in ``[start, end)``: the first ``limit``, or a sample."""
+    return predictions.query_predictions(
+        ctx.platform.store, ctx.project, name,
+        start=start, end=end, version=version, limit=limit, sample=sample, seed=seed,
+    )  # fmt: skip
+
+
+@router.post("/api/v1/deployments/{name}/predictions/export", status_code=201)
+def export_predictions(name: str, body: PredictionExport, ctx: Editor) -> DatasetVersion:
+    """Save logged predictions as a new version of a dataset (Parquet)."""
+    return predictions.export_predictions(
+        ctx.platform.db, ctx.platform.store, ctx.project, name, body.dataset,
+        start=body.start, end=body.end, version=body.version, description=body.description,
+    )  # fmt: skip
+
+
+@router.get("/api/v1/deployments/{name}/drift")
+def drift_report(
+    name: str,
+    ctx: Viewer,
+    window_s: Annotated[float, Query(gt=0, le=604_800)] = 300.0,
+    end: datetime | None = None,
+    reference_dataset: str | None = None,
+    reference_version: Annotated[int | None, Query(ge=1)] = None,
+    alpha: Annotated[float | None, Query(gt=0, lt=1)] = None,
+) -> DriftReport:
+    """Per-feature drift of the deployment's logged traffic in the last ``window_s`` seconds."""
+    return ctx.platform.drift.report(
+        ctx.project, name, window_s=window_s, end=end,
+        reference_dataset=reference_dataset, reference_version=reference_version, alpha=alpha,
+    )  # fmt: skip
+
+
+@router.get("/api/v1/monitoring/events")
+def list_events(
+    ctx: Viewer,
+    kind: str | None = None,
+    subject: str | None = None,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[MonitoringEvent]:
+    """Monitoring events of the project (drift, alerts), newest first."""
+    with ctx.platform.db.session() as session:
+        return events.list_events(
+            session, ctx.project, kind=kind, subject=subject, since=since, limit=limit
+        )

@@ -1,0 +1,110 @@
+"""Monitoring through the SDK: prediction logs, their export, drift reports and events."""
+
+from __future__ import annotations
+
+import builtins
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from aimass.client._http import HttpSession
+from aimass.entities.datasets import DatasetVersion
+from aimass.entities.monitoring import (
+    DriftReport,
+    MonitoringEvent,
+    PredictionExport,
+    PredictionPage,
+)
+
+
+def _when(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+class Monitoring:
+    """``client.monitoring``: what deployments were asked and answered, and how it drifts."""
+
+    def __init__(self, http: HttpSession) -> None:
+        self._http = http
+
+    def predictions(
+        self,
+        deployment: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        version: int | None = None,
+        limit: int = 100,
+        sample: int | None = None,
+        seed: int | None = None,
+    ) -> PredictionPage:
+        """Logged rows of ``deployment`` in ``[start, end)``: the first ``limit``, or a sample."""
+        params: dict[str, Any] = {
+            "start": _when(start), "end": _when(end), "version": version, "limit": limit,
+            "sample": sample, "seed": seed,
+        }  # fmt: skip
+        return PredictionPage.model_validate(
+            self._http.get_json(
+                f"/api/v1/deployments/{quote(deployment, safe='')}/predictions",
+                self._http.scoped(params),
+            )
+        )
+
+    def export(
+        self,
+        deployment: str,
+        dataset: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        version: int | None = None,
+        description: str = "",
+    ) -> DatasetVersion:
+        """Save logged predictions as a new version of ``dataset``."""
+        body = PredictionExport(
+            dataset=dataset, start=start, end=end, version=version, description=description
+        )
+        response = self._http.request(
+            "POST",
+            f"/api/v1/deployments/{quote(deployment, safe='')}/predictions/export",
+            params=self._http.scoped(),
+            json_body=body.model_dump(mode="json"),
+        )
+        return DatasetVersion.model_validate(response.json())
+
+    def drift(
+        self,
+        deployment: str,
+        *,
+        window_s: float = 300.0,
+        end: datetime | None = None,
+        reference_dataset: str | None = None,
+        reference_version: int | None = None,
+        alpha: float | None = None,
+    ) -> DriftReport:
+        """Per-feature drift of the deployment's traffic in the last ``window_s`` seconds."""
+        params: dict[str, Any] = {
+            "window_s": window_s, "end": _when(end), "reference_dataset": reference_dataset,
+            "reference_version": reference_version, "alpha": alpha,
+        }  # fmt: skip
+        return DriftReport.model_validate(
+            self._http.get_json(
+                f"/api/v1/deployments/{quote(deployment, safe='')}/drift",
+                self._http.scoped(params),
+            )
+        )
+
+    def events(
+        self,
+        *,
+        kind: str | None = None,
+        subject: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> builtins.list[MonitoringEvent]:
+        """The project's monitoring events (drift, alerts), newest first."""
+        params: dict[str, Any] = {
+            "kind": kind, "subject": subject, "since": _when(since), "limit": limit
+        }  # fmt: skip
+        found = self._http.get_json("/api/v1/monitoring/events", self._http.scoped(params))
+        return [MonitoringEvent.model_validate(e) for e in found]

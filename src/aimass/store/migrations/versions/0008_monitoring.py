@@ -1,0 +1,37 @@
+"""monitoring: events (drift, alerts)
+
+Revision ID: 0008
+Revises: 0006
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "monitoring_events",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("project", sa.String(128), nullable=False),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("subject", sa.String(256), nullable=False),
+        sa.Column("severity", sa.String(16), nullable=False),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("details", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index(
+        "ix_monitoring_events_project_time", "monitoring_events", ["project", "created_at"]
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_monitoring_events_project_time", table_name="monitoring_events")
+    op.drop_table("monitoring_events")
