@@ -60,7 +60,13 @@ def test_services_start_in_order_and_stop_in_reverse(settings: Settings) -> None
 
     asyncio.run(main())
     kinds = [(r.name, r.where) for r in platform.services.registered]
-    assert kinds == [("deployment-reconciler", "every"), ("first", "every"), ("second", "leader")]
+    assert kinds == [
+        ("deployment-reconciler", "every"),
+        ("prediction-log-writer", "every"),
+        ("drift-watcher", "leader"),
+        ("first", "every"),
+        ("second", "leader"),
+    ]
     assert journal == ["start first", "start second", "stop second", "stop first"]
 
 
@@ -81,6 +87,8 @@ def test_jobs_services_declare_where_they_run(settings: Settings) -> None:
 
     assert asyncio.run(main()) == [
         ("deployment-reconciler", "every", ("deployments",)),
+        ("prediction-log-writer", "every", ()),
+        ("drift-watcher", "leader", ()),
         ("scheduler", "every", ("jobs",)),
         ("pipeline-runner", "leader", ("jobs", "pipelines")),
         ("schedule-runner", "leader", ("schedules",)),
