@@ -127,3 +127,20 @@ def test_shifting_one_feature_raises_a_drift_event_for_it_only(
     assert events[0].subject == "churn" and "spend" in events[0].message
     report = client.monitoring.drift("churn", window_s=2.0)
     assert "spend" in report.drifted and "tenure" not in report.drifted
+
+
+def test_the_cli_shows_logged_predictions_drift_and_events(
+    served: tuple[LiveServer, aimass.Client],
+) -> None:
+    from tests.cli.test_models import CliRunnerCall
+
+    server, _ = served
+    cli = CliRunnerCall(server)
+    out, _ = cli("monitoring", "predictions", "churn", "--limit", "3")
+    assert "logged rows" in out
+    out, _ = cli("monitoring", "events", "--kind", "drift")
+    assert "spend" in out
+    out, _ = cli("monitoring", "drift", "churn", "--window", "30")
+    assert "spend" in out and "drifted: spend" in out
+    _, err = cli("monitoring", "drift", "churn", "--reference", "nope", code=2)
+    assert "NAME:VERSION" in err

@@ -15,6 +15,7 @@ from aimass.cli import (
     deployments,
     jobs,
     models,
+    monitoring,
     pipelines,
     predict,
     schedules,
@@ -39,6 +40,7 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(schedules.app, name="schedules")
 app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(zoo.app, name="zoo")
+app.add_typer(monitoring.app, name="monitoring")
 app.add_typer(server.db_app, name="db")
 app.command("server")(server.server)
 app.command("whoami")(whoami.whoami)
