@@ -70,6 +70,7 @@ SDK: dict[str, Callable[..., Any]] = {
     "/api/v1/deployments/{name}/predictions": Monitoring.predictions,
     "/api/v1/deployments/{name}/drift": Monitoring.drift,
     "/api/v1/monitoring/events": Monitoring.events,
+    "/api/v1/deployments/{name}/quality": Monitoring.quality,
 }
 
 #: Routes whose answer the SDK checks against a model but returns as it came.

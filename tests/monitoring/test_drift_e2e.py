@@ -110,6 +110,29 @@ def test_logged_predictions_can_be_queried_sampled_and_exported(
     assert "aimass_prediction_log_queue_depth" in metrics
 
 
+def test_feedback_by_request_id_gives_live_quality_per_version(
+    served: tuple[LiveServer, aimass.Client],
+) -> None:
+    _, client = served
+    page = client.monitoring.predictions("churn", limit=10_000)
+    truth = [
+        {
+            "request_id": r.request_id,
+            "row": r.row,
+            "label": int(r.inputs["input_0"] + r.inputs["input_2"] > 0),
+        }
+        for r in page.records
+    ]
+    assert client.monitoring.feedback("churn", truth).stored == len(truth)
+    report = client.monitoring.quality("churn")
+    (live,) = report.versions
+    assert live.version == 1 and live.task == "classification"
+    assert live.labelled_rows == len(truth)
+    assert live.metrics["accuracy"] > 0.9
+    with pytest.raises(aimass.errors.InvalidInput):
+        client.monitoring.feedback("churn", [])
+
+
 def test_shifting_one_feature_raises_a_drift_event_for_it_only(
     served: tuple[LiveServer, aimass.Client],
 ) -> None:

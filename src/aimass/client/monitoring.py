@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
+
+from pydantic import ValidationError
 
 from aimass.client._http import HttpSession
 from aimass.entities.datasets import DatasetVersion
 from aimass.entities.monitoring import (
     DriftReport,
+    Feedback,
+    FeedbackReceipt,
+    Label,
     MonitoringEvent,
     PredictionExport,
     PredictionPage,
+    QualityReport,
 )
+from aimass.errors import InvalidInput
 
 
 def _when(moment: datetime | None) -> str | None:
@@ -90,6 +98,42 @@ class Monitoring:
         return DriftReport.model_validate(
             self._http.get_json(
                 f"/api/v1/deployments/{quote(deployment, safe='')}/drift",
+                self._http.scoped(params),
+            )
+        )
+
+    def feedback(
+        self, deployment: str, labels: Mapping[str, object] | Iterable[Label | Mapping[str, Any]]
+    ) -> FeedbackReceipt:
+        """Send true labels: ``{request_id: label}`` or ``[{"request_id", "row", "label"}]``."""
+        try:
+            if isinstance(labels, Mapping):
+                items = [
+                    Label.model_validate({"request_id": k, "label": v}) for k, v in labels.items()
+                ]
+            else:
+                items = [x if isinstance(x, Label) else Label.model_validate(x) for x in labels]
+            body = Feedback(labels=items)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            raise InvalidInput(f"invalid feedback {where}: {first['msg']}") from None
+        response = self._http.request(
+            "POST",
+            f"/api/v1/deployments/{quote(deployment, safe='')}/feedback",
+            params=self._http.scoped(),
+            json_body=body.model_dump(mode="json"),
+        )
+        return FeedbackReceipt.model_validate(response.json())
+
+    def quality(
+        self, deployment: str, *, start: datetime | None = None, end: datetime | None = None
+    ) -> QualityReport:
+        """Live quality per version, from logged predictions joined to their labels."""
+        params: dict[str, Any] = {"start": _when(start), "end": _when(end)}
+        return QualityReport.model_validate(
+            self._http.get_json(
+                f"/api/v1/deployments/{quote(deployment, safe='')}/quality",
                 self._http.scoped(params),
             )
         )

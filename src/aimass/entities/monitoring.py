@@ -89,3 +89,44 @@ class PredictionExport(BaseModel):
     end: datetime | None = None
     version: int | None = Field(default=None, ge=1)
     description: str = Field(default="", max_length=10_000)
+
+
+class Label(BaseModel):
+    """The true answer for one logged row, found by its request id (and row in the request)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=256)
+    row: int = Field(default=0, ge=0)
+    label: float | int | str | bool
+
+
+class Feedback(BaseModel):
+    """Ground truth for logged predictions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    labels: list[Label] = Field(min_length=1, max_length=100_000)
+
+
+class FeedbackReceipt(BaseModel):
+    """How many labels were stored."""
+
+    stored: int
+
+
+class VersionQuality(BaseModel):
+    """Live quality of one version: its metrics over the logged rows that have a label."""
+
+    model: str
+    version: int
+    task: str
+    labelled_rows: int
+    metrics: dict[str, float]
+
+
+class QualityReport(BaseModel):
+    """Live quality per version of a deployment, from logged predictions joined to feedback."""
+
+    deployment: str
+    versions: list[VersionQuality]

@@ -11,11 +11,14 @@ from aimass.api.deps import Ctx, editor, viewer
 from aimass.entities.datasets import DatasetVersion
 from aimass.entities.monitoring import (
     DriftReport,
+    Feedback,
+    FeedbackReceipt,
     MonitoringEvent,
     PredictionExport,
     PredictionPage,
+    QualityReport,
 )
-from aimass.monitoring import events, predictions
+from aimass.monitoring import events, feedback, predictions
 
 router = APIRouter(tags=["monitoring"])
 Viewer = Annotated[Ctx, Depends(viewer)]
@@ -64,6 +67,20 @@ def drift_report(
         ctx.project, name, window_s=window_s, end=end,
         reference_dataset=reference_dataset, reference_version=reference_version, alpha=alpha,
     )  # fmt: skip
+
+
+@router.post("/api/v1/deployments/{name}/feedback", status_code=201)
+def send_feedback(name: str, body: Feedback, ctx: Editor) -> FeedbackReceipt:
+    """Attach true labels to logged predictions by request id (and row within the request)."""
+    return feedback.store_feedback(ctx.platform.store, ctx.project, name, body)
+
+
+@router.get("/api/v1/deployments/{name}/quality")
+def live_quality(
+    name: str, ctx: Viewer, start: datetime | None = None, end: datetime | None = None
+) -> QualityReport:
+    """Live quality per version: the task's metrics over logged rows that have a label."""
+    return feedback.quality(ctx.platform.store, ctx.project, name, start=start, end=end)
 
 
 @router.get("/api/v1/monitoring/events")
