@@ -130,3 +130,23 @@ class QualityReport(BaseModel):
 
     deployment: str
     versions: list[VersionQuality]
+
+
+AlertMetric = Literal[
+    "p99_latency_s", "error_rate", "drift_score", "quality", "job_failed", "node_down", "queue_full"
+]
+
+
+class AlertRule(BaseModel):
+    """Fire when ``metric`` of a subject compares true with ``threshold`` for ``for_s`` seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    metric: AlertMetric
+    op: Literal[">", ">=", "<", "<="] = ">"
+    threshold: float
+    for_s: float = Field(default=0.0, ge=0)
+    severity: Literal["info", "warning", "critical"] = "warning"
+    #: Only this subject (a deployment, a node); None: every subject the metric has.
+    subject: str | None = None
