@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     drift_window_s: float = Field(default=300.0, gt=0, le=7 * 86400)
     drift_min_rows: int = Field(default=200, ge=10)
     drift_alpha: float = Field(default=0.005, gt=0, lt=1)
+    #: Alert rules (JSON list of ``AlertRule`` objects), webhook URLs (JSON list), the
+    #: hosts or addresses webhooks may reach although internal (comma list), and the tick.
+    alert_rules: list[dict[str, Any]] = Field(default_factory=list)
+    alert_webhooks: list[str] = Field(default_factory=list)
+    alert_allow_hosts: str = ""
+    alert_interval_s: float = Field(default=15.0, gt=0, le=3600)
 
     @field_validator("home")
     @classmethod
@@ -178,6 +184,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_DRIFT_WINDOW_S": str(settings.drift_window_s),
         "AIMASS_DRIFT_MIN_ROWS": str(settings.drift_min_rows),
         "AIMASS_DRIFT_ALPHA": str(settings.drift_alpha),
+        "AIMASS_ALERT_RULES": json.dumps(settings.alert_rules),
+        "AIMASS_ALERT_WEBHOOKS": json.dumps(settings.alert_webhooks),
+        "AIMASS_ALERT_ALLOW_HOSTS": settings.alert_allow_hosts,
+        "AIMASS_ALERT_INTERVAL_S": str(settings.alert_interval_s),
     }
     for key, value in (
         ("AIMASS_JOB_SLOTS", settings.job_slots),

@@ -134,3 +134,18 @@ def test_a_bad_scheme_is_refused() -> None:
 
 def test_the_log_sink_is_a_builtin_plugin() -> None:
     assert "log" in load_plugins().alert_sinks
+
+
+def test_p99_and_error_rate_come_from_the_inference_metrics() -> None:
+    from aimass.monitoring.alerts import inference_samples
+    from aimass.serving.metrics import InferenceMetrics
+
+    metrics = InferenceMetrics()
+    iris = metrics.version("default", "iris", "iris", "1")
+    for _ in range(98):
+        iris.request(200, 0.003)
+    iris.request(200, 0.8)
+    iris.request(500, None)
+    samples = inference_samples(metrics.registry)
+    assert samples["p99_latency_s"]["iris"] == 1.0  # the bucket holding the 99th percentile
+    assert samples["error_rate"]["iris"] == pytest.approx(0.01)

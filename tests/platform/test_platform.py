@@ -64,6 +64,7 @@ def test_services_start_in_order_and_stop_in_reverse(settings: Settings) -> None
         ("deployment-reconciler", "every"),
         ("prediction-log-writer", "every"),
         ("drift-watcher", "leader"),
+        ("alert-evaluator", "leader"),
         ("first", "every"),
         ("second", "leader"),
     ]
@@ -89,6 +90,7 @@ def test_jobs_services_declare_where_they_run(settings: Settings) -> None:
         ("deployment-reconciler", "every", ("deployments",)),
         ("prediction-log-writer", "every", ()),
         ("drift-watcher", "leader", ()),
+        ("alert-evaluator", "leader", ()),
         ("scheduler", "every", ("jobs",)),
         ("pipeline-runner", "leader", ("jobs", "pipelines")),
         ("schedule-runner", "leader", ("schedules",)),

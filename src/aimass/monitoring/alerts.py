@@ -164,3 +164,35 @@ class AlertEvaluator(LoopService):
         """One tick (sinks may block on network retries: off the event loop)."""
         if self.engine.rules:
             await asyncio.to_thread(self.tick)
+
+
+def inference_samples(registry: Any) -> dict[str, dict[str, float]]:
+    """``p99_latency_s`` and ``error_rate`` per deployment from the inference metrics.
+
+    Both are since the process started (Prometheus's own rules compute windows:
+    use ``histogram_quantile`` over ``rate`` there for a sliding p99).
+    """
+    buckets: dict[str, dict[float, float]] = {}
+    answered: dict[str, float] = {}
+    failed: dict[str, float] = {}
+    for metric in registry.collect():
+        for sample in metric.samples:
+            deployment = sample.labels.get("deployment")
+            if not deployment:
+                continue
+            if sample.name == "aimass_inference_request_seconds_bucket":
+                bound = float(sample.labels["le"])
+                per = buckets.setdefault(deployment, {})
+                per[bound] = per.get(bound, 0.0) + sample.value
+            elif sample.name == "aimass_inference_requests_total":
+                answered[deployment] = answered.get(deployment, 0.0) + sample.value
+                if not sample.labels.get("code", "").startswith("2"):
+                    failed[deployment] = failed.get(deployment, 0.0) + sample.value
+    p99: dict[str, float] = {}
+    for deployment, per in buckets.items():
+        bounds = sorted(per)
+        total = per[bounds[-1]] if bounds else 0.0
+        if total:
+            p99[deployment] = next(b for b in bounds if per[b] >= 0.99 * total)
+    errors = {d: failed.get(d, 0.0) / n for d, n in answered.items() if n}
+    return {"p99_latency_s": p99, "error_rate": errors}

@@ -213,6 +213,8 @@ class DriftWatcher(LoopService):
         self.min_rows = min_rows
         #: The features found drifted at the last check, per (project, deployment).
         self.drifted: dict[tuple[str, str], set[str]] = {}
+        #: The largest score/threshold ratio at the last check, per deployment (alerts).
+        self.scores: dict[str, float] = {}
 
     async def run_once(self) -> None:
         """One check of every deployment (off the event loop)."""
@@ -234,6 +236,9 @@ class DriftWatcher(LoopService):
             if report.rows < self.min_rows:
                 continue
             reports.append(report)
+            self.scores[deployment] = max(
+                (f.score / f.threshold for f in report.features if f.threshold > 0), default=0.0
+            )
             self._events(project, deployment, report)
         return reports
 

@@ -9,17 +9,21 @@ into HTTP (``create_app(platform)``); the CLI and the demo use it without HTTP.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aimass.artifacts.store import ArtifactStore
 from aimass.auth.cache import AuthCache
 from aimass.config import Settings
+from aimass.entities.monitoring import AlertRule
 from aimass.errors import Unavailable
 from aimass.flavors.registry import FlavorRegistry
 from aimass.jobs.catalog import EntryCatalog
+from aimass.monitoring.alerts import AlertEngine, AlertEvaluator, Source
 from aimass.monitoring.drift import DriftSettings
 from aimass.monitoring.drift_service import DriftService, DriftWatcher
+from aimass.monitoring.events import record_event
 from aimass.monitoring.prediction_log import PredictionLog, PredictionLogWriter
+from aimass.monitoring.webhook import TargetPolicy, WebhookSink
 from aimass.platform.notifier import LocalNotifier, Notifier, Topic
 from aimass.platform.services import Services, SharedLeadership
 from aimass.plugins import Registries, load_plugins
@@ -102,7 +106,41 @@ class Platform:
             min_rows=settings.drift_min_rows,
         )
         self.services.add(self.drift_watcher, "leader")
+        self.alerts = self._alerts(settings, registries)
+        self.services.add(self.alerts, "leader")
         self._jobs: JobServices | None = None
+
+    def _alerts(self, settings: Settings, registries: Registries) -> AlertEvaluator:
+        """The alert evaluator: rules and webhooks from the settings, samples from monitoring."""
+        policy = TargetPolicy(settings.alert_allow_hosts.split(","))
+        for i, url in enumerate(settings.alert_webhooks, start=1):
+            registries.alert_sinks.register(WebhookSink(url, policy, name=f"webhook-{i}"))
+        engine = AlertEngine(
+            [AlertRule.model_validate(rule) for rule in settings.alert_rules],
+            registries.alert_sinks.all(),
+            on_event=self._alert_event,
+            external_url=settings.resolved_public_url,
+        )
+        log = self.prediction_log
+        sources: list[Source] = [
+            lambda: {"queue_full": {"prediction-log": log.depth / log.capacity}},
+            lambda: {"drift_score": dict(self.drift_watcher.scores)},
+        ]
+        return AlertEvaluator(engine, sources, settings.alert_interval_s)
+
+    def _alert_event(self, alert: dict[str, Any]) -> None:
+        labels = alert["labels"]
+        with self.db.session() as session:
+            record_event(
+                session,
+                project="default",
+                kind="alert",
+                subject=labels["subject"],
+                severity=labels["severity"],
+                message=f"{labels['alertname']} {alert['status']}: "
+                + alert["annotations"]["summary"],
+                details=alert,
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Platform:
