@@ -28,6 +28,7 @@ from aimass.api.routes import (
 )
 from aimass.monitoring.alerts import inference_samples
 from aimass.monitoring.metrics import PredictionLogCollector
+from aimass.monitoring.node import NodeCollector
 from aimass.platform import Platform
 
 
@@ -111,6 +112,7 @@ def create_app(platform: Platform) -> PlatformApp:
         prediction_log=platform.prediction_log,
     )
     inference.metrics.registry.register(PredictionLogCollector(platform.prediction_log))
+    inference.metrics.registry.register(NodeCollector())
     platform.alerts.sources.append(lambda: inference_samples(inference.metrics.registry))
     control = _control_plane(platform)
     return PlatformApp(control, inference, platform, EdgePolicy.from_settings(settings))
