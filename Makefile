@@ -13,6 +13,8 @@ install: $(VENV)/.installed ## create .venv and install aimass with its dev extr
 $(VENV)/.installed: pyproject.toml
 	@command -v bwrap >/dev/null || { apt-get update -qq && apt-get install -y -qq bubblewrap; } \
 		|| echo "bubblewrap is missing and could not be installed: jobs and code-bearing models need it"
+	@command -v prometheus >/dev/null || { apt-get update -qq && apt-get install -y -qq prometheus; } \
+		|| echo "prometheus is missing and could not be installed: the Prometheus scrape test will be skipped"
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; } \
 		|| echo "chromium is missing and could not be installed: the browser tests will be skipped"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
