@@ -27,7 +27,7 @@ from aimass.api.routes import (
     zoo,
 )
 from aimass.monitoring.alerts import inference_samples
-from aimass.monitoring.metrics import PredictionLogCollector
+from aimass.monitoring.metrics import PredictionLogMetrics
 from aimass.monitoring.node import NodeCollector
 from aimass.platform import Platform
 
@@ -111,8 +111,8 @@ def create_app(platform: Platform) -> PlatformApp:
         server_version=__version__,
         prediction_log=platform.prediction_log,
     )
-    inference.metrics.registry.register(PredictionLogCollector(platform.prediction_log))
-    inference.metrics.registry.register(NodeCollector())
+    PredictionLogMetrics(platform.prediction_log, inference.metrics.registry)
+    inference.metrics.add_machine_collector(NodeCollector())
     platform.alerts.sources.append(lambda: inference_samples(inference.metrics.registry))
     control = _control_plane(platform)
     return PlatformApp(control, inference, platform, EdgePolicy.from_settings(settings))

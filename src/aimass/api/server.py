@@ -133,6 +133,11 @@ def run_server(settings: Settings, demo: bool = False) -> None:
         _serve(server_config(settings, app), sock)
         return
     os.environ.update(settings_env(settings))
+    # Every worker writes its metrics to files here and every scrape sums them all.
+    metrics_dir = settings.home / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     _serve(
         server_config(
             settings,

@@ -1,44 +1,61 @@
-"""Prometheus collectors for monitoring: the prediction log's queue and counters."""
+"""Prometheus metrics of the prediction log (multiprocess-safe: prometheus-client's own types)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import os
+from typing import TYPE_CHECKING, Any, Protocol
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import Counter, Gauge
 
 if TYPE_CHECKING:
-    from prometheus_client import Metric
-
-    from aimass.monitoring.prediction_log import PredictionLog
+    from prometheus_client import CollectorRegistry
 
 
-class PredictionLogCollector(Collector):
-    """``aimass_prediction_log_{queue_depth,queue_capacity,dropped_total,written_total}``."""
+class _Log(Protocol):
+    """What these metrics read of ``PredictionLog`` (named by shape: no import cycle)."""
 
-    def __init__(self, log: PredictionLog) -> None:
+    capacity: int
+    metrics: Any
+
+    @property
+    def depth(self) -> int:
+        """Records waiting."""
+        ...
+
+
+class PredictionLogMetrics:
+    """``aimass_prediction_log_{queue_depth,queue_capacity,dropped_total,written_total}``.
+
+    Counters and gauges of prometheus-client, so that with several workers
+    (multiprocess mode) a scrape sums every worker's. The queue depth is read at
+    scrape time in a single process, and set at each writer tick with several.
+    """
+
+    def __init__(self, log: _Log, registry: CollectorRegistry) -> None:
         self.log = log
-
-    def collect(self) -> Iterator[Metric]:
-        """The log's gauges and counters, read at scrape time."""
-        yield GaugeMetricFamily(
+        self.depth = Gauge(
             "aimass_prediction_log_queue_depth",
             "Predictions waiting in memory to be written to the log.",
-            value=self.log.depth,
+            registry=registry,
+            multiprocess_mode="livesum",
         )
-        yield GaugeMetricFamily(
+        self.capacity = Gauge(
             "aimass_prediction_log_queue_capacity",
             "Predictions the log queue holds before it drops new ones.",
-            value=self.log.capacity,
+            registry=registry,
+            multiprocess_mode="livemax",
         )
-        yield CounterMetricFamily(
+        self.dropped = Counter(
             "aimass_prediction_log_dropped",
             "Sampled predictions dropped because the log queue was full.",
-            value=self.log.dropped,
+            registry=registry,
         )
-        yield CounterMetricFamily(
+        self.written = Counter(
             "aimass_prediction_log_written",
             "Predictions written to the log's Parquet files.",
-            value=self.log.written,
+            registry=registry,
         )
+        self.capacity.set(log.capacity)
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            self.depth.set_function(lambda: log.depth)
+        log.metrics = self

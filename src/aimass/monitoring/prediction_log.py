@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     from aimass.artifacts.store import ArtifactStore
     from aimass.entities.signature import Signature
+    from aimass.monitoring.metrics import PredictionLogMetrics
 
 log = logging.getLogger("aimass.monitoring")
 
@@ -79,6 +80,8 @@ class PredictionLog:
         self.written = 0
         self.sampled_out = 0
         self._lock = threading.Lock()
+        #: Its Prometheus metrics, once an HTTP app exports them.
+        self.metrics: PredictionLogMetrics | None = None
 
     def rate(self, deployment: str) -> float:
         """The sampling rate of ``deployment`` (its own, else the default)."""
@@ -98,6 +101,8 @@ class PredictionLog:
             return
         if len(self._queue) >= self.capacity:
             self.dropped += 1
+            if self.metrics is not None:
+                self.metrics.dropped.inc()
             return
         self._queue.append((time.time(), request_id, served, latency_s, inputs, outputs))
 
@@ -192,6 +197,8 @@ class PredictionLogWriter(LoopService):
         while self.queue.depth:
             records = self.queue.drain(self.batch)
             await asyncio.to_thread(self.write, records)
+        if self.queue.metrics is not None:
+            self.queue.metrics.depth.set(self.queue.depth)
 
     def write(self, records: list[_Record]) -> int:
         """Write ``records`` as Parquet, one file per deployment and hour; the rows written."""
@@ -213,6 +220,8 @@ class PredictionLogWriter(LoopService):
             )
             written += len(group)
         self.queue.written += written
+        if self.queue.metrics is not None:
+            self.queue.metrics.written.inc(written)
         return written
 
     async def stop(self, timeout: float = 10.0) -> None:

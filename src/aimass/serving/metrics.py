@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST as _CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.registry import Collector
 
 #: The content type of ``render()``.
 CONTENT_TYPE: str = _CONTENT_TYPE
@@ -87,6 +89,13 @@ class InferenceMetrics:
             registry=self.registry,
         )
         self._versions: dict[tuple[str, str, str, str], VersionMetrics] = {}
+        #: Collectors of figures that are the machine's, not this process's (node metrics).
+        self.machine_collectors: list[Collector] = []
+
+    def add_machine_collector(self, collector: Collector) -> None:
+        """Export ``collector`` from every process as it is (its figures are the machine's)."""
+        self.registry.register(collector)
+        self.machine_collectors.append(collector)
 
     def version(self, project: str, deployment: str, model: str, version: str) -> VersionMetrics:
         """Return the (cached) metric children for one served version."""
@@ -98,5 +107,18 @@ class InferenceMetrics:
         return bound
 
     def render(self) -> bytes:
-        """The registry in the Prometheus text format."""
+        """The registry in the Prometheus text format.
+
+        With several workers (``PROMETHEUS_MULTIPROC_DIR`` set by ``aimass server``)
+        the metrics are every worker's, summed from prometheus-client's shared
+        files, so each scrape sees the whole server whichever worker answers.
+        """
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            for collector in self.machine_collectors:
+                registry.register(collector)
+            return generate_latest(registry)
         return generate_latest(self.registry)

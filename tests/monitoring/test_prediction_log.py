@@ -1,0 +1,64 @@
+"""The prediction log's queue: bounded (drops and counts), sampled, and written as Parquet rows."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+from prometheus_client import CollectorRegistry, generate_latest
+
+from aimass.artifacts.store import ArtifactStore
+from aimass.monitoring.metrics import PredictionLogMetrics
+from aimass.monitoring.prediction_log import PredictionLog, PredictionLogWriter, Served
+from aimass.monitoring.predictions import read_log
+
+SERVED = Served("default", "iris", "iris", 3, None, "label", "probabilities")
+
+
+def _record(log: PredictionLog, request_id: str, rows: int = 2) -> None:
+    inputs = {"input": np.arange(rows * 4, dtype=np.float32).reshape(rows, 4)}
+    outputs = {"label": np.arange(rows), "probabilities": np.full((rows, 2), 0.5)}
+    log.record(SERVED, request_id, inputs, outputs, 0.002)
+
+
+def test_a_full_queue_drops_and_counts_instead_of_growing() -> None:
+    log = PredictionLog(sample=1.0, capacity=3)
+    registry = CollectorRegistry()
+    PredictionLogMetrics(log, registry)
+    for i in range(5):
+        _record(log, f"r{i}")
+    assert log.depth == 3 and log.dropped == 2
+    text = generate_latest(registry).decode()
+    assert "aimass_prediction_log_dropped_total 2.0" in text
+    assert "aimass_prediction_log_queue_depth 3.0" in text
+
+
+def test_sampling_rates_default_and_per_deployment() -> None:
+    assert PredictionLog(sample=0.0).rate("iris") == 0.0
+    off = PredictionLog(sample=0.0)
+    _record(off, "r")
+    assert off.depth == 0
+    some = PredictionLog(sample=0.0, rates={"iris": 0.5})
+    for i in range(400):
+        _record(some, f"r{i}")
+    assert 120 < some.depth < 280
+
+
+def test_the_writer_writes_one_row_per_predicted_row(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path))
+    log = PredictionLog(sample=1.0)
+    for i in range(10):
+        _record(log, f"r{i}", rows=2)
+    writer = PredictionLogWriter(log, store)
+    asyncio.run(writer.run_once())
+    assert log.depth == 0 and log.written == 10
+    frame = read_log(store, "default", "iris")
+    assert len(frame) == 20
+    assert list(frame.columns[:6]) == [
+        "_request_id", "_row", "_time", "_model", "_version", "_latency_ms",
+    ]  # fmt: skip
+    assert {"input_0", "input_3", "prediction", "proba_0", "proba_1"} <= set(frame.columns)
+    assert frame["_version"].unique().tolist() == [3]
+    keys = store.list_keys("predictions/default/iris")
+    assert all(key.count("/") == 4 for key in keys)  # predictions/<project>/<dep>/<hour>/<file>
