@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     alert_webhooks: list[str] = Field(default_factory=list)
     alert_allow_hosts: str = ""
     alert_interval_s: float = Field(default=15.0, gt=0, le=3600)
+    #: Node history: seconds between samples, and days the (downsampled) history is kept.
+    node_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    node_retention_days: float = Field(default=7.0, gt=0, le=3650)
 
     @field_validator("home")
     @classmethod
@@ -188,6 +191,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_ALERT_WEBHOOKS": json.dumps(settings.alert_webhooks),
         "AIMASS_ALERT_ALLOW_HOSTS": settings.alert_allow_hosts,
         "AIMASS_ALERT_INTERVAL_S": str(settings.alert_interval_s),
+        "AIMASS_NODE_INTERVAL_S": str(settings.node_interval_s),
+        "AIMASS_NODE_RETENTION_DAYS": str(settings.node_retention_days),
     }
     for key, value in (
         ("AIMASS_JOB_SLOTS", settings.job_slots),

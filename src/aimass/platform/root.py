@@ -22,6 +22,7 @@ from aimass.monitoring.alerts import AlertEngine, AlertEvaluator, Source
 from aimass.monitoring.drift import DriftSettings
 from aimass.monitoring.drift_service import DriftService, DriftWatcher
 from aimass.monitoring.events import record_event
+from aimass.monitoring.node_history import NodeMonitor, list_nodes
 from aimass.monitoring.prediction_log import PredictionLog, PredictionLogWriter
 from aimass.monitoring.webhook import TargetPolicy, WebhookSink
 from aimass.platform.notifier import LocalNotifier, Notifier, Topic
@@ -106,6 +107,11 @@ class Platform:
             min_rows=settings.drift_min_rows,
         )
         self.services.add(self.drift_watcher, "leader")
+        #: This node's CPU, memory, disk and network history (every process samples its node).
+        self.node_monitor = NodeMonitor(
+            db, settings.node_interval_s, settings.node_retention_days * 86400
+        )
+        self.services.add(self.node_monitor, "every")
         self.alerts = self._alerts(settings, registries)
         self.services.add(self.alerts, "leader")
         self._jobs: JobServices | None = None
@@ -125,8 +131,15 @@ class Platform:
         sources: list[Source] = [
             lambda: {"queue_full": {"prediction-log": log.depth / log.capacity}},
             lambda: {"drift_score": dict(self.drift_watcher.scores)},
+            self._node_samples,
         ]
         return AlertEvaluator(engine, sources, settings.alert_interval_s)
+
+    def _node_samples(self) -> dict[str, dict[str, float]]:
+        """``node_down``: 1 for a node with no sample for three intervals, else 0."""
+        with self.db.session() as session:
+            nodes = list_nodes(session, 3 * self.settings.node_interval_s)
+        return {"node_down": {n.node: float(n.down) for n in nodes}}
 
     def _alert_event(self, alert: dict[str, Any]) -> None:
         labels = alert["labels"]

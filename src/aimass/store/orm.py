@@ -23,7 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from aimass.entities.auth import Token
 from aimass.entities.datasets import ColumnSchema, Dataset, DatasetVersion, Profile
 from aimass.entities.jobs import Job, JobCheckpoint, JobEvent, JobMetric, Resources
-from aimass.entities.monitoring import MonitoringEvent
+from aimass.entities.monitoring import MonitoringEvent, NodeSample
 from aimass.entities.registry import Lineage, Model, ModelVersion
 from aimass.entities.signature import Signature
 
@@ -610,4 +610,39 @@ class MonitoringEventRow(Base):
             message=self.message,
             details=dict(self.details or {}),
             created_at=aware_utc(self.created_at),
+        )
+
+
+class NodeSampleRow(Base):
+    """One node's CPU, memory, disk and network at a moment, raw or averaged over a bucket."""
+
+    __tablename__ = "node_samples"
+    __table_args__ = (Index("ix_node_samples_node_time", "node", "resolution_s", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node: Mapped[str] = mapped_column(String(256))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolution_s: Mapped[int] = mapped_column(Integer)
+    cpu_percent: Mapped[float] = mapped_column(Float)
+    memory_used_bytes: Mapped[float] = mapped_column(Float)
+    memory_total_bytes: Mapped[float] = mapped_column(Float)
+    disk_used_bytes: Mapped[float] = mapped_column(Float)
+    disk_total_bytes: Mapped[float] = mapped_column(Float)
+    net_rx_bytes_per_s: Mapped[float] = mapped_column(Float)
+    net_tx_bytes_per_s: Mapped[float] = mapped_column(Float)
+    gpu_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    def to_entity(self) -> NodeSample:
+        return NodeSample(
+            node=self.node,
+            at=aware_utc(self.at),
+            resolution_s=self.resolution_s,
+            cpu_percent=self.cpu_percent,
+            memory_used_bytes=self.memory_used_bytes,
+            memory_total_bytes=self.memory_total_bytes,
+            disk_used_bytes=self.disk_used_bytes,
+            disk_total_bytes=self.disk_total_bytes,
+            net_rx_bytes_per_s=self.net_rx_bytes_per_s,
+            net_tx_bytes_per_s=self.net_tx_bytes_per_s,
+            gpu_percent=self.gpu_percent,
         )

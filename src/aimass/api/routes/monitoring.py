@@ -14,11 +14,13 @@ from aimass.entities.monitoring import (
     Feedback,
     FeedbackReceipt,
     MonitoringEvent,
+    NodeSample,
+    NodeStatus,
     PredictionExport,
     PredictionPage,
     QualityReport,
 )
-from aimass.monitoring import events, feedback, predictions
+from aimass.monitoring import events, feedback, node_history, predictions
 
 router = APIRouter(tags=["monitoring"])
 Viewer = Annotated[Ctx, Depends(viewer)]
@@ -96,3 +98,22 @@ def list_events(
         return events.list_events(
             session, ctx.project, kind=kind, subject=subject, since=since, limit=limit
         )
+
+
+@router.get("/api/v1/nodes")
+def list_nodes(ctx: Viewer) -> list[NodeStatus]:
+    """Every node's latest CPU, memory, disk and network sample, and whether it is down."""
+    with ctx.platform.db.session() as session:
+        return node_history.list_nodes(session, 3 * ctx.platform.settings.node_interval_s)
+
+
+@router.get("/api/v1/nodes/{node}/history")
+def node_samples(
+    node: str,
+    ctx: Viewer,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 2000,
+) -> list[NodeSample]:
+    """A node's history, oldest first (raw, then 1-minute and 1-hour averages as it ages)."""
+    with ctx.platform.db.session() as session:
+        return node_history.node_history(session, node, since=since, limit=limit)
