@@ -15,6 +15,7 @@ from aimass.errors import Forbidden
 from aimass.monitoring.alerts import AlertEngine
 from aimass.monitoring.webhook import DeliveryFailed, TargetPolicy, WebhookSink
 from aimass.plugins import load_plugins
+from aimass.store.db import Database
 
 
 class Receiver:
@@ -149,3 +150,17 @@ def test_p99_and_error_rate_come_from_the_inference_metrics() -> None:
     samples = inference_samples(metrics.registry)
     assert samples["p99_latency_s"]["iris"] == 1.0  # the bucket holding the 99th percentile
     assert samples["error_rate"]["iris"] == pytest.approx(0.01)
+
+
+def test_failed_jobs_and_down_nodes_are_alert_sources(db: Database) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from aimass.monitoring.alerts import failed_jobs
+
+    db.upgrade()
+    with db.session() as session:
+        assert failed_jobs(session, datetime.now(UTC) - timedelta(minutes=10)) == {"job_failed": {}}
+    rule = AlertRule(name="NodeDown", metric="node_down", threshold=0.5, severity="critical")
+    engine = AlertEngine([rule], [])
+    (alert,) = engine.evaluate({"node_down": {"gpu-1": 1.0, "cpu-1": 0.0}}, now=10.0)
+    assert alert["labels"]["subject"] == "gpu-1" and alert["labels"]["severity"] == "critical"

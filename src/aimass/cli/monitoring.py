@@ -149,3 +149,28 @@ def events(
     for e in found:
         table.add_row(format_time(e.created_at), e.kind, e.subject, e.severity, e.message)
     stdout_console().print(table)
+
+
+@app.command("nodes")
+def nodes(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """Every node's latest CPU, memory and disk sample, and whether it is down.
+
+    Example: aimass monitoring nodes
+    """
+    with open_client(ctx) as client:
+        found = client.monitoring.nodes()
+    if json_:
+        print_json(found)
+        return
+    from rich.table import Table
+
+    table = Table("node", "state", "cpu %", "memory", "disk", "sampled")
+    for n in found:
+        s = n.latest
+        table.add_row(
+            n.node, "down" if n.down else "up", f"{s.cpu_percent:.0f}",
+            f"{s.memory_used_bytes / 2**30:.1f}/{s.memory_total_bytes / 2**30:.1f} GiB",
+            f"{s.disk_used_bytes / 2**30:.0f}/{s.disk_total_bytes / 2**30:.0f} GiB",
+            format_time(s.at),
+        )  # fmt: skip
+    stdout_console().print(table)

@@ -196,3 +196,17 @@ def inference_samples(registry: Any) -> dict[str, dict[str, float]]:
             p99[deployment] = next(b for b in bounds if per[b] >= 0.99 * total)
     errors = {d: failed.get(d, 0.0) / n for d, n in answered.items() if n}
     return {"p99_latency_s": p99, "error_rate": errors}
+
+
+def failed_jobs(session: Any, since: datetime) -> dict[str, dict[str, float]]:
+    """``job_failed``: per entry, the jobs that ended failed since ``since``."""
+    from sqlalchemy import func, select
+
+    from aimass.store.orm import JobRow
+
+    rows = session.execute(
+        select(JobRow.entry, func.count())
+        .where(JobRow.state == "failed", JobRow.finished_at >= since)
+        .group_by(JobRow.entry)
+    ).all()
+    return {"job_failed": {str(entry): float(count) for entry, count in rows}}

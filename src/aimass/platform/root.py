@@ -9,6 +9,7 @@ into HTTP (``create_app(platform)``); the CLI and the demo use it without HTTP.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aimass.artifacts.store import ArtifactStore
@@ -18,7 +19,7 @@ from aimass.entities.monitoring import AlertRule
 from aimass.errors import Unavailable
 from aimass.flavors.registry import FlavorRegistry
 from aimass.jobs.catalog import EntryCatalog
-from aimass.monitoring.alerts import AlertEngine, AlertEvaluator, Source
+from aimass.monitoring.alerts import AlertEngine, AlertEvaluator, Source, failed_jobs
 from aimass.monitoring.drift import DriftSettings
 from aimass.monitoring.drift_service import DriftService, DriftWatcher
 from aimass.monitoring.events import record_event
@@ -132,6 +133,7 @@ class Platform:
             lambda: {"queue_full": {"prediction-log": log.depth / log.capacity}},
             lambda: {"drift_score": dict(self.drift_watcher.scores)},
             self._node_samples,
+            self._job_samples,
         ]
         return AlertEvaluator(engine, sources, settings.alert_interval_s)
 
@@ -140,6 +142,12 @@ class Platform:
         with self.db.session() as session:
             nodes = list_nodes(session, 3 * self.settings.node_interval_s)
         return {"node_down": {n.node: float(n.down) for n in nodes}}
+
+    def _job_samples(self) -> dict[str, dict[str, float]]:
+        """``job_failed``: jobs per entry that failed in the last ten minutes."""
+        since = datetime.now(UTC) - timedelta(minutes=10)
+        with self.db.session() as session:
+            return failed_jobs(session, since)
 
     def _alert_event(self, alert: dict[str, Any]) -> None:
         labels = alert["labels"]
