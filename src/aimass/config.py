@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     #: Node history: seconds between samples, and days the (downsampled) history is kept.
     node_interval_s: float = Field(default=5.0, gt=0, le=3600)
     node_retention_days: float = Field(default=7.0, gt=0, le=3650)
+    #: Days the structured system log (``$AIMASS_HOME/logs/system``) is kept.
+    system_log_retention_days: float = Field(default=14.0, gt=0, le=3650)
 
     @field_validator("home")
     @classmethod
@@ -113,6 +115,11 @@ class Settings(BaseSettings):
     def job_log_dir(self) -> Path:
         """Where attempts' logs are written while they run (then archived to the store)."""
         return self.home / "logs"
+
+    @property
+    def system_log_dir(self) -> Path:
+        """Where the structured system log's daily JSON-lines files are written."""
+        return self.home / "logs" / "system"
 
     @property
     def scratch_root(self) -> Path:
@@ -193,6 +200,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_ALERT_INTERVAL_S": str(settings.alert_interval_s),
         "AIMASS_NODE_INTERVAL_S": str(settings.node_interval_s),
         "AIMASS_NODE_RETENTION_DAYS": str(settings.node_retention_days),
+        "AIMASS_SYSTEM_LOG_RETENTION_DAYS": str(settings.system_log_retention_days),
     }
     for key, value in (
         ("AIMASS_JOB_SLOTS", settings.job_slots),

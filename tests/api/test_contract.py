@@ -73,6 +73,7 @@ SDK: dict[str, Callable[..., Any]] = {
     "/api/v1/deployments/{name}/quality": Monitoring.quality,
     "/api/v1/nodes": Monitoring.nodes,
     "/api/v1/nodes/{node}/history": Monitoring.node_history,
+    "/api/v1/logs": Monitoring.logs,
 }
 
 #: Routes whose answer the SDK checks against a model but returns as it came.
@@ -180,7 +181,7 @@ EMPTY_HERE = frozenset(
 #: Routes that answer 404 until served traffic was logged; tests/monitoring checks them.
 NEEDS_TRAFFIC = frozenset({"/api/v1/deployments/{name}/drift"})
 #: Node history: filled every 5 s by the node monitor, so possibly not yet; type only.
-EMPTY_HERE = EMPTY_HERE | {"/api/v1/nodes", "/api/v1/nodes/{node}/history"}
+EMPTY_HERE = EMPTY_HERE | {"/api/v1/nodes", "/api/v1/nodes/{node}/history", "/api/v1/logs"}
 
 #: Required query params, by route.
 QUERIES: dict[str, dict[str, str]] = {

@@ -97,9 +97,24 @@ def server_config(settings: Settings, app: Any, **options: Any) -> ServerConfig:
     return ServerConfig(app, limits=limits, **defaults)
 
 
+def install_system_log(settings: Settings) -> None:
+    """Send this process's ``aimass`` log records to the structured system log."""
+    from aimass.api.edge import request_id_var
+    from aimass.monitoring.system_log import JsonLogHandler, install
+
+    install(
+        JsonLogHandler(
+            settings.system_log_dir,
+            retention_days=settings.system_log_retention_days,
+            request_id=request_id_var.get,
+        )
+    )
+
+
 def create_app_from_env() -> PlatformApp:
     """Factory for uvicorn workers: settings from ``AIMASS_*`` (the CLI exports its flags)."""
     settings = Settings()
+    install_system_log(settings)
     app = create_app(Platform.from_settings(settings))
     if settings.tune_gc:
         tune_gc()
@@ -127,6 +142,7 @@ def run_server(settings: Settings, demo: bool = False) -> None:
     url = f"http://{settings.host}:{settings.port}"
     console.print(f"aimass serving on [bold]{url}[/]  (API docs: {url}/docs)")
     if settings.workers == 1:
+        install_system_log(settings)
         app = create_app(Platform.from_settings(settings))
         if settings.tune_gc:
             tune_gc()

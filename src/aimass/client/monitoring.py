@@ -17,6 +17,7 @@ from aimass.entities.monitoring import (
     Feedback,
     FeedbackReceipt,
     Label,
+    LogRecord,
     MonitoringEvent,
     NodeSample,
     NodeStatus,
@@ -169,3 +170,24 @@ class Monitoring:
             {k: v for k, v in params.items() if v is not None},
         )
         return [NodeSample.model_validate(s) for s in found]
+
+    def logs(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        level: str | None = None,
+        component: str | None = None,
+        request_id: str | None = None,
+        text: str | None = None,
+        limit: int = 200,
+    ) -> builtins.list[LogRecord]:
+        """The server's structured log (admin), newest ``limit`` matches, oldest first."""
+        params: dict[str, Any] = {
+            "since": _when(since), "until": _when(until), "level": level,
+            "component": component, "request_id": request_id, "text": text, "limit": limit,
+        }  # fmt: skip
+        found = self._http.get_json(
+            "/api/v1/logs", {k: v for k, v in params.items() if v is not None}
+        )
+        return [LogRecord.model_validate(r) for r in found]

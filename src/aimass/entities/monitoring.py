@@ -174,3 +174,16 @@ class NodeStatus(BaseModel):
     node: str
     down: bool
     latest: NodeSample
+
+
+class LogRecord(BaseModel):
+    """One structured system log line."""
+
+    time: datetime
+    level: str
+    component: str
+    node: str
+    pid: int | None = None
+    request_id: str = "-"
+    message: str
+    exc: str | None = None

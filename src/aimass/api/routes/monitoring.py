@@ -7,12 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from aimass.api.deps import Ctx, editor, viewer
+from aimass.api.deps import Ctx, admin, editor, viewer
 from aimass.entities.datasets import DatasetVersion
 from aimass.entities.monitoring import (
     DriftReport,
     Feedback,
     FeedbackReceipt,
+    LogRecord,
     MonitoringEvent,
     NodeSample,
     NodeStatus,
@@ -20,11 +21,12 @@ from aimass.entities.monitoring import (
     PredictionPage,
     QualityReport,
 )
-from aimass.monitoring import events, feedback, node_history, predictions
+from aimass.monitoring import events, feedback, node_history, predictions, system_log
 
 router = APIRouter(tags=["monitoring"])
 Viewer = Annotated[Ctx, Depends(viewer)]
 Editor = Annotated[Ctx, Depends(editor)]
+Admin = Annotated[Ctx, Depends(admin)]
 
 
 @router.get("/api/v1/deployments/{name}/predictions")
@@ -117,3 +119,21 @@ def node_samples(
     """A node's history, oldest first (raw, then 1-minute and 1-hour averages as it ages)."""
     with ctx.platform.db.session() as session:
         return node_history.node_history(session, node, since=since, limit=limit)
+
+
+@router.get("/api/v1/logs")
+def search_logs(
+    ctx: Admin,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    level: str | None = None,
+    component: str | None = None,
+    request_id: str | None = None,
+    text: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
+) -> list[LogRecord]:
+    """The server's structured log (admin): filtered by time, level, component, request id, text."""
+    return system_log.search(
+        ctx.platform.settings.system_log_dir, since=since, until=until, level=level,
+        component=component, request_id=request_id, text=text, limit=limit,
+    )  # fmt: skip
