@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -47,7 +48,8 @@ def test_node_history_is_sampled_downsampled_and_expired(db: Database) -> None:
     db.upgrade()
     monitor = NodeMonitor(db, interval=5)
     live = monitor.tick()
-    assert live.memory_total_bytes > 0 and live.disk_total_bytes > 0
+    monitor.release()
+    assert live is not None and live.memory_total_bytes > 0 and live.disk_total_bytes > 0
     now = live.at
     old = now - timedelta(hours=2)
     start = old.replace(second=0, microsecond=0)
@@ -74,3 +76,16 @@ def test_node_history_is_sampled_downsampled_and_expired(db: Database) -> None:
     assert [(s.resolution_s, s.cpu_percent) for s in history] == [(60, 20.0)]
     assert history[0].at == start
     assert not nodes[live.node].down and nodes["n2"].down
+
+
+def test_one_process_per_node_samples(db: Database, tmp_path: Path) -> None:
+    from aimass.monitoring.node_history import NodeMonitor
+
+    db.upgrade()
+    lock = tmp_path / "node-monitor.lock"
+    first, second = NodeMonitor(db, lock_file=lock), NodeMonitor(db, lock_file=lock)
+    assert first.tick() is not None
+    assert second.tick() is None  # another worker on this node samples already
+    first.release()
+    assert second.tick() is not None  # the first one stopped: the second takes over
+    second.release()

@@ -13,7 +13,8 @@ import asyncio
 import socket
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 from sqlalchemy import delete, func, select
 
@@ -157,18 +158,47 @@ def node_history(
 
 
 class NodeMonitor(LoopService):
-    """Samples this node every ``interval`` seconds into the database and downsamples."""
+    """Samples this node every ``interval`` seconds into the database and downsamples.
+
+    It runs in every process, but with ``lock_file`` given only the process that
+    holds that file's lock samples, so N workers on one node store one series.
+    """
 
     name = "node-monitor"
 
-    def __init__(self, db: Database, interval: float = 5.0, retention_s: float = 7 * 86400) -> None:
+    def __init__(
+        self,
+        db: Database,
+        interval: float = 5.0,
+        retention_s: float = 7 * 86400,
+        lock_file: Path | None = None,
+    ) -> None:
         super().__init__(interval)
         self.db = db
         self.retention_s = retention_s
+        self.lock_file = lock_file
         self.sampler: NodeSampler | None = None
+        self._lock: IO[bytes] | None = None
 
-    def tick(self) -> NodeSample:
-        """One sample, stored, and the downsampling of what aged."""
+    def _holds_node(self) -> bool:
+        if self.lock_file is None or self._lock is not None:
+            return True
+        import fcntl
+
+        self.lock_file.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.lock_file.open("ab")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._lock = handle  # held (and released by the OS) for the process's life
+        return True
+
+    def tick(self) -> NodeSample | None:
+        """One sample, stored, and the downsampling of what aged; None in a non-sampling worker."""
+        if not self._holds_node():
+            return None
         if self.sampler is None:
             self.sampler = NodeSampler()
         sample = self.sampler.sample(max(int(self.interval), 1))
@@ -180,3 +210,14 @@ class NodeMonitor(LoopService):
     async def run_once(self) -> None:
         """One tick off the event loop."""
         await asyncio.to_thread(self.tick)
+
+    def release(self) -> None:
+        """Let another process of this node sample (closing the lock file)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop the loop, then release the node."""
+        await super().stop(timeout)
+        self.release()

@@ -110,7 +110,10 @@ class Platform:
         self.services.add(self.drift_watcher, "leader")
         #: This node's CPU, memory, disk and network history (every process samples its node).
         self.node_monitor = NodeMonitor(
-            db, settings.node_interval_s, settings.node_retention_days * 86400
+            db,
+            settings.node_interval_s,
+            settings.node_retention_days * 86400,
+            lock_file=settings.home / "node-monitor.lock",
         )
         self.services.add(self.node_monitor, "every")
         self.alerts = self._alerts(settings, registries)
