@@ -135,19 +135,23 @@ def _columns(
 
 
 def to_frame(records: list[_Record]) -> pd.DataFrame:
-    """One row per predicted row: meta columns, inputs by feature, ``prediction``, ``proba_<j>``."""
+    """One row per predicted row: meta columns, inputs by feature, ``prediction``, ``proba_<j>``.
+
+    Columns are gathered as arrays across records and made into one frame per
+    column set (records of one version share it), never a frame per record: the
+    writer shares the GIL with the event loop that serves requests.
+    """
     import pandas as pd
 
-    frames = []
-    for stamp, request_id, served, latency, inputs, outputs in records:
+    groups: dict[tuple[str, ...], tuple[list[Any], dict[str, list[Any]]]] = {}
+    for record in records:
+        _, _, served, _, inputs, outputs = record
         specs = {s.name: s for s in served.signature.inputs} if served.signature else {}
         data: dict[str, Any] = {}
         for name, value in inputs.items():
-            array = np.asarray(value)
             spec = specs.get(name)
-            data.update(_columns(name, array, spec.columns if spec else None))
+            data.update(_columns(name, np.asarray(value), spec.columns if spec else None))
         for name, value in outputs.items():
-            array = np.asarray(value)
             label = (
                 "prediction"
                 if name == served.predict_output
@@ -155,23 +159,36 @@ def to_frame(records: list[_Record]) -> pd.DataFrame:
                 if name == served.proba_output
                 else f"output.{name}"
             )
-            data.update(_columns(label, array, None))
+            data.update(_columns(label, np.asarray(value), None))
         rows = max((len(v) for v in data.values()), default=0)
         if rows == 0:
             continue
         data = {k: v for k, v in data.items() if len(v) == rows}
-        meta = {
-            "_request_id": [request_id] * rows,
-            "_row": np.arange(rows),
-            "_time": pd.to_datetime(np.full(rows, int(stamp * 1e6)), unit="us", utc=True),
-            "_model": [served.model] * rows,
-            "_version": np.full(rows, served.version),
-            "_latency_ms": np.full(rows, latency * 1000.0),
+        metas, columns = groups.setdefault(tuple(data), ([], {k: [] for k in data}))
+        metas.append((record, rows))
+        for key, array in data.items():
+            columns[key].append(array)
+    frames = []
+    for metas, columns in groups.values():
+        counts = np.array([rows for _, rows in metas])
+        starts = np.repeat(np.cumsum(counts) - counts, counts)
+        joined: dict[str, Any] = {
+            "_request_id": np.repeat(np.array([r[1] for r, _ in metas], dtype=object), counts),
+            "_row": np.arange(int(counts.sum())) - starts,
+            "_time": pd.to_datetime(
+                np.repeat(np.array([int(r[0] * 1e6) for r, _ in metas]), counts),
+                unit="us",
+                utc=True,
+            ),
+            "_model": np.repeat(np.array([r[2].model for r, _ in metas], dtype=object), counts),
+            "_version": np.repeat(np.array([r[2].version for r, _ in metas]), counts),
+            "_latency_ms": np.repeat(np.array([r[3] * 1000.0 for r, _ in metas]), counts),
         }
-        frames.append(pd.DataFrame({**meta, **data}))
+        joined.update({k: np.concatenate(v) for k, v in columns.items()})
+        frames.append(pd.DataFrame(joined))
     if not frames:
         return pd.DataFrame(columns=list(META))
-    return pd.concat(frames, ignore_index=True)
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def hour_folder(moment: datetime) -> str:
