@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     max_connections: int = Field(default=2000, ge=1, le=1_000_000)
+    #: Any plugin that fails to load is a start-up error (for CI), not a skipped plugin.
+    strict_plugins: bool = False
+    #: How long a third-party plugin's import and ``register`` may take before it is failed.
+    plugin_timeout_s: float = Field(default=10.0, gt=0, le=600)
 
     @field_validator("home")
     @classmethod
@@ -157,6 +161,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_HEADER_TIMEOUT_S": str(settings.header_timeout_s),
         "AIMASS_BODY_TIMEOUT_S": str(settings.body_timeout_s),
         "AIMASS_MAX_CONNECTIONS": str(settings.max_connections),
+        "AIMASS_STRICT_PLUGINS": "true" if settings.strict_plugins else "false",
+        "AIMASS_PLUGIN_TIMEOUT_S": str(settings.plugin_timeout_s),
     }
     for key, value in (
         ("AIMASS_JOB_SLOTS", settings.job_slots),

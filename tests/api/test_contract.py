@@ -26,6 +26,7 @@ from aimass.client.deployments import Deployments
 from aimass.client.jobs import Jobs
 from aimass.client.models import Models
 from aimass.client.pipelines import Pipelines
+from aimass.client.plugins import Plugins
 from aimass.client.projects import Projects
 from aimass.client.schedules import Schedules
 from aimass.client.tokens import Tokens
@@ -58,6 +59,7 @@ SDK: dict[str, Callable[..., Any]] = {
     "/api/v1/jobs/{job_id}/checkpoints": Jobs.checkpoints,
     "/api/v1/jobs/{job_id}/artifacts": Jobs.artifacts,
     "/api/v1/zoo": Zoo.list,
+    "/api/v1/plugins": Plugins.list,
     "/api/v1/zoo/datasets": Zoo.datasets,
     "/api/v1/zoo/{name}": Zoo.get,
     "/api/v1/schedules": Schedules.list,

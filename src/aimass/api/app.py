@@ -22,6 +22,7 @@ from aimass.api.routes import (
     jobs,
     models,
     pipelines,
+    plugins,
     schedules,
     zoo,
 )
@@ -86,6 +87,7 @@ def _control_plane(platform: Platform) -> FastAPI:
         zoo,
         schedules,
         pipelines,
+        plugins,
     ):
         app.include_router(module.router)
     return app

@@ -16,6 +16,7 @@ from aimass.auth.service import bootstrap_admin
 from aimass.config import Settings, settings_env
 from aimass.errors import InvalidInput
 from aimass.platform import Platform
+from aimass.plugins import PluginError, load_plugins
 from aimass.store.db import Database
 from aimass.store.references import sweep_orphans
 
@@ -106,6 +107,14 @@ def create_app_from_env() -> PlatformApp:
     return app
 
 
+def _platform(settings: Settings) -> Platform:
+    """The platform; in strict plugin mode a failed plugin exits with one line saying why."""
+    try:
+        return Platform.from_settings(settings)
+    except PluginError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
 def run_server(settings: Settings, demo: bool = False) -> None:
     """Prepare, optionally seed the demo, and serve until interrupted."""
     from rich.console import Console
@@ -127,11 +136,16 @@ def run_server(settings: Settings, demo: bool = False) -> None:
     url = f"http://{settings.host}:{settings.port}"
     console.print(f"aimass serving on [bold]{url}[/]  (API docs: {url}/docs)")
     if settings.workers == 1:
-        app = create_app(Platform.from_settings(settings))
+        app = create_app(_platform(settings))
         if settings.tune_gc:
             tune_gc()
         _serve(server_config(settings, app), sock)
         return
+    if settings.strict_plugins:  # fail here once, not in every worker
+        try:
+            load_plugins(strict=True, timeout_s=settings.plugin_timeout_s)
+        except PluginError as exc:
+            raise SystemExit(f"error: {exc}") from None
     os.environ.update(settings_env(settings))
     _serve(
         server_config(

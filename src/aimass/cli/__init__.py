@@ -16,6 +16,7 @@ from aimass.cli import (
     jobs,
     models,
     pipelines,
+    plugins,
     predict,
     schedules,
     server,
@@ -39,6 +40,7 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(schedules.app, name="schedules")
 app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(zoo.app, name="zoo")
+app.add_typer(plugins.app, name="plugins")
 app.add_typer(server.db_app, name="db")
 app.command("server")(server.server)
 app.command("whoami")(whoami.whoami)

@@ -18,6 +18,7 @@ from aimass.client.deployments import (
 from aimass.client.jobs import AttemptStarted, Jobs, JobTimeout, LogEnd, LogEvent, LogLine
 from aimass.client.models import Models, Ref
 from aimass.client.pipelines import Pipelines, PipelineTimeout
+from aimass.client.plugins import Plugins, PluginStatus
 from aimass.client.projects import Project, Projects
 from aimass.client.schedules import Schedules
 from aimass.client.tokens import Tokens
@@ -39,6 +40,8 @@ __all__ = [
     "Models",
     "PipelineTimeout",
     "Pipelines",
+    "PluginStatus",
+    "Plugins",
     "PredictResult",
     "Progress",
     "Project",

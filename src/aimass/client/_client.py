@@ -12,6 +12,7 @@ from aimass.client.deployments import Deployments, Inputs, PredictResult
 from aimass.client.jobs import Jobs
 from aimass.client.models import Models
 from aimass.client.pipelines import Pipelines
+from aimass.client.plugins import Plugins
 from aimass.client.projects import Projects
 from aimass.client.schedules import Schedules
 from aimass.client.tokens import Tokens
@@ -70,6 +71,8 @@ class Client:
         """Pipelines: DAGs of steps with conditions; start runs and watch each step."""
         self.zoo = Zoo(self._http, self.jobs)
         """The model library: entries, built-in datasets, and training one."""
+        self.plugins = Plugins(self._http)
+        """The server's plugins: which loaded, the slots they filled, why any failed."""
 
     def whoami(self) -> Principal:
         """Who the server thinks this client is: token name, role and project."""

@@ -84,13 +84,19 @@ class Platform:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Platform:
-        """Open the database and artifact store the settings name and load the plugins."""
+        """Open the database and artifact store the settings name and load the plugins.
+
+        With ``strict_plugins`` a plugin that fails is a ``PluginError`` here.
+        """
+        registries = load_plugins(
+            strict=settings.strict_plugins, timeout_s=settings.plugin_timeout_s
+        )
         settings.spool_dir.mkdir(parents=True, exist_ok=True)
         return cls(
             settings,
             Database(settings.resolved_database_url),
             ArtifactStore(settings.resolved_artifacts),
-            load_plugins(),
+            registries,
         )
 
     @property

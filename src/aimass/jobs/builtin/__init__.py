@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 __all__ = ["builtin_entries", "register"]
 
 
+#: The plugin contract this module's ``register`` targets (see ``aimass.plugins.contract``).
+AIMASS_PLUGIN_CONTRACT = "1.0"
+
+
 def register(registries: Registries) -> None:
     """Register the built-in entries (the ``builtin-jobs`` plugin)."""
     for entry in builtin_entries():
