@@ -78,6 +78,7 @@ class Platform:
             settings.model_cache_dir,
             interval=settings.reconcile_interval,
             freeze_gc=settings.tune_gc,
+            combiners=registries.fusion_strategies,
         )
         self.services.add(self.reconciler, "every", topics=("deployments",))
         self._jobs: JobServices | None = None

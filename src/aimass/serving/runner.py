@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -48,6 +48,34 @@ class RunnerStats:
         self.queue_seconds += sum(waits)
         self.largest_batch = max(self.largest_batch, size)
         self.batch_sizes[size] = self.batch_sizes.get(size, 0) + 1
+
+
+class Runner(Protocol):
+    """What the inference path and the repository use of a served version's runner.
+
+    A :class:`ModelRunner` (one model behind its batcher) or an
+    ``serving.ensemble.EnsembleRunner`` (members behind theirs, fused).
+    """
+
+    name: str
+    metrics: VersionMetrics | None
+    predict_output: str
+    proba_output: str
+    output_specs: list[TensorSpec]
+
+    async def infer(
+        self, inputs: dict[str, Array], outputs: Collection[str] | None = None
+    ) -> dict[str, Array]:
+        """Predict for one request's rows and return its outputs by name."""
+        ...
+
+    def close_soon(self) -> None:
+        """Refuse new requests; those already queued still run."""
+        ...
+
+    async def close(self) -> None:
+        """Finish the queued requests and release what it holds."""
+        ...
 
 
 class ModelRunner:
