@@ -88,10 +88,11 @@ def _check_combiner(
         if any(r.model for r in routes):
             raise InvalidInput("a route names another 'model' only in an ensemble ('combiner')")
         return
-    if known is not None and combiner.strategy != "stacking" and combiner.strategy not in known:
+    graph = ("stacking", "sequence")  # served by the ensemble runner itself
+    if known is not None and combiner.strategy not in graph and combiner.strategy not in known:
         raise InvalidInput(
             f"unknown combiner strategy {combiner.strategy!r} "
-            f"(known: {', '.join(sorted({*known, 'stacking'}))})"
+            f"(known: {', '.join(sorted({*known, *graph}))})"
         )
 
 

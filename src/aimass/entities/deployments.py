@@ -19,8 +19,9 @@ class TrafficRoute(BaseModel):
     version: int | None = Field(default=None, ge=1)
     alias: str | None = None
     weight: float = Field(default=100.0, gt=0, le=1_000_000)
-    #: An ensemble member of another model of the project (default: the deployment's model).
-    model: str | None = None
+    #: An ensemble member of another model of the project (default: the deployment's model);
+    #: left out of the JSON when unset, so plain routes read as before.
+    model: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @model_validator(mode="after")
     def _one_target(self) -> TrafficRoute:
@@ -65,7 +66,8 @@ class Combiner(BaseModel):
 
     ``strategy``: ``mean``, ``weighted_mean`` (the routes' weights), ``hard_vote``,
     ``soft_vote`` (weighted mean of ``predict_proba``, then argmax), ``stacking``
-    (``meta`` over the members' ``predict_proba``), or a plugin's fusion strategy.
+    (``meta`` over the members' ``predict_proba``), ``sequence`` (each member's
+    ``predict`` is the next one's input: preprocess -> model), or a plugin's strategy.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -171,7 +173,8 @@ class Deployment(BaseModel):
     replicas: int
     batching: Batching
     resources: Resources
-    combiner: Combiner | None = None
+    #: Left out of the JSON for a plain deployment.
+    combiner: Combiner | None = Field(default=None, exclude_if=lambda v: v is None)
     revision: int
     state: DeploymentState
     replica_status: list[ReplicaStatus] = Field(default_factory=list)

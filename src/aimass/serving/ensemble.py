@@ -20,6 +20,7 @@ import numpy as np
 
 from aimass.errors import InvalidInput
 from aimass.fusion.combiners import consumes, stacking_proba
+from aimass.serving.protocol import NUMPY_DTYPES
 from aimass.serving.runner import PREDICT, PREDICT_PROBA, Runner
 
 if TYPE_CHECKING:
@@ -60,12 +61,14 @@ class EnsembleRunner:
         *,
         strategy: FusionStrategy | None,
         meta: MetaModel | None = None,
+        sequence: bool = False,
         name: str = "ensemble",
     ) -> None:
         if not members:
             raise InvalidInput("an ensemble needs at least one member")
-        if (strategy is None) == (meta is None):
-            raise ValueError("give a fusion strategy or a stacking meta-model")
+        if sum((strategy is not None, meta is not None, sequence)) != 1:
+            raise ValueError("give a fusion strategy, a stacking meta-model or sequence")
+        self.sequence = sequence
         self.members = list(members)
         self.strategy = strategy
         self.meta = meta
@@ -111,6 +114,8 @@ class EnsembleRunner:
         self, inputs: dict[str, Array], outputs: Collection[str] | None = None
     ) -> dict[str, Array]:
         """Every member's answer for these rows, fused into ``predict`` (and ``predict_proba``)."""
+        if self.sequence:
+            return await self._chain(inputs, outputs)
         answers = await asyncio.gather(*(self._member(m, inputs) for m in self.members))
         result: dict[str, Array] = {}
         if self.meta is not None:
@@ -128,6 +133,30 @@ class EnsembleRunner:
             result = {k: v for k, v in result.items() if k in outputs}
         return result
 
+    async def _chain(
+        self, inputs: dict[str, Array], outputs: Collection[str] | None
+    ) -> dict[str, Array]:
+        """Each member's ``predict`` becomes the next one's (first) input, cast to its dtype."""
+        for position, member in enumerate(self.members[:-1]):
+            runner = member.runner
+            started = time.perf_counter()
+            answer = await runner.infer(inputs, (runner.predict_output,))
+            if runner.metrics is not None:
+                runner.metrics.request(200, time.perf_counter() - started)
+            following = self.members[position + 1]
+            inputs = _next_inputs(following, answer[runner.predict_output])
+        last = self.members[-1].runner
+        started = time.perf_counter()
+        answer = await last.infer(inputs, None)
+        if last.metrics is not None:
+            last.metrics.request(200, time.perf_counter() - started)
+        result = {PREDICT: answer[last.predict_output]}
+        if last.proba_output in answer:
+            result[PREDICT_PROBA] = answer[last.proba_output]
+        if outputs is not None:
+            result = {k: v for k, v in result.items() if k in outputs}
+        return result
+
     def close_soon(self) -> None:
         """Refuse new requests on every member; queued ones still run."""
         self._closed = True
@@ -138,3 +167,13 @@ class EnsembleRunner:
         """Close every member (each finishes its queue first)."""
         self._closed = True
         await asyncio.gather(*(m.runner.close() for m in self.members))
+
+
+def _next_inputs(member: EnsembleMember, value: Array) -> dict[str, Array]:
+    """``value`` as the member's first input, in the dtype its signature declares."""
+    signature = getattr(member.runner, "signature", None)
+    if signature is None or not signature.inputs:
+        return {"input": value}
+    spec = signature.inputs[0]
+    dtype = NUMPY_DTYPES.get(spec.datatype)
+    return {spec.name: value if dtype is None or spec.datatype == "BYTES" else value.astype(dtype)}

@@ -185,7 +185,7 @@ class DeploymentReconciler(LoopService):
         combiner = item.combiner
         assert combiner is not None
         strategy = None
-        if combiner.strategy != "stacking":
+        if combiner.strategy not in ("stacking", "sequence"):
             if self.combiners is None:
                 raise InvalidInput("this server has no fusion strategies")
             strategy = self.combiners.get(combiner.strategy)
@@ -193,6 +193,7 @@ class DeploymentReconciler(LoopService):
             [EnsembleMember(m.model, m.version, m.weight, m.runner) for m in members],
             strategy=strategy,
             meta=combiner.meta,
+            sequence=combiner.strategy == "sequence",
             name=item.name,
         )
         first = members[0].signature
