@@ -35,6 +35,23 @@ def _weights(weights: Sequence[float], members: int) -> Array:
     return w
 
 
+def _weighted_mean(outputs: Sequence[Array], weights: Sequence[float]) -> Array:
+    """``sum(w_i * y_i) / sum(w_i)`` in float64, member by member (cheap for small batches)."""
+    if len(weights) != len(outputs) or not outputs or min(weights) <= 0:
+        raise InvalidInput(
+            f"an ensemble of {len(outputs)} members needs {len(outputs)} positive weights"
+        )
+    total = float(sum(weights))
+    acc = np.multiply(outputs[0], weights[0] / total, dtype=np.float64)
+    for output, weight in zip(outputs[1:], weights[1:], strict=True):
+        if np.shape(output) != acc.shape:
+            raise InvalidInput(
+                f"the members' outputs differ in shape: {acc.shape} and {np.shape(output)}"
+            )
+        acc += np.multiply(output, weight / total, dtype=np.float64)
+    return acc
+
+
 def _stack(outputs: Sequence[Array]) -> Array:
     shapes = {a.shape for a in outputs}
     if len(shapes) != 1:
@@ -63,8 +80,7 @@ class WeightedMean:
 
     def fuse(self, outputs: Sequence[Array], weights: Sequence[float]) -> Array:
         """``sum(w_i * y_i) / sum(w_i)``."""
-        w = _weights(weights, len(outputs))
-        return np.tensordot(w / w.sum(), _stack(outputs), axes=1)
+        return _weighted_mean(outputs, weights)
 
 
 @dataclass(frozen=True)
@@ -92,8 +108,7 @@ class SoftVote:
 
     def fuse(self, outputs: Sequence[Array], weights: Sequence[float]) -> Array:
         """``sum(w_i * p_i) / sum(w_i)`` over members' probability rows."""
-        w = _weights(weights, len(outputs))
-        return np.tensordot(w / w.sum(), _stack(outputs), axes=1)
+        return _weighted_mean(outputs, weights)
 
 
 BUILTIN_STRATEGIES = (Mean(), WeightedMean(), HardVote(), SoftVote())

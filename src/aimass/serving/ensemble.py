@@ -96,19 +96,36 @@ class EnsembleRunner:
         """True once ``close`` has begun."""
         return self._closed
 
-    async def _member(self, member: EnsembleMember, inputs: dict[str, Array]) -> Array:
-        runner = member.runner
-        output = runner.proba_output if self.reads == "predict_proba" else runner.predict_output
+    async def _answers(self, inputs: dict[str, Array]) -> list[Array]:
+        """Queue every member first (each into its own batcher), then collect their answers."""
         started = time.perf_counter()
-        answer = await runner.infer(inputs, (output,))
-        if runner.metrics is not None:
-            runner.metrics.request(200, time.perf_counter() - started)
-        if output not in answer:
-            raise InvalidInput(
-                f"member {member.model} version {member.version} has no {self.reads} output, "
-                "which this ensemble's combiner reads"
-            )
-        return answer[output]
+        pending = []
+        for member in self.members:
+            runner = member.runner
+            name = runner.proba_output if self.reads == "predict_proba" else runner.predict_output
+            submit = getattr(runner, "submit", None)
+            call = submit(inputs, (name,)) if submit is not None else runner.infer(inputs, (name,))
+            pending.append((member, name, call))
+        answers = []
+        for position, (member, name, call) in enumerate(pending):
+            try:
+                answer = await call
+            except BaseException:
+                for _, _, rest in pending[position + 1 :]:
+                    close = getattr(rest, "close", None)  # a coroutine not awaited: drop it
+                    if close is not None:
+                        close()
+                raise
+            metrics = member.runner.metrics
+            if metrics is not None:
+                metrics.request(200, time.perf_counter() - started)
+            if name not in answer:
+                raise InvalidInput(
+                    f"member {member.model} version {member.version} has no {self.reads} "
+                    "output, which this ensemble's combiner reads"
+                )
+            answers.append(answer[name])
+        return answers
 
     async def infer(
         self, inputs: dict[str, Array], outputs: Collection[str] | None = None
@@ -116,7 +133,7 @@ class EnsembleRunner:
         """Every member's answer for these rows, fused into ``predict`` (and ``predict_proba``)."""
         if self.sequence:
             return await self._chain(inputs, outputs)
-        answers = await asyncio.gather(*(self._member(m, inputs) for m in self.members))
+        answers = await self._answers(inputs)
         result: dict[str, Array] = {}
         if self.meta is not None:
             proba = stacking_proba(self.meta, answers)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -165,6 +165,31 @@ class ModelRunner:
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(self._executor, self._run_one, (inputs, wanted))
             self._observe(1, (0.0,))
+        if isinstance(result, BaseException):
+            raise result
+        for array in result.values():
+            if array.shape[:1] != (rows,):
+                raise RuntimeError(
+                    f"the model returned {array.shape[0] if array.ndim else 0} rows for {rows}"
+                )
+        return result  # type: ignore[no-any-return]
+
+    def submit(
+        self, inputs: dict[str, Array], outputs: Collection[str] | None = None
+    ) -> Awaitable[dict[str, Array]]:
+        """Queue the request now and return what ``infer`` would, to await later.
+
+        An ensemble queues every member before awaiting any, with no task per member.
+        """
+        batcher = self._batcher
+        if batcher is None:
+            return asyncio.ensure_future(self.infer(inputs, outputs))
+        rows = _rows(inputs, self.row_inputs)
+        future = batcher.put((inputs, None if outputs is None else frozenset(outputs)))
+        return self._result(future, rows)
+
+    async def _result(self, future: Awaitable[Any], rows: int) -> dict[str, Array]:
+        result = await future
         if isinstance(result, BaseException):
             raise result
         for array in result.values():
