@@ -8,6 +8,7 @@ files with onnxruntime on the same rows.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -209,3 +210,34 @@ def test_an_unknown_combiner_or_a_lone_foreign_member_is_a_400(client: Any) -> N
         client.deployments.create("m0", name="bad", traffic=[{"version": 1}], combiner="median")
     with pytest.raises(InvalidInput, match="only in an ensemble"):
         client.deployments.create("m0", name="bad", traffic=[{"model": "m1", "version": 1}])
+
+
+def test_an_ensemble_is_made_on_the_command_line_and_changed_through_the_sdk(
+    server: LiveServer, client: Any, members: list[Path], data: tuple[np.ndarray, ...]
+) -> None:
+    from typer.testing import CliRunner
+
+    from aimass.cli import app
+
+    x = data[1][:50]
+    done = CliRunner().invoke(
+        app,
+        ["--url", server.url, "--token", server.admin_token, "deploy", "m0", "--name", "cli",
+         "--combiner", "soft_vote", "--traffic", "m0:1=1", "--traffic", "m1:1=1", "--json"],
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    soft = _infer(server, "cli", x)
+    assert "predict_proba" in soft
+
+    changed = client.deployments.update("cli", combiner="hard_vote")
+    # Same members, so wait_ready (which compares versions) cannot see the swap: poll.
+    deadline = time.monotonic() + 30
+    while "predict_proba" in (hard := _infer(server, "cli", x)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    assert changed.combiner is not None and changed.combiner.strategy == "hard_vote"
+    assert [r.model for r in changed.routes] == ["m0", "m1"]
+    assert set(hard) == {"predict"}  # a hard vote gives labels only
+    labels = np.stack([run_onnx(p)(x)[0] for p in members[:2]])
+    scores = np.stack([(labels == c).sum(0) for c in range(3)])
+    assert (hard["predict"] == scores.argmax(axis=0)).all()
