@@ -147,22 +147,27 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LinearRegression
 from aimass.plugins import default_registries
+from aimass.preprocessing import clean_table, fit_pipeline
 
 registries = default_registries()
 table = pd.DataFrame({"a": [1.0, 2.0, np.nan, 4.0, 5.0, np.inf], "y": [2, 4, 6, 8, 10, 12]})
-clean = registries.data_cleaners.get("example.drop_incomplete").clean(table)
-model = LinearRegression().fit(clean[["a"]], clean["y"])
+cleaners = ["example.drop_incomplete"]
+pipeline = fit_pipeline(table, [{"name": "a", "kind": "numeric", "scale": True}], cleaners)
+clean = clean_table(table, cleaners)
+model = LinearRegression().fit(pipeline.transform(clean), clean["y"])
 drift = registries.drift_tests.get("example.mean_shift")
 print(json.dumps({
     "rows": len(clean),
-    "coef": float(model.coef_[0]),
+    "cleaners": pipeline.cleaners,
+    "fitted_mean": pipeline.columns[0].mean,
+    "score": float(model.score(pipeline.transform(clean), clean["y"])),
     "drift_same": drift.p_value(np.arange(100.0), np.arange(100.0)),
     "drift_moved": drift.p_value(np.arange(100.0), np.arange(100.0) + 50),
 }))
 """
 
 
-def test_its_cleaner_and_drift_test_come_from_the_installation(site: Path) -> None:
+def test_training_uses_its_cleaner_and_its_drift_test_is_installed(site: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-c", TRAIN_WITH_THE_CLEANER],
         env={**os.environ, **_env(site)},
@@ -174,5 +179,7 @@ def test_its_cleaner_and_drift_test_come_from_the_installation(site: Path) -> No
     result = json.loads(done.stdout.strip().splitlines()[-1])
 
     assert result["rows"] == 4  # the NaN row and the inf row are gone
-    assert result["coef"] == pytest.approx(2.0)  # the fit never saw them
+    assert result["cleaners"] == ["example.drop_incomplete"]  # recorded in the stored pipeline
+    assert result["fitted_mean"] == pytest.approx(3.0)  # fitted on the cleaned rows only
+    assert result["score"] == pytest.approx(1.0)  # y = 2a exactly, once the bad rows are gone
     assert result["drift_same"] == 1.0 and result["drift_moved"] < 1e-6

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aimass.preprocessing.pipeline import ColumnSpec, FittedPipeline, fit_pipeline
+from aimass.preprocessing.pipeline import ColumnSpec, FittedPipeline, clean_table, fit_pipeline
 
 if TYPE_CHECKING:
     from aimass.plugins import Registries
 
-__all__ = ["ColumnSpec", "FittedPipeline", "fit_pipeline", "register"]
+__all__ = ["ColumnSpec", "FittedPipeline", "clean_table", "fit_pipeline", "register"]
 
 #: The plugin contract this module's ``register`` targets (see ``aimass.plugins.contract``).
 AIMASS_PLUGIN_CONTRACT = "1.0"

@@ -23,13 +23,16 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from aimass.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from aimass.plugins import Registries
 
 FORMAT = "aimass-preprocessing"
 _WORD = re.compile(r"[a-z0-9]+")
@@ -64,6 +67,9 @@ class FittedPipeline(BaseModel):
 
     format: Literal["aimass-preprocessing"] = "aimass-preprocessing"
     columns: list[ColumnSpec] = Field(min_length=1, max_length=1024)
+    #: The data cleaners the training table went through first (by name; training only,
+    #: since serving answers every row it is sent).
+    cleaners: list[str] = Field(default_factory=list, max_length=64)
 
     def feature_names(self) -> list[str]:
         """The output columns, in order."""
@@ -160,8 +166,30 @@ def _date(c: ColumnSpec, values: np.ndarray) -> np.ndarray:
 _TRANSFORMS = {"numeric": _numeric, "category": _category, "text": _text, "date": _date}
 
 
-def fit_pipeline(table: Any, spec: list[ColumnSpec] | list[dict[str, Any]]) -> FittedPipeline:
-    """Learn each column's numbers from a training table (a pandas DataFrame)."""
+def clean_table(table: Any, cleaners: Sequence[str], registries: Registries | None = None) -> Any:
+    """``table`` through each named data cleaner in turn (built-in or a plugin's)."""
+    if cleaners and registries is None:
+        from aimass.plugins import default_registries
+
+        registries = default_registries()
+    for name in cleaners:
+        assert registries is not None
+        table = registries.data_cleaners.get(name).clean(table)
+    return table
+
+
+def fit_pipeline(
+    table: Any,
+    spec: list[ColumnSpec] | list[dict[str, Any]],
+    cleaners: Sequence[str] = (),
+    registries: Registries | None = None,
+) -> FittedPipeline:
+    """Learn each column's numbers from a training table (a pandas DataFrame).
+
+    ``cleaners`` (data-cleaner names) clean the table first; they are recorded in the
+    pipeline. Transform the same cleaned rows (``clean_table``) to train on them.
+    """
+    table = clean_table(table, cleaners, registries)
     fitted: list[ColumnSpec] = []
     for raw in spec:
         c = ColumnSpec.model_validate(raw if isinstance(raw, dict) else raw.model_dump())
@@ -193,4 +221,4 @@ def fit_pipeline(table: Any, spec: list[ColumnSpec] | list[dict[str, Any]]) -> F
             )
             c.categories = [k for k, _ in order[: c.max_categories]]
         fitted.append(c)
-    return FittedPipeline(columns=fitted)
+    return FittedPipeline(columns=fitted, cleaners=list(cleaners))
