@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,9 +33,11 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "aimass-example-plu
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("example") / "site"
-    pip_install([EXAMPLE], target)
-    return target
+    folder = tmp_path_factory.mktemp("example")
+    # A copy: building it writes build/ and *.egg-info beside the sources.
+    source = shutil.copytree(EXAMPLE, folder / "source", ignore=shutil.ignore_patterns("build"))
+    pip_install([source], folder / "site")
+    return folder / "site"
 
 
 def _env(site: Path) -> dict[str, str]:
