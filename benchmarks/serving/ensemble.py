@@ -5,8 +5,8 @@
 In-process, no HTTP (the HTTP edge is the same for both; see edge_cost.py):
 64 coroutines send one-row requests for ``--seconds`` to (1) a ``ModelRunner``
 over a tiny ONNX logistic regression (iris, 4 features, 3 classes) and (2) an
-``EnsembleRunner`` (soft vote) over three such models, each member behind its
-own batcher. Prints requests/s, microseconds a request, the per-member cost
+``EnsembleRunner`` (soft vote) over three such models: requests batched once,
+each member run on the merged batch. Prints requests/s, microseconds a request, the per-member cost
 inside the ensemble (``(t_ensemble - t_single) / 3``: what each extra member
 adds) and the fuse step alone. Pin it to one core with ``taskset -c 0`` for the
 one-core figure; compare runs on the same machine.
@@ -52,9 +52,9 @@ def _models(folder: Path) -> list[Path]:
     return paths
 
 
-def _runner(path: Path) -> ModelRunner:
+def _runner(path: Path, batch: int = 64) -> ModelRunner:
     predictor = OnnxFlavor().load(path, False)
-    return ModelRunner(predictor, predictor.signature, 64, 2.0, name=path.stem)
+    return ModelRunner(predictor, predictor.signature, batch, 2.0, name=path.stem)
 
 
 async def _drive(infer: Any, seconds: float, concurrency: int) -> float:
@@ -80,8 +80,8 @@ async def main_async(seconds: float, concurrency: int) -> None:
         await _drive(single.infer, 0.5, concurrency)  # warm up
         single_rps = await _drive(single.infer, seconds, concurrency)
         await single.close()
-        members = [EnsembleMember(p.stem, 1, 1.0, _runner(p)) for p in paths]
-        ensemble = EnsembleRunner(members, strategy=SoftVote())
+        members = [EnsembleMember(p.stem, 1, 1.0, _runner(p, batch=1)) for p in paths]
+        ensemble = EnsembleRunner(members, strategy=SoftVote(), max_batch_size=64)
         await _drive(ensemble.infer, 0.5, concurrency)
         ensemble_rps = await _drive(ensemble.infer, seconds, concurrency)
         await ensemble.close()
@@ -93,9 +93,7 @@ async def main_async(seconds: float, concurrency: int) -> None:
     fuse_us = (time.perf_counter() - started) / loops * 1e6
     t1, t3 = 1e6 / single_rps, 1e6 / ensemble_rps
     cpus = len(os.sched_getaffinity(0))
-    print(
-        f"c={concurrency}, {seconds:g} s each, {cpus} core(s), load {os.getloadavg()[0]:.1f}"
-    )
+    print(f"c={concurrency}, {seconds:g} s each, {cpus} core(s), load {os.getloadavg()[0]:.1f}")
     print(f"single model          : {single_rps:8.0f} req/s  ({t1:6.1f} us a request)")
     print(f"3-member soft vote    : {ensemble_rps:8.0f} req/s  ({t3:6.1f} us a request)")
     print(f"per member in ensemble: {(t3 - t1) / 3:6.1f} us  (fuse step alone {fuse_us:.1f} us)")

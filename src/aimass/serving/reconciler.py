@@ -141,9 +141,9 @@ class DeploymentReconciler(LoopService):
         try:
             for version in item.versions:
                 predictor, signature = await asyncio.to_thread(self._load_predictor, version)
-                runner = ModelRunner(
-                    predictor, signature, batching.max_batch_size, batching.max_delay_ms
-                )
+                # An ensemble batches once for all its members: they need no batcher.
+                size = 1 if item.combiner is not None else batching.max_batch_size
+                runner = ModelRunner(predictor, signature, size, batching.max_delay_ms)
                 served.append(
                     ServedVersion(
                         model=version.model,
@@ -190,19 +190,24 @@ class DeploymentReconciler(LoopService):
                 raise InvalidInput("this server has no fusion strategies")
             strategy = self.combiners.get(combiner.strategy)
         runner = EnsembleRunner(
-            [EnsembleMember(m.model, m.version, m.weight, m.runner) for m in members],
+            [
+                EnsembleMember(m.model, m.version, m.weight, m.runner)
+                for m in members
+                if isinstance(m.runner, ModelRunner)
+            ],
             strategy=strategy,
             meta=combiner.meta,
             sequence=combiner.strategy == "sequence",
+            max_batch_size=item.batching.max_batch_size,
+            max_delay_ms=item.batching.max_delay_ms,
             name=item.name,
         )
-        first = members[0].signature
         return ServedVersion(
             model=item.name,
             version=item.revision,
             weight=1.0,
             runner=runner,
-            signature=None if first is None else first.model_copy(update={"outputs": []}),
+            signature=runner.signature,
             flavor=f"ensemble:{combiner.strategy}",
         )
 

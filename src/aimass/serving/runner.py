@@ -225,6 +225,12 @@ class ModelRunner:
         if metrics is not None:
             metrics.batch(size, waits)
 
+    def predict_batch(
+        self, inputs: dict[str, Array], wanted: frozenset[str] | None = None
+    ) -> dict[str, Array]:
+        """Run the predictor on these rows now, in this thread (an ensemble's members)."""
+        return self._predict(inputs, wanted)
+
     def _predict(self, inputs: dict[str, Array], wanted: frozenset[str] | None) -> dict[str, Array]:
         """Run the predictor once (on the runner's thread) and name its outputs."""
         batch: Any = inputs
