@@ -26,10 +26,11 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from aimass.config import Settings, settings_env  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.plugins.broken import BROKEN, GOOD  # noqa: E402
 from tests.plugins.wheels import install_plugins  # noqa: E402
+
+from aimass.config import Settings, settings_env  # noqa: E402
 
 
 def start_seconds(home: Path, site: Path | None, timeout_s: float) -> tuple[float, float]:
