@@ -13,6 +13,7 @@ from aimass.api.docs import install_docs
 from aimass.api.errors import install_error_handlers
 from aimass.api.inference import InferenceApp
 from aimass.api.middleware import EdgePolicy, RequestGuard
+from aimass.api.openapi import install_openapi
 from aimass.api.routes import (
     access,
     datasets,
@@ -88,6 +89,7 @@ def _control_plane(platform: Platform) -> FastAPI:
         pipelines,
     ):
         app.include_router(module.router)
+    install_openapi(app)
     return app
 
 

@@ -217,7 +217,20 @@ async def _sse_stream(events: AsyncIterator[tuple[str, str]]) -> AsyncIterator[b
         yield _sse(event, data)
 
 
-@router.get("/{job_id}/logs", response_model=None)
+@router.get(
+    "/{job_id}/logs",
+    response_model=None,
+    response_class=PlainTextResponse,
+    responses={
+        200: {
+            "description": "the log as text; with follow=true, server-sent events",
+            "content": {
+                "text/plain": {"schema": {"type": "string"}},
+                "text/event-stream": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 def read_logs(
     job_id: Id,
     ctx: Viewer,
