@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from aimass.api.deps import Ctx, editor
 from aimass.api.ids import Id, Step
 from aimass.artifacts.names import validate_filename
-from aimass.entities.evaluation import Evaluation
+from aimass.entities.evaluation import Evaluation, EvaluationCreate
 from aimass.entities.jobs import (
     AttemptLease,
     JobArtifact,
@@ -33,7 +33,6 @@ from aimass.errors import Forbidden
 from aimass.jobs import attempt_files, records, service
 from aimass.jobs.entities import JobCheckpoint
 from aimass.registry import evaluations
-from aimass.registry.evaluations import EvaluationCreate
 
 router = APIRouter(prefix="/api/v1/jobs/{job_id}/attempts/{attempt}", tags=["job runtime"])
 Editor = Annotated[Ctx, Depends(editor)]
