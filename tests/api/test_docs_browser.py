@@ -82,32 +82,25 @@ def _execute(block: Any) -> tuple[str, Any]:
     return status, json.loads(text)
 
 
-def test_authorize_then_try_a_list_route(page: Any, docs_server: LiveServer) -> None:
-    assert page.locator("button.authorize").is_visible(), "the document declares bearer auth"
-    _authorize(page, docs_server.admin_token)
-    block = _operation(page, "get", "/api/v1/models")
-    status, body = _execute(block)
-    assert status == "200"
-    assert [m["name"] for m in body] == ["m"]
-    assert not [e for e in page.console_errors if "Content Security Policy" in e]
-
-
-def test_authorize_then_try_the_predict_route(
+def test_authorize_then_try_a_list_route_and_the_predict_route(
     page: Any, docs_server: LiveServer, model_files: Any
 ) -> None:
+    models = _operation(page, "get", "/api/v1/models")
+    status, body = _execute(models)
+    assert status == "401", "without a token the server says so"
+    assert body["error"]["code"] == "unauthenticated"
+    assert page.locator("button.authorize").is_visible(), "the document declares bearer auth"
     _authorize(page, docs_server.admin_token)
-    block = _operation(page, "post", "/api/v1/deployments/{name}/predict")
-    block.locator("tr[data-param-name='name'] input").fill("dep")
+    status, body = _execute(models)
+    assert status == "200"
+    assert [m["name"] for m in body] == ["m"]
+
+    predict = _operation(page, "post", "/api/v1/deployments/{name}/predict")
+    predict.locator("tr[data-param-name='name'] input").fill("dep")
     row = [round(float(v), 4) for v in model_files.x[0]]
-    block.locator("textarea.body-param__text").fill(json.dumps({"inputs": [row]}))
-    status, body = _execute(block)
+    predict.locator("textarea.body-param__text").fill(json.dumps({"inputs": [row]}))
+    status, body = _execute(predict)
     assert status == "200"
     assert body["deployment"] == "dep" and body["model"] == "m" and body["version"] == 1
     assert body["predictions"] == [int(model_files.y[0])]
-
-
-def test_without_authorize_a_try_is_a_401_that_says_so(page: Any) -> None:
-    block = _operation(page, "get", "/api/v1/models")
-    status, body = _execute(block)
-    assert status == "401"
-    assert body["error"]["code"] == "unauthenticated"
+    assert not [e for e in page.console_errors if "Content Security Policy" in e]
