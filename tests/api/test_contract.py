@@ -25,8 +25,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter
 
+from aimass.api.app import create_app
 from aimass.auth.service import create_job_token
 from aimass.client import Client
 from aimass.client.datasets import Datasets
@@ -50,6 +53,7 @@ from aimass.entities.jobs import (
     MetricsRecorded,
 )
 from aimass.jobs import service
+from aimass.platform import Platform
 from aimass.store.db import Database
 from tests_support import deploy, upload, wait_state
 
@@ -414,6 +418,34 @@ def test_every_route_answers_its_wire_model(
     assert set(NOT_JSON) <= every, "NOT_JSON names an operation the server no longer has"
     missed = sorted(every - call.done - set(NOT_JSON))
     assert missed == [], "operations no step calls: call them above, or say why in NOT_JSON"
+
+
+#: FastAPI routes left out of the document on purpose: the pages of /docs themselves.
+HIDDEN = frozenset({"GET /docs", "GET /docs/static/swagger-init.js"})
+
+
+def _app_operations(app: FastAPI) -> set[str]:
+    """Every method and path FastAPI routes, included routers' routes too."""
+    found: set[str] = set()
+    for route in app.routes:
+        included = getattr(route, "original_router", None)
+        for item in included.routes if included is not None else [route]:
+            if isinstance(item, APIRoute):
+                found |= {f"{method} {item.path}" for method in item.methods}
+    return found
+
+
+def test_every_route_of_the_app_is_in_the_document(live_server: Any) -> None:
+    """So the walk above, which starts from the document, misses no route of the app."""
+    platform = Platform.from_settings(live_server.settings)
+    try:
+        app = create_app(platform).control
+        routed = _app_operations(app)
+        documented = _operations(app.openapi())
+    finally:
+        platform.close()
+    assert len(routed) > 50
+    assert routed - documented == HIDDEN
 
 
 def test_every_operation_has_a_wire_model() -> None:
