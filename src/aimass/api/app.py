@@ -25,6 +25,7 @@ from aimass.api.routes import (
     schedules,
     zoo,
 )
+from aimass.api.ui import install_ui
 from aimass.platform import Platform
 
 
@@ -88,6 +89,7 @@ def _control_plane(platform: Platform) -> FastAPI:
         pipelines,
     ):
         app.include_router(module.router)
+    install_ui(app)  # last: its page routes never shadow the API's
     return app
 
 

@@ -1,0 +1,312 @@
+import { useState } from "preact/hooks";
+import {
+  createDeployment,
+  listModels,
+  listVersions,
+  type ModelVersion,
+  setAlias,
+  uploadVersion,
+} from "../api/client";
+import { useCanWrite } from "../auth";
+import { messageOf, useLoad } from "../hooks";
+import { Link, navigate } from "../router";
+
+/** Drop a model file here (or pick one): uploads it as a new version with a progress bar. */
+export function UploadBox(props: { model?: string; onDone: (v: ModelVersion) => void }) {
+  const [name, setName] = useState(props.model ?? "");
+  const [progress, setProgress] = useState<number | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [over, setOver] = useState(false);
+  const send = async (file: File) => {
+    const target = name.trim() || file.name.replace(/\.[^.]+$/, "");
+    setError(null);
+    setProgress(0);
+    try {
+      props.onDone(await uploadVersion(target, file, setProgress));
+    } catch (e) {
+      setError(messageOf(e));
+    } finally {
+      setProgress(null);
+    }
+  };
+  return (
+    <div class="upload">
+      {!props.model && (
+        <label>
+          Model name
+          <input
+            name="model-name"
+            value={name}
+            placeholder="from the file name"
+            onInput={(e) => setName(e.currentTarget.value)}
+          />
+        </label>
+      )}
+      <div
+        class={over ? "dropzone over" : "dropzone"}
+        data-testid="dropzone"
+        onDragOver={(e) => {
+          e.preventDefault();
+          setOver(true);
+        }}
+        onDragLeave={() => setOver(false)}
+        onDrop={(e) => {
+          e.preventDefault();
+          setOver(false);
+          const file = e.dataTransfer?.files[0];
+          if (file) void send(file);
+        }}
+      >
+        Drop a model file here, or{" "}
+        <label class="pick">
+          choose one
+          <input
+            type="file"
+            class="hidden"
+            onChange={(e) => {
+              const file = e.currentTarget.files?.[0];
+              if (file) void send(file);
+            }}
+          />
+        </label>
+      </div>
+      {progress !== null && (
+        <progress class="bar" value={progress} max={1}>
+          {Math.round(progress * 100)}%
+        </progress>
+      )}
+      {error && <p class="error">{error}</p>}
+    </div>
+  );
+}
+
+export function Models() {
+  const [name, setName] = useState("");
+  const [tag, setTag] = useState("");
+  const [flavor, setFlavor] = useState("");
+  const canWrite = useCanWrite();
+  const models = useLoad(
+    () =>
+      listModels({
+        name: name || undefined,
+        tag: tag ? [tag] : undefined,
+        flavor: flavor || undefined,
+        limit: 200,
+      }),
+    [name, tag, flavor],
+  );
+  return (
+    <section>
+      <h1>Models</h1>
+      <div class="filters">
+        <input placeholder="name" value={name} onInput={(e) => setName(e.currentTarget.value)} />
+        <input placeholder="tag key=value" value={tag} onInput={(e) => setTag(e.currentTarget.value)} />
+        <input placeholder="flavor" value={flavor} onInput={(e) => setFlavor(e.currentTarget.value)} />
+      </div>
+      {models.error && <p class="error">{models.error}</p>}
+      <table>
+        <thead>
+          <tr>
+            <th>Name</th>
+            <th>Latest</th>
+            <th>Aliases</th>
+            <th>Tags</th>
+            <th>Updated</th>
+          </tr>
+        </thead>
+        <tbody>
+          {(models.data ?? []).map((m) => (
+            <tr key={m.id}>
+              <td>
+                <Link href={`/models/${encodeURIComponent(m.name)}`}>{m.name}</Link>
+              </td>
+              <td>{m.latest_version ?? "–"}</td>
+              <td>
+                {Object.entries(m.aliases ?? {}).map(([a, v]) => (
+                  <span class="chip" key={a}>
+                    {a}→{String(v)}
+                  </span>
+                ))}
+              </td>
+              <td>
+                {Object.entries(m.tags ?? {}).map(([k, v]) => (
+                  <span class="chip" key={k}>
+                    {k}={String(v)}
+                  </span>
+                ))}
+              </td>
+              <td>{m.updated_at}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {canWrite && (
+        <>
+          <h2>Upload a model</h2>
+          <UploadBox onDone={(v) => navigate(`/models/${encodeURIComponent(v.model)}`)} />
+        </>
+      )}
+    </section>
+  );
+}
+
+function DeployButton(props: { v: ModelVersion }) {
+  const [confirming, setConfirming] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const { v } = props;
+  if (!confirming)
+    return (
+      <button type="button" onClick={() => setConfirming(true)}>
+        Deploy
+      </button>
+    );
+  const deploy = async () => {
+    try {
+      const d = await createDeployment({ model: v.model, version: v.version, replicas: 1 });
+      navigate(`/deployments/${encodeURIComponent(d.name)}`);
+    } catch (e) {
+      setError(messageOf(e));
+    }
+  };
+  return (
+    <span>
+      <button type="button" class="primary" onClick={deploy}>
+        Deploy version {v.version} now
+      </button>
+      <button type="button" class="link" onClick={() => setConfirming(false)}>
+        cancel
+      </button>
+      {error && <span class="error">{error}</span>}
+    </span>
+  );
+}
+
+function Signature(props: { v: ModelVersion }) {
+  const sig = props.v.signature;
+  if (!sig) return <span class="muted">none</span>;
+  const spec = (t: (typeof sig.inputs)[number]) =>
+    `${t.name}: ${t.datatype}[${t.shape.join(", ")}]`;
+  return (
+    <div class="sig">
+      <div>in: {(sig.inputs ?? []).map(spec).join("; ")}</div>
+      <div>out: {(sig.outputs ?? []).map(spec).join("; ")}</div>
+    </div>
+  );
+}
+
+function AliasEditor(props: { model: string; versions: ModelVersion[]; onDone: () => void }) {
+  const [alias, setAliasName] = useState("");
+  const [version, setVersion] = useState(props.versions[0]?.version ?? 1);
+  const [error, setError] = useState<string | null>(null);
+  const save = async (e: Event) => {
+    e.preventDefault();
+    try {
+      await setAlias(props.model, alias, version);
+      setAliasName("");
+      setError(null);
+      props.onDone();
+    } catch (err) {
+      setError(messageOf(err));
+    }
+  };
+  return (
+    <form class="inline" onSubmit={save}>
+      <input placeholder="alias" value={alias} onInput={(e) => setAliasName(e.currentTarget.value)} />
+      <select value={version} onChange={(e) => setVersion(Number(e.currentTarget.value))}>
+        {props.versions.map((v) => (
+          <option key={v.version} value={v.version}>
+            version {v.version}
+          </option>
+        ))}
+      </select>
+      <button type="submit" disabled={!alias}>
+        Move alias
+      </button>
+      {error && <span class="error">{error}</span>}
+    </form>
+  );
+}
+
+export function ModelPage(props: { name: string }) {
+  const canWrite = useCanWrite();
+  const versions = useLoad(() => listVersions(props.name), [props.name], 3000);
+  const list = [...(versions.data ?? [])].sort((a, b) => b.version - a.version);
+  const metricNames = [...new Set(list.flatMap((v) => Object.keys(v.metrics ?? {})))].sort();
+  return (
+    <section>
+      <h1>
+        Model <span class="name">{props.name}</span>
+      </h1>
+      {versions.error && <p class="error">{versions.error}</p>}
+      <table class="versions">
+        <thead>
+          <tr>
+            <th>Version</th>
+            <th>Flavor</th>
+            <th>Signature</th>
+            {metricNames.map((m) => (
+              <th key={m}>{m}</th>
+            ))}
+            <th>Tags</th>
+            <th>Aliases</th>
+            <th>Lineage</th>
+            {canWrite && <th />}
+          </tr>
+        </thead>
+        <tbody>
+          {list.map((v) => (
+            <tr key={v.id} data-version={v.version}>
+              <td>{v.version}</td>
+              <td>{v.flavor}</td>
+              <td>
+                <Signature v={v} />
+              </td>
+              {metricNames.map((m) => (
+                <td key={m}>{v.metrics?.[m] === undefined ? "–" : String(v.metrics[m])}</td>
+              ))}
+              <td>
+                {Object.entries(v.tags ?? {}).map(([k, t]) => (
+                  <span class="chip" key={k}>
+                    {k}={String(t)}
+                  </span>
+                ))}
+              </td>
+              <td>
+                {(v.aliases ?? []).map((a) => (
+                  <span class="chip" key={a}>
+                    {a}
+                  </span>
+                ))}
+              </td>
+              <td>
+                {v.lineage?.job_id ? (
+                  <Link href={`/jobs/${v.lineage.job_id}`}>job {v.lineage.job_id}</Link>
+                ) : (
+                  "upload"
+                )}
+                {v.lineage?.dataset ? ` · ${v.lineage.dataset} v${v.lineage.dataset_version ?? "?"}` : ""}
+              </td>
+              {canWrite && (
+                <td>
+                  <DeployButton v={v} />
+                </td>
+              )}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {canWrite && list.length > 0 && (
+        <>
+          <h2>Aliases</h2>
+          <AliasEditor model={props.name} versions={list} onDone={versions.reload} />
+        </>
+      )}
+      {canWrite && (
+        <>
+          <h2>Upload a new version</h2>
+          <UploadBox model={props.name} onDone={versions.reload} />
+        </>
+      )}
+    </section>
+  );
+}
