@@ -168,9 +168,11 @@ function TrafficEditor(props: { d: Deployment; versions: ModelVersion[]; onSaved
 
 function TryIt(props: { d: Deployment; version: ModelVersion | undefined }) {
   const [body, setBody] = useState("");
+  const [edited, setEdited] = useState(false);
   const [answer, setAnswer] = useState<string | null>(null);
   useEffect(() => {
-    if (!body) setBody(exampleRequest(props.version));
+    // Prefilled from the signature once it has loaded, unless the user typed already.
+    if (!edited) setBody(exampleRequest(props.version));
   }, [props.version?.id]);
   const send = async (e: Event) => {
     e.preventDefault();
@@ -183,7 +185,15 @@ function TryIt(props: { d: Deployment; version: ModelVersion | undefined }) {
   };
   return (
     <form class="tryit" onSubmit={send}>
-      <textarea name="request" rows={4} value={body} onInput={(e) => setBody(e.currentTarget.value)} />
+      <textarea
+        name="request"
+        rows={4}
+        value={body}
+        onInput={(e) => {
+          setEdited(true);
+          setBody(e.currentTarget.value);
+        }}
+      />
       <button type="submit" class="primary">
         Send
       </button>
