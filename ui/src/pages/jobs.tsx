@@ -143,6 +143,14 @@ export function Jobs(props: { query: URLSearchParams }) {
 
 const MAX_LINES = 5000;
 
+function attemptOf(data: string): string {
+  try {
+    return String((JSON.parse(data) as { attempt?: number }).attempt ?? data);
+  } catch {
+    return data;
+  }
+}
+
 function LogView(props: { id: number }) {
   const [lines, setLines] = useState<string[]>([]);
   const [status, setStatus] = useState("following");
@@ -165,7 +173,7 @@ function LogView(props: { id: number }) {
       props.id,
       (e) => {
         if (e.event === "log") pending.push(e.data);
-        else if (e.event === "attempt") pending.push(`── attempt ${e.data} ──`);
+        else if (e.event === "attempt") pending.push(`── attempt ${attemptOf(e.data)} ──`);
         else if (e.event === "end") setStatus("ended");
         // One render per animation frame however fast lines come.
         if (timer === undefined) timer = requestAnimationFrame(flush);
