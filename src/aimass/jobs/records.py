@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import partial
 
 from pydantic import JsonValue
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aimass.entities.auth import Principal
@@ -21,6 +21,7 @@ from aimass.store.orm import (
     JobCheckpointRow,
     JobMetricRow,
     JobRow,
+    aware_utc,
     utcnow,
 )
 
@@ -59,6 +60,42 @@ def list_metrics(session: Session, job_id: int, name: str | None = None) -> list
         stmt = stmt.where(JobMetricRow.name == name)
     stmt = stmt.order_by(JobMetricRow.name, JobMetricRow.step, JobMetricRow.id)
     return [r.to_entity() for r in session.scalars(stmt)]
+
+
+def chart_metrics(
+    session: Session, job_id: int, max_points: int, name: str | None = None
+) -> list[JobMetric]:
+    """The job's metrics for a chart: at most about ``max_points`` a name.
+
+    A longer series is cut into runs of equal step width in the database, and each
+    run answers one point: its first step and its mean value (its latest attempt and
+    time), so a million points cost the network and the browser a few thousand.
+    """
+    _exists(session, job_id)
+    m = JobMetricRow
+    stmt = select(m.name, func.min(m.step), func.max(m.step), func.count()).where(
+        m.job_id == job_id
+    )
+    if name is not None:
+        stmt = stmt.where(m.name == name)
+    out: list[JobMetric] = []
+    for series, lo, hi, count in session.execute(stmt.group_by(m.name).order_by(m.name)).all():
+        if count <= max_points:
+            out.extend(list_metrics(session, job_id, series))
+            continue
+        width = -(-(hi - lo + 1) // max_points)
+        bucket = (m.step - lo) // width  # integer division on both backends
+        rows = session.execute(
+            select(func.min(m.step), func.avg(m.value), func.max(m.attempt), func.max(m.at))
+            .where(m.job_id == job_id, m.name == series)
+            .group_by(bucket)
+            .order_by(func.min(m.step))
+        ).all()
+        out.extend(
+            JobMetric(attempt=a, name=series, step=step, value=float(v), at=aware_utc(at))
+            for step, v, a, at in rows
+        )
+    return out
 
 
 def record_checkpoint(

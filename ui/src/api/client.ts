@@ -215,8 +215,13 @@ export const getJob = (id: number) =>
   unwrap(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: id } } }));
 export const jobEvents = (id: number) =>
   unwrap(api.GET("/api/v1/jobs/{job_id}/events", { params: { path: { job_id: id } } }));
-export const jobMetrics = (id: number) =>
-  unwrap(api.GET("/api/v1/jobs/{job_id}/metrics", { params: { path: { job_id: id } } }));
+/** A job's metrics for its charts: the server downsamples a long series to ``maxPoints``. */
+export const jobMetrics = (id: number, maxPoints = 2000) =>
+  unwrap(
+    api.GET("/api/v1/jobs/{job_id}/metrics", {
+      params: { path: { job_id: id }, query: { max_points: maxPoints } },
+    }),
+  );
 export const cancelJob = (id: number) =>
   unwrap(api.POST("/api/v1/jobs/{job_id}/cancel", { params: { path: { job_id: id } } }));
 export const retryJob = (id: number) =>

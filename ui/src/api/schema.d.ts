@@ -562,7 +562,7 @@ export interface paths {
         };
         /**
          * List Metrics
-         * @description The step metrics the job logged, over every attempt.
+         * @description The step metrics the job logged, over every attempt (``max_points``: a chart's share).
          */
         get: operations["list_metrics_api_v1_jobs__job_id__metrics_get"];
         put?: never;
@@ -3674,6 +3674,8 @@ export interface operations {
         parameters: {
             query?: {
                 name?: string | null;
+                /** @description for charts: downsample each series */
+                max_points?: number | null;
                 /** @description project to act on (default: the token's project, else 'default') */
                 project?: string | null;
             };

@@ -137,10 +137,19 @@ def list_events(job_id: Id, ctx: Viewer) -> list[JobEvent]:
 
 
 @router.get("/{job_id}/metrics")
-def list_metrics(job_id: Id, ctx: Viewer, name: str | None = None) -> list[JobMetric]:
-    """The step metrics the job logged, over every attempt."""
+def list_metrics(
+    job_id: Id,
+    ctx: Viewer,
+    name: str | None = None,
+    max_points: Annotated[
+        int | None, Query(ge=2, le=100_000, description="for charts: downsample each series")
+    ] = None,
+) -> list[JobMetric]:
+    """The step metrics the job logged, over every attempt (``max_points``: a chart's share)."""
     _job(ctx, job_id)
     with ctx.platform.db.session() as session:
+        if max_points is not None:
+            return records.chart_metrics(session, job_id, max_points, name)
         return records.list_metrics(session, job_id, name)
 
 
