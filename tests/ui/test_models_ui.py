@@ -71,7 +71,7 @@ def test_drop_a_model_deploy_in_two_clicks_try_it_and_see_the_count_move(
     b = browse(server)
     page = b.sign_in()
     b.open("/models")
-    page.fill("input[name=model-name]", "dropped")
+    page.fill("input[name=upload-name]", "dropped")
     # Record that a progress bar showed while the bytes went up.
     page.evaluate(
         """() => new MutationObserver(() => {
@@ -148,6 +148,7 @@ def test_a_viewer_sees_no_write_buttons_and_a_forged_write_is_refused(
     assert "viewer" in page.inner_text("nav .who")
     for path, write in [
         ("/models", "[data-testid=dropzone]"),
+        ("/datasets", "[data-testid=dropzone]"),
         ("/models/viewed", "button:has-text('Deploy')"),
         ("/models/viewed", "button:has-text('Move alias')"),
         ("/deployments/viewed", "button:has-text('Save split')"),
@@ -193,10 +194,13 @@ def test_a_hostile_tag_and_description_render_as_text(
 def test_every_page_renders_under_the_csp_and_asks_only_the_server(
     server: LiveServer, browse: Callable[[LiveServer], Browse]
 ) -> None:
+    with api(server) as http:
+        assert http.post("/api/v1/zoo/datasets/iris").status_code == 201
     b = browse(server)
     page = b.sign_in()
     for path, name in [
         ("/", "overview"),
+        ("/datasets/iris", "dataset"),
         ("/models", "models"),
         ("/deployments", "deployments"),
         ("/jobs", "jobs"),
@@ -210,6 +214,10 @@ def test_every_page_renders_under_the_csp_and_asks_only_the_server(
         page.wait_for_timeout(400)
         assert page.locator(".error").count() == 0, page.inner_text("main")
         b.shot(name)
+    b.open("/datasets/iris")
+    page.wait_for_selector("table.profile .bar-col")
+    assert page.locator("table.profile tbody tr").count() == 5  # iris: 4 features and the label
+    b.open("/admin")
     page.fill("input[name=token-name]", "ci-bot")
     page.click("text=Create token")
     secret = page.inner_text("[data-testid=secret]")

@@ -127,14 +127,26 @@ export const setAlias = (name: string, alias: string, version: number) =>
   );
 
 /** Upload a model file as a new version of ``name``; ``onProgress`` gets 0..1 as bytes go. */
-export function uploadVersion(
+export const uploadVersion = (
   name: string,
   file: File,
   onProgress: (fraction: number) => void,
-): Promise<ModelVersion> {
+): Promise<ModelVersion> =>
+  uploadFile(`/api/v1/models/${encodeURIComponent(name)}/versions`, file, onProgress);
+
+/** Upload a data file as a new version of dataset ``name``, with progress. */
+export const uploadDatasetVersion = (
+  name: string,
+  file: File,
+  onProgress: (fraction: number) => void,
+): Promise<DatasetVersion> =>
+  uploadFile(`/api/v1/datasets/${encodeURIComponent(name)}/versions`, file, onProgress);
+
+// XMLHttpRequest, not fetch: only it reports upload progress.
+function uploadFile<T>(path: string, file: File, onProgress: (fraction: number) => void): Promise<T> {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", `/api/v1/models/${encodeURIComponent(name)}/versions`);
+    xhr.open("POST", path);
     for (const [k, v] of Object.entries(authHeaders())) xhr.setRequestHeader(k, v);
     xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
     xhr.onerror = () => reject(new ApiError(0, "network", "the upload was cut off"));
@@ -147,7 +159,7 @@ export function uploadVersion(
       }
       if (xhr.status >= 200 && xhr.status < 300) {
         onProgress(1);
-        resolve(doc as ModelVersion);
+        resolve(doc as T);
       } else {
         const err = (doc as { error?: { code?: string; message?: string } } | undefined)?.error;
         reject(new ApiError(xhr.status, err?.code ?? "error", err?.message ?? xhr.statusText));

@@ -1,9 +1,17 @@
 import { useState } from "preact/hooks";
-import { type DatasetVersion, listDatasets, listDatasetVersions } from "../api/client";
+import {
+  type DatasetVersion,
+  listDatasets,
+  listDatasetVersions,
+  uploadDatasetVersion,
+} from "../api/client";
+import { useCanWrite } from "../auth";
 import { useLoad } from "../hooks";
-import { Link } from "../router";
+import { Link, navigate } from "../router";
+import { DropUpload } from "./models";
 
 export function Datasets() {
+  const canWrite = useCanWrite();
   const datasets = useLoad(listDatasets, []);
   return (
     <section>
@@ -31,6 +39,16 @@ export function Datasets() {
           ))}
         </tbody>
       </table>
+      {canWrite && (
+        <>
+          <h2>Upload a dataset (CSV, Parquet, JSON lines)</h2>
+          <DropUpload
+            label="Dataset name"
+            send={uploadDatasetVersion}
+            onDone={(v) => navigate(`/datasets/${encodeURIComponent(v.dataset)}`)}
+          />
+        </>
+      )}
     </section>
   );
 }
@@ -103,6 +121,7 @@ function Profile(props: { v: DatasetVersion }) {
 }
 
 export function DatasetPage(props: { name: string }) {
+  const canWrite = useCanWrite();
   const versions = useLoad(() => listDatasetVersions(props.name), [props.name]);
   const [picked, setPicked] = useState<number | null>(null);
   const list = [...(versions.data ?? [])].sort((a, b) => b.version - a.version);
@@ -139,6 +158,17 @@ export function DatasetPage(props: { name: string }) {
         <>
           <h2>Version {v.version}: schema and profile</h2>
           <Profile v={v} />
+        </>
+      )}
+      {canWrite && (
+        <>
+          <h2>Upload a new version</h2>
+          <DropUpload
+            fixed={props.name}
+            label="Dataset name"
+            send={uploadDatasetVersion}
+            onDone={versions.reload}
+          />
         </>
       )}
     </section>

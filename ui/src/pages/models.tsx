@@ -4,6 +4,7 @@ import {
   listModels,
   listVersions,
   type ModelVersion,
+  searchVersions,
   setAlias,
   uploadVersion,
 } from "../api/client";
@@ -13,7 +14,17 @@ import { Link, navigate } from "../router";
 
 /** Drop a model file here (or pick one): uploads it as a new version with a progress bar. */
 export function UploadBox(props: { model?: string; onDone: (v: ModelVersion) => void }) {
-  const [name, setName] = useState(props.model ?? "");
+  return <DropUpload fixed={props.model} label="Model name" send={uploadVersion} onDone={props.onDone} />;
+}
+
+/** A name field (unless ``fixed``) and a drop zone that uploads with a progress bar. */
+export function DropUpload<T>(props: {
+  fixed?: string;
+  label: string;
+  send: (name: string, file: File, onProgress: (f: number) => void) => Promise<T>;
+  onDone: (made: T) => void;
+}) {
+  const [name, setName] = useState(props.fixed ?? "");
   const [progress, setProgress] = useState<number | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [over, setOver] = useState(false);
@@ -22,7 +33,7 @@ export function UploadBox(props: { model?: string; onDone: (v: ModelVersion) => 
     setError(null);
     setProgress(0);
     try {
-      props.onDone(await uploadVersion(target, file, setProgress));
+      props.onDone(await props.send(target, file, setProgress));
     } catch (e) {
       setError(messageOf(e));
     } finally {
@@ -31,11 +42,11 @@ export function UploadBox(props: { model?: string; onDone: (v: ModelVersion) => 
   };
   return (
     <div class="upload">
-      {!props.model && (
+      {!props.fixed && (
         <label>
-          Model name
+          {props.label}
           <input
-            name="model-name"
+            name="upload-name"
             value={name}
             placeholder="from the file name"
             onInput={(e) => setName(e.currentTarget.value)}
@@ -57,7 +68,7 @@ export function UploadBox(props: { model?: string; onDone: (v: ModelVersion) => 
           if (file) void send(file);
         }}
       >
-        Drop a model file here, or{" "}
+        Drop a file here, or{" "}
         <label class="pick">
           choose one
           <input
@@ -140,6 +151,7 @@ export function Models() {
           ))}
         </tbody>
       </table>
+      <VersionSearch />
       {canWrite && (
         <>
           <h2>Upload a model</h2>
@@ -147,6 +159,67 @@ export function Models() {
         </>
       )}
     </section>
+  );
+}
+
+/** Versions across models by metric (``accuracy>=0.9``) and alias. */
+function VersionSearch() {
+  const [metric, setMetric] = useState("");
+  const [alias, setAliasFilter] = useState("");
+  const found = useLoad(
+    () =>
+      metric || alias
+        ? searchVersions({ metric: metric ? [metric] : undefined, alias: alias || undefined, limit: 100 })
+        : Promise.resolve([] as ModelVersion[]),
+    [metric, alias],
+  );
+  return (
+    <>
+      <h2>Find versions</h2>
+      <div class="filters">
+        <input
+          name="metric"
+          placeholder="metric, e.g. accuracy>=0.9"
+          value={metric}
+          onChange={(e) => setMetric(e.currentTarget.value)}
+        />
+        <input
+          name="alias"
+          placeholder="alias"
+          value={alias}
+          onChange={(e) => setAliasFilter(e.currentTarget.value)}
+        />
+      </div>
+      {found.error && <p class="error">{found.error}</p>}
+      {(found.data ?? []).length > 0 && (
+        <table class="found">
+          <thead>
+            <tr>
+              <th>Model</th>
+              <th>Version</th>
+              <th>Metrics</th>
+              <th>Aliases</th>
+            </tr>
+          </thead>
+          <tbody>
+            {(found.data ?? []).map((v) => (
+              <tr key={v.id}>
+                <td>
+                  <Link href={`/models/${encodeURIComponent(v.model)}`}>{v.model}</Link>
+                </td>
+                <td>{v.version}</td>
+                <td>
+                  {Object.entries(v.metrics ?? {})
+                    .map(([k, x]) => `${k}=${x}`)
+                    .join(", ")}
+                </td>
+                <td>{(v.aliases ?? []).join(", ")}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </>
   );
 }
 
