@@ -118,6 +118,12 @@ export const getModel = (name: string) =>
   unwrap(api.GET("/api/v1/models/{name}", { params: { path: { name } } }));
 export const listVersions = (name: string) =>
   unwrap(api.GET("/api/v1/models/{name}/versions", { params: { path: { name } } }));
+export const compareVersions = (name: string, versions: string, dataset: string) =>
+  unwrap(
+    api.GET("/api/v1/models/{name}/compare", {
+      params: { path: { name }, query: { versions, dataset } },
+    }),
+  );
 export const setAlias = (name: string, alias: string, version: number) =>
   unwrap(
     api.PUT("/api/v1/models/{name}/aliases/{alias}", {
@@ -234,6 +240,8 @@ export const jobMetrics = (id: number, maxPoints = 2000) =>
       params: { path: { job_id: id }, query: { max_points: maxPoints } },
     }),
   );
+export const jobCheckpoints = (id: number) =>
+  unwrap(api.GET("/api/v1/jobs/{job_id}/checkpoints", { params: { path: { job_id: id } } }));
 export const cancelJob = (id: number) =>
   unwrap(api.POST("/api/v1/jobs/{job_id}/cancel", { params: { path: { job_id: id } } }));
 export const retryJob = (id: number) =>

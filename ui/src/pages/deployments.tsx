@@ -1,4 +1,4 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import {
   type Deployment,
   getDeployment,
@@ -202,10 +202,27 @@ function TryIt(props: { d: Deployment; version: ModelVersion | undefined }) {
   );
 }
 
+/** Requests a second to ``name``, from successive polls of the totals. */
+function useRate(counts: Record<string, number> | undefined, name: string): number | null {
+  const last = useRef<{ total: number; at: number } | null>(null);
+  const [rate, setRate] = useState<number | null>(null);
+  useEffect(() => {
+    if (counts === undefined) return;
+    const total = counts[name] ?? 0;
+    const now = performance.now();
+    if (last.current && now > last.current.at) {
+      setRate(((total - last.current.total) * 1000) / (now - last.current.at));
+    }
+    last.current = { total, at: now };
+  }, [counts]);
+  return rate;
+}
+
 export function DeploymentPage(props: { name: string }) {
   const canWrite = useCanWrite();
   const d = useLoad(() => getDeployment(props.name), [props.name], 2000);
   const counts = useLoad(requestCounts, [], 1000);
+  const rate = useRate(counts.data, props.name);
   const model = d.data?.model;
   const versions = useLoad(
     () => (model ? listVersions(model) : Promise.resolve([] as ModelVersion[])),
@@ -230,6 +247,8 @@ export function DeploymentPage(props: { name: string }) {
         <dd>{dep.state}</dd>
         <dt>Requests</dt>
         <dd data-testid="request-count">{counts.data?.[dep.name] ?? 0}</dd>
+        <dt>Requests/s</dt>
+        <dd>{rate === null ? "…" : rate.toFixed(1)}</dd>
         <dt>Batching</dt>
         <dd>
           up to {dep.batching?.max_batch_size} rows, waits {dep.batching?.max_delay_ms} ms

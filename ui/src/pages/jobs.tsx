@@ -4,6 +4,7 @@ import {
   followLogs,
   getJob,
   type Job,
+  jobCheckpoints,
   jobEvents,
   jobMetrics,
   type JobState,
@@ -227,6 +228,7 @@ export function JobPage(props: { id: number }) {
   const job = useLoad(() => getJob(props.id), [props.id], 1000);
   const live = job.data ? LIVE.includes(job.data.state) : true;
   const events = useLoad(() => jobEvents(props.id), [props.id, job.data?.state, job.data?.attempt]);
+  const checkpoints = useLoad(() => jobCheckpoints(props.id), [props.id, job.data?.state]);
   const [error, setError] = useState<string | null>(null);
   const act = async (fn: (id: number) => Promise<Job>) => {
     try {
@@ -316,6 +318,31 @@ export function JobPage(props: { id: number }) {
           ))}
         </tbody>
       </table>
+      <h2>Checkpoints</h2>
+      {(checkpoints.data ?? []).length === 0 ? (
+        <p class="muted">None saved.</p>
+      ) : (
+        <table>
+          <thead>
+            <tr>
+              <th>Step</th>
+              <th>Attempt</th>
+              <th>At</th>
+              <th>sha256</th>
+            </tr>
+          </thead>
+          <tbody>
+            {(checkpoints.data ?? []).map((c) => (
+              <tr key={c.artifact_key}>
+                <td>{c.step}</td>
+                <td>{c.attempt}</td>
+                <td>{c.at}</td>
+                <td class="name">{c.sha256.slice(0, 12)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
       <h2>Outputs</h2>
       <pre class="json">{JSON.stringify(j.outputs ?? {}, null, 1)}</pre>
     </section>

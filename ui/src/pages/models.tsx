@@ -1,5 +1,6 @@
 import { useState } from "preact/hooks";
 import {
+  compareVersions,
   createDeployment,
   listModels,
   listVersions,
@@ -267,6 +268,65 @@ function Signature(props: { v: ModelVersion }) {
   );
 }
 
+/** Evaluation reports of several versions on one dataset, side by side (best marked). */
+function Compare(props: { model: string; versions: ModelVersion[] }) {
+  const [picked, setPicked] = useState(props.versions.slice(0, 2).map((v) => v.version).join(","));
+  const [dataset, setDataset] = useState(props.versions[0]?.lineage?.dataset ?? "");
+  const [result, setResult] = useState<Awaited<ReturnType<typeof compareVersions>> | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const run = async (e: Event) => {
+    e.preventDefault();
+    try {
+      setResult(await compareVersions(props.model, picked, dataset));
+      setError(null);
+    } catch (err) {
+      setResult(null);
+      setError(messageOf(err));
+    }
+  };
+  return (
+    <form class="compare" onSubmit={run}>
+      <div class="filters">
+        <input name="compare-versions" value={picked} onInput={(e) => setPicked(e.currentTarget.value)} />
+        <input
+          name="compare-dataset"
+          placeholder="evaluated on dataset"
+          value={dataset}
+          onInput={(e) => setDataset(e.currentTarget.value)}
+        />
+        <button type="submit" disabled={!picked || !dataset}>
+          Compare
+        </button>
+      </div>
+      {error && <p class="error">{error}</p>}
+      {result && (
+        <table>
+          <thead>
+            <tr>
+              <th>Metric</th>
+              {result.versions.map((v) => (
+                <th key={v.version}>version {v.version}</th>
+              ))}
+            </tr>
+          </thead>
+          <tbody>
+            {Object.keys(result.versions[0]?.metrics ?? {}).map((metric) => (
+              <tr key={metric}>
+                <td>{metric}</td>
+                {result.versions.map((v) => (
+                  <td key={v.version} class={result.best[metric] === String(v.version) ? "best" : ""}>
+                    {v.metrics[metric]?.toFixed(4) ?? "–"}
+                  </td>
+                ))}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </form>
+  );
+}
+
 function AliasEditor(props: { model: string; versions: ModelVersion[]; onDone: () => void }) {
   const [alias, setAliasName] = useState("");
   const [version, setVersion] = useState(props.versions[0]?.version ?? 1);
@@ -368,6 +428,12 @@ export function ModelPage(props: { name: string }) {
           ))}
         </tbody>
       </table>
+      {list.length > 1 && (
+        <>
+          <h2>Compare evaluations</h2>
+          <Compare model={props.name} versions={list} />
+        </>
+      )}
       {canWrite && list.length > 0 && (
         <>
           <h2>Aliases</h2>
