@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 EXTRAS ?= dev,torch,ray,zoo
 
-.PHONY: install run test lint check bench clean
+.PHONY: install run test lint check bench clean ui
 
 install: $(VENV)/.installed ## create .venv and install aimass with its dev extras
 
@@ -36,6 +36,16 @@ check: lint test ## everything CI runs
 
 bench: install ## the benchmarks (long; not part of the tests)
 	@ls benchmarks/*/run.sh 2>/dev/null | xargs -r -n1 bash
+
+UI_DIST := src/aimass/api/ui_dist/index.html
+UI_SOURCES := $(shell find ui/src -type f 2>/dev/null) ui/package-lock.json ui/index.html ui/vite.config.ts
+
+ui: $(UI_DIST) ## build the web UI into the package (npm ci, client from the OpenAPI, vite build)
+
+$(UI_DIST): $(UI_SOURCES)
+	cd ui && npm ci --no-audit --no-fund
+	$(BIN)/python -m aimass.api.openapi_dump > ui/openapi.json
+	cd ui && npm run gen && npm run build
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -26,6 +26,7 @@ from aimass.api.routes import (
     schedules,
     zoo,
 )
+from aimass.api.ui import install_ui
 from aimass.platform import Platform
 
 
@@ -90,6 +91,7 @@ def _control_plane(platform: Platform) -> FastAPI:
     ):
         app.include_router(module.router)
     install_openapi(app)
+    install_ui(app)  # last: its page routes never shadow the API's
     return app
 
 
