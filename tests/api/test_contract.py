@@ -30,6 +30,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter
 
 from aimass.api.app import create_app
+from aimass.api.ui import UI_ROUTES
 from aimass.auth.service import create_job_token
 from aimass.client import Client
 from aimass.client.datasets import Datasets
@@ -420,8 +421,13 @@ def test_every_route_answers_its_wire_model(
     assert missed == [], "operations no step calls: call them above, or say why in NOT_JSON"
 
 
-#: FastAPI routes left out of the document on purpose: the pages of /docs themselves.
-HIDDEN = frozenset({"GET /docs", "GET /docs/static/swagger-init.js"})
+#: FastAPI routes left out of the document on purpose: the pages of /docs themselves, and the
+#: web UI's (its page, its hashed assets, and the app's client-side routes, all HTML or files).
+HIDDEN = frozenset(
+    {"GET /docs", "GET /docs/static/swagger-init.js", "GET /", "GET /assets/{name}"}
+    | {f"GET /{segment}" for segment in UI_ROUTES}
+    | {f"GET /{segment}/{{rest}}" for segment in UI_ROUTES}
+)
 
 
 def _app_operations(app: FastAPI) -> set[str]:
