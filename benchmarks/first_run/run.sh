@@ -36,6 +36,8 @@ for _ in $(seq 1 1200); do
     sleep 0.25
 done
 [ -n "$demo" ] || { echo "no answer in 300 s:"; tail -20 "$work/make-run.log"; exit 1; }
-printf 'make run from a fresh clone: server live after %.1f s, demo model answered after %.1f s\n' \
-    "$live" "$demo"
+installed=$(echo "$(stat -c %Y "$work/clone/.venv/.core") - ${start%.*}" | bc)
+printf 'make run from a fresh clone: core installed after ~%d s, server live after %.1f s, ' \
+    "$installed" "$live"
+printf 'demo model answered after %.1f s (load average: %s)\n' "$demo" "$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "venv size: $(du -sh "$work/clone/.venv" | cut -f1)"
