@@ -21,6 +21,7 @@ from pydantic import Field
 
 from aimass.plugins.entries import Entry
 from aimass.zoo._classify import ClassifierParams
+from aimass.zoo._extras import TORCH
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -59,6 +60,7 @@ ENTRIES = [
         family="nlp",
         default_dataset="text_topics",
         exports=("onnx",),
+        needs=TORCH,
         signature={
             "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1, 1]}],
             "outputs": [

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from aimass.plugins.entries import Entry
 from aimass.zoo._classify import ClassifierParams
+from aimass.zoo._extras import TORCH
 
 
 class TabularMlpParams(ClassifierParams):
@@ -51,6 +52,7 @@ ENTRIES = [
         family="tabular",
         default_dataset="breast_cancer",
         exports=("onnx",),
+        needs=TORCH,
         signature={
             "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, -1]}],
             "outputs": [

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from aimass.plugins.entries import Entry
 from aimass.zoo._classify import ClassifierParams
+from aimass.zoo._extras import TORCH
 
 
 class CnnParams(ClassifierParams):
@@ -55,6 +56,7 @@ ENTRIES = [
         family="vision",
         default_dataset="digits",
         exports=("onnx",),
+        needs=TORCH,
         signature={
             "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 64]}],
             "outputs": [
