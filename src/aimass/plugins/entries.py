@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, JsonValue
 
+from aimass.plugins.columns import Columns
 from aimass.plugins.needs import Needs
 
 
@@ -42,6 +43,8 @@ class Entry:
     evaluate: str | None = None
     #: The extra it needs beyond the core install (None: the core runs it).
     needs: Needs | None = None
+    #: The columns it reads from its dataset, checked at submit (None: not checked).
+    columns: Columns | None = None
 
     def unavailable(self) -> str | None:
         """Why it cannot run on this installation, with the install command; None if it can."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aimass.plugins.columns import Columns
 from aimass.plugins.entries import Entry
 from aimass.plugins.needs import Needs
 from aimass.zoo._classical_fit import (
@@ -157,6 +158,8 @@ def _entry(
         signature=signature,
         example_request=_example(row),
         needs=needs,
+        # k-means leaves its label column out if present; the others learn it.
+        columns=None if task == "clustering" else Columns(),
     )
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from aimass.plugins.columns import Columns
 from aimass.plugins.entries import Entry
 from aimass.zoo._classify import ClassifierParams
 from aimass.zoo._extras import TORCH
@@ -60,6 +61,7 @@ ENTRIES = [
         family="nlp",
         default_dataset="text_topics",
         exports=("onnx",),
+        columns=Columns(named={"text_column": "text"}, numeric_features=False),
         needs=TORCH,
         signature={
             "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1, 1]}],

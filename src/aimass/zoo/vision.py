@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from aimass.plugins.columns import Columns
 from aimass.plugins.entries import Entry
 from aimass.zoo._classify import ClassifierParams
 from aimass.zoo._extras import TORCH
@@ -56,6 +57,7 @@ ENTRIES = [
         family="vision",
         default_dataset="digits",
         exports=("onnx",),
+        columns=Columns(),
         needs=TORCH,
         signature={
             "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 64]}],
