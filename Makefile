@@ -1,14 +1,18 @@
 # aimass: `make run` starts the platform with a demo, `make test` runs every test.
 # Both set up their own virtual environment in .venv on first use. `make run` installs
-# only what the server and its demo need (the core), with a current pip (it resolves in
-# half the time of Python 3.11's) and no bytecode compiling (Python compiles on import);
-# `make test`, `make lint` and `make install` add the extras (torch, Ray, the model
-# library's libraries, the dev tools), a few GB and about a minute more.
+# only what the server and its demo need (the core) with uv, which resolves and installs
+# in parallel and links files from its cache: seconds once its cache is warm. uv itself
+# is installed once per machine into $(UV_HOME) (or taken from PATH). `make test`,
+# `make lint` and `make install` add the extras (torch, Ray, the model library's
+# libraries, the dev tools) with pip, a few GB and minutes more.
 
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 EXTRAS ?= dev,torch,ray,zoo
+UV_VERSION ?= 0.13.9
+UV_HOME ?= $(HOME)/.cache/aimass-uv
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(UV_HOME)/bin/uv)
 # The web UI's build (a `ui` target) joins these when it lands: what `run` and `test`
 # need built before they start.
 RUN_NEEDS := core
@@ -22,13 +26,16 @@ core: $(VENV)/.core ## create .venv with aimass's core dependencies only (what `
 
 extras: $(VENV)/.extras ## add the extras ($(EXTRAS)) and Chromium for the browser tests
 
-$(VENV)/.core: pyproject.toml
+$(VENV)/.core: pyproject.toml | $(UV)
 	@command -v bwrap >/dev/null || { apt-get update -qq && apt-get install -y -qq bubblewrap; } \
 		|| echo "bubblewrap is missing and could not be installed: jobs and code-bearing models need it"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q --no-compile -e .
+	$(UV) pip install -q --python $(BIN)/python -e .
 	@touch $@
+
+$(UV_HOME)/bin/uv: ## uv, once per machine, in a virtual environment of its own
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/python -m pip install -q uv==$(UV_VERSION)
 
 $(VENV)/.extras: $(VENV)/.core
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; } \
