@@ -13,6 +13,7 @@ run. A block that cannot run here has the marker line
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -20,6 +21,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -180,3 +182,22 @@ def test_readme_block_runs(block: Block, walkthrough: Walkthrough) -> None:
     assert done.returncode == 0, said
     assert "Traceback" not in done.stdout + done.stderr, said
     assert '"error": {' not in done.stdout and '{"error":' not in done.stdout, said
+
+
+def test_the_tune_example_ran_two_trials_at_once(walkthrough: Walkthrough) -> None:
+    """The Jobs section's tune job (parallelism 2 on the CPUs it leaves) overlapped trials."""
+    token = (Path(walkthrough.env["HOME"]) / ".aimass" / "token").read_text().strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=walkthrough.url, headers=auth) as api:
+        tunes = api.get("/api/v1/jobs", params={"kind": "tune"}).json()
+        if not tunes:
+            pytest.skip("the Jobs section's blocks did not run")
+        trials = api.get("/api/v1/jobs", params={"parent_id": tunes[0]["id"]}).json()
+    spans = sorted(
+        (datetime.fromisoformat(t["started_at"]), datetime.fromisoformat(t["finished_at"]))
+        for t in trials
+        if t["started_at"] and t["finished_at"]
+    )
+    assert len(spans) >= 2, trials
+    overlapping = [a for a, b in itertools.pairwise(spans) if b[0] < a[1]]
+    assert overlapping, f"no two trials ran at once: {spans}"
