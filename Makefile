@@ -26,16 +26,18 @@ core: $(VENV)/.core ## create .venv with aimass's core dependencies only (what `
 
 extras: $(VENV)/.extras ## add the extras ($(EXTRAS)) and Chromium for the browser tests
 
-$(VENV)/.core: pyproject.toml | $(UV)
+$(VENV)/.core: pyproject.toml
 	@command -v bwrap >/dev/null || { apt-get update -qq && apt-get install -y -qq bubblewrap; } \
 		|| echo "bubblewrap is missing and could not be installed: jobs and code-bearing models need it"
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(UV) pip install -q --python $(BIN)/python -e .
+	@test -x "$(UV)" || { echo "installing uv $(UV_VERSION) in $(UV_HOME) (once per machine)"; \
+		$(PYTHON) -m venv $(UV_HOME) && $(UV_HOME)/bin/python -m pip install -q uv==$(UV_VERSION); } \
+		|| echo "uv could not be installed: installing with pip (slower)"
+	@# uv makes the venv (with pip in it, for the extras) in a second; venv's ensurepip takes longer.
+	@test -x $(BIN)/python || { test -x "$(UV)" && $(UV) venv -q --seed -p $(PYTHON) $(VENV); } \
+		|| $(PYTHON) -m venv $(VENV)
+	@if test -x "$(UV)"; then $(UV) pip install -q --python $(BIN)/python -e .; \
+		else $(BIN)/python -m pip install -q -e .; fi
 	@touch $@
-
-$(UV_HOME)/bin/uv: ## uv, once per machine, in a virtual environment of its own
-	$(PYTHON) -m venv $(UV_HOME)
-	$(UV_HOME)/bin/python -m pip install -q uv==$(UV_VERSION)
 
 $(VENV)/.extras: $(VENV)/.core
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; } \
