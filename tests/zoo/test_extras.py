@@ -148,6 +148,8 @@ def test_a_core_install_lists_what_it_cannot_run_and_refuses_it(
     assert f"to have them: {ZOO}" in table and f"to have them: {TORCH}" in table
     shown = json.loads(aimass("zoo", "list", "--json")[0])
     assert {e["name"] for e in shown if not e["available"]} == set(unavailable)
+    shown_one, _ = aimass("zoo", "show", "rl.ppo")
+    assert f"not installed on the server: it needs the zoo extra ({ZOO})" in shown_one
     datasets_table, _ = aimass("datasets", "builtin")
     assert "karate_club" in datasets_table
     assert f"to have them: {ZOO}" in datasets_table

@@ -109,6 +109,13 @@ def _show(entry: ZooEntry) -> None:
         console.print(json.dumps(value), highlight=False, soft_wrap=True, markup=False)
     console.print("[bold]train it[/bold]")
     console.print(entry.train_command, highlight=False, soft_wrap=True, markup=False)
+    if not entry.available:
+        console.print(
+            f"not installed on the server: it needs the {entry.extra} extra ({entry.install})",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 @app.command("show")
