@@ -30,7 +30,7 @@ NOT_BUILT_PAGE = f"""<!DOCTYPE html>
 <body><h1>aimass</h1>
 <p>The web UI was not built into this installation. Build it with
 <code>{BUILD_COMMAND}</code> (Node and npm: <code>cd ui &amp;&amp; npm ci &amp;&amp;
-npm run build</code>) and restart the server.</p>
+npm run bundle</code>) and restart the server.</p>
 <p>The API answers meanwhile: <a href="/docs">/docs</a>.</p>
 </body></html>
 """
