@@ -82,6 +82,7 @@ def test_jobs_services_declare_where_they_run(settings: Settings) -> None:
     assert asyncio.run(main()) == [
         ("deployment-reconciler", "every", ("deployments",)),
         ("scheduler", "every", ("jobs",)),
+        ("placement", "leader", ("jobs",)),
         ("pipeline-runner", "leader", ("jobs", "pipelines")),
         ("schedule-runner", "leader", ("schedules",)),
     ]

@@ -13,6 +13,7 @@ from aimass.api.docs import install_docs
 from aimass.api.errors import install_error_handlers
 from aimass.api.inference import InferenceApp
 from aimass.api.middleware import EdgePolicy, RequestGuard
+from aimass.api.openapi import install_openapi
 from aimass.api.routes import (
     access,
     datasets,
@@ -26,6 +27,7 @@ from aimass.api.routes import (
     schedules,
     zoo,
 )
+from aimass.api.ui import install_ui
 from aimass.platform import Platform
 
 
@@ -90,6 +92,8 @@ def _control_plane(platform: Platform) -> FastAPI:
         plugins,
     ):
         app.include_router(module.router)
+    install_openapi(app)
+    install_ui(app)  # last: its page routes never shadow the API's
     return app
 
 

@@ -115,6 +115,15 @@ def _platform(settings: Settings) -> Platform:
         raise SystemExit(f"error: {exc}") from None
 
 
+def ui_line(url: str) -> str:
+    """What ``aimass server`` says about the web UI at ``url``."""
+    from aimass.api.ui import BUILD_COMMAND, is_built
+
+    if is_built():
+        return f"web UI on {url}/ (sign in with the admin token)"
+    return f"web UI not built: run `{BUILD_COMMAND}`; {url}/ says so meanwhile"
+
+
 def run_server(settings: Settings, demo: bool = False) -> None:
     """Prepare, optionally seed the demo, and serve until interrupted."""
     from rich.console import Console
@@ -135,6 +144,7 @@ def run_server(settings: Settings, demo: bool = False) -> None:
             console.print(line)
     url = f"http://{settings.host}:{settings.port}"
     console.print(f"aimass serving on [bold]{url}[/]  (API docs: {url}/docs)")
+    console.print(ui_line(url), highlight=False)
     if settings.workers == 1:
         app = create_app(_platform(settings))
         if settings.tune_gc:

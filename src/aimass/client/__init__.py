@@ -13,7 +13,6 @@ from aimass.client.deployments import (
     DeploymentFailed,
     Deployments,
     DeploymentTimeout,
-    PredictResult,
 )
 from aimass.client.jobs import AttemptStarted, Jobs, JobTimeout, LogEnd, LogEvent, LogLine
 from aimass.client.models import Models, Ref
@@ -23,6 +22,7 @@ from aimass.client.projects import Project, Projects
 from aimass.client.schedules import Schedules
 from aimass.client.tokens import Tokens
 from aimass.client.zoo import BuiltinDatasetInfo, Zoo, ZooEntry, ZooParam
+from aimass.entities.inference import PredictResult
 
 __all__ = [
     "AttemptStarted",

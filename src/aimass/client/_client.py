@@ -8,7 +8,7 @@ import httpx
 
 from aimass.client._http import HttpSession
 from aimass.client.datasets import Datasets
-from aimass.client.deployments import Deployments, Inputs, PredictResult
+from aimass.client.deployments import Deployments, Inputs
 from aimass.client.jobs import Jobs
 from aimass.client.models import Models
 from aimass.client.pipelines import Pipelines
@@ -18,6 +18,7 @@ from aimass.client.schedules import Schedules
 from aimass.client.tokens import Tokens
 from aimass.client.zoo import Zoo
 from aimass.entities.auth import Principal
+from aimass.entities.inference import PredictResult
 
 
 class Client:

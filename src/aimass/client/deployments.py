@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeAlias, TypeVar
 from urllib.parse import quote
 
-from pydantic import BaseModel, JsonValue, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from aimass.client._http import HttpSession
 from aimass.entities.deployments import (
@@ -21,6 +21,7 @@ from aimass.entities.deployments import (
     Resources,
     TrafficRoute,
 )
+from aimass.entities.inference import PredictResult
 from aimass.errors import AimassError, InvalidInput
 
 if TYPE_CHECKING:
@@ -50,17 +51,6 @@ class DeploymentTimeout(AimassError, TimeoutError):
 
     code = "deployment_timeout"
     status = 0
-
-
-class PredictResult(BaseModel):
-    """One predict answer: one prediction (and, for classifiers, probabilities) per row."""
-
-    deployment: str
-    model: str
-    version: int
-    predictions: list[JsonValue]
-    probabilities: list[JsonValue] | None = None
-    ignored_columns: list[str] | None = None
 
 
 def _spec(cls: type[_Spec], **fields: object) -> _Spec:

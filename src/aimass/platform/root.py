@@ -154,9 +154,11 @@ class Platform:
             lambda: self.notify("jobs"),
         )
         self._jobs = jobs
-        # The scheduler runs everywhere: it keeps this process's attempts' leases and
-        # exits; its placement half acts only while ``self.leadership`` is held.
+        # The scheduler runs everywhere: it keeps this process's attempts' leases,
+        # cancels and exits. Placement (leases, timeouts, starting queued jobs) runs
+        # only while ``self.leadership`` is held.
         self.services.add(jobs.scheduler, "every", topics=("jobs",))
+        self.services.add(jobs.placement, "leader", topics=("jobs",))
         self.services.add(jobs.pipeline_runner, "leader", topics=("jobs", "pipelines"))
         self.services.add(jobs.schedule_runner, "leader", topics=("schedules",))
 

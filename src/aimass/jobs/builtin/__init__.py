@@ -15,6 +15,7 @@ from aimass.jobs.builtin.params import (
     SgdParams,
     TuneParams,
 )
+from aimass.plugins.columns import Columns
 from aimass.plugins.entries import Entry
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ def builtin_entries() -> list[Entry]:
             "every epoch and resumes from the last one, registers a skops model.",
             params=SgdParams,
             needs_dataset=True,
+            columns=Columns(),
         ),
         Entry(
             name="evaluate",
