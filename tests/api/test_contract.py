@@ -429,7 +429,7 @@ def test_every_route_answers_its_wire_model(
 HIDDEN = frozenset(
     {"GET /docs", "GET /docs/static/swagger-init.js", "GET /", "GET /assets/{name}"}
     | {f"GET /{segment}" for segment in UI_ROUTES}
-    | {f"GET /{segment}/{{rest}}" for segment in UI_ROUTES}
+    | {f"GET /{segment}/{{rest:path}}" for segment in UI_ROUTES}
 )
 
 

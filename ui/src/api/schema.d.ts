@@ -1461,15 +1461,24 @@ export interface components {
          */
         BuiltinDatasetInfo: {
             /**
+             * Available
+             * @default true
+             */
+            available: boolean;
+            /**
              * Description
              * @default
              */
             description: string;
+            /** Extra */
+            extra?: string | null;
             /**
              * Format
              * @default
              */
             format: string;
+            /** Install */
+            install?: string | null;
             /** Name */
             name: string;
             /**
@@ -1736,6 +1745,11 @@ export interface components {
          * @description A runnable entry: its kinds, description, params schema and model-library metadata.
          */
         EntryInfo: {
+            /**
+             * Available
+             * @default true
+             */
+            available: boolean;
             /** Default Dataset */
             default_dataset?: string | null;
             /** Description */
@@ -1746,8 +1760,12 @@ export interface components {
             } | null;
             /** Exports */
             exports?: string[];
+            /** Extra */
+            extra?: string | null;
             /** Family */
             family?: string | null;
+            /** Install */
+            install?: string | null;
             /** Kinds */
             kinds?: string[];
             /** Name */
@@ -2870,6 +2888,11 @@ export interface components {
          * @description A model-library entry: what it learns, from what, and what it serves.
          */
         ZooEntry: {
+            /**
+             * Available
+             * @default true
+             */
+            available: boolean;
             /** Default Dataset */
             default_dataset?: string | null;
             /** Description */
@@ -2880,6 +2903,8 @@ export interface components {
             } | null;
             /** Exports */
             exports?: string[];
+            /** Extra */
+            extra?: string | null;
             /** Family */
             family?: string | null;
             /**
@@ -2887,6 +2912,8 @@ export interface components {
              * @default
              */
             infer_command: string;
+            /** Install */
+            install?: string | null;
             /** Kinds */
             kinds?: string[];
             /** Name */
