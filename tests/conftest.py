@@ -281,9 +281,12 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium driven by Playwright (never a downloaded browser); one per test session.
+    """Debian's Chromium driven by Playwright (never a downloaded browser); one per test module.
+
+    Not one per session: Playwright's sync API runs an asyncio loop on the main
+    thread while it is open, and every later test's ``asyncio.run`` would fail.
 
     Skipped where ``/usr/bin/chromium`` is missing (``make install`` installs it).
     """

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     node_retention_days: float = Field(default=7.0, gt=0, le=3650)
     #: Days the structured system log (``$AIMASS_HOME/logs/system``) is kept.
     system_log_retention_days: float = Field(default=14.0, gt=0, le=3650)
+    #: Any plugin that fails to load is a start-up error (for CI), not a skipped plugin.
+    strict_plugins: bool = False
+    #: How long a third-party plugin's import and ``register`` may take before it is failed.
+    plugin_timeout_s: float = Field(default=10.0, gt=0, le=600)
 
     @field_validator("home")
     @classmethod
@@ -201,6 +205,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_NODE_INTERVAL_S": str(settings.node_interval_s),
         "AIMASS_NODE_RETENTION_DAYS": str(settings.node_retention_days),
         "AIMASS_SYSTEM_LOG_RETENTION_DAYS": str(settings.system_log_retention_days),
+        "AIMASS_STRICT_PLUGINS": "true" if settings.strict_plugins else "false",
+        "AIMASS_PLUGIN_TIMEOUT_S": str(settings.plugin_timeout_s),
     }
     for key, value in (
         ("AIMASS_JOB_SLOTS", settings.job_slots),

@@ -15,7 +15,7 @@ from aimass.executors.local import LocalExecutor
 from aimass.jobs import service
 from aimass.jobs.entities import Job, JobCreate
 from aimass.scheduler.placement import NodeCapacity
-from aimass.scheduler.scheduler import Scheduler
+from aimass.scheduler.scheduler import Placement, Scheduler
 from aimass.store.db import Database
 
 pytestmark = pytest.mark.slow
@@ -160,3 +160,23 @@ def test_only_the_leader_places_jobs(db: Database, scheduler: Scheduler, tmp_pat
         other.leadership.release()
         scheduler.leadership.release()
         other_executor.close()
+
+
+def test_with_its_placement_loop_the_scheduler_keeps_only_its_own_attempts(
+    db: Database, scheduler: Scheduler
+) -> None:
+    """The platform's split: the "every process" half places nothing; ``Placement`` does."""
+    placement = Placement(scheduler)
+    job_id = _submit(db, "noop")
+
+    async def main() -> None:
+        await scheduler.run_once()
+        assert _job(db, job_id).state == "queued", "the scheduler's own half places nothing"
+        await placement.run_once()
+        done = await _until(db, job_id, lambda j: j.state == "succeeded")
+        assert done.attempt == 1
+
+    try:
+        asyncio.run(main())
+    finally:
+        scheduler.leadership.release()

@@ -13,6 +13,7 @@ from aimass.api.docs import install_docs
 from aimass.api.errors import install_error_handlers
 from aimass.api.inference import InferenceApp
 from aimass.api.middleware import EdgePolicy, RequestGuard
+from aimass.api.openapi import install_openapi
 from aimass.api.routes import (
     access,
     datasets,
@@ -23,9 +24,11 @@ from aimass.api.routes import (
     models,
     monitoring,
     pipelines,
+    plugins,
     schedules,
     zoo,
 )
+from aimass.api.ui import install_ui
 from aimass.monitoring.alerts import inference_samples
 from aimass.monitoring.metrics import PredictionLogMetrics
 from aimass.monitoring.node import NodeCollector
@@ -91,8 +94,11 @@ def _control_plane(platform: Platform) -> FastAPI:
         schedules,
         pipelines,
         monitoring,
+        plugins,
     ):
         app.include_router(module.router)
+    install_openapi(app)
+    install_ui(app)  # last: its page routes never shadow the API's
     return app
 
 

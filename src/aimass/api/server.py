@@ -16,6 +16,7 @@ from aimass.auth.service import bootstrap_admin
 from aimass.config import Settings, settings_env
 from aimass.errors import InvalidInput
 from aimass.platform import Platform
+from aimass.plugins import PluginError, load_plugins
 from aimass.store.db import Database
 from aimass.store.references import sweep_orphans
 
@@ -121,6 +122,23 @@ def create_app_from_env() -> PlatformApp:
     return app
 
 
+def _platform(settings: Settings) -> Platform:
+    """The platform; in strict plugin mode a failed plugin exits with one line saying why."""
+    try:
+        return Platform.from_settings(settings)
+    except PluginError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def ui_line(url: str) -> str:
+    """What ``aimass server`` says about the web UI at ``url``."""
+    from aimass.api.ui import BUILD_COMMAND, is_built
+
+    if is_built():
+        return f"web UI on {url}/ (sign in with the admin token)"
+    return f"web UI not built: run `{BUILD_COMMAND}`; {url}/ says so meanwhile"
+
+
 def run_server(settings: Settings, demo: bool = False) -> None:
     """Prepare, optionally seed the demo, and serve until interrupted."""
     from rich.console import Console
@@ -141,13 +159,19 @@ def run_server(settings: Settings, demo: bool = False) -> None:
             console.print(line)
     url = f"http://{settings.host}:{settings.port}"
     console.print(f"aimass serving on [bold]{url}[/]  (API docs: {url}/docs)")
+    console.print(ui_line(url), highlight=False)
     if settings.workers == 1:
         install_system_log(settings)
-        app = create_app(Platform.from_settings(settings))
+        app = create_app(_platform(settings))
         if settings.tune_gc:
             tune_gc()
         _serve(server_config(settings, app), sock)
         return
+    if settings.strict_plugins:  # fail here once, not in every worker
+        try:
+            load_plugins(strict=True, timeout_s=settings.plugin_timeout_s)
+        except PluginError as exc:
+            raise SystemExit(f"error: {exc}") from None
     os.environ.update(settings_env(settings))
     # Every worker writes its metrics to files here and every scrape sums them all.
     metrics_dir = settings.home / "prometheus"

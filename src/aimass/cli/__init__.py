@@ -17,6 +17,7 @@ from aimass.cli import (
     models,
     monitoring,
     pipelines,
+    plugins,
     predict,
     schedules,
     server,
@@ -41,6 +42,7 @@ app.add_typer(schedules.app, name="schedules")
 app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(zoo.app, name="zoo")
 app.add_typer(monitoring.app, name="monitoring")
+app.add_typer(plugins.app, name="plugins")
 app.add_typer(server.db_app, name="db")
 app.command("server")(server.server)
 app.command("whoami")(whoami.whoami)

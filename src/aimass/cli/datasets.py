@@ -211,10 +211,15 @@ def builtin(
         return
     from rich.table import Table
 
+    from aimass.cli.zoo import not_installed_lines
+
     table = Table(title=f"{len(datasets)} built-in dataset(s)")
     for column in ("name", "task", "size", "source", "in project"):
         table.add_column(column, overflow="fold", no_wrap=column == "name")
     for d in datasets:
         used = f"v{d.version}" if d.version is not None else "-"
-        table.add_row(d.name, d.task, d.size, d.source, used)
-    stdout_console().print(table)
+        table.add_row(d.name, d.task, d.size, d.source, used, style=None if d.available else "dim")
+    console = stdout_console()
+    console.print(table)
+    for line in not_installed_lines(datasets):
+        console.print(line, highlight=False, soft_wrap=True, markup=False)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -41,7 +43,8 @@ TrafficOpt = Annotated[
     typer.Option(
         "--traffic",
         metavar="VERSION_OR_ALIAS=WEIGHT",
-        help="A weighted route (1=90, canary=10); repeat to split traffic.",
+        help="A weighted route (1=90, canary=10); repeat to split traffic. In an ensemble "
+        "(--combiner) each is a member, and MODEL:VERSION=WEIGHT names another model.",
     ),
 ]
 WaitOpt = Annotated[
@@ -69,9 +72,48 @@ def parse_traffic(values: list[str] | None) -> list[dict[str, object]] | None:
                 f"expected VERSION_OR_ALIAS=WEIGHT with a positive weight, got {item!r}",
                 param_hint="--traffic",
             )
+        model, _, target = target.rpartition(":")  # MODEL:VERSION=WEIGHT: an ensemble member
         key = "version" if target.isdigit() else "alias"
-        routes.append({key: int(target) if target.isdigit() else target, "weight": amount})
+        route: dict[str, object] = {key: int(target) if target.isdigit() else target}
+        route["weight"] = amount
+        if model:
+            route["model"] = model
+        routes.append(route)
     return routes
+
+
+CombinerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--combiner",
+        help="Serve the --traffic routes as ONE ensemble model fused by this strategy: mean, "
+        "weighted_mean, hard_vote, soft_vote, stacking (needs --meta) or a plugin's.",
+    ),
+]
+MetaOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--meta",
+        exists=True,
+        dir_okay=False,
+        help="A stacking meta-model as JSON ({coef, intercept}), fitted out-of-fold.",
+    ),
+]
+
+
+def combiner_spec(combiner: str | None, meta: Path | None) -> dict[str, object] | None:
+    """The ``combiner`` of a deployment from ``--combiner`` and ``--meta``."""
+    if combiner is None:
+        if meta is not None:
+            raise typer.BadParameter("--meta goes with --combiner stacking", param_hint="--meta")
+        return None
+    spec: dict[str, object] = {"strategy": combiner}
+    if meta is not None:
+        try:
+            spec["meta"] = json.loads(meta.read_text())
+        except ValueError as exc:
+            raise typer.BadParameter(f"{meta} is not JSON: {exc}", param_hint="--meta") from None
+    return spec
 
 
 def _targets(version: int | None, alias: str | None, traffic: list[str] | None) -> int:
@@ -190,14 +232,19 @@ def deploy(
     wait: WaitOpt = True,
     timeout: TimeoutOpt = 60.0,
     json_: JsonOpt = False,
+    combiner: CombinerOpt = None,
+    meta: MetaOpt = None,
 ) -> None:
-    """Serve a model version, an alias it follows, or several versions by weight.
+    """Serve a model version, an alias it follows, several versions by weight, or an ensemble.
 
     Give one of --version, --alias or --traffic.
 
     Example: aimass deploy iris --alias production --replicas 2
 
     Example: aimass deploy iris --name iris-ab --traffic 1=90 --traffic canary=10
+
+    Example: aimass deploy iris --name iris-vote --combiner soft_vote --traffic 1=1
+    --traffic iris-tree:2=1
     """
     routes = parse_traffic(traffic)
     if _targets(version, alias, traffic) != 1:
@@ -205,9 +252,10 @@ def deploy(
     options = _options(
         version, alias, routes, replicas, max_batch_size, max_delay_ms, cpu, gpu, memory_mb
     )
+    fused = combiner_spec(combiner, meta)
     _apply(
         ctx,
-        lambda client: client.deployments.create(model, name=name, **options),
+        lambda client: client.deployments.create(model, name=name, combiner=fused, **options),
         wait=wait,
         timeout=timeout,
         json_=json_,

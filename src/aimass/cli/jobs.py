@@ -123,10 +123,16 @@ def submit(
     ] = None,
     follow_: FollowOpt = False,
     json_: JsonOpt = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="Print only the job's id, for scripts: JOB=$(... -q)."),
+    ] = False,
 ) -> None:
     """Queue a job; with -f, stream its log and exit 0 only if it succeeded.
 
     Example: aimass jobs submit sklearn_logreg --dataset iris --param C=0.5 -f
+
+    Example: JOB=$(aimass jobs submit noop -q) && aimass jobs logs $JOB -f
 
     Example: aimass jobs submit train.py:main --script ./project --param epochs=3 -f
     """
@@ -155,6 +161,8 @@ def submit(
             job = follow(client, job.id, log_to_stderr=json_)
     if json_:
         print_json(job)
+    elif quiet:
+        typer.echo(job.id)
     elif not follow_:
         waiting = f": {job.reason}" if job.reason and job.state == "queued" else ""
         typer.echo(f"job {job.id} submitted ({job.kind} {job.entry}), {job.state}{waiting}")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
 
@@ -34,7 +35,32 @@ def list_entries(ctx: typer.Context, json_: JsonOpt = False) -> None:
     if json_:
         print_json(entries)
         return
-    stdout_console().print(zoo_table(entries))
+    console = stdout_console()
+    console.print(zoo_table(entries))
+    for line in not_installed_lines(entries):
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+class _Optional(Protocol):
+    name: str
+    available: bool
+    extra: str | None
+    install: str | None
+
+
+def not_installed_lines(items: Sequence[_Optional]) -> list[str]:
+    """One line per missing extra: what it would make available, and the command to install it.
+
+    The table shows those rows dimmed; this says why, and how to have them.
+    """
+    by_command: dict[str, list[str]] = {}
+    for item in items:
+        if not item.available and item.install:
+            by_command.setdefault(item.install, []).append(item.name)
+    return [
+        f"not installed on the server (dimmed): {', '.join(names)}; to have them: {command}"
+        for command, names in by_command.items()
+    ]
 
 
 def zoo_table(entries: list[ZooEntry]) -> Table:
@@ -47,7 +73,13 @@ def zoo_table(entries: list[ZooEntry]) -> Table:
         # Names and tasks stay whole; the export list wraps at its commas.
         table.add_column(column, overflow="fold", no_wrap=column != "exports")
     for e in entries:
-        table.add_row(e.name, e.task or "-", e.default_dataset or "-", ", ".join(e.exports))
+        table.add_row(
+            e.name,
+            e.task or "-",
+            e.default_dataset or "-",
+            ", ".join(e.exports),
+            style=None if e.available else "dim",
+        )
     return table
 
 
@@ -77,6 +109,13 @@ def _show(entry: ZooEntry) -> None:
         console.print(json.dumps(value), highlight=False, soft_wrap=True, markup=False)
     console.print("[bold]train it[/bold]")
     console.print(entry.train_command, highlight=False, soft_wrap=True, markup=False)
+    if not entry.available:
+        console.print(
+            f"not installed on the server: it needs the {entry.extra} extra ({entry.install})",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 @app.command("show")

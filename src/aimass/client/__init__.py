@@ -13,15 +13,16 @@ from aimass.client.deployments import (
     DeploymentFailed,
     Deployments,
     DeploymentTimeout,
-    PredictResult,
 )
 from aimass.client.jobs import AttemptStarted, Jobs, JobTimeout, LogEnd, LogEvent, LogLine
 from aimass.client.models import Models, Ref
 from aimass.client.pipelines import Pipelines, PipelineTimeout
+from aimass.client.plugins import Plugins, PluginStatus
 from aimass.client.projects import Project, Projects
 from aimass.client.schedules import Schedules
 from aimass.client.tokens import Tokens
 from aimass.client.zoo import BuiltinDatasetInfo, Zoo, ZooEntry, ZooParam
+from aimass.entities.inference import PredictResult
 
 __all__ = [
     "AttemptStarted",
@@ -39,6 +40,8 @@ __all__ = [
     "Models",
     "PipelineTimeout",
     "Pipelines",
+    "PluginStatus",
+    "Plugins",
     "PredictResult",
     "Progress",
     "Project",

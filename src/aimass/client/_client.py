@@ -8,16 +8,18 @@ import httpx
 
 from aimass.client._http import HttpSession
 from aimass.client.datasets import Datasets
-from aimass.client.deployments import Deployments, Inputs, PredictResult
+from aimass.client.deployments import Deployments, Inputs
 from aimass.client.jobs import Jobs
 from aimass.client.models import Models
 from aimass.client.monitoring import Monitoring
 from aimass.client.pipelines import Pipelines
+from aimass.client.plugins import Plugins
 from aimass.client.projects import Projects
 from aimass.client.schedules import Schedules
 from aimass.client.tokens import Tokens
 from aimass.client.zoo import Zoo
 from aimass.entities.auth import Principal
+from aimass.entities.inference import PredictResult
 
 
 class Client:
@@ -73,6 +75,8 @@ class Client:
         """The model library: entries, built-in datasets, and training one."""
         self.monitoring = Monitoring(self._http)
         """Monitoring: prediction logs, their export, drift reports and events."""
+        self.plugins = Plugins(self._http)
+        """The server's plugins: which loaded, the slots they filled, why any failed."""
 
     def whoami(self) -> Principal:
         """Who the server thinks this client is: token name, role and project."""

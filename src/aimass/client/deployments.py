@@ -9,17 +9,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeAlias, TypeVar
 from urllib.parse import quote
 
-from pydantic import BaseModel, JsonValue, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from aimass.client._http import HttpSession
 from aimass.entities.deployments import (
     Batching,
+    Combiner,
     Deployment,
     DeploymentCreate,
     DeploymentUpdate,
     Resources,
     TrafficRoute,
 )
+from aimass.entities.inference import PredictResult
 from aimass.errors import AimassError, InvalidInput
 
 if TYPE_CHECKING:
@@ -51,17 +53,6 @@ class DeploymentTimeout(AimassError, TimeoutError):
     status = 0
 
 
-class PredictResult(BaseModel):
-    """One predict answer: one prediction (and, for classifiers, probabilities) per row."""
-
-    deployment: str
-    model: str
-    version: int
-    predictions: list[JsonValue]
-    probabilities: list[JsonValue] | None = None
-    ignored_columns: list[str] | None = None
-
-
 def _spec(cls: type[_Spec], **fields: object) -> _Spec:
     """Validate a request here, so a bad argument fails before any request is sent."""
     try:
@@ -70,6 +61,18 @@ def _spec(cls: type[_Spec], **fields: object) -> _Spec:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
         raise InvalidInput(f"invalid {where or 'request'}: {first['msg']}") from None
+
+
+CombinerSpec = Combiner | str | Mapping[str, object]
+"""An ensemble's combiner: ``"soft_vote"``, ``{"strategy": "stacking", "meta": ...}``."""
+
+
+def _combiner(combiner: CombinerSpec | None) -> Combiner | None:
+    if combiner is None or isinstance(combiner, Combiner):
+        return combiner
+    if isinstance(combiner, str):
+        return _spec(Combiner, strategy=combiner)
+    return _spec(Combiner, **combiner)
 
 
 def _routes(traffic: Iterable[Route] | None) -> builtins.list[TrafficRoute] | None:
@@ -146,11 +149,15 @@ class Deployments:
         cpu: float = 1.0,
         gpu: int = 0,
         memory_mb: int | None = None,
+        combiner: CombinerSpec | None = None,
     ) -> Deployment:
         """Serve one version, an alias it follows, or weighted ``traffic`` routes.
 
         Give exactly one of ``version``, ``alias`` or ``traffic``; ``name``
         defaults to the model's. It loads within about a second: see :meth:`wait_ready`.
+        With ``combiner`` the ``traffic`` routes are the members of ONE ensemble model
+        (a route may name another ``model``): ``mean``, ``weighted_mean``,
+        ``hard_vote``, ``soft_vote``, ``stacking`` (with ``meta``) or a plugin's strategy.
         """
         spec = _spec(
             DeploymentCreate,
@@ -162,6 +169,7 @@ class Deployments:
             replicas=replicas,
             batching=_spec(Batching, max_batch_size=max_batch_size, max_delay_ms=max_delay_ms),
             resources=_spec(Resources, cpu=cpu, gpu=gpu, memory_mb=memory_mb),
+            combiner=_combiner(combiner),
         )
         answer = self._http.request(
             "POST",
@@ -194,6 +202,7 @@ class Deployments:
         cpu: float | None = None,
         gpu: int | None = None,
         memory_mb: int | None = None,
+        combiner: CombinerSpec | None = None,
     ) -> Deployment:
         """Change what a deployment serves or how; unset arguments stay as they are.
 
@@ -231,6 +240,7 @@ class Deployments:
             replicas=replicas,
             batching=batching,
             resources=resources,
+            combiner=_combiner(combiner),
         )
         answer = self._http.request(
             "PATCH",

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import builtins
-from datetime import datetime
-
-from pydantic import BaseModel
 
 from aimass.client._http import HttpSession
+from aimass.entities.projects import Project
 
-
-class Project(BaseModel):
-    """A project as the server describes it."""
-
-    name: str
-    created_at: datetime
+__all__ = ["Project", "Projects"]
 
 
 class Projects:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from aimass.artifacts.store import ArtifactStore
 from aimass.datasets.entities import DatasetVersion
 from aimass.datasets.service import store_upload
-from aimass.errors import Conflict, NotFound
+from aimass.errors import Conflict, NotFound, Unprocessable
 from aimass.plugins import Registry, default_registries
 from aimass.plugins.entries import BuiltinDataset
 from aimass.store.db import Database
@@ -115,12 +115,16 @@ def ensure_builtin(
     Idempotent and safe under concurrent callers: the first version is inserted
     as version 1 exactly, so of two callers racing one inserts it and the other
     reads it. A project that already has the dataset (built or uploaded) keeps it.
+    A set whose extra is not installed is refused (``Unprocessable``, with the command).
     ``sources`` defaults to the installed plugins' datasets.
     """
     existing = latest_version(db, project, name)
     if existing is not None:
         return existing
     found = builtin(name, sources)
+    problem = found.unavailable()
+    if problem is not None:
+        raise Unprocessable(problem)
     with tempfile.TemporaryDirectory(dir=spool_dir, prefix="builtin-") as tmp:
         path = found.build(Path(tmp))
         return register_first_version(

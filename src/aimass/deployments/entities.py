@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from aimass.entities.deployments import (
     Batching,
+    Combiner,
     Deployment,
     DeploymentCreate,
     DeploymentState,
     DeploymentUpdate,
     DesiredDeployment,
+    MetaModel,
     ReplicaState,
     ReplicaStatus,
     ResolvedVersion,
@@ -18,11 +20,13 @@ from aimass.entities.deployments import (
 
 __all__ = [
     "Batching",
+    "Combiner",
     "Deployment",
     "DeploymentCreate",
     "DeploymentState",
     "DeploymentUpdate",
     "DesiredDeployment",
+    "MetaModel",
     "ReplicaState",
     "ReplicaStatus",
     "ResolvedVersion",

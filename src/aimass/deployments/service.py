@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import select
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from aimass.artifacts.names import validate_name
 from aimass.deployments.entities import (
     Batching,
+    Combiner,
     Deployment,
     DeploymentCreate,
     DeploymentState,
@@ -48,7 +50,15 @@ def _model_row(session: Session, project_id: int, name: str) -> ModelRow:
     return row
 
 
+def _route_model(session: Session, model: ModelRow, route: TrafficRoute) -> ModelRow:
+    """The model a route serves: the deployment's, or the ensemble member's own."""
+    if route.model is None or route.model == model.name:
+        return model
+    return _model_row(session, model.project_id, route.model)
+
+
 def _resolve(session: Session, model: ModelRow, route: TrafficRoute) -> ModelVersionRow:
+    model = _route_model(session, model, route)
     if route.version is not None:
         row = session.scalars(
             select(ModelVersionRow).where(
@@ -69,6 +79,21 @@ def _check_routes(session: Session, model: ModelRow, routes: list[TrafficRoute])
         version = _resolve(session, model, route)
         if version.status == "archived":
             raise InvalidInput(f"version {version.version} is archived; restore it to deploy it")
+
+
+def _check_combiner(
+    combiner: Combiner | None, routes: list[TrafficRoute], known: Collection[str] | None
+) -> None:
+    if combiner is None:
+        if any(r.model for r in routes):
+            raise InvalidInput("a route names another 'model' only in an ensemble ('combiner')")
+        return
+    graph = ("stacking", "sequence")  # served by the ensemble runner itself
+    if known is not None and combiner.strategy not in graph and combiner.strategy not in known:
+        raise InvalidInput(
+            f"unknown combiner strategy {combiner.strategy!r} "
+            f"(known: {', '.join(sorted({*known, *graph}))})"
+        )
 
 
 def _state(row: DeploymentRow, now: datetime) -> tuple[DeploymentState, list[ReplicaStatus]]:
@@ -108,6 +133,7 @@ def _entity(row: DeploymentRow) -> Deployment:
         replicas=int(spec.get("replicas", 1)),
         batching=Batching.model_validate(spec.get("batching", {})),
         resources=Resources.model_validate(spec.get("resources", {})),
+        combiner=Combiner.model_validate(spec["combiner"]) if spec.get("combiner") else None,
         revision=row.revision,
         state=state,
         replica_status=statuses,
@@ -127,12 +153,21 @@ def _row(session: Session, project: str, name: str) -> DeploymentRow:
     return row
 
 
-def create_deployment(session: Session, project: str, spec: DeploymentCreate) -> Deployment:
-    """Record a deployment; every server process loads it within about a second."""
+def create_deployment(
+    session: Session,
+    project: str,
+    spec: DeploymentCreate,
+    combiners: Collection[str] | None = None,
+) -> Deployment:
+    """Record a deployment; every server process loads it within about a second.
+
+    ``combiners``: the fusion strategies an ensemble may name (None: not checked).
+    """
     name = validate_name(spec.name or spec.model, "deployment name")
     project_row = read_project_row(session, project)
     model = _model_row(session, project_row.id, spec.model)
     routes = spec.routes()
+    _check_combiner(spec.combiner, routes, combiners)
     _check_routes(session, model, routes)
     row = DeploymentRow(
         project_id=project_row.id,
@@ -143,6 +178,7 @@ def create_deployment(session: Session, project: str, spec: DeploymentCreate) ->
             "replicas": spec.replicas,
             "batching": spec.batching.model_dump(),
             "resources": spec.resources.model_dump(),
+            **({"combiner": spec.combiner.model_dump()} if spec.combiner else {}),
         },
         revision=1,
     )
@@ -174,12 +210,29 @@ def read_deployment(session: Session, project: str, name: str) -> Deployment:
 
 
 def update_deployment(
-    session: Session, project: str, name: str, change: DeploymentUpdate
+    session: Session,
+    project: str,
+    name: str,
+    change: DeploymentUpdate,
+    combiners: Collection[str] | None = None,
 ) -> Deployment:
-    """Change targets, weights, batching, replicas or resources; replicas swap without a restart."""
+    """Change targets, weights, batching, replicas, resources or the ensemble's combiner.
+
+    Replicas swap without a restart.
+    """
     row = _row(session, project, name)
     spec = dict(row.spec)
     routes = change.routes()
+    combiner = change.combiner
+    if combiner is None and spec.get("combiner"):
+        combiner = Combiner.model_validate(spec["combiner"])
+    _check_combiner(
+        combiner,
+        routes if routes is not None else [TrafficRoute.model_validate(r) for r in spec["routes"]],
+        combiners,
+    )
+    if change.combiner is not None:
+        spec["combiner"] = change.combiner.model_dump()
     if routes is not None:
         _check_routes(session, row.model, routes)
         spec["routes"] = [r.model_dump(exclude_none=True) for r in routes]
@@ -216,7 +269,7 @@ def desired_deployments(session: Session) -> list[DesiredDeployment]:
                 continue  # an alias removed after deploying: that route serves nothing
             versions.append(
                 ResolvedVersion(
-                    model=row.model.name,
+                    model=route.model or row.model.name,
                     version=target.version,
                     weight=route.weight,
                     flavor=target.flavor,
@@ -235,6 +288,11 @@ def desired_deployments(session: Session) -> list[DesiredDeployment]:
                 revision=row.revision,
                 batching=Batching.model_validate(row.spec.get("batching", {})),
                 versions=versions,
+                combiner=(
+                    Combiner.model_validate(row.spec["combiner"])
+                    if row.spec.get("combiner")
+                    else None
+                ),
             )
         )
     return desired

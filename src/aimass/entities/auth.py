@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 Role = Literal["viewer", "editor", "admin"]
 ROLE_RANK: dict[str, int] = {"viewer": 0, "editor": 1, "admin": 2}
@@ -50,3 +50,13 @@ class TokenWithSecret(Token):
     """Returned once when a token is created."""
 
     secret: str
+
+
+class TokenCreate(BaseModel):
+    """A new token: a name, a role, and optionally the one project it is limited to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    role: Role
+    project: str | None = None

@@ -25,6 +25,10 @@ class EntryInfo(BaseModel):
     exports: list[str] = Field(default_factory=list)
     signature: dict[str, JsonValue] | None = None
     example_request: dict[str, JsonValue] | None = None
+    #: False when the extra it needs is not installed on the server; ``install`` installs it.
+    available: bool = True
+    extra: str | None = None
+    install: str | None = None
 
 
 class ZooParam(BaseModel):
@@ -57,3 +61,7 @@ class BuiltinDatasetInfo(BaseModel):
     format: str = ""
     description: str = ""
     version: int | None = None
+    #: False when the extra it needs is not installed on the server; ``install`` installs it.
+    available: bool = True
+    extra: str | None = None
+    install: str | None = None

@@ -19,6 +19,9 @@ class TrafficRoute(BaseModel):
     version: int | None = Field(default=None, ge=1)
     alias: str | None = None
     weight: float = Field(default=100.0, gt=0, le=1_000_000)
+    #: An ensemble member of another model of the project (default: the deployment's model);
+    #: left out of the JSON when unset, so plain routes read as before.
+    model: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @model_validator(mode="after")
     def _one_target(self) -> TrafficRoute:
@@ -34,6 +37,49 @@ class Batching(BaseModel):
 
     max_batch_size: int = Field(default=64, ge=1, le=4096)
     max_delay_ms: float = Field(default=2.0, ge=0, le=1000)
+
+
+class MetaModel(BaseModel):
+    """A stacking combiner's meta-model, as data: a multinomial (or binary) logistic regression.
+
+    It reads the members' ``predict_proba`` side by side (member 1's columns, then
+    member 2's ...) and answers ``softmax(x @ coef.T + intercept)`` (a sigmoid for
+    one row of ``coef``). Fitted out-of-fold by ``aimass.fusion.stacking.fit_meta_model``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    coef: list[list[float]] = Field(min_length=1, max_length=1024)
+    intercept: list[float] = Field(min_length=1, max_length=1024)
+
+    @model_validator(mode="after")
+    def _shapes(self) -> MetaModel:
+        if len(self.intercept) != len(self.coef):
+            raise ValueError("'intercept' needs one value per row of 'coef'")
+        if len({len(row) for row in self.coef}) != 1:
+            raise ValueError("every row of 'coef' needs the same length")
+        return self
+
+
+class Combiner(BaseModel):
+    """Serve the routes as ONE model: every route is a member, their outputs combined.
+
+    ``strategy``: ``mean``, ``weighted_mean`` (the routes' weights), ``hard_vote``,
+    ``soft_vote`` (weighted mean of ``predict_proba``, then argmax), ``stacking``
+    (``meta`` over the members' ``predict_proba``), ``sequence`` (each member's
+    ``predict`` is the next one's input: preprocess -> model), or a plugin's strategy.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: str = Field(min_length=1, max_length=128)
+    meta: MetaModel | None = None
+
+    @model_validator(mode="after")
+    def _meta_for_stacking(self) -> Combiner:
+        if (self.strategy == "stacking") != (self.meta is not None):
+            raise ValueError("'meta' is given with strategy 'stacking', and only with it")
+        return self
 
 
 class Resources(BaseModel):
@@ -59,12 +105,16 @@ class DeploymentCreate(BaseModel):
     replicas: int = Field(default=1, ge=1, le=64)
     batching: Batching = Field(default_factory=Batching)
     resources: Resources = Field(default_factory=Resources)
+    #: Serve the routes as one ensemble model instead of splitting traffic between them.
+    combiner: Combiner | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> DeploymentCreate:
         given = sum(x is not None for x in (self.version, self.alias, self.traffic))
         if given != 1:
             raise ValueError("give exactly one of 'version', 'alias' or 'traffic'")
+        if self.combiner is None and any(r.model for r in self.traffic or []):
+            raise ValueError("a route names another 'model' only in an ensemble ('combiner')")
         return self
 
     def routes(self) -> list[TrafficRoute]:
@@ -85,6 +135,7 @@ class DeploymentUpdate(BaseModel):
     replicas: int | None = Field(default=None, ge=1, le=64)
     batching: Batching | None = None
     resources: Resources | None = None
+    combiner: Combiner | None = None
 
     @model_validator(mode="after")
     def _at_most_one_target(self) -> DeploymentUpdate:
@@ -122,6 +173,8 @@ class Deployment(BaseModel):
     replicas: int
     batching: Batching
     resources: Resources
+    #: Left out of the JSON for a plain deployment.
+    combiner: Combiner | None = Field(default=None, exclude_if=lambda v: v is None)
     revision: int
     state: DeploymentState
     replica_status: list[ReplicaStatus] = Field(default_factory=list)
@@ -152,11 +205,13 @@ class DesiredDeployment(BaseModel):
     revision: int
     batching: Batching
     versions: list[ResolvedVersion]
+    combiner: Combiner | None = None
 
     def fingerprint(self) -> tuple[object, ...]:
         """Equal fingerprints mean nothing to reload."""
         return (
             self.batching.max_batch_size,
             self.batching.max_delay_ms,
-            tuple((v.version, v.sha256, v.weight) for v in self.versions),
+            tuple((v.model, v.version, v.sha256, v.weight) for v in self.versions),
+            None if self.combiner is None else self.combiner.model_dump_json(),
         )

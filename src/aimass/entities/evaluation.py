@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from aimass.errors import Unprocessable
 
@@ -108,3 +108,16 @@ def compare_reports(named: list[tuple[str, int, EvaluationReport]]) -> Compariso
         pick = min if lower else max
         best[metric] = pick(values, key=values.__getitem__)
     return Comparison(task=tasks.pop(), versions=versions, table=table, best=best)
+
+
+class EvaluationCreate(BaseModel):
+    """What an evaluation job reports about one version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=256)
+    version: int = Field(ge=1)
+    task: EvaluationTask
+    metrics: dict[str, float]
+    details: dict[str, JsonValue] = Field(default_factory=dict)
+    n_rows: int = Field(ge=0)

@@ -137,3 +137,34 @@ class LogsAppended(BaseModel):
     """The answer to shipped log bytes: how many were appended."""
 
     appended: int
+
+
+class MetricPoint(BaseModel):
+    """One metric value at one step."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=256)
+    value: float = Field(allow_inf_nan=False)
+    step: int = Field(default=0, ge=0)
+
+
+class MetricBatch(BaseModel):
+    """Metrics an attempt logs in one call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metrics: list[MetricPoint] = Field(min_length=1, max_length=10_000)
+
+
+class AttemptLease(BaseModel):
+    """The answer to an attempt's heartbeat: its renewed lease and whether to stop."""
+
+    lease_expires_at: datetime | None
+    cancel_requested: bool
+
+
+class JobOutputs(BaseModel):
+    """The answer to an attempt's outputs: the job's outputs after the merge."""
+
+    outputs: dict[str, JsonValue]

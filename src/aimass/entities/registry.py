@@ -141,3 +141,11 @@ class VersionQuery(BaseModel):
     metrics: list[str] = Field(default_factory=list)
     status: VersionStatus | None = None
     alias: str | None = None
+
+
+class AliasSet(BaseModel):
+    """Point an alias at this version number."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int

@@ -2,11 +2,12 @@
 
 Started by ``LocalExecutor`` as ``python -m aimass.executors._zygote SYS_PATH PRELOAD``.
 It speaks newline-delimited JSON: commands on stdin (``start``, ``kill``),
-events on stdout (``started``, ``exited``, ``error``). It stays single-threaded
-and is the parent of every attempt, so it alone signals and reaps them: an
-attempt's process group is killed (leftover grandchildren) while its leader is
-still an unreaped zombie, so the group id cannot have been reused by then.
-When stdin closes (the server went away) it kills every attempt and exits.
+events on stdout (``ready`` once pre-imported, ``started``, ``exited``,
+``error``). It stays single-threaded and is the parent of every attempt, so
+it alone signals and reaps them: an attempt's process group is killed
+(leftover grandchildren) while its leader is still an unreaped zombie, so the
+group id cannot have been reused by then. When stdin closes (the server went
+away) it kills every attempt and exits.
 """
 
 from __future__ import annotations
@@ -160,6 +161,8 @@ def main() -> None:
     # from it, or an attempt's first full collection copies all of those pages.
     gc.collect()
     gc.freeze()
+    # Start commands sent meanwhile wait in stdin; the executor times their start from here.
+    _emit({"ev": "ready"})
     Zygote().serve()
 
 

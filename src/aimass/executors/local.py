@@ -116,7 +116,9 @@ class LocalExecutor(Executor):
     dict of outputs (or None). ``python_path`` is prepended to each attempt's
     import path. ``log_dir`` receives ``job-<id>/attempt-<n>.log`` with each
     attempt's stdout and stderr. ``cancel`` sends SIGTERM to the attempt's
-    process group, then SIGKILL after ``kill_grace_s``. ``sandbox`` None runs
+    process group, then SIGKILL after ``kill_grace_s``. An attempt must start
+    within ``start_timeout_s`` of the zygote having pre-imported (which may take
+    up to ``preload_timeout_s`` on a loaded machine). ``sandbox`` None runs
     attempts with the server's own rights and environment (for tests and hosts
     without bubblewrap); its ``writable`` folders must hold the scratch folders.
     """
@@ -131,6 +133,7 @@ class LocalExecutor(Executor):
         preload: Sequence[str] = (),
         kill_grace_s: float = 3.0,
         start_timeout_s: float = 10.0,
+        preload_timeout_s: float = 300.0,
         sandbox: Sandbox | None = None,
     ) -> None:
         super().__init__()
@@ -144,11 +147,14 @@ class LocalExecutor(Executor):
         self.preload = ["aimass.executors._child", *preload, *entry_modules]
         self.kill_grace_s = kill_grace_s
         self.start_timeout_s = start_timeout_s
+        self.preload_timeout_s = preload_timeout_s
         self._free_gpus = list(self.gpus)
         self._attempts: dict[tuple[int, int], _Attempt] = {}
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._zygote: subprocess.Popen[bytes] | None = None
+        #: Set when a zygote has pre-imported (or died): attempts' start deadlines count from it.
+        self._ready: dict[subprocess.Popen[bytes], threading.Event] = {}
         self._closed = False
         self._readers: list[threading.Thread] = []
         self._ensure_zygote()
@@ -179,6 +185,7 @@ class LocalExecutor(Executor):
                 start_new_session=True,  # a Ctrl-C on the terminal is the server's to handle
             )
             self._zygote = zygote
+            self._ready[zygote] = threading.Event()
         reader = threading.Thread(
             target=self._read_events, args=(zygote,), name="local-executor", daemon=True
         )
@@ -214,13 +221,19 @@ class LocalExecutor(Executor):
     def _read_events(self, zygote: subprocess.Popen[bytes]) -> None:
         stdout: IO[bytes] | None = zygote.stdout
         assert stdout is not None
+        ready = self._ready[zygote]
         for line in stdout:
             try:
-                self._on_event(json.loads(line))
+                event = json.loads(line)
+                if event.get("ev") == "ready":
+                    ready.set()
+                else:
+                    self._on_event(event)
             except Exception:
                 log.exception("local executor: bad event %r", line)
         # The zygote is gone: its attempts died with it (parent-death signal).
         zygote.wait()
+        ready.set()
         stdout.close()
         if zygote.stdin is not None:
             with contextlib.suppress(OSError):
@@ -285,6 +298,13 @@ class LocalExecutor(Executor):
                 log_path = self.log_dir / f"job-{attempt.job_id}" / f"attempt-{attempt.attempt}.log"
             spec = child_spec(attempt, target, gpus, self.python_path, log_path)
             self._send(zygote, {"op": "start", "spec": spec})
+            # Pre-importing (a cold page cache, a loaded machine) is not the attempt's start:
+            # wait for it apart, bounded only so that a zygote stuck in an import cannot hang us.
+            if not self._ready[zygote].wait(self.preload_timeout_s):
+                raise RuntimeError(
+                    f"the local executor's zygote did not finish importing within "
+                    f"{self.preload_timeout_s:.0f} s"
+                )
             if not state.started.wait(self.start_timeout_s):
                 raise RuntimeError("the attempt's process did not start in time")
             if state.error is not None:

@@ -24,6 +24,10 @@ class _WithFlavors(Protocol):
     flavors: FlavorRegistry
 
 
+#: The plugin contract this module's ``register`` targets (see ``aimass.plugins.contract``).
+AIMASS_PLUGIN_CONTRACT = "1.0"
+
+
 def register(registries: _WithFlavors) -> None:
     """Register the built-in flavors, in detection order (the ``builtin-flavors`` plugin)."""
     from aimass.flavors.onnx import OnnxFlavor

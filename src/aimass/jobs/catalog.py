@@ -65,7 +65,8 @@ class EntryCatalog:
         """Validate a submission's entry and params; returns the params with defaults.
 
         Raises ``Unprocessable`` naming what is wrong: an unknown entry, an entry
-        that does not do ``kind``, or a param that does not fit the schema.
+        that does not do ``kind``, one whose extra is not installed (with the
+        command that installs it), or a param that does not fit the schema.
         """
         from pydantic import ValidationError
 
@@ -84,6 +85,9 @@ class EntryCatalog:
             raise Unprocessable(
                 f"kind: entry {name!r} runs {', '.join(sorted(entry.kinds))} jobs, not {kind!r}"
             )
+        problem = entry.unavailable()
+        if problem is not None:
+            raise Unprocessable(problem)
         try:
             return entry.validate(params)
         except ValidationError as exc:

@@ -7,8 +7,8 @@ from datetime import datetime
 from functools import partial
 
 from pydantic import JsonValue
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, literal, select
+from sqlalchemy.orm import Session, aliased
 
 from aimass.entities.auth import Principal
 from aimass.entities.registry import JobAttemptRef
@@ -59,6 +59,63 @@ def list_metrics(session: Session, job_id: int, name: str | None = None) -> list
         stmt = stmt.where(JobMetricRow.name == name)
     stmt = stmt.order_by(JobMetricRow.name, JobMetricRow.step, JobMetricRow.id)
     return [r.to_entity() for r in session.scalars(stmt)]
+
+
+def chart_metrics(
+    session: Session, job_id: int, max_points: int, name: str | None = None
+) -> list[JobMetric]:
+    """The job's metrics for a chart: at most ``max_points`` a name.
+
+    A longer series is cut into runs of equal step width and each run answers its
+    first point, found by one index seek a run (a recursive CTE in one query), so a
+    million points cost the database, the network and the browser a few thousand.
+    """
+    _exists(session, job_id)
+    m = JobMetricRow
+    out: list[JobMetric] = []
+    for series in [name] if name is not None else _metric_names(session, job_id):
+        where = (m.job_id == job_id, m.name == series)
+        lo = session.scalar(select(func.min(m.step)).where(*where))
+        hi = session.scalar(select(func.max(m.step)).where(*where))
+        if lo is None or hi is None:
+            continue
+        if hi - lo < max_points:
+            out.extend(list_metrics(session, job_id, series))
+            continue
+        width = -(-(hi - lo + 1) // max_points)
+        runs = select(literal(0).label("k")).cte("runs", recursive=True)
+        runs = runs.union_all(select(runs.c.k + 1).where(runs.c.k < max_points - 1))
+        x = aliased(JobMetricRow)
+        first = (
+            select(x.id)
+            .where(
+                x.job_id == job_id,
+                x.name == series,
+                x.step >= lo + runs.c.k * width,
+                x.step < lo + (runs.c.k + 1) * width,
+            )
+            .order_by(x.step)
+            .limit(1)
+            .correlate(runs)
+            .scalar_subquery()
+        )
+        stmt = select(m).select_from(runs).join(m, m.id == first).order_by(m.step)
+        out.extend(r.to_entity() for r in session.scalars(stmt))
+    return out
+
+
+def _metric_names(session: Session, job_id: int) -> list[str]:
+    """The job's metric names, one index seek each (never a scan of its points)."""
+    m = JobMetricRow
+    names: list[str] = []
+    while True:
+        stmt = select(func.min(m.name)).where(m.job_id == job_id)
+        if names:
+            stmt = stmt.where(m.name > names[-1])
+        found = session.scalar(stmt)
+        if found is None:
+            return names
+        names.append(found)
 
 
 def record_checkpoint(

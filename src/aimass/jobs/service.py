@@ -179,8 +179,14 @@ def list_jobs(
     limit: int = 100,
     offset: int = 0,
     parent_id: int | None = None,
+    entry: str | None = None,
+    after: int | None = None,
 ) -> list[Job]:
-    """A project's jobs, newest first, optionally of one state or kind, or one parent's."""
+    """A project's jobs, newest first, optionally of one state, kind, entry or parent.
+
+    ``after`` pages by keyset: only jobs older than the job with that id (the last
+    one of the previous page), which an index answers however deep the page is.
+    """
     stmt = (
         select(JobRow)
         .join(ProjectRow, JobRow.project_id == ProjectRow.id)
@@ -190,8 +196,12 @@ def list_jobs(
         stmt = stmt.where(JobRow.state == state)
     if kind is not None:
         stmt = stmt.where(JobRow.kind == kind)
+    if entry is not None:
+        stmt = stmt.where(JobRow.entry == entry)
     if parent_id is not None:
         stmt = stmt.where(JobRow.parent_id == parent_id)
+    if after is not None:
+        stmt = stmt.where(JobRow.id < after)
     stmt = stmt.order_by(JobRow.id.desc()).limit(limit).offset(offset)
     return [r.to_entity() for r in session.scalars(stmt)]
 

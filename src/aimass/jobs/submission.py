@@ -18,6 +18,7 @@ from aimass.errors import InvalidInput
 from aimass.jobs import service
 from aimass.jobs.catalog import EntryCatalog
 from aimass.jobs.entities import Job, JobCreate, StoredSource
+from aimass.plugins.columns import Columns
 from aimass.store.db import Database
 
 #: The file names an uploaded job source may have.
@@ -42,7 +43,36 @@ def with_dataset(
     entry = catalog.get(body.entry)
     default = entry.default_dataset if entry is not None and body.kind == "train" else None
     dataset = job_dataset(db, store, project, body.dataset, default, spool_dir)
+    if entry is not None and entry.columns is not None and dataset is not None:
+        _check_columns(db, project, entry.columns, body, dataset)
     return body if dataset == body.dataset else body.model_copy(update={"dataset": dataset})
+
+
+def _check_columns(
+    db: Database, project: str, columns: Columns, body: JobCreate, dataset: str
+) -> None:
+    """Refuse (422) a dataset version that lacks a column the entry reads, or has text
+    where it takes numbers; a dataset not there yet is left to the job to report."""
+    from aimass.datasets import service as datasets
+    from aimass.errors import NotFound, Unprocessable
+
+    try:
+        with db.session() as session:
+            if body.dataset_version is None:
+                found = datasets.list_dataset_versions(session, project, dataset)
+                version = found[0] if found else None  # newest first
+            else:
+                version = datasets.read_dataset_version(
+                    session, project, dataset, body.dataset_version
+                )
+    except NotFound:
+        return
+    if version is None:
+        return
+    schema = [(column.name, column.dtype) for column in version.columns]
+    problem = columns.problem(body.params, schema, f"{dataset} v{version.version}")
+    if problem is not None:
+        raise Unprocessable(f"entry {body.entry!r}: {problem}")
 
 
 def submit_entry_job(

@@ -25,7 +25,7 @@ from aimass.jobs.logs import archive_log
 from aimass.pipelines.runner import PipelineRunner
 from aimass.sandbox import Sandbox, bwrap_path, safe_env
 from aimass.scheduler.leader import Leadership
-from aimass.scheduler.scheduler import Scheduler, local_capacity
+from aimass.scheduler.scheduler import Placement, Scheduler, local_capacity
 from aimass.schedules.runner import ScheduleRunner
 from aimass.store.db import Database
 
@@ -116,6 +116,7 @@ class JobServices:
 
     executor: Executor
     scheduler: Scheduler
+    placement: Placement
     pipeline_runner: PipelineRunner
     schedule_runner: ScheduleRunner
 
@@ -128,7 +129,7 @@ def build_jobs(
     leadership: Leadership,
     notify_jobs: Callable[[], None],
 ) -> JobServices:
-    """Build the executor, the scheduler (sharing ``leadership``) and the two runners.
+    """Build the executor, the scheduler (sharing ``leadership``), its placement, the runners.
 
     ``notify_jobs`` is called after a runner's tick queued jobs (``notify("jobs")``).
     """
@@ -152,6 +153,7 @@ def build_jobs(
     return JobServices(
         executor=executor,
         scheduler=scheduler,
+        placement=Placement(scheduler),
         pipeline_runner=PipelineRunner(db, submit, notify=notify_jobs),
         schedule_runner=ScheduleRunner(db, submit, notify=notify_jobs),
     )

@@ -87,6 +87,7 @@ class Platform:
             settings.model_cache_dir,
             interval=settings.reconcile_interval,
             freeze_gc=settings.tune_gc,
+            combiners=registries.fusion_strategies,
         )
         self.services.add(self.reconciler, "every", topics=("deployments",))
         #: Answered predictions, sampled, queued here and written by the writer loop.
@@ -168,13 +169,19 @@ class Platform:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Platform:
-        """Open the database and artifact store the settings name and load the plugins."""
+        """Open the database and artifact store the settings name and load the plugins.
+
+        With ``strict_plugins`` a plugin that fails is a ``PluginError`` here.
+        """
+        registries = load_plugins(
+            strict=settings.strict_plugins, timeout_s=settings.plugin_timeout_s
+        )
         settings.spool_dir.mkdir(parents=True, exist_ok=True)
         return cls(
             settings,
             Database(settings.resolved_database_url),
             ArtifactStore(settings.resolved_artifacts),
-            load_plugins(),
+            registries,
         )
 
     @property
@@ -231,9 +238,11 @@ class Platform:
             lambda: self.notify("jobs"),
         )
         self._jobs = jobs
-        # The scheduler runs everywhere: it keeps this process's attempts' leases and
-        # exits; its placement half acts only while ``self.leadership`` is held.
+        # The scheduler runs everywhere: it keeps this process's attempts' leases,
+        # cancels and exits. Placement (leases, timeouts, starting queued jobs) runs
+        # only while ``self.leadership`` is held.
         self.services.add(jobs.scheduler, "every", topics=("jobs",))
+        self.services.add(jobs.placement, "leader", topics=("jobs",))
         self.services.add(jobs.pipeline_runner, "leader", topics=("jobs", "pipelines"))
         self.services.add(jobs.schedule_runner, "leader", topics=("schedules",))
 

@@ -17,6 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, JsonValue
 
+from aimass.plugins.columns import Columns
+from aimass.plugins.needs import Needs
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -38,6 +41,14 @@ class Entry:
     example_request: dict[str, Any] | None = None
     #: ``module:function`` the ``evaluate`` job calls for versions tagged ``entry=<name>``.
     evaluate: str | None = None
+    #: The extra it needs beyond the core install (None: the core runs it).
+    needs: Needs | None = None
+    #: The columns it reads from its dataset, checked at submit (None: not checked).
+    columns: Columns | None = None
+
+    def unavailable(self) -> str | None:
+        """Why it cannot run on this installation, with the install command; None if it can."""
+        return self.needs.problem(f"entry {self.name!r}") if self.needs else None
 
     def validate(self, params: dict[str, JsonValue]) -> dict[str, JsonValue]:
         """Params with defaults filled in; raises pydantic's ValidationError naming the field."""
@@ -61,6 +72,7 @@ class Entry:
             "exports": list(self.exports),
             "signature": self.signature,
             "example_request": self.example_request,
+            **_availability(self.needs, self.unavailable()),
         }
 
 
@@ -77,8 +89,14 @@ class BuiltinDataset:
     size: str = ""
     #: Where it comes from: "scikit-learn", "networkx", "gymnasium", "generated".
     source: str = "generated"
+    #: The extra it needs beyond the core install (None: the core builds it).
+    needs: Needs | None = None
 
-    def describe(self) -> dict[str, str]:
+    def unavailable(self) -> str | None:
+        """Why it cannot be built on this installation, with the install command; or None."""
+        return self.needs.problem(f"built-in dataset {self.name!r}") if self.needs else None
+
+    def describe(self) -> dict[str, Any]:
         """What the catalogue lists: name, task, size, source and description."""
         return {
             "name": self.name,
@@ -87,4 +105,14 @@ class BuiltinDataset:
             "source": self.source,
             "format": Path(self.filename).suffix.lstrip("."),
             "description": self.description,
+            **_availability(self.needs, self.unavailable()),
         }
+
+
+def _availability(needs: Needs | None, problem: str | None) -> dict[str, Any]:
+    """The catalogue's availability fields: available, the extra, and how to install it."""
+    return {
+        "available": problem is None,
+        "extra": needs.extra if needs else None,
+        "install": needs.install if needs else None,
+    }

@@ -28,7 +28,13 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
 
     def register(self, item: T) -> None:
-        """Add an item; a name already taken is a Conflict (built-ins load first, so they win)."""
+        """Add an item; a name already taken is a Conflict (built-ins load first, so they win).
+
+        An item without a str name is a TypeError naming the slot.
+        """
+        name = getattr(item, "name", None)
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"a {self.slot} must have a non-empty str name; got {item!r}")
         if item.name in self._items:
             raise Conflict(f"a {self.slot} named {item.name!r} is already registered")
         self._items[item.name] = item

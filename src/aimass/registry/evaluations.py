@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aimass.artifacts.names import validate_name
-from aimass.entities.evaluation import Evaluation
+from aimass.entities.evaluation import Evaluation, EvaluationCreate
 from aimass.errors import NotFound, Unprocessable
-from aimass.evaluation import Comparison, EvaluationReport, EvaluationTask, compare_reports
+from aimass.evaluation import Comparison, EvaluationReport, compare_reports
 from aimass.registry.service import _version_row
 from aimass.store.orm import (
     DatasetRow,
@@ -23,19 +22,6 @@ from aimass.store.orm import (
 
 #: Checks the job attempt that reports is current; returns (job id, dataset version row id).
 EvaluationGuard = Callable[[Session], tuple[int, int | None]]
-
-
-class EvaluationCreate(BaseModel):
-    """What an evaluation job reports about one version."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = Field(min_length=1, max_length=256)
-    version: int = Field(ge=1)
-    task: EvaluationTask
-    metrics: dict[str, float]
-    details: dict[str, JsonValue] = Field(default_factory=dict)
-    n_rows: int = Field(ge=0)
 
 
 def _entity(row: EvaluationRow) -> Evaluation:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aimass.artifacts.names import validate_name
+from aimass.entities.projects import Project
 from aimass.errors import Conflict
 from aimass.store.orm import ProjectRow, aware_utc
 from aimass.store.projects import find_named_row, list_named_rows, read_project_row
@@ -24,13 +22,6 @@ __all__ = [
     "list_projects",
     "read_project_row",
 ]
-
-
-class Project(BaseModel):
-    """A tenant; every model and dataset belongs to one."""
-
-    name: str
-    created_at: datetime
 
 
 def list_projects(session: Session) -> list[Project]:

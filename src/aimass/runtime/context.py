@@ -15,8 +15,16 @@ import tempfile
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from pydantic import BaseModel
+
+from aimass.entities.jobs import (
+    JobArtifact,
+    JobCheckpoint,
+    JobOutputs,
+    MetricsRecorded,
+)
 from aimass.errors import AimassError, Conflict, Unauthenticated
 from aimass.job_environment import JobEnvironment
 
@@ -26,6 +34,8 @@ if TYPE_CHECKING:
     from aimass.client import Client
     from aimass.flavors.signature import Signature
     from aimass.registry.entities import ModelVersion
+
+Answer = TypeVar("Answer", bound=BaseModel)
 
 
 class AttemptSuperseded(AimassError):
@@ -90,14 +100,15 @@ class JobContext:
         params = self._params(kwargs.pop("params", None))
         return self.client._http.send(method, path, params=params, **kwargs)
 
-    def _write(self, method: str, suffix: str, **kwargs: Any) -> Any:
+    def _write(self, method: str, suffix: str, answer: type[Answer], **kwargs: Any) -> Answer:
+        """Send one attempt write; its answer parsed into the wire model the server declares."""
         try:
             response = self._send(method, self._attempt_path(suffix), **kwargs)
         except (Conflict, Unauthenticated) as exc:
             raise AttemptSuperseded(
                 f"job {self.job_id} attempt {self.attempt}: the write was refused ({exc.message})"
             ) from exc
-        return response.json() if response.content else None
+        return answer.model_validate(response.json())
 
     # -- recording --------------------------------------------------------------
 
@@ -108,21 +119,21 @@ class JobContext:
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         """Record several metrics at one step in one call."""
         body = [{"name": k, "value": float(v), "step": int(step)} for k, v in metrics.items()]
-        self._write("POST", "metrics", json={"metrics": body})
+        self._write("POST", "metrics", MetricsRecorded, json={"metrics": body})
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record the parameters the job actually used (shown with its outputs)."""
-        self._write("POST", "outputs", json={"params": dict(params)})
+        self._write("POST", "outputs", JobOutputs, json={"params": dict(params)})
 
     def set_outputs(self, **outputs: Any) -> None:
         """Merge named outputs into the job's outputs (JSON values)."""
-        self._write("POST", "outputs", json=outputs)
+        self._write("POST", "outputs", JobOutputs, json=outputs)
 
     def log_artifact(self, path: str | Path, name: str | None = None) -> None:
         """Keep a file the job made (in the artifact store, listed in the job's artifacts)."""
         path = Path(path)
         with path.open("rb") as body:
-            self._write("POST", f"artifacts/{name or path.name}", content=body)
+            self._write("POST", f"artifacts/{name or path.name}", JobArtifact, content=body)
 
     # -- checkpoints ------------------------------------------------------------
 
@@ -135,7 +146,7 @@ class JobContext:
         """Save a checkpoint (bytes, or a file's path); a later attempt resumes from it."""
         if isinstance(data, (str, Path)):
             data = Path(data).read_bytes()
-        self._write("PUT", "checkpoint", params={"step": int(step)}, content=data)
+        self._write("PUT", "checkpoint", JobCheckpoint, params={"step": int(step)}, content=data)
 
     def load_checkpoint(self) -> bytes | None:
         """The bytes of the latest checkpoint of this job, or None if there is none."""

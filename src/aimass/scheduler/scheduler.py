@@ -1,12 +1,16 @@
-"""``Scheduler``: the loop that turns the queue in the database into running attempts.
+"""``Scheduler`` and ``Placement``: the loops that turn the queue in the database into attempts.
 
-Every server process runs one; only the leader (``Leadership``) places jobs,
-expires leases and enforces timeouts. Each process keeps the leases of the
-attempts its own executor runs alive, so a change of leader does not requeue
-work that is still running. The loop is event-driven: ``wake()`` on a
-submission, and the executor's exit callback wakes it when an attempt ends; a
-slow interval is only the fallback. Deadlines (a timeout, a lease, a retry
-backoff) that fall before the next interval wake it on time.
+Two halves. ``Scheduler.keep_local`` is what every server process does for the
+attempts its own executor runs: it keeps their leases alive (so a change of
+leader does not requeue work that is still running), stops those asked to
+cancel, and records their exits. ``Scheduler.place`` is what only the leader
+(``Leadership``) does: expire leases, enforce timeouts, place queued jobs and
+start their attempts. A platform runs them as two loops, the ``Scheduler``
+("every" process) and its ``Placement`` ("leader" only); used on its own, the
+``Scheduler`` loop runs both halves. The loops are event-driven: ``wake()`` on
+a submission, and the executor's exit callback wakes placement when an attempt
+ends; a slow interval is only the fallback. Deadlines (a timeout, a lease, a
+retry backoff) that fall before the next interval wake placement on time.
 """
 
 from __future__ import annotations
@@ -93,7 +97,43 @@ def _exit_outcome(exit_: AttemptExit) -> tuple[bool, str, bool]:
     return False, exit_.error or f"the attempt exited with status {exit_.returncode}", False
 
 
-class Scheduler(LoopService):
+class _EventLoopService(LoopService):
+    """A loop that may be woken from other threads and at a deadline."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__(interval)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadline_timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        """Start the loop on the running event loop."""
+        self._loop = asyncio.get_running_loop()
+        super().start()
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop the loop and its deadline timer."""
+        await super().stop(timeout)
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+
+    def wake_threadsafe(self) -> None:
+        """``wake()`` from any thread (the executor's callback runs on its own)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.wake)
+
+    def _wake_at(self, deadline: datetime | None) -> None:
+        """Wake at ``deadline`` when it falls before the next interval."""
+        if deadline is None or self._loop is None:
+            return
+        delay = (deadline - utcnow()).total_seconds()
+        if delay < self.interval:
+            if self._deadline_timer is not None:
+                self._deadline_timer.cancel()
+            self._deadline_timer = self._loop.call_later(max(delay, 0.0) + 0.01, self.wake)
+
+
+class Scheduler(_EventLoopService):
     """Places queued jobs on ``executor`` within ``capacity``; one leader acts at a time.
 
     ``lease_s`` is how long an attempt may go without a heartbeat before it is
@@ -139,53 +179,57 @@ class Scheduler(LoopService):
         self.queue_scan = queue_scan
         self.server_url = server_url
         self.on_attempt_end = on_attempt_end
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._deadline_timer: asyncio.TimerHandle | None = None
+        #: The leader-only loop that places jobs, once one is made (``Placement(scheduler)``).
+        self.placement: Placement | None = None
         executor.on_exit = self.handle_exit
 
     # -- the loop -----------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the loop on the running event loop."""
-        self._loop = asyncio.get_running_loop()
-        super().start()
-
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop the loop and give up leadership (the executor is its owner's to close)."""
         await super().stop(timeout)
-        if self._deadline_timer is not None:
-            self._deadline_timer.cancel()
         await asyncio.to_thread(self.leadership.release)
 
-    def wake_threadsafe(self) -> None:
-        """``wake()`` from any thread (the executor's callback runs on its own)."""
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.wake)
-
     async def run_once(self) -> None:
-        """One tick in a worker thread, then a wake-up at the next deadline if it is close."""
+        """This process's half; both halves while no ``Placement`` loop runs the leader's."""
+        if self.placement is not None:
+            await asyncio.to_thread(self.keep_local)
+            return
         report = await asyncio.to_thread(self.tick)
-        if report.next_deadline is not None and self._loop is not None:
-            delay = (report.next_deadline - utcnow()).total_seconds()
-            if delay < self.interval:
-                if self._deadline_timer is not None:
-                    self._deadline_timer.cancel()
-                self._deadline_timer = self._loop.call_later(max(delay, 0.0) + 0.01, self.wake)
+        self._wake_at(report.next_deadline)
+
+    def _wake_placement(self) -> None:
+        (self.placement or self).wake_threadsafe()
 
     # -- one tick -----------------------------------------------------------
 
     def tick(self) -> TickReport:
-        """Renew local leases; as leader, end overdue attempts and start what fits."""
+        """Both halves: this process's attempts, then (as leader) placement."""
+        self.keep_local()
+        return self.place()
+
+    def keep_local(self) -> None:
+        """Every process: renew its attempts' leases and stop those asked to cancel."""
+        local = dict(self.executor.active())
+        if not local:
+            return
+        if self.heartbeat_children:
+            self._renew(local, utcnow())
+        with self.db.session() as session:
+            to_cancel = [
+                j.id for j in service.running_jobs(session) if j.cancel_requested and j.id in local
+            ]
+        for job_id in to_cancel:
+            self.executor.cancel(job_id)
+
+    def place(self) -> TickReport:
+        """The leader only: end overdue attempts, place queued jobs and start what fits."""
         report = TickReport()
         now = utcnow()
-        local = dict(self.executor.active())
-        if self.heartbeat_children and local:
-            self._renew(local, now)
         if not self.leadership.try_acquire():
             return report
         report.leader = True
-        to_cancel: list[int] = []
+        local = dict(self.executor.active())
         timed_out: list[int] = []
         starts: list[tuple[Job, JobCheckpoint | None, str | None]] = []
         with self.db.session() as session:
@@ -204,7 +248,6 @@ class Scheduler(LoopService):
                 )
                 running = service.running_jobs(session)
             queue = service.queued_jobs(session, self.queue_scan)
-            to_cancel = [j.id for j in running if j.cancel_requested and j.id in local]
             plan = place(
                 self.capacity,
                 running,
@@ -225,7 +268,7 @@ class Scheduler(LoopService):
             )
             report.waiting = plan.waiting
             report.next_deadline = self._next_deadline(running, queue, [j for j, _, _ in starts])
-        for job_id in timed_out + to_cancel:
+        for job_id in timed_out:
             self.executor.cancel(job_id)
         for job, checkpoint, secret in starts:
             self._submit(job, checkpoint, secret)
@@ -305,7 +348,7 @@ class Scheduler(LoopService):
                     log.exception("job %s attempt %s: end hook failed", exit_.job_id, exit_.attempt)
             self._finish(exit_.job_id, exit_.attempt, succeeded, reason, infra, exit_.outputs)
         finally:
-            self.wake_threadsafe()
+            self._wake_placement()  # its resources are free
 
     def _finish(
         self,
@@ -330,3 +373,22 @@ class Scheduler(LoopService):
         except AimassError as exc:
             # Already ended elsewhere (timeout, lost lease, the runtime reported first).
             log.debug("job %s attempt %s: %s", job_id, attempt, exc.message)
+
+
+class Placement(_EventLoopService):
+    """The leader-only loop: ``scheduler.place()`` on each tick (register it as "leader").
+
+    Made from its ``Scheduler``, which from then on runs only this process's half.
+    """
+
+    name = "placement"
+
+    def __init__(self, scheduler: Scheduler, interval: float | None = None) -> None:
+        super().__init__(scheduler.interval if interval is None else interval)
+        self.scheduler = scheduler
+        scheduler.placement = self
+
+    async def run_once(self) -> None:
+        """Place in a worker thread, then a wake-up at the next deadline if it is close."""
+        report = await asyncio.to_thread(self.scheduler.place)
+        self._wake_at(report.next_deadline)

@@ -44,6 +44,11 @@ class VersionMetrics:
         if seconds is not None:
             self._latency.observe(seconds)
 
+    def member(self, model: str, version: str) -> VersionMetrics:
+        """The children of an ensemble's member: same project and deployment, its model/version."""
+        project, deployment, _, _ = self._labels
+        return self._metrics.version(project, deployment, model, version)
+
     def batch(self, size: int, waits: Sequence[float]) -> None:
         """Record one batch's size and how long each of its requests waited in the queue."""
         self._batch.observe(size)

@@ -9,16 +9,18 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aimass.artifacts.names import validate_filename
 from aimass.artifacts.store import ArtifactStore
 from aimass.deployments import service
 from aimass.deployments.entities import DesiredDeployment, ReplicaState, ResolvedVersion
-from aimass.errors import AimassError
+from aimass.errors import AimassError, InvalidInput
 from aimass.flavors.base import Predictor
 from aimass.flavors.registry import FlavorRegistry
 from aimass.flavors.signature import Signature
 from aimass.loop_service import LoopService
+from aimass.serving.ensemble import EnsembleMember, EnsembleRunner
 from aimass.serving.repository import (
     BatchingConfig,
     ModelRepository,
@@ -27,6 +29,10 @@ from aimass.serving.repository import (
 )
 from aimass.serving.runner import ModelRunner
 from aimass.store.db import Database
+
+if TYPE_CHECKING:
+    from aimass.plugins.registry import Registry
+    from aimass.plugins.slots import FusionStrategy
 
 log = logging.getLogger("aimass.deployments")
 _Status = tuple[ReplicaState, str | None, tuple[int, ...]]
@@ -62,8 +68,11 @@ class DeploymentReconciler(LoopService):
         cache_dir: Path,
         interval: float = 0.5,
         freeze_gc: bool = False,
+        combiners: Registry[FusionStrategy] | None = None,
     ) -> None:
         super().__init__(interval)
+        #: The fusion strategies an ensemble deployment may name.
+        self.combiners = combiners
         self.freeze_gc = freeze_gc
         self.db = db
         self.store = store
@@ -132,9 +141,9 @@ class DeploymentReconciler(LoopService):
         try:
             for version in item.versions:
                 predictor, signature = await asyncio.to_thread(self._load_predictor, version)
-                runner = ModelRunner(
-                    predictor, signature, batching.max_batch_size, batching.max_delay_ms
-                )
+                # An ensemble batches once for all its members: they need no batcher.
+                size = 1 if item.combiner is not None else batching.max_batch_size
+                runner = ModelRunner(predictor, signature, size, batching.max_delay_ms)
                 served.append(
                     ServedVersion(
                         model=version.model,
@@ -145,6 +154,8 @@ class DeploymentReconciler(LoopService):
                         flavor=version.flavor,
                     )
                 )
+            if item.combiner is not None:
+                served = [self._ensemble(item, served)]
         except Exception as exc:
             for loaded in served:  # the versions loaded before the failure: stop their hosts
                 await loaded.runner.close()
@@ -168,6 +179,37 @@ class DeploymentReconciler(LoopService):
         self._retry.pop(item.id, None)
         self._remember(item.id, "ready", None, [v.version for v in item.versions])
         log.info("deployment %s/%s ready", item.project, item.name)
+
+    def _ensemble(self, item: DesiredDeployment, members: list[ServedVersion]) -> ServedVersion:
+        """The members as one served version (numbered by the deployment's revision)."""
+        combiner = item.combiner
+        assert combiner is not None
+        strategy = None
+        if combiner.strategy not in ("stacking", "sequence"):
+            if self.combiners is None:
+                raise InvalidInput("this server has no fusion strategies")
+            strategy = self.combiners.get(combiner.strategy)
+        runner = EnsembleRunner(
+            [
+                EnsembleMember(m.model, m.version, m.weight, m.runner)
+                for m in members
+                if isinstance(m.runner, ModelRunner)
+            ],
+            strategy=strategy,
+            meta=combiner.meta,
+            sequence=combiner.strategy == "sequence",
+            max_batch_size=item.batching.max_batch_size,
+            max_delay_ms=item.batching.max_delay_ms,
+            name=item.name,
+        )
+        return ServedVersion(
+            model=item.name,
+            version=item.revision,
+            weight=1.0,
+            runner=runner,
+            signature=runner.signature,
+            flavor=f"ensemble:{combiner.strategy}",
+        )
 
     def _load_predictor(self, version: ResolvedVersion) -> tuple[Predictor, Signature | None]:
         path = self._local_copy(version)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from aimass.flavors.signature import Signature
-    from aimass.serving.runner import ModelRunner
+    from aimass.serving.runner import Runner
 
 log = logging.getLogger("aimass.serving")
 
@@ -34,7 +34,7 @@ class ServedVersion:
     model: str
     version: int
     weight: float
-    runner: ModelRunner
+    runner: Runner
     signature: Signature | None
     flavor: str
 
@@ -152,7 +152,7 @@ class ModelRepository:
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
-    def _retire(self, runners: list[ModelRunner]) -> None:
+    def _retire(self, runners: list[Runner]) -> None:
         if not runners:
             return
         try:
@@ -169,7 +169,7 @@ class ModelRepository:
             task.add_done_callback(self._closing.discard)
 
 
-async def _close(runner: ModelRunner) -> None:
+async def _close(runner: Runner) -> None:
     try:
         await runner.close()
     except Exception:

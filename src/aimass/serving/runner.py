@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -48,6 +48,34 @@ class RunnerStats:
         self.queue_seconds += sum(waits)
         self.largest_batch = max(self.largest_batch, size)
         self.batch_sizes[size] = self.batch_sizes.get(size, 0) + 1
+
+
+class Runner(Protocol):
+    """What the inference path and the repository use of a served version's runner.
+
+    A :class:`ModelRunner` (one model behind its batcher) or an
+    ``serving.ensemble.EnsembleRunner`` (members behind theirs, fused).
+    """
+
+    name: str
+    metrics: VersionMetrics | None
+    predict_output: str
+    proba_output: str
+    output_specs: list[TensorSpec]
+
+    async def infer(
+        self, inputs: dict[str, Array], outputs: Collection[str] | None = None
+    ) -> dict[str, Array]:
+        """Predict for one request's rows and return its outputs by name."""
+        ...
+
+    def close_soon(self) -> None:
+        """Refuse new requests; those already queued still run."""
+        ...
+
+    async def close(self) -> None:
+        """Finish the queued requests and release what it holds."""
+        ...
 
 
 class ModelRunner:
@@ -146,6 +174,31 @@ class ModelRunner:
                 )
         return result  # type: ignore[no-any-return]
 
+    def submit(
+        self, inputs: dict[str, Array], outputs: Collection[str] | None = None
+    ) -> Awaitable[dict[str, Array]]:
+        """Queue the request now and return what ``infer`` would, to await later.
+
+        An ensemble queues every member before awaiting any, with no task per member.
+        """
+        batcher = self._batcher
+        if batcher is None:
+            return asyncio.ensure_future(self.infer(inputs, outputs))
+        rows = _rows(inputs, self.row_inputs)
+        future = batcher.put((inputs, None if outputs is None else frozenset(outputs)))
+        return self._result(future, rows)
+
+    async def _result(self, future: Awaitable[Any], rows: int) -> dict[str, Array]:
+        result = await future
+        if isinstance(result, BaseException):
+            raise result
+        for array in result.values():
+            if array.shape[:1] != (rows,):
+                raise RuntimeError(
+                    f"the model returned {array.shape[0] if array.ndim else 0} rows for {rows}"
+                )
+        return result  # type: ignore[no-any-return]
+
     def close_soon(self) -> None:
         """Refuse new requests; those already queued still run. Safe from any thread."""
         self._closed = True
@@ -171,6 +224,12 @@ class ModelRunner:
         metrics = self.metrics
         if metrics is not None:
             metrics.batch(size, waits)
+
+    def predict_batch(
+        self, inputs: dict[str, Array], wanted: frozenset[str] | None = None
+    ) -> dict[str, Array]:
+        """Run the predictor on these rows now, in this thread (an ensemble's members)."""
+        return self._predict(inputs, wanted)
 
     def _predict(self, inputs: dict[str, Array], wanted: frozenset[str] | None) -> dict[str, Array]:
         """Run the predictor once (on the runner's thread) and name its outputs."""

@@ -322,7 +322,13 @@ class DeploymentReplicaRow(Base):
 class JobRow(Base):
     __tablename__ = "jobs"
     # The scheduler's queue scan: state, then priority desc, then FIFO.
-    __table_args__ = (Index("ix_jobs_queue", "state", "priority", "created_at"),)
+    __table_args__ = (
+        Index("ix_jobs_queue", "state", "priority", "created_at"),
+        # The keyset-paged list: a project's jobs newest first, all or by state or entry.
+        Index("ix_jobs_project_id_id", "project_id", "id"),
+        Index("ix_jobs_project_state_id", "project_id", "state", "id"),
+        Index("ix_jobs_project_entry_id", "project_id", "entry", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(

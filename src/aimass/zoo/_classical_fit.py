@@ -125,7 +125,8 @@ def fit_lightgbm(params: dict[str, Any], data: Split, log: Log) -> Any:
     binary = len(set(data.y_train.tolist())) == 2
     loss = "binary_logloss" if binary else "multi_logloss"
     metrics: Any = [loss, "auc"] if binary else [loss]
-    model.fit(data.x_train, data.y_train, eval_set=[(data.x_val, data.y_val)], eval_metric=metrics)
+    # eval_X/eval_y, not eval_set: LightGBM 4.7 warns on eval_set in every job's log.
+    model.fit(data.x_train, data.y_train, eval_X=data.x_val, eval_y=data.y_val, eval_metric=metrics)
     names = {loss: "log_loss", **({"auc": "roc_auc"} if binary else {})}
     _log_rounds(model.evals_result_["valid_0"], names, log)
     return model

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aimass.plugins.columns import Columns
 from aimass.plugins.entries import Entry
+from aimass.plugins.needs import Needs
 from aimass.zoo._classical_fit import (
     fit_hist_gradient_boosting,
     fit_lightgbm,
@@ -24,6 +26,7 @@ from aimass.zoo._classical_fit import (
     fit_ridge,
     fit_xgboost,
 )
+from aimass.zoo._extras import BOOSTING_LIGHTGBM, BOOSTING_XGBOOST
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -133,6 +136,7 @@ def _entry(
     dataset: str,
     row: list[float],
     classes: int | None,
+    needs: Needs | None = None,
 ) -> Entry:
     signature = _signature(len(row), classes)
     if task == "clustering":  # each row's cluster, and its distance to every centre
@@ -153,13 +157,10 @@ def _entry(
         exports=("onnx",),
         signature=signature,
         example_request=_example(row),
+        needs=needs,
+        # k-means leaves its label column out if present; the others learn it.
+        columns=None if task == "clustering" else Columns(),
     )
-
-
-def _extras_installed() -> tuple[bool, bool]:
-    from importlib.util import find_spec
-
-    return find_spec("lightgbm") is not None, find_spec("xgboost") is not None
 
 
 ENTRIES: list[Entry] = [
@@ -212,33 +213,32 @@ ENTRIES: list[Entry] = [
         None,
     ),
 ]
-_LIGHTGBM, _XGBOOST = _extras_installed()
-if _LIGHTGBM:
-    ENTRIES.append(
-        _entry(
-            "classical.lightgbm",
-            "LightGBM gradient-boosted trees (the zoo extra), validation log loss and ROC AUC "
-            "per round; ONNX through onnxmltools.",
-            BoostingParams,
-            "classification",
-            "breast_cancer",
-            _CANCER,
-            2,
-        )
-    )
-if _XGBOOST:
-    ENTRIES.append(
-        _entry(
-            "classical.xgboost",
-            "XGBoost gradient-boosted trees (the zoo extra), validation log loss and ROC AUC "
-            "per round; ONNX through onnxmltools.",
-            BoostingParams,
-            "classification",
-            "breast_cancer",
-            _CANCER,
-            2,
-        )
-    )
+# The gradient-boosting libraries come with the zoo extra; without it these two are listed
+# as unavailable, with the install command, and refused at submit.
+ENTRIES += [
+    _entry(
+        "classical.lightgbm",
+        "LightGBM gradient-boosted trees (the zoo extra), validation log loss and ROC AUC "
+        "per round; ONNX through onnxmltools.",
+        BoostingParams,
+        "classification",
+        "breast_cancer",
+        _CANCER,
+        2,
+        BOOSTING_LIGHTGBM,
+    ),
+    _entry(
+        "classical.xgboost",
+        "XGBoost gradient-boosted trees (the zoo extra), validation log loss and ROC AUC "
+        "per round; ONNX through onnxmltools.",
+        BoostingParams,
+        "classification",
+        "breast_cancer",
+        _CANCER,
+        2,
+        BOOSTING_XGBOOST,
+    ),
+]
 
 
 def _supervised(

@@ -40,6 +40,10 @@ def builtin_datasets() -> dict[str, BuiltinDataset]:
     return found
 
 
+#: The plugin contract this module's ``register`` targets (see ``aimass.plugins.contract``).
+AIMASS_PLUGIN_CONTRACT = "1.0"
+
+
 def register(registries: Registries) -> None:
     """Register the library's entries and built-in datasets (the ``builtin-zoo`` plugin)."""
     for entry in zoo_entries():

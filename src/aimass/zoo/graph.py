@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from aimass.plugins.entries import BuiltinDataset, Entry
+from aimass.zoo._extras import GRAPH, GRAPH_DATA
 
 if TYPE_CHECKING:
     from aimass.evaluation import EvaluationReport
@@ -86,6 +87,7 @@ def _entry(name: str, model: str, what: str) -> Entry:
         family="graph",
         default_dataset="karate_club",
         exports=("torchscript",),
+        needs=GRAPH,
         signature=_signature(-1, -1),
         example_request=_EXAMPLE,
         evaluate="aimass.zoo.graph:evaluate",
@@ -123,6 +125,7 @@ DATASETS = [
         _build_karate_club,
         "34 nodes, 78 edges, 34 features, 2 classes",
         "networkx",
+        GRAPH_DATA,
     ),
     BuiltinDataset(
         "sbm",
@@ -134,6 +137,7 @@ DATASETS = [
         _build_sbm,
         "120 nodes, 8 features, 3 classes",
         "networkx",
+        GRAPH_DATA,
     ),
 ]
 

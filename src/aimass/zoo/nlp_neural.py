@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from aimass.plugins.columns import Columns
 from aimass.plugins.entries import Entry
 from aimass.zoo._classify import ClassifierParams
+from aimass.zoo._extras import TORCH
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -59,6 +61,8 @@ ENTRIES = [
         family="nlp",
         default_dataset="text_topics",
         exports=("onnx",),
+        columns=Columns(named={"text_column": "text"}, numeric_features=False),
+        needs=TORCH,
         signature={
             "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1, 1]}],
             "outputs": [

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aimass.plugins.columns import Columns
 from aimass.plugins.entries import Entry
 
 __all__ = ["ENTRIES"]
@@ -50,6 +51,7 @@ ENTRIES: list[Entry] = [
         family="nlp",
         default_dataset="text_topics",
         exports=("onnx",),
+        columns=Columns(target_default="label", named={"text": "text"}, numeric_features=False),
         signature={
             "inputs": [{"name": "text", "datatype": "BYTES", "shape": [-1, 1]}],
             "outputs": [

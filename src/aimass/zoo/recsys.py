@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aimass.plugins.entries import BuiltinDataset, Entry
+from aimass.zoo._extras import TORCH
 from aimass.zoo._recsys_data import (
     ENTRY,
     MAX_CELLS,
@@ -108,6 +109,7 @@ ENTRIES = [
         family="recsys",
         default_dataset="ratings",
         exports=("torchscript",),
+        needs=TORCH,
         signature={
             "inputs": [{"name": "user", "datatype": "INT64", "shape": [-1]}],
             "outputs": [

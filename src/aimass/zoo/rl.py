@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aimass.plugins.entries import BuiltinDataset, Entry
+from aimass.zoo._extras import RL, RL_DATA
 from aimass.zoo._rl_spec import (
     DEFAULT_ENV,
     ENVIRONMENTS,
@@ -68,6 +69,7 @@ ENTRIES = [
         family="rl",
         default_dataset="cartpole",
         exports=("onnx",),
+        needs=RL,
         signature={
             "inputs": [{"name": "observation", "datatype": "FP32", "shape": [-1, -1]}],
             "outputs": [
@@ -119,6 +121,7 @@ DATASETS = [
         _environment("CartPole-v1"),
         "environment: 4 observations, 2 actions",
         "gymnasium",
+        RL_DATA,
     ),
     BuiltinDataset(
         "acrobot",
@@ -129,6 +132,7 @@ DATASETS = [
         _environment("Acrobot-v1"),
         "environment: 6 observations, 3 actions",
         "gymnasium",
+        RL_DATA,
     ),
 ]
 

@@ -13,8 +13,10 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from aimass.plugins.columns import Columns
 from aimass.plugins.entries import Entry
 from aimass.zoo._classify import ClassifierParams
+from aimass.zoo._extras import TORCH
 
 
 class TabularMlpParams(ClassifierParams):
@@ -51,6 +53,8 @@ ENTRIES = [
         family="tabular",
         default_dataset="breast_cancer",
         exports=("onnx",),
+        columns=Columns(),
+        needs=TORCH,
         signature={
             "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, -1]}],
             "outputs": [

@@ -15,8 +15,10 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from aimass.plugins.columns import Columns
 from aimass.plugins.entries import Entry
 from aimass.zoo._classify import ClassifierParams
+from aimass.zoo._extras import TORCH
 
 
 class CnnParams(ClassifierParams):
@@ -55,6 +57,8 @@ ENTRIES = [
         family="vision",
         default_dataset="digits",
         exports=("onnx",),
+        columns=Columns(),
+        needs=TORCH,
         signature={
             "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 64]}],
             "outputs": [

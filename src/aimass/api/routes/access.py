@@ -5,36 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict
 
 from aimass.api.deps import Ctx, admin, viewer
 from aimass.api.ids import Id
 from aimass.auth import service as auth
-from aimass.auth.entities import Principal, Role, Token, TokenWithSecret
+from aimass.entities.auth import Principal, Token, TokenCreate, TokenWithSecret
+from aimass.entities.projects import Project, ProjectCreate
 from aimass.registry import projects
-from aimass.registry.projects import Project
 
 router = APIRouter(prefix="/api/v1", tags=["access"])
 Admin = Annotated[Ctx, Depends(admin)]
 Viewer = Annotated[Ctx, Depends(viewer)]
-
-
-class TokenCreate(BaseModel):
-    """A new token: a name, a role, and optionally the one project it is limited to."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    role: Role
-    project: str | None = None
-
-
-class ProjectCreate(BaseModel):
-    """A new project."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
 
 
 @router.get("/whoami")

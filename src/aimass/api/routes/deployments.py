@@ -18,9 +18,10 @@ Editor = Annotated[Ctx, Depends(editor)]
 
 @router.post("", status_code=201)
 def create_deployment(body: DeploymentCreate, ctx: Editor) -> Deployment:
-    """Deploy a version, an alias, or weighted versions; it loads within about a second."""
+    """Deploy a version, an alias, weighted versions, or an ensemble served as one model."""
+    combiners = ctx.platform.registries.fusion_strategies.names()
     with ctx.platform.db.session() as session:
-        created = service.create_deployment(session, ctx.project, body)
+        created = service.create_deployment(session, ctx.project, body, combiners)
     ctx.platform.notify("deployments")
     return created
 
@@ -41,9 +42,10 @@ def read_deployment(name: str, ctx: Viewer) -> Deployment:
 
 @router.patch("/{name}")
 def update_deployment(name: str, body: DeploymentUpdate, ctx: Editor) -> Deployment:
-    """Change versions, weights, batching, replicas or resources without a restart."""
+    """Change versions, weights, batching, replicas, resources or combiner without a restart."""
+    combiners = ctx.platform.registries.fusion_strategies.names()
     with ctx.platform.db.session() as session:
-        updated = service.update_deployment(session, ctx.project, name, body)
+        updated = service.update_deployment(session, ctx.project, name, body, combiners)
     ctx.platform.notify("deployments")
     return updated
 

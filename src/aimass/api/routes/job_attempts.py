@@ -10,51 +10,32 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import JsonValue
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from aimass.api.deps import Ctx, editor
 from aimass.api.ids import Id, Step
 from aimass.artifacts.names import validate_filename
-from aimass.entities.evaluation import Evaluation
-from aimass.entities.jobs import JobArtifact, LogsAppended, MetricsRecorded
+from aimass.entities.evaluation import Evaluation, EvaluationCreate
+from aimass.entities.jobs import (
+    AttemptLease,
+    JobArtifact,
+    JobOutputs,
+    LogsAppended,
+    MetricBatch,
+    MetricsRecorded,
+)
 from aimass.errors import Forbidden
 from aimass.jobs import attempt_files, records, service
 from aimass.jobs.entities import JobCheckpoint
 from aimass.registry import evaluations
-from aimass.registry.evaluations import EvaluationCreate
 
 router = APIRouter(prefix="/api/v1/jobs/{job_id}/attempts/{attempt}", tags=["job runtime"])
 Editor = Annotated[Ctx, Depends(editor)]
-
-
-class MetricPoint(BaseModel):
-    """One metric value at one step."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=256)
-    value: float = Field(allow_inf_nan=False)
-    step: int = Field(default=0, ge=0)
-
-
-class MetricBatch(BaseModel):
-    """Metrics an attempt logs in one call."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    metrics: list[MetricPoint] = Field(min_length=1, max_length=10_000)
-
-
-class Heartbeat(BaseModel):
-    """The answer to a heartbeat: the renewed lease and whether to stop."""
-
-    lease_expires_at: Any
-    cancel_requested: bool
 
 
 def _own(ctx: Ctx, job_id: int, attempt: int) -> None:
@@ -80,12 +61,14 @@ def _own(ctx: Ctx, job_id: int, attempt: int) -> None:
 
 
 @router.post("/heartbeat")
-def heartbeat(job_id: Id, attempt: Id, ctx: Editor) -> Heartbeat:
+def heartbeat(job_id: Id, attempt: Id, ctx: Editor) -> AttemptLease:
     """Renew the attempt's lease; says whether a cancel was requested."""
     _own(ctx, job_id, attempt)
     with ctx.platform.db.session() as session:
         job = service.renew_lease(session, job_id, attempt, ctx.platform.settings.job_lease_s)
-    return Heartbeat(lease_expires_at=job.lease_expires_at, cancel_requested=job.cancel_requested)
+    return AttemptLease(
+        lease_expires_at=job.lease_expires_at, cancel_requested=job.cancel_requested
+    )
 
 
 @router.post("/metrics")
@@ -98,13 +81,11 @@ def log_metrics(job_id: Id, attempt: Id, body: MetricBatch, ctx: Editor) -> Metr
 
 
 @router.post("/outputs")
-def merge_outputs(
-    job_id: Id, attempt: Id, body: dict[str, JsonValue], ctx: Editor
-) -> dict[str, JsonValue]:
-    """Merge named outputs (and ``params``) into the job's outputs."""
+def merge_outputs(job_id: Id, attempt: Id, body: dict[str, JsonValue], ctx: Editor) -> JobOutputs:
+    """Merge named outputs (and ``params``) into the job's outputs; the merged outputs."""
     _own(ctx, job_id, attempt)
     with ctx.platform.db.session() as session:
-        return records.merge_outputs(session, job_id, attempt, body)
+        return JobOutputs(outputs=records.merge_outputs(session, job_id, attempt, body))
 
 
 @asynccontextmanager

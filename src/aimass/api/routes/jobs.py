@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -101,15 +101,25 @@ async def submit_script(request: Request, ctx: ScriptSubmitter) -> Job:
 @router.get("")
 def list_jobs(
     ctx: Viewer,
+    response: Response,
     state: JobState | None = None,
     kind: JobKind | None = None,
+    entry: Annotated[str | None, Query(max_length=256)] = None,
     parent_id: QueryId = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
+    after: Annotated[
+        int | None, Query(ge=1, description="keyset cursor: the X-Next-Cursor of the last page")
+    ] = None,
 ) -> list[Job]:
-    """A project's jobs, newest first."""
+    """A project's jobs, newest first; a full page's ``X-Next-Cursor`` header asks for the next."""
     with ctx.platform.db.session() as session:
-        return service.list_jobs(session, ctx.project, state, kind, limit, offset, parent_id)
+        jobs = service.list_jobs(
+            session, ctx.project, state, kind, limit, offset, parent_id, entry, after
+        )
+    if len(jobs) == limit:
+        response.headers["X-Next-Cursor"] = str(jobs[-1].id)
+    return jobs
 
 
 @router.get("/{job_id}")
@@ -127,10 +137,19 @@ def list_events(job_id: Id, ctx: Viewer) -> list[JobEvent]:
 
 
 @router.get("/{job_id}/metrics")
-def list_metrics(job_id: Id, ctx: Viewer, name: str | None = None) -> list[JobMetric]:
-    """The step metrics the job logged, over every attempt."""
+def list_metrics(
+    job_id: Id,
+    ctx: Viewer,
+    name: str | None = None,
+    max_points: Annotated[
+        int | None, Query(ge=2, le=100_000, description="for charts: downsample each series")
+    ] = None,
+) -> list[JobMetric]:
+    """The step metrics the job logged, over every attempt (``max_points``: a chart's share)."""
     _job(ctx, job_id)
     with ctx.platform.db.session() as session:
+        if max_points is not None:
+            return records.chart_metrics(session, job_id, max_points, name)
         return records.list_metrics(session, job_id, name)
 
 
@@ -217,7 +236,20 @@ async def _sse_stream(events: AsyncIterator[tuple[str, str]]) -> AsyncIterator[b
         yield _sse(event, data)
 
 
-@router.get("/{job_id}/logs", response_model=None)
+@router.get(
+    "/{job_id}/logs",
+    response_model=None,
+    response_class=PlainTextResponse,
+    responses={
+        200: {
+            "description": "the log as text; with follow=true, server-sent events",
+            "content": {
+                "text/plain": {"schema": {"type": "string"}},
+                "text/event-stream": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 def read_logs(
     job_id: Id,
     ctx: Viewer,

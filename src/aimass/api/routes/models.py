@@ -6,13 +6,13 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict
 from starlette.responses import StreamingResponse
 
 from aimass.api.deps import Ctx, editor, viewer
 from aimass.api.downloads import stream_attachment, stream_temp_file
 from aimass.api.ids import Offset
 from aimass.api.uploads import SpooledUpload, handle_upload
+from aimass.entities.registry import AliasSet
 from aimass.jobs import records
 from aimass.registry import service, transfer
 from aimass.registry._filters import parse_tag
@@ -31,14 +31,6 @@ router = APIRouter(prefix="/api/v1", tags=["models"])
 Viewer = Annotated[Ctx, Depends(viewer)]
 Editor = Annotated[Ctx, Depends(editor)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
-
-
-class AliasSet(BaseModel):
-    """Point an alias at this version number."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    version: int
 
 
 def _tags(tag: list[str] | None) -> dict[str, str]:

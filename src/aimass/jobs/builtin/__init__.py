@@ -15,12 +15,17 @@ from aimass.jobs.builtin.params import (
     SgdParams,
     TuneParams,
 )
+from aimass.plugins.columns import Columns
 from aimass.plugins.entries import Entry
 
 if TYPE_CHECKING:
     from aimass.plugins import Registries
 
 __all__ = ["builtin_entries", "register"]
+
+
+#: The plugin contract this module's ``register`` targets (see ``aimass.plugins.contract``).
+AIMASS_PLUGIN_CONTRACT = "1.0"
 
 
 def register(registries: Registries) -> None:
@@ -48,6 +53,7 @@ def builtin_entries() -> list[Entry]:
             "every epoch and resumes from the last one, registers a skops model.",
             params=SgdParams,
             needs_dataset=True,
+            columns=Columns(),
         ),
         Entry(
             name="evaluate",

@@ -15,6 +15,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from aimass.entities.evaluation import Evaluation
+
 if TYPE_CHECKING:
     from aimass.evaluation import EvaluationReport, PredictionTask
     from aimass.flavors.base import Predictor
@@ -91,5 +93,5 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
         "details": report.details,
         "n_rows": report.n_rows,
     }
-    ctx._write("POST", "evaluations", json=body)
+    ctx._write("POST", "evaluations", Evaluation, json=body)
     return {"model": version.model, "model_version": version.version, "metrics": report.metrics}

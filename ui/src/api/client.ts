@@ -1,0 +1,317 @@
+// All of the UI's data access, in one place: regenerate schema.d.ts (`npm run gen`)
+// and fix what the compiler points at here; pages only import from this module.
+import createClient, { type Middleware } from "openapi-fetch";
+import type { components, paths } from "./schema";
+
+type S = components["schemas"];
+export type Principal = S["Principal"];
+export type Model = S["Model"];
+export type ModelVersion = S["ModelVersion"];
+export type Deployment = S["Deployment"];
+export type TrafficRoute = S["TrafficRoute"];
+export type Job = S["Job"];
+export type JobEvent = S["JobEvent"];
+export type JobMetric = S["JobMetric"];
+export type EntryInfo = S["EntryInfo"];
+export type ZooEntry = S["ZooEntry"];
+export type Dataset = S["Dataset"];
+export type DatasetVersion = S["DatasetVersion"];
+export type Token = S["Token"];
+export type TokenWithSecret = S["TokenWithSecret"];
+export type Project = S["Project"];
+export type JobState = Job["state"];
+
+const TOKEN_KEY = "aimass.token";
+
+/** The signed-in token: sessionStorage only (gone with the tab), never in a URL. */
+export const session = {
+  token(): string | null {
+    return sessionStorage.getItem(TOKEN_KEY);
+  },
+  signIn(token: string): void {
+    sessionStorage.setItem(TOKEN_KEY, token.trim());
+  },
+  signOut(): void {
+    sessionStorage.removeItem(TOKEN_KEY);
+  },
+};
+
+/** An answer other than 2xx: the server's error code and message. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+  /** For a 422 about ``params.<name>``: that param's name and the message about it. */
+  paramErrors(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const m of this.message.matchAll(/params\.([A-Za-z0-9_]+)[^:]*: ([^;]+)/g)) {
+      out[m[1]] = m[2];
+    }
+    return out;
+  }
+}
+
+function authHeaders(): Record<string, string> {
+  const token = session.token();
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+const bearer: Middleware = {
+  onRequest({ request }) {
+    const token = session.token();
+    if (token) request.headers.set("Authorization", `Bearer ${token}`);
+    return request;
+  },
+};
+
+const api = createClient<paths>({ baseUrl: "" });
+api.use(bearer);
+
+async function errorOf(response: Response, body?: unknown): Promise<ApiError> {
+  let doc = body;
+  if (doc === undefined) {
+    try {
+      doc = await response.json();
+    } catch {
+      doc = undefined;
+    }
+  }
+  const err = (doc as { error?: { code?: string; message?: string } } | undefined)?.error;
+  return new ApiError(response.status, err?.code ?? "error", err?.message ?? response.statusText);
+}
+
+async function unwrap<T>(
+  call: Promise<{ data?: T; error?: unknown; response: Response }>,
+): Promise<T> {
+  const { data, error, response } = await call;
+  if (!response.ok) throw await errorOf(response, error);
+  return data as T;
+}
+
+// ---- access ----
+export const whoami = () => unwrap(api.GET("/api/v1/whoami"));
+export const listTokens = () => unwrap(api.GET("/api/v1/tokens"));
+export const createToken = (body: S["TokenCreate"]) =>
+  unwrap(api.POST("/api/v1/tokens", { body }));
+export const revokeToken = (id: number) =>
+  unwrap(api.DELETE("/api/v1/tokens/{token_id}", { params: { path: { token_id: id } } }));
+export const listProjects = () => unwrap(api.GET("/api/v1/projects"));
+export const createProject = (body: S["ProjectCreate"]) =>
+  unwrap(api.POST("/api/v1/projects", { body }));
+
+// ---- models ----
+export const listModels = (q: { name?: string; tag?: string[]; flavor?: string; limit?: number }) =>
+  unwrap(api.GET("/api/v1/models", { params: { query: q } }));
+export const searchVersions = (q: {
+  name?: string;
+  tag?: string[];
+  flavor?: string;
+  metric?: string[];
+  alias?: string;
+  limit?: number;
+}) => unwrap(api.GET("/api/v1/versions", { params: { query: q } }));
+export const getModel = (name: string) =>
+  unwrap(api.GET("/api/v1/models/{name}", { params: { path: { name } } }));
+export const listVersions = (name: string) =>
+  unwrap(api.GET("/api/v1/models/{name}/versions", { params: { path: { name } } }));
+export const compareVersions = (name: string, versions: string, dataset: string) =>
+  unwrap(
+    api.GET("/api/v1/models/{name}/compare", {
+      params: { path: { name }, query: { versions, dataset } },
+    }),
+  );
+export const setAlias = (name: string, alias: string, version: number) =>
+  unwrap(
+    api.PUT("/api/v1/models/{name}/aliases/{alias}", {
+      params: { path: { name, alias } },
+      body: { version },
+    }),
+  );
+
+/** Upload a model file as a new version of ``name``; ``onProgress`` gets 0..1 as bytes go. */
+export const uploadVersion = (
+  name: string,
+  file: File,
+  onProgress: (fraction: number) => void,
+): Promise<ModelVersion> =>
+  uploadFile(`/api/v1/models/${encodeURIComponent(name)}/versions`, file, onProgress);
+
+/** Upload a data file as a new version of dataset ``name``, with progress. */
+export const uploadDatasetVersion = (
+  name: string,
+  file: File,
+  onProgress: (fraction: number) => void,
+): Promise<DatasetVersion> =>
+  uploadFile(`/api/v1/datasets/${encodeURIComponent(name)}/versions`, file, onProgress);
+
+// XMLHttpRequest, not fetch: only it reports upload progress.
+function uploadFile<T>(path: string, file: File, onProgress: (fraction: number) => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", path);
+    for (const [k, v] of Object.entries(authHeaders())) xhr.setRequestHeader(k, v);
+    xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
+    xhr.onerror = () => reject(new ApiError(0, "network", "the upload was cut off"));
+    xhr.onload = () => {
+      let doc: unknown;
+      try {
+        doc = JSON.parse(xhr.responseText);
+      } catch {
+        doc = undefined;
+      }
+      if (xhr.status >= 200 && xhr.status < 300) {
+        onProgress(1);
+        resolve(doc as T);
+      } else {
+        const err = (doc as { error?: { code?: string; message?: string } } | undefined)?.error;
+        reject(new ApiError(xhr.status, err?.code ?? "error", err?.message ?? xhr.statusText));
+      }
+    };
+    const form = new FormData();
+    form.append("file", file, file.name);
+    xhr.send(form);
+  });
+}
+
+// ---- deployments ----
+export const listDeployments = () => unwrap(api.GET("/api/v1/deployments"));
+export const getDeployment = (name: string) =>
+  unwrap(api.GET("/api/v1/deployments/{name}", { params: { path: { name } } }));
+export const createDeployment = (body: S["DeploymentCreate"]) =>
+  unwrap(api.POST("/api/v1/deployments", { body }));
+export const updateDeployment = (name: string, body: S["DeploymentUpdate"]) =>
+  unwrap(api.PATCH("/api/v1/deployments/{name}", { params: { path: { name } }, body }));
+
+/** Send a predict request to a deployment (the inference path, outside the OpenAPI). */
+export async function predict(name: string, body: unknown): Promise<unknown> {
+  const response = await fetch(`/api/v1/deployments/${encodeURIComponent(name)}/predict`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...authHeaders() },
+    body: JSON.stringify(body),
+  });
+  if (!response.ok) throw await errorOf(response);
+  return response.json();
+}
+
+/** Requests answered per deployment, summed over versions and codes (from /metrics). */
+export async function requestCounts(): Promise<Record<string, number>> {
+  const response = await fetch("/metrics", { headers: authHeaders() });
+  if (!response.ok) throw await errorOf(response);
+  const counts: Record<string, number> = {};
+  const line = /^aimass_inference_requests_total\{([^}]*)\} ([0-9.eE+-]+)$/;
+  for (const text of (await response.text()).split("\n")) {
+    const m = line.exec(text);
+    if (!m) continue;
+    const dep = /deployment="([^"]*)"/.exec(m[1]);
+    if (dep) counts[dep[1]] = (counts[dep[1]] ?? 0) + Number(m[2]);
+  }
+  return counts;
+}
+
+// ---- jobs ----
+export interface JobPage {
+  jobs: Job[];
+  next: string | null;
+}
+export async function listJobs(q: {
+  state?: JobState;
+  kind?: Job["kind"];
+  entry?: string;
+  limit?: number;
+  after?: string;
+}): Promise<JobPage> {
+  const query = { ...q, after: q.after ? Number(q.after) : undefined };
+  const { data, error, response } = await api.GET("/api/v1/jobs", { params: { query } });
+  if (!response.ok) throw await errorOf(response, error);
+  return { jobs: data as Job[], next: response.headers.get("X-Next-Cursor") };
+}
+export const getJob = (id: number) =>
+  unwrap(api.GET("/api/v1/jobs/{job_id}", { params: { path: { job_id: id } } }));
+export const jobEvents = (id: number) =>
+  unwrap(api.GET("/api/v1/jobs/{job_id}/events", { params: { path: { job_id: id } } }));
+/** A job's metrics for its charts: the server downsamples a long series to ``maxPoints``. */
+export const jobMetrics = (id: number, maxPoints = 2000) =>
+  unwrap(
+    api.GET("/api/v1/jobs/{job_id}/metrics", {
+      params: { path: { job_id: id }, query: { max_points: maxPoints } },
+    }),
+  );
+export const jobCheckpoints = (id: number) =>
+  unwrap(api.GET("/api/v1/jobs/{job_id}/checkpoints", { params: { path: { job_id: id } } }));
+export const cancelJob = (id: number) =>
+  unwrap(api.POST("/api/v1/jobs/{job_id}/cancel", { params: { path: { job_id: id } } }));
+export const retryJob = (id: number) =>
+  unwrap(api.POST("/api/v1/jobs/{job_id}/retry", { params: { path: { job_id: id } } }));
+export const submitJob = (body: S["JobCreate"]) => unwrap(api.POST("/api/v1/jobs", { body }));
+export const listEntries = () => unwrap(api.GET("/api/v1/jobs/entries"));
+export const listZoo = () => unwrap(api.GET("/api/v1/zoo"));
+export const materializeZooDataset = (name: string) =>
+  unwrap(api.POST("/api/v1/zoo/datasets/{name}", { params: { path: { name } } }));
+
+export interface LogEvent {
+  event: string;
+  data: string;
+}
+
+/** Follow a job's log (SSE over fetch, so the bearer header goes with it).
+ *
+ * Each ``log`` event is one line. On a dropped connection it reconnects and skips the
+ * lines it already has (the stream restarts from the attempt's first line), so no line
+ * is shown twice or lost. Stops at ``end`` or when ``signal`` aborts.
+ */
+export async function followLogs(
+  id: number,
+  onEvent: (e: LogEvent) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  let seen = 0;
+  for (;;) {
+    let index = 0;
+    try {
+      const response = await fetch(`/api/v1/jobs/${id}/logs?follow=true`, {
+        headers: { ...authHeaders(), Accept: "text/event-stream" },
+        signal,
+      });
+      if (!response.ok || !response.body) throw await errorOf(response);
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let cut: number;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          let event = "message";
+          const data: string[] = [];
+          for (const line of block.split("\n")) {
+            if (line.startsWith("event: ")) event = line.slice(7);
+            else if (line.startsWith("data: ")) data.push(line.slice(6));
+            else if (line.startsWith("data:")) data.push(line.slice(5));
+          }
+          if (block.startsWith(":")) continue;
+          index += 1;
+          if (index <= seen) continue;
+          seen = index;
+          onEvent({ event, data: data.join("\n") });
+          if (event === "end") return;
+        }
+      }
+    } catch (e) {
+      if (signal.aborted) return;
+      if (e instanceof ApiError && e.status >= 400 && e.status < 500) throw e;
+    }
+    if (signal.aborted) return;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+// ---- datasets ----
+export const listDatasets = () => unwrap(api.GET("/api/v1/datasets"));
+export const listDatasetVersions = (name: string) =>
+  unwrap(api.GET("/api/v1/datasets/{name}/versions", { params: { path: { name } } }));
