@@ -1,7 +1,7 @@
 """monitoring: events (drift, alerts) and node history
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 """
 
 from __future__ import annotations
