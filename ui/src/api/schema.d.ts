@@ -147,7 +147,7 @@ export interface paths {
         put?: never;
         /**
          * Create Deployment
-         * @description Deploy a version, an alias, or weighted versions; it loads within about a second.
+         * @description Deploy a version, an alias, weighted versions, or an ensemble served as one model.
          */
         post: operations["create_deployment_api_v1_deployments_post"];
         delete?: never;
@@ -179,9 +179,49 @@ export interface paths {
         head?: never;
         /**
          * Update Deployment
-         * @description Change versions, weights, batching, replicas or resources without a restart.
+         * @description Change versions, weights, batching, replicas, resources or combiner without a restart.
          */
         patch: operations["update_deployment_api_v1_deployments__name__patch"];
+        trace?: never;
+    };
+    "/api/v1/deployments/{name}/drift": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Drift Report
+         * @description Per-feature drift of the deployment's logged traffic in the last ``window_s`` seconds.
+         */
+        get: operations["drift_report_api_v1_deployments__name__drift_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/deployments/{name}/feedback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send Feedback
+         * @description Attach true labels to logged predictions by request id (and row within the request).
+         */
+        post: operations["send_feedback_api_v1_deployments__name__feedback_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/deployments/{name}/predict": {
@@ -201,6 +241,66 @@ export interface paths {
          *     signature's column names (extra columns are ignored and listed).
          */
         post: operations["predict_api_v1_deployments__name__predict_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/deployments/{name}/predictions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Predictions
+         * @description Logged predictions of a deployment in ``[start, end)``: the first ``limit``, or a sample.
+         */
+        get: operations["list_predictions_api_v1_deployments__name__predictions_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/deployments/{name}/predictions/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Export Predictions
+         * @description Save logged predictions as a new version of a dataset (Parquet).
+         */
+        post: operations["export_predictions_api_v1_deployments__name__predictions_export_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/deployments/{name}/quality": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Live Quality
+         * @description Live quality per version: the task's metrics over logged rows that have a label.
+         */
+        get: operations["live_quality_api_v1_deployments__name__quality_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -636,6 +736,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Search Logs
+         * @description The server's structured log (admin): filtered by time, level, component, request id, text.
+         */
+        get: operations["search_logs_api_v1_logs_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/models": {
         parameters: {
             query?: never;
@@ -844,6 +964,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/monitoring/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Events
+         * @description Monitoring events of the project (drift, alerts), newest first.
+         */
+        get: operations["list_events_api_v1_monitoring_events_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/nodes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Nodes
+         * @description Every node's latest CPU, memory, disk and network sample, and whether it is down.
+         */
+        get: operations["list_nodes_api_v1_nodes_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/nodes/{node}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Node Samples
+         * @description A node's history, oldest first (raw, then 1-minute and 1-hour averages as it ages).
+         */
+        get: operations["node_samples_api_v1_nodes__node__history_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/pipelines": {
         parameters: {
             query?: never;
@@ -950,6 +1130,26 @@ export interface paths {
          * @description Start a run of the pipeline as it is now; its first steps are submitted at once.
          */
         post: operations["start_run_api_v1_pipelines__name__runs_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plugins": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Plugins
+         * @description Every ``aimass.plugins`` entry point this server found, loaded or failed with its reason.
+         */
+        get: operations["list_plugins_api_v1_plugins_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1540,6 +1740,20 @@ export interface components {
             name: string;
         };
         /**
+         * Combiner
+         * @description Serve the routes as ONE model: every route is a member, their outputs combined.
+         *
+         *     ``strategy``: ``mean``, ``weighted_mean`` (the routes' weights), ``hard_vote``,
+         *     ``soft_vote`` (weighted mean of ``predict_proba``, then argmax), ``stacking``
+         *     (``meta`` over the members' ``predict_proba``), ``sequence`` (each member's
+         *     ``predict`` is the next one's input: preprocess -> model), or a plugin's strategy.
+         */
+        Combiner: {
+            meta?: components["schemas"]["MetaModel"] | null;
+            /** Strategy */
+            strategy: string;
+        };
+        /**
          * ComparedVersion
          * @description One row of a comparison: a model version and its metrics.
          */
@@ -1665,6 +1879,7 @@ export interface components {
          */
         Deployment: {
             batching: components["schemas"]["Batching"];
+            combiner?: components["schemas"]["Combiner"] | null;
             /**
              * Created At
              * Format: date-time
@@ -1706,6 +1921,7 @@ export interface components {
             /** Alias */
             alias?: string | null;
             batching?: components["schemas"]["Batching"];
+            combiner?: components["schemas"]["Combiner"] | null;
             /** Model */
             model: string;
             /**
@@ -1732,6 +1948,7 @@ export interface components {
             /** Alias */
             alias?: string | null;
             batching?: components["schemas"]["Batching"] | null;
+            combiner?: components["schemas"]["Combiner"] | null;
             /** Replicas */
             replicas?: number | null;
             resources?: components["schemas"]["aimass__entities__deployments__Resources"] | null;
@@ -1739,6 +1956,30 @@ export interface components {
             traffic?: components["schemas"]["TrafficRoute"][] | null;
             /** Version */
             version?: number | null;
+        };
+        /**
+         * DriftReport
+         * @description Drift of a window of live data against a reference, feature by feature.
+         */
+        DriftReport: {
+            /** Alpha */
+            alpha: number;
+            /** Deployment */
+            deployment?: string | null;
+            /** Drifted */
+            drifted?: string[];
+            /** Features */
+            features: components["schemas"]["FeatureDrift"][];
+            /** Project */
+            project?: string | null;
+            /** Reference Rows */
+            reference_rows: number;
+            /** Rows */
+            rows: number;
+            /** Window End */
+            window_end?: string | null;
+            /** Window Start */
+            window_start?: string | null;
         };
         /**
          * EntryInfo
@@ -1873,6 +2114,49 @@ export interface components {
             task: "classification" | "regression" | "ranking" | "clustering" | "reinforcement_learning";
             /** Version */
             version: number;
+        };
+        /**
+         * FeatureDrift
+         * @description One feature's drift in one window against the reference.
+         */
+        FeatureDrift: {
+            /** Distance */
+            distance: string;
+            /** Drifted */
+            drifted: boolean;
+            /** Feature */
+            feature: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "numeric" | "categorical";
+            /** P Value */
+            p_value: number;
+            /** Psi */
+            psi: number;
+            /** Score */
+            score: number;
+            /** Test */
+            test: string;
+            /** Threshold */
+            threshold: number;
+        };
+        /**
+         * Feedback
+         * @description Ground truth for logged predictions.
+         */
+        Feedback: {
+            /** Labels */
+            labels: components["schemas"]["Label"][];
+        };
+        /**
+         * FeedbackReceipt
+         * @description How many labels were stored.
+         */
+        FeedbackReceipt: {
+            /** Stored */
+            stored: number;
         };
         /**
          * Histogram
@@ -2181,6 +2465,21 @@ export interface components {
         };
         JsonValue: unknown;
         /**
+         * Label
+         * @description The true answer for one logged row, found by its request id (and row in the request).
+         */
+        Label: {
+            /** Label */
+            label: number | string | boolean;
+            /** Request Id */
+            request_id: string;
+            /**
+             * Row
+             * @default 0
+             */
+            row: number;
+        };
+        /**
          * Lineage
          * @description Where a version came from: the job that made it and the dataset it used.
          */
@@ -2201,12 +2500,54 @@ export interface components {
             value: string | boolean | number | null;
         };
         /**
+         * LogRecord
+         * @description One structured system log line.
+         */
+        LogRecord: {
+            /** Component */
+            component: string;
+            /** Exc */
+            exc?: string | null;
+            /** Level */
+            level: string;
+            /** Message */
+            message: string;
+            /** Node */
+            node: string;
+            /** Pid */
+            pid?: number | null;
+            /**
+             * Request Id
+             * @default -
+             */
+            request_id: string;
+            /**
+             * Time
+             * Format: date-time
+             */
+            time: string;
+        };
+        /**
          * LogsAppended
          * @description The answer to shipped log bytes: how many were appended.
          */
         LogsAppended: {
             /** Appended */
             appended: number;
+        };
+        /**
+         * MetaModel
+         * @description A stacking combiner's meta-model, as data: a multinomial (or binary) logistic regression.
+         *
+         *     It reads the members' ``predict_proba`` side by side (member 1's columns, then
+         *     member 2's ...) and answers ``softmax(x @ coef.T + intercept)`` (a sigmoid for
+         *     one row of ``coef``). Fitted out-of-fold by ``aimass.fusion.stacking.fit_meta_model``.
+         */
+        MetaModel: {
+            /** Coef */
+            coef: number[][];
+            /** Intercept */
+            intercept: number[];
         };
         /**
          * MetricBatch
@@ -2377,6 +2718,75 @@ export interface components {
             version: number;
         };
         /**
+         * MonitoringEvent
+         * @description Something monitoring noticed: ``kind`` drift or alert, about ``subject``.
+         */
+        MonitoringEvent: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Details */
+            details?: {
+                [key: string]: unknown;
+            };
+            /** Id */
+            id: number;
+            /** Kind */
+            kind: string;
+            /** Message */
+            message: string;
+            /** Project */
+            project: string;
+            /** Severity */
+            severity: string;
+            /** Subject */
+            subject: string;
+        };
+        /**
+         * NodeSample
+         * @description A node's figures at ``at``: raw (``resolution_s`` the sampling interval) or averaged.
+         */
+        NodeSample: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Cpu Percent */
+            cpu_percent: number;
+            /** Disk Total Bytes */
+            disk_total_bytes: number;
+            /** Disk Used Bytes */
+            disk_used_bytes: number;
+            /** Gpu Percent */
+            gpu_percent?: number | null;
+            /** Memory Total Bytes */
+            memory_total_bytes: number;
+            /** Memory Used Bytes */
+            memory_used_bytes: number;
+            /** Net Rx Bytes Per S */
+            net_rx_bytes_per_s: number;
+            /** Net Tx Bytes Per S */
+            net_tx_bytes_per_s: number;
+            /** Node */
+            node: string;
+            /** Resolution S */
+            resolution_s: number;
+        };
+        /**
+         * NodeStatus
+         * @description A node's latest sample, and whether it is down (no sample for three intervals).
+         */
+        NodeStatus: {
+            /** Down */
+            down: boolean;
+            latest: components["schemas"]["NodeSample"];
+            /** Node */
+            node: string;
+        };
+        /**
          * Pipeline
          * @description A stored pipeline; ``steps`` are in an order that runs dependencies first.
          */
@@ -2454,6 +2864,38 @@ export interface components {
             trigger: string;
         };
         /**
+         * PluginStatus
+         * @description One entry point of the ``aimass.plugins`` group, as this server loaded it.
+         */
+        PluginStatus: {
+            /** Contract */
+            contract?: string | null;
+            /**
+             * Load Seconds
+             * @default 0
+             */
+            load_seconds: number;
+            /** Name */
+            name: string;
+            /** Package */
+            package?: string | null;
+            /** Reason */
+            reason?: string | null;
+            /** Slots */
+            slots?: {
+                [key: string]: string[];
+            };
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "ok" | "failed";
+            /** Target */
+            target: string;
+            /** Version */
+            version?: string | null;
+        };
+        /**
          * PredictRequest
          * @description ``POST /api/v1/deployments/{name}/predict``: rows as lists, or records keyed by column.
          */
@@ -2489,6 +2931,71 @@ export interface components {
             predictions: components["schemas"]["JsonValue"][];
             /** Probabilities */
             probabilities?: components["schemas"]["JsonValue"][] | null;
+            /** Version */
+            version: number;
+        };
+        /**
+         * PredictionExport
+         * @description Write logged predictions (features and ``prediction``) as a new dataset version.
+         */
+        PredictionExport: {
+            /** Dataset */
+            dataset: string;
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /** End */
+            end?: string | null;
+            /** Start */
+            start?: string | null;
+            /** Version */
+            version?: number | null;
+        };
+        /**
+         * PredictionPage
+         * @description Logged predictions matching a query, oldest first.
+         */
+        PredictionPage: {
+            /** Records */
+            records: components["schemas"]["PredictionRecord"][];
+            /** Total */
+            total: number;
+        };
+        /**
+         * PredictionRecord
+         * @description One logged predicted row: what was asked, what was answered, by which version.
+         */
+        PredictionRecord: {
+            /** Deployment */
+            deployment: string;
+            /** Inputs */
+            inputs: {
+                [key: string]: unknown;
+            };
+            /** Latency Ms */
+            latency_ms: number;
+            /** Model */
+            model: string;
+            /** Outputs */
+            outputs: {
+                [key: string]: unknown;
+            };
+            /** Project */
+            project: string;
+            /** Request Id */
+            request_id: string;
+            /**
+             * Row
+             * @default 0
+             */
+            row: number;
+            /**
+             * Time
+             * Format: date-time
+             */
+            time: string;
             /** Version */
             version: number;
         };
@@ -2543,6 +3050,16 @@ export interface components {
         ProjectCreate: {
             /** Name */
             name: string;
+        };
+        /**
+         * QualityReport
+         * @description Live quality per version of a deployment, from logged predictions joined to feedback.
+         */
+        QualityReport: {
+            /** Deployment */
+            deployment: string;
+            /** Versions */
+            versions: components["schemas"]["VersionQuality"][];
         };
         /**
          * ReplicaStatus
@@ -2857,6 +3374,8 @@ export interface components {
         TrafficRoute: {
             /** Alias */
             alias?: string | null;
+            /** Model */
+            model?: string | null;
             /** Version */
             version?: number | null;
             /**
@@ -2864,6 +3383,24 @@ export interface components {
              * @default 100
              */
             weight: number;
+        };
+        /**
+         * VersionQuality
+         * @description Live quality of one version: its metrics over the logged rows that have a label.
+         */
+        VersionQuality: {
+            /** Labelled Rows */
+            labelled_rows: number;
+            /** Metrics */
+            metrics: {
+                [key: string]: number;
+            };
+            /** Model */
+            model: string;
+            /** Task */
+            task: string;
+            /** Version */
+            version: number;
         };
         /**
          * VersionUpdate
@@ -3948,6 +4485,173 @@ export interface operations {
             };
         };
     };
+    drift_report_api_v1_deployments__name__drift_get: {
+        parameters: {
+            query?: {
+                window_s?: number;
+                end?: string | null;
+                reference_dataset?: string | null;
+                reference_version?: number | null;
+                alpha?: number | null;
+                /** @description project to act on (default: the token's project, else 'default') */
+                project?: string | null;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DriftReport"];
+                };
+            };
+            /** @description no token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token's role or project does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such project or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body or a parameter is not valid; the message names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    send_feedback_api_v1_deployments__name__feedback_post: {
+        parameters: {
+            query?: {
+                /** @description project to act on (default: the token's project, else 'default') */
+                project?: string | null;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Feedback"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FeedbackReceipt"];
+                };
+            };
+            /** @description bad input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token's role or project does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such project or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflicts with the current state (exists already, no longer current, ...) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body's Content-Type is not one this route reads */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body or a parameter is not valid; the message names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     predict_api_v1_deployments__name__predict_post: {
         parameters: {
             query?: {
@@ -4032,6 +4736,237 @@ export interface operations {
             };
             /** @description the deployment is still loading, or failed to load */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_predictions_api_v1_deployments__name__predictions_get: {
+        parameters: {
+            query?: {
+                start?: string | null;
+                end?: string | null;
+                version?: number | null;
+                limit?: number;
+                sample?: number | null;
+                seed?: number | null;
+                /** @description project to act on (default: the token's project, else 'default') */
+                project?: string | null;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PredictionPage"];
+                };
+            };
+            /** @description no token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token's role or project does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such project or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body or a parameter is not valid; the message names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    export_predictions_api_v1_deployments__name__predictions_export_post: {
+        parameters: {
+            query?: {
+                /** @description project to act on (default: the token's project, else 'default') */
+                project?: string | null;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PredictionExport"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetVersion"];
+                };
+            };
+            /** @description bad input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token's role or project does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such project or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description conflicts with the current state (exists already, no longer current, ...) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body's Content-Type is not one this route reads */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body or a parameter is not valid; the message names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    live_quality_api_v1_deployments__name__quality_get: {
+        parameters: {
+            query?: {
+                start?: string | null;
+                end?: string | null;
+                /** @description project to act on (default: the token's project, else 'default') */
+                project?: string | null;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QualityReport"];
+                };
+            };
+            /** @description no token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token's role or project does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such project or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body or a parameter is not valid; the message names the field */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5750,6 +6685,70 @@ export interface operations {
             };
         };
     };
+    search_logs_api_v1_logs_get: {
+        parameters: {
+            query?: {
+                since?: string | null;
+                until?: string | null;
+                level?: string | null;
+                component?: string | null;
+                request_id?: string | null;
+                text?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogRecord"][];
+                };
+            };
+            /** @description no token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token's role or project does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such project or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body or a parameter is not valid; the message names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_models_api_v1_models_get: {
         parameters: {
             query?: {
@@ -6949,6 +7948,191 @@ export interface operations {
             };
         };
     };
+    list_events_api_v1_monitoring_events_get: {
+        parameters: {
+            query?: {
+                kind?: string | null;
+                subject?: string | null;
+                since?: string | null;
+                limit?: number;
+                /** @description project to act on (default: the token's project, else 'default') */
+                project?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MonitoringEvent"][];
+                };
+            };
+            /** @description no token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token's role or project does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such project or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body or a parameter is not valid; the message names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_nodes_api_v1_nodes_get: {
+        parameters: {
+            query?: {
+                /** @description project to act on (default: the token's project, else 'default') */
+                project?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeStatus"][];
+                };
+            };
+            /** @description no token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token's role or project does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such project or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body or a parameter is not valid; the message names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    node_samples_api_v1_nodes__node__history_get: {
+        parameters: {
+            query?: {
+                since?: string | null;
+                limit?: number;
+                /** @description project to act on (default: the token's project, else 'default') */
+                project?: string | null;
+            };
+            header?: never;
+            path: {
+                node: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeSample"][];
+                };
+            };
+            /** @description no token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token's role or project does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such project or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body or a parameter is not valid; the message names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_pipelines_api_v1_pipelines_get: {
         parameters: {
             query?: {
@@ -7517,6 +8701,65 @@ export interface operations {
             };
             /** @description the body is over the size limit */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body or a parameter is not valid; the message names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_plugins_api_v1_plugins_get: {
+        parameters: {
+            query?: {
+                /** @description project to act on (default: the token's project, else 'default') */
+                project?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginStatus"][];
+                };
+            };
+            /** @description no token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token's role or project does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such project or resource */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
