@@ -16,6 +16,7 @@ retry backoff) that fall before the next interval wake placement on time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -334,6 +335,12 @@ class Scheduler(_EventLoopService):
         except Exception as exc:
             log.warning("job %s attempt %s did not start: %s", job.id, job.attempt, exc)
             self._finish(job.id, job.attempt, False, f"could not start: {exc}", True, None)
+            return
+        # The lease counted from placement, but the attempt's process exists only now (the
+        # executor may have waited for its pre-imported zygote on a loaded machine): give it
+        # a whole lease to send its first heartbeat, or a slow start reads as a lost attempt.
+        with contextlib.suppress(AimassError), self.db.session() as session:
+            service.renew_lease(session, job.id, job.attempt, self.lease_s, utcnow())
 
     # -- attempts ending --------------------------------------------------------
 
