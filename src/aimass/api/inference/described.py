@@ -15,6 +15,7 @@ from fastapi import APIRouter, Body, Header, Path
 from fastapi.responses import PlainTextResponse
 
 from aimass.api.deps import ProjectQuery
+from aimass.api.ids import MAX_INT
 from aimass.entities.errors import ErrorBody
 from aimass.entities.inference import (
     InferenceError,
@@ -34,6 +35,8 @@ HeaderLength = Annotated[
     int | None,
     Header(
         alias="Inference-Header-Content-Length",
+        ge=0,
+        le=MAX_INT,
         description="binary tensor extension: the length of the JSON header before the bytes",
     ),
 ]

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from aimass.api.deps import Ctx, editor, global_admin, viewer
 from aimass.api.downloads import stream_attachment
-from aimass.api.ids import Id, Offset, QueryId
+from aimass.api.ids import MAX_INT, Id, Offset, QueryId
 from aimass.api.uploads import spooled_upload
 from aimass.entities.catalog import EntryInfo
 from aimass.entities.jobs import JobArtifact
@@ -109,7 +109,8 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
     after: Annotated[
-        int | None, Query(ge=1, description="keyset cursor: the X-Next-Cursor of the last page")
+        int | None,
+        Query(ge=1, le=MAX_INT, description="keyset cursor: the X-Next-Cursor of the last page"),
     ] = None,
 ) -> list[Job]:
     """A project's jobs, newest first; a full page's ``X-Next-Cursor`` header asks for the next."""

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from aimass.api.deps import Ctx, admin, editor, viewer
+from aimass.api.ids import MAX_INT
 from aimass.entities.datasets import DatasetVersion
 from aimass.entities.monitoring import (
     DriftReport,
@@ -35,10 +36,10 @@ def list_predictions(
     ctx: Viewer,
     start: datetime | None = None,
     end: datetime | None = None,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     sample: Annotated[int | None, Query(ge=1, le=10_000)] = None,
-    seed: int | None = None,
+    seed: Annotated[int | None, Query(ge=0, le=2**32 - 1)] = None,
 ) -> PredictionPage:
     """Logged predictions of a deployment in ``[start, end)``: the first ``limit``, or a sample."""
     return predictions.query_predictions(
@@ -63,7 +64,7 @@ def drift_report(
     window_s: Annotated[float, Query(gt=0, le=604_800)] = 300.0,
     end: datetime | None = None,
     reference_dataset: str | None = None,
-    reference_version: Annotated[int | None, Query(ge=1)] = None,
+    reference_version: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
     alpha: Annotated[float | None, Query(gt=0, lt=1)] = None,
 ) -> DriftReport:
     """Per-feature drift of the deployment's logged traffic in the last ``window_s`` seconds."""
