@@ -71,8 +71,12 @@ def test_versions_count_up_alias_moves_search_and_bundle_round_trip(
     servers = start_server(other_settings)
     second = next(servers)
     try:
+        # The same 60 s as the ``http`` fixture: importing the pickled version starts its
+        # sandboxed model host to inspect it, which is seconds on a busy machine.
         with httpx.Client(
-            base_url=second.url, headers={"Authorization": f"Bearer {second.admin_token}"}
+            base_url=second.url,
+            headers={"Authorization": f"Bearer {second.admin_token}"},
+            timeout=60,
         ) as other:
             imported = []
             for bundle, original in zip(bundles, (onnx, skops, pickled), strict=True):
