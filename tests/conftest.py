@@ -88,6 +88,28 @@ def sqlite_url(tmp_path: Path) -> str:
     return url
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run a ``backend``-marked test on that database backend only.
+
+    Every test on ``db_url`` runs on both backends; the slow end-to-end ones (real jobs,
+    server processes) are pinned to one each, alternating between them, which halves their
+    cost and keeps both backends under real work. The store-level tests still run on both.
+    """
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        marker = item.get_closest_marker("backend")
+        callspec = getattr(item, "callspec", None)
+        param = callspec.params.get("db_url") if callspec is not None else None
+        if marker is not None and param is not None and param != marker.args[0]:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, migrated database URL on each backend."""
