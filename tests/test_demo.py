@@ -6,9 +6,12 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from tests.conftest import start_server
 
 from tests_support import wait_state
+
+pytestmark = pytest.mark.backend("sqlite")  # slow end to end: one backend (tests/conftest.py)
 
 
 def test_demo_is_registered_deployed_and_answers(settings: Any) -> None:

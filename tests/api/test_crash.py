@@ -17,6 +17,8 @@ from tests.conftest import free_port
 
 from tests_support import upload
 
+pytestmark = pytest.mark.backend("postgresql")  # slow end to end: one backend (tests/conftest.py)
+
 
 def _start(home: Path, port: int, db_url: str) -> subprocess.Popen[bytes]:
     env = {

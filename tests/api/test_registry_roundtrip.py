@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests_support import upload
+
+pytestmark = pytest.mark.backend("postgresql")  # slow end to end: one backend (tests/conftest.py)
 
 
 def test_versions_count_up_alias_moves_search_and_bundle_round_trip(

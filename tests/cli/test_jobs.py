@@ -21,6 +21,8 @@ from aimass.config import Settings
 from aimass.jobs.entities import JobKind, JobMetric, JobState
 from jobs.conftest import job_settings
 
+pytestmark = pytest.mark.backend("postgresql")  # slow end to end: one backend (tests/conftest.py)
+
 UNPLACEABLE = "1000"  # CPUs: the job stays queued
 
 

@@ -17,6 +17,8 @@ from aimass.config import Settings
 from aimass.errors import Conflict, InvalidInput, NotFound, Unprocessable
 from jobs.conftest import job_settings
 
+pytestmark = pytest.mark.backend("sqlite")  # slow end to end: one backend (tests/conftest.py)
+
 #: More CPUs than any test machine has: such a job stays queued, with a reason.
 UNPLACEABLE = 1000.0
 

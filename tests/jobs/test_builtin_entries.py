@@ -7,8 +7,11 @@ import io
 from pathlib import Path
 
 import httpx
+import pytest
 
 from jobs.conftest import upload_iris, wait_for
+
+pytestmark = pytest.mark.backend("sqlite")  # slow end to end: one backend (tests/conftest.py)
 
 
 def _train(api: httpx.Client, **params: object) -> dict[str, object]:

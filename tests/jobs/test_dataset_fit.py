@@ -10,6 +10,8 @@ from aimass import Client
 from aimass.errors import Unprocessable
 from aimass.plugins.columns import Columns
 
+pytestmark = pytest.mark.backend("sqlite")  # slow end to end: one backend (tests/conftest.py)
+
 IRIS = [("sepal_length", "float64"), ("petal_width", "float64"), ("target", "int64")]
 
 

@@ -9,9 +9,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from conftest import LiveServer
 from jobs.conftest import host_pid, pid_alive, submit_script, upload_iris, wait_for
+
+pytestmark = pytest.mark.backend("postgresql")  # slow end to end: one backend (tests/conftest.py)
 
 
 def _follow(api: httpx.Client, job_id: int) -> tuple[list[str], dict[str, object]]:

@@ -13,6 +13,8 @@ from sklearn.datasets import load_iris
 from conftest import LiveServer
 from jobs.conftest import SCRIPTS, wait_for
 
+pytestmark = pytest.mark.backend("sqlite")  # slow end to end: one backend (tests/conftest.py)
+
 PROJECT = "p2"
 
 

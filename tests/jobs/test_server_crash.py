@@ -14,6 +14,8 @@ from aimass.config import Settings
 from conftest import free_port, start_server_process
 from jobs.conftest import TERMINAL, host_pid, pid_alive, submit_script, wait_for
 
+pytestmark = pytest.mark.backend("postgresql")  # slow end to end: one backend (tests/conftest.py)
+
 
 @pytest.fixture
 def server_settings(settings: Settings) -> Iterator[Settings]:

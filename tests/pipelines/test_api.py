@@ -21,6 +21,8 @@ from aimass.config import Settings
 from aimass.errors import NotFound, Unprocessable
 from jobs.conftest import job_settings, upload_iris
 
+pytestmark = pytest.mark.backend("postgresql")  # slow end to end: one backend (tests/conftest.py)
+
 PROMOTE_IF_BETTER: dict[str, Any] = {
     "name": "promote-if-better",
     "description": "train, evaluate, and move production when the F1 beats it",

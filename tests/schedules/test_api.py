@@ -20,6 +20,8 @@ from aimass.store.db import Database
 from aimass.store.orm import ScheduleRow, utcnow
 from jobs.conftest import job_settings
 
+pytestmark = pytest.mark.backend("sqlite")  # slow end to end: one backend (tests/conftest.py)
+
 
 @pytest.fixture
 def live_server(settings: Settings) -> Iterator[LiveServer]:

@@ -25,6 +25,8 @@ import pytest
 from aimass.config import Settings
 from conftest import LiveServer, free_port, start_server_process
 
+pytestmark = pytest.mark.backend("sqlite")  # slow end to end: one backend (tests/conftest.py)
+
 GIB = 1024**3
 #: The server's whole process (this one) must stay below this while it answers a bomb.
 RSS_CEILING = GIB

@@ -26,7 +26,7 @@ from aimass.sandbox import python_dirs
 from conftest import LiveServer, start_server
 from jobs.conftest import job_settings, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.backend("postgresql")]  # one backend: tests/conftest.py
 
 PROBE = Path(__file__).parent / "_sandbox_probe.py"
 #: What an attempt is given on purpose: its identity, its scratch folder, the URL and its token.

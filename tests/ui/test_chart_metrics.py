@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from aimass.jobs import records, service
 from aimass.jobs.entities import JobCreate
 from aimass.store.db import Database
+
+pytestmark = pytest.mark.backend("sqlite")  # slow end to end: one backend (tests/conftest.py)
 
 
 def _running_job(db: Database) -> tuple[int, int]:

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 from tests.cli.test_models import CliRunnerCall
 
 from aimass import Client
@@ -18,6 +19,8 @@ from aimass.store.db import Database
 from aimass.zoo.families import builtin_datasets, zoo_entries
 from conftest import LiveServer, db_url  # noqa: F401  (both backends: materializing is a race)
 from jobs.conftest import wait_for
+
+pytestmark = pytest.mark.backend("sqlite")  # slow end to end: one backend (tests/conftest.py)
 
 SKLEARN_SETS = {"iris", "wine", "breast_cancer", "digits", "diabetes"}
 
