@@ -4,8 +4,8 @@
 the server runs with that folder on ``PYTHONPATH``. Its flavor is uploaded and
 served, its combiner fuses an ensemble deployment, its data cleaner cleans a
 training table in a process that takes its plugins from the installation (as
-a job's process does), and its drift test is in the registry and the plugins
-list (drift reports come with the monitoring work).
+a job's process does), and its drift test judges a served model's logged
+traffic in a drift report.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tests.conftest import free_port, start_server_process
 from tests.fusion.models import run_onnx, to_onnx
 from tests.plugins.wheels import pip_install
 
+import aimass
 from aimass.config import Settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "aimass-example-plugin"
@@ -48,7 +50,15 @@ def _env(site: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def server(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     home = tmp_path_factory.mktemp("home")
-    settings = Settings(home=home, port=free_port(), tune_gc=False, jobs=False)
+    settings = Settings(
+        home=home,
+        port=free_port(),
+        tune_gc=False,
+        jobs=True,  # a training job cleans its dataset with the plugin's cleaner
+        job_slots=1.0,
+        prediction_log_sample=1.0,  # every answer logged, for the drift report
+        prediction_log_flush_s=0.2,
+    )
     with pytest.MonkeyPatch.context() as mp:
         for key, value in _env(site).items():
             mp.setenv(key, value)
@@ -142,6 +152,75 @@ def test_its_combiner_fuses_an_ensemble_deployment(
     expected = np.exp((2 * logs[0] + 100 * logs[1]) / 102)
     expected /= expected.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(answer["predict_proba"], expected, rtol=1e-9)
+
+
+def test_its_drift_test_judges_logged_traffic_in_a_drift_report(
+    client: Any, server: tuple[str, str], tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(11)
+    reference = tmp_path / "reference.csv"
+    reference.write_text(
+        "input_0,input_1\n" + "\n".join(f"{a},{b}" for a, b in rng.normal(size=(300, 2)))
+    )
+    dataset = client.datasets.upload("price-reference", reference)
+    path = tmp_path / "drifty.linear.json"
+    path.write_text(json.dumps({"format": "aimass-linear", "coef": [1.0, 1.0], "intercept": 0.0}))
+    client.models.upload("drifty", path)
+    client.deployments.create("drifty", version=1)
+    client.deployments.wait_ready("drifty", timeout=60)
+    live = rng.normal(size=(200, 2))
+    live[:, 1] += 1.0  # the second input moves by one standard deviation
+    with httpx.Client(base_url=server[0], headers={"Authorization": f"Bearer {server[1]}"}) as http:
+        for start in range(0, len(live), 20):
+            rows = live[start : start + 20].tolist()
+            reply = http.post("/api/v1/deployments/drifty/predict", json={"inputs": rows})
+            assert reply.status_code == 200, reply.text
+    deadline = time.monotonic() + 60
+    while client.monitoring.predictions("drifty").total < len(live):
+        assert time.monotonic() < deadline, "the logged rows never reached the store"
+        time.sleep(0.2)
+
+    report = client.monitoring.drift(
+        "drifty",
+        reference_dataset="price-reference",
+        reference_version=dataset.version,
+        numeric_test="example.mean_shift",
+    )
+
+    tests = {f.feature: f.test for f in report.features}
+    assert tests == {"input_0": "example.mean_shift", "input_1": "example.mean_shift"}
+    assert report.drifted == ["input_1"]
+    with pytest.raises(aimass.errors.InvalidInput, match="no drift test named 'nope'"):
+        client.monitoring.drift(
+            "drifty",
+            reference_dataset="price-reference",
+            reference_version=dataset.version,
+            numeric_test="nope",
+        )
+
+
+def test_a_training_job_cleans_its_dataset_with_its_cleaner(client: Any, tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(120, 2))
+    rows = [f"{a},{b},{int(a + b > 0)}" for a, b in x]
+    rows[5], rows[17] = "nan,1.0,1", "inf,-2.0,0"  # the rows the cleaner must drop
+    path = tmp_path / "dirty.csv"
+    path.write_text("a,b,label\n" + "\n".join(rows) + "\n")
+    client.datasets.upload("dirty", path)
+    params = {"cleaners": ["example.drop_incomplete"], "model_name": "clean-lr"}
+
+    job = client.jobs.submit("classical.logistic_regression", dataset="dirty", params=params)
+    done = client.jobs.wait(job.id, timeout=180)
+
+    assert done.state == "succeeded", client.jobs.logs(job.id)
+    assert "cleaners example.drop_incomplete: 120 rows -> 118" in client.jobs.logs(job.id)
+    version = client.models.get_version("clean-lr", 1)
+    assert version.tags["cleaners"] == "example.drop_incomplete"
+    assert version.metrics["accuracy"] > 0.9
+    with pytest.raises(aimass.errors.InvalidInput, match="no data cleaner named 'nope'"):
+        client.jobs.submit(
+            "classical.logistic_regression", dataset="dirty", params={"cleaners": ["nope"]}
+        )
 
 
 TRAIN_WITH_THE_CLEANER = """

@@ -91,11 +91,19 @@ def drift(
     reference: Annotated[
         str | None, typer.Option("--reference", help="Reference dataset as NAME:VERSION.")
     ] = None,
+    numeric_test: Annotated[
+        str | None,
+        typer.Option("--numeric-test", help="Drift test for numbers (default ks; see plugins)."),
+    ] = None,
+    categorical_test: Annotated[
+        str | None,
+        typer.Option("--categorical-test", help="Drift test for categories (default chi2)."),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Per-feature drift of a deployment's recent traffic against its reference.
 
-    Example: aimass monitoring drift iris --window 600
+    Example: aimass monitoring drift iris --window 600 --numeric-test example.mean_shift
     """
     dataset, number = None, None
     if reference is not None:
@@ -105,8 +113,9 @@ def drift(
         number = int(text)
     with open_client(ctx) as client:
         report = client.monitoring.drift(
-            name, window_s=window, reference_dataset=dataset, reference_version=number
-        )
+            name, window_s=window, reference_dataset=dataset, reference_version=number,
+            numeric_test=numeric_test, categorical_test=categorical_test,
+        )  # fmt: skip
     if json_:
         print_json(report)
         return

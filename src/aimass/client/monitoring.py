@@ -92,11 +92,17 @@ class Monitoring:
         reference_dataset: str | None = None,
         reference_version: int | None = None,
         alpha: float | None = None,
+        numeric_test: str | None = None,
+        categorical_test: str | None = None,
     ) -> DriftReport:
-        """Per-feature drift of the deployment's traffic in the last ``window_s`` seconds."""
+        """Per-feature drift of the deployment's traffic in the last ``window_s`` seconds.
+
+        ``numeric_test`` / ``categorical_test`` name drift tests (a plugin's among them).
+        """
         params: dict[str, Any] = {
             "window_s": window_s, "end": _when(end), "reference_dataset": reference_dataset,
             "reference_version": reference_version, "alpha": alpha,
+            "numeric_test": numeric_test, "categorical_test": categorical_test,
         }  # fmt: skip
         return DriftReport.model_validate(
             self._http.get_json(

@@ -131,18 +131,16 @@ class DriftService:
         self._detectors: OrderedDict[tuple[object, ...], DriftDetector] = OrderedDict()
 
     def _detector(
-        self, project: str, dataset: str, version: int, features: list[str], alpha: float
+        self, project: str, dataset: str, version: int, features: list[str], settings: DriftSettings
     ) -> DriftDetector:
-        key = (project, dataset, version, tuple(features), alpha)
+        key = (project, dataset, version, tuple(features), settings)
         found = self._detectors.get(key)
         if found is None:
             reference = load_dataset(self.db, self.store, project, dataset, version)
             label = next((c for c in LABELS if c in reference.columns), None)
             if label is not None and "prediction" in features:
                 reference = reference.assign(prediction=reference[label])
-            found = DriftDetector(
-                reference, self.tests, replace(self.settings, alpha=alpha), features=features
-            )
+            found = DriftDetector(reference, self.tests, settings, features=features)
             self._detectors[key] = found
             while len(self._detectors) > _CACHE:
                 self._detectors.popitem(last=False)
@@ -159,8 +157,14 @@ class DriftService:
         reference_dataset: str | None = None,
         reference_version: int | None = None,
         alpha: float | None = None,
+        numeric_test: str | None = None,
+        categorical_test: str | None = None,
     ) -> DriftReport:
-        """Drift of the last ``window_s`` seconds of logged rows (up to ``end``, default now)."""
+        """Drift of the last ``window_s`` seconds of logged rows (up to ``end``, default now).
+
+        ``numeric_test`` and ``categorical_test`` name ``drift_tests`` registry entries (a
+        plugin's among them) to use instead of the defaults (``ks`` and ``chi2``).
+        """
         if (reference_dataset is None) != (reference_version is None):
             raise InvalidInput("name both reference_dataset and reference_version, or neither")
         if not 0 < window_s <= 7 * 86400:
@@ -179,9 +183,13 @@ class DriftService:
             )
         columns = reference_columns(self.db, project, reference_dataset, reference_version)
         aligned, features = _align(window, columns)
-        detector = self._detector(
-            project, reference_dataset, reference_version, features, alpha or self.settings.alpha
+        settings = replace(
+            self.settings,
+            alpha=alpha or self.settings.alpha,
+            numeric_test=numeric_test or self.settings.numeric_test,
+            categorical_test=categorical_test or self.settings.categorical_test,
         )
+        detector = self._detector(project, reference_dataset, reference_version, features, settings)
         report = detector.check(aligned)
         return report.model_copy(
             update={

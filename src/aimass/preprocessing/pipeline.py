@@ -166,6 +166,25 @@ def _date(c: ColumnSpec, values: np.ndarray) -> np.ndarray:
 _TRANSFORMS = {"numeric": _numeric, "category": _category, "text": _text, "date": _date}
 
 
+def known_cleaners(names: list[str]) -> list[str]:
+    """``names`` if each is an installed data cleaner; a ValueError naming the first that is not.
+
+    A pydantic validator for job params (so an unknown cleaner is a 422 at submit).
+    """
+    if names:
+        from aimass.plugins import default_registries
+
+        registry = default_registries().data_cleaners
+        known = registry.names()
+        for name in names:
+            if name not in registry:
+                raise ValueError(
+                    f"no data cleaner named {name!r} (installed: {', '.join(known) or 'none'};"
+                    " `aimass plugins list` shows them)"
+                )
+    return names
+
+
 def clean_table(table: Any, cleaners: Sequence[str], registries: Registries | None = None) -> Any:
     """``table`` through each named data cleaner in turn (built-in or a plugin's)."""
     if cleaners and registries is None:

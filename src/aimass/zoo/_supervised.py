@@ -66,6 +66,12 @@ def _features(ctx: JobContext, params: Mapping[str, Any], text: str | None) -> t
     from aimass.jobs.builtin._data import split_target
 
     frame = ctx.load_dataset()
+    if params.get("cleaners"):
+        from aimass.preprocessing import clean_table
+
+        rows = len(frame)
+        frame = clean_table(frame, params["cleaners"])
+        print(f"cleaners {', '.join(params['cleaners'])}: {rows} rows -> {len(frame)}", flush=True)
     if text is None:
         x, y, _ = split_target(frame, params.get("target"))
         assert y is not None
@@ -132,7 +138,8 @@ def run_supervised(
         name,
         onnx_model,
         metrics=metrics,
-        tags={"task": task, "entry": entry},
+        tags={"task": task, "entry": entry}
+        | ({"cleaners": ",".join(params["cleaners"])} if params.get("cleaners") else {}),
         description=f"{entry} trained on {ctx.dataset} by job {ctx.job_id}",
     )
     return {

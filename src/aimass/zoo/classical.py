@@ -11,13 +11,14 @@ rounds); the others once, at step 1.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from aimass.plugins.columns import Columns
 from aimass.plugins.entries import Entry
 from aimass.plugins.needs import Needs
+from aimass.preprocessing.pipeline import known_cleaners
 from aimass.zoo._classical_fit import (
     fit_hist_gradient_boosting,
     fit_lightgbm,
@@ -44,6 +45,11 @@ class _Params(BaseModel):
     seed: int = Field(default=0, ge=0)
     model_name: str | None = Field(
         default=None, min_length=1, max_length=128, description="default: <dataset>-<model>"
+    )
+    cleaners: Annotated[list[str], AfterValidator(known_cleaners)] = Field(
+        default_factory=list,
+        max_length=16,
+        description="data cleaners (plugins) applied to the dataset before training, in order",
     )
 
 

@@ -66,11 +66,18 @@ def drift_report(
     reference_dataset: str | None = None,
     reference_version: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
     alpha: Annotated[float | None, Query(gt=0, lt=1)] = None,
+    numeric_test: Annotated[str | None, Query(max_length=200)] = None,
+    categorical_test: Annotated[str | None, Query(max_length=200)] = None,
 ) -> DriftReport:
-    """Per-feature drift of the deployment's logged traffic in the last ``window_s`` seconds."""
+    """Per-feature drift of the deployment's logged traffic in the last ``window_s`` seconds.
+
+    ``numeric_test`` / ``categorical_test`` pick drift tests by name (``GET /api/v1/plugins``
+    lists them, a plugin's among them); the defaults are ``ks`` and ``chi2``.
+    """
     return ctx.platform.drift.report(
         ctx.project, name, window_s=window_s, end=end,
         reference_dataset=reference_dataset, reference_version=reference_version, alpha=alpha,
+        numeric_test=numeric_test, categorical_test=categorical_test,
     )  # fmt: skip
 
 
