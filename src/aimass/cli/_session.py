@@ -11,11 +11,13 @@ import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pydantic import BaseModel
     from rich.console import Console
 
@@ -191,3 +193,32 @@ def transfer(description: str, total: int = 0) -> Iterator[Progress]:
             bar.update(task, completed=done, total=size or None)
 
         yield update
+
+
+#: ``--yes/-y`` of the delete commands.
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to confirm.")]
+
+
+def confirm_and_delete(
+    ctx: typer.Context,
+    question: str,
+    done: str,
+    delete: Callable[[Client], object],
+    *,
+    yes: bool,
+    as_json: Mapping[str, object] | None = None,
+) -> None:
+    """Ask ``question`` unless ``yes``, run ``delete`` with a client, then print ``done``.
+
+    ``as_json`` (when the user asked for ``--json``) is printed instead of ``done``.
+    """
+    if not yes and not typer.confirm(question):
+        raise typer.Exit(1)
+    with open_client(ctx) as client:
+        delete(client)
+    if as_json is not None:
+        print_json(as_json)
+    else:
+        from rich.text import Text
+
+        stdout_console().print(Text(done))

@@ -12,6 +12,8 @@ import typer
 
 from aimass.cli._job_format import cells
 from aimass.cli._session import (
+    YesOpt,
+    confirm_and_delete,
     format_time,
     open_client,
     print_json,
@@ -401,18 +403,15 @@ def update(
 def delete(
     ctx: typer.Context,
     name: NameArg,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to confirm.")] = False,
+    yes: YesOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Stop serving a deployment; requests in flight finish first.
 
     Example: aimass deployments delete iris --yes
     """
-    if not yes and not typer.confirm(f"Delete deployment {name!r}?"):
-        raise typer.Exit(1)
-    with open_client(ctx) as client:
-        client.deployments.delete(name)
-    if json_:
-        print_json({"deleted": name})
-    else:
-        stdout_console().print(f"deleted deployment {name}", highlight=False, markup=False)
+    confirm_and_delete(
+        ctx, f"Delete deployment {name!r}?", f"deleted deployment {name}",
+        lambda client: client.deployments.delete(name),
+        yes=yes, as_json={"deleted": name} if json_ else None,
+    )  # fmt: skip

@@ -9,6 +9,7 @@ import typer
 
 from aimass.cli._job_format import cells
 from aimass.cli._session import (
+    YesOpt,
     format_mapping,
     format_size,
     format_time,
@@ -316,7 +317,7 @@ def delete(
         str | None,
         typer.Option("--version", "-v", help="Delete only this version (number or alias)."),
     ] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to confirm.")] = False,
+    yes: YesOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Delete a model with all its versions, or one version with --version.

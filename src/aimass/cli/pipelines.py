@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from aimass.cli._job_format import cells
-from aimass.cli._session import fail, format_time, open_client, print_json, stdout_console
+from aimass.cli._session import (
+    YesOpt,
+    confirm_and_delete,
+    fail,
+    format_time,
+    open_client,
+    print_json,
+    stdout_console,
+)
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -187,17 +195,16 @@ def show(ctx: typer.Context, name: NameArg, json_: JsonOpt = False) -> None:
 def delete(
     ctx: typer.Context,
     name: NameArg,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to confirm.")] = False,
+    yes: YesOpt = False,
 ) -> None:
     """Delete a pipeline and its finished runs.
 
     Example: aimass pipelines delete promote-if-better --yes
     """
-    if not yes and not typer.confirm(f"Delete pipeline {name!r} and its runs?"):
-        raise typer.Exit(1)
-    with open_client(ctx) as client:
-        client.pipelines.delete(name)
-    stdout_console().print(*cells(f"deleted pipeline {name}"))
+    confirm_and_delete(
+        ctx, f"Delete pipeline {name!r} and its runs?", f"deleted pipeline {name}",
+        lambda client: client.pipelines.delete(name), yes=yes,
+    )  # fmt: skip
 
 
 @app.command("run")

@@ -14,7 +14,14 @@ from aimass.cli._job_format import (
     cells,
     parse_params,
 )
-from aimass.cli._session import format_time, open_client, print_json, stdout_console
+from aimass.cli._session import (
+    YesOpt,
+    confirm_and_delete,
+    format_time,
+    open_client,
+    print_json,
+    stdout_console,
+)
 
 if TYPE_CHECKING:
     from aimass.entities.schedules import Schedule
@@ -215,18 +222,15 @@ def update(
 def delete(
     ctx: typer.Context,
     name: NameArg,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to confirm.")] = False,
+    yes: YesOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Delete a schedule; what it already started runs on.
 
     Example: aimass schedules delete nightly --yes
     """
-    if not yes and not typer.confirm(f"Delete schedule {name!r}?"):
-        raise typer.Exit(1)
-    with open_client(ctx) as client:
-        client.schedules.delete(name)
-    if json_:
-        print_json({"deleted": name})
-    else:
-        stdout_console().print(*cells(f"deleted schedule {name}"))
+    confirm_and_delete(
+        ctx, f"Delete schedule {name!r}?", f"deleted schedule {name}",
+        lambda client: client.schedules.delete(name),
+        yes=yes, as_json={"deleted": name} if json_ else None,
+    )  # fmt: skip
