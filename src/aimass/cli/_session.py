@@ -195,6 +195,9 @@ def transfer(description: str, total: int = 0) -> Iterator[Progress]:
         yield update
 
 
+#: ``--json`` of every command that prints something.
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")]
+
 #: ``--yes/-y`` of the delete commands.
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to confirm.")]
 

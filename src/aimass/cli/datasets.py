@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 import typer
 
 from aimass.cli._session import (
+    JsonOpt,
     format_size,
     format_time,
     open_client,
@@ -25,7 +26,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")]
 _BARS = "▁▂▃▄▅▆▇█"
 
 

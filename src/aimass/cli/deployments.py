@@ -12,6 +12,7 @@ import typer
 
 from aimass.cli._job_format import cells
 from aimass.cli._session import (
+    JsonOpt,
     YesOpt,
     confirm_and_delete,
     format_time,
@@ -33,7 +34,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")]
 NameArg = Annotated[str, typer.Argument(help="The deployment's name.")]
 VersionOpt = Annotated[int | None, typer.Option("--version", min=1, help="Serve this version.")]
 AliasOpt = Annotated[

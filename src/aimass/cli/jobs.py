@@ -22,6 +22,7 @@ from aimass.cli._job_format import (
     trend,
 )
 from aimass.cli._session import (
+    JsonOpt,
     dump,
     format_mapping,
     format_time,
@@ -47,7 +48,6 @@ app = typer.Typer(
 Kind = Literal["train", "evaluate", "batch_predict", "tune", "script"]
 State = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")]
 IdArg = Annotated[int, typer.Argument(help="The job's id.", min=1)]
 FollowOpt = Annotated[
     bool, typer.Option("--follow", "-f", help="Stream the log live until the job ends.")

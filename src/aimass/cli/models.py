@@ -9,6 +9,7 @@ import typer
 
 from aimass.cli._job_format import cells
 from aimass.cli._session import (
+    JsonOpt,
     YesOpt,
     format_mapping,
     format_size,
@@ -33,7 +34,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")]
 TagsOpt = Annotated[
     list[str] | None,
     typer.Option("--tag", "-t", metavar="KEY=VALUE", help="A tag; repeat for several."),

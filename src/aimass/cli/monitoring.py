@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from aimass.cli._session import format_time, open_client, print_json, stdout_console
+from aimass.cli._session import JsonOpt, format_time, open_client, print_json, stdout_console
 
 app = typer.Typer(
     name="monitoring",
@@ -15,7 +15,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")]
 NameArg = Annotated[str, typer.Argument(help="The deployment's name.")]
 StartOpt = Annotated[
     datetime | None, typer.Option("--start", help="From this time (ISO 8601, UTC if no zone).")

@@ -11,6 +11,7 @@ import typer
 
 from aimass.cli._job_format import cells
 from aimass.cli._session import (
+    JsonOpt,
     YesOpt,
     confirm_and_delete,
     fail,
@@ -32,7 +33,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")]
 NameArg = Annotated[str, typer.Argument(help="The pipeline's name.")]
 RunArg = Annotated[int, typer.Argument(help="The run's id.", min=1)]
 _STYLE = {

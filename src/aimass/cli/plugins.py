@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 import typer
 
-from aimass.cli._session import open_client, print_json, stdout_console
+from aimass.cli._session import JsonOpt, open_client, print_json, stdout_console
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -18,8 +18,6 @@ app = typer.Typer(
     help="Plugins: what the server's installed aimass.plugins entry points added, or why not.",
     no_args_is_help=True,
 )
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")]
 
 
 @app.command("list")

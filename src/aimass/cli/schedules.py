@@ -15,6 +15,7 @@ from aimass.cli._job_format import (
     parse_params,
 )
 from aimass.cli._session import (
+    JsonOpt,
     YesOpt,
     confirm_and_delete,
     format_time,
@@ -33,7 +34,6 @@ app = typer.Typer(
 )
 
 Kind = Literal["train", "evaluate", "batch_predict", "tune"]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")]
 NameArg = Annotated[str, typer.Argument(help="The schedule's name.")]
 
 

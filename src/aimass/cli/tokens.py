@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from aimass.cli._session import (
+    JsonOpt,
     errors_as_exit,
     format_time,
     open_client,
@@ -29,7 +30,6 @@ app = typer.Typer(
 if TYPE_CHECKING:
     from aimass.entities.auth import Token
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")]
 ROLES = ("viewer", "editor", "admin")
 
 

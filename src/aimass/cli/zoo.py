@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
 
-from aimass.cli._session import open_client, print_json, stdout_console
+from aimass.cli._session import JsonOpt, open_client, print_json, stdout_console
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -20,8 +20,6 @@ app = typer.Typer(
     help="The model library: ready models to train on built-in datasets, deploy and query.",
     no_args_is_help=True,
 )
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")]
 
 
 @app.command("list")
