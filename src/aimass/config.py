@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     auth: bool = True
     max_inference_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     max_tensor_elements: int = Field(default=16 * 1024 * 1024, ge=1)
+    #: The Open Inference Protocol over gRPC on this port (the ``grpc`` extra); None: off.
+    grpc_port: int | None = Field(default=None, ge=1, le=65535)
     #: Caps on what a dataset upload may hold once parsed, checked before it is materialised.
     dataset_max_rows: int = Field(default=10_000_000, ge=1)
     dataset_max_cells: int = Field(default=100_000_000, ge=1)
@@ -212,6 +214,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         ("AIMASS_JOB_SLOTS", settings.job_slots),
         ("AIMASS_RAY_ADDRESS", settings.ray_address),
         ("AIMASS_PUBLIC_URL", settings.public_url),
+        ("AIMASS_GRPC_PORT", settings.grpc_port),
     ):
         if value is not None:
             env[key] = str(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
@@ -29,10 +30,14 @@ from aimass.api.routes import (
     zoo,
 )
 from aimass.api.ui import install_ui
+from aimass.errors import Unavailable
 from aimass.monitoring.alerts import inference_samples
 from aimass.monitoring.metrics import PredictionLogMetrics
 from aimass.monitoring.node import NodeCollector
 from aimass.platform import Platform
+
+if TYPE_CHECKING:
+    from aimass.api.inference.grpc import GrpcEndpoint
 
 
 class PlatformApp:
@@ -62,13 +67,19 @@ class PlatformApp:
         await self.control(scope, receive, send)
 
 
-def _control_plane(platform: Platform) -> FastAPI:
+def _control_plane(platform: Platform, inference: InferenceApp) -> FastAPI:
+    grpc = _grpc_endpoint(platform, inference)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await platform.start()
         try:
+            if grpc is not None:
+                await grpc.start()
             yield
         finally:
+            if grpc is not None:
+                await grpc.stop()
             await platform.stop()
 
     app = FastAPI(
@@ -102,6 +113,21 @@ def _control_plane(platform: Platform) -> FastAPI:
     return app
 
 
+def _grpc_endpoint(platform: Platform, inference: InferenceApp) -> GrpcEndpoint | None:
+    """The OIP gRPC server when ``grpc_port`` is set (its extra is checked at start)."""
+    settings = platform.settings
+    if settings.grpc_port is None:
+        return None
+    try:
+        from aimass.api.inference.grpc import GrpcEndpoint
+    except ImportError as exc:
+        raise Unavailable(
+            f"grpc_port is set but the grpc extra is missing ({exc.name}): "
+            "pip install 'aimass[grpc]'"
+        ) from None
+    return GrpcEndpoint(inference, settings.host, settings.grpc_port, settings.max_inference_bytes)
+
+
 def create_app(platform: Platform) -> PlatformApp:
     """The HTTP app over ``platform``; its lifespan starts and stops the platform.
 
@@ -120,5 +146,5 @@ def create_app(platform: Platform) -> PlatformApp:
     PredictionLogMetrics(platform.prediction_log, inference.metrics.registry)
     inference.metrics.add_machine_collector(NodeCollector())
     platform.alerts.sources.append(lambda: inference_samples(inference.metrics.registry))
-    control = _control_plane(platform)
+    control = _control_plane(platform, inference)
     return PlatformApp(control, inference, platform, EdgePolicy.from_settings(settings))

@@ -66,6 +66,13 @@ def server(
         int | None,
         typer.Option(help="Worker processes answering requests (env AIMASS_WORKERS; default 1)."),
     ] = None,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Also serve the inference protocol over gRPC on this port, e.g. 8081 "
+            "(env AIMASS_GRPC_PORT; needs the grpc extra; default off)."
+        ),
+    ] = None,
     home: HomeOpt = None,
     database_url: DatabaseOpt = None,
     artifacts: Annotated[
@@ -140,6 +147,7 @@ def server(
             host=host,
             port=port,
             workers=workers,
+            grpc_port=grpc_port,
             home=home,
             database_url=database_url,
             artifacts=artifacts,

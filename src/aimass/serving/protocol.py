@@ -357,6 +357,31 @@ def _text(value: object) -> object:
     return value if isinstance(value, str | int | float | bool) or value is None else str(value)
 
 
+def tensor_from_bytes(
+    name: str, datatype: str, shape: list[int], data: bytes, max_elements: int
+) -> Array:
+    """One tensor from its raw little-endian bytes (BYTES: 4-byte length + bytes each)."""
+    name, datatype, shape, count = _tensor_header(
+        {"name": name, "datatype": datatype, "shape": shape}, max_elements
+    )
+    return _from_binary(name, datatype, shape, count, memoryview(data))
+
+
+def tensor_from_values(
+    name: str, datatype: str, shape: list[int], values: list[Any], max_elements: int
+) -> Array:
+    """One tensor from a flat list of typed values (gRPC's ``InferTensorContents``)."""
+    name, datatype, shape, count = _tensor_header(
+        {"name": name, "datatype": datatype, "shape": shape}, max_elements
+    )
+    return _from_json(name, datatype, shape, count, values)
+
+
+def tensor_to_bytes(array: Array, datatype: str) -> bytes:
+    """An array as raw little-endian bytes of ``datatype`` (BYTES: length-prefixed items)."""
+    return _to_bytes(array, datatype)
+
+
 def _to_bytes(array: Array, datatype: str) -> bytes:
     if datatype != "BYTES":
         return np.ascontiguousarray(array, dtype=NUMPY_DTYPES[datatype]).tobytes()
