@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import httpx
@@ -172,3 +173,27 @@ def test_wait_ready_times_out_while_loading() -> None:
     ):
         client.deployments.wait_ready("slow", timeout=0.05, interval=0.01)
     assert isinstance(info.value, TimeoutError)
+
+
+def test_a_deployment_needing_a_gpu_this_node_lacks_is_pending_with_the_reason(
+    cancer: Client, live_server: LiveServer
+) -> None:
+    if Path("/proc/driver/nvidia/gpus").exists():
+        pytest.skip("this node has a GPU")
+    cancer.deployments.create("cancer", name="on-gpu", version=1, gpu=1)
+    deadline = time.monotonic() + 30
+    while not (found := cancer.deployments.get("on-gpu")).replica_status:
+        assert time.monotonic() < deadline, found
+        time.sleep(0.1)
+
+    assert found.state == "pending"
+    assert [r.reason for r in found.replica_status] == ["needs 1 GPU; this node has none"]
+    answer = httpx.post(
+        f"{live_server.url}/api/v1/deployments/on-gpu/predict",
+        json={"inputs": [[0.0] * 30]},
+        headers={"Authorization": f"Bearer {live_server.admin_token}"},
+    )
+    assert answer.status_code == 503
+    assert "cannot be served here: needs 1 GPU" in answer.json()["error"]["message"]
+    cancer.deployments.update("on-gpu", gpu=0)  # fits now: it loads and serves
+    cancer.deployments.wait_ready("on-gpu", timeout=30)

@@ -110,8 +110,8 @@ def _state(row: DeploymentRow, now: datetime) -> tuple[DeploymentState, list[Rep
     ]
     states = {s.state for s in statuses}
     state: DeploymentState
-    if not statuses:
-        state = "pending"
+    if not statuses or states == {"pending"}:
+        state = "pending"  # no replica yet, or no node can hold it (each says why)
     elif "failed" in states:
         state = "failed"
     elif states == {"ready"}:
@@ -293,6 +293,7 @@ def desired_deployments(session: Session) -> list[DesiredDeployment]:
                     if row.spec.get("combiner")
                     else None
                 ),
+                resources=Resources.model_validate(row.spec.get("resources", {})),
             )
         )
     return desired

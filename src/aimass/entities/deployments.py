@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-ReplicaState = Literal["loading", "ready", "failed"]
+#: ``pending``: this node cannot hold it (it needs a GPU the node lacks); the reason says so.
+ReplicaState = Literal["pending", "loading", "ready", "failed"]
 DeploymentState = Literal["pending", "loading", "ready", "failed"]
 
 
@@ -206,10 +207,12 @@ class DesiredDeployment(BaseModel):
     batching: Batching
     versions: list[ResolvedVersion]
     combiner: Combiner | None = None
+    resources: Resources = Field(default_factory=lambda: Resources())
 
     def fingerprint(self) -> tuple[object, ...]:
         """Equal fingerprints mean nothing to reload."""
         return (
+            self.resources.gpu,
             self.batching.max_batch_size,
             self.batching.max_delay_ms,
             tuple((v.model, v.version, v.sha256, v.weight) for v in self.versions),

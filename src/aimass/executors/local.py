@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
+from aimass.devices import detect_gpus
 from aimass.executors._child import RESULT_FILE
 from aimass.executors.base import AttemptExit, AttemptSpec, Executor
 from aimass.job_environment import JobEnvironment
@@ -82,15 +83,6 @@ def child_spec(
         "python_path": list(python_path),
         "log_path": None if log_path is None else str(log_path),
     }
-
-
-def detect_gpus() -> list[str]:
-    """The NVIDIA GPU indices on this node ("0", "1", ...), from the driver's /proc entries."""
-    root = Path("/proc/driver/nvidia/gpus")
-    try:
-        return [str(i) for i in range(len(list(root.iterdir())))]
-    except OSError:
-        return []
 
 
 @dataclass

@@ -98,7 +98,8 @@ def build_executor(settings: Settings, catalog: EntryCatalog) -> tuple[Executor,
             temp_dir=settings.home / "ray",
         )
         return ray_executor, ray_capacity()
-    from aimass.executors.local import LocalExecutor, detect_gpus
+    from aimass.devices import detect_gpus
+    from aimass.executors.local import LocalExecutor
 
     gpus = detect_gpus()
     local = LocalExecutor(

@@ -15,6 +15,7 @@ from aimass.artifacts.names import validate_filename
 from aimass.artifacts.store import ArtifactStore
 from aimass.deployments import service
 from aimass.deployments.entities import DesiredDeployment, ReplicaState, ResolvedVersion
+from aimass.devices import detect_gpus
 from aimass.errors import AimassError, InvalidInput
 from aimass.flavors.base import Predictor
 from aimass.flavors.registry import FlavorRegistry
@@ -80,6 +81,8 @@ class DeploymentReconciler(LoopService):
         self.repository = repository
         self.cache_dir = cache_dir
         self.replica = replica_id()
+        #: The GPUs of this node (a deployment asking for more stays pending).
+        self.gpus = detect_gpus()
         self._loaded: dict[int, tuple[object, ...]] = {}
         self._keys: dict[int, tuple[str, str]] = {}
         self._status: dict[int, _Status] = {}
@@ -124,6 +127,19 @@ class DeploymentReconciler(LoopService):
         await asyncio.to_thread(self._report_all)
 
     async def _load(self, item: DesiredDeployment) -> None:
+        wanted_gpus = item.resources.gpu
+        if wanted_gpus > len(self.gpus):
+            # Never over-commit: a model that needs a GPU this node lacks waits, saying why.
+            reason = (
+                f"needs {wanted_gpus} GPU{'s' if wanted_gpus > 1 else ''}; this node has "
+                f"{len(self.gpus) or 'none'}"
+            )
+            self.repository.remove(item.name, item.project)  # what it served before the change
+            self.repository.set_state(item.name, item.project, "pending", reason)
+            self._retry.pop(item.id, None)
+            self._keys[item.id] = (item.project, item.name)
+            self._remember(item.id, "pending", reason, [])
+            return
         if not item.versions:
             self.repository.set_state(item.name, item.project, "failed", "no version to serve")
             self._remember(item.id, "failed", "no version to serve", [])

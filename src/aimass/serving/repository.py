@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aimass.serving")
 
-DeploymentState = Literal["loading", "ready", "failed"]
+DeploymentState = Literal["pending", "loading", "ready", "failed"]
 
 
 @dataclass(frozen=True)

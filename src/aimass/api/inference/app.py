@@ -249,9 +249,11 @@ class InferenceApp:
     def _serving(self, deployment: ServedDeployment, version: str | None) -> ServedVersion:
         """The version to answer with: the named one or a weighted pick; 503 while none loaded."""
         if not deployment.versions:
+            reason = f": {deployment.reason}" if deployment.reason else ""
             if deployment.state == "failed":
-                reason = f": {deployment.reason}" if deployment.reason else ""
                 message = f"model {_quote(deployment.name)} failed to load{reason}"
+            elif deployment.state == "pending":
+                message = f"model {_quote(deployment.name)} cannot be served here{reason}"
             else:
                 message = f"model {_quote(deployment.name)} is {deployment.state}; try again soon"
             raise HTTPError(503, message)
