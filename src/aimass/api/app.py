@@ -32,6 +32,7 @@ from aimass.api.routes import (
 from aimass.api.ui import install_ui
 from aimass.errors import Unavailable
 from aimass.monitoring.alerts import inference_samples
+from aimass.monitoring.job_metrics import JobQueueCollector
 from aimass.monitoring.metrics import PredictionLogMetrics
 from aimass.monitoring.node import NodeCollector
 from aimass.platform import Platform
@@ -145,6 +146,7 @@ def create_app(platform: Platform) -> PlatformApp:
     )
     PredictionLogMetrics(platform.prediction_log, inference.metrics.registry)
     inference.metrics.add_machine_collector(NodeCollector())
+    inference.metrics.add_machine_collector(JobQueueCollector(platform.db))
     platform.alerts.sources.append(lambda: inference_samples(inference.metrics.registry))
     control = _control_plane(platform, inference)
     return PlatformApp(control, inference, platform, EdgePolicy.from_settings(settings))
