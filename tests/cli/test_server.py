@@ -100,4 +100,4 @@ def test_server_help_says_what_it_serves() -> None:
     result = CliRunner().invoke(app, ["server", "--help"], terminal_width=200)
     assert result.exit_code == 0
     assert "/docs" in result.stdout and "/metrics" in result.stdout
-    assert "no web UI yet" in result.stdout
+    assert "web UI at /" in result.stdout and "--grpc-port" in result.stdout

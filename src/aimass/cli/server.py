@@ -132,10 +132,11 @@ def server(
         ),
     ] = None,
 ) -> None:
-    """Start the aimass server: REST API, inference, jobs and metrics in one process.
+    """Start the aimass server: web UI, REST API, inference, jobs and metrics in one process.
 
-    It serves the API with its docs at /docs, the predict routes, the KServe v2
-    routes under /v2 and Prometheus metrics at /metrics (no web UI yet).
+    It serves the web UI at /, the API with its docs at /docs, the predict routes,
+    the KServe v2 routes under /v2 (and over gRPC with --grpc-port) and Prometheus
+    metrics at /metrics.
 
     The database is created and upgraded on start; the first admin token is saved
     to HOME/token, where the SDK and the CLI on this machine find it.
