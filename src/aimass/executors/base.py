@@ -11,6 +11,10 @@ from pydantic import JsonValue
 
 from aimass.entities.jobs import JobCheckpoint, Resources
 
+#: Exit status of an attempt that stopped on the platform's fault (a full store, a
+#: database down past its lease): requeued without using the job's retry budget.
+EXIT_INFRA = 3
+
 
 @dataclass(frozen=True)
 class NodeCapacity:
