@@ -191,11 +191,14 @@ class JobContext:
 
     def download_source(self, dest: Path) -> Path:
         """Download a script job's code into the folder ``dest``; the file's path."""
-        return self.client._http.download(
-            f"/api/v1/jobs/{self.job_id}/source",
-            f"{dest}/",
-            default_name=lambda: "source.py",
-            params=self._params(),
+        return retry_unavailable(
+            lambda: self.client._http.download(
+                f"/api/v1/jobs/{self.job_id}/source",
+                f"{dest}/",
+                default_name=lambda: "source.py",
+                params=self._params(),
+            ),
+            self._retry_window_s,
         )
 
     # -- data and models ----------------------------------------------------------
@@ -204,14 +207,21 @@ class JobContext:
         """Download the job's dataset version into the scratch folder; its local path."""
         if self.dataset is None:
             raise NotInAJob(f"job {self.job_id} was submitted without a dataset")
+        name = self.dataset
         version = self.dataset_version
         if version is None:
-            version = self.client.datasets.get(self.dataset).latest_version
+            version = retry_unavailable(
+                lambda: self.client.datasets.get(name).latest_version, self._retry_window_s
+            )
             if version is None:
-                raise NotInAJob(f"dataset {self.dataset!r} has no version")
+                raise NotInAJob(f"dataset {name!r} has no version")
         folder = self.scratch / "data"
         folder.mkdir(exist_ok=True)
-        return self.client.datasets.download(self.dataset, version, f"{folder}/")
+        chosen = version
+        return retry_unavailable(
+            lambda: self.client.datasets.download(name, chosen, f"{folder}/"),
+            self._retry_window_s,
+        )
 
     def load_dataset(self) -> pd.DataFrame:
         """The job's dataset as a DataFrame (CSV, Parquet, or NPZ arrays as columns)."""

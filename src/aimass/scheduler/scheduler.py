@@ -375,6 +375,12 @@ class Scheduler(_EventLoopService):
         finally:
             self._wake_placement()  # its resources are free
 
+    @property
+    def pending_exits(self) -> int:
+        """How many ended attempts wait for the database to be recorded."""
+        with self._pending_lock:
+            return len(self._pending_exits)
+
     def record_pending_exits(self) -> int:
         """Record the exits that came while the database was down; how many are left."""
         with self._pending_lock:
