@@ -88,12 +88,7 @@ def cluster() -> Iterator[Cluster]:
     try:
         found.init()
         found.start()
-        from aimass.store.db import Database
-
-        db = Database(found.url)
-        db.upgrade()
-        db.close()
-        yield found
+        yield found  # the server's start migrates it
     finally:
         subprocess.run(
             ["runuser", "-u", "postgres", "--", str(bin_dir / "pg_ctl"), "-D", str(data),
@@ -154,7 +149,7 @@ def test_a_database_restart_is_503_with_retry_after_and_loses_no_job(
     fresh = api.post("/api/v1/tokens", json={"name": "late", "role": "viewer"})
     late = _api(server, fresh.json()["secret"])  # verified by nobody's inference yet
 
-    writer = submit_script(api, "outage_writer.py", {"seconds": 5})
+    writer = submit_script(api, "outage_writer.py", {"seconds": 4})
     sleeper = submit_script(api, "outage_sleeper.py", {"seconds": 2})
     for job in (writer, sleeper):
         wait_job(api, job["id"], lambda j: j["outputs"].get("started") is True, timeout=60)
