@@ -45,7 +45,7 @@ def retry_unavailable(call: Callable[[], T], window_s: float) -> T:
     retrying = Retrying(
         retry=retry_if_exception_type(Unavailable),
         stop=stop_after_delay(window_s),
-        wait=wait_exponential_jitter(initial=0.1, max=MAX_WAIT_S, jitter=0.1),
+        wait=wait_exponential_jitter(multiplier=0.1, max=MAX_WAIT_S, jitter=0.1),
         before_sleep=_say,
         reraise=True,
     )
