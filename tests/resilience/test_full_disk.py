@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from aimass.config import Settings
-from conftest import IN_CI, free_port, sqlite_url, start_server
+from conftest import IN_CI, free_port, start_server
 from resilience.resa_jobs import submit_script, wait_job
 
 SIZE = 8 * 1024 * 1024
@@ -47,7 +47,7 @@ def api(small_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     tmp = tmp_path_factory.mktemp("full-disk")
     settings = Settings(
         home=tmp / "home",
-        database_url=sqlite_url(tmp),
+        database_url=f"sqlite:///{tmp / 'meta.db'}",  # the start migrates it
         artifacts=str(small_store / "artifacts"),
         port=free_port(),
         tune_gc=False,

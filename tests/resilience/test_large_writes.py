@@ -23,7 +23,7 @@ from aimass.config import Settings
 from aimass.jobs import service
 from aimass.runtime.context import JobContext
 from aimass.store.db import Database
-from conftest import LiveServer, free_port, sqlite_url, start_server
+from conftest import LiveServer, free_port, start_server
 from resilience.resa_jobs import submit_script
 
 BIG = 50 * 1000 * 1000
@@ -35,7 +35,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp("large-writes")
     settings = Settings(
         home=tmp / "home",
-        database_url=sqlite_url(tmp),
+        database_url=f"sqlite:///{tmp / 'meta.db'}",  # the start migrates it
         artifacts=str(tmp / "artifacts"),
         port=free_port(),
         tune_gc=False,
