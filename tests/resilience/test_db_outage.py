@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from aimass.api.server import prepare
 from aimass.config import Settings
@@ -193,3 +194,52 @@ def test_a_database_restart_is_503_with_retry_after_and_loses_no_job(
     assert outage > 2
     api.close()
     late.close()
+
+
+def test_the_auth_grace_is_bounded_and_only_for_tokens_already_verified() -> None:
+    import asyncio
+
+    from aimass.auth.cache import AuthCache
+    from aimass.entities.auth import Principal
+    from aimass.errors import DatabaseUnavailable
+
+    known = Principal(token_id=1, name="known", role="viewer")
+    database_up = True
+
+    def authenticate(secret: str | None) -> Principal:
+        if not database_up:
+            raise DatabaseUnavailable("down", retry_after=2)
+        return known
+
+    async def scenario() -> None:
+        nonlocal database_up
+        cache = AuthCache(authenticate, ttl_s=0.01, grace_s=0.3)
+        assert await cache.principal("known") == known
+        database_up = False
+        await asyncio.sleep(0.05)  # the check expired: the grace answers
+        assert await cache.principal("known") == known
+        with pytest.raises(DatabaseUnavailable):
+            await cache.principal("never-seen")
+        await asyncio.sleep(0.35)  # past the grace: refused until the database is back
+        with pytest.raises(DatabaseUnavailable):
+            await cache.principal("known")
+        database_up = True
+        assert await cache.principal("known") == known
+
+    asyncio.run(scenario())
+
+
+def test_only_connection_failures_become_503s(tmp_path: Path) -> None:
+    from aimass.errors import DatabaseUnavailable
+    from aimass.store.db import Database
+
+    db = Database(f"sqlite:///{tmp_path / 'meta.db'}")
+    with pytest.raises(Exception) as bug, db.session() as session:
+        session.execute(text("SELECT * FROM no_such_table"))
+    assert not isinstance(bug.value, DatabaseUnavailable)  # a bug stays a 500
+    db.close()
+    down = Database(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none")
+    with pytest.raises(DatabaseUnavailable) as refused, down.session() as session:
+        session.execute(text("SELECT 1"))
+    assert refused.value.retry_after is not None
+    down.close()
