@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -139,23 +138,39 @@ def _assert_503(response: httpx.Response) -> None:
     assert "database" in response.text
 
 
+def _tiny_onnx(path: Path) -> Path:
+    """An ONNX model that adds one to two floats (made in milliseconds, loaded at once)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    one = numpy_helper.from_array(np.ones(2, dtype=np.float32), "one")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["X", "one"], ["Y"])],
+        "tiny",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 2])],
+        [one],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
 def test_a_database_restart_is_503_with_retry_after_and_loses_no_job(
-    cluster: Cluster, server: Served, model_files: Any
+    cluster: Cluster, server: Served, tmp_path: Path
 ) -> None:
     api = _api(server, server.live.admin_token)
-    upload(api, "outage", model_files.onnx)
+    writer = submit_script(api, "outage_writer.py", {"max_seconds": 60})
+    sleeper = submit_script(api, "outage_sleeper.py", {"max_seconds": 60})
+    upload(api, "outage", _tiny_onnx(tmp_path / "tiny.onnx"))  # while the jobs start
     deploy(api, {"name": "outage", "model": "outage", "version": 1})
-    body = oip_json(model_files.x[:2])
-    assert api.post("/v2/models/outage/infer", json=body).status_code == 200  # token cached
+    body = oip_json([[1.0, 2.0]])
     fresh = api.post("/api/v1/tokens", json={"name": "late", "role": "viewer"})
     late = _api(server, fresh.json()["secret"])  # verified by nobody's inference yet
-
-    writer = submit_script(api, "outage_writer.py", {"seconds": 4})
-    sleeper = submit_script(api, "outage_sleeper.py", {"seconds": 2})
     for job in (writer, sleeper):
         wait_job(api, job["id"], lambda j: j["outputs"].get("started") is True, timeout=60)
     scheduler = server.platform.scheduler
-    assert api.post("/v2/models/outage/infer", json=body).status_code == 200
+    assert api.post("/v2/models/outage/infer", json=body).status_code == 200  # token cached
 
     cluster.stop()
     stopped = time.monotonic()
@@ -183,14 +198,16 @@ def test_a_database_restart_is_503_with_retry_after_and_loses_no_job(
         assert time.monotonic() < deadline, "the server did not recover"
         time.sleep(0.05)
     assert late.post("/v2/models/outage/infer", json=body).status_code == 200
-    after = submit_script(api, "outage_sleeper.py", {"seconds": 0})
+    after = submit_script(api, "outage_sleeper.py", {"max_seconds": 0})
     for job in (writer, sleeper, after):
         done = wait_job(api, job["id"], timeout=60)
         assert done["state"] == "succeeded", done
         assert (done["attempt"], done["retries_used"], done["infra_requeues"]) == (1, 0, 0)
     steps = {m["step"] for m in api.get(f"/api/v1/jobs/{writer['id']}/metrics").json()}
-    finished = api.get(f"/api/v1/jobs/{writer['id']}").json()
-    assert steps == set(range(1, finished["outputs"]["steps"] + 1))  # no write lost
+    finished = api.get(f"/api/v1/jobs/{writer['id']}").json()["outputs"]
+    assert finished["waited_at"] is not None  # one write waited the outage out, and went on
+    assert steps == set(range(1, finished["steps"] + 1))  # no write lost
+    assert api.get(f"/api/v1/jobs/{sleeper['id']}").json()["outputs"]["saw_outage"] is True
     assert outage > 2
     api.close()
     late.close()
