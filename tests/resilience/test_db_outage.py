@@ -65,7 +65,7 @@ class Cluster:
 
 def _pg_bin() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found or shutil.which("runuser") is None:
+    if not found or (os.geteuid() == 0 and shutil.which("runuser") is None):
         return None
     return Path(found[-1]).parent
 
@@ -135,7 +135,12 @@ def _api(server: Served, token: str) -> httpx.Client:
 def _assert_503(response: httpx.Response) -> None:
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"].isdigit()
-    assert "database" in response.text
+    error = response.json()["error"]
+    message = error if isinstance(error, str) else error["message"]  # /v2: an OIP string
+    assert "database" in message
+    if isinstance(error, dict):
+        assert error["code"] == "unavailable"
+        assert error["request_id"] == response.headers["x-request-id"] != "-"
 
 
 def _tiny_onnx(path: Path) -> Path:

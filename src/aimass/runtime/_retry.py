@@ -1,9 +1,10 @@
 """How an attempt's writes ride out a server whose database is briefly down.
 
 The server answers 503 (``Unavailable``, with ``Retry-After``) while its
-database is unreachable; the attempt retries the same write with jittered
-exponential backoff for as long as its lease lasts, then gives up with the last
-error. A refusal that will not change (409, 401, 413, 507) is never retried.
+database is unreachable, and does not answer at all while it restarts; the
+attempt retries the same write with jittered exponential backoff for as long
+as its lease lasts, then gives up with the last error. A refusal that will not
+change (409, 401, 413, 507) is never retried.
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ def _say(state: RetryCallState) -> None:
 
 
 def retry_unavailable(call: Callable[[], T], window_s: float) -> T:
-    """``call()``, tried again on ``Unavailable`` for up to ``window_s`` seconds."""
+    """``call()``, tried again on ``Unavailable`` (or no server) for up to ``window_s`` seconds."""
+    from aimass.client._http import ServerUnreachable  # the runtime loads the SDK lazily
+
     retrying = Retrying(
-        retry=retry_if_exception_type(Unavailable),
+        retry=retry_if_exception_type((Unavailable, ServerUnreachable)),
         stop=stop_after_delay(window_s),
         wait=wait_exponential_jitter(multiplier=0.1, max=MAX_WAIT_S, jitter=0.1),
         before_sleep=_say,
