@@ -42,7 +42,8 @@ class AuthCache:
         self._authenticate = authenticate
         self.ttl_s = ttl_s
         self.grace_s = grace_s
-        self._entries: dict[bytes, tuple[float, Principal | None, str]] = {}
+        #: key -> (check expires, principal or None, refusal, grace ends).
+        self._entries: dict[bytes, tuple[float, Principal | None, str, float]] = {}
 
     async def principal(self, secret: str) -> Principal:
         """The principal behind ``secret``; else ``Unauthenticated`` (or ``Unavailable``)."""
@@ -53,9 +54,11 @@ class AuthCache:
             try:
                 fresh = await self._check(secret, now)
             except Unavailable:
-                if entry is None or now - entry[0] > self.grace_s:
+                if entry is None or now > entry[3]:
                     raise
-                fresh = entry  # kept, not renewed: its grace counts from when it expired
+                # Kept until its grace ends (counted from the last real check), and asked
+                # again only once a TTL, so an outage does not cost a try per request.
+                fresh = (now + self.ttl_s, entry[1], entry[2], entry[3])
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
             self._entries[key] = entry = fresh
@@ -64,13 +67,14 @@ class AuthCache:
             raise Unauthenticated(entry[2])
         return principal
 
-    async def _check(self, secret: str, now: float) -> tuple[float, Principal | None, str]:
+    async def _check(self, secret: str, now: float) -> tuple[float, Principal | None, str, float]:
         loop = asyncio.get_running_loop()
+        expires = now + self.ttl_s
         try:
             principal = await loop.run_in_executor(None, self._authenticate, secret)
         except Unauthenticated as exc:
-            return now + self.ttl_s, None, exc.message
-        return now + self.ttl_s, principal, ""
+            return expires, None, exc.message, expires + self.grace_s
+        return expires, principal, "", expires + self.grace_s
 
     def clear(self) -> None:
         """Forget every cached check (a token was revoked and must stop working now)."""

@@ -13,7 +13,8 @@ from aimass.entities.jobs import JobCheckpoint, Resources
 
 #: Exit status of an attempt that stopped on the platform's fault (a full store, a
 #: database down past its lease): requeued without using the job's retry budget.
-EXIT_INFRA = 3
+#: sysexits' EX_IOERR, beside the heartbeat's EX_TEMPFAIL (75, superseded).
+EXIT_INFRA = 74
 
 
 @dataclass(frozen=True)
