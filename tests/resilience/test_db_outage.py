@@ -161,19 +161,20 @@ def _tiny_onnx(path: Path) -> Path:
     return path
 
 
+@pytest.mark.timeout(300)  # a zygote warming up on a loaded CI machine, two jobs, an outage
 def test_a_database_restart_is_503_with_retry_after_and_loses_no_job(
     cluster: Cluster, server: Served, tmp_path: Path
 ) -> None:
     api = _api(server, server.live.admin_token)
-    writer = submit_script(api, "outage_writer.py", {"max_seconds": 60})
-    sleeper = submit_script(api, "outage_sleeper.py", {"max_seconds": 60})
+    writer = submit_script(api, "outage_writer.py", {"max_seconds": 120})
+    sleeper = submit_script(api, "outage_sleeper.py", {"max_seconds": 120})
     upload(api, "outage", _tiny_onnx(tmp_path / "tiny.onnx"))  # while the jobs start
     deploy(api, {"name": "outage", "model": "outage", "version": 1})
     body = oip_json([[1.0, 2.0]])
     fresh = api.post("/api/v1/tokens", json={"name": "late", "role": "viewer"})
     late = _api(server, fresh.json()["secret"])  # verified by nobody's inference yet
     for job in (writer, sleeper):
-        wait_job(api, job["id"], lambda j: j["outputs"].get("started") is True, timeout=60)
+        wait_job(api, job["id"], lambda j: j["outputs"].get("started") is True, timeout=120)
     scheduler = server.platform.scheduler
     assert api.post("/v2/models/outage/infer", json=body).status_code == 200  # token cached
 

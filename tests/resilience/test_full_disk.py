@@ -82,6 +82,7 @@ def _leftovers(store: Path) -> list[Path]:
     return [p for p in (store / "artifacts" / "tmp").rglob("*") if p.is_file()]
 
 
+@pytest.mark.timeout(300)  # two attempts of a job, the first waiting for the zygote
 def test_a_full_store_is_507_and_a_checkpoint_on_it_is_an_infrastructure_failure(
     api: httpx.Client, small_store: Path, tmp_path: Path
 ) -> None:
@@ -96,7 +97,7 @@ def test_a_full_store_is_507_and_a_checkpoint_on_it_is_an_infrastructure_failure
     assert listed.status_code == 404 or listed.json() == [], listed.text
 
     job = submit_script(api, "disk_filler.py", {"bytes": SIZE + 1024 * 1024})
-    done = wait_job(api, job["id"], timeout=90)
+    done = wait_job(api, job["id"], timeout=180)
     assert done["state"] == "succeeded", done
     # Attempt 1 hit the full store; attempt 2 resumed from the checkpoint before it.
     assert done["outputs"]["resumed"] == "step-1"
