@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MAX_UPLOAD = 2 * 1024**3
+DEFAULT_MAX_JOB_FILE = 4 * 1024**3
 
 
 def _is_loopback(host: str) -> bool:
@@ -59,6 +60,12 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     max_connections: int = Field(default=2000, ge=1, le=1_000_000)
+    #: While the database is unreachable, inference keeps accepting a token verified this
+    #: many seconds before (its 2 s cache entry expired less than this ago); 0 turns it off.
+    auth_grace_s: float = Field(default=60.0, ge=0, le=86400)
+    #: Largest checkpoint, job artifact or script source a job may send (streamed to the
+    #: artifact store, never held in memory).
+    max_job_file_bytes: int = Field(default=DEFAULT_MAX_JOB_FILE, ge=1)
     #: Share of answered requests written to the prediction log (0 off, 1 all).
     prediction_log_sample: float = Field(default=0.0, ge=0, le=1)
     #: Per-deployment sampling rates (JSON object: ``{"iris": 1.0}``); others use the default.
@@ -192,6 +199,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_HEADER_TIMEOUT_S": str(settings.header_timeout_s),
         "AIMASS_BODY_TIMEOUT_S": str(settings.body_timeout_s),
         "AIMASS_MAX_CONNECTIONS": str(settings.max_connections),
+        "AIMASS_AUTH_GRACE_S": str(settings.auth_grace_s),
+        "AIMASS_MAX_JOB_FILE_BYTES": str(settings.max_job_file_bytes),
         "AIMASS_PREDICTION_LOG_SAMPLE": str(settings.prediction_log_sample),
         "AIMASS_PREDICTION_LOG_RATES": json.dumps(settings.prediction_log_rates),
         "AIMASS_PREDICTION_LOG_QUEUE": str(settings.prediction_log_queue),

@@ -68,10 +68,29 @@ class TooLarge(AimassError):
 
 
 class Unavailable(AimassError):
-    """A part the request needs is missing or down right now; say how to fix it (503)."""
+    """A part the request needs is missing or down right now; say how to fix it (503).
+
+    ``retry_after`` (seconds) is set when the part is expected back on its own (the
+    database restarting); HTTP answers carry it as ``Retry-After``.
+    """
 
     code = "unavailable"
     status = 503
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DatabaseUnavailable(Unavailable):
+    """The metadata database cannot be reached right now (503 with ``Retry-After``)."""
+
+
+class InsufficientStorage(AimassError):
+    """A store has no space left for the bytes; the message names the store (507)."""
+
+    code = "insufficient_storage"
+    status = 507
 
 
 class ChecksumMismatch(AimassError):
@@ -97,6 +116,7 @@ ERRORS_BY_CODE: dict[str, type[AimassError]] = {
         Conflict,
         TooLarge,
         Unavailable,
+        InsufficientStorage,
         ChecksumMismatch,
     )
 }

@@ -14,6 +14,8 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 
+from aimass.errors import DatabaseUnavailable
+
 log = logging.getLogger("aimass.loops")
 
 #: Asked before each tick; the tick is skipped while it answers False.
@@ -57,6 +59,9 @@ class LoopService(ABC):
                     await self.run_once()
             except asyncio.CancelledError:
                 raise
+            except DatabaseUnavailable:
+                # An outage, not a bug: one line a tick, no traceback, until it is back.
+                log.warning("%s tick skipped: the database is unreachable", self.name)
             except Exception:
                 log.exception("%s tick failed; the loop goes on", self.name)
             with contextlib.suppress(TimeoutError):

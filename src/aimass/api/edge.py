@@ -34,6 +34,7 @@ STATUS_CODES: dict[int, str] = {
     422: "unprocessable",
     500: "internal",
     503: "unavailable",
+    507: "insufficient_storage",
 }
 
 #: Where the edge guard leaves the request id in the scope, for apps that answer on their own.
@@ -53,11 +54,14 @@ def error_code(status: int) -> str:
 class HTTPError(Exception):
     """An answer other than 200, with a message safe to show the caller."""
 
-    def __init__(self, status: int, message: str, *, close: bool = False) -> None:
+    def __init__(
+        self, status: int, message: str, *, close: bool = False, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.close = close
+        self.retry_after = retry_after
 
 
 class RequestIds:
@@ -83,9 +87,10 @@ def bearer_secret(authorization: bytes | None) -> str | None:
     return authorization[7:].strip().decode("latin-1")
 
 
-def too_large(limit: int) -> str:
-    """The refusal of a body over ``limit`` bytes."""
-    return f"request body is over the limit of {limit} bytes"
+def too_large(limit: int, setting: str | None = None) -> str:
+    """The refusal of a body over ``limit`` bytes, naming the ``setting`` that raises it."""
+    message = f"request body is over the limit of {limit} bytes"
+    return f"{message}; raise {setting} for larger requests" if setting else message
 
 
 def declared_over(content_length: bytes | None, limit: int) -> bool:
@@ -95,15 +100,17 @@ def declared_over(content_length: bytes | None, limit: int) -> bool:
     )
 
 
-async def read_body(receive: Receive, content_length: bytes | None, limit: int) -> bytes:
+async def read_body(
+    receive: Receive, content_length: bytes | None, limit: int, setting: str | None = None
+) -> bytes:
     """Read the whole body; over ``limit`` (declared, or counted as it arrives) is a 413."""
     if declared_over(content_length, limit):
-        raise HTTPError(413, too_large(limit), close=True)
+        raise HTTPError(413, too_large(limit, setting), close=True)
     message = await receive()
     body: bytes = message.get("body", _EMPTY)
     total = len(body)
     if total > limit:
-        raise HTTPError(413, too_large(limit), close=True)
+        raise HTTPError(413, too_large(limit, setting), close=True)
     if not message.get("more_body", False):
         return body
     chunks = [body]
@@ -114,7 +121,7 @@ async def read_body(receive: Receive, content_length: bytes | None, limit: int) 
         chunk: bytes = message.get("body", _EMPTY)
         total += len(chunk)
         if total > limit:
-            raise HTTPError(413, too_large(limit), close=True)
+            raise HTTPError(413, too_large(limit, setting), close=True)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return _EMPTY.join(chunks)

@@ -29,7 +29,7 @@ from aimass.api.edge import (
     request_id_var,
     too_large,
 )
-from aimass.config import Settings
+from aimass.config import DEFAULT_MAX_JOB_FILE, Settings
 
 log = logging.getLogger("aimass.api")
 
@@ -50,6 +50,10 @@ _NOSNIFF = (b"x-content-type-options", b"nosniff")
 _APP_EXTRA_INFERENCE = list(SECURITY_HEADERS)
 _CLOSE = (b"connection", b"close")
 _UPLOAD_PATH = re.compile(r"/api/v1/(models|datasets)/[^/]+/versions/?|/api/v1/bundles/?")
+# What a job sends as files: its checkpoints and kept files, and a script job's code.
+_JOB_FILE_PATH = re.compile(
+    r"/api/v1/jobs/script/?|/api/v1/jobs/[^/]+/attempts/[^/]+/(checkpoint|artifacts/[^/]+)"
+)
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # What an HTML form can send without a CORS preflight and the API never takes.
 # multipart/form-data is the third: uploads need it, so it passes here and the
@@ -69,6 +73,7 @@ class EdgePolicy:
     max_upload_bytes: int
     max_inference_bytes: int
     max_body_bytes: int = DEFAULT_MAX_BODY
+    max_job_file_bytes: int = DEFAULT_MAX_JOB_FILE
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EdgePolicy:
@@ -77,6 +82,7 @@ class EdgePolicy:
             allowed_hosts=allowed_hosts(settings),
             max_upload_bytes=settings.max_upload_bytes,
             max_inference_bytes=settings.max_inference_bytes,
+            max_job_file_bytes=settings.max_job_file_bytes,
         )
 
 
@@ -142,6 +148,12 @@ class RequestGuard:
         if method == "POST" and _UPLOAD_PATH.fullmatch(path):
             limit = self.policy.max_upload_bytes
             return limit, f"{too_large(limit)}; raise AIMASS_MAX_UPLOAD_BYTES for larger uploads"
+        if method in ("POST", "PUT") and _JOB_FILE_PATH.fullmatch(path):
+            limit = self.policy.max_job_file_bytes
+            return limit, (
+                f"{too_large(limit)}; raise AIMASS_MAX_JOB_FILE_BYTES for larger checkpoints, "
+                "job artifacts and script sources"
+            )
         limit = self.policy.max_body_bytes
         return limit, f"{too_large(limit)}; send files as uploads, not inside a JSON body"
 

@@ -27,6 +27,8 @@ _ERRORS: dict[str, str] = {
     "413": "the body is over the size limit",
     "415": "the body's Content-Type is not one this route reads",
     "422": "the body or a parameter is not valid; the message names the field",
+    "503": "the database (or another part this needs) is unreachable; retry after Retry-After",
+    "507": "a store is out of space; the message names it",
 }
 _WRITES = frozenset({"post", "put", "patch"})
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
@@ -34,11 +36,13 @@ _ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 
 def _error_codes(method: str, operation: dict[str, Any], inference: bool) -> list[str]:
     """The error statuses an operation under /api may answer."""
-    codes = ["401", "403", "404"] if inference else ["401", "403", "404", "422"]
+    codes = ["401", "403", "404", "503"] if inference else ["401", "403", "404", "422", "503"]
     if (method in _WRITES or method == "delete") and not inference:
         codes.append("409")
     if method in _WRITES:
         codes += ["400", "413"]
+        if not inference:
+            codes.append("507")
         if "application/json" in operation.get("requestBody", {}).get("content", {}):
             codes.append("415")
     return codes

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from aimass.artifacts.store import out_of_space, store_full
 from aimass.errors import InvalidInput
 from aimass.validation import parse_json
 
@@ -32,9 +33,19 @@ class SpooledUpload:
     meta: str | None
 
 
+#: How the upload spool is named in an out-of-space refusal.
+SPOOL = "the upload spool (AIMASS_HOME/spool)"
+
+
 def _copy(src: UploadFile, dest: Path) -> None:
-    with dest.open("xb") as out:
-        shutil.copyfileobj(src.file, out, 1024 * 1024)
+    try:
+        with dest.open("xb") as out:
+            shutil.copyfileobj(src.file, out, 1024 * 1024)
+    except OSError as exc:
+        dest.unlink(missing_ok=True)
+        if out_of_space(exc):
+            raise store_full(SPOOL) from exc
+        raise
 
 
 @asynccontextmanager

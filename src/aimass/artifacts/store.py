@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import posixpath
 import time
@@ -10,9 +11,23 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from aimass.errors import ChecksumMismatch, InvalidInput
+from aimass.errors import ChecksumMismatch, InsufficientStorage, InvalidInput
 
 CHUNK = 1024 * 1024
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """True when ``exc`` is a write refused for lack of space (a full disk, a quota)."""
+    return isinstance(exc, OSError) and exc.errno in _NO_SPACE
+
+
+def store_full(where: str) -> InsufficientStorage:
+    """The 507 for a write to ``where`` (a store's name) that ran out of space."""
+    return InsufficientStorage(
+        f"{where} is out of space; nothing was kept from this write, and earlier files "
+        "are intact. Free space there (or grow it) and send it again"
+    )
 
 
 @dataclass(frozen=True)
@@ -67,9 +82,11 @@ class ArtifactStore:
                     out.write(chunk)
             self.fs.makedirs(posixpath.dirname(final), exist_ok=True)
             self.fs.mv(tmp, final)
-        except BaseException:
+        except BaseException as exc:
             if self.fs.exists(tmp):
                 self.fs.rm(tmp)
+            if out_of_space(exc):
+                raise store_full("the artifact store (AIMASS_ARTIFACTS)") from exc
             raise
         return StoredArtifact(key=key, sha256=digest.hexdigest(), size=size)
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from aimass.errors import Unauthenticated
+from aimass.errors import Unauthenticated, Unavailable
 
 if TYPE_CHECKING:
     from aimass.auth.entities import Principal
@@ -26,35 +26,55 @@ class AuthCache:
     that a flood of bad tokens costs the token store one look-up per token and
     TTL, not one per request. A miss calls ``authenticate`` on a worker thread,
     since it may query the database.
+
+    While the database is unreachable (``authenticate`` raises ``Unavailable``), a
+    check that expired less than ``grace_s`` seconds ago still answers, so
+    inference on tokens already verified goes on through a database restart;
+    tokens not seen in that window get the ``Unavailable`` (503).
     """
 
-    def __init__(self, authenticate: Callable[[str | None], Principal], ttl_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        authenticate: Callable[[str | None], Principal],
+        ttl_s: float = 2.0,
+        grace_s: float = 0.0,
+    ) -> None:
         self._authenticate = authenticate
         self.ttl_s = ttl_s
-        self._entries: dict[bytes, tuple[float, Principal | None, str]] = {}
+        self.grace_s = grace_s
+        #: key -> (check expires, principal or None, refusal, grace ends).
+        self._entries: dict[bytes, tuple[float, Principal | None, str, float]] = {}
 
     async def principal(self, secret: str) -> Principal:
-        """Return the principal behind ``secret`` or raise ``Unauthenticated``."""
+        """The principal behind ``secret``; else ``Unauthenticated`` (or ``Unavailable``)."""
         key = hashlib.sha256(secret.encode()).digest()
         entry = self._entries.get(key)
         now = time.monotonic()
         if entry is None or entry[0] < now:
-            entry = await self._check(secret, now)
+            try:
+                fresh = await self._check(secret, now)
+            except Unavailable:
+                if entry is None or now > entry[3]:
+                    raise
+                # Kept until its grace ends (counted from the last real check), and asked
+                # again only once a TTL, so an outage does not cost a try per request.
+                fresh = (now + self.ttl_s, entry[1], entry[2], entry[3])
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
-            self._entries[key] = entry
+            self._entries[key] = entry = fresh
         principal = entry[1]
         if principal is None:
             raise Unauthenticated(entry[2])
         return principal
 
-    async def _check(self, secret: str, now: float) -> tuple[float, Principal | None, str]:
+    async def _check(self, secret: str, now: float) -> tuple[float, Principal | None, str, float]:
         loop = asyncio.get_running_loop()
+        expires = now + self.ttl_s
         try:
             principal = await loop.run_in_executor(None, self._authenticate, secret)
         except Unauthenticated as exc:
-            return now + self.ttl_s, None, exc.message
-        return now + self.ttl_s, principal, ""
+            return expires, None, exc.message, expires + self.grace_s
+        return expires, principal, "", expires + self.grace_s
 
     def clear(self) -> None:
         """Forget every cached check (a token was revoked and must stop working now)."""

@@ -83,7 +83,10 @@ def read_bundle(
                 f"{manifest.filename!r}"
             )
         if manifest.size + manifest_info.file_size > max_expanded_bytes:
-            raise TooLarge(f"the bundle expands to more than {max_expanded_bytes} bytes")
+            raise TooLarge(
+                f"the bundle expands to more than {max_expanded_bytes} bytes; raise "
+                "AIMASS_MAX_UPLOAD_BYTES for larger bundles"
+            )
         if artifact_info.file_size != manifest.size:
             raise Unprocessable("the bundle's artifact size does not match its manifest")
         budget = max_expanded_bytes - manifest_info.file_size
@@ -127,7 +130,10 @@ def _check_members(
     if artifact_info is None:
         raise Unprocessable("the bundle has no artifact")
     if declared > max_expanded_bytes:
-        raise TooLarge(f"the bundle expands to more than {max_expanded_bytes} bytes")
+        raise TooLarge(
+            f"the bundle expands to more than {max_expanded_bytes} bytes; raise "
+            "AIMASS_MAX_UPLOAD_BYTES for larger bundles"
+        )
     return manifest_info, artifact_info
 
 
@@ -207,7 +213,8 @@ def _extract(
                         # Declared sizes can lie; the bytes that actually come out cannot.
                         if size > budget:
                             raise TooLarge(
-                                f"the bundle expands to more than {max_expanded_bytes} bytes"
+                                f"the bundle expands to more than {max_expanded_bytes} "
+                                "bytes; raise AIMASS_MAX_UPLOAD_BYTES for larger bundles"
                             )
                         if size > manifest.size:
                             raise Unprocessable(

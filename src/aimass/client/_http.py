@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 import httpx
 
-from aimass.errors import ERRORS_BY_CODE, AimassError, ChecksumMismatch
+from aimass.errors import ERRORS_BY_CODE, AimassError, ChecksumMismatch, Unavailable
 
 Progress = Callable[[int, int], None]
 """A transfer callback: ``progress(bytes_done, bytes_total)``; total is 0 when unknown."""
@@ -67,6 +67,9 @@ def _server_error(response: httpx.Response, had_token: bool) -> AimassError:
         )
     exc = cls(message)
     exc.status = response.status_code
+    if isinstance(exc, Unavailable):
+        retry_after = response.headers.get("retry-after", "")
+        exc.retry_after = int(retry_after) if retry_after.isdigit() else None
     exc.request_id = request_id  # type: ignore[attr-defined]
     return exc
 

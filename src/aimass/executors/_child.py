@@ -20,6 +20,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from aimass.executors.base import EXIT_INFRA
+
 RESULT_FILE = ".aimass-result.json"
 #: Exit statuses the executor reads: the entry raised, or could not be imported.
 EXIT_FAILED = 1
@@ -85,6 +87,13 @@ def _write_result(scratch: Path, result: dict[str, Any]) -> None:
     (scratch / RESULT_FILE).write_text(text)
 
 
+def _infrastructure(exc: BaseException) -> bool:
+    """True when the platform, not the job's code, made the entry fail."""
+    from aimass.errors import InsufficientStorage, Unavailable
+
+    return isinstance(exc, (InsufficientStorage, Unavailable))
+
+
 def run_attempt(spec: dict[str, Any]) -> int:
     """Run the attempt described by ``spec``; returns the process's exit status."""
     with contextlib.suppress(PermissionError):
@@ -113,7 +122,7 @@ def run_attempt(spec: dict[str, Any]) -> int:
     except BaseException as exc:
         traceback.print_exc()
         _write_result(scratch, {"error": f"{type(exc).__name__}: {exc}"})
-        return EXIT_FAILED
+        return EXIT_INFRA if _infrastructure(exc) else EXIT_FAILED
     finally:
         with contextlib.suppress(Exception):
             sys.stdout.flush()

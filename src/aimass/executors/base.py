@@ -11,6 +11,11 @@ from pydantic import JsonValue
 
 from aimass.entities.jobs import JobCheckpoint, Resources
 
+#: Exit status of an attempt that stopped on the platform's fault (a full store, a
+#: database down past its lease): requeued without using the job's retry budget.
+#: sysexits' EX_IOERR, beside the heartbeat's EX_TEMPFAIL (75, superseded).
+EXIT_INFRA = 74
+
 
 @dataclass(frozen=True)
 class NodeCapacity:

@@ -78,7 +78,7 @@ class Platform:
         #: The deployments this process serves from, swapped in by the reconciler.
         self.repository = ModelRepository()
         #: Bearer checks of the inference path; cleared when a token is revoked here.
-        self.auth_cache = AuthCache(self._authenticate)
+        self.auth_cache = AuthCache(self._authenticate, grace_s=settings.auth_grace_s)
         self.reconciler = DeploymentReconciler(
             db,
             store,

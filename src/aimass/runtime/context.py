@@ -12,10 +12,11 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -27,6 +28,7 @@ from aimass.entities.jobs import (
 )
 from aimass.errors import AimassError, Conflict, Unauthenticated
 from aimass.job_environment import JobEnvironment
+from aimass.runtime._retry import DEFAULT_WINDOW_S, retry_unavailable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -96,9 +98,30 @@ class JobContext:
         """
         return self.client._http.scoped(params)
 
+    @property
+    def _retry_window_s(self) -> float:
+        """How long a write may be retried: the attempt's lease (three heartbeats)."""
+        beat = self.environment.heartbeat_s
+        return 3 * beat if beat else DEFAULT_WINDOW_S
+
     def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One request, retried while the server is unavailable (503) within the lease.
+
+        A ``body`` callable gives the bytes to send, called again on each try (a file
+        opened afresh, so a retry resends it from its start).
+        """
         params = self._params(kwargs.pop("params", None))
-        return self.client._http.send(method, path, params=params, **kwargs)
+        body: Callable[[], AbstractContextManager[IO[bytes]]] | None = kwargs.pop("body", None)
+
+        def once() -> Any:
+            if body is None:
+                return self.client._http.send(method, path, params=params, **kwargs)
+            with body() as content:
+                return self.client._http.send(
+                    method, path, params=params, content=content, **kwargs
+                )
+
+        return retry_unavailable(once, self._retry_window_s)
 
     def _write(self, method: str, suffix: str, answer: type[Answer], **kwargs: Any) -> Answer:
         """Send one attempt write; its answer parsed into the wire model the server declares."""
@@ -132,8 +155,9 @@ class JobContext:
     def log_artifact(self, path: str | Path, name: str | None = None) -> None:
         """Keep a file the job made (in the artifact store, listed in the job's artifacts)."""
         path = Path(path)
-        with path.open("rb") as body:
-            self._write("POST", f"artifacts/{name or path.name}", JobArtifact, content=body)
+        self._write(
+            "POST", f"artifacts/{name or path.name}", JobArtifact, body=lambda: path.open("rb")
+        )
 
     # -- checkpoints ------------------------------------------------------------
 
@@ -143,10 +167,20 @@ class JobContext:
         return int(self._checkpoint["step"]) if self._checkpoint else None
 
     def save_checkpoint(self, data: bytes | str | Path, step: int) -> None:
-        """Save a checkpoint (bytes, or a file's path); a later attempt resumes from it."""
+        """Save a checkpoint (bytes, or a file's path, streamed); a later attempt resumes from it.
+
+        Raises ``InsufficientStorage`` when the artifact store is full: left uncaught,
+        the attempt ends as an infrastructure failure and is requeued without using its
+        retry budget, and the earlier checkpoints stay.
+        """
+        params = {"step": int(step)}
         if isinstance(data, (str, Path)):
-            data = Path(data).read_bytes()
-        self._write("PUT", "checkpoint", JobCheckpoint, params={"step": int(step)}, content=data)
+            file = Path(data)
+            self._write(
+                "PUT", "checkpoint", JobCheckpoint, params=params, body=lambda: file.open("rb")
+            )
+        else:
+            self._write("PUT", "checkpoint", JobCheckpoint, params=params, content=data)
 
     def load_checkpoint(self) -> bytes | None:
         """The bytes of the latest checkpoint of this job, or None if there is none."""
@@ -157,11 +191,14 @@ class JobContext:
 
     def download_source(self, dest: Path) -> Path:
         """Download a script job's code into the folder ``dest``; the file's path."""
-        return self.client._http.download(
-            f"/api/v1/jobs/{self.job_id}/source",
-            f"{dest}/",
-            default_name=lambda: "source.py",
-            params=self._params(),
+        return retry_unavailable(
+            lambda: self.client._http.download(
+                f"/api/v1/jobs/{self.job_id}/source",
+                f"{dest}/",
+                default_name=lambda: "source.py",
+                params=self._params(),
+            ),
+            self._retry_window_s,
         )
 
     # -- data and models ----------------------------------------------------------
@@ -170,14 +207,21 @@ class JobContext:
         """Download the job's dataset version into the scratch folder; its local path."""
         if self.dataset is None:
             raise NotInAJob(f"job {self.job_id} was submitted without a dataset")
+        name = self.dataset
         version = self.dataset_version
         if version is None:
-            version = self.client.datasets.get(self.dataset).latest_version
+            version = retry_unavailable(
+                lambda: self.client.datasets.get(name).latest_version, self._retry_window_s
+            )
             if version is None:
-                raise NotInAJob(f"dataset {self.dataset!r} has no version")
+                raise NotInAJob(f"dataset {name!r} has no version")
         folder = self.scratch / "data"
         folder.mkdir(exist_ok=True)
-        return self.client.datasets.download(self.dataset, version, f"{folder}/")
+        chosen = version
+        return retry_unavailable(
+            lambda: self.client.datasets.download(name, chosen, f"{folder}/"),
+            self._retry_window_s,
+        )
 
     def load_dataset(self) -> pd.DataFrame:
         """The job's dataset as a DataFrame (CSV, Parquet, or NPZ arrays as columns)."""
@@ -226,11 +270,11 @@ class JobContext:
             if signature is not None:
                 meta["signature"] = signature.model_dump(mode="json")
             try:
-                data = self.client._http.upload(
-                    f"/api/v1/models/{name}/versions",
-                    file,
-                    meta,
-                    params=self._params(),
+                data = retry_unavailable(
+                    lambda: self.client._http.upload(
+                        f"/api/v1/models/{name}/versions", file, meta, params=self._params()
+                    ),
+                    self._retry_window_s,
                 )
             except (Conflict, Unauthenticated) as exc:
                 raise AttemptSuperseded(

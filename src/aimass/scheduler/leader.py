@@ -15,8 +15,9 @@ import zlib
 from pathlib import Path
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
-from aimass.store.db import Database
+from aimass.store.db import Database, unavailable, unreachable
 
 
 def _lock_key(name: str) -> int:
@@ -46,7 +47,14 @@ class Leadership:
     def try_acquire(self) -> bool:
         """Become (or stay) leader if nobody else is; never blocks."""
         if self.db.engine.dialect.name == "postgresql":
-            self._held = self._try_postgres()
+            try:
+                self._held = self._try_postgres()
+            except DBAPIError as exc:
+                if not unreachable(exc):
+                    raise
+                # The lock died with the connection; compete again once the database is back.
+                self._drop_connection()
+                raise unavailable(exc) from exc
         else:
             self._held = self._try_file()
         return self._held

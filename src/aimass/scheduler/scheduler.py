@@ -21,16 +21,18 @@ import logging
 import os
 import signal
 import socket
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import JsonValue
 
 from aimass.auth.service import create_job_token
-from aimass.errors import AimassError
-from aimass.executors.base import AttemptExit, AttemptSpec, Executor
+from aimass.errors import AimassError, DatabaseUnavailable
+from aimass.executors.base import EXIT_INFRA, AttemptExit, AttemptSpec, Executor
 from aimass.job_environment import JobEnvironment
 from aimass.jobs import records, service
 from aimass.jobs.entities import Job, JobCheckpoint
@@ -95,7 +97,19 @@ def _exit_outcome(exit_: AttemptExit) -> tuple[bool, str, bool]:
         except ValueError:
             name = f"signal {-exit_.returncode}"
         return False, f"the attempt's process was killed by {name}", True
-    return False, exit_.error or f"the attempt exited with status {exit_.returncode}", False
+    reason = exit_.error or f"the attempt exited with status {exit_.returncode}"
+    return False, reason, exit_.returncode == EXIT_INFRA
+
+
+class _PendingExit(NamedTuple):
+    """An attempt's end, waiting for the database (``Scheduler._finish``'s arguments)."""
+
+    job_id: int
+    attempt: int
+    succeeded: bool
+    reason: str
+    infra: bool
+    outputs: dict[str, JsonValue] | None
 
 
 class _EventLoopService(LoopService):
@@ -180,6 +194,9 @@ class Scheduler(_EventLoopService):
         self.queue_scan = queue_scan
         self.server_url = server_url
         self.on_attempt_end = on_attempt_end
+        #: Exits not yet recorded because the database was unreachable; retried each tick.
+        self._pending_exits: list[_PendingExit] = []
+        self._pending_lock = threading.Lock()
         #: The leader-only loop that places jobs, once one is made (``Placement(scheduler)``).
         self.placement: Placement | None = None
         executor.on_exit = self.handle_exit
@@ -210,7 +227,8 @@ class Scheduler(_EventLoopService):
         return self.place()
 
     def keep_local(self) -> None:
-        """Every process: renew its attempts' leases and stop those asked to cancel."""
+        """Every process: record exits the database missed, renew leases, stop cancelled."""
+        self.record_pending_exits()
         local = dict(self.executor.active())
         if not local:
             return
@@ -357,6 +375,21 @@ class Scheduler(_EventLoopService):
         finally:
             self._wake_placement()  # its resources are free
 
+    @property
+    def pending_exits(self) -> int:
+        """How many ended attempts wait for the database to be recorded."""
+        with self._pending_lock:
+            return len(self._pending_exits)
+
+    def record_pending_exits(self) -> int:
+        """Record the exits that came while the database was down; how many are left."""
+        with self._pending_lock:
+            pending, self._pending_exits = self._pending_exits, []
+        for exit_ in pending:
+            self._finish(*exit_)
+        with self._pending_lock:
+            return len(self._pending_exits)
+
     def _finish(
         self,
         job_id: int,
@@ -366,6 +399,11 @@ class Scheduler(_EventLoopService):
         infra: bool,
         outputs: dict[str, JsonValue] | None,
     ) -> None:
+        """Record an attempt's end; kept for the next tick while the database is unreachable.
+
+        Never dropped: a lost exit would leave the job ``running`` with no process until
+        its lease ran out, and then count it as an infrastructure failure.
+        """
         try:
             with self.db.session() as session:
                 service.finish_attempt(
@@ -376,6 +414,13 @@ class Scheduler(_EventLoopService):
                     reason=reason or None,
                     infra=infra,
                     outputs=outputs,
+                )
+        except DatabaseUnavailable:
+            log.warning("job %s attempt %s ended while the database is unreachable; "
+                        "recording it once it is back", job_id, attempt)  # fmt: skip
+            with self._pending_lock:
+                self._pending_exits.append(
+                    _PendingExit(job_id, attempt, succeeded, reason, infra, outputs)
                 )
         except AimassError as exc:
             # Already ended elsewhere (timeout, lost lease, the runtime reported first).

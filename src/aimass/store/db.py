@@ -2,15 +2,49 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from aimass.errors import DatabaseUnavailable
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+#: What a 503 for an unreachable database tells the caller to wait (seconds).
+RETRY_AFTER_S = 2
+_SQLITE_TRANSIENT = ("database is locked", "unable to open database", "disk i/o error")
+
+
+def unreachable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database cannot be reached now, not that a statement is wrong.
+
+    PostgreSQL: any operational or interface error (refused, reset, shutting down,
+    a connection the pool found dead). SQLite: only a lock or an unopenable file;
+    its other operational errors (no such table) are bugs and stay 500s.
+    """
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return False
+    if type(exc.orig).__module__.startswith("sqlite3"):
+        return any(text in str(exc.orig).lower() for text in _SQLITE_TRANSIENT)
+    return True
+
+
+def unavailable(exc: BaseException) -> DatabaseUnavailable:
+    """The ``DatabaseUnavailable`` to raise in place of the driver's error ``exc``."""
+    del exc  # the driver's text names hosts and ports: logged, never shown
+    return DatabaseUnavailable(
+        "the database is unreachable right now; retry in a few seconds",
+        retry_after=RETRY_AFTER_S,
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -49,9 +83,13 @@ class Database:
         try:
             yield session
             session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+        except BaseException as exc:
+            if not unreachable(exc):
+                session.rollback()
+                raise
+            with contextlib.suppress(Exception):
+                session.rollback()  # on a dead connection this fails too; the pool drops it
+            raise unavailable(exc) from exc
         finally:
             session.close()
 

@@ -227,7 +227,9 @@ class InferenceApp:
         if not principal.can("viewer", project):
             raise HTTPError(403, f"this token may not use project {project!r}")
         if action == "infer":
-            body = await read_body(receive, content_length, self.max_body_bytes)
+            body = await read_body(
+                receive, content_length, self.max_body_bytes, "AIMASS_MAX_INFERENCE_BYTES"
+            )
             await self._infer(
                 send, request_id, name, version, project, body, header_length, started
             )
@@ -395,7 +397,9 @@ class InferenceApp:
         project = _project(scope)
         if not principal.can("viewer", project):
             raise HTTPError(403, f"this token may not use project {project!r}")
-        body = await read_body(receive, content_length, self.max_body_bytes)
+        body = await read_body(
+            receive, content_length, self.max_body_bytes, "AIMASS_MAX_INFERENCE_BYTES"
+        )
 
         ignored: list[str] = []
         inputs: dict[str, Array] = {}
@@ -481,6 +485,8 @@ class InferenceApp:
             extra.append((b"www-authenticate", b"Bearer"))
         if error.close:
             extra.append(_CLOSE)
+        if error.retry_after is not None:
+            extra.append((b"retry-after", str(error.retry_after).encode()))
         try:
             await _answer(send, error.status, body, request_id, _JSON, *extra)
         except Exception:
@@ -536,6 +542,8 @@ def _quote(name: str) -> str:
 
 
 def _http_error(exc: AimassError) -> HTTPError:
+    if isinstance(exc, Unavailable):  # the database is down and the token is not known here
+        return HTTPError(503, exc.message, retry_after=exc.retry_after)
     if exc.status >= 500:
         log.error("inference path error %s: %s", exc.code, exc.message)
         return HTTPError(500, "internal error")

@@ -19,7 +19,9 @@ from starlette.concurrency import run_in_threadpool
 
 from aimass.api.deps import Ctx, editor
 from aimass.api.ids import Id, Step
+from aimass.api.uploads import SPOOL
 from aimass.artifacts.names import validate_filename
+from aimass.artifacts.store import out_of_space, store_full
 from aimass.entities.evaluation import Evaluation, EvaluationCreate
 from aimass.entities.jobs import (
     AttemptLease,
@@ -93,9 +95,14 @@ async def _spooled(request: Request, ctx: Ctx) -> AsyncIterator[Path]:
     """The raw body in a spool file, removed afterwards."""
     path = ctx.platform.settings.spool_dir / uuid.uuid4().hex
     try:
-        with path.open("xb") as out:
-            async for chunk in request.stream():
-                out.write(chunk)
+        try:
+            with path.open("xb") as out:
+                async for chunk in request.stream():
+                    out.write(chunk)
+        except OSError as exc:
+            if out_of_space(exc):
+                raise store_full(SPOOL) from exc
+            raise
         yield path
     finally:
         path.unlink(missing_ok=True)
