@@ -90,9 +90,7 @@ class NodeCollector(Collector):
             minutes = name.removeprefix("node_load")
             yield GaugeMetricFamily(name, f"{minutes}-minute load average.", value=value)
         memory = psutil.virtual_memory()
-        yield GaugeMetricFamily(
-            "node_memory_total_bytes", "Memory in total.", value=memory.total
-        )
+        yield GaugeMetricFamily("node_memory_total_bytes", "Memory in total.", value=memory.total)
         yield GaugeMetricFamily(
             "node_memory_available_bytes", "Memory available.", value=memory.available
         )

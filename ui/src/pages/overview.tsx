@@ -1,15 +1,63 @@
-import { listDeployments, listJobs, requestCounts } from "../api/client";
+import { listDeployments, listJobs, listNodes, type NodeStatus, requestCounts } from "../api/client";
 import { useLoad } from "../hooks";
 import { Link } from "../router";
-import { JobRows } from "./jobs";
+import { JobRows } from "./jobrows";
 
 const LIVE_MS = 2000;
+
+export function bytes(n: number | null | undefined): string {
+  if (n === null || n === undefined) return "–";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i += 1;
+  }
+  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+/** Each node's latest sample: CPU, memory, GPU, and whether it stopped reporting. */
+export function NodeRows(props: { nodes: NodeStatus[] }) {
+  return (
+    <table class="nodes">
+      <thead>
+        <tr>
+          <th>Node</th>
+          <th>State</th>
+          <th>CPU</th>
+          <th>Memory</th>
+          <th>GPU</th>
+          <th>Sampled</th>
+        </tr>
+      </thead>
+      <tbody>
+        {props.nodes.map(({ node, down, latest: s }) => (
+          <tr key={node} data-node={node}>
+            <td>
+              <Link href={`/monitoring/nodes?node=${encodeURIComponent(node)}`}>{node}</Link>
+            </td>
+            <td>
+              <span class={`state ${down ? "failed" : "succeeded"}`}>{down ? "down" : "up"}</span>
+            </td>
+            <td class="cpu">{s.cpu_percent.toFixed(1)} %</td>
+            <td class="memory">
+              {bytes(s.memory_used_bytes)} / {bytes(s.memory_total_bytes)}
+            </td>
+            <td>{s.gpu_percent === null || s.gpu_percent === undefined ? "–" : `${s.gpu_percent.toFixed(0)} %`}</td>
+            <td>{s.at}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
 
 export function Overview() {
   const running = useLoad(() => listJobs({ state: "running", limit: 20 }), [], LIVE_MS);
   const queued = useLoad(() => listJobs({ state: "queued", limit: 20 }), [], LIVE_MS);
   const recent = useLoad(() => listJobs({ limit: 10 }), [], LIVE_MS);
   const deployments = useLoad(listDeployments, [], LIVE_MS);
+  const nodes = useLoad(listNodes, [], LIVE_MS);
   const counts = useLoad(() => requestCounts().catch(() => ({}) as Record<string, number>), [], LIVE_MS);
   return (
     <section>
@@ -27,7 +75,13 @@ export function Overview() {
           <div class="figure">{deployments.data?.length ?? "…"}</div>
           <div>deployments</div>
         </div>
+        <div class="card">
+          <div class="figure">{nodes.data?.filter((n) => !n.down).length ?? "…"}</div>
+          <div>nodes up</div>
+        </div>
       </div>
+      <h2>Nodes</h2>
+      <NodeRows nodes={nodes.data ?? []} />
       <h2>Deployments</h2>
       <table>
         <thead>
@@ -57,8 +111,8 @@ export function Overview() {
       </table>
       <h2>Recent jobs</h2>
       <JobRows jobs={recent.data?.jobs ?? []} />
-      {(running.error || deployments.error) && (
-        <p class="error">{running.error ?? deployments.error}</p>
+      {(running.error || deployments.error || nodes.error) && (
+        <p class="error">{running.error ?? deployments.error ?? nodes.error}</p>
       )}
     </section>
   );
