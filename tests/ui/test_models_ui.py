@@ -24,7 +24,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         # A rule whose name is hostile (the alerts page shows it), and one deployment
         # ("logged") whose every prediction is logged, for the prediction-log browser.
         alert_rules=[{"name": HOSTILE, "metric": "p99_latency_s", "threshold": 5}],
-        prediction_log_rates={"logged": 1.0},
+        prediction_log_rates={"logged": 1.0, "churn": 1.0},
         prediction_log_flush_s=0.2,
     )
 
@@ -408,3 +408,56 @@ def test_export_a_bundle_and_import_it_under_a_new_name(
         version = http.get("/api/v1/models/imported/versions/1").json()
         original = http.get("/api/v1/models/bundled/versions/1").json()
     assert version["sha256"] == original["sha256"]
+
+
+def test_the_drift_page_shows_the_shifted_feature_fired(
+    server: LiveServer, browse: Callable[[LiveServer], Browse]
+) -> None:
+    import numpy as np
+    import pandas as pd
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    features = ["tenure", "spend", "visits"]
+    rng = np.random.default_rng(5)
+    train = pd.DataFrame({f: rng.normal(0.0, 1.0, 1000) for f in features})
+    train["target"] = (train["tenure"] + train["visits"] > 0).astype(int)
+    x = train[features].to_numpy().astype(np.float32)
+    onnx = to_onnx(LogisticRegression().fit(x, train["target"]), x[:1]).SerializeToString()
+    live = pd.DataFrame({f: rng.normal(0.0, 1.0, 300) for f in features})
+    live["spend"] += 2.0  # two standard deviations: the one feature that moved
+    with api(server) as http:
+        csv = train.to_csv(index=False).encode()
+        data = http.post("/api/v1/datasets/churn-train/versions", files={"file": ("t.csv", csv)})
+        assert data.status_code == 201, data.text
+        made = http.post("/api/v1/models/churn/versions", files={"file": ("m.onnx", onnx)})
+        assert made.status_code == 201, made.text
+        # The reference: the version's training set (its inputs match its columns by position).
+        tag = {"training_dataset": f"churn-train:{data.json()['version']}"}
+        assert http.patch("/api/v1/models/churn/versions/1", json={"tags": tag}).is_success
+        assert http.post("/api/v1/deployments", json={"model": "churn", "version": 1}).is_success
+
+        def answered(rows: list[list[float]]) -> bool:
+            reply = http.post("/api/v1/deployments/churn/predict", json={"inputs": rows})
+            return reply.status_code == 200
+
+        until(lambda: answered(live.iloc[:50].to_numpy().tolist()), 60, "the deployment")
+        for start in range(50, 300, 50):
+            assert answered(live.iloc[start : start + 50].to_numpy().tolist())
+
+        def logged() -> bool:
+            found = http.get("/api/v1/deployments/churn/predictions", params={"limit": 1})
+            return found.is_success and found.json()["total"] >= 300
+
+        until(logged, 20, "the 300 rows to be logged")
+    b = browse(server)
+    page = b.sign_in()
+    b.open("/monitoring/drift?deployment=churn")
+    page.wait_for_selector("table.drift tr[data-feature=spend]")
+    shown = page.locator("table.drift tbody tr").evaluate_all(
+        "rows => rows.map((r) => r.getAttribute('data-feature'))"
+    )
+    assert set(features) <= set(shown)
+    assert page.inner_text("table.drift tr[data-feature=spend] td:last-child") == "yes"
+    assert "spend" in page.inner_text("main strong.error")  # "Drifted: spend"
+    b.shot("monitoring-drift-churn")

@@ -376,10 +376,10 @@ export const nodeHistory = (node: string, since?: string, limit = 2000) =>
       params: { path: { node }, query: { since, limit } },
     }),
   );
-export const driftReport = (name: string, windowS = 300) =>
+export const driftReport = (name: string, windowS = 300, end?: string) =>
   unwrap(
     api.GET("/api/v1/deployments/{name}/drift", {
-      params: { path: { name }, query: { window_s: windowS } },
+      params: { path: { name }, query: { window_s: windowS, end } },
     }),
   );
 export const liveQuality = (name: string) =>

@@ -2,6 +2,7 @@
 // prediction log (paged) and the system log (searchable, live). Every string is text.
 import { useEffect, useState } from "preact/hooks";
 import {
+  type DriftReport,
   driftReport,
   listAlerts,
   listDeployments,
@@ -143,6 +144,15 @@ function Drift(props: { deployment: string | null }) {
     15000,
   );
   const r = report.data;
+  // The past windows cost a drift test each on the server: drawn when asked for.
+  const [showPast, setShowPast] = useState(false);
+  useEffect(() => setShowPast(false), [name, windowS]);
+  const past = useLoad(
+    () => (name && showPast ? driftHistory(name, windowS) : Promise.resolve([])),
+    [name, windowS, showPast],
+  );
+  const reports = past.data ?? [];
+  const features = [...new Set(reports.flatMap((p) => p.features.map((f) => f.feature)))].sort();
   return (
     <>
       <div class="filters">
@@ -202,6 +212,29 @@ function Drift(props: { deployment: string | null }) {
           </table>
         </>
       )}
+      {r && !showPast && (
+        <button type="button" onClick={() => setShowPast(true)}>
+          Draw the last {HISTORY} windows
+        </button>
+      )}
+      {showPast && !past.data && <p class="loading">Computing {HISTORY} windows…</p>}
+      {features.length > 0 && (
+        <>
+          <h2>Over the last {HISTORY} windows</h2>
+          <TimeChart
+            title="statistic / threshold (above 1: drifted)"
+            width={760}
+            x={reports.map((p) => epoch(p.window_end ?? ""))}
+            series={features.map((feature) => ({
+              label: feature,
+              values: reports.map((p) => {
+                const f = p.features.find((x) => x.feature === feature);
+                return f && f.threshold > 0 ? f.score / f.threshold : null;
+              }),
+            }))}
+          />
+        </>
+      )}
       {name && (
         <>
           <h2>Drift events</h2>
@@ -210,6 +243,20 @@ function Drift(props: { deployment: string | null }) {
       )}
     </>
   );
+}
+
+const HISTORY = 8;
+
+/** The reports of the ``HISTORY`` windows before now, oldest first (windows without traffic left out). */
+async function driftHistory(name: string, windowS: number): Promise<DriftReport[]> {
+  const now = Date.now();
+  const ends = Array.from({ length: HISTORY }, (_, k) =>
+    new Date(now - (HISTORY - 1 - k) * windowS * 1000).toISOString(),
+  );
+  const settled = await Promise.allSettled(ends.map((end) => driftReport(name, windowS, end)));
+  return settled
+    .flatMap((s) => (s.status === "fulfilled" ? [s.value] : []))
+    .filter((r) => r.rows > 0 && r.window_end);
 }
 
 function EventRows(props: { events: Awaited<ReturnType<typeof listEvents>> }) {
