@@ -54,6 +54,8 @@ export function TimeChart(props: {
       {
         width: props.width ?? 560,
         height: 200,
+        // One point alone would get a range of years: give it the minute before it.
+        scales: { x: { range: (_u, min, max) => (min === max ? [min - 60, max + 1] : [min, max]) } },
         series: [
           { label: "time" },
           ...props.series.map((s, i) => ({

@@ -278,13 +278,14 @@ function Health(props: { name: string }) {
     <div class="cards">
       <div class="card" data-testid="drift-tile">
         <div class="figure">
-          {d ? ((d.drifted ?? []).length ? `${(d.drifted ?? []).length} drifted` : d.rows ? "no drift" : "–") : "…"}
+          {d ? ((d.drifted ?? []).length ? `${(d.drifted ?? []).length} drifted` : d.rows ? "no drift" : "–") : drift.error ? "–" : "…"}
         </div>
         <div>
           <Link href={`/monitoring/drift?deployment=${encodeURIComponent(props.name)}`}>
             drift, last 5 min
           </Link>
           {d && <span class="muted"> · {d.rows} rows</span>}
+          {drift.error && <div class="muted small">{drift.error}</div>}
         </div>
       </div>
       <div class="card" data-testid="quality-tile">
