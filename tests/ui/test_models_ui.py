@@ -126,6 +126,12 @@ def test_drop_a_model_deploy_in_two_clicks_try_it_and_see_the_count_move(
     until(latency_drawn, 30, "the live p50/p99 latency")
     assert page.locator(".chart[data-chart='latency (ms)'] canvas").count() == 1
     b.shot("deployment")
+    b.open("/")  # the overview's deployments carry the same live figures
+    until(
+        lambda: page.inner_text("tr:has(a:text-is('dropped')) td.requests") not in ("…", "0"),
+        10,
+        "the overview's request count",
+    )
 
 
 def test_edit_a_canary_split(

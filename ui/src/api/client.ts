@@ -203,21 +203,6 @@ export async function predict(name: string, body: unknown): Promise<unknown> {
   return response.json();
 }
 
-/** Requests answered per deployment, summed over versions and codes (from /metrics). */
-export async function requestCounts(): Promise<Record<string, number>> {
-  const response = await fetch("/metrics", { headers: authHeaders() });
-  if (!response.ok) throw await errorOf(response);
-  const counts: Record<string, number> = {};
-  const line = /^aimass_inference_requests_total\{([^}]*)\} ([0-9.eE+-]+)$/;
-  for (const text of (await response.text()).split("\n")) {
-    const m = line.exec(text);
-    if (!m) continue;
-    const dep = /deployment="([^"]*)"/.exec(m[1]);
-    if (dep) counts[dep[1]] = (counts[dep[1]] ?? 0) + Number(m[2]);
-  }
-  return counts;
-}
-
 // ---- jobs ----
 export interface JobPage {
   jobs: Job[];

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import {
   type Deployment,
   driftReport,
@@ -8,14 +8,12 @@ import {
   listVersions,
   type ModelVersion,
   predict,
-  quantileBetween,
-  type Scrape,
-  scrapeMetrics,
   type TrafficRoute,
   updateDeployment,
 } from "../api/client";
 import { useCanWrite } from "../auth";
 import { messageOf, useLoad } from "../hooks";
+import { ratesBetween, useScrapes } from "../live";
 import { Link } from "../router";
 import { TimeChart } from "./chart";
 
@@ -220,49 +218,26 @@ interface Live {
 
 /** Scrape /metrics every second: this deployment's p50/p99 (ms), req/s and error rate, live. */
 function useLive(name: string): Live {
-  const last = useRef<Scrape | null>(null);
+  const { prev, now } = useScrapes(1000);
   const [live, setLive] = useState<Live>({ x: [], p50: [], p99: [], rps: [], errors: [], total: 0 });
+  useEffect(() => setLive({ x: [], p50: [], p99: [], rps: [], errors: [], total: 0 }), [name]);
   useEffect(() => {
-    let stopped = false;
-    const tick = async () => {
-      let now: Scrape;
-      try {
-        now = await scrapeMetrics();
-      } catch {
-        return;
-      }
-      if (stopped) return;
-      const prev = last.current;
-      last.current = now;
-      const total = now.requests[name] ?? 0;
-      if (!prev) {
-        setLive((l) => ({ ...l, total }));
-        return;
-      }
-      const dt = (now.at - prev.at) / 1000;
-      const answered = total - (prev.requests[name] ?? 0);
-      const failed = (now.errors[name] ?? 0) - (prev.errors[name] ?? 0);
-      const ms = (q: number) => {
-        const v = quantileBetween(prev.latency[name], now.latency[name], q);
-        return v === null ? null : v * 1000;
-      };
-      const keep = <T,>(a: T[], v: T) => [...a, v].slice(-KEEP);
-      setLive((l) => ({
-        x: keep(l.x, Date.now() / 1000),
-        p50: keep(l.p50, ms(0.5)),
-        p99: keep(l.p99, ms(0.99)),
-        rps: keep(l.rps, dt > 0 ? answered / dt : null),
-        errors: keep(l.errors, answered > 0 ? failed / answered : null),
-        total,
-      }));
-    };
-    void tick();
-    const timer = setInterval(tick, 1000);
-    return () => {
-      stopped = true;
-      clearInterval(timer);
-    };
-  }, [name]);
+    if (!now) return;
+    const r = ratesBetween(prev, now, name);
+    if (!prev) {
+      setLive((l) => ({ ...l, total: r.total }));
+      return;
+    }
+    const keep = <T,>(a: T[], v: T) => [...a, v].slice(-KEEP);
+    setLive((l) => ({
+      x: keep(l.x, Date.now() / 1000),
+      p50: keep(l.p50, r.p50),
+      p99: keep(l.p99, r.p99),
+      rps: keep(l.rps, r.rps),
+      errors: keep(l.errors, r.errorRate),
+      total: r.total,
+    }));
+  }, [now]);
   return live;
 }
 

@@ -1,5 +1,6 @@
-import { listDeployments, listJobs, listNodes, type NodeStatus, requestCounts } from "../api/client";
+import { listDeployments, listEvents, listJobs, listNodes, type NodeStatus } from "../api/client";
 import { useLoad } from "../hooks";
+import { fmt, ratesBetween, useScrapes } from "../live";
 import { Link } from "../router";
 import { JobRows } from "./jobrows";
 
@@ -58,7 +59,8 @@ export function Overview() {
   const recent = useLoad(() => listJobs({ limit: 10 }), [], LIVE_MS);
   const deployments = useLoad(listDeployments, [], LIVE_MS);
   const nodes = useLoad(listNodes, [], LIVE_MS);
-  const counts = useLoad(() => requestCounts().catch(() => ({}) as Record<string, number>), [], LIVE_MS);
+  const events = useLoad(() => listEvents({ limit: 10 }), [], LIVE_MS);
+  const { prev, now } = useScrapes(LIVE_MS);
   return (
     <section>
       <h1>Overview</h1>
@@ -91,6 +93,10 @@ export function Overview() {
             <th>State</th>
             <th>Replicas ready</th>
             <th>Requests</th>
+            <th>req/s</th>
+            <th>p50</th>
+            <th>p99</th>
+            <th>Errors</th>
           </tr>
         </thead>
         <tbody>
@@ -104,13 +110,48 @@ export function Overview() {
               <td>
                 {(d.replica_status ?? []).filter((r) => r.state === "ready").length}/{d.replicas}
               </td>
-              <td>{counts.data?.[d.name] ?? 0}</td>
+              {(() => {
+                const r = now ? ratesBetween(prev, now, d.name) : null;
+                return (
+                  <>
+                    <td class="requests">{r?.total ?? "…"}</td>
+                    <td class="rps">{fmt(r?.rps, 1)}</td>
+                    <td class="p50">{fmt(r?.p50, 1, " ms")}</td>
+                    <td class="p99">{fmt(r?.p99, 1, " ms")}</td>
+                    <td>{fmt(r?.errorRate === null || r?.errorRate === undefined ? null : r.errorRate * 100, 1, " %")}</td>
+                  </>
+                );
+              })()}
             </tr>
           ))}
         </tbody>
       </table>
       <h2>Recent jobs</h2>
       <JobRows jobs={recent.data?.jobs ?? []} />
+      <h2>Recent events</h2>
+      {events.data && !events.data.length && <p class="muted">None yet.</p>}
+      {(events.data ?? []).length > 0 && (
+        <table class="events">
+          <thead>
+            <tr>
+              <th>Time</th>
+              <th>Kind</th>
+              <th>Subject</th>
+              <th>Message</th>
+            </tr>
+          </thead>
+          <tbody>
+            {(events.data ?? []).map((e) => (
+              <tr key={e.id}>
+                <td>{e.created_at}</td>
+                <td>{e.kind}</td>
+                <td>{e.subject}</td>
+                <td>{e.message}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
       {(running.error || deployments.error || nodes.error) && (
         <p class="error">{running.error ?? deployments.error ?? nodes.error}</p>
       )}
