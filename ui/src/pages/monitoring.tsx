@@ -368,16 +368,13 @@ const PAGE = 50;
 /** The prediction log, a page at a time (each page starts at the last one's last time). */
 function Predictions(props: { deployment: string | null }) {
   const name = props.deployment;
-  const [starts, setStarts] = useState<(string | undefined)[]>([undefined]);
-  const [seen, setSeen] = useState<string[]>([]);
-  useEffect(() => {
-    setStarts([undefined]);
-    setSeen([]);
-  }, [name]);
-  const start = starts[starts.length - 1];
+  // Each page: where it starts, and the rows at that time the page before showed already.
+  const [pages, setPages] = useState<{ start?: string; seen: string[] }[]>([{ seen: [] }]);
+  useEffect(() => setPages([{ seen: [] }]), [name]);
+  const { start, seen } = pages[pages.length - 1];
   const page = useLoad(
     () => (name ? listPredictions(name, { start, limit: PAGE + seen.length }) : Promise.resolve(null)),
-    [name, start],
+    [name, start, seen.length],
   );
   const skip = new Set(seen);
   const key = (r: PredictionRecord) => `${r.request_id}/${r.row}`;
@@ -385,14 +382,10 @@ function Predictions(props: { deployment: string | null }) {
   const last = records[records.length - 1];
   const next = () => {
     if (!last) return;
-    // Rows at the boundary time were shown on this page: the next one skips them.
-    setSeen(records.filter((r) => r.time === last.time).map(key));
-    setStarts([...starts, last.time]);
+    const boundary = records.filter((r) => r.time === last.time).map(key);
+    setPages([...pages, { start: last.time, seen: boundary }]);
   };
-  const previous = () => {
-    setSeen([]);
-    setStarts(starts.slice(0, -1));
-  };
+  const previous = () => setPages(pages.slice(0, -1));
   return (
     <>
       <div class="filters">
@@ -401,7 +394,7 @@ function Predictions(props: { deployment: string | null }) {
       {page.error && <p class="error">{page.error}</p>}
       {page.data && (
         <p class="muted">
-          Page {starts.length}: {records.length} rows of {page.data.total} from{" "}
+          Page {pages.length}: {records.length} rows of {page.data.total} from{" "}
           {start ?? "the first logged"} on.
         </p>
       )}
@@ -435,7 +428,7 @@ function Predictions(props: { deployment: string | null }) {
         </table>
       )}
       <div class="pager">
-        <button type="button" disabled={starts.length < 2} onClick={previous}>
+        <button type="button" disabled={pages.length < 2} onClick={previous}>
           Previous
         </button>
         <button type="button" disabled={!last || (page.data?.total ?? 0) <= records.length + seen.length} onClick={next}>
