@@ -110,6 +110,7 @@ SDK: dict[str, Callable[..., Any]] = {
     "GET /api/v1/zoo": Zoo.list,
     "GET /api/v1/plugins": Plugins.list,
     "GET /api/v1/nodes": Monitoring.nodes,
+    "GET /api/v1/monitoring/alerts": Monitoring.alerts,
     "GET /api/v1/nodes/{node}/history": Monitoring.node_history,
     "GET /api/v1/zoo/datasets": Zoo.datasets,
     "POST /api/v1/zoo/datasets/{name}": Zoo.materialize,
@@ -338,6 +339,7 @@ def test_every_route_answers_its_wire_model(
     while not http.get("/api/v1/nodes").json() and time.monotonic() < deadline:
         time.sleep(0.5)
     nodes = call("GET /api/v1/nodes", "/api/v1/nodes")
+    call("GET /api/v1/monitoring/alerts", "/api/v1/monitoring/alerts")
     call("GET /api/v1/nodes/{node}/history", f"/api/v1/nodes/{nodes[0]['node']}/history")
     call("GET /api/v1/zoo/{name}", f"/api/v1/zoo/{zoo[0]['name']}")
     builtin = call("GET /api/v1/zoo/datasets", "/api/v1/zoo/datasets")

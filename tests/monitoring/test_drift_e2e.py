@@ -167,5 +167,7 @@ def test_the_cli_shows_logged_predictions_drift_and_events(
     assert "spend" in out and "drifted: spend" in out
     out, _ = cli("monitoring", "nodes")
     assert "up" in out
+    out, _ = cli("monitoring", "alerts")  # no rules on this server: the tables' headers
+    assert "condition" in out and "status" in out
     _, err = cli("monitoring", "drift", "churn", "--reference", "nope", code=2)
     assert "NAME:VERSION" in err

@@ -18,8 +18,8 @@ def test_node_metrics_use_node_exporter_names() -> None:
     for name in (
         'node_cpu_seconds_total{cpu="0",mode="idle"}',
         "node_load1 ",
-        "node_memory_MemTotal_bytes ",
-        "node_memory_MemAvailable_bytes ",
+        "node_memory_total_bytes ",
+        "node_memory_available_bytes ",
         'node_filesystem_avail_bytes{mountpoint="/"}',
         "node_network_receive_bytes_total{",
     ):

@@ -2,15 +2,26 @@ import { useEffect, useState } from "preact/hooks";
 import { type Principal, session, whoami } from "./api/client";
 import { Me } from "./auth";
 import { messageOf } from "./hooks";
-import { Admin } from "./pages/admin";
-import { DatasetPage, Datasets } from "./pages/datasets";
-import { DeploymentPage, Deployments } from "./pages/deployments";
-import { JobPage, Jobs } from "./pages/jobs";
-import { Library, SubmitForm } from "./pages/library";
-import { ModelPage, Models } from "./pages/models";
-import { Monitoring } from "./pages/monitoring";
+import { lazy } from "./lazy";
 import { Overview } from "./pages/overview";
 import { Link, match, navigate, useLocation } from "./router";
+
+// Every page but the overview is its own chunk, loaded on its first visit.
+const Admin = lazy(() => import("./pages/admin").then((m) => m.Admin));
+const Datasets = lazy(() => import("./pages/datasets").then((m) => m.Datasets));
+const DatasetPage = lazy(() => import("./pages/datasets").then((m) => m.DatasetPage));
+const Deployments = lazy(() => import("./pages/deployments").then((m) => m.Deployments));
+const DeploymentPage = lazy(() => import("./pages/deployments").then((m) => m.DeploymentPage));
+const Jobs = lazy(() => import("./pages/jobs").then((m) => m.Jobs));
+const JobPage = lazy(() => import("./pages/jobs").then((m) => m.JobPage));
+const Library = lazy(() => import("./pages/library").then((m) => m.Library));
+const SubmitForm = lazy(() => import("./pages/library").then((m) => m.SubmitForm));
+const Models = lazy(() => import("./pages/models").then((m) => m.Models));
+const ModelPage = lazy(() => import("./pages/models").then((m) => m.ModelPage));
+const Monitoring = lazy(() => import("./pages/monitoring").then((m) => m.Monitoring));
+const Pipelines = lazy(() => import("./pages/pipelines").then((m) => m.Pipelines));
+const PipelinePage = lazy(() => import("./pages/pipelines").then((m) => m.PipelinePage));
+const RunPage = lazy(() => import("./pages/pipelines").then((m) => m.RunPage));
 
 const NAV: [string, string][] = [
   ["/", "Overview"],
@@ -19,6 +30,7 @@ const NAV: [string, string][] = [
   ["/jobs", "Jobs"],
   ["/library", "Model library"],
   ["/datasets", "Datasets"],
+  ["/pipelines", "Pipelines"],
   ["/monitoring", "Monitoring"],
   ["/admin", "Tokens & projects"],
 ];
@@ -76,7 +88,11 @@ function Page(props: { path: string; query: URLSearchParams }) {
   if ((m = match("/library/:entry", path))) return <SubmitForm entry={m.entry} />;
   if (path === "/datasets") return <Datasets />;
   if ((m = match("/datasets/:name", path))) return <DatasetPage name={m.name} />;
-  if (path.startsWith("/monitoring")) return <Monitoring />;
+  if ((m = match("/pipelines/runs/:id", path))) return <RunPage id={Number(m.id)} />;
+  if (path === "/pipelines") return <Pipelines />;
+  if ((m = match("/pipelines/:name", path))) return <PipelinePage name={m.name} />;
+  if (path === "/monitoring" || path.startsWith("/monitoring/"))
+    return <Monitoring path={path} query={query} />;
   if (path === "/admin") return <Admin />;
   return <p>No page at this address.</p>;
 }
@@ -85,6 +101,7 @@ export function App() {
   const { path, query } = useLocation();
   const [me, setMe] = useState<Principal | null>(null);
   const [checking, setChecking] = useState(true);
+  const [signingIn, setSigningIn] = useState(false);
   useEffect(() => {
     // Without a token this succeeds only on a server run with auth off.
     whoami()
@@ -93,7 +110,16 @@ export function App() {
       .finally(() => setChecking(false));
   }, []);
   if (checking) return <p class="loading">Loading…</p>;
-  if (!me) return <SignIn onSignedIn={setMe} />;
+  if (!me || signingIn)
+    return (
+      <SignIn
+        onSignedIn={(p) => {
+          setSigningIn(false);
+          setMe(p);
+        }}
+      />
+    );
+  const hasToken = session.token() !== null;
   const signOut = () => {
     session.signOut();
     setMe(null);
@@ -118,9 +144,15 @@ export function App() {
               {me.name} ({me.role}
               {me.project ? ` on ${me.project}` : ""})
             </span>
-            <button type="button" class="link" onClick={signOut}>
-              Sign out
-            </button>
+            {hasToken ? (
+              <button type="button" class="link" onClick={signOut}>
+                Sign out
+              </button>
+            ) : (
+              <button type="button" class="link" onClick={() => setSigningIn(true)}>
+                Sign in
+              </button>
+            )}
           </div>
         </nav>
         <main>

@@ -19,7 +19,9 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from aimass.errors import NotFound
 
 #: The app's first path segments (``ui/src/app.tsx``); anything else stays the API's.
-UI_ROUTES = ("models", "deployments", "jobs", "library", "datasets", "monitoring", "admin")
+UI_ROUTES = (
+    "models", "deployments", "jobs", "library", "datasets", "pipelines", "monitoring", "admin",
+)  # fmt: skip
 BUILD_COMMAND = "make ui"
 _ASSET = re.compile(r"[A-Za-z0-9_.-]+\.(js|css|svg|png|woff2)")
 _IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}

@@ -159,6 +159,34 @@ def events(
     stdout_console().print(table)
 
 
+@app.command("alerts")
+def alerts(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """The alert rules and each rule and subject's latest state (firing or resolved).
+
+    Example: aimass monitoring alerts
+    """
+    with open_client(ctx) as client:
+        view = client.monitoring.alerts()
+    if json_:
+        print_json(view)
+        return
+    from rich.table import Table
+
+    console = stdout_console()
+    rules = Table("rule", "condition", "for", "severity", "subject")
+    for r in view.rules:
+        rules.add_row(
+            r.name, f"{r.metric} {r.op} {r.threshold:g}", f"{r.for_s:g} s", r.severity,
+            r.subject or "every subject",
+        )  # fmt: skip
+    console.print(rules)
+    states = Table("rule", "subject", "status", "severity", "since", "summary")
+    for a in view.alerts:
+        since = a.starts_at if a.status == "firing" else (a.ends_at or "")
+        states.add_row(a.rule, a.subject, a.status, a.severity, since, a.summary)
+    console.print(states)
+
+
 @app.command("nodes")
 def nodes(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """Every node's latest CPU, memory and disk sample, and whether it is down.

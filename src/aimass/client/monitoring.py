@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from aimass.client._http import HttpSession
 from aimass.entities.datasets import DatasetVersion
 from aimass.entities.monitoring import (
+    AlertsView,
     DriftReport,
     Feedback,
     FeedbackReceipt,
@@ -161,6 +162,10 @@ class Monitoring:
         }  # fmt: skip
         found = self._http.get_json("/api/v1/monitoring/events", self._http.scoped(params))
         return [MonitoringEvent.model_validate(e) for e in found]
+
+    def alerts(self) -> AlertsView:
+        """The alert rules the server evaluates, and each rule and subject's latest state."""
+        return AlertsView.model_validate(self._http.get_json("/api/v1/monitoring/alerts"))
 
     def nodes(self) -> builtins.list[NodeStatus]:
         """Every node's latest sample and whether it is down."""

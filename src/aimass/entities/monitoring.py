@@ -152,6 +152,27 @@ class AlertRule(BaseModel):
     subject: str | None = None
 
 
+class AlertState(BaseModel):
+    """Where one (rule, subject) stands, from its latest alert event."""
+
+    rule: str
+    metric: str
+    subject: str
+    severity: str
+    status: Literal["firing", "resolved"]
+    summary: str
+    starts_at: str
+    ends_at: str | None = None
+    at: datetime
+
+
+class AlertsView(BaseModel):
+    """The configured alert rules and each (rule, subject)'s latest state."""
+
+    rules: list[AlertRule]
+    alerts: list[AlertState]
+
+
 class NodeSample(BaseModel):
     """A node's figures at ``at``: raw (``resolution_s`` the sampling interval) or averaged."""
 

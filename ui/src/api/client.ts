@@ -149,7 +149,12 @@ export const uploadDatasetVersion = (
   uploadFile(`/api/v1/datasets/${encodeURIComponent(name)}/versions`, file, onProgress);
 
 // XMLHttpRequest, not fetch: only it reports upload progress.
-function uploadFile<T>(path: string, file: File, onProgress: (fraction: number) => void): Promise<T> {
+function uploadFile<T>(
+  path: string,
+  file: File,
+  onProgress: (fraction: number) => void,
+  meta?: unknown,
+): Promise<T> {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", path);
@@ -173,6 +178,7 @@ function uploadFile<T>(path: string, file: File, onProgress: (fraction: number) 
     };
     const form = new FormData();
     form.append("file", file, file.name);
+    if (meta !== undefined) form.append("meta", JSON.stringify(meta));
     xhr.send(form);
   });
 }
@@ -195,21 +201,6 @@ export async function predict(name: string, body: unknown): Promise<unknown> {
   });
   if (!response.ok) throw await errorOf(response);
   return response.json();
-}
-
-/** Requests answered per deployment, summed over versions and codes (from /metrics). */
-export async function requestCounts(): Promise<Record<string, number>> {
-  const response = await fetch("/metrics", { headers: authHeaders() });
-  if (!response.ok) throw await errorOf(response);
-  const counts: Record<string, number> = {};
-  const line = /^aimass_inference_requests_total\{([^}]*)\} ([0-9.eE+-]+)$/;
-  for (const text of (await response.text()).split("\n")) {
-    const m = line.exec(text);
-    if (!m) continue;
-    const dep = /deployment="([^"]*)"/.exec(m[1]);
-    if (dep) counts[dep[1]] = (counts[dep[1]] ?? 0) + Number(m[2]);
-  }
-  return counts;
 }
 
 // ---- jobs ----
@@ -315,3 +306,144 @@ export async function followLogs(
 export const listDatasets = () => unwrap(api.GET("/api/v1/datasets"));
 export const listDatasetVersions = (name: string) =>
   unwrap(api.GET("/api/v1/datasets/{name}/versions", { params: { path: { name } } }));
+
+// ---- pipelines ----
+export type Pipeline = S["Pipeline"];
+export type PipelineRun = S["PipelineRun"];
+export type StepRun = S["StepRun"];
+export const listPipelines = () => unwrap(api.GET("/api/v1/pipelines"));
+export const getPipeline = (name: string) =>
+  unwrap(api.GET("/api/v1/pipelines/{name}", { params: { path: { name } } }));
+export const listPipelineRuns = (name: string, limit = 20) =>
+  unwrap(api.GET("/api/v1/pipelines/{name}/runs", { params: { path: { name }, query: { limit } } }));
+export const getPipelineRun = (id: number) =>
+  unwrap(api.GET("/api/v1/pipelines/runs/{run_id}", { params: { path: { run_id: id } } }));
+
+// ---- bundles ----
+/** Download a version as a bundle file (fetched with the bearer header, saved from a blob). */
+export async function exportBundle(name: string, version: number): Promise<void> {
+  const path = `/api/v1/models/${encodeURIComponent(name)}/versions/${version}/bundle`;
+  const response = await fetch(path, { headers: authHeaders() });
+  if (!response.ok) throw await errorOf(response);
+  const disposition = response.headers.get("Content-Disposition") ?? "";
+  const quoted = /filename\*=UTF-8''([^;]+)/.exec(disposition)?.[1];
+  const filename = quoted ? decodeURIComponent(quoted) : `${name}-v${version}.aimass`;
+  const url = URL.createObjectURL(await response.blob());
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = filename;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+/** Import a bundle file as a new version of the model it names (or of ``name``), with progress. */
+export const importBundle = (
+  name: string,
+  file: File,
+  onProgress: (fraction: number) => void,
+): Promise<ModelVersion> =>
+  uploadFile("/api/v1/bundles", file, onProgress, name ? { name } : undefined);
+
+// ---- monitoring ----
+export type NodeStatus = S["NodeStatus"];
+export type NodeSample = S["NodeSample"];
+export type DriftReport = S["DriftReport"];
+export type PredictionRecord = S["PredictionRecord"];
+export type MonitoringEvent = S["MonitoringEvent"];
+export type LogRecord = S["LogRecord"];
+export type AlertsView = S["AlertsView"];
+export type QualityReport = S["QualityReport"];
+export const listNodes = () => unwrap(api.GET("/api/v1/nodes"));
+export const nodeHistory = (node: string, since?: string, limit = 2000) =>
+  unwrap(
+    api.GET("/api/v1/nodes/{node}/history", {
+      params: { path: { node }, query: { since, limit } },
+    }),
+  );
+export const driftReport = (name: string, windowS = 300, end?: string) =>
+  unwrap(
+    api.GET("/api/v1/deployments/{name}/drift", {
+      params: { path: { name }, query: { window_s: windowS, end } },
+    }),
+  );
+export const liveQuality = (name: string) =>
+  unwrap(api.GET("/api/v1/deployments/{name}/quality", { params: { path: { name } } }));
+export const listPredictions = (name: string, q: { start?: string; version?: number; limit?: number }) =>
+  unwrap(api.GET("/api/v1/deployments/{name}/predictions", { params: { path: { name }, query: q } }));
+export const listEvents = (q: { kind?: string; subject?: string; limit?: number }) =>
+  unwrap(api.GET("/api/v1/monitoring/events", { params: { query: q } }));
+export const listAlerts = () => unwrap(api.GET("/api/v1/monitoring/alerts"));
+export const searchLogs = (q: {
+  since?: string;
+  level?: string;
+  component?: string;
+  request_id?: string;
+  text?: string;
+  limit?: number;
+}) => unwrap(api.GET("/api/v1/logs", { params: { query: q } }));
+
+/** One scrape of /metrics: per deployment, requests answered and the latency histogram. */
+export interface Scrape {
+  at: number;
+  requests: Record<string, number>;
+  errors: Record<string, number>;
+  /** deployment -> [upper bound (s), cumulative count][], summed over versions. */
+  latency: Record<string, [number, number][]>;
+}
+
+export async function scrapeMetrics(): Promise<Scrape> {
+  const response = await fetch("/metrics", { headers: authHeaders() });
+  if (!response.ok) throw await errorOf(response);
+  const out: Scrape = { at: performance.now(), requests: {}, errors: {}, latency: {} };
+  const buckets: Record<string, Record<string, number>> = {};
+  const line = /^(aimass_inference_requests_total|aimass_inference_request_seconds_bucket)\{([^}]*)\} ([0-9.eE+-]+|\+Inf)$/;
+  for (const text of (await response.text()).split("\n")) {
+    const m = line.exec(text);
+    if (!m) continue;
+    const dep = /deployment="([^"]*)"/.exec(m[2])?.[1];
+    if (dep === undefined) continue;
+    const value = Number(m[3]);
+    if (m[1] === "aimass_inference_requests_total") {
+      out.requests[dep] = (out.requests[dep] ?? 0) + value;
+      const code = /code="([^"]*)"/.exec(m[2])?.[1] ?? "";
+      if (code.startsWith("5")) out.errors[dep] = (out.errors[dep] ?? 0) + value;
+    } else {
+      const le = /le="([^"]*)"/.exec(m[2])?.[1] ?? "+Inf";
+      const b = (buckets[dep] ??= {});
+      b[le] = (b[le] ?? 0) + value;
+    }
+  }
+  for (const [dep, b] of Object.entries(buckets)) {
+    out.latency[dep] = Object.entries(b)
+      .map(([le, n]): [number, number] => [le === "+Inf" ? Infinity : Number(le), n])
+      .sort((x, y) => x[0] - y[0]);
+  }
+  return out;
+}
+
+/** The ``q`` quantile (0..1) of the requests between two histogram snapshots, or null. */
+export function quantileBetween(
+  before: [number, number][] | undefined,
+  after: [number, number][] | undefined,
+  q: number,
+): number | null {
+  if (!after) return null;
+  const prev = new Map(before ?? []);
+  const counts = after.map(([le, n]): [number, number] => [le, n - (prev.get(le) ?? 0)]);
+  const total = counts[counts.length - 1]?.[1] ?? 0;
+  if (total <= 0) return null;
+  const rank = q * total;
+  let lower = 0;
+  let below = 0;
+  for (const [le, n] of counts) {
+    if (n >= rank) {
+      if (!isFinite(le)) return lower; // past the last bound: the last finite bound
+      const inBucket = n - below;
+      return inBucket > 0 ? lower + ((le - lower) * (rank - below)) / inBucket : le;
+    }
+    lower = le;
+    below = n;
+  }
+  return lower;
+}

@@ -964,6 +964,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/monitoring/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Alerts
+         * @description The alert rules the server evaluates, and each rule and subject's latest state.
+         */
+        get: operations["list_alerts_api_v1_monitoring_alerts_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/monitoring/events": {
         parameters: {
             query?: never;
@@ -1600,6 +1620,80 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * AlertRule
+         * @description Fire when ``metric`` of a subject compares true with ``threshold`` for ``for_s`` seconds.
+         */
+        AlertRule: {
+            /**
+             * For S
+             * @default 0
+             */
+            for_s: number;
+            /**
+             * Metric
+             * @enum {string}
+             */
+            metric: "p99_latency_s" | "error_rate" | "drift_score" | "quality" | "job_failed" | "node_down" | "queue_full";
+            /** Name */
+            name: string;
+            /**
+             * Op
+             * @default >
+             * @enum {string}
+             */
+            op: ">" | ">=" | "<" | "<=";
+            /**
+             * Severity
+             * @default warning
+             * @enum {string}
+             */
+            severity: "info" | "warning" | "critical";
+            /** Subject */
+            subject?: string | null;
+            /** Threshold */
+            threshold: number;
+        };
+        /**
+         * AlertState
+         * @description Where one (rule, subject) stands, from its latest alert event.
+         */
+        AlertState: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Ends At */
+            ends_at?: string | null;
+            /** Metric */
+            metric: string;
+            /** Rule */
+            rule: string;
+            /** Severity */
+            severity: string;
+            /** Starts At */
+            starts_at: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "firing" | "resolved";
+            /** Subject */
+            subject: string;
+            /** Summary */
+            summary: string;
+        };
+        /**
+         * AlertsView
+         * @description The configured alert rules and each (rule, subject)'s latest state.
+         */
+        AlertsView: {
+            /** Alerts */
+            alerts: components["schemas"]["AlertState"][];
+            /** Rules */
+            rules: components["schemas"]["AlertRule"][];
+        };
         /**
          * AliasMetric
          * @description A metric of the version an alias points at; ``default`` when there is none yet.
@@ -7908,6 +8002,65 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Evaluation"][];
+                };
+            };
+            /** @description no token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token's role or project does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such project or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body or a parameter is not valid; the message names the field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_alerts_api_v1_monitoring_alerts_get: {
+        parameters: {
+            query?: {
+                /** @description project to act on (default: the token's project, else 'default') */
+                project?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertsView"];
                 };
             };
             /** @description no token, or a token that is not valid */

@@ -34,3 +34,53 @@ export function MetricChart(props: { name: string; steps: number[]; values: numb
     </div>
   );
 }
+
+const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea"];
+
+/** Several series over time (x in seconds since the epoch), on one canvas (uPlot). */
+export function TimeChart(props: {
+  title: string;
+  x: number[];
+  series: { label: string; values: (number | null)[] }[];
+  width?: number;
+}) {
+  const box = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  const labels = props.series.map((s) => s.label).join("|");
+  const data = (): uPlot.AlignedData => [props.x, ...props.series.map((s) => s.values)];
+  useEffect(() => {
+    if (!box.current) return;
+    plot.current = new uPlot(
+      {
+        width: props.width ?? 560,
+        height: 200,
+        // One point alone would get a range of years: give it the minute before it.
+        scales: { x: { range: (_u, min, max) => (min === max ? [min - 60, max + 1] : [min, max]) } },
+        series: [
+          { label: "time" },
+          ...props.series.map((s, i) => ({
+            label: s.label,
+            stroke: COLORS[i % COLORS.length],
+            width: 2,
+            spanGaps: true,
+          })),
+        ],
+      },
+      data(),
+      box.current,
+    );
+    return () => {
+      plot.current?.destroy();
+      plot.current = null;
+    };
+  }, [labels]);
+  useEffect(() => {
+    plot.current?.setData(data());
+  }, [props.x, props.series]);
+  return (
+    <div class="chart" data-chart={props.title} data-points={props.x.length}>
+      <div class="chart-title">{props.title}</div>
+      <div ref={box} />
+    </div>
+  );
+}

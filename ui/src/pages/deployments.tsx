@@ -1,18 +1,21 @@
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import {
   type Deployment,
+  driftReport,
   getDeployment,
   listDeployments,
+  liveQuality,
   listVersions,
   type ModelVersion,
   predict,
-  requestCounts,
   type TrafficRoute,
   updateDeployment,
 } from "../api/client";
 import { useCanWrite } from "../auth";
 import { messageOf, useLoad } from "../hooks";
+import { ratesBetween, useScrapes } from "../live";
 import { Link } from "../router";
+import { TimeChart } from "./chart";
 
 export function Deployments() {
   const deployments = useLoad(listDeployments, [], 3000);
@@ -202,27 +205,89 @@ function TryIt(props: { d: Deployment; version: ModelVersion | undefined }) {
   );
 }
 
-/** Requests a second to ``name``, from successive polls of the totals. */
-function useRate(counts: Record<string, number> | undefined, name: string): number | null {
-  const last = useRef<{ total: number; at: number } | null>(null);
-  const [rate, setRate] = useState<number | null>(null);
+const KEEP = 300; // points on the live charts (5 minutes at one a second)
+
+interface Live {
+  x: number[];
+  p50: (number | null)[];
+  p99: (number | null)[];
+  rps: (number | null)[];
+  errors: (number | null)[];
+  total: number;
+}
+
+/** Scrape /metrics every second: this deployment's p50/p99 (ms), req/s and error rate, live. */
+function useLive(name: string): Live {
+  const { prev, now } = useScrapes(1000);
+  const [live, setLive] = useState<Live>({ x: [], p50: [], p99: [], rps: [], errors: [], total: 0 });
+  useEffect(() => setLive({ x: [], p50: [], p99: [], rps: [], errors: [], total: 0 }), [name]);
   useEffect(() => {
-    if (counts === undefined) return;
-    const total = counts[name] ?? 0;
-    const now = performance.now();
-    if (last.current && now > last.current.at) {
-      setRate(((total - last.current.total) * 1000) / (now - last.current.at));
+    if (!now) return;
+    const r = ratesBetween(prev, now, name);
+    if (!prev) {
+      setLive((l) => ({ ...l, total: r.total }));
+      return;
     }
-    last.current = { total, at: now };
-  }, [counts]);
-  return rate;
+    const keep = <T,>(a: T[], v: T) => [...a, v].slice(-KEEP);
+    setLive((l) => ({
+      x: keep(l.x, Date.now() / 1000),
+      p50: keep(l.p50, r.p50),
+      p99: keep(l.p99, r.p99),
+      rps: keep(l.rps, r.rps),
+      errors: keep(l.errors, r.errorRate),
+      total: r.total,
+    }));
+  }, [now]);
+  return live;
+}
+
+const lastOf = <T,>(a: T[]): T | undefined => a[a.length - 1];
+
+/** Drift of the last five minutes' logged traffic, and live quality: two small tiles. */
+function Health(props: { name: string }) {
+  const drift = useLoad(() => driftReport(props.name, 300), [props.name], 15000);
+  const quality = useLoad(() => liveQuality(props.name), [props.name], 15000);
+  const d = drift.data;
+  const q = quality.data?.versions ?? [];
+  return (
+    <div class="cards">
+      <div class="card" data-testid="drift-tile">
+        <div class="figure">
+          {d ? ((d.drifted ?? []).length ? `${(d.drifted ?? []).length} drifted` : d.rows ? "no drift" : "–") : drift.error ? "–" : "…"}
+        </div>
+        <div>
+          <Link href={`/monitoring/drift?deployment=${encodeURIComponent(props.name)}`}>
+            drift, last 5 min
+          </Link>
+          {d && <span class="muted"> · {d.rows} rows</span>}
+          {drift.error && <div class="muted small">{drift.error}</div>}
+        </div>
+      </div>
+      <div class="card" data-testid="quality-tile">
+        <div class="figure">
+          {q.length
+            ? q
+                .map((v) => {
+                  const [metric, value] = Object.entries(v.metrics)[0] ?? ["", NaN];
+                  return `v${v.version} ${metric} ${Number(value).toFixed(3)}`;
+                })
+                .join(" · ")
+            : "–"}
+        </div>
+        <div>live quality (labelled rows)</div>
+      </div>
+    </div>
+  );
 }
 
 export function DeploymentPage(props: { name: string }) {
   const canWrite = useCanWrite();
   const d = useLoad(() => getDeployment(props.name), [props.name], 2000);
-  const counts = useLoad(requestCounts, [], 1000);
-  const rate = useRate(counts.data, props.name);
+  const live = useLive(props.name);
+  const rate = lastOf(live.rps);
+  const errorRate = lastOf(live.errors);
+  const p50 = lastOf(live.p50);
+  const p99 = lastOf(live.p99);
   const model = d.data?.model;
   const versions = useLoad(
     () => (model ? listVersions(model) : Promise.resolve([] as ModelVersion[])),
@@ -246,9 +311,16 @@ export function DeploymentPage(props: { name: string }) {
         <dt>State</dt>
         <dd>{dep.state}</dd>
         <dt>Requests</dt>
-        <dd data-testid="request-count">{counts.data?.[dep.name] ?? 0}</dd>
+        <dd data-testid="request-count">{live.total}</dd>
         <dt>Requests/s</dt>
-        <dd>{rate === null ? "…" : rate.toFixed(1)}</dd>
+        <dd data-testid="rps">{rate === null || rate === undefined ? "…" : rate.toFixed(1)}</dd>
+        <dt>Latency p50 / p99</dt>
+        <dd data-testid="latency">
+          {p50 === null || p50 === undefined ? "–" : `${p50.toFixed(1)} ms`} /{" "}
+          {p99 === null || p99 === undefined ? "–" : `${p99.toFixed(1)} ms`}
+        </dd>
+        <dt>Error rate</dt>
+        <dd>{errorRate === null || errorRate === undefined ? "–" : `${(errorRate * 100).toFixed(1)} %`}</dd>
         <dt>Batching</dt>
         <dd>
           up to {dep.batching?.max_batch_size} rows, waits {dep.batching?.max_delay_ms} ms
@@ -256,6 +328,19 @@ export function DeploymentPage(props: { name: string }) {
         <dt>Revision</dt>
         <dd>{dep.revision}</dd>
       </dl>
+      <Health name={dep.name} />
+      <h2>Live</h2>
+      <div class="charts">
+        <TimeChart
+          title="latency (ms)"
+          x={live.x}
+          series={[
+            { label: "p50", values: live.p50 },
+            { label: "p99", values: live.p99 },
+          ]}
+        />
+        <TimeChart title="requests/s" x={live.x} series={[{ label: "req/s", values: live.rps }]} />
+      </div>
       <h2>Replicas</h2>
       <table>
         <thead>

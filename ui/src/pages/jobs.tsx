@@ -15,46 +15,12 @@ import { useCanWrite } from "../auth";
 import { messageOf, useLoad } from "../hooks";
 import { Link, navigate } from "../router";
 import { MetricChart } from "./chart";
+import { JobRows } from "./jobrows";
 
 const STATES: JobState[] = ["queued", "running", "succeeded", "failed", "cancelled"];
 const KINDS: Job["kind"][] = ["train", "evaluate", "batch_predict", "tune", "script"];
 const PAGE = 50;
 const LIVE: JobState[] = ["queued", "running"];
-
-export function JobRows(props: { jobs: Job[] }) {
-  return (
-    <table class="jobs">
-      <thead>
-        <tr>
-          <th>Id</th>
-          <th>Entry</th>
-          <th>Kind</th>
-          <th>State</th>
-          <th>Attempt</th>
-          <th>Created</th>
-          <th>Reason</th>
-        </tr>
-      </thead>
-      <tbody>
-        {props.jobs.map((j) => (
-          <tr key={j.id} data-state={j.state}>
-            <td>
-              <Link href={`/jobs/${j.id}`}>{j.id}</Link>
-            </td>
-            <td>{j.entry}</td>
-            <td>{j.kind}</td>
-            <td>
-              <span class={`state ${j.state}`}>{j.state}</span>
-            </td>
-            <td>{j.attempt}</td>
-            <td>{j.created_at}</td>
-            <td>{j.reason ?? ""}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
-  );
-}
 
 /** Jobs, filtered and paged on the server (keyset: each page asks for the jobs after a cursor). */
 export function Jobs(props: { query: URLSearchParams }) {

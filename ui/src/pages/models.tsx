@@ -2,6 +2,8 @@ import { useState } from "preact/hooks";
 import {
   compareVersions,
   createDeployment,
+  exportBundle,
+  importBundle,
   listModels,
   listVersions,
   type ModelVersion,
@@ -22,6 +24,8 @@ export function UploadBox(props: { model?: string; onDone: (v: ModelVersion) => 
 export function DropUpload<T>(props: {
   fixed?: string;
   label: string;
+  /** Without a typed name: the file's name (default), or none (``false``). */
+  nameFromFile?: boolean;
   send: (name: string, file: File, onProgress: (f: number) => void) => Promise<T>;
   onDone: (made: T) => void;
 }) {
@@ -30,7 +34,8 @@ export function DropUpload<T>(props: {
   const [error, setError] = useState<string | null>(null);
   const [over, setOver] = useState(false);
   const send = async (file: File) => {
-    const target = name.trim() || file.name.replace(/\.[^.]+$/, "");
+    const target =
+      name.trim() || (props.nameFromFile === false ? "" : file.name.replace(/\.[^.]+$/, ""));
     setError(null);
     setProgress(0);
     try {
@@ -49,7 +54,7 @@ export function DropUpload<T>(props: {
           <input
             name="upload-name"
             value={name}
-            placeholder="from the file name"
+            placeholder={props.nameFromFile === false ? "as in the file" : "from the file name"}
             onInput={(e) => setName(e.currentTarget.value)}
           />
         </label>
@@ -157,6 +162,15 @@ export function Models() {
         <>
           <h2>Upload a model</h2>
           <UploadBox onDone={(v) => navigate(`/models/${encodeURIComponent(v.model)}`)} />
+          <h2>Import a bundle</h2>
+          <div data-testid="bundle-import">
+            <DropUpload
+              label="Import as model (optional)"
+              nameFromFile={false}
+              send={importBundle}
+              onDone={(v) => navigate(`/models/${encodeURIComponent(v.model)}`)}
+            />
+          </div>
         </>
       )}
     </section>
@@ -252,6 +266,24 @@ function DeployButton(props: { v: ModelVersion }) {
       </button>
       {error && <span class="error">{error}</span>}
     </span>
+  );
+}
+
+/** Download the version as a portable bundle file (a read: viewers may too). */
+function ExportButton(props: { v: ModelVersion }) {
+  const [error, setError] = useState<string | null>(null);
+  const run = () =>
+    exportBundle(props.v.model, props.v.version).then(
+      () => setError(null),
+      (e: unknown) => setError(messageOf(e)),
+    );
+  return (
+    <>
+      <button type="button" class="link" onClick={run}>
+        Export
+      </button>
+      {error && <span class="error">{error}</span>}
+    </>
   );
 }
 
@@ -383,6 +415,7 @@ export function ModelPage(props: { name: string }) {
             <th>Tags</th>
             <th>Aliases</th>
             <th>Lineage</th>
+            <th>Bundle</th>
             {canWrite && <th />}
           </tr>
         </thead>
@@ -418,6 +451,9 @@ export function ModelPage(props: { name: string }) {
                   "upload"
                 )}
                 {v.lineage?.dataset ? ` · ${v.lineage.dataset} v${v.lineage.dataset_version ?? "?"}` : ""}
+              </td>
+              <td>
+                <ExportButton v={v} />
               </td>
               {canWrite && (
                 <td>

@@ -1,4 +1,4 @@
-"""/api/v1/deployments/{name}/predictions, /drift and /api/v1/monitoring/events."""
+"""/api/v1/deployments/{name}/predictions, /drift, /api/v1/monitoring/events and /alerts."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from aimass.api.deps import Ctx, admin, editor, viewer
 from aimass.api.ids import MAX_INT
 from aimass.entities.datasets import DatasetVersion
 from aimass.entities.monitoring import (
+    AlertsView,
     DriftReport,
     Feedback,
     FeedbackReceipt,
@@ -108,6 +109,14 @@ def list_events(
         return events.list_events(
             session, ctx.project, kind=kind, subject=subject, since=since, limit=limit
         )
+
+
+@router.get("/api/v1/monitoring/alerts")
+def list_alerts(ctx: Viewer) -> AlertsView:
+    """The alert rules the server evaluates, and each rule and subject's latest state."""
+    with ctx.platform.db.session() as session:
+        alerts = events.alert_states(session, ctx.project)
+    return AlertsView(rules=ctx.platform.alerts.engine.rules, alerts=alerts)
 
 
 @router.get("/api/v1/nodes")
