@@ -10,6 +10,7 @@ gets the last figures), with one grouped query each.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, get_args
@@ -17,14 +18,18 @@ from typing import TYPE_CHECKING, get_args
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from aimass.entities.jobs import JobState
+from aimass.errors import AimassError
 from aimass.store.orm import JobRow, ProjectRow, utcnow
 
 if TYPE_CHECKING:
     from prometheus_client import Metric
 
     from aimass.store.db import Database
+
+log = logging.getLogger("aimass.monitoring")
 
 _Counts = dict[tuple[str, str], int]
 
@@ -39,10 +44,24 @@ class JobQueueCollector(Collector):
         self._counts: _Counts = {}
         self._oldest: dict[str, float] = {}
 
+    def describe(self) -> Iterator[Metric]:
+        """The families' names, without reading the database (asked when registered)."""
+        yield GaugeMetricFamily("aimass_jobs", "", labels=["project", "state"])
+        yield GaugeMetricFamily("aimass_jobs_oldest_queued_seconds", "", labels=["project"])
+
     def _refresh(self) -> None:
         now = time.monotonic()
         if now - self._read_at < self.ttl_s:
             return
+        try:
+            self._read()
+        except (AimassError, SQLAlchemyError) as exc:
+            # An outage (or a database not migrated yet) must not break the scrape of the
+            # rest; the last figures stay, and the next scrape tries again.
+            log.warning("job queue metrics not read: %s", exc)
+        self._read_at = now
+
+    def _read(self) -> None:
         with self.db.session() as session:
             rows = session.execute(
                 select(ProjectRow.name, JobRow.state, func.count(), func.min(JobRow.created_at))
@@ -56,7 +75,6 @@ class JobQueueCollector(Collector):
             if state == "queued" and first is not None:
                 first = first if first.tzinfo else first.replace(tzinfo=wall.tzinfo)
                 self._oldest[project] = max(0.0, (wall - first).total_seconds())
-        self._read_at = now
 
     def collect(self) -> Iterator[Metric]:
         """The gauges (every state of every project with jobs, zeros included)."""
