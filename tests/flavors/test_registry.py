@@ -15,7 +15,7 @@ from aimass.flavors.registry import FlavorRegistry, inspect_upload
 from aimass.flavors.signature import Signature
 from aimass.plugins import default_registries
 
-BUILTINS = ["torchscript", "torch-pickle", "sklearn", "pickle", "onnx"]
+BUILTINS = ["transformers", "torchscript", "torch-pickle", "sklearn", "pickle", "onnx"]
 
 
 class TextFlavor(Flavor):
