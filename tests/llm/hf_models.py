@@ -50,7 +50,7 @@ def tiny_gpt2(folder: Path, new_tokens: int | None = None) -> Path:
     fast.save_pretrained(folder)
     torch.manual_seed(0)
     config = GPT2Config(
-        vocab_size=tokenizer.get_vocab_size(), n_positions=256, n_embd=64, n_layer=2, n_head=2,
+        vocab_size=tokenizer.get_vocab_size(), n_positions=1024, n_embd=64, n_layer=2, n_head=2,
         bos_token_id=0, eos_token_id=0,
     )  # fmt: skip
     model = GPT2LMHeadModel(config)
@@ -65,8 +65,8 @@ def tiny_gpt2(folder: Path, new_tokens: int | None = None) -> Path:
 
 
 def zip_dir(folder: Path, target: Path, extra: dict[str, bytes] | None = None) -> Path:
-    """Zip ``folder`` (its files at the archive's root), adding ``extra`` members."""
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+    """Zip ``folder`` (its files at the archive's root, stored: weights barely compress)."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:
         for path in sorted(folder.rglob("*")):
             if path.is_file():
                 archive.write(path, path.relative_to(folder).as_posix())

@@ -247,6 +247,13 @@ class GenerationPredictor(_Loaded):
         encoded = self.tokenizer(
             prompt, return_tensors="pt", truncation=True, max_length=predictor.max_length
         )
+        prompt_length = int(encoded["input_ids"].shape[1])
+        config = self.model.config
+        positions = getattr(config, "max_position_embeddings", None) or getattr(
+            config, "n_positions", None
+        )
+        if isinstance(positions, int):  # past its positions a model fails, it does not stop
+            max_new_tokens = max(1, min(max_new_tokens, positions - prompt_length))
         sample = temperature is not None and temperature > 0
         options: dict[str, Any] = {"do_sample": sample}
         if sample:
@@ -270,4 +277,4 @@ class GenerationPredictor(_Loaded):
             reason = "length"
         else:
             reason = "stop"
-        return Generated(int(encoded["input_ids"].shape[1]), streamer.tokens, reason)
+        return Generated(prompt_length, streamer.tokens, reason)
