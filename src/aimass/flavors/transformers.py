@@ -136,7 +136,11 @@ class TransformersFlavor(Flavor):
 
     def load(self, path: Path, trusted: bool) -> Predictor:
         """Extract the checked archive beside its verified copy and load it offline."""
-        from aimass.flavors import _hf_predictors as hf
+        from aimass.flavors._hf_predictors import (
+            ClassificationPredictor,
+            EmbeddingPredictor,
+            GenerationPredictor,
+        )
 
         problem = unavailable()
         if problem is not None:
@@ -145,12 +149,12 @@ class TransformersFlavor(Flavor):
         directory = extract_model_archive(path, folder, trusted)
         task = detect_task(directory)
         signature = task_signature(directory, task)
-        predictor: hf.EmbeddingPredictor | hf.ClassificationPredictor | hf.GenerationPredictor
+        predictor: EmbeddingPredictor | ClassificationPredictor | GenerationPredictor
         if task == "feature-extraction":
-            predictor = hf.EmbeddingPredictor(folder, signature, trusted, _cls_pooling(directory))
+            predictor = EmbeddingPredictor(folder, signature, trusted, _cls_pooling(directory))
         elif task == "text-classification":
-            predictor = hf.ClassificationPredictor(folder, signature, trusted)
+            predictor = ClassificationPredictor(folder, signature, trusted)
         else:
-            predictor = hf.GenerationPredictor(folder, signature, trusted, _new_tokens(directory))
+            predictor = GenerationPredictor(folder, signature, trusted, _new_tokens(directory))
         predictor.task = task
         return predictor

@@ -29,7 +29,7 @@ from aimass.api.edge import (
     error_code,
     read_body,
 )
-from aimass.api.inference import openai
+from aimass.api.inference.openai import Completion, embeddings, model_answer, models
 from aimass.auth.cache import AuthCache
 from aimass.auth.entities import Principal
 from aimass.errors import AimassError, InvalidInput, Unauthenticated, Unavailable
@@ -274,11 +274,11 @@ class InferenceApp:
             raise HTTPError(403, f"this token may not use project {project!r}")
         if route == "models":
             _allow(method, "GET")
-            await _answer(send, 200, openai.models(self.repository, project), request_id, _JSON)
+            await _answer(send, 200, models(self.repository, project), request_id, _JSON)
             return
         if len(parts) == 4 and parts[2] == "models":
             _allow(method, "GET")
-            body = openai.model_answer(self.repository, project, parts[3])
+            body = model_answer(self.repository, project, parts[3])
             await _answer(send, 200, body, request_id, _JSON)
             return
         if route not in ("embeddings", "completions", "chat/completions"):
@@ -289,7 +289,7 @@ class InferenceApp:
         if route == "embeddings":
 
             async def embed(served: ServedVersion) -> bytes:
-                return await openai.embeddings(served, body, name)
+                return await embeddings(served, body, name)
 
             _, _, metrics, answer = await self._run_model(name, project, None, request_id, embed)
             await _answer(send, 200, answer, request_id, _JSON)
@@ -297,9 +297,9 @@ class InferenceApp:
             return
         kind: Literal["chat", "text"] = "chat" if route == "chat/completions" else "text"
 
-        async def complete(served: ServedVersion) -> openai.Completion:
+        async def complete(served: ServedVersion) -> Completion:
             labels = (project, name, served.model, str(served.version))
-            return openai.Completion(self.generations, served, kind, body, name, labels)
+            return Completion(self.generations, served, kind, body, name, labels)
 
         _, _, metrics, completion = await self._run_model(name, project, None, request_id, complete)
         await completion.answer(receive, send, request_id)
