@@ -127,6 +127,7 @@ def test_minilm_embeddings_match_sentence_transformers_over_oip_and_openai(
     floats = oai.embeddings.create(model=minilm, input="one", encoding_format="float")
     assert len(floats.data[0].embedding) == 384
     assert [m.id for m in oai.models.list().data] == [minilm]
+    assert oai.models.retrieve(minilm).owned_by == "default"
 
 
 def test_embeddings_of_a_generator_and_chat_of_an_encoder_are_clear_400s(

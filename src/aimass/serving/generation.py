@@ -184,16 +184,19 @@ class Generations:
         if metrics is not None:
             metrics.queued(1)
         future = loop.run_in_executor(self._executor, run)
+        ended = False
         try:
             while True:
                 item = await queue.get()
                 if isinstance(item, BaseException):
                     raise item
+                ended = isinstance(item, Outcome)
                 yield item
-                if isinstance(item, Outcome):
+                if ended:
                     return
         finally:
-            cancel.set()  # the consumer stopped early (error, disconnect): stop generating
+            if not ended:
+                cancel.set()  # the consumer stopped early (error, disconnect): stop generating
             await asyncio.shield(future)
 
     def _model_lock(self, generator: TextGenerator) -> threading.Lock:

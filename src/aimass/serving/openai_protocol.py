@@ -1,9 +1,6 @@
 """The OpenAI-compatible wire format: requests parsed, answers and stream chunks built.
 
-Fields the OpenAI API has and aimass does not use (``user``, ``logit_bias``, ...)
-are accepted and ignored, so clients send what they always send; fields that
-change the answer and are not supported (``n`` above 1, token-id prompts) are
-refused with a message naming them.
+The request models are ``aimass.entities.openai``'s.
 """
 
 from __future__ import annotations
@@ -13,98 +10,15 @@ import time
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
-from aimass.errors import InvalidInput
 from aimass.validation import parse_json
 
 if TYPE_CHECKING:
     from aimass.serving.generation import Outcome
     from aimass.serving.protocol import Array
 
-MAX_INPUTS = 2048
 _M = TypeVar("_M", bound=BaseModel)
-
-
-class _Request(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    model: str = Field(min_length=1, max_length=256)
-
-
-class EmbeddingsRequest(_Request):
-    """``POST /v1/embeddings``."""
-
-    input: str | list[str]
-    encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = None
-
-    def texts(self) -> list[str]:
-        """The input strings (at least one, at most MAX_INPUTS)."""
-        items = [self.input] if isinstance(self.input, str) else self.input
-        if not items:
-            raise InvalidInput("input must hold at least one string")
-        if len(items) > MAX_INPUTS:
-            raise InvalidInput(f"input holds {len(items)} strings; at most {MAX_INPUTS}")
-        return items
-
-
-class _Generation(_Request):
-    max_tokens: int | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    seed: int | None = None
-    stream: bool = False
-    n: int = 1
-
-    def model_post_init(self, _context: object) -> None:
-        if self.n != 1:
-            raise ValueError("n must be 1: one choice per request")
-
-
-class Message(BaseModel):
-    """One chat message (text content only)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str | list[dict[str, Any]]
-
-    def text(self) -> str:
-        """The text of the message; text parts of a list are joined."""
-        if isinstance(self.content, str):
-            return self.content
-        parts = []
-        for part in self.content:
-            if part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise InvalidInput("only text message parts are supported")
-            parts.append(part["text"])
-        return "".join(parts)
-
-
-class ChatRequest(_Generation):
-    """``POST /v1/chat/completions``."""
-
-    messages: list[Message] = Field(min_length=1, max_length=1024)
-    max_completion_tokens: int | None = None
-
-    def wanted_tokens(self) -> int | None:
-        """``max_completion_tokens`` (the newer name) or ``max_tokens``."""
-        return self.max_completion_tokens or self.max_tokens
-
-
-class CompletionRequest(_Generation):
-    """``POST /v1/completions``."""
-
-    prompt: str | list[str]
-
-    def text(self) -> str:
-        """The one prompt."""
-        if isinstance(self.prompt, str):
-            return self.prompt
-        if len(self.prompt) != 1:
-            raise InvalidInput("send one prompt per request")
-        return self.prompt[0]
 
 
 def parse_request(model: type[_M], body: bytes, route: str) -> _M:

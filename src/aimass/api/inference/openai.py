@@ -16,12 +16,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from aimass.api.edge import HTTPError, Receive, Send
+from aimass.entities.openai import ChatRequest, CompletionRequest, EmbeddingsRequest
 from aimass.errors import InvalidInput
 from aimass.serving.generation import Outcome, Sampling
 from aimass.serving.openai_protocol import (
-    ChatRequest,
-    CompletionRequest,
-    EmbeddingsRequest,
     completion_answer,
     completion_chunk,
     embeddings_answer,
@@ -133,18 +131,29 @@ class Completion:
     async def answer(self, receive: Receive, send: Send, request_id: str) -> None:
         """Generate and answer; takes a stream slot first (429 when none is free)."""
         self.generations.admit()
+        cancel = threading.Event()
+
+        async def watch() -> None:
+            # After the body the only message left is the client going away.
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    cancel.set()
+                    return
+
+        watcher = asyncio.create_task(watch())
         try:
             if self.stream:
-                await self._stream(receive, send, request_id)
+                await self._stream(send, request_id, cancel)
             else:
-                await self._whole(send, request_id)
+                await self._whole(send, request_id, cancel)
         finally:
+            watcher.cancel()
             self.generations.release()
 
-    async def _whole(self, send: Send, request_id: str) -> None:
+    async def _whole(self, send: Send, request_id: str, cancel: threading.Event) -> None:
         pieces: list[str] = []
         outcome: Outcome | None = None
-        cancel = threading.Event()
         async for item in self.generations.stream(
             self.generator, self.prompt, self.sampling, cancel, self.labels
         ):
@@ -153,6 +162,8 @@ class Completion:
             else:
                 pieces.append(item)
         assert outcome is not None
+        if cancel.is_set():
+            return  # the client went away: nobody to answer
         if outcome.finish_reason == "timeout":
             raise HTTPError(
                 408,
@@ -169,18 +180,7 @@ class Completion:
         ]})  # fmt: skip
         await send({"type": "http.response.body", "body": body})
 
-    async def _stream(self, receive: Receive, send: Send, request_id: str) -> None:
-        cancel = threading.Event()
-
-        async def watch() -> None:
-            # After the body the only message left is the client going away.
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    cancel.set()
-                    return
-
-        watcher = asyncio.create_task(watch())
+    async def _stream(self, send: Send, request_id: str, cancel: threading.Event) -> None:
         try:
             await send({"type": "http.response.start", "status": 200, "headers": [
                 *_SSE_HEADERS, (b"x-request-id", request_id.encode()),
@@ -201,14 +201,16 @@ class Completion:
                     else:
                         chunk = completion_chunk(self.kind, self.id, self.name, None, item)
                         await _event(send, chunk)
-                    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+                    await send(
+                        {"type": "http.response.body", "body": b"data: [DONE]\n\n",
+                         "more_body": True}
+                    )  # fmt: skip
                     return
                 await _event(
                     send, completion_chunk(self.kind, self.id, self.name, item, first=first)
                 )
                 first = False
         finally:
-            watcher.cancel()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
