@@ -78,6 +78,10 @@ def test_pickled_weights_load_only_when_trusted(tmp_path: Path) -> None:
 
 def test_task_from_aimass_json_and_a_folder_inside_the_archive(tmp_path: Path) -> None:
     folder = tiny_gpt2(tmp_path / "model", new_tokens=3)
+    # Where the author saved it from is a record, not a file the model opens: accepted.
+    config = json.loads((folder / "config.json").read_text())
+    config["_name_or_path"] = "/home/author/checkpoints/run-7"
+    (folder / "config.json").write_text(json.dumps(config))
     archive = tmp_path / "nested.zip"
     with zipfile.ZipFile(archive, "w") as out:
         for path in folder.iterdir():

@@ -38,6 +38,9 @@ _OTHER_WEIGHTS = frozenset({".h5", ".msgpack", ".ot", ".gguf", ".onnx", ".keras"
 _CODE_KEYS = frozenset({"auto_map", "trust_remote_code", "custom_pipelines"})
 # Keys whose string values name files: *_file, *_files, *path, *_dir, *directory, *folder.
 _FILE_KEY = re.compile(r"(file|files|path|dir|directory|folder)$", re.IGNORECASE)
+# Where the model was saved from: a record transformers writes (often an absolute path on the
+# author's machine) and never opens when loading from a folder.
+_PROVENANCE_KEYS = frozenset({"_name_or_path", "name_or_path"})
 _ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, struct.error, NotImplementedError, OSError)
 
 
@@ -235,7 +238,7 @@ def _check_json(name: str, value: Any, where: str = "") -> None:
                     f"{name!r} sets {here!r}: it asks transformers to import code shipped "
                     "with the model (trust_remote_code), which aimass never does"
                 )
-            if isinstance(key, str) and _FILE_KEY.search(key):
+            if isinstance(key, str) and _FILE_KEY.search(key) and key not in _PROVENANCE_KEYS:
                 for text in item if isinstance(item, list) else [item]:
                     if isinstance(text, str) and _leaves_folder(text):
                         raise Unprocessable(
