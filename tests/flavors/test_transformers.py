@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 
@@ -110,3 +112,15 @@ def test_code_and_links_are_refused(tmp_path: Path) -> None:
 
 def test_the_extra_is_reported_available_here() -> None:
     assert unavailable() is None
+
+
+def test_without_the_extra_an_upload_is_refused_with_the_install_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = zip_dir(tiny_gpt2(tmp_path / "model"), tmp_path / "model.zip")
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as if not installed
+    problem = unavailable()
+    assert problem is not None and "no module transformers" in problem
+    assert FLAVOR.sniff(archive, "model.zip")  # still recognised, so the answer can say why
+    with pytest.raises(Unprocessable, match=re.escape("pip install 'aimass[llm]'")):
+        FLAVOR.inspect(archive, trusted=False)
