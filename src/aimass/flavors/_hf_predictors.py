@@ -168,8 +168,9 @@ class GenerationPredictor(_Loaded):
         self.eos_id = eos
 
     def predict(self, batch: Batch) -> Array:
-        out = np.empty(len(texts(batch)), dtype=object)
-        for i, prompt in enumerate(texts(batch)):
+        prompts = texts(batch)
+        out = np.empty(len(prompts), dtype=object)
+        for i, prompt in enumerate(prompts):
             pieces: list[str] = []
             self.generate(prompt, self.new_tokens, pieces.append, lambda: False)
             out[i] = "".join(pieces)
