@@ -261,3 +261,20 @@ def test_unsafe_directories_are_refused_with_422_saying_why(
         )  # fmt: skip
     assert answer.status_code == 422, answer.text
     assert re.search(why, answer.json()["error"]["message"]), answer.text
+
+
+def test_a_generation_over_the_stream_slots_is_a_429(gpt: str, server: LiveServer) -> None:
+    body = {"model": gpt, "prompt": "Slots", "max_tokens": MAX_TOKENS, "stream": True}
+    headers = {"Authorization": f"Bearer {server.admin_token}"}
+    url = f"{server.url}/v1/completions"
+    with (
+        httpx.Client(timeout=30) as first,
+        httpx.Client(timeout=30) as second,
+        first.stream("POST", url, json=body, headers=headers) as one,
+        second.stream("POST", url, json=body, headers=headers) as two,
+    ):
+        # Both slots (llm_max_streams=2) are held while their generations run.
+        assert (one.status_code, two.status_code) == (200, 200)
+        third = httpx.post(url, json={**body, "stream": False}, headers=headers, timeout=30)
+        assert third.status_code == 429, third.text
+        assert "generation slots" in third.json()["error"]["message"]
