@@ -9,7 +9,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
-EXTRAS ?= dev,torch,ray,zoo,grpc
+EXTRAS ?= dev,torch,ray,zoo,grpc,llm
 UV_VERSION ?= 0.13.9
 UV_HOME ?= $(HOME)/.cache/aimass-uv
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(UV_HOME)/bin/uv)

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     #: Node history: seconds between samples, and days the (downsampled) history is kept.
     node_interval_s: float = Field(default=5.0, gt=0, le=3600)
     node_retention_days: float = Field(default=7.0, gt=0, le=3650)
+    #: Text generation (the OpenAI routes): most new tokens a request may ask for, generations
+    #: at once in a process (one more is a 429), and seconds one may run.
+    llm_max_tokens: int = Field(default=512, ge=1, le=32768)
+    llm_max_streams: int = Field(default=4, ge=1, le=1024)
+    llm_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     #: Days the structured system log (``$AIMASS_HOME/logs/system``) is kept.
     system_log_retention_days: float = Field(default=14.0, gt=0, le=3650)
     #: Any plugin that fails to load is a start-up error (for CI), not a skipped plugin.
@@ -186,6 +191,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_AUTH": "true" if settings.auth else "false",
         "AIMASS_MAX_INFERENCE_BYTES": str(settings.max_inference_bytes),
         "AIMASS_MAX_TENSOR_ELEMENTS": str(settings.max_tensor_elements),
+        "AIMASS_LLM_MAX_TOKENS": str(settings.llm_max_tokens),
+        "AIMASS_LLM_MAX_STREAMS": str(settings.llm_max_streams),
+        "AIMASS_LLM_TIMEOUT_S": str(settings.llm_timeout_s),
         "AIMASS_DATASET_MAX_ROWS": str(settings.dataset_max_rows),
         "AIMASS_DATASET_MAX_CELLS": str(settings.dataset_max_cells),
         "AIMASS_DATASET_MAX_BYTES": str(settings.dataset_max_bytes),

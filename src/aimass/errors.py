@@ -67,6 +67,13 @@ class TooLarge(AimassError):
     status = 413
 
 
+class Busy(AimassError):
+    """Every slot of a bounded resource is taken right now; retry shortly (429)."""
+
+    code = "busy"
+    status = 429
+
+
 class Unavailable(AimassError):
     """A part the request needs is missing or down right now; say how to fix it (503).
 
@@ -115,6 +122,7 @@ ERRORS_BY_CODE: dict[str, type[AimassError]] = {
         NotFound,
         Conflict,
         TooLarge,
+        Busy,
         Unavailable,
         InsufficientStorage,
         ChecksumMismatch,

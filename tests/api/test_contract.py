@@ -56,6 +56,7 @@ from aimass.entities.jobs import (
     LogsAppended,
     MetricsRecorded,
 )
+from aimass.entities.openai import Completion, EmbeddingList, OpenAIModel, OpenAIModelList
 from aimass.jobs import service
 from aimass.platform import Platform
 from aimass.store.db import Database
@@ -143,6 +144,12 @@ WIRE: dict[str, Any] = {
     "POST /api/v1/jobs/{job_id}/attempts/{attempt}/logs": LogsAppended,
     "POST /api/v1/jobs/{job_id}/attempts/{attempt}/evaluations": Evaluation,
     "GET /v2": ServerMetadata,
+    # The OpenAI-compatible routes; the openai client calls them.
+    "GET /v1/models": OpenAIModelList,
+    "GET /v1/models/{name}": OpenAIModel,
+    "POST /v1/embeddings": EmbeddingList,
+    "POST /v1/chat/completions": Completion,
+    "POST /v1/completions": Completion,
     "GET /v2/models/{name}": ModelMetadata,
     "GET /v2/models/{name}/versions/{version}": ModelMetadata,
     "POST /v2/models/{name}/infer": InferResponse,
@@ -181,6 +188,11 @@ ELSEWHERE: dict[str, str] = {
     "GET /api/v1/deployments/{name}/quality": "tests/monitoring/test_drift_e2e.py",
     "GET /api/v1/monitoring/events": "tests/monitoring/test_drift_e2e.py",
     "GET /api/v1/logs": "tests/monitoring/test_system_log.py",
+    # A transformers deployment (the llm extra, a model loaded): the openai client there.
+    "GET /v1/models/{name}": "tests/llm/test_llm_serving.py",
+    "POST /v1/embeddings": "tests/llm/test_llm_serving.py",
+    "POST /v1/chat/completions": "tests/llm/test_llm_serving.py",
+    "POST /v1/completions": "tests/llm/test_llm_serving.py",
 }
 
 
@@ -358,6 +370,7 @@ def test_every_route_answers_its_wire_model(
     call("GET /v2/health/live", "/v2/health/live")
     call("GET /v2/health/ready", "/v2/health/ready")
     call("GET /v2", "/v2")
+    call("GET /v1/models", "/v1/models")  # none here: no transformers deployment
     metadata = call("GET /v2/models/{name}", "/v2/models/dep")
     call("GET /v2/models/{name}/ready", "/v2/models/dep/ready")
     call("GET /v2/models/{name}/versions/{version}", "/v2/models/dep/versions/1")

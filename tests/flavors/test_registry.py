@@ -15,7 +15,7 @@ from aimass.flavors.registry import FlavorRegistry, inspect_upload
 from aimass.flavors.signature import Signature
 from aimass.plugins import default_registries
 
-BUILTINS = ["torchscript", "torch-pickle", "sklearn", "pickle", "onnx"]
+BUILTINS = ["transformers", "torchscript", "torch-pickle", "sklearn", "pickle", "onnx"]
 
 
 class TextFlavor(Flavor):
@@ -41,7 +41,9 @@ def test_default_registry_holds_the_builtins_in_detection_order() -> None:
 
 
 def test_unknown_flavor_names_the_known_ones(registry: FlavorRegistry) -> None:
-    with pytest.raises(InvalidInput, match="unknown flavor 'xgboost'; known flavors: torchscript"):
+    with pytest.raises(
+        InvalidInput, match="unknown flavor 'xgboost'; known flavors: transformers, torchscript"
+    ):
         registry.get("xgboost")
 
 

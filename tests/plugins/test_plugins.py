@@ -13,7 +13,7 @@ from aimass.errors import InvalidInput
 from aimass.plugins import GROUP, PluginWarning, Registries, load_plugins
 
 BUILTIN = EntryPoint(name="builtin-flavors", value="aimass.flavors:register", group=GROUP)
-BUILTIN_FLAVORS = {"torchscript", "torch-pickle", "sklearn", "pickle", "onnx"}
+BUILTIN_FLAVORS = {"transformers", "torchscript", "torch-pickle", "sklearn", "pickle", "onnx"}
 
 PLUGIN_SOURCE = """
 from __future__ import annotations

@@ -36,6 +36,7 @@ from aimass.monitoring.job_metrics import JobQueueCollector
 from aimass.monitoring.metrics import PredictionLogMetrics
 from aimass.monitoring.node import NodeCollector
 from aimass.platform import Platform
+from aimass.serving.generation import GenerationLimits
 
 if TYPE_CHECKING:
     from aimass.api.inference.grpc import GrpcEndpoint
@@ -143,6 +144,9 @@ def create_app(platform: Platform) -> PlatformApp:
         max_tensor_elements=settings.max_tensor_elements,
         server_version=__version__,
         prediction_log=platform.prediction_log,
+        generation=GenerationLimits(
+            settings.llm_max_tokens, settings.llm_max_streams, settings.llm_timeout_s
+        ),
     )
     PredictionLogMetrics(platform.prediction_log, inference.metrics.registry)
     inference.metrics.add_machine_collector(NodeCollector())

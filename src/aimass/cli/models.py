@@ -157,7 +157,11 @@ def upload(
     name: Annotated[str, typer.Argument(help="The model to add a version to (made if missing).")],
     file: Annotated[
         Path,
-        typer.Argument(exists=True, dir_okay=False, readable=True, help="The model file."),
+        typer.Argument(
+            exists=True,
+            readable=True,
+            help="The model file, or a Hugging Face model directory (zipped on upload).",
+        ),
     ],
     flavor: Annotated[
         str | None,

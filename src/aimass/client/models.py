@@ -107,7 +107,18 @@ class Models:
         description: str = "",
         progress: Progress | None = None,
     ) -> ModelVersion:
-        """Upload a model file as a new version (streamed); creates the model if missing."""
+        """Upload a model file as a new version (streamed); creates the model if missing.
+
+        A directory (a Hugging Face model: ``config.json``, ``*.safetensors``, tokenizer
+        files) is zipped first and uploaded as ``<folder>.zip`` (the transformers flavor).
+        """
+        if Path(path).is_dir():
+            with tempfile.TemporaryDirectory(prefix="aimass-upload-") as tmp:
+                archive = _zip_folder(Path(path), Path(tmp) / f"{Path(path).resolve().name}.zip")
+                return self.upload(
+                    name, archive, flavor=flavor, trusted=trusted, signature=signature,
+                    metrics=metrics, tags=tags, description=description, progress=progress,
+                )  # fmt: skip
         meta: dict[str, object] = {"trusted": trusted, "description": description}
         if flavor is not None:
             meta["flavor"] = flavor
@@ -308,3 +319,16 @@ class Models:
     @staticmethod
     def _version_path(name: str, ref: Ref) -> str:
         return f"/api/v1/models/{_seg(name)}/versions/{_seg(ref)}"
+
+
+def _zip_folder(folder: Path, target: Path) -> Path:
+    """Zip a model folder's plain files (stored: weights barely compress); links are refused."""
+    import zipfile
+
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:
+        for item in sorted(folder.rglob("*")):
+            if item.is_symlink():
+                raise ValueError(f"{item} is a link; copy the file into the folder instead")
+            if item.is_file():
+                archive.write(item, item.relative_to(folder).as_posix())
+    return target

@@ -34,10 +34,12 @@ def register(registries: _WithFlavors) -> None:
     from aimass.flavors.pickle import PickleFlavor
     from aimass.flavors.sklearn import SklearnFlavor
     from aimass.flavors.torchscript import TorchPickleFlavor, TorchScriptFlavor
+    from aimass.flavors.transformers import TransformersFlavor
 
     # Archive formats are recognised by their member names, so they are asked first;
     # ONNX goes last because it also takes any file named *.onnx.
     for flavor in (
+        TransformersFlavor(),  # a ZIP with config.json; imports nothing heavy until it loads
         TorchScriptFlavor(),
         TorchPickleFlavor(),
         SklearnFlavor(),

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST as _CONTENT_TYPE
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.registry import Collector
 
 #: The content type of ``render()``.
@@ -57,6 +57,87 @@ class VersionMetrics:
             observe(wait)
 
 
+_TTFT_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+_RATE_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+
+
+class GenerationMetrics:
+    """Text generation (the OpenAI routes): tokens, tokens/s, time to first token, streams
+    running and waiting for their model."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.tokens = Counter(
+            "aimass_generation_tokens", "Tokens generated.", _LABELS, registry=registry
+        )
+        self.seconds = Counter(
+            "aimass_generation_seconds",
+            "Time spent generating (tokens / seconds is the rate).",
+            _LABELS,
+            registry=registry,
+        )
+        self.rate = Histogram(
+            "aimass_generation_tokens_per_second",
+            "Tokens per second of each generation.",
+            _LABELS,
+            buckets=_RATE_BUCKETS,
+            registry=registry,
+        )
+        self.ttft = Histogram(
+            "aimass_generation_time_to_first_token_seconds",
+            "Time from a generation's start to its first text.",
+            _LABELS,
+            buckets=_TTFT_BUCKETS,
+            registry=registry,
+        )
+        self.running = Gauge(
+            "aimass_generation_streams",
+            "Generations running now.",
+            _LABELS,
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.waiting = Gauge(
+            "aimass_generation_queue_length",
+            "Generations admitted and waiting for their model.",
+            _LABELS,
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+
+    def bind(self, labels: tuple[str, str, str, str]) -> BoundGeneration:
+        """The children for one served version."""
+        return BoundGeneration(self, labels)
+
+
+class BoundGeneration:
+    """One version's generation metrics."""
+
+    def __init__(self, metrics: GenerationMetrics, labels: tuple[str, str, str, str]) -> None:
+        self._tokens = metrics.tokens.labels(*labels)
+        self._seconds = metrics.seconds.labels(*labels)
+        self._rate = metrics.rate.labels(*labels)
+        self._ttft = metrics.ttft.labels(*labels)
+        self._running = metrics.running.labels(*labels)
+        self._waiting = metrics.waiting.labels(*labels)
+
+    def queued(self, delta: int) -> None:
+        """One more (or fewer) generation waiting for its model."""
+        self._waiting.inc(delta)
+
+    def active(self, delta: int) -> None:
+        """One more (or fewer) generation running."""
+        self._running.inc(delta)
+
+    def finished(self, tokens: int, seconds: float, first_text_s: float | None) -> None:
+        """Record a finished generation."""
+        self._tokens.inc(tokens)
+        self._seconds.inc(seconds)
+        if seconds > 0 and tokens:
+            self._rate.observe(tokens / seconds)
+        if first_text_s is not None:
+            self._ttft.observe(first_text_s)
+
+
 class InferenceMetrics:
     """Requests, latency, batch size and queue time per deployment, model and version.
 
@@ -94,6 +175,7 @@ class InferenceMetrics:
             registry=self.registry,
         )
         self._versions: dict[tuple[str, str, str, str], VersionMetrics] = {}
+        self.generation = GenerationMetrics(self.registry)
         #: Collectors of figures that are the machine's, not this process's (node metrics).
         self.machine_collectors: list[Collector] = []
 

@@ -13,8 +13,10 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 from urllib.parse import parse_qsl
+
+import orjson
 
 from aimass.api.edge import (
     REQUEST_ID_KEY,
@@ -27,11 +29,13 @@ from aimass.api.edge import (
     error_code,
     read_body,
 )
+from aimass.api.inference.openai import Completion, embeddings, model_answer, models
 from aimass.auth.cache import AuthCache
 from aimass.auth.entities import Principal
 from aimass.errors import AimassError, InvalidInput, Unauthenticated, Unavailable
 from aimass.monitoring.prediction_log import PredictionLog, Served
 from aimass.serving.batcher import BatcherClosed
+from aimass.serving.generation import GenerationLimits, Generations
 from aimass.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from aimass.serving.metrics import InferenceMetrics, VersionMetrics
 from aimass.serving.protocol import (
@@ -86,6 +90,7 @@ class InferenceApp:
         metrics: InferenceMetrics | None = None,
         auth_ttl_s: float = 2.0,
         prediction_log: PredictionLog | None = None,
+        generation: GenerationLimits | None = None,
     ) -> None:
         self.repository = repository
         #: Where answered predictions are queued (sampled); None logs nothing.
@@ -100,6 +105,8 @@ class InferenceApp:
             if isinstance(authenticate, AuthCache)
             else AuthCache(authenticate, auth_ttl_s)
         )
+        #: Streams, limits and metrics of the OpenAI routes' text generation.
+        self.generations = Generations(generation or GenerationLimits(), self.metrics.generation)
         self._server_metadata = dumps(
             {"name": "aimass", "version": server_version, "extensions": ["binary_tensor_data"]}
         )
@@ -113,6 +120,8 @@ class InferenceApp:
         if path.startswith("/v2"):
             return len(path) == 3 or path[3] == "/"
         if path == "/metrics":
+            return True
+        if path.startswith("/v1/"):
             return True
         return path.startswith("/api/v1/deployments/") and path.endswith("/predict")
 
@@ -152,7 +161,7 @@ class InferenceApp:
             request_id = self._request_ids.assign(client_id)
         path: str = scope["path"]
         method: str = scope["method"]
-        plain = path.startswith("/api/")
+        plain = path.startswith(("/api/", "/v1/"))
         try:
             parts = path.rstrip("/").split("/") if len(path) > 1 else ["", ""]
             if parts[1] == "v2":
@@ -167,6 +176,11 @@ class InferenceApp:
                     raise HTTPError(403, "metrics need a token that is not limited to a project")
                 body = self.metrics.render()
                 await _answer(send, 200, body, request_id, _METRICS_TYPE)
+            elif parts[1] == "v1":
+                await self._openai(
+                    scope, receive, send, request_id, parts, method, authorization,
+                    content_length, started,
+                )  # fmt: skip
             elif len(parts) == 6 and parts[3] == "deployments" and parts[5] == "predict":
                 _allow(method, "POST")
                 await self._predict(
@@ -241,6 +255,57 @@ class InferenceApp:
             await _answer(send, 200, _EMPTY, request_id, _JSON)
             return
         await _answer(send, 200, self._model_metadata(deployment, version), request_id, _JSON)
+
+    async def _openai(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request_id: str,
+        parts: list[str],
+        method: str,
+        authorization: bytes | None,
+        content_length: bytes | None,
+        started: float,
+    ) -> None:
+        """The OpenAI-compatible routes (``api.inference.openai``); ``model`` is a deployment."""
+        route = "/".join(parts[2:])
+        principal = await self._principal(authorization)
+        project = _project(scope)
+        if not principal.can("viewer", project):
+            raise HTTPError(403, f"this token may not use project {project!r}")
+        if route == "models":
+            _allow(method, "GET")
+            await _answer(send, 200, models(self.repository, project), request_id, _JSON)
+            return
+        if len(parts) == 4 and parts[2] == "models":
+            _allow(method, "GET")
+            body = model_answer(self.repository, project, parts[3])
+            await _answer(send, 200, body, request_id, _JSON)
+            return
+        if route not in ("embeddings", "completions", "chat/completions"):
+            raise HTTPError(404, "no such route")
+        _allow(method, "POST")
+        body = await read_body(receive, content_length, self.max_body_bytes)
+        name = _model_field(body)
+        if route == "embeddings":
+
+            async def embed(served: ServedVersion) -> bytes:
+                return await embeddings(served, body, name)
+
+            _, _, metrics, answer = await self._run_model(name, project, None, request_id, embed)
+            await _answer(send, 200, answer, request_id, _JSON)
+            metrics.request(200, time.perf_counter() - started)
+            return
+        kind: Literal["chat", "text"] = "chat" if route == "chat/completions" else "text"
+
+        async def complete(served: ServedVersion) -> Completion:
+            labels = (project, name, served.model, str(served.version))
+            return Completion(self.generations, served, kind, body, name, labels)
+
+        _, _, metrics, completion = await self._run_model(name, project, None, request_id, complete)
+        await completion.answer(receive, send, request_id)
+        metrics.request(200, time.perf_counter() - started)
 
     def _deployment(self, name: str, project: str) -> ServedDeployment:
         deployment = self.repository.get(name, project)
@@ -516,6 +581,18 @@ async def _answer(
 def _allow(method: str, allowed: str) -> None:
     if method != allowed:
         raise HTTPError(405, f"method {method[:16]} is not allowed here; use {allowed}")
+
+
+def _model_field(body: bytes) -> str:
+    """The ``model`` of an OpenAI request body (a deployment name), or a 400."""
+    try:
+        value = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        raise HTTPError(400, "the request body must be JSON") from None
+    model = value.get("model") if isinstance(value, dict) else None
+    if not isinstance(model, str) or not model:
+        raise HTTPError(400, "the request needs a 'model': the name of a deployment")
+    return model
 
 
 def _project(scope: Scope) -> str:

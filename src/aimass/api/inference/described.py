@@ -26,6 +26,15 @@ from aimass.entities.inference import (
     PredictResult,
     ServerMetadata,
 )
+from aimass.entities.openai import (
+    ChatRequest,
+    Completion,
+    CompletionRequest,
+    EmbeddingList,
+    EmbeddingsRequest,
+    OpenAIModel,
+    OpenAIModelList,
+)
 
 router = APIRouter()
 
@@ -197,4 +206,63 @@ def infer_version(
 )
 def metrics() -> str:
     """Prometheus metrics of this process (text exposition format; a token on all projects)."""
+    _described()
+
+
+_OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in (
+        (400, "bad input, max_tokens over the limit, or a deployment whose task does not fit"),
+        (401, "no token, or a token that is not valid"),
+        (403, "the token may not use this project"),
+        (404, "no such deployment"),
+        (408, "generation ran past the server's timeout (without stream)"),
+        (413, "the body is over the inference size limit"),
+        (429, "every generation slot of this server is busy"),
+        (503, "the deployment is still loading, or failed to load"),
+    )
+}
+_STREAM: dict[str, Any] = {
+    "responses": {
+        "200": {
+            "content": {
+                "text/event-stream": {
+                    "schema": {"type": "string"},
+                    "description": "with stream: data: <chunk JSON> events, then data: [DONE]",
+                }
+            }
+        }
+    }
+}
+
+
+@router.get("/v1/models", tags=["openai"], responses=_errors(401, 403))
+def openai_models(project: ProjectQuery = None) -> OpenAIModelList:
+    """The deployments the OpenAI-compatible routes answer (their names are the ``model``)."""
+    _described()
+
+
+@router.get("/v1/models/{name}", tags=["openai"], responses=_errors(401, 403, 404))
+def openai_model(name: Name, project: ProjectQuery = None) -> OpenAIModel:
+    """One deployment the OpenAI-compatible routes answer."""
+    _described()
+
+
+@router.post("/v1/embeddings", tags=["openai"], responses=_OPENAI_ERRORS)
+def openai_embeddings(body: EmbeddingsRequest, project: ProjectQuery = None) -> EmbeddingList:
+    """Embeddings of a feature-extraction deployment (batched with its /v2 requests)."""
+    _described()
+
+
+@router.post(
+    "/v1/chat/completions", tags=["openai"], responses=_OPENAI_ERRORS, openapi_extra=_STREAM
+)
+def openai_chat(body: ChatRequest, project: ProjectQuery = None) -> Completion:
+    """A text-generation deployment's answer to chat messages; streamed with ``stream``."""
+    _described()
+
+
+@router.post("/v1/completions", tags=["openai"], responses=_OPENAI_ERRORS, openapi_extra=_STREAM)
+def openai_completions(body: CompletionRequest, project: ProjectQuery = None) -> Completion:
+    """A text-generation deployment's continuation of a prompt; streamed with ``stream``."""
     _described()

@@ -1,0 +1,281 @@
+"""Predictors over a checked, extracted Hugging Face directory (torch and transformers inside).
+
+Loaded in the server process: the directory holds only data (JSON and safetensors,
+checked by :mod:`aimass.flavors._hf_files`), transformers runs its own code for
+the architecture the config names, never code from the directory
+(``trust_remote_code=False``, ``local_files_only=True``, offline switches on).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from aimass.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from aimass.flavors.base import Array, Batch
+    from aimass.flavors.signature import Signature
+
+#: The default number of new tokens a generator writes for an OIP request.
+DEFAULT_NEW_TOKENS = 32
+_MAX_LENGTH = 512
+
+
+def offline() -> None:
+    """Switch the Hugging Face libraries offline before they are imported (never a download)."""
+    for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        os.environ[key] = "1"
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _options(trusted: bool) -> dict[str, Any]:
+    # Pickled weights (trusted only) load through torch.load(weights_only=True) in transformers.
+    return {"local_files_only": True, "trust_remote_code": False, "use_safetensors": not trusted}
+
+
+def texts(batch: Batch) -> list[str]:
+    """The text column of a batch (BYTES: bytes or str elements), as Python strings."""
+    array = next(iter(batch.values())) if isinstance(batch, Mapping) else batch
+    out: list[str] = []
+    for item in np.asarray(array, dtype=object).reshape(-1):
+        if isinstance(item, bytes | bytearray):
+            try:
+                out.append(bytes(item).decode("utf-8"))
+            except UnicodeDecodeError:
+                raise InvalidInput("text inputs must be UTF-8") from None
+        elif isinstance(item, str):
+            out.append(item)
+        else:
+            raise InvalidInput("the text input must hold strings (BYTES)")
+    return out
+
+
+class _Loaded:
+    """A tokenizer and a model in eval mode, loaded offline from ``folder``."""
+
+    signature: Signature | None
+    #: The task it serves (set by the flavor): feature-extraction, text-classification, ...
+    task: str = ""
+
+    def __init__(self, folder: Path, signature: Signature, auto: str, trusted: bool) -> None:
+        offline()
+        import torch
+        import transformers
+
+        self.torch = torch
+        self.signature = signature
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(
+            folder, local_files_only=True, trust_remote_code=False
+        )
+        model_class = getattr(transformers, auto)
+        self.model = model_class.from_pretrained(folder, **_options(trusted))
+        self.model.eval()
+        self.max_length = min(int(getattr(self.tokenizer, "model_max_length", 0) or 0)
+                              or _MAX_LENGTH, _MAX_LENGTH)  # fmt: skip
+
+    def encode(self, items: list[str]) -> Any:
+        return self.tokenizer(
+            items, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+
+    def predict_proba(self, batch: Batch) -> Array | None:
+        return None
+
+
+class EmbeddingPredictor(_Loaded):
+    """Sentence embeddings: token states mean-pooled over the attention mask, L2-normalised
+    (what sentence-transformers does for MiniLM); CLS pooling when the directory says so."""
+
+    def __init__(self, folder: Path, signature: Signature, trusted: bool, cls: bool) -> None:
+        super().__init__(folder, signature, "AutoModel", trusted)
+        self.cls = cls
+
+    def predict(self, batch: Batch) -> Array:
+        torch = self.torch
+        items = texts(batch)
+        with torch.inference_mode():
+            encoded = self.encode(items)
+            states = self.model(**encoded).last_hidden_state
+            if self.cls:
+                pooled = states[:, 0]
+            else:
+                mask = encoded["attention_mask"].unsqueeze(-1).to(states.dtype)
+                pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        result: Array = pooled.float().numpy()
+        return result
+
+
+class ClassificationPredictor(_Loaded):
+    """Text classification: the label (``id2label``) and the softmax scores."""
+
+    def __init__(self, folder: Path, signature: Signature, trusted: bool) -> None:
+        super().__init__(folder, signature, "AutoModelForSequenceClassification", trusted)
+        id2label = getattr(self.model.config, "id2label", None) or {}
+        count = int(self.model.config.num_labels)
+        self.labels = np.array([str(id2label.get(i, i)) for i in range(count)], dtype=object)
+
+    def predict_proba(self, batch: Batch) -> Array | None:
+        torch = self.torch
+        with torch.inference_mode():
+            logits = self.model(**self.encode(texts(batch))).logits
+            scores: Array = torch.softmax(logits.float(), dim=-1).numpy()
+        return scores
+
+    def predict(self, batch: Batch) -> Array:
+        scores = self.predict_proba(batch)
+        assert scores is not None
+        result: Array = self.labels[scores.argmax(axis=1)]
+        return result
+
+    def predict_named(self, batch: Batch) -> dict[str, Array]:
+        scores = self.predict_proba(batch)
+        assert scores is not None
+        return {"label": self.labels[scores.argmax(axis=1)], "scores": scores}
+
+
+@dataclass
+class Generated:
+    """How one generation ended: token counts and why it stopped."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    #: "stop" (end of sequence), "length" (max tokens) or "cancelled" (asked to stop).
+    finish_reason: str
+
+
+class GenerationPredictor(_Loaded):
+    """Causal language models: greedy text for OIP, streamed text for the OpenAI routes."""
+
+    def __init__(self, folder: Path, signature: Signature, trusted: bool, new_tokens: int) -> None:
+        super().__init__(folder, signature, "AutoModelForCausalLM", trusted)
+        self.new_tokens = new_tokens
+        self.lock = threading.Lock()  # one generate at a time per model: torch threads are shared
+        eos = self.tokenizer.eos_token_id
+        self.pad_id = (
+            self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
+        )
+        self.eos_id = eos
+
+    def predict(self, batch: Batch) -> Array:
+        prompts = texts(batch)
+        out = np.empty(len(prompts), dtype=object)
+        for i, prompt in enumerate(prompts):
+            pieces: list[str] = []
+            self.generate(prompt, self.new_tokens, pieces.append, lambda: False)
+            out[i] = "".join(pieces)
+        return out
+
+    def chat_prompt(self, messages: Sequence[Mapping[str, str]]) -> str:
+        """The prompt for chat messages: the tokenizer's chat template, or ``role: content``."""
+        if getattr(self.tokenizer, "chat_template", None):
+            prompt: str = self.tokenizer.apply_chat_template(
+                list(messages), tokenize=False, add_generation_prompt=True
+            )
+            return prompt
+        lines = [f"{m['role']}: {m['content']}" for m in messages]
+        return "\n".join([*lines, "assistant:"])
+
+    def generate(
+        self,
+        prompt: str,
+        max_new_tokens: int,
+        on_text: Callable[[str], None],
+        should_stop: Callable[[], bool],
+        temperature: float | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+    ) -> Generated:
+        """Generate up to ``max_new_tokens`` after ``prompt``, calling ``on_text`` as text is
+        decoded; ``should_stop`` is asked after every token (a client that went away)."""
+        torch = self.torch
+        import transformers
+
+        predictor = self
+
+        tokenizer = self.tokenizer
+
+        class Streamer(transformers.generation.BaseStreamer):  # type: ignore[misc]  # Any base
+            """Decodes the tokens so far after each one and hands on the new text at once
+            (a partial UTF-8 character waits for its next token)."""
+
+            def __init__(self) -> None:
+                self.ids: list[int] = []
+                self.sent = 0
+                self.prompt_seen = False
+
+            @property
+            def tokens(self) -> int:
+                return len(self.ids)
+
+            def put(self, value: Any) -> None:
+                if not self.prompt_seen:  # generate's first call carries the prompt
+                    self.prompt_seen = True
+                    return
+                self.ids.extend(int(i) for i in value.reshape(-1).tolist())
+                text: str = tokenizer.decode(self.ids, skip_special_tokens=True)
+                if text.endswith("\ufffd"):
+                    return
+                if len(text) > self.sent:
+                    on_text(text[self.sent :])
+                    self.sent = len(text)
+
+            def end(self) -> None:
+                text: str = tokenizer.decode(self.ids, skip_special_tokens=True)
+                if len(text) > self.sent:
+                    on_text(text[self.sent :])
+                    self.sent = len(text)
+
+        class Stop(transformers.StoppingCriteria):  # type: ignore[misc]  # Any base
+            stopped = False
+
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                self.stopped = self.stopped or should_stop()
+                return torch.full((input_ids.shape[0],), self.stopped, dtype=torch.bool)
+
+        streamer = Streamer()
+        stop = Stop()
+        encoded = self.tokenizer(
+            prompt, return_tensors="pt", truncation=True, max_length=predictor.max_length
+        )
+        prompt_length = int(encoded["input_ids"].shape[1])
+        config = self.model.config
+        positions = getattr(config, "max_position_embeddings", None) or getattr(
+            config, "n_positions", None
+        )
+        if isinstance(positions, int):  # past its positions a model fails, it does not stop
+            max_new_tokens = max(1, min(max_new_tokens, positions - prompt_length))
+        sample = temperature is not None and temperature > 0
+        options: dict[str, Any] = {"do_sample": sample}
+        if sample:
+            options["temperature"] = temperature
+            if top_p is not None:
+                options["top_p"] = top_p
+        with self.lock, torch.inference_mode():
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.model.generate(
+                **encoded,
+                max_new_tokens=max_new_tokens,
+                streamer=streamer,
+                stopping_criteria=transformers.StoppingCriteriaList([stop]),
+                pad_token_id=self.pad_id,
+                **options,
+            )
+        if stop.stopped:
+            reason = "cancelled"
+        elif streamer.tokens >= max_new_tokens:
+            reason = "length"
+        else:
+            reason = "stop"
+        return Generated(prompt_length, streamer.tokens, reason)

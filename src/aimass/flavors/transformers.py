@@ -1,0 +1,160 @@
+"""The transformers flavor: a Hugging Face model directory, uploaded as a ZIP archive.
+
+What the archive may hold is checked without importing anything heavy
+(:mod:`aimass.flavors._hf_files`): safetensors weights, JSON configs and tokenizer
+files; code, ``auto_map``/``trust_remote_code``, file names leaving the folder and
+(unless trusted) pickled weights are refused. The task comes from ``aimass.json``
+(``{"task": ...}``) or the config's ``architectures``; the signature follows from
+the task (BYTES ``text`` in). Loading needs the ``llm`` extra and never touches
+the network (``local_files_only``, ``HF_HUB_OFFLINE``).
+
+It loads in the server process, unlike pickle or TorchScript: safetensors and
+JSON are data (DESIGN decision 6), and the code that runs is transformers' own
+for the architecture the config names, installed with the server, never code
+from the upload.
+"""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+from typing import TYPE_CHECKING, ClassVar
+
+from aimass.errors import Unprocessable
+from aimass.flavors._hf_files import extract_model_archive, is_model_archive, read_model_archive
+from aimass.flavors.base import Flavor
+from aimass.flavors.signature import Signature, TensorSpec
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from aimass.flavors._hf_files import ModelDirectory
+    from aimass.flavors.base import Predictor
+
+#: The tasks this flavor serves.
+TASKS = ("feature-extraction", "text-classification", "text-generation")
+#: The command that installs what the flavor needs.
+INSTALL = "pip install 'aimass[llm]'"
+_MODULES = ("torch", "transformers", "tokenizers", "safetensors")
+#: OpenAI route families each task answers.
+OPENAI_ROUTES = {
+    "feature-extraction": ("embeddings",),
+    "text-generation": ("completions", "chat.completions"),
+}
+
+
+def unavailable() -> str | None:
+    """Why the flavor cannot load models here, with the install command; None when it can."""
+    missing = []
+    for module in _MODULES:
+        try:
+            found = find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(module)
+    if not missing:
+        return None
+    return (
+        "the transformers flavor needs the llm extra, which is not installed on the server "
+        f"(no module {', '.join(missing)}): {INSTALL}"
+    )
+
+
+def detect_task(directory: ModelDirectory) -> str:
+    """The task named in ``aimass.json``, else the one the config's architectures imply."""
+    named = directory.task
+    if named is not None:
+        if named not in TASKS:
+            raise Unprocessable(f"unknown task {named!r} in aimass.json; one of {', '.join(TASKS)}")
+        return named
+    architectures = directory.config.get("architectures") or []
+    if not isinstance(architectures, list):
+        architectures = []
+    for arch in (a for a in architectures if isinstance(a, str)):
+        if arch.endswith("ForSequenceClassification"):
+            return "text-classification"
+        if arch.endswith(("ForCausalLM", "LMHeadModel")):
+            return "text-generation"
+        if arch.endswith("Model") and "For" not in arch:
+            return "feature-extraction"
+    raise Unprocessable(
+        f"cannot tell the task from config.json (architectures {architectures!r}); "
+        f'add aimass.json with {{"task": ...}}, one of {", ".join(TASKS)}'
+    )
+
+
+def task_signature(directory: ModelDirectory, task: str) -> Signature:
+    """BYTES text in; embeddings, label and scores, or text out."""
+    text = TensorSpec(name="text", datatype="BYTES", shape=[-1])
+    config = directory.config
+    if task == "feature-extraction":
+        width = config.get("hidden_size") or config.get("d_model") or config.get("n_embd")
+        dim = int(width) if isinstance(width, int) else -1
+        outputs = [TensorSpec(name="embedding", datatype="FP32", shape=[-1, dim])]
+    elif task == "text-classification":
+        labels = config.get("id2label")
+        count = len(labels) if isinstance(labels, dict) else int(config.get("num_labels", 2))
+        outputs = [
+            TensorSpec(name="label", datatype="BYTES", shape=[-1]),
+            TensorSpec(name="scores", datatype="FP32", shape=[-1, count]),
+        ]
+    else:
+        outputs = [TensorSpec(name="generated_text", datatype="BYTES", shape=[-1])]
+    return Signature(inputs=[text], outputs=outputs)
+
+
+def _cls_pooling(directory: ModelDirectory) -> bool:
+    pooling = directory.json_files.get("1_Pooling/config.json")
+    return isinstance(pooling, dict) and bool(pooling.get("pooling_mode_cls_token"))
+
+
+def _new_tokens(directory: ModelDirectory) -> int:
+    from aimass.flavors._hf_predictors import DEFAULT_NEW_TOKENS
+
+    value = directory.json_files.get("aimass.json", {})
+    tokens = value.get("max_new_tokens") if isinstance(value, dict) else None
+    return tokens if isinstance(tokens, int) and 0 < tokens <= 4096 else DEFAULT_NEW_TOKENS
+
+
+class TransformersFlavor(Flavor):
+    """Hugging Face directories (ZIP): feature extraction, text classification, generation."""
+
+    name: ClassVar[str] = "transformers"
+    requires_trust: ClassVar[bool] = False
+
+    def sniff(self, path: Path, filename: str) -> bool:
+        """Recognise a ZIP with ``config.json`` at its root or in its one top folder."""
+        return is_model_archive(path)
+
+    def inspect(self, path: Path, trusted: bool) -> Signature | None:
+        """Check the archive (no code, no pickles unless trusted) and derive the signature."""
+        problem = unavailable()
+        if problem is not None:
+            raise Unprocessable(problem)
+        directory = read_model_archive(path, trusted)
+        return task_signature(directory, detect_task(directory))
+
+    def load(self, path: Path, trusted: bool) -> Predictor:
+        """Extract the checked archive beside its verified copy and load it offline."""
+        from aimass.flavors._hf_predictors import (
+            ClassificationPredictor,
+            EmbeddingPredictor,
+            GenerationPredictor,
+        )
+
+        problem = unavailable()
+        if problem is not None:
+            raise Unprocessable(problem)
+        folder = path.with_name(f"{path.name}.d")
+        directory = extract_model_archive(path, folder, trusted)
+        task = detect_task(directory)
+        signature = task_signature(directory, task)
+        predictor: EmbeddingPredictor | ClassificationPredictor | GenerationPredictor
+        if task == "feature-extraction":
+            predictor = EmbeddingPredictor(folder, signature, trusted, _cls_pooling(directory))
+        elif task == "text-classification":
+            predictor = ClassificationPredictor(folder, signature, trusted)
+        else:
+            predictor = GenerationPredictor(folder, signature, trusted, _new_tokens(directory))
+        predictor.task = task
+        return predictor
