@@ -1439,6 +1439,106 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/chat/completions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Openai Chat
+         * @description A text-generation deployment's answer to chat messages; streamed with ``stream``.
+         */
+        post: operations["openai_chat_v1_chat_completions_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/completions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Openai Completions
+         * @description A text-generation deployment's continuation of a prompt; streamed with ``stream``.
+         */
+        post: operations["openai_completions_v1_completions_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/embeddings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Openai Embeddings
+         * @description Embeddings of a feature-extraction deployment (batched with its /v2 requests).
+         */
+        post: operations["openai_embeddings_v1_embeddings_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Openai Models
+         * @description The deployments the OpenAI-compatible routes answer (their names are the ``model``).
+         */
+        get: operations["openai_models_v1_models_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/models/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Openai Model
+         * @description One deployment the OpenAI-compatible routes answer.
+         */
+        get: operations["openai_model_v1_models__name__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v2": {
         parameters: {
             query?: never;
@@ -1794,6 +1894,65 @@ export interface components {
             version?: number | null;
         };
         /**
+         * ChatMessage
+         * @description The assistant's answer.
+         */
+        ChatMessage: {
+            /** Content */
+            content: string;
+            /**
+             * Role
+             * @default assistant
+             * @constant
+             */
+            role: "assistant";
+        };
+        /**
+         * ChatRequest
+         * @description ``POST /v1/chat/completions``.
+         */
+        ChatRequest: {
+            /** Max Completion Tokens */
+            max_completion_tokens?: number | null;
+            /** Max Tokens */
+            max_tokens?: number | null;
+            /** Messages */
+            messages: components["schemas"]["Message"][];
+            /** Model */
+            model: string;
+            /**
+             * N
+             * @default 1
+             */
+            n: number;
+            /** Seed */
+            seed?: number | null;
+            /**
+             * Stream
+             * @default false
+             */
+            stream: boolean;
+            /** Temperature */
+            temperature?: number | null;
+            /** Top P */
+            top_p?: number | null;
+        };
+        /**
+         * Choice
+         * @description One choice of a completion (``message`` for chat, ``text`` for a completion).
+         */
+        Choice: {
+            /** Finish Reason */
+            finish_reason: ("stop" | "length") | null;
+            /** Index */
+            index: number;
+            /** Logprobs */
+            logprobs?: null;
+            message?: components["schemas"]["ChatMessage"] | null;
+            /** Text */
+            text?: string | null;
+        };
+        /**
          * ColumnProfile
          * @description Summary statistics of one column; numeric fields are None for text columns.
          */
@@ -1890,6 +2049,55 @@ export interface components {
             task: "classification" | "regression" | "ranking" | "clustering" | "reinforcement_learning";
             /** Versions */
             versions: components["schemas"]["ComparedVersion"][];
+        };
+        /**
+         * Completion
+         * @description ``POST /v1/chat/completions`` and ``/v1/completions`` without ``stream`` (with it,
+         *     ``text/event-stream`` of chunks of this shape, ``delta`` in place of ``message``).
+         */
+        Completion: {
+            /** Choices */
+            choices: components["schemas"]["Choice"][];
+            /** Created */
+            created: number;
+            /** Id */
+            id: string;
+            /** Model */
+            model: string;
+            /**
+             * Object
+             * @enum {string}
+             */
+            object: "chat.completion" | "text_completion";
+            usage: components["schemas"]["Usage"];
+        };
+        /**
+         * CompletionRequest
+         * @description ``POST /v1/completions``.
+         */
+        CompletionRequest: {
+            /** Max Tokens */
+            max_tokens?: number | null;
+            /** Model */
+            model: string;
+            /**
+             * N
+             * @default 1
+             */
+            n: number;
+            /** Prompt */
+            prompt: string | string[];
+            /** Seed */
+            seed?: number | null;
+            /**
+             * Stream
+             * @default false
+             */
+            stream: boolean;
+            /** Temperature */
+            temperature?: number | null;
+            /** Top P */
+            top_p?: number | null;
         };
         /**
          * Condition
@@ -2077,6 +2285,57 @@ export interface components {
             window_end?: string | null;
             /** Window Start */
             window_start?: string | null;
+        };
+        /**
+         * Embedding
+         * @description One input's vector (a list of floats, or base64 of little-endian float32).
+         */
+        Embedding: {
+            /** Embedding */
+            embedding: number[] | string;
+            /** Index */
+            index: number;
+            /**
+             * Object
+             * @default embedding
+             * @constant
+             */
+            object: "embedding";
+        };
+        /**
+         * EmbeddingList
+         * @description ``POST /v1/embeddings``.
+         */
+        EmbeddingList: {
+            /** Data */
+            data: components["schemas"]["Embedding"][];
+            /** Model */
+            model: string;
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object: "list";
+            usage: components["schemas"]["Usage"];
+        };
+        /**
+         * EmbeddingsRequest
+         * @description ``POST /v1/embeddings``.
+         */
+        EmbeddingsRequest: {
+            /** Dimensions */
+            dimensions?: number | null;
+            /**
+             * Encoding Format
+             * @default float
+             * @enum {string}
+             */
+            encoding_format: "float" | "base64";
+            /** Input */
+            input: string | string[];
+            /** Model */
+            model: string;
         };
         /**
          * EntryInfo
@@ -2633,6 +2892,21 @@ export interface components {
             appended: number;
         };
         /**
+         * Message
+         * @description One chat message (text content only).
+         */
+        Message: {
+            /** Content */
+            content: string | {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "system" | "user" | "assistant" | "developer" | "tool";
+        };
+        /**
          * MetaModel
          * @description A stacking combiner's meta-model, as data: a multinomial (or binary) logistic regression.
          *
@@ -2882,6 +3156,38 @@ export interface components {
             latest: components["schemas"]["NodeSample"];
             /** Node */
             node: string;
+        };
+        /**
+         * OpenAIModel
+         * @description One deployment the OpenAI routes answer.
+         */
+        OpenAIModel: {
+            /** Created */
+            created: number;
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @default model
+             * @constant
+             */
+            object: "model";
+            /** Owned By */
+            owned_by: string;
+        };
+        /**
+         * OpenAIModelList
+         * @description ``GET /v1/models``.
+         */
+        OpenAIModelList: {
+            /** Data */
+            data: components["schemas"]["OpenAIModel"][];
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object: "list";
         };
         /**
          * Pipeline
@@ -3480,6 +3786,21 @@ export interface components {
              * @default 100
              */
             weight: number;
+        };
+        /**
+         * Usage
+         * @description Token counts of one request.
+         */
+        Usage: {
+            /**
+             * Completion Tokens
+             * @default 0
+             */
+            completion_tokens: number;
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Total Tokens */
+            total_tokens: number;
         };
         /**
          * VersionQuality
@@ -11169,6 +11490,416 @@ export interface operations {
             };
             /** @description the token may not use this project */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Error */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
+    openai_chat_v1_chat_completions_post: {
+        parameters: {
+            query?: {
+                /** @description project to act on (default: the token's project, else 'default') */
+                project?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChatRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Completion"];
+                    /** @description with stream: data: <chunk JSON> events, then data: [DONE] */
+                    "text/event-stream": string;
+                };
+            };
+            /** @description bad input, max_tokens over the limit, or a deployment whose task does not fit */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token may not use this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such deployment */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description generation ran past the server's timeout (without stream) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over the inference size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description every generation slot of this server is busy */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the deployment is still loading, or failed to load */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    openai_completions_v1_completions_post: {
+        parameters: {
+            query?: {
+                /** @description project to act on (default: the token's project, else 'default') */
+                project?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CompletionRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Completion"];
+                    /** @description with stream: data: <chunk JSON> events, then data: [DONE] */
+                    "text/event-stream": string;
+                };
+            };
+            /** @description bad input, max_tokens over the limit, or a deployment whose task does not fit */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token may not use this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such deployment */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description generation ran past the server's timeout (without stream) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over the inference size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description every generation slot of this server is busy */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the deployment is still loading, or failed to load */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    openai_embeddings_v1_embeddings_post: {
+        parameters: {
+            query?: {
+                /** @description project to act on (default: the token's project, else 'default') */
+                project?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmbeddingsRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmbeddingList"];
+                };
+            };
+            /** @description bad input, max_tokens over the limit, or a deployment whose task does not fit */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the token may not use this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such deployment */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description generation ran past the server's timeout (without stream) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is over the inference size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description every generation slot of this server is busy */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the deployment is still loading, or failed to load */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    openai_models_v1_models_get: {
+        parameters: {
+            query?: {
+                /** @description project to act on (default: the token's project, else 'default') */
+                project?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIModelList"];
+                };
+            };
+            /** @description no token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Error */
+                        error: string;
+                    };
+                };
+            };
+            /** @description the token may not use this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Error */
+                        error: string;
+                    };
+                };
+            };
+        };
+    };
+    openai_model_v1_models__name__get: {
+        parameters: {
+            query?: {
+                /** @description project to act on (default: the token's project, else 'default') */
+                project?: string | null;
+            };
+            header?: never;
+            path: {
+                /** @description the deployment's name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAIModel"];
+                };
+            };
+            /** @description no token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Error */
+                        error: string;
+                    };
+                };
+            };
+            /** @description the token may not use this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Error */
+                        error: string;
+                    };
+                };
+            };
+            /** @description no such deployment or version */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
