@@ -258,16 +258,19 @@ class Deployments:
         """Poll until every replica serves the deployment's current routes, and return it.
 
         Raises :class:`DeploymentFailed` with the replicas' reasons when loading
-        fails, and :class:`DeploymentTimeout` when ``timeout`` seconds pass first.
+        fails for good (a replica reports no ``retry_at``), and
+        :class:`DeploymentTimeout` when ``timeout`` seconds pass first, its message
+        naming a failure the replicas are still retrying.
         """
         deadline = time.monotonic() + timeout
         while True:
             deployment = self.get(name)
-            if deployment.state == "failed":
+            failed = [r for r in deployment.replica_status if r.state == "failed"]
+            if deployment.state == "failed" and any(r.retry_at is None for r in failed):
                 reasons = [
                     f"replica {r.replica}: {_one_line(r.reason or 'no reason given')}"
-                    for r in deployment.replica_status
-                    if r.state == "failed"
+                    for r in failed
+                    if r.retry_at is None
                 ]
                 raise DeploymentFailed(
                     f"deployment {name!r} failed to load: " + ("; ".join(reasons) or "no reason")
@@ -275,9 +278,11 @@ class Deployments:
             if deployment.state == "ready" and self._serves_routes(deployment):
                 return deployment
             if time.monotonic() >= deadline:
-                raise DeploymentTimeout(
-                    f"deployment {name!r} is still {deployment.state} after {timeout:g} s"
-                )
+                state: str = deployment.state
+                if failed:
+                    why = "; ".join(_one_line(r.reason or "no reason given") for r in failed)
+                    state = f"failing and retrying ({why})"
+                raise DeploymentTimeout(f"deployment {name!r} is still {state} after {timeout:g} s")
             time.sleep(interval)
 
     def predict(self, name: str, X: Inputs, *, project: str | None = None) -> PredictResult:

@@ -160,6 +160,10 @@ class ReplicaStatus(BaseModel):
     reason: str | None = None
     versions: list[int] = Field(default_factory=list)
     updated_at: datetime
+    #: Set while ``failed`` for a passing reason (a file not there yet, a host that went
+    #: away): the replica loads again then. None on a failure that waits for a change
+    #: of the deployment (a checksum mismatch, a model that cannot load untrusted).
+    retry_at: datetime | None = None
 
 
 class Deployment(BaseModel):
