@@ -74,6 +74,17 @@ class Unavailable(AimassError):
     status = 503
 
 
+class Overloaded(AimassError):
+    """Too much work is queued already; try again after ``retry_after_s`` seconds (429)."""
+
+    code = "overloaded"
+    status = 429
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class ChecksumMismatch(AimassError):
     """Stored bytes do not match their recorded checksum (500, never user-caused).
 
@@ -97,6 +108,7 @@ ERRORS_BY_CODE: dict[str, type[AimassError]] = {
         Conflict,
         TooLarge,
         Unavailable,
+        Overloaded,
         ChecksumMismatch,
     )
 }

@@ -144,6 +144,7 @@ class DeploymentReconciler(LoopService):
         batching = BatchingConfig(
             max_batch_size=item.batching.max_batch_size,
             max_delay_ms=item.batching.max_delay_ms,
+            max_queue=item.batching.max_queue,
         )
         served: list[ServedVersion] = []
         try:
@@ -151,7 +152,9 @@ class DeploymentReconciler(LoopService):
                 predictor, signature = await asyncio.to_thread(self._load_predictor, version)
                 # An ensemble batches once for all its members: they need no batcher.
                 size = 1 if item.combiner is not None else batching.max_batch_size
-                runner = ModelRunner(predictor, signature, size, batching.max_delay_ms)
+                runner = ModelRunner(
+                    predictor, signature, size, batching.max_delay_ms, max_queue=batching.max_queue
+                )
                 served.append(
                     ServedVersion(
                         model=version.model,
@@ -215,6 +218,7 @@ class DeploymentReconciler(LoopService):
             max_batch_size=item.batching.max_batch_size,
             max_delay_ms=item.batching.max_delay_ms,
             name=item.name,
+            max_queue=item.batching.max_queue,
         )
         return ServedVersion(
             model=item.name,
