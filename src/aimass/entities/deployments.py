@@ -30,8 +30,9 @@ class TrafficRoute(BaseModel):
         return self
 
 
-#: Requests a deployment's queue holds (per server process) before it answers 429.
-DEFAULT_MAX_QUEUE = 512
+#: Requests a deployment's queue holds (per server process) before it answers 429: two
+#: full batches at the default size, so a queued request waits about two batches' time.
+DEFAULT_MAX_QUEUE = 128
 
 
 class Batching(BaseModel):
