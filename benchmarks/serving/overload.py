@@ -154,7 +154,7 @@ def main() -> None:
     parser.add_argument("--client-core", default="1")
     parser.add_argument("--port", type=int, default=18090)
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     home = Path(tempfile.mkdtemp(prefix="aimass-overload-"))
     env = {

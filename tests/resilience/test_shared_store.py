@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
+import shutil
 import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import ModelFiles, free_port, start_server_process
+from tests.conftest import ModelFiles, free_port, start_server
 
 from aimass.artifacts.store import ArtifactStore
 from aimass.config import Settings
@@ -34,17 +34,20 @@ def test_restarting_one_server_keeps_the_others_uploads(
 ) -> None:
     first = settings.model_copy(update={"home": tmp_path / "first"})
     second = settings.model_copy(update={"home": tmp_path / "second", "port": free_port()})
-    a = start_server_process(first)
-    b = start_server_process(second)
-    token = (first.home / "token").read_text().strip()
+    a = start_server(first)
+    a_live = next(a)
+    second.home.mkdir(parents=True)  # one installation: B serves A's admin token too
+    shutil.copy(first.token_file, second.token_file)
+    b = start_server(second)
+    next(b)
     tmp = Path(settings.resolved_artifacts) / "tmp"
     answers: list[int] = []
     done = threading.Event()
 
     def upload_on_a() -> None:
         with httpx.Client(
-            base_url=f"http://127.0.0.1:{first.port}",
-            headers={"Authorization": f"Bearer {token}"},
+            base_url=a_live.url,
+            headers={"Authorization": f"Bearer {a_live.admin_token}"},
             timeout=60,
         ) as http:
             while not done.is_set():
@@ -53,7 +56,7 @@ def test_restarting_one_server_keeps_the_others_uploads(
                         "/api/v1/models/shared/versions", files={"file": ("m.onnx", src)}
                     )
                 answers.append(response.status_code)
-                done.wait(0.1)  # steady uploads, leaving the CPU to B's restart
+                done.wait(0.05)
 
     uploader = threading.Thread(target=upload_on_a)
     uploader.start()
@@ -66,19 +69,19 @@ def test_restarting_one_server_keeps_the_others_uploads(
         abandoned = tmp / "abandoned"
         abandoned.write_bytes(b"partial")
         _backdate(abandoned, 2 * HOUR)
-        b.send_signal(signal.SIGTERM)
-        b.wait(timeout=30)
-        b = start_server_process(second)
+        b.close()  # B stops and starts again (its start sweeps the shared store)
+        b = start_server(second)
+        next(b)
         assert in_flight.exists(), "a restart deleted another server's write in flight"
         assert not abandoned.exists(), "an abandoned write outlived the restart"
         in_flight.unlink()
+        done.wait(0.5)  # a few more uploads on A after B is back
     finally:
         done.set()
         uploader.join(timeout=60)
-        for proc in (a, b):
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
-    assert answers and set(answers) == {201}, answers
+        b.close()
+        a.close()
+    assert len(answers) >= 2 and set(answers) == {201}, answers
 
 
 def test_the_leaders_sweep_removes_only_abandoned_bytes(tmp_path: Path) -> None:

@@ -150,6 +150,15 @@ class ModelRunner:
         """True once ``close`` has begun."""
         return self._closed
 
+    @property
+    def full(self) -> bool:
+        """True while a request now would be refused (``Overloaded``): check before parsing."""
+        if self.max_queue is None:
+            return False
+        if self._batcher is not None:
+            return len(self._batcher) >= self.max_queue
+        return self._pending > self.max_queue
+
     async def infer(
         self, inputs: dict[str, Array], outputs: Collection[str] | None = None
     ) -> dict[str, Array]:

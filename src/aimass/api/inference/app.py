@@ -359,6 +359,12 @@ class InferenceApp:
                 self._unresolved.request(exc.status, None)
                 raise
             metrics = served.runner.metrics or self._bind(deployment, served)
+            if getattr(served.runner, "full", False):  # refused before the body is parsed
+                metrics.request(429, None)
+                metrics.reject("queue_full")
+                raise HTTPError(
+                    429, f"model {_quote(name)} is overloaded: its queue is full; try again soon"
+                )
             try:
                 return deployment, served, metrics, await call(served)
             except BatcherClosed:
