@@ -7,8 +7,9 @@ Starts ``aimass server --demo`` (one worker, auth on, connection cap raised to 2
 pinned to ``--server-core``), sets the demo ONNX deployment's ``max_queue``, and for
 each concurrency opens that many keep-alive connections (pinned to ``--client-core``),
 each sending one-row ``/v2/models/breast-cancer-onnx/infer`` requests back to back for
-``--duration`` seconds. Meanwhile a prober opens a NEW connection every 100 ms for
-``GET /v2/health/live`` (what a liveness probe does), and the server's RSS is read
+``--duration`` seconds. Meanwhile a prober process (on the load's core, apart from
+the load's busy event loop) opens a NEW connection every 100 ms for
+``GET /v2/health/live`` (what a liveness probe does), and reads the server's RSS
 from /proc each second. Prints, per concurrency: answers per second, admitted (200)
 and refused (429) counts with their p50/p99 latency, other outcomes, the probes'
 p50/p99/max, and RSS before, at peak and after. Plain asyncio sockets: no HTTP
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import resource
 import shutil
@@ -31,6 +33,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "breast-cancer-onnx"
@@ -102,29 +105,32 @@ async def _client(port: int, request: bytes, until: float, tally: Tally) -> None
         writer.close()
 
 
-async def _prober(port: int, until: float, tally: Tally) -> None:
+def _probe_and_sample(port: int, pid: int, duration: float, out: Any) -> None:
+    """In its own process (the load generator's loop is busy): probe every 100 ms on a new
+    connection, read the server's RSS every second; send (probe latencies, failures, RSS)."""
     probe = b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    until = time.monotonic() + duration
+    latencies: list[float] = []
+    failures = 0
+    rss: list[float] = []
+    next_rss = 0.0
     while time.monotonic() < until:
+        if time.monotonic() >= next_rss:
+            rss.append(_rss_mb(pid))
+            next_rss = time.monotonic() + 1.0
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(5):
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.write(probe)
-                status = await _read_answer(reader)
-                writer.close()
-            if status == 200:
-                tally.probes.append(time.perf_counter() - started)
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(probe)
+                answer = sock.recv(4096)
+            if answer.startswith(b"HTTP/1.1 200"):
+                latencies.append(time.perf_counter() - started)
             else:
-                tally.probe_failures += 1
-        except (OSError, TimeoutError, asyncio.IncompleteReadError):
-            tally.probe_failures += 1
-        await asyncio.sleep(0.1)
-
-
-async def _sampler(pid: int, until: float, tally: Tally) -> None:
-    while time.monotonic() < until:
-        tally.rss_mb.append(_rss_mb(pid))
-        await asyncio.sleep(1.0)
+                failures += 1
+        except OSError:
+            failures += 1
+        time.sleep(0.1)
+    out.send((latencies, failures, rss))
 
 
 async def _run(port: int, request: bytes, clients: int, duration: float, pid: int) -> Tally:
@@ -135,7 +141,7 @@ async def _run(port: int, request: bytes, clients: int, duration: float, pid: in
         for _ in range(min(256, clients - start)):
             tasks.append(asyncio.create_task(_client(port, request, until, tally)))
         await asyncio.sleep(0.01)
-    await asyncio.gather(_prober(port, until, tally), _sampler(pid, until, tally), *tasks)
+    await asyncio.gather(*tasks)
     return tally
 
 
@@ -210,7 +216,14 @@ def main() -> None:
         )
         for clients in args.concurrency:
             rss_before = _rss_mb(server.pid)
+            receive, send = multiprocessing.Pipe(duplex=False)
+            prober = multiprocessing.Process(
+                target=_probe_and_sample, args=(args.port, server.pid, args.duration, send)
+            )
+            prober.start()
             tally = asyncio.run(_run(args.port, request, clients, args.duration, server.pid))
+            tally.probes, tally.probe_failures, tally.rss_mb = receive.recv()
+            prober.join()
             time.sleep(2.0)
             rss_after = _rss_mb(server.pid)
             answered = len(tally.ok) + len(tally.refused)
