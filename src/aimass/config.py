@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     dataset_max_cells: int = Field(default=100_000_000, ge=1)
     dataset_max_bytes: int = Field(default=1024**3, ge=1)
     reconcile_interval: float = Field(default=0.5, gt=0, le=60)
+    #: How often the leader removes abandoned writes and bytes no version refers to.
+    sweep_interval_s: float = Field(default=600.0, gt=0, le=86400)
+    #: Age (since the last byte written) past which an unfinished write, a spool file or
+    #: unreferenced bytes count as abandoned; keep it above the longest upload's stalls.
+    abandoned_after_s: float = Field(default=3600.0, gt=0, le=30 * 86400)
     tune_gc: bool = True
     jobs: bool = True
     job_executor: Literal["local", "ray"] = "local"

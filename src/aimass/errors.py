@@ -67,13 +67,6 @@ class TooLarge(AimassError):
     status = 413
 
 
-class Busy(AimassError):
-    """Every slot of a bounded resource is taken right now; retry shortly (429)."""
-
-    code = "busy"
-    status = 429
-
-
 class Unavailable(AimassError):
     """A part the request needs is missing or down right now; say how to fix it (503).
 
@@ -100,6 +93,17 @@ class InsufficientStorage(AimassError):
     status = 507
 
 
+class Overloaded(AimassError):
+    """Too much work is queued or every slot is taken; retry after ``retry_after`` s (429)."""
+
+    code = "overloaded"
+    status = 429
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ChecksumMismatch(AimassError):
     """Stored bytes do not match their recorded checksum (500, never user-caused).
 
@@ -122,9 +126,9 @@ ERRORS_BY_CODE: dict[str, type[AimassError]] = {
         NotFound,
         Conflict,
         TooLarge,
-        Busy,
         Unavailable,
         InsufficientStorage,
+        Overloaded,
         ChecksumMismatch,
     )
 }

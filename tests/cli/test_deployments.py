@@ -51,7 +51,9 @@ def _one_error_line(err: str) -> str:
 def test_deploy_list_show_and_predict_a_csv(
     aimass: CliRunnerCall, cancer: ModelFiles, tmp_path: Path
 ) -> None:
-    out, _ = aimass("deploy", "cancer", "--version", "1", "--max-batch-size", "8")
+    out, _ = aimass(
+        "deploy", "cancer", "--version", "1", "--max-batch-size", "8", "--max-queue", "32"
+    )
     assert "deployed cancer" in out
     assert "ready" in out
     listed, _ = aimass("deployments", "list")
@@ -63,6 +65,7 @@ def test_deploy_list_show_and_predict_a_csv(
     assert "ready" in shown
     detail = json.loads(aimass("deployments", "show", "cancer", "--json")[0])
     assert detail["batching"]["max_batch_size"] == 8
+    assert detail["batching"]["max_queue"] == 32
     assert detail["replica_status"][0]["versions"] == [1]
 
     x = np.asarray(cancer.x)[:6]

@@ -240,7 +240,7 @@ def test_a_task_that_ignores_the_interrupt_loses_its_worker(
     ex.submit(spec)
     child, grandchild, _ = _wait_for_pids(pids_file)
     try:
-        attempt = ex._attempts[1]  # what cancel does when the interrupt did not end the task
+        attempt = ex._attempts[(1, 1)]  # what cancel does when the interrupt did not end the task
         attempt.cancelled = True
         ex._force(attempt)
         report = exits.wait(1, timeout=10)
@@ -335,9 +335,10 @@ def test_close_cancels_running_attempts(ray_cluster: None, tmp_path: Path) -> No
     executor = RayExecutor(TARGETS, python_path=[HERE], kill_grace_s=1.0)
     exits = Exits()
     executor.on_exit = exits.add
-    executor.submit(_spec(tmp_path, 1, "sleep", {"seconds": 60}))
+    pids_file = tmp_path / "pids"
+    executor.submit(_spec(tmp_path, 1, "spawn_and_sleep", {"pids_file": str(pids_file)}))
     executor.submit(_spec(tmp_path, 2, "sleep", {"seconds": 60}, cpu=2))  # still queued
-    time.sleep(1.0)
+    _wait_for_pids(pids_file)  # running: a fixed sleep raced a slow start on a loaded machine
     executor.close()
     running, queued = exits.wait(1, timeout=1), exits.wait(2, timeout=1)
     assert running.cancelled and running.returncode == -signal.SIGTERM

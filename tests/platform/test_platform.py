@@ -66,6 +66,7 @@ def test_services_start_in_order_and_stop_in_reverse(settings: Settings) -> None
         ("drift-watcher", "leader"),
         ("node-monitor", "every"),
         ("alert-evaluator", "leader"),
+        ("orphan-sweeper", "leader"),
         ("first", "every"),
         ("second", "leader"),
     ]
@@ -93,6 +94,7 @@ def test_jobs_services_declare_where_they_run(settings: Settings) -> None:
         ("drift-watcher", "leader", ()),
         ("node-monitor", "every", ()),
         ("alert-evaluator", "leader", ()),
+        ("orphan-sweeper", "leader", ()),
         ("scheduler", "every", ("jobs",)),
         ("placement", "leader", ("jobs",)),
         ("pipeline-runner", "leader", ("jobs", "pipelines")),

@@ -92,6 +92,17 @@ def test_connections_past_the_cap_are_refused_at_once(tmp_path: Path) -> None:
             extra.close()
             assert answer.startswith(b"HTTP/1.1 503"), answer
             assert time.monotonic() - started < 2.0
+            # Past the cap the probes alone are answered: a busy server is not a dead one.
+            for path in (b"/v2/health/live", b"/v2/health/ready", b"/api/v1/models"):
+                probe = _connect(settings.port)
+                started = time.monotonic()
+                probe.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                probe.settimeout(5.0)
+                reply = probe.recv(4096)
+                probe.close()
+                expected = b"HTTP/1.1 503" if path.startswith(b"/api") else b"HTTP/1.1 200"
+                assert reply.startswith(expected), (path, reply)
+                assert time.monotonic() - started < 0.5
         finally:
             for sock in held:
                 sock.close()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from aimass.errors import Busy, InvalidInput
+from aimass.errors import InvalidInput, Overloaded
 from aimass.serving.generation import GenerationLimits, Generations, Outcome, Sampling
 from aimass.serving.metrics import InferenceMetrics
 
@@ -67,7 +67,7 @@ def test_slots_tokens_and_timeout_are_enforced() -> None:
         generations.check(101)
     assert generations.check(None) == 100 and generations.check(7) == 7
     generations.admit()
-    with pytest.raises(Busy, match="all 1 generation slots"):
+    with pytest.raises(Overloaded, match="all 1 generation slots"):
         generations.admit()
     generations.release()
     generations.admit()  # the slot came back

@@ -4,8 +4,11 @@ uvicorn times out idle keep-alive connections but not a request whose headers
 never finish (slow loris), and its ``limit_concurrency`` counts idle sockets, so
 a crowd of idle connections turns every real client away. This protocol gives
 each request ``header_timeout_s`` to send its headers (then a 408 and the socket
-is closed), and refuses a connection past ``max_connections`` at once with a
-503, so the server keeps file descriptors for the clients that talk. A body
+is closed), and refuses a connection past ``max_connections`` with a 503 as soon
+as its request line is read (or after ``OVER_CAP_WAIT_S``), so the server keeps
+file descriptors for the clients that talk; the health probes alone are still
+answered past the cap, or a liveness probe would restart a server exactly when
+it is busiest. A body
 that stops arriving for ``body_timeout_s`` (while the app waits for it) gets a
 408 with the request id and the socket is closed. The timers live here, not in
 the ASGI guard, so a request whose body comes in one packet arms none.
@@ -28,6 +31,10 @@ from aimass.api.middleware import SECURITY_HEADERS
 # File descriptors kept for everything but client sockets: the database pool,
 # logs, model files, job pipes.
 FD_RESERVE = 256
+#: How long a connection past the cap may take to send its request line.
+OVER_CAP_WAIT_S = 1.0
+#: The paths answered past the connection cap: the probes, which cost nothing to answer.
+_PROBES = (b"/v2/health/live", b"/v2/health/ready")
 
 
 def _raw_answer(status: bytes, message: bytes) -> bytes:
@@ -75,15 +82,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_pending = False
         self._body_seen = 0.0
+        self._over_cap = False
+        self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Count the connection; refuse it past the cap, else start the header deadline."""
         super().connection_made(transport)
         if len(self.connections) > self._max_connections:
-            # Refused now, so its descriptor comes back at once and the ones in use keep
-            # working; idle ones free their places when their own deadline passes.
-            transport.write(_BUSY)
-            transport.close()
+            # Refused once its request line shows it is not a probe (within a second), so
+            # its descriptor comes back soon and the ones in use keep working; idle ones
+            # free their places when their own deadline passes.
+            self._over_cap = True
+            self._header_timer = self.loop.call_later(OVER_CAP_WAIT_S, self._refuse)
             return
         self._arm()
 
@@ -95,20 +105,27 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._arm()
 
     def on_headers_complete(self) -> None:
-        """Headers in: their deadline is met; the body's starts."""
+        """Headers in: their deadline is met; the body's starts (past the cap: probes only)."""
         self._in_headers = False
         self._disarm()
+        if self._over_cap and self.url.split(b"?", 1)[0] not in _PROBES:
+            self._refuse()
+            return
         super().on_headers_complete()
         self._body_pending = True
         self._body_seen = self.loop.time()
 
     def on_body(self, body: bytes) -> None:
         """A piece of the body: the client is still sending."""
+        if self._refused:
+            return
         self._body_seen = self.loop.time()
         super().on_body(body)
 
     def on_message_complete(self) -> None:
         """The whole request is in: no deadline until the next one begins."""
+        if self._refused:
+            return
         self._body_pending = False
         if self._body_timer is not None:
             self._body_timer.cancel()
@@ -144,6 +161,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             request_id = str(self.scope.get(REQUEST_ID_KEY, "-"))  # set by the ASGI guard
             self.transport.write(_body_too_slow(request_id, self._body_timeout_s))
         self.transport.close()  # the app's receive() now says the client went away
+
+    def _refuse(self) -> None:
+        """Answer 503 (too many connections) and close, without running the app."""
+        self._header_timer = None
+        self._refused = True
+        if not self.transport.is_closing():
+            self.transport.write(_BUSY)
+            self.transport.close()
 
     def _arm(self) -> None:
         self._header_timer = self.loop.call_later(self._header_timeout_s, self._expired)

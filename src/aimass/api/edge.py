@@ -32,7 +32,7 @@ STATUS_CODES: dict[int, str] = {
     413: "too_large",
     415: "unsupported_media_type",
     422: "unprocessable",
-    429: "busy",
+    429: "overloaded",
     500: "internal",
     503: "unavailable",
     507: "insufficient_storage",

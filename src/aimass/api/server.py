@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
 import shutil
 import socket
+import time
+from pathlib import Path
 from typing import Any
 
 from aimass.api.app import PlatformApp, create_app
@@ -18,7 +21,7 @@ from aimass.errors import InvalidInput
 from aimass.platform import Platform
 from aimass.plugins import PluginError, load_plugins
 from aimass.store.db import Database
-from aimass.store.references import sweep_orphans
+from aimass.store.references import OrphanSweeper
 
 log = logging.getLogger("aimass.server")
 
@@ -47,9 +50,11 @@ def tune_gc() -> None:
 def prepare(settings: Settings) -> bool:
     """Everything a start needs once, before workers fork. Returns True if a token was made.
 
-    Applies migrations, empties the upload spool and unfinished artifact writes
-    (what a killed server left behind), removes old bytes no version refers to,
-    and creates the first admin token.
+    Applies migrations, removes abandoned spool files and unfinished artifact
+    writes (what a killed server left behind) and old bytes no version refers
+    to, and creates the first admin token. "Abandoned" means untouched for
+    ``abandoned_after_s``: other servers may share the home or the store, and
+    their uploads in flight stay. The leader sweeps again every ``sweep_interval_s``.
     """
     check_exposure(settings)
     from aimass.platform.jobs import check_job_sandbox
@@ -60,17 +65,28 @@ def prepare(settings: Settings) -> bool:
     db = Database(settings.resolved_database_url)
     try:
         db.upgrade()
-        shutil.rmtree(settings.spool_dir, ignore_errors=True)
-        settings.spool_dir.mkdir(parents=True, exist_ok=True)
+        _sweep_spool(settings.spool_dir, settings.abandoned_after_s)
         store = ArtifactStore(settings.resolved_artifacts)
-        store.delete_tmp()
+        sweeper = OrphanSweeper(db, store, settings.sweep_interval_s, settings.abandoned_after_s)
+        if swept := sweeper.sweep():
+            log.warning("removed %d abandoned artifact file(s)", len(swept))
         with db.session() as session:
-            removed = sweep_orphans(session, store)
-            if removed:
-                log.warning("removed %d artifact(s) no version refers to", len(removed))
             return bootstrap_admin(session, settings.token_file)
     finally:
         db.close()
+
+
+def _sweep_spool(spool: Path, min_age_s: float) -> None:
+    """Remove the spool files untouched for ``min_age_s`` (another server's may be in use)."""
+    spool.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - min_age_s
+    for entry in spool.iterdir():
+        with contextlib.suppress(OSError):
+            if entry.lstat().st_mtime < cutoff:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink()
 
 
 def server_config(settings: Settings, app: Any, **options: Any) -> ServerConfig:

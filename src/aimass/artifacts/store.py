@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import posixpath
@@ -138,9 +139,20 @@ class ArtifactStore:
             found[key] = _mtime(info)
         return found
 
-    def delete_tmp(self) -> None:
-        """Remove writes that never completed (called when the server starts)."""
-        self.delete("tmp")
+    def sweep_tmp(self, min_age_s: float) -> list[str]:
+        """Remove unfinished writes untouched for ``min_age_s`` seconds; their keys.
+
+        Several servers may share this store: a write in flight on another one is
+        younger than that (each chunk written touches it), so it stays.
+        """
+        cutoff = time.time() - min_age_s
+        removed = []
+        for key, modified in self.list_keys("tmp").items():
+            if modified < cutoff:
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm(self._path(key))
+                removed.append(key)
+        return removed
 
 
 def _mtime(info: dict[str, object]) -> float:

@@ -148,6 +148,12 @@ def wait_for(client: Client, name: str, timeout: float) -> Deployment:
         return client.deployments.wait_ready(name, timeout=timeout, interval=0.2)
 
 
+_MAX_QUEUE_HELP = (
+    "Requests that may wait for the model in each server process; past it a request "
+    "gets 429 with Retry-After (default 128)."
+)
+
+
 def _options(
     version: int | None,
     alias: str | None,
@@ -158,9 +164,12 @@ def _options(
     cpu: float | None,
     gpu: int | None,
     memory_mb: int | None,
+    max_queue: int | None = None,
 ) -> dict[str, Any]:
     """The settings ``deploy`` and ``update`` share, as keyword arguments for the SDK."""
+    given = {} if max_queue is None else {"max_queue": max_queue}
     return {
+        **given,
         "version": version,
         "alias": alias,
         "traffic": traffic,
@@ -226,6 +235,9 @@ def deploy(
         float,
         typer.Option("--max-delay-ms", min=0, help="Milliseconds a batch waits to fill."),
     ] = 2.0,
+    max_queue: Annotated[
+        int | None, typer.Option("--max-queue", min=1, help=_MAX_QUEUE_HELP)
+    ] = None,
     cpu: Annotated[float, typer.Option("--cpu", help="CPUs per replica.")] = 1.0,
     gpu: Annotated[int, typer.Option("--gpu", min=0, help="GPUs per replica.")] = 0,
     memory_mb: Annotated[
@@ -252,8 +264,9 @@ def deploy(
     if _targets(version, alias, traffic) != 1:
         raise typer.BadParameter("give exactly one of --version, --alias or --traffic")
     options = _options(
-        version, alias, routes, replicas, max_batch_size, max_delay_ms, cpu, gpu, memory_mb
-    )
+        version, alias, routes, replicas, max_batch_size, max_delay_ms, cpu, gpu, memory_mb,
+        max_queue,
+    )  # fmt: skip
     fused = combiner_spec(combiner, meta)
     _apply(
         ctx,
@@ -365,6 +378,9 @@ def update(
         float | None,
         typer.Option("--max-delay-ms", min=0, help="Milliseconds a batch waits to fill."),
     ] = None,
+    max_queue: Annotated[
+        int | None, typer.Option("--max-queue", min=1, help=_MAX_QUEUE_HELP)
+    ] = None,
     cpu: Annotated[float | None, typer.Option("--cpu", help="CPUs per replica.")] = None,
     gpu: Annotated[int | None, typer.Option("--gpu", min=0, help="GPUs per replica.")] = None,
     memory_mb: Annotated[
@@ -383,12 +399,13 @@ def update(
     routes = parse_traffic(traffic)
     if _targets(version, alias, traffic) > 1:
         raise typer.BadParameter("give at most one of --version, --alias or --traffic")
-    others = (replicas, max_batch_size, max_delay_ms, cpu, gpu, memory_mb)
+    others = (replicas, max_batch_size, max_delay_ms, max_queue, cpu, gpu, memory_mb)
     if _targets(version, alias, traffic) == 0 and all(x is None for x in others):
         raise typer.BadParameter("nothing to change: give at least one option")
     options = _options(
-        version, alias, routes, replicas, max_batch_size, max_delay_ms, cpu, gpu, memory_mb
-    )
+        version, alias, routes, replicas, max_batch_size, max_delay_ms, cpu, gpu, memory_mb,
+        max_queue,
+    )  # fmt: skip
     _apply(
         ctx,
         lambda client: client.deployments.update(name, **options),

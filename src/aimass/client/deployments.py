@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from aimass.client._http import HttpSession
 from aimass.entities.deployments import (
+    DEFAULT_MAX_QUEUE,
     Batching,
     Combiner,
     Deployment,
@@ -146,6 +147,7 @@ class Deployments:
         replicas: int = 1,
         max_batch_size: int = 64,
         max_delay_ms: float = 2.0,
+        max_queue: int = DEFAULT_MAX_QUEUE,
         cpu: float = 1.0,
         gpu: int = 0,
         memory_mb: int | None = None,
@@ -158,6 +160,8 @@ class Deployments:
         With ``combiner`` the ``traffic`` routes are the members of ONE ensemble model
         (a route may name another ``model``): ``mean``, ``weighted_mean``,
         ``hard_vote``, ``soft_vote``, ``stacking`` (with ``meta``) or a plugin's strategy.
+        ``max_queue`` bounds the requests waiting in each server process; past it a
+        request is answered 429 with ``Retry-After`` at once.
         """
         spec = _spec(
             DeploymentCreate,
@@ -167,7 +171,12 @@ class Deployments:
             alias=alias,
             traffic=_routes(traffic),
             replicas=replicas,
-            batching=_spec(Batching, max_batch_size=max_batch_size, max_delay_ms=max_delay_ms),
+            batching=_spec(
+                Batching,
+                max_batch_size=max_batch_size,
+                max_delay_ms=max_delay_ms,
+                max_queue=max_queue,
+            ),
             resources=_spec(Resources, cpu=cpu, gpu=gpu, memory_mb=memory_mb),
             combiner=_combiner(combiner),
         )
@@ -199,6 +208,7 @@ class Deployments:
         replicas: int | None = None,
         max_batch_size: int | None = None,
         max_delay_ms: float | None = None,
+        max_queue: int | None = None,
         cpu: float | None = None,
         gpu: int | None = None,
         memory_mb: int | None = None,
@@ -211,7 +221,7 @@ class Deployments:
         """
         batching: Batching | None = None
         resources: Resources | None = None
-        changes_batching = max_batch_size is not None or max_delay_ms is not None
+        changes_batching = any(v is not None for v in (max_batch_size, max_delay_ms, max_queue))
         changes_resources = cpu is not None or gpu is not None or memory_mb is not None
         if changes_batching or changes_resources:
             # The API replaces batching and resources whole; keep the fields not given.
@@ -221,7 +231,11 @@ class Deployments:
                     Batching,
                     **{
                         **current.batching.model_dump(),
-                        **_given(max_batch_size=max_batch_size, max_delay_ms=max_delay_ms),
+                        **_given(
+                            max_batch_size=max_batch_size,
+                            max_delay_ms=max_delay_ms,
+                            max_queue=max_queue,
+                        ),
                     },
                 )
             if changes_resources:
@@ -258,16 +272,19 @@ class Deployments:
         """Poll until every replica serves the deployment's current routes, and return it.
 
         Raises :class:`DeploymentFailed` with the replicas' reasons when loading
-        fails, and :class:`DeploymentTimeout` when ``timeout`` seconds pass first.
+        fails for good (a replica reports no ``retry_at``), and
+        :class:`DeploymentTimeout` when ``timeout`` seconds pass first, its message
+        naming a failure the replicas are still retrying.
         """
         deadline = time.monotonic() + timeout
         while True:
             deployment = self.get(name)
-            if deployment.state == "failed":
+            failed = [r for r in deployment.replica_status if r.state == "failed"]
+            if deployment.state == "failed" and any(r.retry_at is None for r in failed):
                 reasons = [
                     f"replica {r.replica}: {_one_line(r.reason or 'no reason given')}"
-                    for r in deployment.replica_status
-                    if r.state == "failed"
+                    for r in failed
+                    if r.retry_at is None
                 ]
                 raise DeploymentFailed(
                     f"deployment {name!r} failed to load: " + ("; ".join(reasons) or "no reason")
@@ -275,9 +292,11 @@ class Deployments:
             if deployment.state == "ready" and self._serves_routes(deployment):
                 return deployment
             if time.monotonic() >= deadline:
-                raise DeploymentTimeout(
-                    f"deployment {name!r} is still {deployment.state} after {timeout:g} s"
-                )
+                state: str = deployment.state
+                if failed:
+                    why = "; ".join(_one_line(r.reason or "no reason given") for r in failed)
+                    state = f"failing and retrying ({why})"
+                raise DeploymentTimeout(f"deployment {name!r} is still {state} after {timeout:g} s")
             time.sleep(interval)
 
     def predict(self, name: str, X: Inputs, *, project: str | None = None) -> PredictResult:

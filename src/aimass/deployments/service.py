@@ -104,6 +104,7 @@ def _state(row: DeploymentRow, now: datetime) -> tuple[DeploymentState, list[Rep
             reason=r.reason,
             versions=list(r.versions or []),
             updated_at=aware_utc(r.updated_at),
+            retry_at=aware_utc(r.retry_at) if r.retry_at is not None else None,
         )
         for r in row.replicas
         if (now - aware_utc(r.updated_at)).total_seconds() < REPLICA_STALE_SECONDS
@@ -306,8 +307,12 @@ def report_replica(
     state: ReplicaState,
     reason: str | None,
     versions: list[int],
+    retry_at: datetime | None = None,
 ) -> None:
-    """Record one replica's state for a deployment (ignored if it was deleted meanwhile)."""
+    """Record one replica's state for a deployment (ignored if it was deleted meanwhile).
+
+    ``retry_at``: when a replica that failed tries again (None: a final failure).
+    """
     if session.get(DeploymentRow, deployment_id) is None:
         return
     row = session.get(DeploymentReplicaRow, (deployment_id, replica))
@@ -317,5 +322,6 @@ def report_replica(
     row.state = state
     row.reason = reason
     row.versions = versions
+    row.retry_at = retry_at if state == "failed" else None
     row.updated_at = utcnow()
     session.flush()

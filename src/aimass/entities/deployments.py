@@ -31,13 +31,24 @@ class TrafficRoute(BaseModel):
         return self
 
 
+#: Requests a deployment's queue holds (per server process) before it answers 429: two
+#: full batches at the default size, so a queued request waits about two batches' time.
+DEFAULT_MAX_QUEUE = 128
+
+
 class Batching(BaseModel):
-    """Dynamic batching: a batch closes at ``max_batch_size`` rows or after ``max_delay_ms``."""
+    """Dynamic batching: a batch closes at ``max_batch_size`` rows or after ``max_delay_ms``.
+
+    ``max_queue`` bounds the requests waiting for the model in each server process;
+    past it a request is refused at once with 429 and ``Retry-After``, so that
+    overload sheds work instead of growing every caller's latency.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     max_batch_size: int = Field(default=64, ge=1, le=4096)
     max_delay_ms: float = Field(default=2.0, ge=0, le=1000)
+    max_queue: int = Field(default=DEFAULT_MAX_QUEUE, ge=1, le=1_000_000)
 
 
 class MetaModel(BaseModel):
@@ -161,6 +172,10 @@ class ReplicaStatus(BaseModel):
     reason: str | None = None
     versions: list[int] = Field(default_factory=list)
     updated_at: datetime
+    #: Set while ``failed`` for a passing reason (a file not there yet, a host that went
+    #: away): the replica loads again then. None on a failure that waits for a change
+    #: of the deployment (a checksum mismatch, a model that cannot load untrusted).
+    retry_at: datetime | None = None
 
 
 class Deployment(BaseModel):
@@ -215,6 +230,7 @@ class DesiredDeployment(BaseModel):
             self.resources.gpu,
             self.batching.max_batch_size,
             self.batching.max_delay_ms,
+            self.batching.max_queue,
             tuple((v.model, v.version, v.sha256, v.weight) for v in self.versions),
             None if self.combiner is None else self.combiner.model_dump_json(),
         )

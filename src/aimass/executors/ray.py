@@ -61,6 +61,7 @@ from aimass.sandbox import Sandbox, bwrap_path
 log = logging.getLogger("aimass.executors.ray")
 
 SHIP_EVERY_S = 0.3
+_CHECK_S = 0.05  # how often the task looks at its cancel flag while the attempt runs
 _CHUNK = 1 << 20  # the most log bytes one POST carries
 _TAIL = 1 << 20  # the most log bytes returned when there is no server to ship to
 
@@ -204,7 +205,18 @@ class _Zygote:
                 raise RuntimeError(f"could not start the attempt: {event.get('error')}")
 
     def end(self, grace_s: float) -> int:
-        """SIGTERM the attempt's tree, SIGKILL what is left after ``grace_s``."""
+        """SIGTERM the attempt's tree, SIGKILL what is left after ``grace_s``.
+
+        A start sent but not yet seen started (a loaded machine, a slow zygote) is
+        waited for first, within the grace, so that it too ends by SIGTERM; one that
+        never started in that time is reported as ended by the cancel (-SIGTERM).
+        """
+        deadline = time.monotonic() + grace_s
+        while self.pid is None and self.returncode is None and time.monotonic() < deadline:
+            self.poll(0.05)
+        if self.pid is None and self.returncode is None:
+            self.close()
+            return -signal.SIGTERM
         if self.pid is not None and self.returncode is None:
             self.send({"op": "kill", "pid": self.pid, "sig": int(signal.SIGTERM)})
             deadline = time.monotonic() + grace_s
@@ -242,6 +254,35 @@ def _sandboxed(sandbox: Sandbox, writable: list[Path], command: list[str]) -> li
     ).argv(command)
 
 
+class _Interrupt:
+    """Ray's cancel (a simulated SIGINT in the task's thread) as a flag the task checks.
+
+    A ``KeyboardInterrupt`` lands between any two bytecodes: in the middle of
+    reading the zygote's events it dropped the "started" line, and the attempt
+    was then SIGKILLed at once instead of SIGTERMed (and a cancel during the
+    clean-up went unanswered). The flag is read only where the task can act on
+    it. Off the main thread (no handler can be set) the interrupt stays an exception.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> _Interrupt:
+        with contextlib.suppress(ValueError):  # not the main thread
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+
 def run_on_node(
     spec: dict[str, Any], private_name: str, grace_s: float, sandbox: Sandbox | None = None
 ) -> dict[str, Any]:
@@ -259,37 +300,41 @@ def run_on_node(
     shipper = _LogShipper(log_path, spec["env"], spec["job_id"], spec["attempt"])
     zygote: _Zygote | None = None
     result: dict[str, Any] = {"returncode": -signal.SIGKILL, "outputs": None, "error": None}
-    try:
-        scratch.parent.mkdir(parents=True, exist_ok=True)
-        scratch.mkdir(mode=0o700)
-        scratch.chmod(0o700)
-        with log_path.open("ab") as log_file:
-            zygote = _Zygote(log_file, sandbox, [scratch.parent, private])
-        zygote.send({"op": "start", "spec": spec})
-        next_ship = time.monotonic() + SHIP_EVERY_S
-        while zygote.returncode is None:
-            zygote.poll(max(0.0, next_ship - time.monotonic()))
-            if time.monotonic() >= next_ship:
-                shipper.ship()
-                next_ship = time.monotonic() + SHIP_EVERY_S
-        result["returncode"] = zygote.returncode
-    except KeyboardInterrupt:  # ray.cancel: end the attempt's whole tree
-        result["returncode"] = zygote.end(grace_s) if zygote is not None else -signal.SIGTERM
-    except Exception as exc:
-        result["error"] = f"the attempt failed on this node: {exc}"
-    finally:
-        if zygote is not None:
-            zygote.close()
-        with contextlib.suppress(Exception):
-            shipper.ship(final=True)
-        shipper.client.close()
-        with contextlib.suppress(OSError, ValueError):
-            saved = json.loads((scratch / RESULT_FILE).read_text())
-            result["outputs"] = saved.get("outputs")
-            result["error"] = saved.get("error") or result["error"]
-        result["log_tail"] = shipper.tail()
-        shutil.rmtree(scratch, ignore_errors=True)
-        shutil.rmtree(private, ignore_errors=True)
+    with _Interrupt() as interrupt:
+        try:
+            scratch.parent.mkdir(parents=True, exist_ok=True)
+            scratch.mkdir(mode=0o700)
+            scratch.chmod(0o700)
+            with log_path.open("ab") as log_file:
+                zygote = _Zygote(log_file, sandbox, [scratch.parent, private])
+            zygote.send({"op": "start", "spec": spec})
+            next_ship = time.monotonic() + SHIP_EVERY_S
+            while zygote.returncode is None and not interrupt.requested:
+                zygote.poll(min(_CHECK_S, max(0.0, next_ship - time.monotonic())))
+                if time.monotonic() >= next_ship:
+                    shipper.ship()
+                    next_ship = time.monotonic() + SHIP_EVERY_S
+            if zygote.returncode is None:  # ray.cancel: end the attempt's whole tree
+                result["returncode"] = zygote.end(grace_s)
+            else:
+                result["returncode"] = zygote.returncode
+        except KeyboardInterrupt:  # ray.cancel off the main thread
+            result["returncode"] = zygote.end(grace_s) if zygote is not None else -signal.SIGTERM
+        except Exception as exc:
+            result["error"] = f"the attempt failed on this node: {exc}"
+        finally:
+            if zygote is not None:
+                zygote.close()
+            with contextlib.suppress(Exception):
+                shipper.ship(final=True)
+            shipper.client.close()
+            with contextlib.suppress(OSError, ValueError):
+                saved = json.loads((scratch / RESULT_FILE).read_text())
+                result["outputs"] = saved.get("outputs")
+                result["error"] = saved.get("error") or result["error"]
+            result["log_tail"] = shipper.tail()
+            shutil.rmtree(scratch, ignore_errors=True)
+            shutil.rmtree(private, ignore_errors=True)
     return result
 
 
@@ -358,6 +403,10 @@ class _Attempt:
     timer: threading.Timer | None = None
 
 
+def _key(attempt: _Attempt) -> tuple[int, int]:
+    return (attempt.spec.job_id, attempt.spec.attempt)
+
+
 class RayExecutor(Executor):
     """Runs each attempt as a Ray task that asks for the attempt's resources.
 
@@ -394,7 +443,9 @@ class RayExecutor(Executor):
                 keep_local_ray_on_loopback(temp_dir)
             ray.init(address=address, ignore_reinit_error=True, **kwargs)
         self._task = ray.remote(run_on_node)
-        self._attempts: dict[int, _Attempt] = {}
+        #: Keyed by (job, attempt): a paused attempt that lost its lease is still here when
+        #: the scheduler places the job's next one.
+        self._attempts: dict[tuple[int, int], _Attempt] = {}
         self._cond = threading.Condition()
         self._closed = False
         self._waiter = threading.Thread(target=self._wait_loop, name="ray-executor", daemon=True)
@@ -409,40 +460,62 @@ class RayExecutor(Executor):
         options: dict[str, Any] = {"num_cpus": res.cpu, "num_gpus": res.gpu, "max_retries": 0}
         if res.memory_mb is not None:
             options["memory"] = res.memory_mb * 1024 * 1024
+        key = (attempt.job_id, attempt.attempt)
         with self._cond:
             if self._closed:
                 raise RuntimeError("the Ray executor is closed")
-            if attempt.job_id in self._attempts:
-                raise RuntimeError(f"job {attempt.job_id} already runs here")
+            if key in self._attempts:
+                raise RuntimeError(
+                    f"job {attempt.job_id} attempt {attempt.attempt} already runs here"
+                )
+            # An earlier attempt of the job still here lost its lease (paused, cut off): the
+            # scheduler gave the job to this one, so the stale task is ended.
+            stale = [
+                a
+                for (job_id, number), a in self._attempts.items()
+                if job_id == attempt.job_id and number < attempt.attempt
+            ]
             name = f"aimass-job-{attempt.job_id}-attempt-{attempt.attempt}"
             task = self._task.options(name=name, **options)
             private = f"aimass-attempt-{attempt.job_id}-{attempt.attempt}-{uuid.uuid4().hex}"
             # CUDA_VISIBLE_DEVICES and the log path are chosen on the node (run_on_node).
             spec = child_spec(attempt, target, None, self.python_path, None)
             ref = task.remote(spec, private, self.kill_grace_s, self.sandbox)
-            self._attempts[attempt.job_id] = _Attempt(spec=attempt, ref=ref, private=private)
+            self._attempts[key] = _Attempt(spec=attempt, ref=ref, private=private)
             self._cond.notify_all()
+        for old in stale:
+            log.warning(
+                "job %d attempt %d lost its lease; ending it for attempt %d",
+                old.spec.job_id, old.spec.attempt, attempt.attempt,
+            )  # fmt: skip
+            self._cancel(old)
 
     def cancel(self, job_id: int) -> None:
-        """Interrupt the attempt's task (which ends its tree); kill its worker if it lingers."""
+        """Interrupt the job's attempts' tasks (which end their trees); kill lingering workers."""
         with self._cond:
-            attempt = self._attempts.get(job_id)
-            if attempt is None or attempt.cancelled:
+            attempts = [a for (j, _), a in self._attempts.items() if j == job_id]
+        for attempt in attempts:
+            self._cancel(attempt)
+
+    def _cancel(self, attempt: _Attempt) -> None:
+        with self._cond:
+            if attempt.cancelled or self._attempts.get(_key(attempt)) is not attempt:
                 return
             attempt.cancelled = True
-            attempt.timer = threading.Timer(self.kill_grace_s + 5.0, self._force, (attempt,))
-            attempt.timer.daemon = True
+            timer = threading.Timer(self.kill_grace_s + 5.0, self._force, (attempt,))
+            timer.daemon = True
+            attempt.timer = timer
         with contextlib.suppress(Exception):
             _ray().cancel(attempt.ref, force=False)
-        attempt.timer.start()
+        timer.start()
 
     def close(self) -> None:
         """Cancel every attempt (each reported through ``on_exit``); stop a Ray started here."""
         with self._cond:
             self._closed = True
-            job_ids = list(self._attempts)
-        for job_id in job_ids:
-            self.cancel(job_id)
+            attempts = list(self._attempts.values())
+        for attempt in attempts:
+            self._cancel(attempt)
         with self._cond:
             self._cond.wait_for(lambda: not self._attempts, self.kill_grace_s + 15.0)
             leftovers = list(self._attempts.values())
@@ -463,7 +536,7 @@ class RayExecutor(Executor):
 
     def _force(self, attempt: _Attempt) -> None:
         with self._cond:
-            if self._attempts.get(attempt.spec.job_id) is not attempt:
+            if self._attempts.get(_key(attempt)) is not attempt:
                 return
             attempt.forced = True
         with contextlib.suppress(Exception):
@@ -500,9 +573,9 @@ class RayExecutor(Executor):
     def _finish(self, attempt: _Attempt, result: dict[str, Any]) -> None:
         spec = attempt.spec
         with self._cond:
-            if self._attempts.get(spec.job_id) is not attempt:
+            if self._attempts.get(_key(attempt)) is not attempt:
                 return
-            del self._attempts[spec.job_id]
+            del self._attempts[_key(attempt)]
             self._cond.notify_all()
         if attempt.timer is not None:
             attempt.timer.cancel()

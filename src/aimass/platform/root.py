@@ -32,6 +32,7 @@ from aimass.plugins import Registries, load_plugins
 from aimass.serving.reconciler import DeploymentReconciler
 from aimass.serving.repository import ModelRepository
 from aimass.store.db import Database
+from aimass.store.references import OrphanSweeper
 
 if TYPE_CHECKING:
     from aimass.auth.entities import Principal
@@ -119,6 +120,11 @@ class Platform:
         self.services.add(self.node_monitor, "every")
         self.alerts = self._alerts(settings, registries)
         self.services.add(self.alerts, "leader")
+        #: Abandoned writes and unreferenced bytes in the shared store, swept by the leader.
+        self.sweeper = OrphanSweeper(
+            db, store, settings.sweep_interval_s, settings.abandoned_after_s
+        )
+        self.services.add(self.sweeper, "leader")
         self._jobs: JobServices | None = None
 
     def _alerts(self, settings: Settings, registries: Registries) -> AlertEvaluator:

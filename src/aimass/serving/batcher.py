@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar, cast
 
+from aimass.errors import Overloaded
+
 log = logging.getLogger("aimass.serving")
 
 T = TypeVar("T")
@@ -42,7 +44,9 @@ class Batcher(Generic[T, R]):
     put while a batch runs wait for the next one, which is how batches grow under
     load. If the handler raises, or returns a list of another length, every
     future of that batch fails with the exception. ``close()`` refuses new items,
-    runs every item already queued, then stops. A sync handler runs in a
+    runs every item already queued, then stops. With ``max_queue``, a ``put`` that
+    finds that many items waiting raises ``Overloaded`` at once (the items of the
+    batch that runs do not count). A sync handler runs in a
     dedicated single thread, so the event loop keeps serving while it works.
     The batcher starts lazily on the first ``put``, on that caller's event loop.
     """
@@ -55,6 +59,7 @@ class Batcher(Generic[T, R]):
         *,
         close_when_idle: bool = True,
         name: str = "batcher",
+        max_queue: int | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
@@ -62,6 +67,9 @@ class Batcher(Generic[T, R]):
             raise ValueError("max_delay_s must not be negative")
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_s
+        if max_queue is not None and max_queue < 1:
+            raise ValueError("max_queue must be at least 1")
+        self.max_queue = max_queue
         self.close_when_idle = close_when_idle
         self.name = name
         self.observer: BatchObserver | None = None
@@ -88,6 +96,8 @@ class Batcher(Generic[T, R]):
         """Queue one item and return the future of its result; call it on the event loop."""
         if self._closing:
             raise BatcherClosed(f"{self.name} is closed")
+        if self.max_queue is not None and len(self._queue) >= self.max_queue:
+            raise Overloaded(f"{self.max_queue} requests are queued already; try again soon")
         loop = self._loop
         if loop is None:
             loop = self._start()

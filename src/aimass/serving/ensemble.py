@@ -157,10 +157,18 @@ class EnsembleRunner(ModelRunner):
         max_batch_size: int = 64,
         max_delay_ms: float = 2.0,
         name: str = "ensemble",
+        max_queue: int | None = None,
     ) -> None:
         predictor = EnsemblePredictor(members, strategy=strategy, meta=meta, sequence=sequence)
         self.ensemble = predictor
-        super().__init__(predictor, predictor.signature, max_batch_size, max_delay_ms, name=name)
+        super().__init__(
+            predictor,
+            predictor.signature,
+            max_batch_size,
+            max_delay_ms,
+            name=name,
+            max_queue=max_queue,
+        )
 
     @property
     def metrics(self) -> VersionMetrics | None:

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from aimass.errors import Busy, InvalidInput
+from aimass.errors import InvalidInput, Overloaded
 
 if TYPE_CHECKING:
     from aimass.serving.metrics import GenerationMetrics
@@ -111,10 +111,10 @@ class Generations:
         return max_tokens
 
     def admit(self) -> None:
-        """Take a stream slot or raise Busy (429) when all ``max_streams`` are taken."""
+        """Take a stream slot or raise Overloaded (429) when all ``max_streams`` are taken."""
         with self._lock:
             if self._admitted >= self.limits.max_streams:
-                raise Busy(
+                raise Overloaded(
                     f"all {self.limits.max_streams} generation slots of this server are busy "
                     "(AIMASS_LLM_MAX_STREAMS); retry shortly"
                 )

@@ -24,7 +24,7 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 class VersionMetrics:
     """The metric children of one served version, bound once so the hot path skips label lookups."""
 
-    __slots__ = ("_batch", "_codes", "_labels", "_latency", "_metrics", "_queue")
+    __slots__ = ("_batch", "_codes", "_labels", "_latency", "_metrics", "_queue", "_rejected")
 
     def __init__(self, metrics: InferenceMetrics, labels: tuple[str, str, str, str]) -> None:
         self._metrics = metrics
@@ -33,6 +33,7 @@ class VersionMetrics:
         self._latency = metrics.request_seconds.labels(*labels)
         self._batch = metrics.batch_size.labels(*labels)
         self._queue = metrics.queue_seconds.labels(*labels)
+        self._rejected: dict[str, Any] = {}
 
     def request(self, code: int, seconds: float | None) -> None:
         """Count one answered request, and its latency when it reached the model."""
@@ -43,6 +44,14 @@ class VersionMetrics:
         child.inc()
         if seconds is not None:
             self._latency.observe(seconds)
+
+    def reject(self, reason: str) -> None:
+        """Count one request refused before it reached the model (``queue_full``)."""
+        child = self._rejected.get(reason)
+        if child is None:
+            child = self._metrics.rejected.labels(*self._labels, reason)
+            self._rejected[reason] = child
+        child.inc()
 
     def member(self, model: str, version: str) -> VersionMetrics:
         """The children of an ensemble's member: same project and deployment, its model/version."""
@@ -151,6 +160,13 @@ class InferenceMetrics:
             "aimass_inference_requests",
             "Inference requests answered, by status code.",
             [*_LABELS, "code"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "aimass_inference_rejected",
+            "Inference requests refused before reaching the model, by reason (queue_full: "
+            "the deployment's queue held max_queue requests; answered 429).",
+            [*_LABELS, "reason"],
             registry=self.registry,
         )
         self.request_seconds = Histogram(

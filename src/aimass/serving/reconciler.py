@@ -8,6 +8,8 @@ import logging
 import os
 import socket
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +18,7 @@ from aimass.artifacts.store import ArtifactStore
 from aimass.deployments import service
 from aimass.deployments.entities import DesiredDeployment, ReplicaState, ResolvedVersion
 from aimass.devices import detect_gpus
-from aimass.errors import AimassError, InvalidInput
+from aimass.errors import AimassError, InvalidInput, Unavailable
 from aimass.flavors.base import Predictor
 from aimass.flavors.registry import FlavorRegistry
 from aimass.flavors.signature import Signature
@@ -36,7 +38,8 @@ if TYPE_CHECKING:
     from aimass.plugins.slots import FusionStrategy
 
 log = logging.getLogger("aimass.deployments")
-_Status = tuple[ReplicaState, str | None, tuple[int, ...]]
+#: A replica's report: state, reason, versions and, after a passing failure, when it retries.
+_Status = tuple[ReplicaState, str | None, tuple[int, ...], datetime | None]
 #: A deployment that failed to load is tried again after this, doubling up to RETRY_MAX_S.
 RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 60.0
@@ -55,7 +58,12 @@ class DeploymentReconciler(LoopService):
     A swap builds the new deployment's runners first and then replaces the old
     one atomically, so requests in flight finish on the old runners. A model that
     fails to load marks its deployment failed with the reason, and the rest keep
-    serving; it is tried again after 1 s, 2 s, 4 s ... up to a minute.
+    serving. A passing failure (not an ``AimassError``, or ``Unavailable``: a file
+    not there yet, a host that went away) is tried again after 1 s, 2 s, 4 s ... up
+    to a minute, and reported with the time of the next try (``retry_at``); a
+    final one (a checksum mismatch, a model that may not load untrusted) waits for
+    a change of the deployment and is reported without one, so that
+    ``Client.deployments.wait_ready`` gives up on it and waits through the others.
     """
 
     name = "deployment-reconciler"
@@ -152,6 +160,7 @@ class DeploymentReconciler(LoopService):
         batching = BatchingConfig(
             max_batch_size=item.batching.max_batch_size,
             max_delay_ms=item.batching.max_delay_ms,
+            max_queue=item.batching.max_queue,
         )
         served: list[ServedVersion] = []
         try:
@@ -159,7 +168,9 @@ class DeploymentReconciler(LoopService):
                 predictor, signature = await asyncio.to_thread(self._load_predictor, version)
                 # An ensemble batches once for all its members: they need no batcher.
                 size = 1 if item.combiner is not None else batching.max_batch_size
-                runner = ModelRunner(predictor, signature, size, batching.max_delay_ms)
+                runner = ModelRunner(
+                    predictor, signature, size, batching.max_delay_ms, max_queue=batching.max_queue
+                )
                 served.append(
                     ServedVersion(
                         model=version.model,
@@ -178,10 +189,16 @@ class DeploymentReconciler(LoopService):
             reason = exc.message if isinstance(exc, AimassError) else type(exc).__name__
             log.warning("deployment %s/%s failed to load: %s", item.project, item.name, reason)
             self.repository.set_state(item.name, item.project, "failed", reason)
-            self._remember(item.id, "failed", reason, [v.version for v in item.versions])
+            versions = [v.version for v in item.versions]
+            if isinstance(exc, AimassError) and not isinstance(exc, Unavailable):
+                self._retry.pop(item.id, None)  # final: reloaded when the deployment changes
+                self._remember(item.id, "failed", reason, versions)
+                return
             _, backoff = self._retry.get(item.id, (0.0, RETRY_FIRST_S / 2))
             backoff = min(backoff * 2, RETRY_MAX_S)
             self._retry[item.id] = (time.monotonic() + backoff, backoff)
+            retry_at = datetime.now(UTC) + timedelta(seconds=backoff)
+            self._remember(item.id, "failed", reason, versions, retry_at)
             return
         self.repository.put(
             ServedDeployment(
@@ -217,6 +234,7 @@ class DeploymentReconciler(LoopService):
             max_batch_size=item.batching.max_batch_size,
             max_delay_ms=item.batching.max_delay_ms,
             name=item.name,
+            max_queue=item.batching.max_queue,
         )
         return ServedVersion(
             model=item.name,
@@ -242,16 +260,28 @@ class DeploymentReconciler(LoopService):
         if path.is_file():
             return path
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{os.getpid()}.part"
-        with tmp.open("wb") as out:
-            self.store.read_to(version.artifact_key, version.sha256, out)
-        os.replace(tmp, path)
+        # One temp name per load, not per process: two deployments of one version load
+        # side by side (``run_once`` gathers them), and a shared name let one load move
+        # the other's half-written file away. The bytes are the same, so the last
+        # ``replace`` winning is harmless.
+        tmp = folder / f".{os.getpid()}.{uuid.uuid4().hex}.part"
+        try:
+            with tmp.open("wb") as out:
+                self.store.read_to(version.artifact_key, version.sha256, out)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
     def _remember(
-        self, deployment_id: int, state: ReplicaState, reason: str | None, versions: list[int]
+        self,
+        deployment_id: int,
+        state: ReplicaState,
+        reason: str | None,
+        versions: list[int],
+        retry_at: datetime | None = None,
     ) -> None:
-        self._status[deployment_id] = (state, reason, tuple(versions))
+        self._status[deployment_id] = (state, reason, tuple(versions), retry_at)
 
     def _report_all(self) -> None:
         """Write each deployment's status when it changed (and now and then, as a heartbeat)."""
@@ -262,9 +292,9 @@ class DeploymentReconciler(LoopService):
         current = self._status.get(deployment_id)
         if current is None or self._reported.get(deployment_id) == current:
             return
-        state, reason, versions = current
+        state, reason, versions, retry_at = current
         with self.db.session() as session:
             service.report_replica(
-                session, deployment_id, self.replica, state, reason, list(versions)
+                session, deployment_id, self.replica, state, reason, list(versions), retry_at
             )
         self._reported[deployment_id] = current

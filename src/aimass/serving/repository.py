@@ -25,6 +25,7 @@ class BatchingConfig:
 
     max_batch_size: int = 64
     max_delay_ms: float = 2.0
+    max_queue: int = 128
 
 
 @dataclass

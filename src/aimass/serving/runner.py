@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from aimass.errors import InvalidInput
+from aimass.errors import InvalidInput, Overloaded
 from aimass.serving.batcher import Batcher, BatcherClosed
 
 if TYPE_CHECKING:
@@ -101,8 +101,12 @@ class ModelRunner:
         max_delay_ms: float,
         *,
         name: str = "model",
+        max_queue: int | None = None,
     ) -> None:
         self.predictor = predictor
+        #: Requests that may wait for the model before ``infer`` raises ``Overloaded``.
+        self.max_queue = max_queue
+        self._pending = 0  # requests on the unbatched path: waiting or running
         self.signature = signature
         self.name = name
         self.stats = RunnerStats()
@@ -137,6 +141,7 @@ class ModelRunner:
                 self.max_batch_size,
                 max_delay_ms / 1000.0,
                 name=f"aimass-batch-{name}",
+                max_queue=max_queue,
             )
             self._batcher.observer = self._observe
 
@@ -144,6 +149,15 @@ class ModelRunner:
     def closed(self) -> bool:
         """True once ``close`` has begun."""
         return self._closed
+
+    @property
+    def full(self) -> bool:
+        """True while a request now would be refused (``Overloaded``): check before parsing."""
+        if self.max_queue is None:
+            return False
+        if self._batcher is not None:
+            return len(self._batcher) >= self.max_queue
+        return self._pending > self.max_queue
 
     async def infer(
         self, inputs: dict[str, Array], outputs: Collection[str] | None = None
@@ -160,10 +174,17 @@ class ModelRunner:
         else:
             if self._closed:
                 raise BatcherClosed(f"runner {self.name} is closed")
+            # One runs, the rest wait their turn on the thread: the same bound as a queue's.
+            if self.max_queue is not None and self._pending > self.max_queue:
+                raise Overloaded(f"{self.max_queue} requests are queued already; try again soon")
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"aimass-{self.name}")
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self._executor, self._run_one, (inputs, wanted))
+            self._pending += 1
+            try:
+                result = await loop.run_in_executor(self._executor, self._run_one, (inputs, wanted))
+            finally:
+                self._pending -= 1
             self._observe(1, (0.0,))
         if isinstance(result, BaseException):
             raise result

@@ -317,6 +317,9 @@ class DeploymentReplicaRow(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     versions: Mapped[list[int]] = mapped_column(JSON, default=list)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: When a replica whose load failed for a passing reason tries again (None: it waits
+    #: for a change of the deployment).
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class JobRow(Base):

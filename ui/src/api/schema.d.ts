@@ -1839,6 +1839,10 @@ export interface components {
         /**
          * Batching
          * @description Dynamic batching: a batch closes at ``max_batch_size`` rows or after ``max_delay_ms``.
+         *
+         *     ``max_queue`` bounds the requests waiting for the model in each server process;
+         *     past it a request is refused at once with 429 and ``Retry-After``, so that
+         *     overload sheds work instead of growing every caller's latency.
          */
         Batching: {
             /**
@@ -1851,6 +1855,11 @@ export interface components {
              * @default 2
              */
             max_delay_ms: number;
+            /**
+             * Max Queue
+             * @default 128
+             */
+            max_queue: number;
         };
         /**
          * BuiltinDatasetInfo
@@ -3473,6 +3482,8 @@ export interface components {
             reason?: string | null;
             /** Replica */
             replica: string;
+            /** Retry At */
+            retry_at?: string | null;
             /**
              * State
              * @enum {string}

@@ -32,7 +32,7 @@ from aimass.api.edge import (
 from aimass.api.inference.openai import Completion, embeddings, model_answer, models
 from aimass.auth.cache import AuthCache
 from aimass.auth.entities import Principal
-from aimass.errors import AimassError, InvalidInput, Unauthenticated, Unavailable
+from aimass.errors import AimassError, InvalidInput, Overloaded, Unauthenticated, Unavailable
 from aimass.monitoring.prediction_log import PredictionLog, Served
 from aimass.serving.batcher import BatcherClosed
 from aimass.serving.generation import GenerationLimits, Generations
@@ -62,6 +62,8 @@ _PROJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _EMPTY = b""
 _METRICS_TYPE = METRICS_CONTENT_TYPE.encode()
 _MAX_NAME = 128
+#: Seconds a refused caller should wait: a full queue drains in milliseconds to seconds.
+_RETRY_AFTER = (b"retry-after", b"1")
 
 
 class InferenceApp:
@@ -426,6 +428,12 @@ class InferenceApp:
                 self._unresolved.request(exc.status, None)
                 raise
             metrics = served.runner.metrics or self._bind(deployment, served)
+            if getattr(served.runner, "full", False):  # refused before the body is parsed
+                metrics.request(429, None)
+                metrics.reject("queue_full")
+                raise HTTPError(
+                    429, f"model {_quote(name)} is overloaded: its queue is full; try again soon"
+                )
             try:
                 return deployment, served, metrics, await call(served)
             except BatcherClosed:
@@ -435,6 +443,10 @@ class InferenceApp:
             except InvalidInput as exc:
                 metrics.request(400, None)
                 raise HTTPError(400, exc.message) from None
+            except Overloaded as exc:  # the deployment's queue is full: shed, fast
+                metrics.request(429, None)
+                metrics.reject("queue_full")
+                raise HTTPError(429, f"model {_quote(name)} is overloaded: {exc.message}") from None
             except Unavailable as exc:  # a sandboxed model's host stopped or timed out
                 metrics.request(503, None)
                 raise HTTPError(503, exc.message) from None
@@ -548,6 +560,8 @@ class InferenceApp:
         extra: list[tuple[bytes, bytes]] = []
         if error.status == 401:
             extra.append((b"www-authenticate", b"Bearer"))
+        elif error.status == 429:
+            extra.append(_RETRY_AFTER)
         if error.close:
             extra.append(_CLOSE)
         if error.retry_after is not None:
