@@ -150,10 +150,14 @@ def build_jobs(
     def submit(session: Session, project: str, spec: JobCreate) -> Job:
         return jobs_service.submit_job(session, project, spec, catalog)
 
+    pipeline_runner = PipelineRunner(db, submit, notify=notify_jobs)
+    schedule_runner = ScheduleRunner(db, submit, notify=notify_jobs)
+    # Leader-only writes carry the leader's epoch: a superseded leader's tick changes nothing.
+    pipeline_runner.fence = schedule_runner.fence = leadership.fence
     return JobServices(
         executor=executor,
         scheduler=scheduler,
         placement=Placement(scheduler),
-        pipeline_runner=PipelineRunner(db, submit, notify=notify_jobs),
-        schedule_runner=ScheduleRunner(db, submit, notify=notify_jobs),
+        pipeline_runner=pipeline_runner,
+        schedule_runner=schedule_runner,
     )

@@ -27,7 +27,7 @@ from aimass.monitoring.node_history import NodeMonitor, list_nodes
 from aimass.monitoring.prediction_log import PredictionLog, PredictionLogWriter
 from aimass.monitoring.webhook import TargetPolicy, WebhookSink
 from aimass.platform.notifier import LocalNotifier, Notifier, Topic
-from aimass.platform.services import Services, SharedLeadership
+from aimass.platform.services import LeaseKeeper, Services, SharedLeadership
 from aimass.plugins import Registries, load_plugins
 from aimass.serving.reconciler import DeploymentReconciler
 from aimass.serving.repository import ModelRepository
@@ -73,8 +73,9 @@ class Platform:
         self.registries = registries
         self.catalog = entry_catalog(registries)
         self.notifier: Notifier = notifier if notifier is not None else LocalNotifier()
-        self.leadership = SharedLeadership(db)
+        self.leadership = SharedLeadership(db, lease_s=settings.leader_lease_s)
         self.services = Services(self.notifier, self.leadership)
+        self.services.add(LeaseKeeper(self.leadership), "every")
         #: The deployments this process serves from, swapped in by the reconciler.
         self.repository = ModelRepository()
         #: Bearer checks of the inference path; cleared when a token is revoked here.

@@ -31,8 +31,8 @@ class SharedLeadership(Leadership):
     so they always agree on who leads.
     """
 
-    def __init__(self, db: Database, name: str = "aimass.scheduler") -> None:
-        super().__init__(db, name)
+    def __init__(self, db: Database, name: str = "aimass.scheduler", lease_s: float = 10.0) -> None:
+        super().__init__(db, name, lease_s)
         self._guard = threading.Lock()
 
     def try_acquire(self) -> bool:
@@ -48,6 +48,25 @@ class SharedLeadership(Leadership):
     async def check(self) -> bool:
         """``try_acquire`` on a worker thread (it may query the database): a loop's gate."""
         return await asyncio.to_thread(self.try_acquire)
+
+
+class LeaseKeeper(LoopService):
+    """Every process: renews the leader's lease, or competes for it, a few times per lease.
+
+    Leader-only loops also check leadership on each tick, but their intervals
+    may be longer than the lease; this loop keeps the lease alive and makes a
+    follower take over within about a second of a leader's crash.
+    """
+
+    name = "leadership"
+
+    def __init__(self, leadership: SharedLeadership) -> None:
+        super().__init__(min(1.0, leadership.lease_s / 3))
+        self.leadership = leadership
+
+    async def run_once(self) -> None:
+        """Renew or compete (a database round trip, on a worker thread)."""
+        await self.leadership.check()
 
 
 @dataclass(frozen=True)
