@@ -96,6 +96,7 @@ def test_jobs_services_declare_where_they_run(settings: Settings) -> None:
         ("node-monitor", "every", ()),
         ("alert-evaluator", "leader", ()),
         ("scheduler", "every", ("jobs",)),
+        ("log-shipper", "every", ()),
         ("placement", "leader", ("jobs",)),
         ("pipeline-runner", "leader", ("jobs", "pipelines")),
         ("schedule-runner", "leader", ("schedules",)),

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -430,6 +431,23 @@ class JobEventRow(Base):
                 "reason": self.reason,
             }
         )
+
+
+class JobLogChunkRow(Base):
+    """Bytes of a running attempt's log, shipped by its node so every server can read them.
+
+    ``offset`` is where ``data`` starts in the attempt's log file. The rows of an
+    attempt are deleted once its whole log is archived in the artifact store.
+    """
+
+    __tablename__ = "job_log_chunks"
+    __table_args__ = (Index("ix_job_log_chunks_attempt", "job_id", "attempt", "offset"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class JobMetricRow(Base):
