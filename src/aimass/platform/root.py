@@ -76,7 +76,9 @@ class Platform:
         self.notifier: Notifier = notifier if notifier is not None else LocalNotifier()
         self.leadership = SharedLeadership(db, lease_s=settings.leader_lease_s)
         self.services = Services(self.notifier, self.leadership)
-        self.services.add(LeaseKeeper(self.leadership), "every")
+        self.services.add(
+            LeaseKeeper(self.leadership, on_lead=self.services.wake_leader_services), "every"
+        )
         #: The deployments this process serves from, swapped in by the reconciler.
         self.repository = ModelRepository()
         #: Bearer checks of the inference path; cleared when a token is revoked here.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,13 +61,21 @@ class LeaseKeeper(LoopService):
 
     name = "leadership"
 
-    def __init__(self, leadership: SharedLeadership) -> None:
+    def __init__(
+        self, leadership: SharedLeadership, on_lead: Callable[[], None] | None = None
+    ) -> None:
         super().__init__(min(1.0, leadership.lease_s / 3))
         self.leadership = leadership
+        #: Called when this process has just become the leader (wakes the leader-only loops).
+        self.on_lead = on_lead
+        self._led = False
 
     async def run_once(self) -> None:
         """Renew or compete (a database round trip, on a worker thread)."""
-        await self.leadership.check()
+        leads = await self.leadership.check()
+        if leads and not self._led and self.on_lead is not None:
+            self.on_lead()
+        self._led = leads
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,12 @@ class Services:
                 registration.loop.gate = self.leadership.check
             registration.loop.start()
             self._started.append(registration)
+
+    def wake_leader_services(self) -> None:
+        """Wake every leader-only service (this process just became the leader)."""
+        for registration in self._started:
+            if registration.where == "leader":
+                registration.loop.wake()
 
     async def stop(self) -> None:
         """Stop the started services in reverse order (each after its current tick)."""
