@@ -6,8 +6,14 @@ namespaces), leader lease 2 s, job lease 5 s.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import signal
+import socket
+import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,11 +24,13 @@ import httpx
 import pytest
 
 from conftest import PG_ADMIN_URL, _with_db
-from ha.cluster import Cluster, noop, wait_job
+from ha.cluster import Cluster, free_port, noop, wait_job
+from tests_support import deploy, oip_json, upload
 
 pytestmark = [pytest.mark.slow]
 
 SCRIPTS = Path(__file__).parent / "scripts"
+HAPROXY_CFG = Path(__file__).parents[2] / "deploy" / "haproxy" / "aimass.cfg"
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +174,134 @@ def test_a_paused_leader_loses_the_lead_and_writes_nothing_after_it_resumes(
         started = wait_job(api, job_id, lambda j: j["state"] != "queued")
         assert _ran_on(cluster, started) == follower
         assert _succeeded_once(api, job_id)["attempt"] == 1
+
+
+class Balancer:
+    """Debian's HAProxy on ``deploy/haproxy/aimass.cfg`` in front of the cluster."""
+
+    def __init__(self, cluster: Cluster, root: Path) -> None:
+        haproxy = shutil.which("haproxy")
+        if haproxy is None:
+            pytest.skip("haproxy is missing: apt-get install -y haproxy (make install does)")
+        self.socket = root / "haproxy.sock"
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "AIMASS_LB_BIND": f"127.0.0.1:{self.port}",
+            "AIMASS_LB_SOCKET": str(self.socket),
+            "AIMASS_NODE1": f"127.0.0.1:{cluster.nodes[0].settings.port}",
+            "AIMASS_NODE2": f"127.0.0.1:{cluster.nodes[1].settings.port}",
+        }
+        self.process = subprocess.Popen(
+            [haproxy, "-db", "-f", str(HAPROXY_CFG)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.wait_up(("node1", "node2"))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self, line: str) -> str:
+        """One admin-socket command; its answer."""
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(self.socket))
+            sock.sendall(line.encode() + b"\n")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+
+    def stat(self, server: str) -> dict[str, str]:
+        """The ``show stat`` row of a server of the aimass backend."""
+        lines = self.command("show stat").splitlines()
+        header = lines[0].lstrip("# ").split(",")
+        for line in lines[1:]:
+            row = dict(zip(header, line.split(","), strict=False))
+            if row.get("pxname") == "aimass" and row.get("svname") == server:
+                return row
+        raise AssertionError(f"no server {server} in {lines}")
+
+    def wait_up(self, servers: tuple[str, ...], timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(OSError):
+                if all(self.stat(s)["status"] == "UP" for s in servers):
+                    return
+            assert time.monotonic() < deadline, "HAProxy did not see the servers up"
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+class Load:
+    """Inference requests through the balancer from a thread, counting what failed."""
+
+    def __init__(self, url: str, token: str, body: dict[str, Any]) -> None:
+        self.url, self.token, self.body = url, token, body
+        self.ok = 0
+        self.failed: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        with httpx.Client(base_url=self.url, headers=headers, timeout=10) as http:
+            while not self._stop.is_set():
+                try:
+                    answer = http.post("/v2/models/cancer/infer", json=self.body)
+                    if answer.status_code == 200:
+                        self.ok += 1
+                    else:
+                        self.failed.append((time.monotonic(), f"{answer.status_code}"))
+                except httpx.HTTPError as exc:
+                    self.failed.append((time.monotonic(), repr(exc)))
+                time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+
+def test_a_rolling_restart_behind_haproxy_fails_no_request(
+    cluster: Cluster, model_files: Any, tmp_path: Path
+) -> None:
+    """Drain, restart, ready: one server after the other, under inference load."""
+    with cluster.nodes[0].api() as api:
+        upload(api, "cancer", model_files.onnx)
+        deploy(api, {"name": "cancer", "model": "cancer", "version": 1}, timeout=60)
+    body = oip_json(model_files.x[:2])
+    for node in cluster.nodes:  # every server holds every deployment
+        with node.api() as api:
+            deadline = time.monotonic() + 30
+            while api.post("/v2/models/cancer/infer", json=body).status_code != 200:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+    balancer = Balancer(cluster, tmp_path)
+    load = Load(balancer.url, cluster.nodes[0].token, body)
+    try:
+        for i, name in enumerate(("node1", "node2")):
+            balancer.command(f"set server aimass/{name} state drain")
+            deadline = time.monotonic() + 10
+            while balancer.stat(name)["scur"] != "0":
+                assert time.monotonic() < deadline, "the drained server kept its sessions"
+                time.sleep(0.05)
+            cluster.stop(i)
+            served = load.ok
+            cluster.start(i)
+            balancer.command(f"set server aimass/{name} state ready")
+            balancer.wait_up((name,))
+            assert load.ok > served, "the other server answered while this one restarted"
+    finally:
+        load.stop()
+        balancer.close()
+    assert load.failed == [], load.failed[:5]
+    assert load.ok > 50
 
 
 def test_kill_9_of_the_leader_the_survivor_schedules_within_seconds(cluster: Cluster) -> None:

@@ -116,6 +116,7 @@ def create_app(platform: Platform) -> PlatformApp:
         max_tensor_elements=settings.max_tensor_elements,
         server_version=__version__,
         prediction_log=platform.prediction_log,
+        ready=lambda: platform.reconciler.synced,
     )
     PredictionLogMetrics(platform.prediction_log, inference.metrics.registry)
     inference.metrics.add_machine_collector(NodeCollector())
