@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 from aimass.errors import StaleLeadership
 from aimass.executors.local import LocalExecutor
@@ -116,3 +117,26 @@ def test_a_holder_whose_database_session_died_is_replaced_at_once(db: Database) 
     finally:
         first.release()
         second.release()
+
+
+@pytest.mark.backend("postgresql")
+def test_a_leader_paused_inside_its_transaction_does_not_block_the_takeover(
+    db: Database,
+) -> None:
+    """Its row lock ends with its session, which PostgreSQL closes once idle past the lease."""
+    stale, fresh = Leadership(db, lease_s=0.5), Leadership(db, lease_s=0.5)
+    try:
+        assert stale.try_acquire()
+        session = Session(db.engine)  # a leader-only transaction, left open: the "pause"
+        stale.fence(session)
+        time.sleep(0.6)  # its lease runs out while it holds the row lock
+        deadline = time.monotonic() + 10
+        while not fresh.try_acquire():  # each try waits at most the lease for the lock
+            assert time.monotonic() < deadline, "the takeover stayed blocked"
+        assert fresh.epoch == 2
+        with pytest.raises(Exception):  # noqa: B017 (the killed session's error, driver-specific)
+            session.commit()
+        session.close()
+    finally:
+        stale.release()
+        fresh.release()

@@ -26,7 +26,7 @@ import time
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,6 +39,8 @@ log = logging.getLogger("aimass.scheduler")
 _LEASE: Table = LeaderLeaseRow.__table__  # type: ignore[assignment]
 
 __all__ = ["Leadership", "StaleLeadership"]
+
+_IDLE = "idle_in_transaction_session_timeout"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -71,6 +73,10 @@ class Leadership:
         self._renew_after = 0.0  # monotonic time when the lease is next renewed
         #: Leader-only writes refused because the epoch was stale (for tests and metrics).
         self.refused = 0
+
+    @property
+    def _lease_ms(self) -> str:
+        return str(max(1, int(self.lease_s * 1000)))
 
     @property
     def held(self) -> bool:
@@ -108,6 +114,8 @@ class Leadership:
         return self._epoch is not None
 
     def _claim(self, conn: Connection, liveness: str) -> int | None:
+        if conn.dialect.name == "postgresql":  # never wait long behind a paused holder's lock
+            conn.execute(select(func.set_config("lock_timeout", self._lease_ms, True)))
         now = utcnow()
         expires = now + timedelta(seconds=self.lease_s)
         values = {"holder": self.holder, "liveness": liveness, "expires_at": expires}
@@ -186,6 +194,10 @@ class Leadership:
             return
         epoch = self._epoch
         matched = 0
+        if epoch is not None and session.get_bind().dialect.name == "postgresql":
+            # Paused inside this transaction, the leader would hold the row lock and stall
+            # every takeover: PostgreSQL ends the session once it idles past the lease.
+            session.execute(select(func.set_config(_IDLE, self._lease_ms, True)))
         if epoch is not None:
             matched = session.execute(
                 update(_LEASE)
