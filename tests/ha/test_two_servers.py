@@ -315,10 +315,9 @@ def test_kill_9_of_the_leader_the_survivor_schedules_within_seconds(
     took: list[float] = []
     balancer = Balancer(cluster, tmp_path)
     load = Load(balancer.url, cluster.nodes[0].token, oip_json(model_files.x[:2]))
-    windows: list[float] = []
+    kills: list[float] = []
     for round_ in range(3):
         balancer.wait_up(("node1", "node2"))
-        failed_before = len(load.failed)
         leader, survivor = _roles(cluster)
         with cluster.nodes[leader].api() as api:
             running = noop(api, sleep_s=30)  # killed with its server, then run elsewhere
@@ -335,14 +334,17 @@ def test_kill_9_of_the_leader_the_survivor_schedules_within_seconds(
             assert _ran_on(cluster, moved) == survivor
             api.post(f"/api/v1/jobs/{running}/cancel")
             wait_job(api, running)
-        time.sleep(max(0.0, killed + 5.0 - time.monotonic()))
-        failed = [at for at, _ in load.failed[failed_before:]]
-        assert all(at - killed <= 5.0 for at in failed), "requests failed 5 s after the kill"
-        windows.append(max(failed, default=killed) - killed)
+        kills.append(killed)
         if round_ < 2:
             cluster.start(leader)
     load.stop()
     balancer.close()
+    # Every failed request (the whole test long, restarts included) came within 5 s of a kill.
+    late = [(at, why) for at, why in load.failed if not any(0 <= at - k <= 5.0 for k in kills)]
+    assert late == [], late[:5]
+    windows = [
+        max((at - k for at, _ in load.failed if 0 <= at - k <= 5.0), default=0.0) for k in kills
+    ]
     print(f"survivor scheduled after {took} s; requests failed until {windows} s after the kills")
     assert max(took) < 5.0, took
     assert load.ok > 100, "the survivor answered through HAProxy"
