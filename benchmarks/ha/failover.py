@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -56,16 +57,20 @@ def main() -> None:
         leader = cluster.wait_for_leader()
         follower = 1 - leader
         with cluster.nodes[follower].api() as api:
-            waits = []
+            waits, server = [], []
             for _ in range(50):
                 sent = time.monotonic()
                 job_id = noop(api)
                 wait_job(api, job_id, lambda j: j["state"] != "queued")
                 waits.append(time.monotonic() - sent)
-                wait_job(api, job_id)
+                job = wait_job(api, job_id)
+                created = datetime.fromisoformat(job["created_at"])
+                server.append((datetime.fromisoformat(job["started_at"]) - created).total_seconds())
         print(
-            f"submit on the follower -> running (NOTIFY {args.notify}, 50 jobs, client clock): "
-            f"p50 {_pct(waits, 0.5) * 1000:.0f} ms, p99 {_pct(waits, 0.99) * 1000:.0f} ms"
+            f"submit on the follower -> running (NOTIFY {args.notify}, 50 jobs): client clock "
+            f"p50 {_pct(waits, 0.5) * 1000:.0f} ms, p99 {_pct(waits, 0.99) * 1000:.0f} ms; "
+            f"server's started_at - created_at p50 {_pct(server, 0.5) * 1000:.0f} ms, "
+            f"p99 {_pct(server, 0.99) * 1000:.0f} ms (load average {os.getloadavg()[0]:.1f})"
         )
         took: list[float] = []
         jobs: list[int] = []
