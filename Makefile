@@ -44,6 +44,8 @@ $(VENV)/.extras: $(VENV)/.core
 		|| echo "chromium is missing and could not be installed: the browser tests will be skipped"
 	@command -v prometheus >/dev/null || { apt-get update -qq && apt-get install -y -qq prometheus; } \
 		|| echo "prometheus is missing and could not be installed: the Prometheus scrape test will be skipped"
+	@command -v haproxy >/dev/null || { apt-get update -qq && apt-get install -y -qq haproxy; } \
+		|| echo "haproxy is missing and could not be installed: the rolling-restart test will be skipped"
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	@touch $@
 

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     job_executor: Literal["local", "ray"] = "local"
     job_slots: float | None = Field(default=None, gt=0)
     job_lease_s: float = Field(default=30.0, ge=0.5, le=3600)
+    #: How long the leader's lease lasts without renewal: a paused or cut-off leader is
+    #: replaced after it; a killed one within a second (its database session is gone).
+    leader_lease_s: float = Field(default=10.0, ge=0.5, le=600)
+    #: On PostgreSQL, wake other servers' loops with NOTIFY after a write (a hint: they poll too).
+    pg_notify: bool = True
     ray_address: str | None = None
     #: How job code is fenced off: ``bwrap`` (bubblewrap), or ``none`` (unsafe: jobs can read
     #: the server's database, token and artifacts; for hosts without bubblewrap only).
@@ -207,6 +212,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_JOBS": "true" if settings.jobs else "false",
         "AIMASS_JOB_EXECUTOR": settings.job_executor,
         "AIMASS_JOB_LEASE_S": str(settings.job_lease_s),
+        "AIMASS_LEADER_LEASE_S": str(settings.leader_lease_s),
+        "AIMASS_PG_NOTIFY": "true" if settings.pg_notify else "false",
         "AIMASS_JOB_SANDBOX": settings.job_sandbox,
         "AIMASS_ALLOWED_HOSTS": settings.allowed_hosts,
         "AIMASS_HEADER_TIMEOUT_S": str(settings.header_timeout_s),

@@ -67,6 +67,12 @@ class TooLarge(AimassError):
     status = 413
 
 
+class StaleLeadership(Conflict):
+    """A write as leader by a holder whose leader epoch is no longer current; nothing changed."""
+
+    code = "stale_leadership"
+
+
 class Unavailable(AimassError):
     """A part the request needs is missing or down right now; say how to fix it (503).
 

@@ -61,6 +61,7 @@ def test_services_start_in_order_and_stop_in_reverse(settings: Settings) -> None
     asyncio.run(main())
     kinds = [(r.name, r.where) for r in platform.services.registered]
     assert kinds == [
+        ("leadership", "every"),
         ("deployment-reconciler", "every"),
         ("prediction-log-writer", "every"),
         ("drift-watcher", "leader"),
@@ -89,6 +90,7 @@ def test_jobs_services_declare_where_they_run(settings: Settings) -> None:
             await platform.stop()
 
     assert asyncio.run(main()) == [
+        ("leadership", "every", ()),
         ("deployment-reconciler", "every", ("deployments",)),
         ("prediction-log-writer", "every", ()),
         ("drift-watcher", "leader", ()),
@@ -96,6 +98,7 @@ def test_jobs_services_declare_where_they_run(settings: Settings) -> None:
         ("alert-evaluator", "leader", ()),
         ("orphan-sweeper", "leader", ()),
         ("scheduler", "every", ("jobs",)),
+        ("log-shipper", "every", ()),
         ("placement", "leader", ("jobs",)),
         ("pipeline-runner", "leader", ("jobs", "pipelines")),
         ("schedule-runner", "leader", ("schedules",)),

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from aimass.errors import StaleLeadership
+from aimass.executors.local import LocalExecutor
+from aimass.jobs import service
+from aimass.jobs.entities import JobCreate
 from aimass.scheduler.leader import Leadership
+from aimass.scheduler.placement import NodeCapacity
+from aimass.scheduler.scheduler import Scheduler
 from aimass.store.db import Database
+
+TARGETS = Path(__file__).parents[1] / "executors"
 
 
 def test_only_one_contender_leads_until_it_releases(db_url: str) -> None:
@@ -35,3 +49,94 @@ def test_separate_names_do_not_contend(db_url: str) -> None:
         a.release()
         b.release()
         db.close()
+
+
+class _Paused(Leadership):
+    """A leader that checked its lease, then was paused: it still believes it leads."""
+
+    def try_acquire(self) -> bool:
+        return self.held or super().try_acquire()
+
+
+def _queued(db: Database) -> int:
+    spec = JobCreate.model_validate({"kind": "train", "entry": "noop"})
+    with db.session() as s:
+        return service.submit_job(s, "default", spec, {"noop": None}).id
+
+
+def test_a_superseded_leaders_writes_are_refused_and_change_nothing(
+    db: Database, tmp_path: Path
+) -> None:
+    """Lease expiry hands leadership over with a higher epoch; the old one's fence refuses."""
+    stale, fresh = _Paused(db, lease_s=0.5), Leadership(db, lease_s=0.5)
+    executor = LocalExecutor({"noop": "job_targets:noop"}, gpus=[], python_path=[TARGETS])
+    scheduler = Scheduler(
+        db, executor, NodeCapacity(cpu=2), scratch_root=tmp_path, leadership=stale
+    )
+    try:
+        assert stale.try_acquire() and stale.epoch is not None
+        first_epoch = stale.epoch
+        assert not fresh.try_acquire(), "the holder is alive and its lease runs"
+        time.sleep(0.6)  # the stale holder is "paused" past its lease
+        assert fresh.try_acquire()
+        assert fresh.epoch == first_epoch + 1
+        job_id = _queued(db)
+        report = scheduler.place()  # the paused leader wakes and places as it planned
+        assert not report.leader and report.started == []
+        assert stale.refused == 1 and not stale.held
+        with db.session() as s:
+            job = service.read_job(s, job_id)
+        assert (job.state, job.attempt, job.node) == ("queued", 0, None)
+        with pytest.raises(StaleLeadership), db.session() as s:
+            stale.fence(s)  # no write as leader until it wins a new epoch
+        with db.session() as s:
+            fresh.fence(s)  # the current leader's transactions go through
+    finally:
+        stale.release()
+        fresh.release()
+        executor.close()
+
+
+@pytest.mark.backend("postgresql")
+def test_a_holder_whose_database_session_died_is_replaced_at_once(db: Database) -> None:
+    """A killed leader's PostgreSQL backend disappears: no need to wait for its lease."""
+    first, second = Leadership(db, lease_s=60), Leadership(db, lease_s=60)
+    try:
+        assert first.try_acquire()
+        assert not second.try_acquire()
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = %(pid)s",
+                {"pid": first._backend},
+            )
+        deadline = time.monotonic() + 5
+        while not second.try_acquire():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert second.epoch == 2
+    finally:
+        first.release()
+        second.release()
+
+
+@pytest.mark.backend("postgresql")
+def test_a_leader_paused_inside_its_transaction_does_not_block_the_takeover(
+    db: Database,
+) -> None:
+    """Its row lock ends with its session, which PostgreSQL closes once idle past the lease."""
+    stale, fresh = Leadership(db, lease_s=0.5), Leadership(db, lease_s=0.5)
+    try:
+        assert stale.try_acquire()
+        session = Session(db.engine)  # a leader-only transaction, left open: the "pause"
+        stale.fence(session)
+        time.sleep(0.6)  # its lease runs out while it holds the row lock
+        deadline = time.monotonic() + 10
+        while not fresh.try_acquire():  # each try waits at most the lease for the lock
+            assert time.monotonic() < deadline, "the takeover stayed blocked"
+        assert fresh.epoch == 2
+        with pytest.raises(Exception):  # noqa: B017 (the killed session's error, driver-specific)
+            session.commit()
+        session.close()
+    finally:
+        stale.release()
+        fresh.release()

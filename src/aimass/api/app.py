@@ -147,6 +147,7 @@ def create_app(platform: Platform) -> PlatformApp:
         generation=GenerationLimits(
             settings.llm_max_tokens, settings.llm_max_streams, settings.llm_timeout_s
         ),
+        ready=lambda: platform.reconciler.synced,
     )
     PredictionLogMetrics(platform.prediction_log, inference.metrics.registry)
     inference.metrics.add_machine_collector(NodeCollector())

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
+import socket
 from pathlib import Path
 
 from sqlalchemy import Select, delete, func, select
@@ -131,14 +133,23 @@ def authenticate(session: Session, secret: str | None) -> Principal:
     )
 
 
-def bootstrap_admin(session: Session, token_file: Path) -> bool:
-    """On the first start (no token at all), create an admin token and save it owner-only.
+def bootstrap_admin(session: Session, token_file: Path, node: str | None = None) -> bool:
+    """Give this server's home an admin token, saved owner-only in ``token_file``.
 
-    Returns True when a token was created.
+    On the first start (no token at all) it is the installation's ``admin``. A
+    second server on the same database (its home has no token file yet) gets
+    its own admin token, ``admin-node-<node>``, so nobody copies secrets
+    between machines: whoever can start a server on the database already holds
+    every right, and each node's token can be revoked on its own. Returns True
+    when a token was created.
     """
     if session.scalar(select(func.count()).select_from(TokenRow)):
-        return False
-    token = create_token(session, "admin", "admin", None)
+        if token_file.exists():
+            return False
+        node = re.sub(r"[^A-Za-z0-9._-]", "-", node or socket.gethostname())
+        token = create_token(session, f"admin-node-{node}"[:128], "admin", None)
+    else:
+        token = create_token(session, "admin", "admin", None)
     _save_secret(token_file, token.secret)
     return True
 

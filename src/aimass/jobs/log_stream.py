@@ -3,7 +3,9 @@
 ``follow_job_log`` is what ``GET /api/v1/jobs/{id}/logs?follow=true`` streams:
 it yields ``(event, data)`` pairs (``attempt`` when an attempt's log starts,
 ``log`` for each line, ``ping`` after ten quiet seconds, ``end`` with the job
-once it has finished). Every database or file read runs in a worker thread, so
+once it has finished). An attempt running on another node is read from the
+chunks it ships to the database (``jobs/log_chunks``), then from the artifact
+store once archived, all by byte offset. Every database or file read runs in a worker thread, so
 a follower never blocks the event loop that also serves inference.
 """
 
@@ -19,7 +21,8 @@ from aimass.artifacts.store import ArtifactStore
 from aimass.errors import NotFound
 from aimass.jobs import service
 from aimass.jobs.entities import TERMINAL_STATES, Job
-from aimass.jobs.logs import read_from, read_log
+from aimass.jobs.log_chunks import read_chunks
+from aimass.jobs.logs import CHUNK, log_path, read_from, read_log
 from aimass.store.db import Database
 
 #: Seconds without a line after which the follower yields a ``ping``.
@@ -45,8 +48,17 @@ def read_attempt_log(
     number = attempt or job.attempt
     if number > job.attempt:
         raise NotFound(f"job {job_id} has no attempt {number} (it has had {job.attempt})")
-    text = read_log(store, log_dir, job_id, number) if number else b""
+    if not number:
+        return ""
+    text = read_log(store, log_dir, job_id, number)
+    if not text:  # running on another node: what it has shipped so far
+        text = _shipped(db, job_id, number, 0, limit=1 << 62)
     return text.decode(errors="replace")
+
+
+def _shipped(db: Database, job_id: int, attempt: int, offset: int, limit: int = CHUNK) -> bytes:
+    with db.session() as session:
+        return read_chunks(session, job_id, attempt, offset, limit)
 
 
 async def follow_job_log(
@@ -63,11 +75,14 @@ async def follow_job_log(
 
     def look() -> tuple[Job, bytes]:
         job = read_job(db, job_id, project)
-        data = read_from(log_dir, job_id, attempt, offset) if attempt else b""
-        over = job.attempt > attempt or job.state in TERMINAL_STATES
-        if not data and attempt and offset == 0 and over:
-            # Not on this node (another server, or a Ray node): the archived copy.
-            data = read_log(store, log_dir, job_id, attempt)
+        if not attempt:
+            return job, b""
+        if log_path(log_dir, job_id, attempt).is_file():  # this node runs (or ran) it
+            return job, read_from(log_dir, job_id, attempt, offset)
+        # Another node's attempt: the bytes it shipped, then (once it ended) the archive.
+        data = _shipped(db, job_id, attempt, offset)
+        if not data and (job.attempt > attempt or job.state in TERMINAL_STATES):
+            data = read_log(store, log_dir, job_id, attempt)[offset:]
         return job, data
 
     while True:

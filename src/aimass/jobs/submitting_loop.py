@@ -17,6 +17,10 @@ from aimass.store.db import Database
 #: Submits a job in the caller's transaction: ``jobs.service.submit_job`` with the catalogue.
 SubmitJob = Callable[[Session, str, JobCreate], Job]
 
+#: Opens a leader-only transaction (``Leadership.fence``): raises ``StaleLeadership`` when
+#: this process lost its leadership, so the transaction writes nothing.
+Fence = Callable[[Session], None]
+
 
 class SubmittingLoop(LoopService):
     """A loop whose blocking ``tick`` submits jobs; ``notify`` follows a tick that did something.
@@ -41,6 +45,13 @@ class SubmittingLoop(LoopService):
         self.db = db
         self.submit = submit
         self.notify = notify
+        #: Set when the loop runs leader-only: each tick's transactions start with it.
+        self.fence: Fence | None = None
+
+    def fenced(self, session: Session) -> None:
+        """Start a transaction of this tick: ``fence(session)`` when the loop is leader-only."""
+        if self.fence is not None:
+            self.fence(session)
 
     @abstractmethod
     def tick(self, now: datetime | None = None) -> list[int]:

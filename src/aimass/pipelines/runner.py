@@ -17,7 +17,7 @@ from pydantic import JsonValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aimass.errors import AimassError, NotFound, Unprocessable
+from aimass.errors import AimassError, NotFound, StaleLeadership, Unprocessable
 from aimass.jobs.entities import TERMINAL_STATES
 from aimass.jobs.submitting_loop import SubmitJob, SubmittingLoop
 from aimass.pipelines import service
@@ -204,7 +204,10 @@ class PipelineRunner(SubmittingLoop):
         for run_id in run_ids:
             try:
                 with self.db.session() as session:
+                    self.fenced(session)
                     submitted += advance_run(session, run_id, self.submit, now)
+            except StaleLeadership:
+                break
             except Exception:
                 log.exception("advancing pipeline run %s failed; trying again next tick", run_id)
         return submitted

@@ -21,6 +21,7 @@ from aimass.executors.base import Executor, NodeCapacity
 from aimass.jobs import service as jobs_service
 from aimass.jobs.catalog import EntryCatalog
 from aimass.jobs.entities import Job, JobCreate
+from aimass.jobs.log_chunks import LogShipper, drop_chunks
 from aimass.jobs.logs import archive_log
 from aimass.pipelines.runner import PipelineRunner
 from aimass.sandbox import Sandbox, bwrap_path, safe_env
@@ -111,12 +112,20 @@ def build_executor(settings: Settings, catalog: EntryCatalog) -> tuple[Executor,
     return local, capacity
 
 
+def _archive(db: Database, store: ArtifactStore, log_dir: Path, job_id: int, attempt: int) -> None:
+    """An attempt ended: archive its whole log, then drop the chunks shipped while it ran."""
+    archive_log(store, log_dir, job_id, attempt)
+    with db.session() as session:
+        drop_chunks(session, job_id, attempt)
+
+
 @dataclass(frozen=True)
 class JobServices:
     """The jobs side of one process, built together."""
 
     executor: Executor
     scheduler: Scheduler
+    log_shipper: LogShipper
     placement: Placement
     pipeline_runner: PipelineRunner
     schedule_runner: ScheduleRunner
@@ -145,16 +154,21 @@ def build_jobs(
         leadership=leadership,
         heartbeat_children=False,  # the runtime in each job sends its own heartbeats
         server_url=settings.resolved_public_url,
-        on_attempt_end=partial(archive_log, store, settings.job_log_dir),
+        on_attempt_end=partial(_archive, db, store, settings.job_log_dir),
     )
 
     def submit(session: Session, project: str, spec: JobCreate) -> Job:
         return jobs_service.submit_job(session, project, spec, catalog)
 
+    pipeline_runner = PipelineRunner(db, submit, notify=notify_jobs)
+    schedule_runner = ScheduleRunner(db, submit, notify=notify_jobs)
+    # Leader-only writes carry the leader's epoch: a superseded leader's tick changes nothing.
+    pipeline_runner.fence = schedule_runner.fence = leadership.fence
     return JobServices(
         executor=executor,
         scheduler=scheduler,
+        log_shipper=LogShipper(db, settings.job_log_dir, executor.active),
         placement=Placement(scheduler),
-        pipeline_runner=PipelineRunner(db, submit, notify=notify_jobs),
-        schedule_runner=ScheduleRunner(db, submit, notify=notify_jobs),
+        pipeline_runner=pipeline_runner,
+        schedule_runner=schedule_runner,
     )

@@ -27,7 +27,8 @@ from aimass.monitoring.node_history import NodeMonitor, list_nodes
 from aimass.monitoring.prediction_log import PredictionLog, PredictionLogWriter
 from aimass.monitoring.webhook import TargetPolicy, WebhookSink
 from aimass.platform.notifier import LocalNotifier, Notifier, Topic
-from aimass.platform.services import Services, SharedLeadership
+from aimass.platform.pg_notifier import PostgresNotifier
+from aimass.platform.services import LeaseKeeper, Services, SharedLeadership
 from aimass.plugins import Registries, load_plugins
 from aimass.serving.reconciler import DeploymentReconciler
 from aimass.serving.repository import ModelRepository
@@ -74,8 +75,11 @@ class Platform:
         self.registries = registries
         self.catalog = entry_catalog(registries)
         self.notifier: Notifier = notifier if notifier is not None else LocalNotifier()
-        self.leadership = SharedLeadership(db)
+        self.leadership = SharedLeadership(db, lease_s=settings.leader_lease_s)
         self.services = Services(self.notifier, self.leadership)
+        self.services.add(
+            LeaseKeeper(self.leadership, on_lead=self.services.wake_leader_services), "every"
+        )
         #: The deployments this process serves from, swapped in by the reconciler.
         self.repository = ModelRepository()
         #: Bearer checks of the inference path; cleared when a token is revoked here.
@@ -183,11 +187,16 @@ class Platform:
             strict=settings.strict_plugins, timeout_s=settings.plugin_timeout_s
         )
         settings.spool_dir.mkdir(parents=True, exist_ok=True)
+        url = settings.resolved_database_url
+        notifier: Notifier | None = None
+        if settings.pg_notify and url.startswith("postgresql"):
+            notifier = PostgresNotifier(url)  # other servers' loops wake on our writes
         return cls(
             settings,
-            Database(settings.resolved_database_url),
+            Database(url),
             ArtifactStore(settings.resolved_artifacts),
             registries,
+            notifier=notifier,
         )
 
     @property
@@ -248,6 +257,8 @@ class Platform:
         # cancels and exits. Placement (leases, timeouts, starting queued jobs) runs
         # only while ``self.leadership`` is held.
         self.services.add(jobs.scheduler, "every", topics=("jobs",))
+        # Every process ships its running attempts' logs, so any server can follow them.
+        self.services.add(jobs.log_shipper, "every")
         self.services.add(jobs.placement, "leader", topics=("jobs",))
         self.services.add(jobs.pipeline_runner, "leader", topics=("jobs", "pipelines"))
         self.services.add(jobs.schedule_runner, "leader", topics=("schedules",))
@@ -258,12 +269,16 @@ class Platform:
         """Build the jobs side if enabled, then start every service (on the running loop)."""
         if self.settings.jobs and self._jobs is None:
             self._add_jobs()
+        if isinstance(self.notifier, PostgresNotifier):
+            self.notifier.start()
         self.services.start()
 
     async def stop(self) -> None:
         """Stop the services (reverse order), end this process's attempts, release the rest."""
         try:
             await self.services.stop()
+            if isinstance(self.notifier, PostgresNotifier):
+                await asyncio.to_thread(self.notifier.close)
             if self._jobs is not None:
                 await asyncio.to_thread(self._jobs.executor.close)
             await self.repository.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,8 +32,8 @@ class SharedLeadership(Leadership):
     so they always agree on who leads.
     """
 
-    def __init__(self, db: Database, name: str = "aimass.scheduler") -> None:
-        super().__init__(db, name)
+    def __init__(self, db: Database, name: str = "aimass.scheduler", lease_s: float = 10.0) -> None:
+        super().__init__(db, name, lease_s)
         self._guard = threading.Lock()
 
     def try_acquire(self) -> bool:
@@ -48,6 +49,33 @@ class SharedLeadership(Leadership):
     async def check(self) -> bool:
         """``try_acquire`` on a worker thread (it may query the database): a loop's gate."""
         return await asyncio.to_thread(self.try_acquire)
+
+
+class LeaseKeeper(LoopService):
+    """Every process: renews the leader's lease, or competes for it, a few times per lease.
+
+    Leader-only loops also check leadership on each tick, but their intervals
+    may be longer than the lease; this loop keeps the lease alive and makes a
+    follower take over within about a second of a leader's crash.
+    """
+
+    name = "leadership"
+
+    def __init__(
+        self, leadership: SharedLeadership, on_lead: Callable[[], None] | None = None
+    ) -> None:
+        super().__init__(min(1.0, leadership.lease_s / 3))
+        self.leadership = leadership
+        #: Called when this process has just become the leader (wakes the leader-only loops).
+        self.on_lead = on_lead
+        self._led = False
+
+    async def run_once(self) -> None:
+        """Renew or compete (a database round trip, on a worker thread)."""
+        leads = await self.leadership.check()
+        if leads and not self._led and self.on_lead is not None:
+            self.on_lead()
+        self._led = leads
 
 
 @dataclass(frozen=True)
@@ -97,6 +125,12 @@ class Services:
                 registration.loop.gate = self.leadership.check
             registration.loop.start()
             self._started.append(registration)
+
+    def wake_leader_services(self) -> None:
+        """Wake every leader-only service (this process just became the leader)."""
+        for registration in self._started:
+            if registration.where == "leader":
+                registration.loop.wake()
 
     async def stop(self) -> None:
         """Stop the started services in reverse order (each after its current tick)."""

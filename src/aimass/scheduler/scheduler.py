@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from pydantic import JsonValue
+from sqlalchemy.orm import Session
 
 from aimass.auth.service import create_job_token
 from aimass.errors import AimassError, DatabaseUnavailable
@@ -37,7 +38,7 @@ from aimass.job_environment import JobEnvironment
 from aimass.jobs import records, service
 from aimass.jobs.entities import Job, JobCheckpoint
 from aimass.loop_service import LoopService
-from aimass.scheduler.leader import Leadership
+from aimass.scheduler.leader import Leadership, StaleLeadership
 from aimass.scheduler.placement import NodeCapacity, place
 from aimass.store.db import Database
 from aimass.store.orm import utcnow
@@ -251,48 +252,64 @@ class Scheduler(_EventLoopService):
         local = dict(self.executor.active())
         timed_out: list[int] = []
         starts: list[tuple[Job, JobCheckpoint | None, str | None]] = []
-        with self.db.session() as session:
-            # An attempt that lost its lease is not killed from here: it may be on a node
-            # this server cannot reach, and it stops itself when its heartbeat is refused.
-            report.ended = service.expire_leases(session, now)
-            timed_out = service.enforce_timeouts(session, now)
-            report.ended += timed_out
-            running = service.running_jobs(session)
-            lost = [
-                (j.id, j.attempt) for j in running if j.id not in local and _process_gone(j.node)
-            ]
-            if lost:
-                report.ended += service.abandon_attempts(
-                    session, lost, "its server process on this node is gone", now
-                )
-                running = service.running_jobs(session)
-            queue = service.queued_jobs(session, self.queue_scan)
-            plan = place(
-                self.capacity,
-                running,
-                queue,
-                now,
-                self.project_limits,
-                self.default_project_limit,
-            )
-            for job in plan.start:
-                started = service.start_attempt(session, job.id, self.node, self.lease_s, now)
-                secret = None
-                if self.server_url is not None:
-                    secret = create_job_token(session, job.id, started.attempt, job.project)
-                starts.append((started, records.latest_checkpoint(session, job.id), secret))
-            reasons = {j.id: j.reason for j in queue}
-            service.set_waiting_reasons(
-                session, {i: r for i, r in plan.waiting.items() if reasons.get(i) != r}
-            )
-            report.waiting = plan.waiting
-            report.next_deadline = self._next_deadline(running, queue, [j for j, _, _ in starts])
+        try:
+            with self.db.session() as session:
+                self.leadership.fence(session)  # a paused, superseded leader writes nothing
+                self._place_in(session, report, now, local, timed_out, starts)
+        except StaleLeadership as exc:
+            log.warning("%s", exc.message)
+            report.leader = False
+            return report
         for job_id in timed_out:
             self.executor.cancel(job_id)
         for job, checkpoint, secret in starts:
             self._submit(job, checkpoint, secret)
             report.started.append(job.id)
         return report
+
+    def _place_in(
+        self,
+        session: Session,
+        report: TickReport,
+        now: datetime,
+        local: Mapping[int, int],
+        timed_out: list[int],
+        starts: list[tuple[Job, JobCheckpoint | None, str | None]],
+    ) -> None:
+        """Placement's writes, inside the fenced transaction of ``place``."""
+        # An attempt that lost its lease is not killed from here: it may be on a node
+        # this server cannot reach, and it stops itself when its heartbeat is refused.
+        report.ended = service.expire_leases(session, now)
+        timed_out.extend(service.enforce_timeouts(session, now))
+        report.ended += timed_out
+        running = service.running_jobs(session)
+        lost = [(j.id, j.attempt) for j in running if j.id not in local and _process_gone(j.node)]
+        if lost:
+            report.ended += service.abandon_attempts(
+                session, lost, "its server process on this node is gone", now
+            )
+            running = service.running_jobs(session)
+        queue = service.queued_jobs(session, self.queue_scan)
+        plan = place(
+            self.capacity,
+            running,
+            queue,
+            now,
+            self.project_limits,
+            self.default_project_limit,
+        )
+        for job in plan.start:
+            started = service.start_attempt(session, job.id, self.node, self.lease_s, now)
+            secret = None
+            if self.server_url is not None:
+                secret = create_job_token(session, job.id, started.attempt, job.project)
+            starts.append((started, records.latest_checkpoint(session, job.id), secret))
+        reasons = {j.id: j.reason for j in queue}
+        service.set_waiting_reasons(
+            session, {i: r for i, r in plan.waiting.items() if reasons.get(i) != r}
+        )
+        report.waiting = plan.waiting
+        report.next_deadline = self._next_deadline(running, queue, [j for j, _, _ in starts])
 
     def _renew(self, local: Mapping[int, int], now: datetime) -> None:
         with self.db.session() as session:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from aimass.errors import StaleLeadership
 from aimass.jobs.submitting_loop import SubmittingLoop
 from aimass.schedules.service import fire_due
 from aimass.store.orm import utcnow
@@ -21,5 +22,9 @@ class ScheduleRunner(SubmittingLoop):
 
     def tick(self, now: datetime | None = None) -> list[int]:
         """Fire what is due now; the ids of the schedules fired."""
-        with self.db.session() as session:
-            return fire_due(session, now or utcnow(), self.submit)
+        try:
+            with self.db.session() as session:
+                self.fenced(session)  # cron fires on exactly one node: the current leader
+                return fire_due(session, now or utcnow(), self.submit)
+        except StaleLeadership:
+            return []

@@ -97,6 +97,8 @@ class DeploymentReconciler(LoopService):
         self._retry: dict[int, tuple[float, float]] = {}  # id -> (when, current backoff)
         self._reported: dict[int, _Status] = {}
         self._ticks = 0
+        #: True once a pass has loaded (or failed) every deployment that was desired then.
+        self.synced = False
 
     def _read_desired(self) -> list[DesiredDeployment]:
         with self.db.session() as session:
@@ -130,6 +132,7 @@ class DeploymentReconciler(LoopService):
             self._loaded[item.id] = item.fingerprint()
             self._keys[item.id] = (item.project, item.name)
         self._ticks += 1
+        self.synced = True
         if self._ticks % HEARTBEAT_TICKS == 0:  # rewrite reports so they do not go stale
             self._reported.clear()
         await asyncio.to_thread(self._report_all)

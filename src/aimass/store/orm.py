@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -435,6 +436,23 @@ class JobEventRow(Base):
         )
 
 
+class JobLogChunkRow(Base):
+    """Bytes of a running attempt's log, shipped by its node so every server can read them.
+
+    ``offset`` is where ``data`` starts in the attempt's log file. The rows of an
+    attempt are deleted once its whole log is archived in the artifact store.
+    """
+
+    __tablename__ = "job_log_chunks"
+    __table_args__ = (Index("ix_job_log_chunks_attempt", "job_id", "attempt", "offset"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class JobMetricRow(Base):
     __tablename__ = "job_metrics"
     __table_args__ = (Index("ix_job_metrics_series", "job_id", "name", "step"),)
@@ -655,3 +673,20 @@ class NodeSampleRow(Base):
             net_tx_bytes_per_s=self.net_tx_bytes_per_s,
             gpu_percent=self.gpu_percent,
         )
+
+
+class LeaderLeaseRow(Base):
+    """Who leads an installation's shared work: the holder, its lease and the epoch.
+
+    The epoch goes up by one on every takeover; a leader's scheduling writes
+    check it in their own transaction (``scheduler.leader.Leadership.fence``).
+    """
+
+    __tablename__ = "leader_leases"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    holder: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    #: How a contender tells the holder is gone: ``pg:<backend pid>`` or ``pid:<host>:<pid>``.
+    liveness: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

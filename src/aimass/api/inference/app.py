@@ -69,7 +69,8 @@ _RETRY_AFTER = (b"retry-after", b"1")
 class InferenceApp:
     """The ASGI app of the inference path; ``handles(path)`` says which paths are its.
 
-    Routes: ``GET /v2/health/live`` and ``/v2/health/ready`` (no token), ``GET /v2``,
+    Routes: ``GET /v2/health/live`` and ``/v2/health/ready`` (no token; ready is 503
+    until ``ready()`` holds, i.e. the server's deployments are loaded), ``GET /v2``,
     ``GET /v2/models/{name}[/versions/{v}]`` and ``.../ready``, ``POST .../infer``,
     ``GET /metrics`` and ``POST /api/v1/deployments/{name}/predict``. Deployments
     are looked up in ``repository`` by name and the ``?project=`` query parameter
@@ -93,8 +94,11 @@ class InferenceApp:
         auth_ttl_s: float = 2.0,
         prediction_log: PredictionLog | None = None,
         generation: GenerationLimits | None = None,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         self.repository = repository
+        #: Whether this server may take traffic (a load balancer's check); None: always.
+        self.ready = ready
         #: Where answered predictions are queued (sampled); None logs nothing.
         self.prediction_log = prediction_log
         self.auth_enabled = auth_enabled
@@ -217,6 +221,9 @@ class InferenceApp:
         count = len(parts)
         if count == 4 and parts[2] == "health" and parts[3] in ("live", "ready"):
             _allow(method, "GET")
+            if parts[3] == "ready" and self.ready is not None and not self.ready():
+                # Up, but its deployments are not loaded yet: a balancer sends it nothing.
+                raise HTTPError(503, "this server is still loading its deployments")
             await _answer(send, 200, _EMPTY, request_id, _JSON)
             return
         if count == 2:
