@@ -22,6 +22,14 @@ PATH_VALUES = {
 }
 
 
+#: Bodies that name model "m", so the OpenAI-compatible routes get as far as looking it up.
+OPENAI_BODIES: dict[str, dict[str, Any]] = {
+    "/v1/embeddings": {"model": "m", "input": "hi"},
+    "/v1/completions": {"model": "m", "prompt": "hi"},
+    "/v1/chat/completions": {"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+}
+
+
 def _fill(path: str) -> str:
     for key, value in PATH_VALUES.items():
         path = path.replace("{" + key + "}", value)
@@ -50,10 +58,16 @@ def test_an_unknown_project_is_404_on_every_route(http: httpx.Client) -> None:
     gets = [path for method, path in routes if method == "GET"]
     assert len(gets) >= 30 and "/api/v1/whoami" in gets and "/api/v1/jobs" in gets
     for method, path in routes:
-        response = http.request(method, _fill(path), params={"project": "nope"}, json={})
+        body = OPENAI_BODIES.get(path, {})
+        response = http.request(method, _fill(path), params={"project": "nope"}, json=body)
+        if path == "/v1/models":
+            # OpenAI's model list reads the deployments this server holds, in memory like
+            # every inference route: an unknown project simply has none (and says no more).
+            assert response.status_code == 200 and response.json()["data"] == [], response.text
+            continue
         assert response.status_code == 404, f"{method} {path}: {response.text}"
         error = response.json()["error"]
-        if path.startswith("/v2/") or path.endswith("/predict"):
+        if path.startswith(("/v2/", "/v1/")) or path.endswith("/predict"):
             # The inference path looks deployments up in memory, never in the database: a
             # model in an unknown project is as unknown as any other.
             message = error if isinstance(error, str) else error["message"]
