@@ -173,8 +173,8 @@ class ReplicaStatus(BaseModel):
     versions: list[int] = Field(default_factory=list)
     updated_at: datetime
     #: Set while ``failed`` for a passing reason (a file not there yet, a host that went
-    #: away): the replica loads again then. None on a failure that waits for a change
-    #: of the deployment (a checksum mismatch, a model that cannot load untrusted).
+    #: away): the replica loads again then. None on a failure that needs someone to act
+    #: (a checksum mismatch, a model that cannot load untrusted): ``wait_ready`` gives up.
     retry_at: datetime | None = None
 
 

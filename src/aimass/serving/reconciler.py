@@ -61,9 +61,10 @@ class DeploymentReconciler(LoopService):
     serving. A passing failure (not an ``AimassError``, or ``Unavailable``: a file
     not there yet, a host that went away) is tried again after 1 s, 2 s, 4 s ... up
     to a minute, and reported with the time of the next try (``retry_at``); a
-    final one (a checksum mismatch, a model that may not load untrusted) waits for
-    a change of the deployment and is reported without one, so that
-    ``Client.deployments.wait_ready`` gives up on it and waits through the others.
+    final one (a checksum mismatch, a model that may not load untrusted) is reported
+    without one, so that ``Client.deployments.wait_ready`` gives up on it and waits
+    through the others; it is still checked again on the same backoff (stored bytes
+    restored from a backup bring the deployment up without a change).
     """
 
     name = "deployment-reconciler"
@@ -193,13 +194,14 @@ class DeploymentReconciler(LoopService):
             log.warning("deployment %s/%s failed to load: %s", item.project, item.name, reason)
             self.repository.set_state(item.name, item.project, "failed", reason)
             versions = [v.version for v in item.versions]
-            if isinstance(exc, AimassError) and not isinstance(exc, Unavailable):
-                self._retry.pop(item.id, None)  # final: reloaded when the deployment changes
-                self._remember(item.id, "failed", reason, versions)
-                return
             _, backoff = self._retry.get(item.id, (0.0, RETRY_FIRST_S / 2))
             backoff = min(backoff * 2, RETRY_MAX_S)
             self._retry[item.id] = (time.monotonic() + backoff, backoff)
+            if isinstance(exc, AimassError) and not isinstance(exc, Unavailable):
+                # Final for the user (no retry_at: wait_ready gives up), yet checked again
+                # with the same backoff: restored bytes or a trust change bring it up.
+                self._remember(item.id, "failed", reason, versions)
+                return
             retry_at = datetime.now(UTC) + timedelta(seconds=backoff)
             self._remember(item.id, "failed", reason, versions, retry_at)
             return
