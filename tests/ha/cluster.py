@@ -20,6 +20,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from aimass.config import Settings, settings_env
+from jobs.conftest import wait_for
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -179,16 +180,8 @@ class Cluster:
 def wait_job(
     api: httpx.Client, job_id: int, until: Any = None, timeout: float = 60
 ) -> dict[str, Any]:
-    """Poll the job until ``until(job)`` holds (default: it ended)."""
-    check = until or (lambda j: j["state"] in TERMINAL)
-    deadline = time.monotonic() + timeout
-    job: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        job = api.get(f"/api/v1/jobs/{job_id}").json()
-        if check(job):
-            return job
-        time.sleep(0.01)
-    raise AssertionError(f"job {job_id} did not get there in {timeout} s: {job}")
+    """Poll the job every 10 ms until ``until(job)`` holds (default: it ended)."""
+    return wait_for(api, job_id, until or (lambda j: j["state"] in TERMINAL), timeout, poll=0.01)
 
 
 def noop(api: httpx.Client, sleep_s: float = 0.0) -> int:

@@ -65,10 +65,15 @@ def _roles(cluster: Cluster) -> tuple[int, int]:
     return leader, 1 - leader
 
 
-def _ran_on(cluster: Cluster, job: dict[str, Any]) -> int:
-    """Which node runs the job (its record names the node: host and pid)."""
-    assert job["node"], job
-    pid = int(job["node"].rsplit(":", 1)[1])
+def _ran_on(cluster: Cluster, job: dict[str, Any], api: httpx.Client | None = None) -> int:
+    """Which node runs (or ran) the job: its record names the node (host:pid) while it
+    runs; once it ended, its last "running" event does ("attempt N on host:pid")."""
+    node = job["node"]
+    if node is None and api is not None:  # a noop can end before the first poll sees it
+        events = api.get(f"/api/v1/jobs/{job['id']}/events").json()
+        node = [e["reason"] for e in events if e["state"] == "running"][-1].rsplit(" ", 1)[1]
+    assert node, job
+    pid = int(node.rsplit(":", 1)[1])
     return [n.pid for n in cluster.nodes].index(pid)
 
 
@@ -106,7 +111,7 @@ def test_a_submit_on_the_follower_starts_at_once_on_the_leader(cluster: Cluster)
             job_id = noop(api)
             started = wait_job(api, job_id, lambda j: j["state"] != "queued", timeout=10)
             delays.append(time.monotonic() - submitted)
-            assert _ran_on(cluster, started) == leader
+            assert _ran_on(cluster, started, api) == leader
             _succeeded_once(api, job_id)
     # Each delay includes the test's own polling (10 ms) and two HTTP round trips.
     assert sorted(delays)[2] < 0.4, delays
@@ -162,7 +167,7 @@ def test_a_paused_leader_loses_the_lead_and_writes_nothing_after_it_resumes(
         with cluster.nodes[follower].api() as api:
             job_id = noop(api, sleep_s=0.5)
             started = wait_job(api, job_id, lambda j: j["state"] != "queued")
-            assert _ran_on(cluster, started) == follower
+            assert _ran_on(cluster, started, api) == follower
             _succeeded_once(api, job_id)
     finally:
         cluster.signal(leader, signal.SIGCONT)
@@ -172,7 +177,7 @@ def test_a_paused_leader_loses_the_lead_and_writes_nothing_after_it_resumes(
     with cluster.nodes[leader].api() as api:  # it still serves, as a follower
         job_id = noop(api, sleep_s=0.5)
         started = wait_job(api, job_id, lambda j: j["state"] != "queued")
-        assert _ran_on(cluster, started) == follower
+        assert _ran_on(cluster, started, api) == follower
         assert _succeeded_once(api, job_id)["attempt"] == 1
 
 
@@ -328,7 +333,7 @@ def test_kill_9_of_the_leader_the_survivor_schedules_within_seconds(
             job_id = noop(api)
             started = wait_job(api, job_id, lambda j: j["state"] != "queued", timeout=20)
             took.append(time.monotonic() - killed)
-            assert _ran_on(cluster, started) == survivor
+            assert _ran_on(cluster, started, api) == survivor
             assert _succeeded_once(api, job_id)["attempt"] == 1
             moved = wait_job(api, running, lambda j: j["attempt"] == 2 and j["state"] == "running")
             assert _ran_on(cluster, moved) == survivor

@@ -62,15 +62,21 @@ def wait_for(
     job_id: int,
     until: Callable[[dict[str, Any]], bool] = lambda j: j["state"] in TERMINAL,
     timeout: float = 60.0,
+    poll: float = 0.05,
 ) -> dict[str, Any]:
-    """Poll the job until ``until`` holds; fail with its last state after ``timeout``."""
+    """Poll the job until ``until`` holds; fail with its last state after ``timeout``.
+
+    An answer other than 200 (a 503 while the database is away) is asked again.
+    """
     deadline = time.monotonic() + timeout
     job: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        job = api.get(f"/api/v1/jobs/{job_id}").json()
-        if until(job):
-            return job
-        time.sleep(0.05)
+        response = api.get(f"/api/v1/jobs/{job_id}")
+        if response.status_code == 200:
+            job = response.json()
+            if until(job):
+                return job
+        time.sleep(poll)
     raise AssertionError(f"job {job_id} did not get there in {timeout} s: {job}")
 
 

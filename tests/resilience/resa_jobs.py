@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from jobs.conftest import wait_for
+
 SCRIPTS = Path(__file__).parent / "scripts"
-TERMINAL = ("succeeded", "failed", "cancelled")
+#: Polls a job until it ends (or ``until`` holds), asking again through 503s.
+wait_job = wait_for
 
 
 def submit_script(
@@ -27,22 +28,3 @@ def submit_script(
     assert response.status_code == 201, response.text
     job: dict[str, Any] = response.json()
     return job
-
-
-def wait_job(
-    api: httpx.Client,
-    job_id: int,
-    until: Callable[[dict[str, Any]], bool] = lambda j: j["state"] in TERMINAL,
-    timeout: float = 60.0,
-) -> dict[str, Any]:
-    """Poll the job until ``until`` holds; fail with its last state after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    job: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        response = api.get(f"/api/v1/jobs/{job_id}")
-        if response.status_code == 200:
-            job = response.json()
-            if until(job):
-                return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not get there in {timeout} s: {job}")
