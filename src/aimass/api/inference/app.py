@@ -118,7 +118,7 @@ class InferenceApp:
         )
         self._unresolved = self.metrics.version("", "", "", "")
         self._anonymous = Principal(token_id=None, name="anonymous", role="admin", project=None)
-        self._request_ids = RequestIds()
+        self.request_ids = RequestIds()
 
     @staticmethod
     def handles(path: str) -> bool:
@@ -164,7 +164,7 @@ class InferenceApp:
         # Behind the HTTP edge (api.middleware) the request already has its id.
         request_id: str | None = scope.get(REQUEST_ID_KEY)
         if request_id is None:
-            request_id = self._request_ids.assign(client_id)
+            request_id = self.request_ids.assign(client_id)
         path: str = scope["path"]
         method: str = scope["method"]
         plain = path.startswith(("/api/", "/v1/"))
@@ -177,7 +177,7 @@ class InferenceApp:
                 )  # fmt: skip
             elif parts[1] == "metrics":
                 _allow(method, "GET")
-                principal = await self._principal(authorization)
+                principal = await self.principal(authorization)
                 if not principal.can("viewer", None):
                     raise HTTPError(403, "metrics need a token that is not limited to a project")
                 body = self.metrics.render()
@@ -228,7 +228,7 @@ class InferenceApp:
             return
         if count == 2:
             _allow(method, "GET")
-            await self._principal(authorization)
+            await self.principal(authorization)
             await _answer(send, 200, self._server_metadata, request_id, _JSON)
             return
         if count < 4 or parts[2] != "models" or count > 7:
@@ -245,7 +245,7 @@ class InferenceApp:
         if len(rest) > 1 or action not in ("", "ready", "infer"):
             raise HTTPError(404, "no such route")
         _allow(method, "POST" if action == "infer" else "GET")
-        principal = await self._principal(authorization)
+        principal = await self.principal(authorization)
         project = _project(scope)
         if not principal.can("viewer", project):
             raise HTTPError(403, f"this token may not use project {project!r}")
@@ -257,9 +257,11 @@ class InferenceApp:
                 send, request_id, name, version, project, body, header_length, started
             )
             return
-        deployment = self._deployment(name, project)
+        deployment = self.deployment(name, project)
         if action == "ready":
-            if not deployment.serving or (version is not None and not _find(deployment, version)):
+            if not deployment.serving or (
+                version is not None and not find_version(deployment, version)
+            ):
                 raise HTTPError(400, f"model {_quote(name)} is not ready")
             await _answer(send, 200, _EMPTY, request_id, _JSON)
             return
@@ -279,7 +281,7 @@ class InferenceApp:
     ) -> None:
         """The OpenAI-compatible routes (``api.inference.openai``); ``model`` is a deployment."""
         route = "/".join(parts[2:])
-        principal = await self._principal(authorization)
+        principal = await self.principal(authorization)
         project = _project(scope)
         if not principal.can("viewer", project):
             raise HTTPError(403, f"this token may not use project {project!r}")
@@ -302,7 +304,7 @@ class InferenceApp:
             async def embed(served: ServedVersion) -> bytes:
                 return await embeddings(served, body, name)
 
-            _, _, metrics, answer = await self._run_model(name, project, None, request_id, embed)
+            _, _, metrics, answer = await self.run_model(name, project, None, request_id, embed)
             await _answer(send, 200, answer, request_id, _JSON)
             metrics.request(200, time.perf_counter() - started)
             return
@@ -312,17 +314,17 @@ class InferenceApp:
             labels = (project, name, served.model, str(served.version))
             return Completion(self.generations, served, kind, body, name, labels)
 
-        _, _, metrics, completion = await self._run_model(name, project, None, request_id, complete)
+        _, _, metrics, completion = await self.run_model(name, project, None, request_id, complete)
         await completion.answer(receive, send, request_id)
         metrics.request(200, time.perf_counter() - started)
 
-    def _deployment(self, name: str, project: str) -> ServedDeployment:
+    def deployment(self, name: str, project: str) -> ServedDeployment:
         deployment = self.repository.get(name, project)
         if deployment is None:
             raise HTTPError(404, f"unknown model {_quote(name)}")
         return deployment
 
-    def _serving(self, deployment: ServedDeployment, version: str | None) -> ServedVersion:
+    def serving(self, deployment: ServedDeployment, version: str | None) -> ServedVersion:
         """The version to answer with: the named one or a weighted pick; 503 while none loaded."""
         if not deployment.versions:
             reason = f": {deployment.reason}" if deployment.reason else ""
@@ -335,7 +337,7 @@ class InferenceApp:
             raise HTTPError(503, message)
         if version is None:
             return deployment.pick()
-        served = _find(deployment, version)
+        served = find_version(deployment, version)
         if served is None:
             raise HTTPError(
                 404, f"unknown version {_quote(version)} of model {_quote(deployment.name)}"
@@ -344,10 +346,10 @@ class InferenceApp:
 
     def _model_metadata(self, deployment: ServedDeployment, version: str | None) -> bytes:
         if version is None:
-            served = deployment.primary() or self._serving(deployment, None)
+            served = deployment.primary() or self.serving(deployment, None)
             versions = [str(v.version) for v in deployment.versions]
         else:
-            served = self._serving(deployment, version)
+            served = self.serving(deployment, version)
             versions = [str(served.version)]
         signature = served.signature
         return dumps(
@@ -394,7 +396,7 @@ class InferenceApp:
                     raise InvalidInput(f"this model gives no output {_quote(out)}")
             return request, outputs
 
-        deployment, served, metrics, (request, outputs) = await self._run_model(
+        deployment, served, metrics, (request, outputs) = await self.run_model(
             name, project, version, request_id, call
         )
         payload, json_length = encode_infer_response(
@@ -409,9 +411,9 @@ class InferenceApp:
                 (b"inference-header-content-length", str(json_length).encode()),
             )  # fmt: skip
         metrics.request(200, time.perf_counter() - started)
-        self._log(deployment, served, request_id, request.inputs, outputs, started)
+        self.log_answer(deployment, served, request_id, request.inputs, outputs, started)
 
-    async def _run_model(
+    async def run_model(
         self,
         name: str,
         project: str,
@@ -430,17 +432,13 @@ class InferenceApp:
                 self._unresolved.request(404, None)
                 raise HTTPError(404, f"unknown model {_quote(name)}")
             try:
-                served = self._serving(deployment, version)
+                served = self.serving(deployment, version)
             except HTTPError as exc:
                 self._unresolved.request(exc.status, None)
                 raise
             metrics = served.runner.metrics or self._bind(deployment, served)
             if getattr(served.runner, "full", False):  # refused before the body is parsed
-                metrics.request(429, None)
-                metrics.reject("queue_full")
-                raise HTTPError(
-                    429, f"model {_quote(name)} is overloaded: its queue is full; try again soon"
-                )
+                raise _shed(metrics, name, "its queue is full; try again soon")
             try:
                 return deployment, served, metrics, await call(served)
             except BatcherClosed:
@@ -451,9 +449,7 @@ class InferenceApp:
                 metrics.request(400, None)
                 raise HTTPError(400, exc.message) from None
             except Overloaded as exc:  # the deployment's queue is full: shed, fast
-                metrics.request(429, None)
-                metrics.reject("queue_full")
-                raise HTTPError(429, f"model {_quote(name)} is overloaded: {exc.message}") from None
+                raise _shed(metrics, name, exc.message) from None
             except Unavailable as exc:  # a sandboxed model's host stopped or timed out
                 metrics.request(503, None)
                 raise HTTPError(503, exc.message) from None
@@ -477,7 +473,7 @@ class InferenceApp:
         content_length: bytes | None,
         started: float,
     ) -> None:
-        principal = await self._principal(authorization)
+        principal = await self.principal(authorization)
         project = _project(scope)
         if not principal.can("viewer", project):
             raise HTTPError(403, f"this token may not use project {project!r}")
@@ -494,7 +490,7 @@ class InferenceApp:
             inputs.update(request.inputs)
             return await served.runner.infer(request.inputs)
 
-        deployment, served, metrics, outputs = await self._run_model(
+        deployment, served, metrics, outputs = await self.run_model(
             name, project, None, request_id, call
         )
         runner = served.runner
@@ -511,9 +507,9 @@ class InferenceApp:
             answer["ignored_columns"] = ignored
         await _answer(send, 200, dumps(answer), request_id, _JSON)
         metrics.request(200, time.perf_counter() - started)
-        self._log(deployment, served, request_id, inputs, outputs, started)
+        self.log_answer(deployment, served, request_id, inputs, outputs, started)
 
-    def _log(
+    def log_answer(
         self,
         deployment: ServedDeployment,
         served: ServedVersion,
@@ -541,7 +537,7 @@ class InferenceApp:
         served.runner.metrics = metrics
         return metrics
 
-    async def _principal(self, authorization: bytes | None) -> Principal:
+    async def principal(self, authorization: bytes | None) -> Principal:
         if not self.auth_enabled:
             return self._anonymous
         if authorization is None:
@@ -604,6 +600,13 @@ def _allow(method: str, allowed: str) -> None:
         raise HTTPError(405, f"method {method[:16]} is not allowed here; use {allowed}")
 
 
+def _shed(metrics: VersionMetrics, name: str, why: str) -> HTTPError:
+    """Count a request refused because the deployment's queue is full; its 429."""
+    metrics.request(429, None)
+    metrics.reject("queue_full")
+    return HTTPError(429, f"model {_quote(name)} is overloaded: {why}")
+
+
 def _model_field(body: bytes) -> str:
     """The ``model`` of an OpenAI request body (a deployment name), or a 400."""
     try:
@@ -628,7 +631,8 @@ def _project(scope: Scope) -> str:
     return "default"
 
 
-def _find(deployment: ServedDeployment, version: str) -> ServedVersion | None:
+def find_version(deployment: ServedDeployment, version: str) -> ServedVersion | None:
+    """The deployment's version named by a path or request string, or None."""
     if not version.isdigit() or len(version) > 18:
         return None
     return deployment.version(int(version))

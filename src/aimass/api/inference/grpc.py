@@ -22,6 +22,7 @@ import numpy as np
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from aimass.api.edge import HTTPError
+from aimass.api.inference.app import find_version
 from aimass.errors import AimassError, InvalidInput
 from aimass.serving.input_checks import check_missing
 from aimass.serving.protocol import (
@@ -97,7 +98,7 @@ class OipGrpcService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: ig
                 raise HTTPError(404, f"unknown model {request.name[:128]!r}")
             if not deployment.serving:
                 return False
-            return not request.version or _version(deployment, request.version) is not None
+            return not request.version or find_version(deployment, request.version) is not None
 
         return service_pb2.ModelReadyResponse(ready=await self._guard(context, ready()))
 
@@ -107,8 +108,8 @@ class OipGrpcService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: ig
         async def metadata() -> Any:
             project = await self._project(context)
             app = self.inference
-            deployment = app._deployment(request.name, project)
-            served = app._serving(deployment, request.version or None)
+            deployment = app.deployment(request.name, project)
+            served = app.serving(deployment, request.version or None)
             versions = (
                 [str(request.version)]
                 if request.version
@@ -136,7 +137,7 @@ class OipGrpcService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: ig
         """Run one infer request (typed contents or ``raw_input_contents``) through batching."""
         started = time.perf_counter()
         app = self.inference
-        request_id = app._request_ids.assign(None)
+        request_id = app.request_ids.assign(None)
 
         async def infer() -> Any:
             project = await self._project(context)
@@ -150,7 +151,7 @@ class OipGrpcService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: ig
                         raise InvalidInput(f"this model gives no output {out[:128]!r}")
                 return inputs, outputs
 
-            deployment, served, metrics, (inputs, outputs) = await app._run_model(
+            deployment, served, metrics, (inputs, outputs) = await app.run_model(
                 request.model_name, project, request.model_version or None, request_id, call
             )
             names = wanted or list(outputs)
@@ -163,7 +164,7 @@ class OipGrpcService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: ig
                 response.outputs.add(name=name, datatype=datatype, shape=list(array.shape))
                 response.raw_output_contents.append(tensor_to_bytes(array, datatype))
             metrics.request(200, time.perf_counter() - started)
-            app._log(deployment, served, request_id, inputs, outputs, started)
+            app.log_answer(deployment, served, request_id, inputs, outputs, started)
             return response
 
         return await self._guard(context, infer())
@@ -172,7 +173,7 @@ class OipGrpcService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: ig
         metadata = dict(context.invocation_metadata() or ())
         header = metadata.get("authorization")
         raw = header.encode("latin-1") if isinstance(header, str) else None
-        return await self.inference._principal(raw)
+        return await self.inference.principal(raw)
 
     async def _project(self, context: Any) -> str:
         principal = await self._principal(context)
@@ -222,12 +223,6 @@ def decode_inputs(request: Any, served: ServedVersion, max_elements: int) -> dic
     inputs = conform_inputs(arrays, served.signature)
     check_missing(inputs, served.signature)
     return inputs
-
-
-def _version(deployment: Any, version: str) -> Any:
-    if not version.isdigit() or len(version) > 18:
-        return None
-    return deployment.version(int(version))
 
 
 class GrpcEndpoint:
