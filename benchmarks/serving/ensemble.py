@@ -1,8 +1,14 @@
 """A three-member soft-vote ensemble against one model: requests/s at c=64 and per-member cost.
 
     .venv/bin/python benchmarks/serving/ensemble.py [--seconds 5] [--concurrency 64]
+    .venv/bin/python benchmarks/serving/ensemble.py --http [--seconds 10] [--rounds 3]
 
-In-process, no HTTP (the HTTP edge is the same for both; see edge_cost.py):
+``--http``: a real ``aimass server`` (one worker, auth on) pinned to core 0 serves the
+single model and the ensemble as two deployments; wrk (``apt-get install wrk``) on
+core 1 sends one-row JSON requests at c=64 to each, alternating, ``--rounds`` times;
+prints the median requests/s and p50/p99 of each and the per-member cost.
+
+Without ``--http``, in-process, no HTTP (the HTTP edge is the same for both; see edge_cost.py):
 64 coroutines send one-row requests for ``--seconds`` to (1) a ``ModelRunner``
 over a tiny ONNX logistic regression (iris, 4 features, 3 classes) and (2) an
 ``EnsembleRunner`` (soft vote) over three such models: requests batched once,
@@ -16,7 +22,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -99,12 +109,113 @@ async def main_async(seconds: float, concurrency: int) -> None:
     print(f"per member in ensemble: {(t3 - t1) / 3:6.1f} us  (fuse step alone {fuse_us:.1f} us)")
 
 
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+
+
+def _wrk(url: str, token: str, body: Path, seconds: float, concurrency: int) -> dict[str, float]:
+    argv = ["taskset", "-c", "1", "wrk", "-t1", f"-c{concurrency}", f"-d{round(seconds)}s"]
+    argv += ["--timeout", "10s", "--latency", "-s", str(HERE / "loadgen.lua"), url]
+    env = {**os.environ, "BENCH_BODY": str(body), "BENCH_TOKEN": token}
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=seconds + 60)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("BENCH_JSON "))
+    raw = json.loads(line.removeprefix("BENCH_JSON "))
+    failed = raw["errors"]["status"] + raw["errors"]["timeout"] + raw["errors"]["read"]
+    if failed:
+        raise SystemExit(f"{url}: {failed} failed requests: {raw['errors']}")
+    return {
+        "rps": raw["requests"] / (raw["duration_us"] / 1e6),
+        "p50_ms": raw["latency_us"]["p50"] / 1000,
+        "p99_ms": raw["latency_us"]["p99"] / 1000,
+    }
+
+
+def main_http(seconds: float, concurrency: int, rounds: int) -> None:
+    import socket
+
+    import aimass
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        paths = _models(Path(tmp))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        argv = ["taskset", "-c", "0", str(BIN / "aimass"), "server", "--host", "127.0.0.1"]
+        argv += ["--port", str(port), "--workers", "1", "--home", str(home), "--no-demo"]
+        server = subprocess.Popen(
+            argv,
+            env={**os.environ, "AIMASS_HOME": str(home)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 120
+            while not (home / "token").is_file() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            token = (home / "token").read_text().strip()
+            with aimass.Client(url=url, token=token) as client:
+                deadline = time.monotonic() + 120
+                while True:
+                    try:
+                        for i, path in enumerate(paths):
+                            client.models.upload(f"m{i}", path)
+                        break
+                    except Exception:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.2)
+                client.deployments.create("m0", name="single", version=1)
+                traffic = [{"model": f"m{i}", "version": 1, "weight": 1.0} for i in range(3)]
+                client.deployments.create(
+                    "m0", name="vote", traffic=traffic, combiner={"strategy": "soft_vote"}
+                )
+                client.deployments.wait_ready("single", timeout=120)
+                client.deployments.wait_ready("vote", timeout=120)
+            body = Path(tmp) / "body.json"
+            row = {"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}
+            body.write_text(json.dumps({"inputs": [row]}))
+            results: dict[str, list[dict[str, float]]] = {"single": [], "vote": []}
+            for name in results:  # warm-up
+                _wrk(f"{url}/v2/models/{name}/infer", token, body, 2, concurrency)
+            for _ in range(rounds):
+                for name, runs in results.items():
+                    runs.append(
+                        _wrk(f"{url}/v2/models/{name}/infer", token, body, seconds, concurrency)
+                    )
+        finally:
+            server.terminate()
+            server.wait(30)
+    med = {
+        name: {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms")}
+        for name, runs in results.items()
+    }
+    t1, t3 = 1e6 / med["single"]["rps"], 1e6 / med["vote"]["rps"]
+    print(
+        f"HTTP, wrk c={concurrency}, server on core 0, {rounds} x {seconds:g} s each (median), "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
+    for label, name in (("single model", "single"), ("3-member soft vote", "vote")):
+        m = med[name]
+        print(
+            f"{label:<22}: {m['rps']:8.0f} req/s  p50 {m['p50_ms']:.2f} ms  "
+            f"p99 {m['p99_ms']:.2f} ms"
+        )
+    print(f"per member in ensemble: {(t3 - t1) / 2:6.1f} us (two extra members over one)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--http", action="store_true", help="through a real server and wrk")
+    parser.add_argument("--rounds", type=int, default=3, help="--http: alternating runs each")
     args = parser.parse_args()
-    asyncio.run(main_async(args.seconds, args.concurrency))
+    if args.http:
+        main_http(args.seconds, args.concurrency, args.rounds)
+    else:
+        asyncio.run(main_async(args.seconds, args.concurrency))
 
 
 if __name__ == "__main__":
