@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     max_tensor_elements: int = Field(default=16 * 1024 * 1024, ge=1)
     #: The Open Inference Protocol over gRPC on this port (the ``grpc`` extra); None: off.
     grpc_port: int | None = Field(default=None, ge=1, le=65535)
+    #: ``/v2/health/live`` and ``/ready`` also on this port, answered off the serving loop
+    #: (what an orchestrator's probes should use: they answer under any crowd); None: off.
+    probe_port: int | None = Field(default=None, ge=1, le=65535)
+    #: Live answers 503 on the probe port once the serving loop has not turned for this long.
+    probe_stall_s: float = Field(default=30.0, gt=0, le=3600)
     #: Caps on what a dataset upload may hold once parsed, checked before it is materialised.
     dataset_max_rows: int = Field(default=10_000_000, ge=1)
     dataset_max_cells: int = Field(default=100_000_000, ge=1)
@@ -219,6 +224,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_HEADER_TIMEOUT_S": str(settings.header_timeout_s),
         "AIMASS_BODY_TIMEOUT_S": str(settings.body_timeout_s),
         "AIMASS_MAX_CONNECTIONS": str(settings.max_connections),
+        "AIMASS_PROBE_STALL_S": str(settings.probe_stall_s),
         "AIMASS_AUTH_GRACE_S": str(settings.auth_grace_s),
         "AIMASS_MAX_JOB_FILE_BYTES": str(settings.max_job_file_bytes),
         "AIMASS_PREDICTION_LOG_SAMPLE": str(settings.prediction_log_sample),
@@ -244,6 +250,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         ("AIMASS_RAY_ADDRESS", settings.ray_address),
         ("AIMASS_PUBLIC_URL", settings.public_url),
         ("AIMASS_GRPC_PORT", settings.grpc_port),
+        ("AIMASS_PROBE_PORT", settings.probe_port),
     ):
         if value is not None:
             env[key] = str(value)
