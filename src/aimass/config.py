@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     max_connections: int = Field(default=2000, ge=1, le=1_000_000)
+    #: Inference requests one worker runs at once; past it a new one is answered 503 with
+    #: Retry-After before any work, so the admitted ones keep their latency (0: no cap).
+    max_inflight: int = Field(default=512, ge=0, le=1_000_000)
     #: While the database is unreachable, inference keeps accepting a token verified this
     #: many seconds before (its 2 s cache entry expired less than this ago); 0 turns it off.
     auth_grace_s: float = Field(default=60.0, ge=0, le=86400)
@@ -224,6 +227,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_HEADER_TIMEOUT_S": str(settings.header_timeout_s),
         "AIMASS_BODY_TIMEOUT_S": str(settings.body_timeout_s),
         "AIMASS_MAX_CONNECTIONS": str(settings.max_connections),
+        "AIMASS_MAX_INFLIGHT": str(settings.max_inflight),
         "AIMASS_PROBE_STALL_S": str(settings.probe_stall_s),
         "AIMASS_AUTH_GRACE_S": str(settings.auth_grace_s),
         "AIMASS_MAX_JOB_FILE_BYTES": str(settings.max_job_file_bytes),

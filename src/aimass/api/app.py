@@ -63,6 +63,10 @@ class PlatformApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._guarded(scope, receive, send)
 
+    def count_refusal(self, reason: str) -> None:
+        """Count a request the connection layer refused (``api.connections``) by ``reason``."""
+        self.inference.metrics.refused.labels(reason).inc()
+
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.inference.handles(scope["path"]):
             await self.inference(scope, receive, send)

@@ -98,7 +98,10 @@ def server_config(settings: Settings, app: Any, **options: Any) -> ServerConfig:
     not stall for ``body_timeout_s``.
     """
     limits = connection_limits(
-        settings.header_timeout_s, settings.body_timeout_s, settings.max_connections
+        settings.header_timeout_s,
+        settings.body_timeout_s,
+        settings.max_connections,
+        settings.max_inflight,
     )
     defaults: dict[str, Any] = {
         "host": settings.host,

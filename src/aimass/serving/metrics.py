@@ -169,6 +169,14 @@ class InferenceMetrics:
             [*_LABELS, "reason"],
             registry=self.registry,
         )
+        self.refused = Counter(
+            "aimass_http_refused",
+            "Requests the server refused before its app ran, by reason (inflight: the "
+            "process ran max_inflight inference requests, answered 503 with Retry-After; "
+            "connections: past max_connections, answered 503 and closed).",
+            ["reason"],
+            registry=self.registry,
+        )
         self.request_seconds = Histogram(
             "aimass_inference_request_seconds",
             "Time from a request's arrival to its answer, for requests that reached a model.",
