@@ -1,7 +1,8 @@
 """The overload point: thousands of concurrent clients against one aimass server process.
 
     .venv/bin/python benchmarks/serving/overload.py [--concurrency 2048 8192] [--duration 10]
-        [--max-queue 128] [--max-inflight 0 512] [--server-core 0] [--client-core 1]
+        [--max-queue 128] [--max-inflight 0 512] [--max-queue-wait 0] [--server-core 0]
+        [--client-core 1]
 
 For each ``--max-inflight`` (a fresh server each), starts ``aimass server --demo`` (one
 worker, auth on, connection cap raised to 20,000, the probe port on ``--port`` + 1,
@@ -170,6 +171,32 @@ async def _run(port: int, request: bytes, clients: int, duration: float, pid: in
     return tally
 
 
+def _histograms(base: str, token: str) -> dict[str, dict[float, float]]:
+    """The server's cumulative bucket counts of the model's request, queue and batch
+    histograms (``/metrics``), by name and upper bound."""
+    wanted = ("request_seconds", "queue_seconds", "batch_size")
+    found: dict[str, dict[float, float]] = {name: {} for name in wanted}
+    for line in _get(f"{base}/metrics", token).decode().splitlines():
+        for name in wanted:
+            if line.startswith(f"aimass_inference_{name}_bucket{{") and MODEL in line:
+                bound = line.split('le="', 1)[1].split('"', 1)[0]
+                upper = float("inf") if bound == "+Inf" else float(bound)
+                found[name][upper] = found[name].get(upper, 0.0) + float(line.rsplit(" ", 1)[1])
+    return found
+
+
+def _quantile(before: dict[float, float], after: dict[float, float], q: float) -> str:
+    """The bucket bound under which ``q`` of the point's observations fell ("<= x")."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return "-"
+    for bound, count in zip(bounds, counts, strict=True):
+        if count >= q * counts[-1]:
+            return f"<= {bound:g}"
+    return "-"
+
+
 def _get(url: str, token: str) -> bytes:
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(req, timeout=10) as answer:
@@ -182,6 +209,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--max-queue", type=int, default=128)
     parser.add_argument("--max-inflight", type=int, nargs="+", default=[0, 512])
+    parser.add_argument("--max-queue-wait", type=float, default=0.0)
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--client-core", default="1")
     parser.add_argument("--port", type=int, default=18090)
@@ -190,7 +218,8 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     print(
         f"aimass overload point: 1 worker on core {args.server_core}, load on core(s) "
-        f"{args.client_core}, max_queue {args.max_queue}, {args.duration:g} s per point, "
+        f"{args.client_core}, max_queue {args.max_queue}, max_queue_wait "
+        f"{args.max_queue_wait or 'off'}, {args.duration:g} s per point, "
         f"nproc {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}, "
         f"client loop {'uvloop' if _uvloop() else 'asyncio'}"
     )
@@ -215,6 +244,7 @@ def _point(args: argparse.Namespace, max_inflight: int) -> None:
         "AIMASS_JOBS": "false",
         "AIMASS_MAX_CONNECTIONS": "20000",
         "AIMASS_MAX_INFLIGHT": str(max_inflight),
+        "AIMASS_MAX_QUEUE_WAIT_S": str(args.max_queue_wait),
         "AIMASS_PROBE_PORT": str(args.port + 1),
         "OMP_NUM_THREADS": "1",
     }
@@ -261,6 +291,7 @@ def _point(args: argparse.Namespace, max_inflight: int) -> None:
         print(f"max_inflight {max_inflight or 'off'} (load average {os.getloadavg()[0]:.2f}):")
         for clients in args.concurrency:
             rss_before = _rss_mb(server.pid)
+            histograms = _histograms(base, token)
             receive, send = multiprocessing.Pipe(duplex=False)
             prober = multiprocessing.Process(
                 target=_probe_and_sample, args=(args.port, server.pid, args.duration, send)
@@ -277,6 +308,17 @@ def _point(args: argparse.Namespace, max_inflight: int) -> None:
             prober.join()
             time.sleep(2.0)
             _report(clients, args.duration, tally, rss_before, _rss_mb(server.pid))
+            after = _histograms(base, token)
+            print(
+                "    server side, admitted: request p50 "
+                f"{_quantile(histograms['request_seconds'], after['request_seconds'], 0.5)} s "
+                f"p99 {_quantile(histograms['request_seconds'], after['request_seconds'], 0.99)}"
+                f" s; queue wait p99 "
+                f"{_quantile(histograms['queue_seconds'], after['queue_seconds'], 0.99)} s; "
+                f"batch size p50 "
+                f"{_quantile(histograms['batch_size'], after['batch_size'], 0.5)}",
+                flush=True,
+            )
         os.sched_setaffinity(0, affinity)
     finally:
         server.terminate()

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     #: Inference requests one worker runs at once; past it a new one is answered 503 with
     #: Retry-After before any work, so the admitted ones keep their latency (0: no cap).
     max_inflight: int = Field(default=512, ge=0, le=1_000_000)
+    #: A request that waited longer than this for its model's batch is refused with 429
+    #: instead of run, which bounds what admitted requests wait (0: no bound).
+    max_queue_wait_s: float = Field(default=0.0, ge=0, le=3600)
     #: While the database is unreachable, inference keeps accepting a token verified this
     #: many seconds before (its 2 s cache entry expired less than this ago); 0 turns it off.
     auth_grace_s: float = Field(default=60.0, ge=0, le=86400)
@@ -228,6 +231,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_BODY_TIMEOUT_S": str(settings.body_timeout_s),
         "AIMASS_MAX_CONNECTIONS": str(settings.max_connections),
         "AIMASS_MAX_INFLIGHT": str(settings.max_inflight),
+        "AIMASS_MAX_QUEUE_WAIT_S": str(settings.max_queue_wait_s),
         "AIMASS_PROBE_STALL_S": str(settings.probe_stall_s),
         "AIMASS_AUTH_GRACE_S": str(settings.auth_grace_s),
         "AIMASS_MAX_JOB_FILE_BYTES": str(settings.max_job_file_bytes),

@@ -165,7 +165,8 @@ class InferenceMetrics:
         self.rejected = Counter(
             "aimass_inference_rejected",
             "Inference requests refused before reaching the model, by reason (queue_full: "
-            "the deployment's queue held max_queue requests; answered 429).",
+            "the deployment's queue held max_queue requests; queue_wait: the request waited "
+            "past max_queue_wait_s for its batch; both answered 429).",
             [*_LABELS, "reason"],
             registry=self.registry,
         )
