@@ -119,15 +119,18 @@ async def _client(port: int, request: bytes, until: float, tally: Tally) -> None
         writer.close()
 
 
-def _probe_and_sample(port: int, pid: int, duration: float, out: Any) -> None:
+def _probe_and_sample(port: int, pid: int, duration: float, request: bytes, out: Any) -> None:
     """In its own process (the load generator's loop is busy): probe every 100 ms on a new
     connection, the main port and the probe port (``port`` + 1) each from its own thread
     (a slow main port does not thin out the probe port's samples), and read the server's
-    RSS every second; send (latencies by port, failures by port, RSS)."""
+    RSS every second. A third thread is one more client, outside the crowd's busy loop:
+    one inference request every 100 ms on a keep-alive connection, its 200s timed as
+    "sampled" (what an admitted request costs, without the load generator's own delay).
+    Send (latencies by port and "sampled", failures by the same keys, RSS)."""
     probe = b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     until = time.monotonic() + duration
-    latencies: dict[str, list[float]] = {"main": [], "probe": []}
-    failures = {"main": 0, "probe": 0}
+    latencies: dict[str, list[float]] = {"main": [], "probe": [], "sampled": []}
+    failures = {"main": 0, "probe": 0, "sampled": 0}
 
     def prober(which: str, target: int) -> None:
         while time.monotonic() < until:
@@ -144,7 +147,43 @@ def _probe_and_sample(port: int, pid: int, duration: float, out: Any) -> None:
                 failures[which] += 1
             time.sleep(0.1)
 
+    def sampler() -> None:
+        sock: socket.socket | None = None
+        while time.monotonic() < until:
+            started = time.perf_counter()
+            try:
+                if sock is None:
+                    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+                sock.sendall(request)
+                answer = b""
+                while b"\r\n\r\n" not in answer:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        raise OSError("closed")
+                    answer += chunk
+                head, _, rest = answer.partition(b"\r\n\r\n")
+                length = next(
+                    int(line[15:])
+                    for line in head.split(b"\r\n")
+                    if line[:15].lower() == b"content-length:"
+                )
+                while len(rest) < length:
+                    rest += sock.recv(65536)
+                if head.startswith(b"HTTP/1.1 200"):
+                    latencies["sampled"].append(time.perf_counter() - started)
+                else:
+                    failures["sampled"] += 1
+            except (OSError, StopIteration):
+                failures["sampled"] += 1
+                if sock is not None:
+                    sock.close()
+                sock = None
+            time.sleep(0.1)
+        if sock is not None:
+            sock.close()
+
     threads = [
+        threading.Thread(target=sampler),
         threading.Thread(target=prober, args=("main", port)),
         threading.Thread(target=prober, args=("probe", port + 1)),
     ]
@@ -294,7 +333,8 @@ def _point(args: argparse.Namespace, max_inflight: int) -> None:
             histograms = _histograms(base, token)
             receive, send = multiprocessing.Pipe(duplex=False)
             prober = multiprocessing.Process(
-                target=_probe_and_sample, args=(args.port, server.pid, args.duration, send)
+                target=_probe_and_sample,
+                args=(args.port, server.pid, args.duration, request, send),
             )
             prober.start()
             run = _run(args.port, request, clients, args.duration, server.pid)
@@ -341,11 +381,14 @@ def _report(clients: int, duration: float, tally: Tally, before: float, after: f
             f"p50 {_pct(values, 0.5) * ms:.1f} ms p99 {_pct(values, 0.99) * ms:.1f} ms "
             f"max {max(values, default=float('nan')) * ms:.1f} ms"
         )
+    sampled = tally.probes.get("sampled", [])
     answered = len(tally.ok) + len(tally.refused) + len(tally.busy)
     print(
         f"  c={clients}: {answered / duration:,.0f} answers/s | 200: {latency(tally.ok)} | "
         f"429: {latency(tally.refused)} | 503: {latency(tally.busy)} | "
-        f"other: {tally.other or 0} | live probes (new connection): {'; '.join(probes)} | "
+        f"other: {tally.other or 0} | sampled client (one request per 100 ms, off the "
+        f"crowd's loop): 200 {latency(sampled)}, {tally.probe_failures.get('sampled', 0)} "
+        f"refused or failed | live probes (new connection): {'; '.join(probes)} | "
         f"RSS {before:.0f} MB before, {max(tally.rss_mb, default=0):.0f} peak, {after:.0f} after",
         flush=True,
     )
