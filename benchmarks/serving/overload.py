@@ -1,19 +1,23 @@
 """The overload point: thousands of concurrent clients against one aimass server process.
 
     .venv/bin/python benchmarks/serving/overload.py [--concurrency 2048 8192] [--duration 10]
-        [--max-queue 128] [--server-core 0] [--client-core 1]
+        [--max-queue 128] [--max-inflight 0 512] [--max-queue-wait 0] [--server-core 0]
+        [--client-core 1]
 
-Starts ``aimass server --demo`` (one worker, auth on, connection cap raised to 20,000,
+For each ``--max-inflight`` (a fresh server each), starts ``aimass server --demo`` (one
+worker, auth on, connection cap raised to 20,000, the probe port on ``--port`` + 1,
 pinned to ``--server-core``), sets the demo ONNX deployment's ``max_queue``, and for
 each concurrency opens that many keep-alive connections (pinned to ``--client-core``),
 each sending one-row ``/v2/models/breast-cancer-onnx/infer`` requests back to back for
-``--duration`` seconds. Meanwhile a prober process (on the load's core, apart from
-the load's busy event loop) opens a NEW connection every 100 ms for
-``GET /v2/health/live`` (what a liveness probe does), and reads the server's RSS
-from /proc each second. Prints, per concurrency: answers per second, admitted (200)
-and refused (429) counts with their p50/p99 latency, other outcomes, the probes'
-p50/p99/max, and RSS before, at peak and after. Plain asyncio sockets: no HTTP
-library between the load and the server.
+``--duration`` seconds, ignoring Retry-After (the worst crowd). Meanwhile a prober
+process (on the load's core, apart from the load's busy event loop) opens a NEW
+connection every 100 ms for ``GET /v2/health/live`` (what a liveness probe does),
+on the main port and on the probe port (a thread each), and reads the server's RSS from
+/proc each second. Prints, per concurrency: answers per second, admitted (200),
+queue-full (429) and in-flight-cap (503) counts with their p50/p99 latency, other
+outcomes, each port's probes' p50/p99/max, and RSS before, at peak and after. Plain
+asyncio sockets (on uvloop when installed): no HTTP library between the load and
+the server.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -45,9 +50,11 @@ class Tally:
 
     ok: list[float] = field(default_factory=list)
     refused: list[float] = field(default_factory=list)
+    busy: list[float] = field(default_factory=list)
     other: dict[str, int] = field(default_factory=dict)
-    probes: list[float] = field(default_factory=list)
-    probe_failures: int = 0
+    #: Probe latencies and failures by port ("main", "probe").
+    probes: dict[str, list[float]] = field(default_factory=dict)
+    probe_failures: dict[str, int] = field(default_factory=dict)
     rss_mb: list[float] = field(default_factory=list)
 
 
@@ -65,16 +72,21 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def _read_answer(reader: asyncio.StreamReader) -> int:
+async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """The status of the next answer, and whether the server closes the connection."""
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     length = 0
+    closes = False
     for line in head.split(b"\r\n"):
-        if line[:15].lower() == b"content-length:":
+        lower = line.lower()
+        if lower[:15] == b"content-length:":
             length = int(line[15:])
+        elif lower == b"connection: close":
+            closes = True
     if length:
         await reader.readexactly(length)
-    return status
+    return status, closes
 
 
 async def _client(port: int, request: bytes, until: float, tally: Tally) -> None:
@@ -89,47 +101,100 @@ async def _client(port: int, request: bytes, until: float, tally: Tally) -> None
         while time.monotonic() < until:
             started = time.perf_counter()
             writer.write(request)
-            status = await _read_answer(reader)
+            status, closes = await _read_answer(reader)
             took = time.perf_counter() - started
             if status == 200:
                 tally.ok.append(took)
             elif status == 429:
                 tally.refused.append(took)
+            elif status == 503 and not closes:
+                tally.busy.append(took)
             else:
                 tally.other[str(status)] = tally.other.get(str(status), 0) + 1
-                if status == 503:
-                    break  # refused connection: the server closes it
+            if closes:
+                break  # refused connection (the connection cap): the server closes it
     except (OSError, asyncio.IncompleteReadError) as exc:
         tally.other[type(exc).__name__] = tally.other.get(type(exc).__name__, 0) + 1
     finally:
         writer.close()
 
 
-def _probe_and_sample(port: int, pid: int, duration: float, out: Any) -> None:
+def _probe_and_sample(port: int, pid: int, duration: float, request: bytes, out: Any) -> None:
     """In its own process (the load generator's loop is busy): probe every 100 ms on a new
-    connection, read the server's RSS every second; send (probe latencies, failures, RSS)."""
+    connection, the main port and the probe port (``port`` + 1) each from its own thread
+    (a slow main port does not thin out the probe port's samples), and read the server's
+    RSS every second. A third thread is one more client, outside the crowd's busy loop:
+    one inference request every 100 ms on a keep-alive connection, its 200s timed as
+    "sampled" (what an admitted request costs, without the load generator's own delay).
+    Send (latencies by port and "sampled", failures by the same keys, RSS)."""
     probe = b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     until = time.monotonic() + duration
-    latencies: list[float] = []
-    failures = 0
+    latencies: dict[str, list[float]] = {"main": [], "probe": [], "sampled": []}
+    failures = {"main": 0, "probe": 0, "sampled": 0}
+
+    def prober(which: str, target: int) -> None:
+        while time.monotonic() < until:
+            started = time.perf_counter()
+            try:
+                with socket.create_connection(("127.0.0.1", target), timeout=5) as sock:
+                    sock.sendall(probe)
+                    answer = sock.recv(4096)
+                if answer.startswith(b"HTTP/1.1 200"):
+                    latencies[which].append(time.perf_counter() - started)
+                else:
+                    failures[which] += 1
+            except OSError:
+                failures[which] += 1
+            time.sleep(0.1)
+
+    def sampler() -> None:
+        sock: socket.socket | None = None
+        while time.monotonic() < until:
+            started = time.perf_counter()
+            try:
+                if sock is None:
+                    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+                sock.sendall(request)
+                answer = b""
+                while b"\r\n\r\n" not in answer:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        raise OSError("closed")
+                    answer += chunk
+                head, _, rest = answer.partition(b"\r\n\r\n")
+                length = next(
+                    int(line[15:])
+                    for line in head.split(b"\r\n")
+                    if line[:15].lower() == b"content-length:"
+                )
+                while len(rest) < length:
+                    rest += sock.recv(65536)
+                if head.startswith(b"HTTP/1.1 200"):
+                    latencies["sampled"].append(time.perf_counter() - started)
+                else:
+                    failures["sampled"] += 1
+            except (OSError, StopIteration):
+                failures["sampled"] += 1
+                if sock is not None:
+                    sock.close()
+                sock = None
+            time.sleep(0.1)
+        if sock is not None:
+            sock.close()
+
+    threads = [
+        threading.Thread(target=sampler),
+        threading.Thread(target=prober, args=("main", port)),
+        threading.Thread(target=prober, args=("probe", port + 1)),
+    ]
+    for thread in threads:
+        thread.start()
     rss: list[float] = []
-    next_rss = 0.0
     while time.monotonic() < until:
-        if time.monotonic() >= next_rss:
-            rss.append(_rss_mb(pid))
-            next_rss = time.monotonic() + 1.0
-        started = time.perf_counter()
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-                sock.sendall(probe)
-                answer = sock.recv(4096)
-            if answer.startswith(b"HTTP/1.1 200"):
-                latencies.append(time.perf_counter() - started)
-            else:
-                failures += 1
-        except OSError:
-            failures += 1
-        time.sleep(0.1)
+        rss.append(_rss_mb(pid))
+        time.sleep(1.0)
+    for thread in threads:
+        thread.join()
     out.send((latencies, failures, rss))
 
 
@@ -145,6 +210,32 @@ async def _run(port: int, request: bytes, clients: int, duration: float, pid: in
     return tally
 
 
+def _histograms(base: str, token: str) -> dict[str, dict[float, float]]:
+    """The server's cumulative bucket counts of the model's request, queue and batch
+    histograms (``/metrics``), by name and upper bound."""
+    wanted = ("request_seconds", "queue_seconds", "batch_size")
+    found: dict[str, dict[float, float]] = {name: {} for name in wanted}
+    for line in _get(f"{base}/metrics", token).decode().splitlines():
+        for name in wanted:
+            if line.startswith(f"aimass_inference_{name}_bucket{{") and MODEL in line:
+                bound = line.split('le="', 1)[1].split('"', 1)[0]
+                upper = float("inf") if bound == "+Inf" else float(bound)
+                found[name][upper] = found[name].get(upper, 0.0) + float(line.rsplit(" ", 1)[1])
+    return found
+
+
+def _quantile(before: dict[float, float], after: dict[float, float], q: float) -> str:
+    """The bucket bound under which ``q`` of the point's observations fell ("<= x")."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return "-"
+    for bound, count in zip(bounds, counts, strict=True):
+        if count >= q * counts[-1]:
+            return f"<= {bound:g}"
+    return "-"
+
+
 def _get(url: str, token: str) -> bytes:
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(req, timeout=10) as answer:
@@ -156,18 +247,44 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[2048, 8192])
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--max-queue", type=int, default=128)
+    parser.add_argument("--max-inflight", type=int, nargs="+", default=[0, 512])
+    parser.add_argument("--max-queue-wait", type=float, default=0.0)
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--client-core", default="1")
     parser.add_argument("--port", type=int, default=18090)
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    print(
+        f"aimass overload point: 1 worker on core {args.server_core}, load on core(s) "
+        f"{args.client_core}, max_queue {args.max_queue}, max_queue_wait "
+        f"{args.max_queue_wait or 'off'}, {args.duration:g} s per point, "
+        f"nproc {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}, "
+        f"client loop {'uvloop' if _uvloop() else 'asyncio'}"
+    )
+    for max_inflight in args.max_inflight:
+        _point(args, max_inflight)
+
+
+def _uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _point(args: argparse.Namespace, max_inflight: int) -> None:
+    """Start a server with ``max_inflight`` and run every concurrency against it."""
     home = Path(tempfile.mkdtemp(prefix="aimass-overload-"))
     env = {
         **os.environ,
         "AIMASS_HOME": str(home),
         "AIMASS_JOBS": "false",
         "AIMASS_MAX_CONNECTIONS": "20000",
+        "AIMASS_MAX_INFLIGHT": str(max_inflight),
+        "AIMASS_MAX_QUEUE_WAIT_S": str(args.max_queue_wait),
+        "AIMASS_PROBE_PORT": str(args.port + 1),
         "OMP_NUM_THREADS": "1",
     }
     command = [str(ROOT / ".venv/bin/aimass"), "server", "--demo", "--port", str(args.port)]
@@ -207,44 +324,74 @@ def main() -> None:
             f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode() + body
+        affinity = os.sched_getaffinity(0)
         if shutil.which("taskset"):
             os.sched_setaffinity(0, {int(c) for c in args.client_core.split(",")})
-        print(
-            f"aimass overload point: 1 worker on core {args.server_core}, load on core(s) "
-            f"{args.client_core}, max_queue {args.max_queue}, {args.duration:g} s per point, "
-            f"nproc {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}"
-        )
+        print(f"max_inflight {max_inflight or 'off'} (load average {os.getloadavg()[0]:.2f}):")
         for clients in args.concurrency:
             rss_before = _rss_mb(server.pid)
+            histograms = _histograms(base, token)
             receive, send = multiprocessing.Pipe(duplex=False)
             prober = multiprocessing.Process(
-                target=_probe_and_sample, args=(args.port, server.pid, args.duration, send)
+                target=_probe_and_sample,
+                args=(args.port, server.pid, args.duration, request, send),
             )
             prober.start()
-            tally = asyncio.run(_run(args.port, request, clients, args.duration, server.pid))
+            run = _run(args.port, request, clients, args.duration, server.pid)
+            if _uvloop():
+                import uvloop
+
+                tally = uvloop.run(run)
+            else:
+                tally = asyncio.run(run)
             tally.probes, tally.probe_failures, tally.rss_mb = receive.recv()
             prober.join()
             time.sleep(2.0)
-            rss_after = _rss_mb(server.pid)
-            answered = len(tally.ok) + len(tally.refused)
-            ms = 1000.0
+            _report(clients, args.duration, tally, rss_before, _rss_mb(server.pid))
+            after = _histograms(base, token)
             print(
-                f"c={clients}: {answered / args.duration:,.0f} answers/s | "
-                f"200: {len(tally.ok)} p50 {_pct(tally.ok, 0.5) * ms:.1f} ms "
-                f"p99 {_pct(tally.ok, 0.99) * ms:.1f} ms | "
-                f"429: {len(tally.refused)} p50 {_pct(tally.refused, 0.5) * ms:.1f} ms "
-                f"p99 {_pct(tally.refused, 0.99) * ms:.1f} ms | other: {tally.other or 0} | "
-                f"live probe (new connection): {len(tally.probes)} ok, "
-                f"{tally.probe_failures} failed, p50 {_pct(tally.probes, 0.5) * ms:.1f} ms "
-                f"p99 {_pct(tally.probes, 0.99) * ms:.1f} ms "
-                f"max {max(tally.probes, default=float('nan')) * ms:.1f} ms | "
-                f"RSS {rss_before:.0f} MB before, {max(tally.rss_mb, default=0):.0f} peak, "
-                f"{rss_after:.0f} after"
+                "    server side, admitted: request p50 "
+                f"{_quantile(histograms['request_seconds'], after['request_seconds'], 0.5)} s "
+                f"p99 {_quantile(histograms['request_seconds'], after['request_seconds'], 0.99)}"
+                f" s; queue wait p99 "
+                f"{_quantile(histograms['queue_seconds'], after['queue_seconds'], 0.99)} s; "
+                f"batch size p50 "
+                f"{_quantile(histograms['batch_size'], after['batch_size'], 0.5)}",
+                flush=True,
             )
+        os.sched_setaffinity(0, affinity)
     finally:
         server.terminate()
         server.wait(timeout=30)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _report(clients: int, duration: float, tally: Tally, before: float, after: float) -> None:
+    ms = 1000.0
+
+    def latency(values: list[float]) -> str:
+        p50, p99 = _pct(values, 0.5) * ms, _pct(values, 0.99) * ms
+        return f"{len(values)} p50 {p50:.1f} ms p99 {p99:.1f} ms"
+
+    probes = []
+    for which in ("main", "probe"):
+        values = tally.probes.get(which, [])
+        probes.append(
+            f"{which} port {len(values)} ok, {tally.probe_failures.get(which, 0)} failed, "
+            f"p50 {_pct(values, 0.5) * ms:.1f} ms p99 {_pct(values, 0.99) * ms:.1f} ms "
+            f"max {max(values, default=float('nan')) * ms:.1f} ms"
+        )
+    sampled = tally.probes.get("sampled", [])
+    answered = len(tally.ok) + len(tally.refused) + len(tally.busy)
+    print(
+        f"  c={clients}: {answered / duration:,.0f} answers/s | 200: {latency(tally.ok)} | "
+        f"429: {latency(tally.refused)} | 503: {latency(tally.busy)} | "
+        f"other: {tally.other or 0} | sampled client (one request per 100 ms, off the "
+        f"crowd's loop): 200 {latency(sampled)}, {tally.probe_failures.get('sampled', 0)} "
+        f"refused or failed | live probes (new connection): {'; '.join(probes)} | "
+        f"RSS {before:.0f} MB before, {max(tally.rss_mb, default=0):.0f} peak, {after:.0f} after",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     max_tensor_elements: int = Field(default=16 * 1024 * 1024, ge=1)
     #: The Open Inference Protocol over gRPC on this port (the ``grpc`` extra); None: off.
     grpc_port: int | None = Field(default=None, ge=1, le=65535)
+    #: ``/v2/health/live`` and ``/ready`` also on this port, answered off the serving loop
+    #: (what an orchestrator's probes should use: they answer under any crowd); None: off.
+    probe_port: int | None = Field(default=None, ge=1, le=65535)
+    #: Live answers 503 on the probe port once the serving loop has not turned for this long.
+    probe_stall_s: float = Field(default=30.0, gt=0, le=3600)
     #: Caps on what a dataset upload may hold once parsed, checked before it is materialised.
     dataset_max_rows: int = Field(default=10_000_000, ge=1)
     dataset_max_cells: int = Field(default=100_000_000, ge=1)
@@ -70,6 +75,12 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     max_connections: int = Field(default=2000, ge=1, le=1_000_000)
+    #: Inference requests one worker runs at once; past it a new one is answered 503 with
+    #: Retry-After before any work, so the admitted ones keep their latency (0: no cap).
+    max_inflight: int = Field(default=512, ge=0, le=1_000_000)
+    #: A request that waited longer than this for its model's batch is refused with 429
+    #: instead of run, which bounds what admitted requests wait (0: no bound).
+    max_queue_wait_s: float = Field(default=0.0, ge=0, le=3600)
     #: While the database is unreachable, inference keeps accepting a token verified this
     #: many seconds before (its 2 s cache entry expired less than this ago); 0 turns it off.
     auth_grace_s: float = Field(default=60.0, ge=0, le=86400)
@@ -219,6 +230,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_HEADER_TIMEOUT_S": str(settings.header_timeout_s),
         "AIMASS_BODY_TIMEOUT_S": str(settings.body_timeout_s),
         "AIMASS_MAX_CONNECTIONS": str(settings.max_connections),
+        "AIMASS_MAX_INFLIGHT": str(settings.max_inflight),
+        "AIMASS_MAX_QUEUE_WAIT_S": str(settings.max_queue_wait_s),
+        "AIMASS_PROBE_STALL_S": str(settings.probe_stall_s),
         "AIMASS_AUTH_GRACE_S": str(settings.auth_grace_s),
         "AIMASS_MAX_JOB_FILE_BYTES": str(settings.max_job_file_bytes),
         "AIMASS_PREDICTION_LOG_SAMPLE": str(settings.prediction_log_sample),
@@ -244,6 +258,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         ("AIMASS_RAY_ADDRESS", settings.ray_address),
         ("AIMASS_PUBLIC_URL", settings.public_url),
         ("AIMASS_GRPC_PORT", settings.grpc_port),
+        ("AIMASS_PROBE_PORT", settings.probe_port),
     ):
         if value is not None:
             env[key] = str(value)

@@ -105,9 +105,11 @@ class Overloaded(AimassError):
     code = "overloaded"
     status = 429
 
-    def __init__(self, message: str, retry_after: int = 1) -> None:
+    def __init__(self, message: str, retry_after: int = 1, reason: str = "queue_full") -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        #: Why, as the rejection metric's label: ``queue_full`` or ``queue_wait``.
+        self.reason = reason
 
 
 class ChecksumMismatch(AimassError):

@@ -23,6 +23,16 @@ QUEUE = 4
 @pytest.fixture
 def held(settings: Settings, model_files: ModelFiles) -> Iterator[tuple[LiveServer, Any]]:
     """A server whose deployment ``slow`` (queue bound 4) runs its model only when released."""
+    yield from _held(settings, model_files)
+
+
+@pytest.fixture
+def held_capped(settings: Settings, model_files: ModelFiles) -> Iterator[tuple[LiveServer, Any]]:
+    """``held``, on a server that runs one inference request at a time."""
+    yield from _held(settings.model_copy(update={"max_inflight": 1}), model_files)
+
+
+def _held(settings: Settings, model_files: ModelFiles) -> Iterator[tuple[LiveServer, Any]]:
     platform = Platform.from_settings(settings)
     server = start_server(settings, platform)
     live = next(server)
@@ -96,3 +106,41 @@ def test_a_full_queue_is_refused_fast_with_retry_after_and_counted(
         if m.startswith("aimass_inference_rejected_total{") and 'deployment="slow"' in m
     )  # fmt: skip
     assert 'reason="queue_full"' in line and line.endswith(f" {10 - QUEUE:.1f}"), line
+
+
+@pytest.mark.backend("sqlite")
+def test_past_the_in_flight_cap_requests_get_503_with_retry_after_and_are_counted(
+    held_capped: tuple[LiveServer, Any], model_files: ModelFiles
+) -> None:
+    live, (entered, release) = held_capped
+    row = np.asarray(model_files.x)[:1].tolist()
+    body = {"inputs": [{"name": "X", "shape": [1, 30], "datatype": "FP32", "data": row}]}
+    headers = {"Authorization": f"Bearer {live.admin_token}"}
+
+    async def main() -> tuple[list[httpx.Response], list[httpx.Response]]:
+        async with httpx.AsyncClient(base_url=live.url, headers=headers, timeout=60) as http:
+            first = asyncio.create_task(http.post("/v2/models/slow/infer", json=body))
+            await asyncio.to_thread(entered.wait, 30)  # the model holds it: one in flight
+            refused = [
+                await http.post("/v2/models/slow/infer", json=body),
+                await http.post("/api/v1/deployments/slow/predict", json={"inputs": row}),
+            ]
+            others = [  # what is not inference still answers: the probes, the API
+                await http.get("/v2/health/live"),
+                await http.get("/v2/health/ready"),
+                await http.get("/api/v1/deployments/slow"),
+            ]
+            release.set()
+            return [await first, *others], refused
+
+    answered, refused = asyncio.run(main())
+    assert [r.status_code for r in answered] == [200] * 4, [r.text for r in answered]
+    assert [r.status_code for r in refused] == [503, 503]
+    for response in refused:
+        assert response.headers["retry-after"] == "1"
+        assert response.headers["x-content-type-options"] == "nosniff"
+    assert "in-flight request limit" in refused[0].json()["error"]
+    error = refused[1].json()["error"]  # the /api/v1 error shape, with its request id
+    assert error["code"] and error["request_id"] == refused[1].headers["x-request-id"]
+    metrics = httpx.get(f"{live.url}/metrics", headers=headers).text
+    assert 'aimass_http_refused_total{reason="inflight"} 2.0' in metrics, metrics

@@ -166,3 +166,34 @@ def test_a_full_queue_refuses_at_once_and_the_running_batch_does_not_count() -> 
         return results
 
     assert asyncio.run(main()) == [0, 1, 2]
+
+
+def test_an_item_that_waited_past_max_wait_is_refused_not_run() -> None:
+    from aimass.errors import Overloaded
+
+    release = asyncio.Event()
+    ran: list[int] = []
+
+    async def held(items: list[int]) -> list[int]:
+        ran.extend(items)
+        if 0 in items:
+            await release.wait()
+        return items
+
+    async def main() -> None:
+        batcher: Batcher[int, int] = Batcher(held, max_batch_size=1, max_delay_s=0, max_wait_s=0.1)
+        running = batcher.put(0)
+        await asyncio.sleep(0)  # the batch of item 0 starts and holds
+        await asyncio.sleep(0)
+        late = batcher.put(1)
+        await asyncio.sleep(0.3)  # item 1 waits past the bound behind the held batch
+        release.set()
+        assert await running == 0
+        with pytest.raises(Overloaded, match=r"waited over 0\.1 s") as refused:
+            await late
+        assert refused.value.reason == "queue_wait" and refused.value.status == 429
+        assert await batcher.put(2) == 2  # one that is on time runs
+        await batcher.close()
+
+    asyncio.run(main())
+    assert ran == [0, 2]

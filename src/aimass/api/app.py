@@ -15,6 +15,7 @@ from aimass.api.errors import install_error_handlers
 from aimass.api.inference import InferenceApp
 from aimass.api.middleware import EdgePolicy, RequestGuard
 from aimass.api.openapi import install_openapi
+from aimass.api.probes import ProbeListener
 from aimass.api.routes import (
     access,
     datasets,
@@ -62,6 +63,10 @@ class PlatformApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._guarded(scope, receive, send)
 
+    def count_refusal(self, reason: str) -> None:
+        """Count a request the connection layer refused (``api.connections``) by ``reason``."""
+        self.inference.metrics.refused.labels(reason).inc()
+
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.inference.handles(scope["path"]):
             await self.inference(scope, receive, send)
@@ -71,18 +76,32 @@ class PlatformApp:
 
 def _control_plane(platform: Platform, inference: InferenceApp) -> FastAPI:
     grpc = _grpc_endpoint(platform, inference)
+    settings = platform.settings
+    probes = (
+        None
+        if settings.probe_port is None
+        else ProbeListener(
+            settings.host, settings.probe_port, inference.ready, settings.probe_stall_s
+        )
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await platform.start()
+        if probes is not None:  # first: a liveness probe answers while the platform starts
+            await probes.start()
         try:
-            if grpc is not None:
-                await grpc.start()
-            yield
+            await platform.start()
+            try:
+                if grpc is not None:
+                    await grpc.start()
+                yield
+            finally:
+                if grpc is not None:
+                    await grpc.stop()
+                await platform.stop()
         finally:
-            if grpc is not None:
-                await grpc.stop()
-            await platform.stop()
+            if probes is not None:
+                await probes.stop()
 
     app = FastAPI(
         title="aimass",
@@ -93,6 +112,7 @@ def _control_plane(platform: Platform, inference: InferenceApp) -> FastAPI:
         redoc_url=None,
     )
     app.state.aimass = platform
+    app.state.probes = probes  # the probe listener, or None (tests read its port)
     install_error_handlers(app)
     install_docs(app)
     for module in (

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import resource
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +27,7 @@ import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from aimass.api.edge import REQUEST_ID_KEY
+from aimass.api.edge import REQUEST_ID_KEY, error_code
 from aimass.api.middleware import SECURITY_HEADERS
 
 # File descriptors kept for everything but client sockets: the database pool,
@@ -35,6 +37,9 @@ FD_RESERVE = 256
 OVER_CAP_WAIT_S = 1.0
 #: The paths answered past the connection cap: the probes, which cost nothing to answer.
 _PROBES = (b"/v2/health/live", b"/v2/health/ready")
+#: The paths the in-flight cap applies to: the inference routes (the probes excepted).
+_INFERENCE = (b"/v2/models/", b"/v1/")
+_PREDICT = (b"/api/v1/deployments/", b"/predict")
 
 
 def _raw_answer(status: bytes, message: bytes) -> bytes:
@@ -58,14 +63,39 @@ class ConnectionLimits:
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
     max_connections: int = 2000
+    #: Inference requests this process runs at once; past it a new one is answered 503 with
+    #: Retry-After before the app runs (0: no cap).
+    max_inflight: int = 0
 
 
 class ServerConfig(uvicorn.Config):
-    """uvicorn's config plus the connection limits, carried to every worker process."""
+    """uvicorn's config plus the connection limits, carried to every worker process.
+
+    Once the app is loaded (in the worker), its ``count_refusal(reason)``, if it has
+    one, is told of every request this layer refuses, so the refusals are metrics.
+    """
 
     def __init__(self, app: Any, *, limits: ConnectionLimits, **kwargs: Any) -> None:
         super().__init__(app, http=GuardedHttpToolsProtocol, **kwargs)
         self.limits = limits
+        self.count_refusal: Callable[[str], None] = _uncounted
+
+    def load(self) -> None:
+        """Load the app as uvicorn does, then find its refusal counter under the wrappers."""
+        super().load()
+        app = self.loaded_app
+        for _ in range(8):  # uvicorn's own middleware wraps it in at most a few layers
+            count = getattr(app, "count_refusal", None)
+            if count is not None:
+                self.count_refusal = count
+                return
+            app = getattr(app, "app", None)
+            if app is None:
+                return
+
+
+def _uncounted(reason: str) -> None:
+    """Count nothing (an app without a refusal counter)."""
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -77,6 +107,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._header_timeout_s = limits.header_timeout_s
         self._body_timeout_s = limits.body_timeout_s
         self._max_connections = limits.max_connections
+        self._max_inflight = limits.max_inflight
+        self._count_refusal: Callable[[str], None] = getattr(config, "count_refusal", _uncounted)
         self._header_timer: asyncio.TimerHandle | None = None
         self._in_headers = False
         self._body_timer: asyncio.TimerHandle | None = None
@@ -93,6 +125,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             # its descriptor comes back soon and the ones in use keep working; idle ones
             # free their places when their own deadline passes.
             self._over_cap = True
+            self._count_refusal("connections")
             self._header_timer = self.loop.call_later(OVER_CAP_WAIT_S, self._refuse)
             return
         self._arm()
@@ -111,7 +144,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._over_cap and self.url.split(b"?", 1)[0] not in _PROBES:
             self._refuse()
             return
-        super().on_headers_complete()
+        if (
+            self._max_inflight
+            and len(self.tasks) >= self._max_inflight
+            and _is_inference(self.url.split(b"?", 1)[0])
+        ):
+            # Past the in-flight cap: answered by a two-line app on this keep-alive
+            # connection, without the edge, auth or a model: refusing costs the loop
+            # little, so what is admitted keeps its latency.
+            app, self.app = self.app, _busy
+            try:
+                self._count_refusal("inflight")
+                super().on_headers_complete()
+            finally:
+                self.app = app
+        else:
+            super().on_headers_complete()
         self._body_pending = True
         self._body_seen = self.loop.time()
 
@@ -190,6 +238,33 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+def _is_inference(path: bytes) -> bool:
+    if path.startswith(_INFERENCE):
+        return True
+    return path.startswith(_PREDICT[0]) and path.rstrip(b"/").endswith(_PREDICT[1])
+
+
+async def _busy(scope: Any, receive: Any, send: Any) -> None:
+    """Answer 503 + Retry-After: the process runs as many inference requests as it may."""
+    request_id = uuid.uuid4().hex
+    message = "the server is at its in-flight request limit; try again soon"
+    if scope["path"].startswith(("/api/", "/v1/")):
+        error: object = {"code": error_code(503), "message": message, "request_id": request_id}
+    else:
+        error = message
+    body = orjson.dumps({"error": error})
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", b"1"),
+        (b"x-request-id", request_id.encode()),
+        (b"x-content-type-options", b"nosniff"),
+        *SECURITY_HEADERS,
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 def _body_too_slow(request_id: str, timeout: float) -> bytes:
     message = (
         f"the request body stopped arriving for {timeout:g} s; send it at once "
@@ -223,9 +298,11 @@ def raise_fd_limit() -> int:
 
 
 def connection_limits(
-    header_timeout_s: float, body_timeout_s: float, max_connections: int
+    header_timeout_s: float, body_timeout_s: float, max_connections: int, max_inflight: int = 0
 ) -> ConnectionLimits:
     """Limits for this process: the cap is kept below the open-file limit (raised first)."""
     soft = raise_fd_limit()
     room = max(16, soft - FD_RESERVE)
-    return ConnectionLimits(header_timeout_s, body_timeout_s, min(max_connections, room))
+    return ConnectionLimits(
+        header_timeout_s, body_timeout_s, min(max_connections, room), max_inflight
+    )

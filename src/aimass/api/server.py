@@ -14,6 +14,7 @@ from typing import Any
 
 from aimass.api.app import PlatformApp, create_app
 from aimass.api.connections import ServerConfig, connection_limits
+from aimass.api.probes import bind_probe_socket
 from aimass.artifacts.store import ArtifactStore
 from aimass.auth.service import bootstrap_admin
 from aimass.config import Settings, settings_env
@@ -97,7 +98,10 @@ def server_config(settings: Settings, app: Any, **options: Any) -> ServerConfig:
     not stall for ``body_timeout_s``.
     """
     limits = connection_limits(
-        settings.header_timeout_s, settings.body_timeout_s, settings.max_connections
+        settings.header_timeout_s,
+        settings.body_timeout_s,
+        settings.max_connections,
+        settings.max_inflight,
     )
     defaults: dict[str, Any] = {
         "host": settings.host,
@@ -162,6 +166,8 @@ def run_server(settings: Settings, demo: bool = False) -> None:
     console = Console(stderr=True)
     # Bind first: a taken port is one clear line, before anything is prepared or printed.
     sock = listen(settings.host, settings.port)
+    if settings.probe_port is not None:  # each worker binds it; say now if it is taken
+        check_free(settings.host, settings.probe_port)
     created = prepare(settings)
     if settings.auth:
         verb = "created" if created else "is"
@@ -219,6 +225,17 @@ def listen(host: str, port: int) -> socket.socket:
         ) from None
     sock.set_inheritable(True)
     return sock
+
+
+def check_free(host: str, port: int) -> None:
+    """Exit with one line if ``host:port`` cannot be bound (the probe port, before start)."""
+    try:
+        bind_probe_socket(host, port, reuse_port=False).close()
+    except OSError as exc:
+        raise SystemExit(
+            f"error: cannot listen on {host}:{port} for the probes: {exc.strerror or exc} "
+            "(choose another --probe-port)"
+        ) from None
 
 
 def _serve(config: ServerConfig, sock: socket.socket) -> None:

@@ -73,6 +73,14 @@ def server(
             "(env AIMASS_GRPC_PORT; needs the grpc extra; default off)."
         ),
     ] = None,
+    probe_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Also answer /v2/health/live and /ready on this port, off the serving loop, "
+            "e.g. 8082: point liveness and readiness probes there "
+            "(env AIMASS_PROBE_PORT; default off).",
+        ),
+    ] = None,
     home: HomeOpt = None,
     database_url: DatabaseOpt = None,
     artifacts: Annotated[
@@ -149,6 +157,7 @@ def server(
             port=port,
             workers=workers,
             grpc_port=grpc_port,
+            probe_port=probe_port,
             home=home,
             database_url=database_url,
             artifacts=artifacts,

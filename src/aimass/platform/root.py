@@ -93,6 +93,7 @@ class Platform:
             interval=settings.reconcile_interval,
             freeze_gc=settings.tune_gc,
             combiners=registries.fusion_strategies,
+            max_queue_wait_s=settings.max_queue_wait_s or None,
         )
         self.services.add(self.reconciler, "every", topics=("deployments",))
         #: Answered predictions, sampled, queued here and written by the writer loop.

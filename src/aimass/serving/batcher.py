@@ -46,7 +46,9 @@ class Batcher(Generic[T, R]):
     future of that batch fails with the exception. ``close()`` refuses new items,
     runs every item already queued, then stops. With ``max_queue``, a ``put`` that
     finds that many items waiting raises ``Overloaded`` at once (the items of the
-    batch that runs do not count). A sync handler runs in a
+    batch that runs do not count). With ``max_wait_s``, an item that waited longer
+    than that for its batch is not run: its future fails with ``Overloaded``
+    (reason ``queue_wait``), so what does run waited at most that long. A sync handler runs in a
     dedicated single thread, so the event loop keeps serving while it works.
     The batcher starts lazily on the first ``put``, on that caller's event loop.
     """
@@ -60,6 +62,7 @@ class Batcher(Generic[T, R]):
         close_when_idle: bool = True,
         name: str = "batcher",
         max_queue: int | None = None,
+        max_wait_s: float | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
@@ -70,6 +73,9 @@ class Batcher(Generic[T, R]):
         if max_queue is not None and max_queue < 1:
             raise ValueError("max_queue must be at least 1")
         self.max_queue = max_queue
+        if max_wait_s is not None and max_wait_s <= 0:
+            raise ValueError("max_wait_s must be positive")
+        self.max_wait_s = max_wait_s
         self.close_when_idle = close_when_idle
         self.name = name
         self.observer: BatchObserver | None = None
@@ -215,9 +221,15 @@ class Batcher(Generic[T, R]):
         futures: list[asyncio.Future[R]] = []
         waits: list[float] = []
         now = loop.time()
+        oldest = None if self.max_wait_s is None else now - self.max_wait_s
         while queue and len(items) < self.max_batch_size:
             item, future, queued_at = queue.popleft()
             if future.done():  # cancelled: its caller has gone away
+                continue
+            if oldest is not None and queued_at < oldest:
+                # Its caller has waited past the bound: refuse it now rather than
+                # answer it late, and keep the model for requests that can still be on time.
+                future.set_exception(_waited_too_long(self.max_wait_s))
                 continue
             items.append(item)
             futures.append(future)
@@ -256,6 +268,13 @@ class Batcher(Generic[T, R]):
                 observer(len(items), waits)
             except Exception:
                 log.exception("batch observer of %s failed", self.name)
+
+
+def _waited_too_long(max_wait_s: float | None) -> Overloaded:
+    return Overloaded(
+        f"the request waited over {max_wait_s:g} s for the model; try again soon",
+        reason="queue_wait",
+    )
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

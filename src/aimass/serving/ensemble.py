@@ -158,6 +158,7 @@ class EnsembleRunner(ModelRunner):
         max_delay_ms: float = 2.0,
         name: str = "ensemble",
         max_queue: int | None = None,
+        max_wait_s: float | None = None,
     ) -> None:
         predictor = EnsemblePredictor(members, strategy=strategy, meta=meta, sequence=sequence)
         self.ensemble = predictor
@@ -168,6 +169,7 @@ class EnsembleRunner(ModelRunner):
             max_delay_ms,
             name=name,
             max_queue=max_queue,
+            max_wait_s=max_wait_s,
         )
 
     @property

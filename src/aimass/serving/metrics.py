@@ -165,8 +165,17 @@ class InferenceMetrics:
         self.rejected = Counter(
             "aimass_inference_rejected",
             "Inference requests refused before reaching the model, by reason (queue_full: "
-            "the deployment's queue held max_queue requests; answered 429).",
+            "the deployment's queue held max_queue requests; queue_wait: the request waited "
+            "past max_queue_wait_s for its batch; both answered 429).",
             [*_LABELS, "reason"],
+            registry=self.registry,
+        )
+        self.refused = Counter(
+            "aimass_http_refused",
+            "Requests the server refused before its app ran, by reason (inflight: the "
+            "process ran max_inflight inference requests, answered 503 with Retry-After; "
+            "connections: past max_connections, answered 503 and closed).",
+            ["reason"],
             registry=self.registry,
         )
         self.request_seconds = Histogram(

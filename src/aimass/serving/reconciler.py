@@ -79,8 +79,11 @@ class DeploymentReconciler(LoopService):
         interval: float = 0.5,
         freeze_gc: bool = False,
         combiners: Registry[FusionStrategy] | None = None,
+        max_queue_wait_s: float | None = None,
     ) -> None:
         super().__init__(interval)
+        #: A request that waited longer for its model's batch is refused (429), not run.
+        self.max_queue_wait_s = max_queue_wait_s
         #: The fusion strategies an ensemble deployment may name.
         self.combiners = combiners
         self.freeze_gc = freeze_gc
@@ -173,7 +176,12 @@ class DeploymentReconciler(LoopService):
                 # An ensemble batches once for all its members: they need no batcher.
                 size = 1 if item.combiner is not None else batching.max_batch_size
                 runner = ModelRunner(
-                    predictor, signature, size, batching.max_delay_ms, max_queue=batching.max_queue
+                    predictor,
+                    signature,
+                    size,
+                    batching.max_delay_ms,
+                    max_queue=batching.max_queue,
+                    max_wait_s=self.max_queue_wait_s,
                 )
                 served.append(
                     ServedVersion(
@@ -240,6 +248,7 @@ class DeploymentReconciler(LoopService):
             max_delay_ms=item.batching.max_delay_ms,
             name=item.name,
             max_queue=item.batching.max_queue,
+            max_wait_s=self.max_queue_wait_s,
         )
         return ServedVersion(
             model=item.name,

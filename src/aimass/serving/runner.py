@@ -102,6 +102,7 @@ class ModelRunner:
         *,
         name: str = "model",
         max_queue: int | None = None,
+        max_wait_s: float | None = None,
     ) -> None:
         self.predictor = predictor
         #: Requests that may wait for the model before ``infer`` raises ``Overloaded``.
@@ -142,6 +143,7 @@ class ModelRunner:
                 max_delay_ms / 1000.0,
                 name=f"aimass-batch-{name}",
                 max_queue=max_queue,
+                max_wait_s=max_wait_s,
             )
             self._batcher.observer = self._observe
 

@@ -448,8 +448,8 @@ class InferenceApp:
             except InvalidInput as exc:
                 metrics.request(400, None)
                 raise HTTPError(400, exc.message) from None
-            except Overloaded as exc:  # the deployment's queue is full: shed, fast
-                raise _shed(metrics, name, exc.message) from None
+            except Overloaded as exc:  # the queue is full, or the request waited too long
+                raise _shed(metrics, name, exc.message, exc.reason) from None
             except Unavailable as exc:  # a sandboxed model's host stopped or timed out
                 metrics.request(503, None)
                 raise HTTPError(503, exc.message) from None
@@ -600,10 +600,11 @@ def _allow(method: str, allowed: str) -> None:
         raise HTTPError(405, f"method {method[:16]} is not allowed here; use {allowed}")
 
 
-def _shed(metrics: VersionMetrics, name: str, why: str) -> HTTPError:
-    """Count a request refused because the deployment's queue is full; its 429."""
+def _shed(metrics: VersionMetrics, name: str, why: str, reason: str = "queue_full") -> HTTPError:
+    """Count a request refused because the deployment's queue is full (or it waited too
+    long in it); its 429."""
     metrics.request(429, None)
-    metrics.reject("queue_full")
+    metrics.reject(reason)
     return HTTPError(429, f"model {_quote(name)} is overloaded: {why}")
 
 
