@@ -187,11 +187,12 @@ def list_jobs(
     ``after`` pages by keyset: only jobs older than the job with that id (the last
     one of the previous page), which an index answers however deep the page is.
     """
-    stmt = (
-        select(JobRow)
-        .join(ProjectRow, JobRow.project_id == ProjectRow.id)
-        .where(ProjectRow.name == project)
-    )
+    # The project is compared as a value (a scalar subquery), not joined: with the join,
+    # SQLite's planner loops over projects first and sorts every one of the project's
+    # jobs to find the newest 50 (a temporary B-tree, ~40-200 ms at 100,000 jobs); as a
+    # value it walks a (project_id, [filter,] id) index backwards and stops at the limit.
+    project_id = select(ProjectRow.id).where(ProjectRow.name == project).scalar_subquery()
+    stmt = select(JobRow).where(JobRow.project_id == project_id)
     if state is not None:
         stmt = stmt.where(JobRow.state == state)
     if kind is not None:

@@ -328,10 +328,11 @@ class JobRow(Base):
     # The scheduler's queue scan: state, then priority desc, then FIFO.
     __table_args__ = (
         Index("ix_jobs_queue", "state", "priority", "created_at"),
-        # The keyset-paged list: a project's jobs newest first, all or by state or entry.
+        # The keyset-paged list: a project's jobs newest first, all or by state, entry or kind.
         Index("ix_jobs_project_id_id", "project_id", "id"),
         Index("ix_jobs_project_state_id", "project_id", "state", "id"),
         Index("ix_jobs_project_entry_id", "project_id", "entry", "id"),
+        Index("ix_jobs_project_kind_id", "project_id", "kind", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
