@@ -262,8 +262,11 @@ def _table(records: list[_Record], rows: NDArray[Any], columns: dict[str, Any]) 
     return pa.table(arrays)
 
 
-def to_table(records: list[_Record]) -> pa.Table:
+def to_tables(records: list[_Record]) -> list[pa.Table]:
     """One row per predicted row: meta columns, inputs by feature, ``prediction``, ``proba_<j>``.
+
+    One table, or one per version and tensor names when a column's type differs
+    between them (a version whose ``prediction`` is a label, another's a number).
 
     Records are grouped by the version that answered (its ``Served``) and tensor
     names, and each column of a group is one ``np.concatenate`` across its records,
@@ -295,9 +298,12 @@ def to_table(records: list[_Record]) -> pa.Table:
             rows = np.array([len(next(iter(d.values()))) for d in datas], dtype=np.int64)
             joined = {k: np.concatenate([d[k] for d in datas]) for k in datas[0]}
             tables.append(_table(kept, rows, joined))
-    if not tables:
-        return pa.table({name: pa.array([], pa.null()) for name in META})
-    return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+    if len(tables) < 2:
+        return tables
+    try:
+        return [pa.concat_tables(tables, promote_options="permissive")]
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return tables
 
 
 def hour_folder(moment: datetime) -> str:
@@ -337,12 +343,12 @@ class PredictionLogWriter(LoopService):
             groups.setdefault(key, []).append(record)
         written = 0
         for (project, deployment, hour), group in groups.items():
-            buffer = io.BytesIO()
-            pq.write_table(to_table(group), buffer)
             folder = hour_folder(datetime.fromtimestamp(hour * 3600, UTC))
-            self.store.put(
-                self.store.new_key(PREFIX, project, deployment, folder), [buffer.getvalue()]
-            )
+            for table in to_tables(group):
+                buffer = io.BytesIO()
+                pq.write_table(table, buffer)
+                name = self.store.new_key(PREFIX, project, deployment, folder)
+                self.store.put(name, [buffer.getvalue()])
             written += len(group)
         self.queue.written += written
         if self.queue.metrics is not None:
