@@ -9,11 +9,12 @@ regression, in-process, auth off), one with prediction logging off and one at
 (off, on, off, on, ...), with ``--concurrency`` keep-alive clients against the
 JSON predict route for ``--seconds`` each; after an "on" window it waits for the
 log's queue to empty, so the writer's work lands in that window, not the next.
-It prints each window's requests per second and the medians' ratio. Then the
-servers are stopped (SIGTERM: the writer drains its queue) and the rows in the
-Parquet log are counted against the requests answered. Last, it times
-``NodeCollector``'s scrape and prints its CPU cost as a share of one core at a
-5 s interval.
+It prints each window's requests per second and the server's CPU time per
+request (all its threads, the writer's too: less sensitive to a busy machine than
+the rate), and the medians' ratios. Then the servers are stopped (SIGTERM: the
+writer drains its queue) and the rows in the Parquet log are counted against the
+requests answered. Last, it times ``NodeCollector``'s scrape and prints its CPU
+cost as a share of one core at a 5 s interval.
 
 Soak (``--rate``): one server at 100 % sampling driven at a fixed rate (open loop,
 at most ``--concurrency`` requests in flight) for ``--duration``
@@ -154,6 +155,14 @@ def _drained(url: str, timeout: float = 60.0) -> None:
         time.sleep(0.2)
 
 
+def _cpu(process: subprocess.Popen[bytes]) -> float:
+    """CPU seconds the server has used, all its threads (the writer's too)."""
+    import psutil
+
+    times = psutil.Process(process.pid).cpu_times()
+    return float(times.user + times.system)
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=120)
@@ -162,6 +171,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def _cost(home: Path, seconds: float, runs: int, concurrency: int) -> None:
     servers: dict[float, tuple[str, subprocess.Popen[bytes]]] = {}
     rates: dict[float, list[float]] = {0.0: [], 1.0: []}
+    costs: dict[float, list[float]] = {0.0: [], 1.0: []}
     answered = 0
     try:
         for sample in (0.0, 1.0):
@@ -175,15 +185,18 @@ def _cost(home: Path, seconds: float, runs: int, concurrency: int) -> None:
         _drained(on_url)
         for run in range(runs):
             for sample in (0.0, 1.0):
-                url = servers[sample][0]
+                url, process = servers[sample]
+                cpu = _cpu(process)
                 started = time.perf_counter()
                 done = asyncio.run(_load(url, seconds, concurrency))
                 rates[sample].append(done / (time.perf_counter() - started))
                 if sample:
                     answered += done
                     _drained(url)
+                costs[sample].append((_cpu(process) - cpu) / done * 1e6)
                 label = "100%" if sample else "off "
-                print(f"run {run + 1} logging {label}: {rates[sample][-1]:8.0f} req/s", flush=True)
+                print(f"run {run + 1} logging {label}: {rates[sample][-1]:8.0f} req/s, "
+                      f"server CPU {costs[sample][-1]:6.1f} us a request", flush=True)  # fmt: skip
         dropped = _metric(on_url, "aimass_prediction_log_dropped_total")
     finally:
         for _, process in servers.values():
@@ -193,6 +206,9 @@ def _cost(home: Path, seconds: float, runs: int, concurrency: int) -> None:
     print(f"prediction logging off:  {off:8.0f} req/s, median of {runs} (c={concurrency})")
     change = (on / off - 1) * 100
     print(f"prediction logging 100%: {on:8.0f} req/s, median of {runs} ({change:+.1f} %)")
+    cpu_off, cpu_on = statistics.median(costs[0.0]), statistics.median(costs[1.0])
+    print(f"server CPU a request: {cpu_off:.1f} us off, {cpu_on:.1f} us at 100% "
+          f"({(cpu_on / cpu_off - 1) * 100:+.1f} %), medians")  # fmt: skip
     print(f"requests answered 200: {answered}, rows logged: {logged}, dropped: {dropped:.0f}")
 
 
