@@ -1,16 +1,30 @@
-"""What prediction logging costs the inference path, and what node metrics cost a core.
+"""What prediction logging costs the inference path, whether it loses records, and node metrics.
 
-    .venv/bin/python benchmarks/monitoring/logging_cost.py [--seconds 20] [--concurrency 64]
+    .venv/bin/python benchmarks/monitoring/logging_cost.py [--seconds 20 --runs 3 --concurrency 64]
+    .venv/bin/python benchmarks/monitoring/logging_cost.py --rate 2000 --duration 600   # the soak
 
-Starts ``aimass server`` twice on a fresh home (a tiny ONNX logistic regression, in-process,
-auth off): once with prediction logging off, once at 100 % sampling. Each run
-drives ``--concurrency`` keep-alive clients against the JSON predict route for
-``--seconds`` and prints requests per second; after the logging run the server is
-stopped (SIGTERM: the writer drains its queue) and the rows in the Parquet log
-are counted against the requests answered. Then it times ``NodeCollector``'s
-scrape and prints its CPU cost as a share of one core at a 5 s interval.
-The load generator runs on the same machine: compare the two figures with each
-other, not with other machines.
+Cost: starts two ``aimass server`` processes on fresh homes (a tiny ONNX logistic
+regression, in-process, auth off), one with prediction logging off and one at
+100 % sampling, and drives them in turn, ``--runs`` windows each, interleaved
+(off, on, off, on, ...), with ``--concurrency`` keep-alive clients against the
+JSON predict route for ``--seconds`` each; after each window it waits a flush
+interval and more (and after an "on" window until the log's queue is empty), so
+the writer's work lands in its window, and both count the same idle time.
+It prints each window's requests per second and the server's CPU time per
+request (all its threads, the writer's too: less sensitive to a busy machine than
+the rate), and the medians' ratios. Then the servers are stopped (SIGTERM: the
+writer drains its queue) and the rows in the Parquet log are counted against the
+requests answered. Last, it times ``NodeCollector``'s scrape and prints its CPU
+cost as a share of one core at a 5 s interval.
+
+Soak (``--rate``): one server at 100 % sampling driven at a fixed rate (open loop,
+at most ``--concurrency`` requests in flight) for ``--duration``
+seconds; it prints the rate answered each minute, then stops the server and
+compares the requests answered with the rows logged and the records dropped (the
+server's ``aimass_prediction_log_dropped_total``).
+
+The load generator runs on the same machine: compare figures of one run with each
+other, not with other machines, and say the load (``uptime``) beside them.
 """
 
 from __future__ import annotations
@@ -20,14 +34,19 @@ import asyncio
 import io
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
 import numpy as np
+
+#: The servers' prediction-log flush interval (AIMASS_PREDICTION_LOG_FLUSH_S, its default).
+FLUSH_S = 1.0
 
 
 def _port() -> int:
@@ -53,7 +72,7 @@ def _start(home: Path, port: int, sample: float) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # a shared machine can be slow to start it
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready").status_code == 200:
@@ -83,7 +102,7 @@ def _deploy(url: str) -> None:
         if not client.deployments.list():
             client.models.log("tiny", onnx_model)
             client.deployments.create("tiny", version=1)
-        client.deployments.wait_ready("tiny", timeout=60)
+        client.deployments.wait_ready("tiny", timeout=300)
 
 
 async def _load(url: str, seconds: float, concurrency: int) -> int:
@@ -126,22 +145,159 @@ def _logged_rows(artifacts: Path) -> int:
     )
 
 
-def _run(home: Path, sample: float, seconds: float, concurrency: int) -> tuple[float, int]:
+def _metric(url: str, name: str) -> float:
+    """One sample of the server's Prometheus metrics (0 when it is not there)."""
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def _drained(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while _metric(url, "aimass_prediction_log_queue_depth") and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def _cpu(process: subprocess.Popen[bytes]) -> float:
+    """CPU seconds the server has used, all its threads (the writer's too)."""
+    import psutil
+
+    times = psutil.Process(process.pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=120)
+
+
+def _cost(home: Path, seconds: float, runs: int, concurrency: int) -> None:
+    servers: dict[float, tuple[str, subprocess.Popen[bytes]]] = {}
+    rates: dict[float, list[float]] = {0.0: [], 1.0: []}
+    costs: dict[float, list[float]] = {0.0: [], 1.0: []}
+    answered = 0
+    try:
+        for sample in (0.0, 1.0):
+            port = _port()
+            servers[sample] = (f"http://127.0.0.1:{port}", _start(home / str(sample), port, sample))
+            _deploy(servers[sample][0])
+        on_url = servers[1.0][0]
+        for sample in (0.0, 1.0):  # warm both: imports, first batches, the first Parquet file
+            done = asyncio.run(_load(servers[sample][0], 5.0, concurrency))
+            answered += done if sample else 0
+        _drained(on_url)
+        for run in range(runs):
+            for sample in (0.0, 1.0):
+                url, process = servers[sample]
+                cpu = _cpu(process)
+                started = time.perf_counter()
+                done = asyncio.run(_load(url, seconds, concurrency))
+                rates[sample].append(done / (time.perf_counter() - started))
+                time.sleep(FLUSH_S + 0.5)  # both: the same idle time in each CPU window
+                if sample:
+                    answered += done
+                    _drained(url)
+                costs[sample].append((_cpu(process) - cpu) / done * 1e6)
+                label = "100%" if sample else "off "
+                print(f"run {run + 1} logging {label}: {rates[sample][-1]:8.0f} req/s, "
+                      f"server CPU {costs[sample][-1]:6.1f} us a request", flush=True)  # fmt: skip
+        dropped = _metric(on_url, "aimass_prediction_log_dropped_total")
+    finally:
+        for _, process in servers.values():
+            _stop(process)
+    off, on = statistics.median(rates[0.0]), statistics.median(rates[1.0])
+    logged = _logged_rows(home / "1.0" / "artifacts")
+    print(f"prediction logging off:  {off:8.0f} req/s, median of {runs} (c={concurrency})")
+    change = (on / off - 1) * 100
+    print(f"prediction logging 100%: {on:8.0f} req/s, median of {runs} ({change:+.1f} %)")
+    cpu_off, cpu_on = statistics.median(costs[0.0]), statistics.median(costs[1.0])
+    print(f"server CPU a request: {cpu_off:.1f} us off, {cpu_on:.1f} us at 100% "
+          f"({(cpu_on / cpu_off - 1) * 100:+.1f} %), medians")  # fmt: skip
+    print(f"requests answered 200: {answered}, rows logged: {logged}, dropped: {dropped:.0f}")
+
+
+async def _drive(
+    url: str, rate: float, seconds: float, concurrency: int
+) -> tuple[int, Counter[str], int]:
+    """Requests sent at ``rate`` a second for ``seconds``: (answered 200, the others, late).
+
+    Open loop: request i leaves at start + i / rate unless ``concurrency`` are in
+    flight; one that leaves over 50 ms after its time is counted late, so a server
+    (or client) that cannot keep up shows as late requests and a lower rate. It
+    stops sending after ``seconds``, however many left.
+    """
+    import aiohttp
+
+    body = b'{"inputs": [[0.1, -0.2, 0.3, 0.4]]}'
+    headers = {"content-type": "application/json"}
+    answered = late = 0
+    failed: Counter[str] = Counter()
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(session: aiohttp.ClientSession) -> None:
+        nonlocal answered
+        try:
+            async with session.post(
+                f"{url}/api/v1/deployments/tiny/predict", data=body, headers=headers
+            ) as reply:
+                await reply.read()
+                if reply.status == 200:
+                    answered += 1
+                else:
+                    failed[str(reply.status)] += 1
+        except aiohttp.ClientError as exc:
+            failed[type(exc).__name__] += 1
+        finally:
+            slots.release()
+
+    tasks: set[asyncio.Task[None]] = set()
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        start = time.monotonic()
+        minute, last = start + 60, 0
+        i = 0
+        while time.monotonic() - start < seconds:
+            wait = start + i / rate - time.monotonic()
+            i += 1
+            if wait > 0:
+                await asyncio.sleep(wait)
+            elif wait < -0.05:
+                late += 1
+            await slots.acquire()
+            task = asyncio.create_task(one(session))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            if time.monotonic() >= minute:
+                print(f"  {minute - start:4.0f} s: {(answered - last) / 60:6.0f} req/s answered")
+                minute, last = minute + 60, answered
+        await asyncio.gather(*tasks)
+    return answered, failed, late
+
+
+def _soak(home: Path, rate: float, seconds: float, concurrency: int) -> None:
     port = _port()
     url = f"http://127.0.0.1:{port}"
-    process = _start(home, port, sample)
+    process = _start(home, port, 1.0)
     try:
         _deploy(url)
-        warm = asyncio.run(_load(url, 2.0, concurrency))
+        warm = asyncio.run(
+            _load(url, 5.0, 8)
+        )  # warm: imports, first batches, the first Parquet file
+        _drained(url)
         started = time.perf_counter()
-        answered = asyncio.run(_load(url, seconds, concurrency))
-        rate = answered / (time.perf_counter() - started)
+        answered, failed, late = asyncio.run(_drive(url, rate, seconds, concurrency))
+        took = time.perf_counter() - started
+        dropped = _metric(url, "aimass_prediction_log_dropped_total")
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
-    if not sample:
-        return rate, 0
-    return rate, _logged_rows(home / "artifacts") - (warm + answered)
+        _stop(process)
+    logged = _logged_rows(home / "artifacts") - warm
+    sent = answered + sum(failed.values())
+    print(f"soak: {sent} requests in {took:.0f} s = {sent / took:.0f} req/s (asked {rate:.0f}); "
+          f"{late} left over 50 ms late")  # fmt: skip
+    print(f"answered 200: {answered}, other outcomes: {dict(failed) or 'none'}")
+    print(f"rows logged: {logged}, dropped: {dropped:.0f}")
+    print(f"answered - logged - dropped: {answered - logged - dropped:.0f}")
 
 
 def _node_cost(scrapes: int = 50) -> float:
@@ -161,15 +317,17 @@ def _node_cost(scrapes: int = 50) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=20.0, help="each cost window")
+    parser.add_argument("--runs", type=int, default=3, help="cost windows per setting")
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rate", type=float, help="soak: requests a second (open loop)")
+    parser.add_argument("--duration", type=float, default=600.0, help="soak: seconds")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        off, _ = _run(Path(folder) / "off", 0.0, args.seconds, args.concurrency)
-        on, missing = _run(Path(folder) / "on", 1.0, args.seconds, args.concurrency)
-    print(f"prediction logging off:  {off:8.0f} req/s (c={args.concurrency})")
-    print(f"prediction logging 100%: {on:8.0f} req/s ({(on / off - 1) * 100:+.1f} %)")
-    print(f"logged rows minus requests answered 200: {missing}")
+        if args.rate:
+            _soak(Path(folder), args.rate, args.duration, args.concurrency)
+            return
+        _cost(Path(folder), args.seconds, args.runs, args.concurrency)
     print(f"node metrics: {_node_cost() * 100:.3f} % of one core at a 5 s interval")
 
 

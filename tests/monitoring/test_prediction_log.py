@@ -62,3 +62,31 @@ def test_the_writer_writes_one_row_per_predicted_row(tmp_path: Path) -> None:
     assert frame["_version"].unique().tolist() == [3]
     keys = store.list_keys("predictions/default/iris")
     assert all(key.count("/") == 4 for key in keys)  # predictions/<project>/<dep>/<hour>/<file>
+
+
+def test_records_that_do_not_line_up_keep_their_own_columns(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path))
+    log = PredictionLog(sample=1.0)
+    other = Served("default", "iris", "iris", 4, None, "label", "probabilities")
+    _record(log, "a", rows=2)
+    # A scalar output is not logged; a tensor shorter than the record's rows is left out of it.
+    log.record(
+        SERVED, "b", {"input": np.ones((3, 4))}, {"label": np.arange(3), "n": np.int64(3)}, 0.1
+    )
+    log.record(
+        SERVED,
+        "c",
+        {"input": np.ones((1, 4))},
+        {"label": np.arange(1), "probabilities": np.ones((0, 2))},
+        0.1,
+    )
+    log.record(other, "d", {"x": np.arange(2.0)}, {"label": np.array(["yes", "no"])}, 0.1)
+    asyncio.run(PredictionLogWriter(log, store).run_once())
+    frame = read_log(store, "default", "iris").set_index(["_request_id", "_row"])
+    assert len(frame) == 2 + 3 + 1 + 2 and log.written == 4
+    assert frame.loc[("a", 1), "proba_1"] == 0.5 and frame.loc[("a", 1), "input_3"] == 7.0
+    assert frame.loc[("b", 2), "prediction"] == 2 and np.isnan(frame.loc[("b", 2), "proba_0"])
+    assert "output.n" not in frame.columns and "output.n_0" not in frame.columns
+    assert np.isnan(frame.loc[("c", 0), "proba_0"]) and frame.loc[("c", 0), "input_0"] == 1.0
+    assert frame.loc[("d", 1), "x"] == 1.0 and frame.loc[("d", 1), "_version"] == 4
+    assert frame.loc[("d", 0), "prediction"] == "yes"

@@ -33,7 +33,7 @@ from aimass.api.inference.openai import Completion, embeddings, model_answer, mo
 from aimass.auth.cache import AuthCache
 from aimass.auth.entities import Principal
 from aimass.errors import AimassError, InvalidInput, Overloaded, Unauthenticated, Unavailable
-from aimass.monitoring.prediction_log import PredictionLog, Served
+from aimass.monitoring.prediction_log import PredictionLog
 from aimass.serving.batcher import BatcherClosed
 from aimass.serving.generation import GenerationLimits, Generations
 from aimass.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -519,11 +519,12 @@ class InferenceApp:
         started: float,
     ) -> None:
         """Queue the answered prediction in the prediction log (sampled, never waits)."""
-        if self.prediction_log is None:
+        log = self.prediction_log
+        if log is None:
             return
         runner = served.runner
-        self.prediction_log.record(
-            Served(
+        log.record(
+            log.served(
                 deployment.project, deployment.name, served.model, served.version,
                 served.signature, runner.predict_output, runner.proba_output,
             ),
