@@ -115,23 +115,33 @@ class _Pending:
     A plugin that hangs is abandoned (it keeps its thread, not the host). Its
     deadline counts from when its thread started, so plugins load side by side
     and a slow one costs the start its own timeout once, not added to the others.
+    One that took longer than its timeout fails even if it ended before it was
+    asked for, so the outcome does not hang on how long the host took meanwhile.
     """
 
     def __init__(self, entry_point: EntryPoint, timeout_s: float) -> None:
         self.timeout_s = timeout_s
-        self.started = time.perf_counter()
         self.attempt = _Attempt()
+        self.started = time.perf_counter()
+        self.seconds: float | None = None
         self.worker = threading.Thread(
-            target=_register, args=(entry_point, self.attempt), name=f"plugin {entry_point.name}"
+            target=self._run, args=(entry_point,), name=f"plugin {entry_point.name}"
         )
         self.worker.daemon = True
         self.worker.start()
 
-    def result(self) -> _Attempt:
+    def _run(self, entry_point: EntryPoint) -> None:
+        _register(entry_point, self.attempt)
+        self.seconds = time.perf_counter() - self.started
+
+    def result(self) -> tuple[_Attempt, float]:
+        """How it went, and how long it took (or had taken when it was abandoned)."""
         self.worker.join(max(0.0, self.started + self.timeout_s - time.perf_counter()))
-        if self.worker.is_alive():
-            return _Attempt(error=f"timed out: import and register took over {self.timeout_s:g} s")
-        return self.attempt
+        seconds = self.seconds
+        if seconds is None or seconds > self.timeout_s:
+            error = f"timed out: import and register took over {self.timeout_s:g} s"
+            return _Attempt(error=error), seconds or time.perf_counter() - self.started
+        return self.attempt, seconds
 
 
 def _merge(staging: Registries, into: Registries) -> dict[str, list[str]]:
@@ -186,8 +196,7 @@ class PluginLoad:
             attempt = _Attempt()
             _register(entry_point, attempt)
             return attempt, time.perf_counter() - started
-        attempt = pending.result()
-        return attempt, time.perf_counter() - pending.started
+        return pending.result()
 
     def result(self, *, strict: bool = False) -> Registries:
         """The registries with every plugin that loaded; ``statuses`` says how each went.
