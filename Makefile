@@ -35,7 +35,9 @@ $(VENV)/.core: pyproject.toml
 	@# uv makes the venv (with pip in it, for the extras) in a second; venv's ensurepip takes longer.
 	@test -x $(BIN)/python || { test -x "$(UV)" && $(UV) venv -q --seed -p $(PYTHON) $(VENV); } \
 		|| $(PYTHON) -m venv $(VENV)
-	@if test -x "$(UV)"; then $(UV) pip install -q --python $(BIN)/python -e .; \
+	@# Compiled bytecode, as pip leaves it: without it every start compiles fastapi, SQLAlchemy,
+	@# pydantic... again (benchmarks/plugins/start_time.py: about 3x the start's CPU time).
+	@if test -x "$(UV)"; then $(UV) pip install -q --compile-bytecode --python $(BIN)/python -e .; \
 		else $(BIN)/python -m pip install -q -e .; fi
 	@touch $@
 

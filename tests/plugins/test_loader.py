@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import textwrap
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -12,6 +13,7 @@ from aimass.plugins import (
     CONTRACT_VERSION,
     GROUP,
     PluginError,
+    PluginLoad,
     PluginWarning,
     load_plugins,
 )
@@ -62,6 +64,19 @@ def register_bad_cleaner(registries):
 
 def register_hangs(registries):
     threading.Event().wait()
+
+
+MET = threading.Event()
+
+
+def register_waits(registries):
+    if not MET.wait(10):  # only another plugin, loading at the same time, sets it
+        raise TimeoutError("nobody came")
+    registries.fusion_strategies.register(Mean())
+
+
+def register_meets(registries):
+    MET.set()
 """
 
 
@@ -190,3 +205,33 @@ def test_a_name_taken_by_a_builtin_refuses_the_whole_plugin(
         registries = load_plugins([_ep("taker", "acme_taker:register"), BUILTIN])
 
     assert len(registries.fusion_strategies) == 0  # nothing of it was merged
+
+
+def test_plugins_load_side_by_side(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _plugin(tmp_path, monkeypatch)
+    # "waits" goes first and returns only once "meets" has run: one at a time, it would time out.
+    plugins = [
+        _ep("a-waits", f"{module}:register_waits"),
+        _ep("b-meets", f"{module}:register_meets"),
+    ]
+
+    registries = load_plugins(plugins, timeout_s=30)
+
+    assert [(s.name, s.status, s.reason) for s in registries.statuses] == [
+        ("a-waits", "ok", None),
+        ("b-meets", "ok", None),
+    ]
+    assert "acme.mean" in registries.fusion_strategies
+
+
+def test_a_plugin_load_starts_when_made_not_when_its_result_is_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = _plugin(tmp_path, monkeypatch)
+
+    load = PluginLoad([_ep("meets", f"{module}:register_meets"), BUILTIN], timeout_s=30)
+    assert importlib.import_module(module).MET.wait(30)  # registered while the host went on
+    registries = load.result()
+
+    assert [s.status for s in registries.statuses] == ["ok", "ok"]
+    assert "onnx" in registries.flavors.names()

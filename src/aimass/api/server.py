@@ -20,7 +20,7 @@ from aimass.auth.service import bootstrap_admin
 from aimass.config import Settings, settings_env
 from aimass.errors import InvalidInput
 from aimass.platform import Platform
-from aimass.plugins import PluginError, load_plugins
+from aimass.plugins import PluginError, PluginLoad, load_plugins
 from aimass.store.db import Database
 from aimass.store.references import OrphanSweeper
 
@@ -142,10 +142,10 @@ def create_app_from_env() -> PlatformApp:
     return app
 
 
-def _platform(settings: Settings) -> Platform:
+def _platform(settings: Settings, plugins: PluginLoad | None = None) -> Platform:
     """The platform; in strict plugin mode a failed plugin exits with one line saying why."""
     try:
-        return Platform.from_settings(settings)
+        return Platform.from_settings(settings, plugins)
     except PluginError as exc:
         raise SystemExit(f"error: {exc}") from None
 
@@ -159,8 +159,11 @@ def ui_line(url: str) -> str:
     return f"web UI not built: run `{BUILD_COMMAND}`; {url}/ says so meanwhile"
 
 
-def run_server(settings: Settings, demo: bool = False) -> None:
-    """Prepare, optionally seed the demo, and serve until interrupted."""
+def run_server(settings: Settings, demo: bool = False, plugins: PluginLoad | None = None) -> None:
+    """Prepare, optionally seed the demo, and serve until interrupted.
+
+    ``plugins``: the plugins' load, started early by the caller (one worker only).
+    """
     from rich.console import Console
 
     console = Console(stderr=True)
@@ -184,7 +187,7 @@ def run_server(settings: Settings, demo: bool = False) -> None:
     console.print(ui_line(url), highlight=False)
     if settings.workers == 1:
         install_system_log(settings)
-        app = create_app(_platform(settings))
+        app = create_app(_platform(settings, plugins))
         if settings.tune_gc:
             tune_gc()
         _serve(server_config(settings, app), sock)

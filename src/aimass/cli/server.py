@@ -11,6 +11,7 @@ from aimass.cli._session import errors_as_exit, print_json, stdout_console
 
 if TYPE_CHECKING:
     from aimass.config import Settings
+    from aimass.plugins import PluginLoad
 
 db_app = typer.Typer(
     name="db", help="Manage the metadata database (SQLite or PostgreSQL).", no_args_is_help=True
@@ -169,9 +170,24 @@ def server(
             ray_address=ray_address,
             job_sandbox=job_sandbox,
         )
+        plugins = start_plugins(settings)
         from aimass.api.server import run_server
 
-        run_server(settings, demo=demo)
+        run_server(settings, demo=demo, plugins=plugins)
+
+
+def start_plugins(settings: Settings) -> PluginLoad | None:
+    """With one worker, start loading the plugins before the server imports its own modules.
+
+    Their imports and deadlines then run beside the server's start, so a plugin
+    that hangs delays it by what is left of its timeout, not all of it. Workers
+    (``--workers`` > 1) each load their own.
+    """
+    if settings.workers != 1:
+        return None
+    from aimass.plugins import PluginLoad
+
+    return PluginLoad(timeout_s=settings.plugin_timeout_s)
 
 
 @db_app.command("upgrade")

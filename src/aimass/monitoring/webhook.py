@@ -19,12 +19,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-import httpx
-
 from aimass.errors import Forbidden, InvalidInput
+
+if TYPE_CHECKING:  # httpx is imported where a webhook is sent, not at the server's start
+    import httpx
 
 log = logging.getLogger("aimass.monitoring")
 
@@ -159,6 +160,8 @@ class WebhookSink:
 
     def deliver(self, body: Mapping[str, Any]) -> None:
         """POST ``body``, retrying with backoff; raise DeliveryFailed after the last try."""
+        import httpx
+
         delay = self.backoff_s
         last = "no attempt"
         for attempt in range(1, self.retries + 1):
@@ -181,6 +184,8 @@ class WebhookSink:
         raise DeliveryFailed(f"webhook {self.name!r} did not accept the alert: {last}")
 
     def _post(self, body: Mapping[str, Any]) -> int:
+        import httpx
+
         url = self.url
         with httpx.Client(
             timeout=self.timeout_s, follow_redirects=False, transport=self._transport

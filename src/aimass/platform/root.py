@@ -29,7 +29,7 @@ from aimass.monitoring.webhook import TargetPolicy, WebhookSink
 from aimass.platform.notifier import LocalNotifier, Notifier, Topic
 from aimass.platform.pg_notifier import PostgresNotifier
 from aimass.platform.services import LeaseKeeper, Services, SharedLeadership
-from aimass.plugins import Registries, load_plugins
+from aimass.plugins import PluginLoad, Registries
 from aimass.serving.reconciler import DeploymentReconciler
 from aimass.serving.repository import ModelRepository
 from aimass.store.db import Database
@@ -179,14 +179,15 @@ class Platform:
             )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Platform:
+    def from_settings(cls, settings: Settings, plugins: PluginLoad | None = None) -> Platform:
         """Open the database and artifact store the settings name and load the plugins.
 
-        With ``strict_plugins`` a plugin that fails is a ``PluginError`` here.
+        ``plugins``: their load if the caller started it already (the server does,
+        early). With ``strict_plugins`` a plugin that fails is a ``PluginError`` here.
         """
-        registries = load_plugins(
-            strict=settings.strict_plugins, timeout_s=settings.plugin_timeout_s
-        )
+        if plugins is None:
+            plugins = PluginLoad(timeout_s=settings.plugin_timeout_s)
+        registries = plugins.result(strict=settings.strict_plugins)
         settings.spool_dir.mkdir(parents=True, exist_ok=True)
         url = settings.resolved_database_url
         notifier: Notifier | None = None

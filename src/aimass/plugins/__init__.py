@@ -16,7 +16,7 @@ import functools
 
 from aimass.plugins.contract import CONTRACT_ATTRIBUTE, CONTRACT_VERSION, ContractMismatch
 from aimass.plugins.entries import BuiltinDataset, Entry
-from aimass.plugins.loader import GROUP, PluginError, PluginWarning, load_plugins
+from aimass.plugins.loader import GROUP, PluginError, PluginLoad, PluginWarning, load_plugins
 from aimass.plugins.registries import Registries, slot_names
 from aimass.plugins.registry import Registry
 
@@ -28,6 +28,7 @@ __all__ = [
     "ContractMismatch",
     "Entry",
     "PluginError",
+    "PluginLoad",
     "PluginWarning",
     "Registries",
     "Registry",

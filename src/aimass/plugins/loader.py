@@ -109,21 +109,40 @@ def _register(entry_point: EntryPoint, attempt: _Attempt) -> None:
         attempt.error = f"{type(exc).__name__}: {exc}"
 
 
-def _run(entry_point: EntryPoint, timeout_s: float | None) -> _Attempt:
-    attempt = _Attempt()
-    if timeout_s is None:
-        _register(entry_point, attempt)
-        return attempt
-    # A daemon thread: a plugin that hangs is abandoned (it keeps its thread, not the host).
-    worker = threading.Thread(
-        target=_register, args=(entry_point, attempt), name=f"plugin {entry_point.name}"
-    )
-    worker.daemon = True
-    worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive():
-        return _Attempt(error=f"timed out: import and register took over {timeout_s:g} s")
-    return attempt
+class _Pending:
+    """One third-party plugin importing and registering in a daemon thread of its own.
+
+    A plugin that hangs is abandoned (it keeps its thread, not the host). Its
+    deadline counts from when its thread started, so plugins load side by side
+    and a slow one costs the start its own timeout once, not added to the others.
+    One that ended before it was asked for is taken, even past its timeout: it
+    shared the CPU with the host's start (a plugin importing numpy beside the
+    server importing its own modules) and kept nobody waiting.
+    """
+
+    def __init__(self, entry_point: EntryPoint, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.attempt = _Attempt()
+        self.started = time.perf_counter()
+        self.seconds: float | None = None
+        self.worker = threading.Thread(
+            target=self._run, args=(entry_point,), name=f"plugin {entry_point.name}"
+        )
+        self.worker.daemon = True
+        self.worker.start()
+
+    def _run(self, entry_point: EntryPoint) -> None:
+        _register(entry_point, self.attempt)
+        self.seconds = time.perf_counter() - self.started
+
+    def result(self) -> tuple[_Attempt, float]:
+        """How it went, and how long it took (or had taken when it was abandoned)."""
+        self.worker.join(max(0.0, self.started + self.timeout_s - time.perf_counter()))
+        seconds = self.seconds
+        if seconds is None:
+            error = f"timed out: import and register took over {self.timeout_s:g} s"
+            return _Attempt(error=error), seconds or time.perf_counter() - self.started
+        return self.attempt, seconds
 
 
 def _merge(staging: Registries, into: Registries) -> dict[str, list[str]]:
@@ -148,6 +167,83 @@ def _package(entry_point: EntryPoint) -> tuple[str | None, str | None]:
     return dist.metadata["Name"], dist.version
 
 
+class PluginLoad:
+    """The plugins, loading: third-party ones start at once, each in its own thread.
+
+    Made early (the server makes it before it imports its own modules), the
+    plugins' imports and deadlines run while the host gets ready; ``result()``
+    then runs aimass's own in this thread, waits for the rest (each until its
+    deadline) and merges them all in one fixed order.
+    """
+
+    def __init__(
+        self,
+        entry_points: Iterable[EntryPoint] | None = None,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        if entry_points is None:
+            entry_points = metadata.entry_points(group=GROUP)
+        self.entry_points = sorted(entry_points, key=_builtin_first)
+        self.pending = [
+            None if _builtin(entry_point) else _Pending(entry_point, timeout_s)
+            for entry_point in self.entry_points
+        ]
+
+    @staticmethod
+    def _attempt(entry_point: EntryPoint, pending: _Pending | None) -> tuple[_Attempt, float]:
+        if pending is None:
+            started = time.perf_counter()
+            attempt = _Attempt()
+            _register(entry_point, attempt)
+            return attempt, time.perf_counter() - started
+        return pending.result()
+
+    def result(self, *, strict: bool = False) -> Registries:
+        """The registries with every plugin that loaded; ``statuses`` says how each went.
+
+        ``strict`` raises :class:`PluginError` naming every failure instead.
+        """
+        registries = Registries()
+        for entry_point, pending in zip(self.entry_points, self.pending, strict=True):
+            attempt, seconds = self._attempt(entry_point, pending)
+            filled: dict[str, list[str]] = {}
+            error = attempt.error
+            if attempt.staging is not None:
+                try:
+                    filled = _merge(attempt.staging, registries)
+                except Conflict as exc:
+                    error = f"Conflict: {exc}"
+            package, version = _package(entry_point)
+            registries.statuses.append(
+                PluginStatus(
+                    name=entry_point.name,
+                    target=entry_point.value,
+                    package=package,
+                    version=version,
+                    contract=attempt.contract,
+                    status="failed" if error else "ok",
+                    reason=error,
+                    slots=filled,
+                    load_seconds=round(seconds, 4),
+                )
+            )
+            if error:
+                message = (
+                    f"aimass plugin {entry_point.name!r} ({entry_point.value}) was skipped: {error}"
+                )
+                logger.warning(message)
+                warnings.warn(message, PluginWarning, stacklevel=3)
+        failed = [s for s in registries.statuses if s.status == "failed"]
+        if strict and failed:
+            raise PluginError(
+                f"{len(failed)} plugin(s) failed to load and strict plugins are on "
+                "(AIMASS_STRICT_PLUGINS=1): "
+                + "; ".join(f"{s.name!r} ({s.target}): {s.reason}" for s in failed)
+            )
+        return registries
+
+
 def load_plugins(
     entry_points: Iterable[EntryPoint] | None = None,
     *,
@@ -157,48 +253,9 @@ def load_plugins(
     """Build the registries by calling every plugin's ``register``; a broken plugin is skipped.
 
     ``entry_points`` defaults to the installed ``aimass.plugins`` group. A
-    third-party plugin gets ``timeout_s`` for its import and ``register``;
-    aimass's own run in this thread. ``registries.statuses`` says how each went.
-    ``strict`` raises :class:`PluginError` naming every failure instead.
+    third-party plugin gets ``timeout_s`` for its import and ``register``, all
+    of them side by side; aimass's own run in this thread.
+    ``registries.statuses`` says how each went. ``strict`` raises
+    :class:`PluginError` naming every failure instead.
     """
-    if entry_points is None:
-        entry_points = metadata.entry_points(group=GROUP)
-    registries = Registries()
-    for entry_point in sorted(entry_points, key=_builtin_first):
-        started = time.perf_counter()
-        attempt = _run(entry_point, None if _builtin(entry_point) else timeout_s)
-        filled: dict[str, list[str]] = {}
-        error = attempt.error
-        if attempt.staging is not None:
-            try:
-                filled = _merge(attempt.staging, registries)
-            except Conflict as exc:
-                error = f"Conflict: {exc}"
-        package, version = _package(entry_point)
-        registries.statuses.append(
-            PluginStatus(
-                name=entry_point.name,
-                target=entry_point.value,
-                package=package,
-                version=version,
-                contract=attempt.contract,
-                status="failed" if error else "ok",
-                reason=error,
-                slots=filled,
-                load_seconds=round(time.perf_counter() - started, 4),
-            )
-        )
-        if error:
-            message = (
-                f"aimass plugin {entry_point.name!r} ({entry_point.value}) was skipped: {error}"
-            )
-            logger.warning(message)
-            warnings.warn(message, PluginWarning, stacklevel=2)
-    failed = [s for s in registries.statuses if s.status == "failed"]
-    if strict and failed:
-        raise PluginError(
-            f"{len(failed)} plugin(s) failed to load and strict plugins are on "
-            "(AIMASS_STRICT_PLUGINS=1): "
-            + "; ".join(f"{s.name!r} ({s.target}): {s.reason}" for s in failed)
-        )
-    return registries
+    return PluginLoad(entry_points, timeout_s=timeout_s).result(strict=strict)

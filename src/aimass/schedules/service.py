@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterError, croniter
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -54,6 +53,8 @@ def normalize_cron(expression: str) -> str:
             "minute hour day-of-month month day-of-week (for example '*/5 * * * *')"
         )
     text = " ".join(fields)
+    from croniter import croniter  # where a schedule is checked, not at the server's start
+
     if not croniter.is_valid(text):
         raise Unprocessable(f"cron: {expression!r} is not a valid cron expression")
     return text
@@ -61,6 +62,8 @@ def normalize_cron(expression: str) -> str:
 
 def next_run(cron: str, timezone: str, after: datetime) -> datetime:
     """The first time strictly after ``after`` that ``cron`` matches in ``timezone``, in UTC."""
+    from croniter import CroniterError, croniter
+
     local = aware_utc(after).astimezone(_zone(timezone))
     try:
         found = croniter(normalize_cron(cron), local).get_next(datetime)

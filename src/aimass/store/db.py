@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -102,8 +103,64 @@ class Database:
         self.engine.dispose()
 
 
+def _assigned(path: Path) -> dict[str, object]:
+    """The ``revision`` and ``down_revision`` a migration file assigns, read without running it."""
+    found: dict[str, object] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+            found[target.id] = ast.literal_eval(value)
+    return found
+
+
+def head_revisions() -> set[str] | None:
+    """The migrations' heads, read from their files (None when a file is not plain enough).
+
+    Importing Alembic and its script directory costs a server's start more than
+    everything else it does with an up-to-date database; this costs a few ms.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        try:
+            found = _assigned(path)
+        except (SyntaxError, ValueError):
+            return None
+        revision, down = found.get("revision"), found.get("down_revision")
+        if not isinstance(revision, str):
+            return None
+        revisions.add(revision)
+        downs = (down,) if down is None or isinstance(down, str) else down
+        if not isinstance(downs, tuple | list):
+            return None
+        parents.update(d for d in downs if isinstance(d, str))
+    return revisions - parents or None
+
+
+def applied_revisions(engine: Engine) -> set[str]:
+    """The revisions Alembic recorded in this database (empty for a new one)."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return set()
+        rows = connection.execute(text("SELECT version_num FROM alembic_version"))
+        return {str(row[0]) for row in rows}
+
+
 def upgrade_database(engine: Engine) -> None:
-    """Run Alembic's upgrade to head on ``engine``."""
+    """Run Alembic's upgrade to head on ``engine``; a database at head is only read.
+
+    The check reads the heads from the migration files and the database's
+    ``alembic_version``; anything else (new, behind, ahead, unreadable files)
+    goes through Alembic, which decides.
+    """
+    heads = head_revisions()
+    if heads is not None and applied_revisions(engine) == heads:
+        return
     from alembic import command
     from alembic.config import Config
 
