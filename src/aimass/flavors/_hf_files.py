@@ -231,7 +231,8 @@ def _check_member(info: zipfile.ZipInfo) -> None:
         if unsafe:
             raise Unprocessable(f"the model archive has an unsafe member name {name!r}")
     mode = info.external_attr >> 16
-    if not info.is_dir() and mode and not stat.S_ISREG(mode):
+    # No file-type bits (zipfile's writestr writes 0o600 alone): a plain file.
+    if not info.is_dir() and stat.S_IFMT(mode) and not stat.S_ISREG(mode):
         raise Unprocessable(f"the model archive member {info.filename!r} is not a plain file")
     if info.flag_bits & 0x1:
         raise Unprocessable(f"the model archive member {info.filename!r} is encrypted")
