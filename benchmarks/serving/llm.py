@@ -12,7 +12,14 @@ here (tests/llm/hf_models.py), deploys both, then prints:
 - MiniLM at batch 1: sequential one-sentence ``/v1/embeddings`` requests;
 - MiniLM under load: ``--clients`` threads sending one sentence each, merged by the
   batcher; sentences/s, p50, p99;
-- the tiny generator's time to first token over streamed chat completions (p50, p99).
+- the tiny generator's time to first token over streamed chat completions (p50, p99);
+- the int8 ONNX path against the fp32 transformers path, in-process on one core (a
+  fresh process pinned to core 0, one math thread): MiniLM exported and quantized as
+  ``transformers.export_onnx`` does, both predictors embedding the same sentences at
+  batch 1 and batch 32 (sentences/s per core, and the ratio), the parity on them, and
+  the cold start of the ONNX directory in a fresh process (no torch import).
+
+    .venv/bin/python benchmarks/serving/llm.py --onnx-only   # just the last part
 """
 
 from __future__ import annotations
@@ -71,6 +78,85 @@ def cold_start(folder: Path) -> tuple[float, float, float]:
     return imported, first, again
 
 
+ONNX_CHILD = r"""
+import sys, time
+from pathlib import Path
+import numpy as np
+sys.path.insert(0, sys.argv[2])
+from tests.llm.hf_models import SENTENCES
+from aimass.flavors._hf_files import extract_model_archive
+from aimass.flavors._hf_onnx import OnnxTextPredictor
+from aimass.flavors.transformers import TransformersFlavor, detect_task, task_signature
+from aimass.jobs.builtin.onnx_export import SAMPLE, export_directory
+
+folder = Path(sys.argv[1])
+source = extract_model_archive(folder / "minilm.zip", folder / "minilm", False)
+length, parity = export_directory(folder / "minilm", source, False, folder / "int8", True, None,
+                                  SAMPLE)
+fp32 = TransformersFlavor().load(folder / "minilm.zip", False)
+int8 = OnnxTextPredictor(folder / "int8", task_signature(source, detect_task(source)),
+                         "feature-extraction", threads=1)
+texts = (SAMPLE[:-1] * 4)[:96]
+
+def rate(predictor, size, seconds=float(sys.argv[3])):
+    batches = [np.array(texts[i:i + size], dtype=object) for i in range(0, len(texts), size)]
+    predictor.predict(batches[0])
+    done, began = 0, time.perf_counter()
+    while time.perf_counter() - began < seconds:
+        for batch in batches:
+            predictor.predict(batch)
+            done += len(batch)
+    return done / (time.perf_counter() - began)
+
+for size in (1, 32):
+    a, b = rate(fp32, size), rate(int8, size)
+    print(f"batch {size}: fp32 transformers {a:.1f} sentences/s, int8 ONNX {b:.1f} "
+          f"sentences/s per core: {b / a:.2f}x")
+print(f"parity on {len(SAMPLE)} sentences: cosine mean {parity['parity_cosine_mean']:.4f}, "
+      f"min {parity['parity_cosine_min']:.4f}; max_length {length}")
+"""
+
+ONNX_COLD = r"""
+import sys, time
+t = time.perf_counter()
+import numpy as np
+from pathlib import Path
+from aimass.flavors.transformers import TransformersFlavor
+i = time.perf_counter() - t
+t = time.perf_counter()
+TransformersFlavor().load(Path(sys.argv[1]), False).predict(np.array(["warm"], dtype=object))
+print(i, time.perf_counter() - t)
+"""
+
+
+def onnx_speed(folder: Path, seconds: float) -> None:
+    """int8 ONNX against fp32 transformers per core, and the ONNX directory's cold start."""
+    from aimass.flavors._hf_files import zip_folder
+
+    work = folder / "onnx-bench"
+    work.mkdir(parents=True)
+    zip_dir(minilm_dir(), work / "minilm.zip")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [*_pin(), sys.executable, "-c", ONNX_CHILD, str(work), str(ROOT), str(seconds)],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    if out.returncode:
+        raise SystemExit(out.stderr[-3000:])
+    print(out.stdout.strip())
+    archive = zip_folder(work / "int8", work / "int8.zip")
+    size = archive.stat().st_size / 1024**2
+    cold = subprocess.run(
+        [*_pin(), sys.executable, "-c", ONNX_COLD, str(archive)], capture_output=True,
+        text=True, env=env, check=True,
+    )  # fmt: skip
+    imported, loaded = (float(x) for x in cold.stdout.split()[-2:])
+    print(
+        f"int8 ONNX MiniLM ({size:.0f} MB) cold start, fresh process: import {imported:.2f} s, "
+        f"load+embed {loaded:.2f} s (no torch)"
+    )
+
+
 def _pin() -> list[str]:
     return ["taskset", "-c", "0"] if shutil.which("taskset") else []
 
@@ -80,8 +166,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--ttft-runs", type=int, default=30)
+    parser.add_argument("--onnx-only", action="store_true", help="only the int8 ONNX figures")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="aimass-llm-bench-"))
+    if args.onnx_only:
+        try:
+            onnx_speed(folder, args.seconds)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
     port = _free_port()
     env = {
         **os.environ, "AIMASS_HOME": str(folder / "home"), "AIMASS_PORT": str(port),
@@ -106,6 +199,7 @@ def main() -> None:
             time.sleep(0.2)
         token = (folder / "home" / "token").read_text().strip()
         _run(url, token, folder, args, cold)
+        onnx_speed(folder, args.seconds)
     finally:
         server.terminate()
         server.wait(timeout=30)

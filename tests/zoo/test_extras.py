@@ -23,6 +23,7 @@ from conftest import LiveServer, start_server, start_server_process
 
 ZOO = "pip install 'aimass[zoo]'"
 TORCH = "pip install 'aimass[torch]'"
+LLM = "pip install 'aimass[llm]'"
 #: What the core install lacks: the torch and zoo extras' top-level modules.
 BLOCKED = (
     "torch",
@@ -118,6 +119,8 @@ def test_a_core_install_lists_what_it_cannot_run_and_refuses_it(
             "tabular.mlp": TORCH,
             "vision.cnn": TORCH,
             "nlp.embedding_bag": TORCH,
+            "nlp.transformer_finetune": LLM,
+            "nlp.sentence_embedding": LLM,
             "recsys.matrix_factorization": TORCH,
         }
         for name, command in unavailable.items():

@@ -34,7 +34,10 @@ MAX_EXPANDED_BYTES = 64 * 1024**3
 _CHUNK = 1024 * 1024
 _PICKLED = frozenset({".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib"})
 _CODE = frozenset({".py", ".pyc", ".pyo", ".so", ".dll", ".dylib", ".pyd", ".sh", ".ipynb"})
-_OTHER_WEIGHTS = frozenset({".h5", ".msgpack", ".ot", ".gguf", ".onnx", ".keras", ".tflite"})
+_OTHER_WEIGHTS = frozenset({".h5", ".msgpack", ".ot", ".gguf", ".keras", ".tflite"})
+#: The one ONNX graph a directory may hold, served by onnxruntime when ``aimass.json`` says
+#: ``"runtime": "onnx"`` (what ``transformers.export_onnx`` writes).
+ONNX_MODEL = "model.onnx"
 _CODE_KEYS = frozenset({"auto_map", "trust_remote_code", "custom_pipelines"})
 # Keys whose string values name files: *_file, *_files, *path, *_dir, *directory, *folder.
 _FILE_KEY = re.compile(r"(file|files|path|dir|directory|folder)$", re.IGNORECASE)
@@ -56,6 +59,13 @@ class ModelDirectory:
     #: Every JSON member parsed, by its name relative to ``root``.
     json_files: dict[str, Any] = field(default_factory=dict)
     pickled: list[str] = field(default_factory=list)
+
+    @property
+    def runtime(self) -> str:
+        """What runs the weights: ``"onnx"`` when ``aimass.json`` says so, else transformers."""
+        value = self.json_files.get(TASK_FILE, {})
+        runtime = value.get("runtime") if isinstance(value, dict) else None
+        return "onnx" if runtime == "onnx" else "transformers"
 
     @property
     def task(self) -> str | None:
@@ -135,6 +145,7 @@ def _read(archive: zipfile.ZipFile, trusted: bool) -> ModelDirectory:
         raise Unprocessable(f"the model archive has a member outside {root!r}: {outside[0]!r}")
     files = [n[len(prefix) :] for n in names]
     pickled: list[str] = []
+    graphs: list[str] = []
     has_safetensors = False
     for name in files:
         suffix = PurePosixPath(name).suffix.lower()
@@ -145,6 +156,8 @@ def _read(archive: zipfile.ZipFile, trusted: bool) -> ModelDirectory:
             )
         if suffix in _PICKLED:
             pickled.append(name)
+        elif suffix == ".onnx":
+            graphs.append(name)
         elif suffix in _OTHER_WEIGHTS:
             raise Unprocessable(
                 f"{name!r}: only safetensors weights are served by the transformers flavor"
@@ -159,8 +172,6 @@ def _read(archive: zipfile.ZipFile, trusted: bool) -> ModelDirectory:
             "with safetensors (model.save_pretrained(dir, safe_serialization=True)), or have "
             "an admin on all projects mark the upload trusted"
         )
-    if not has_safetensors and not pickled:
-        raise Unprocessable("the model directory has no weights (*.safetensors)")
     json_files = {
         name: _read_json(archive, _join(root, name), name)
         for name in files
@@ -171,7 +182,23 @@ def _read(archive: zipfile.ZipFile, trusted: bool) -> ModelDirectory:
     config = json_files.get("config.json")
     if not isinstance(config, dict):
         raise Unprocessable("config.json must hold a JSON object")
-    return ModelDirectory(root, files, config, json_files, pickled)
+    directory = ModelDirectory(root, files, config, json_files, pickled)
+    if directory.runtime == "onnx":
+        if graphs != [ONNX_MODEL]:
+            raise Unprocessable(
+                f'aimass.json says "runtime": "onnx": the directory must hold one graph named '
+                f"{ONNX_MODEL!r} at its top (found {graphs[:3]})"
+            )
+        if "tokenizer.json" not in files:
+            raise Unprocessable("an ONNX model directory needs its tokenizer.json")
+    elif graphs:
+        raise Unprocessable(
+            f"{graphs[0]!r}: only safetensors weights are served by the transformers flavor "
+            '(an ONNX graph with its tokenizer needs "runtime": "onnx" in aimass.json)'
+        )
+    elif not has_safetensors and not pickled:
+        raise Unprocessable("the model directory has no weights (*.safetensors)")
+    return directory
 
 
 def _root(names: list[str]) -> str | None:
@@ -204,7 +231,8 @@ def _check_member(info: zipfile.ZipInfo) -> None:
         if unsafe:
             raise Unprocessable(f"the model archive has an unsafe member name {name!r}")
     mode = info.external_attr >> 16
-    if not info.is_dir() and mode and not stat.S_ISREG(mode):
+    # No file-type bits (zipfile's writestr writes 0o600 alone): a plain file.
+    if not info.is_dir() and stat.S_IFMT(mode) and not stat.S_ISREG(mode):
         raise Unprocessable(f"the model archive member {info.filename!r} is not a plain file")
     if info.flag_bits & 0x1:
         raise Unprocessable(f"the model archive member {info.filename!r} is encrypted")
@@ -292,3 +320,27 @@ def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, budget
                 raise TooLarge(f"{info.filename!r} expands to more than it declares")
             dst.write(chunk)
     return size
+
+
+#: Every member gets this time stamp, so the same folder always zips to the same bytes.
+_EPOCH = (2020, 1, 1, 0, 0, 0)
+
+
+def zip_folder(folder: Path, target: Path, extra: dict[str, bytes] | None = None) -> Path:
+    """Zip the files of ``folder`` (and ``extra``: name to bytes) at the archive's root.
+
+    Stored (weights barely compress) and time-stamped alike, so the same files
+    always make the same bytes.
+    """
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                info = zipfile.ZipInfo(path.relative_to(folder).as_posix(), _EPOCH)
+                info.external_attr = (stat.S_IFREG | 0o644) << 16
+                with path.open("rb") as src, archive.open(info, "w") as dst:
+                    shutil.copyfileobj(src, dst, 1024 * 1024)
+        for name, data in (extra or {}).items():
+            info = zipfile.ZipInfo(name, _EPOCH)
+            info.external_attr = (stat.S_IFREG | 0o644) << 16
+            archive.writestr(info, data)
+    return target

@@ -60,6 +60,13 @@ def texts(batch: Batch) -> list[str]:
     return out
 
 
+def mean_pool(torch: Any, states: Any, mask: Any) -> Any:
+    """Token states averaged over the attention mask, L2-normalised (sentence-transformers')."""
+    weights = mask.unsqueeze(-1).to(states.dtype)
+    pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+
 class _Loaded:
     """A tokenizer and a model in eval mode, loaded offline from ``folder``."""
 
@@ -107,11 +114,9 @@ class EmbeddingPredictor(_Loaded):
             encoded = self.encode(items)
             states = self.model(**encoded).last_hidden_state
             if self.cls:
-                pooled = states[:, 0]
+                pooled = torch.nn.functional.normalize(states[:, 0], p=2, dim=1)
             else:
-                mask = encoded["attention_mask"].unsqueeze(-1).to(states.dtype)
-                pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                pooled = mean_pool(torch, states, encoded["attention_mask"])
         result: Array = pooled.float().numpy()
         return result
 
@@ -138,7 +143,8 @@ class ClassificationPredictor(_Loaded):
         result: Array = self.labels[scores.argmax(axis=1)]
         return result
 
-    def predict_named(self, batch: Batch) -> dict[str, Array]:
+    def predict_named(self, batch: Batch, names: Sequence[str] = ()) -> dict[str, Array]:
+        """Both outputs, ``label`` and ``scores`` (the runner's ``names`` pick among them)."""
         scores = self.predict_proba(batch)
         assert scores is not None
         return {"label": self.labels[scores.argmax(axis=1)], "scores": scores}

@@ -103,7 +103,8 @@ def task_signature(directory: ModelDirectory, task: str) -> Signature:
     return Signature(inputs=[text], outputs=outputs)
 
 
-def _cls_pooling(directory: ModelDirectory) -> bool:
+def cls_pooling(directory: ModelDirectory) -> bool:
+    """Whether a sentence-transformers pooling config asks for the CLS token (else mean)."""
     pooling = directory.json_files.get("1_Pooling/config.json")
     return isinstance(pooling, dict) and bool(pooling.get("pooling_mode_cls_token"))
 
@@ -128,11 +129,14 @@ class TransformersFlavor(Flavor):
 
     def inspect(self, path: Path, trusted: bool) -> Signature | None:
         """Check the archive (no code, no pickles unless trusted) and derive the signature."""
-        problem = unavailable()
+        directory = read_model_archive(path, trusted)
+        problem = _unavailable_for(directory)
         if problem is not None:
             raise Unprocessable(problem)
-        directory = read_model_archive(path, trusted)
-        return task_signature(directory, detect_task(directory))
+        task = detect_task(directory)
+        if directory.runtime == "onnx":
+            _check_onnx_directory(path, directory, task)
+        return task_signature(directory, task)
 
     def load(self, path: Path, trusted: bool) -> Predictor:
         """Extract the checked archive beside its verified copy and load it offline."""
@@ -142,19 +146,49 @@ class TransformersFlavor(Flavor):
             GenerationPredictor,
         )
 
-        problem = unavailable()
-        if problem is not None:
-            raise Unprocessable(problem)
         folder = path.with_name(f"{path.name}.d")
         directory = extract_model_archive(path, folder, trusted)
+        problem = _unavailable_for(directory)
+        if problem is not None:
+            raise Unprocessable(problem)
         task = detect_task(directory)
         signature = task_signature(directory, task)
+        if directory.runtime == "onnx":
+            from aimass.flavors._hf_onnx import OnnxTextPredictor
+
+            _check_onnx_directory(path, directory, task)
+            return OnnxTextPredictor(folder, signature, task)
         predictor: EmbeddingPredictor | ClassificationPredictor | GenerationPredictor
         if task == "feature-extraction":
-            predictor = EmbeddingPredictor(folder, signature, trusted, _cls_pooling(directory))
+            predictor = EmbeddingPredictor(folder, signature, trusted, cls_pooling(directory))
         elif task == "text-classification":
             predictor = ClassificationPredictor(folder, signature, trusted)
         else:
             predictor = GenerationPredictor(folder, signature, trusted, _new_tokens(directory))
         predictor.task = task
         return predictor
+
+
+def _unavailable_for(directory: ModelDirectory) -> str | None:
+    """What this server lacks to run the directory: onnxruntime and tokenizers, or the extra."""
+    if directory.runtime == "onnx":
+        from aimass.flavors._hf_onnx import unavailable as onnx_unavailable
+
+        return onnx_unavailable()
+    return unavailable()
+
+
+def _check_onnx_directory(path: Path, directory: ModelDirectory, task: str) -> None:
+    """An ONNX directory serves embeddings or classes, with a graph that passes the checks."""
+    import zipfile
+
+    from aimass.flavors._hf_files import ONNX_MODEL
+    from aimass.flavors._hf_onnx import ONNX_TASKS, check_archive_graph
+
+    if task not in ONNX_TASKS:
+        raise Unprocessable(
+            f"an ONNX transformers directory serves {' or '.join(ONNX_TASKS)}, not {task!r}"
+        )
+    with zipfile.ZipFile(path) as archive:
+        member = f"{directory.root}/{ONNX_MODEL}" if directory.root else ONNX_MODEL
+        check_archive_graph(archive, member)

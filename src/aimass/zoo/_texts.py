@@ -85,3 +85,19 @@ def text_topics_frame() -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame(text_topics_rows(), columns=["text", "label"])
+
+
+def text_topics_pairs_frame() -> pd.DataFrame:
+    """Pairs of sentences on one topic (consecutive rows of a topic): text_a, text_b, label."""
+    import pandas as pd
+
+    by_topic: dict[str, list[str]] = {}
+    for text, label in text_topics_rows():
+        by_topic.setdefault(label, []).append(text)
+    pairs = [
+        (texts[i], texts[i + 1], label)
+        for label, texts in sorted(by_topic.items())
+        for i in range(0, len(texts) - 1, 2)
+    ]
+    random.Random(SEED).shuffle(pairs)
+    return pd.DataFrame(pairs, columns=["text_a", "text_b", "label"])

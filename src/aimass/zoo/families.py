@@ -10,6 +10,7 @@ from aimass.zoo import (
     graph,
     nlp_neural,
     nlp_tfidf,
+    nlp_transformers,
     recsys,
     rl,
     tabular_mlp,
@@ -21,7 +22,17 @@ if TYPE_CHECKING:
     from aimass.plugins.entries import BuiltinDataset, Entry
 
 #: The family modules, in the order the catalogue lists their families.
-FAMILIES = (classical, tabular_mlp, vision, nlp_tfidf, nlp_neural, recsys, graph, rl)
+FAMILIES = (
+    classical,
+    tabular_mlp,
+    vision,
+    nlp_tfidf,
+    nlp_neural,
+    nlp_transformers,
+    recsys,
+    graph,
+    rl,
+)
 
 __all__ = ["FAMILIES", "builtin_datasets", "register", "zoo_entries"]
 

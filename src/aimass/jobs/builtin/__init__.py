@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from aimass.jobs.builtin.onnx_export import LLM, ExportOnnxParams
 from aimass.jobs.builtin.params import (
     BatchPredictParams,
     EvaluateParams,
@@ -81,5 +82,16 @@ def builtin_entries() -> list[Entry]:
             "another entry, run in parallel; the best trial's model is registered.",
             params=TuneParams,
             needs_dataset=True,
+        ),
+        Entry(
+            name="transformers.export_onnx",
+            kinds=frozenset({"train"}),
+            target="aimass.jobs.builtin.onnx_export:run",
+            description="Export a transformers version (embeddings or text classification) "
+            "to ONNX, optionally int8-quantized, and register it as a new version of the same "
+            "model that takes the same text (tokenizer beside the graph); its parity with the "
+            "original on sample sentences is checked and stored as metrics.",
+            params=ExportOnnxParams,
+            needs=LLM,
         ),
     ]
