@@ -47,7 +47,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
@@ -55,6 +55,7 @@ from typing import IO, Any
 from aimass.executors._child import RESULT_FILE
 from aimass.executors.base import AttemptExit, AttemptSpec, Executor, NodeCapacity
 from aimass.executors.local import THREAD_VARS, child_spec
+from aimass.executors.ray_nodes import RayNodes, placed
 from aimass.job_environment import JobEnvironment
 from aimass.sandbox import Sandbox, bwrap_path
 
@@ -338,6 +339,18 @@ def run_on_node(
     return result
 
 
+def run_placed(
+    spec: dict[str, Any], private_name: str, grace_s: float, sandbox: Sandbox | None = None
+) -> Iterator[dict[str, Any]]:
+    """The Ray task as a generator: first the node it landed on, then ``run_on_node``'s result.
+
+    The first item reaches the driver as soon as the task starts, so the job's
+    record names the node while the attempt runs, not only once it has ended.
+    """
+    yield {"node_id": placed()}
+    yield run_on_node(spec, private_name, grace_s, sandbox)
+
+
 # -- on the driver ------------------------------------------------------------
 
 #: Unix sockets live in Ray's session folder; their paths must stay under 108 bytes.
@@ -398,6 +411,7 @@ class _Attempt:
     spec: AttemptSpec
     ref: Any
     private: str
+    node: str | None = None  # the Ray node it runs on, once its task has said so
     cancelled: bool = False
     forced: bool = False
     timer: threading.Timer | None = None
@@ -442,7 +456,8 @@ class RayExecutor(Executor):
                 kwargs = {**local_ray_options(temp_dir), **kwargs}
                 keep_local_ray_on_loopback(temp_dir)
             ray.init(address=address, ignore_reinit_error=True, **kwargs)
-        self._task = ray.remote(run_on_node)
+        self._task = ray.remote(run_placed)
+        self._nodes = RayNodes(ray)
         #: Keyed by (job, attempt): a paused attempt that lost its lease is still here when
         #: the scheduler places the job's next one.
         self._attempts: dict[tuple[int, int], _Attempt] = {}
@@ -549,26 +564,60 @@ class RayExecutor(Executor):
                 self._cond.wait_for(lambda: self._attempts or self._closed)
                 if self._closed and not self._attempts:
                     return
-                by_ref = {a.ref: a for a in self._attempts.values()}
+                attempts = list(self._attempts.values())
+            # Each task is a generator: ready once its next item (placement, then result) is.
+            by_ref = {id(a.ref): a for a in attempts}
             try:
-                ready, _ = ray.wait(list(by_ref), num_returns=1, timeout=0.2, fetch_local=False)
+                ready, _ = ray.wait(
+                    [a.ref for a in attempts], num_returns=1, timeout=0.2, fetch_local=False
+                )
             except Exception:
                 log.exception("ray executor: ray.wait failed")
                 time.sleep(0.2)
                 continue
             for ref in ready:
-                attempt = by_ref[ref]
+                attempt = by_ref[id(ref)]
                 try:
-                    result = ray.get(ref)
-                except Exception as exc:  # cancelled before it ran, or its worker died
-                    killed = attempt.forced or not attempt.cancelled
-                    error = None if attempt.cancelled else str(exc).strip().splitlines()[0]
-                    result = {"returncode": -(signal.SIGKILL if killed else signal.SIGTERM)}
-                    result["error"] = error or None
+                    item = ray.get(next(attempt.ref))
+                    if attempt.node is None and "node_id" in item:
+                        self._record_node(attempt, str(item["node_id"]))
+                        continue
+                    result = item
+                except Exception as exc:  # cancelled before it ran, its worker or node died
+                    result = self._lost(attempt, exc)
                 try:
                     self._finish(attempt, result)
                 except Exception:
                     log.exception("ray executor: reporting job %d failed", attempt.spec.job_id)
+
+    def _record_node(self, attempt: _Attempt, node_id: str) -> None:
+        """The task started on ``node_id``: tell the scheduler, which records it on the job."""
+        try:
+            attempt.node = self._nodes.node_name(node_id)
+        except Exception:  # Ray's node table unreachable: the id alone still names it
+            attempt.node = f"ray:{node_id[:12]}"
+        try:
+            self._placed(attempt.spec.job_id, attempt.spec.attempt, attempt.node)
+        except Exception:
+            log.exception("ray executor: recording job %d's node failed", attempt.spec.job_id)
+
+    @staticmethod
+    def _lost(attempt: _Attempt, exc: BaseException) -> dict[str, Any]:
+        """The result of a task Ray reports failed: killed (-9) unless a cancel ended it.
+
+        A dead node (``NodeDiedError``) or worker (``WorkerCrashedError``) is not the
+        job's fault: the negative code makes it an infrastructure failure, requeued to
+        resume from its checkpoint on whatever node Ray gives the next attempt.
+        """
+        if isinstance(exc, StopIteration):
+            exc = RuntimeError("the attempt's task ended without a result")
+        killed = attempt.forced or not attempt.cancelled
+        error = None
+        if not attempt.cancelled:
+            where = f" on {attempt.node}" if attempt.node else ""
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            error = f"{type(exc).__name__}{where}: {first}"
+        return {"returncode": -(signal.SIGKILL if killed else signal.SIGTERM), "error": error}
 
     def _finish(self, attempt: _Attempt, result: dict[str, Any]) -> None:
         spec = attempt.spec
