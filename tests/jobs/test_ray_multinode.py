@@ -34,12 +34,19 @@ LABELS = ("node-a", "node-b")
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
     """A Ray head (0 CPUs) and two worker nodes (2 CPUs each), this process its driver."""
+    from ray._common.utils import get_ray_address_file
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": 0, "include_dashboard": False},
     )
+    # Ray writes the head's address where a bare ray.init() on this machine would join it;
+    # nothing here needs that, and another Ray test running meanwhile must not join this one.
+    address_file = Path(get_ray_address_file(None))
+    with contextlib.suppress(OSError):
+        if address_file.read_text().strip() == cluster.address:
+            address_file.unlink()
     try:
         for label in LABELS:
             cluster.add_node(num_cpus=2, resources={label: 1})

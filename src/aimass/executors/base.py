@@ -100,6 +100,15 @@ class Executor(ABC):
         """The (job id, attempt) pairs running here now; the scheduler renews their leases."""
         return []
 
+    def waiting(self) -> list[tuple[int, int]]:
+        """The (job id, attempt) pairs accepted here whose process has not started yet.
+
+        They wait in a cluster's own queue (a Ray task waiting for a node with room,
+        or for its worker to start): nothing in them sends heartbeats yet, so the
+        scheduler renews their leases itself.
+        """
+        return []
+
     def _placed(self, job_id: int, attempt: int, node: str) -> None:
         if self.on_placed is not None:
             self.on_placed(job_id, attempt, node)

@@ -547,6 +547,15 @@ class RayExecutor(Executor):
         with self._cond:
             return [(a.spec.job_id, a.spec.attempt) for a in self._attempts.values()]
 
+    def waiting(self) -> list[tuple[int, int]]:
+        """The attempts whose task has not started on a node yet (queued in Ray)."""
+        with self._cond:
+            return [
+                (a.spec.job_id, a.spec.attempt)
+                for a in self._attempts.values()
+                if a.node is None and not a.cancelled
+            ]
+
     # -- helpers ------------------------------------------------------------
 
     def _force(self, attempt: _Attempt) -> None:

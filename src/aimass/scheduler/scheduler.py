@@ -237,6 +237,8 @@ class Scheduler(_EventLoopService):
             return
         if self.heartbeat_children:
             self._renew(local, utcnow())
+        elif waiting := dict(self.executor.waiting()):
+            self._renew(waiting, utcnow())  # queued in Ray: no runtime to heartbeat yet
         with self.db.session() as session:
             to_cancel = [
                 j.id for j in service.running_jobs(session) if j.cancel_requested and j.id in local
@@ -398,7 +400,9 @@ class Scheduler(_EventLoopService):
         """The executor's callback: the attempt runs on ``node`` (a Ray node); record it."""
         try:
             with self.db.session() as session:
-                service.record_node(session, job_id, attempt, node)
+                if service.record_node(session, job_id, attempt, node):
+                    # Its process starts only now: a whole lease for its first heartbeat.
+                    service.renew_lease(session, job_id, attempt, self.lease_s)
         except AimassError as exc:  # ended meanwhile, or the database is away: only a label
             log.debug("job %s attempt %s on %s: %s", job_id, attempt, node, exc.message)
 
