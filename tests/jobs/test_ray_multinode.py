@@ -59,7 +59,9 @@ def cluster() -> Iterator[Any]:
 
 
 def _ray_settings(settings: Settings) -> Settings:
-    return job_settings(settings, job_executor="ray", job_slots=None)
+    # A long lease: a loaded machine's slow heartbeats requeue nothing here, and a lost node
+    # must be noticed from Ray's own word (NodeDiedError) well before the lease would.
+    return job_settings(settings, job_executor="ray", job_slots=None, job_lease_s=120.0)
 
 
 @pytest.fixture
@@ -168,7 +170,7 @@ def test_losing_the_worker_node_resumes_the_attempt_on_the_other_node(
         [node] = [n for n in cluster.worker_nodes if n.node_id.startswith(short)]
         cluster.remove_node(node, allow_graceful=False)  # its raylet and workers SIGKILLed
 
-        done = wait_for(api, job["id"], timeout=120)
+        done = wait_for(api, job["id"], timeout=100)  # less than the lease
         assert done["state"] == "succeeded", done
         assert done["attempt"] == 2 and done["retries_used"] == 0, done
         assert done["outputs"]["start_2"] >= 2, "attempt 2 resumed from the checkpoint"
