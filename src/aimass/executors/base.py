@@ -67,6 +67,10 @@ class AttemptExit:
 #: Called once per submitted attempt when it ends, from an executor thread.
 ExitCallback = Callable[[AttemptExit], None]
 
+#: Called with (job id, attempt, node) when an executor learns which node runs an attempt
+#: (a Ray task reporting the node it landed on), from an executor thread.
+PlacedCallback = Callable[[int, int, str], None]
+
 
 class Executor(ABC):
     """Runs attempts; reports each one's end exactly once through ``on_exit``.
@@ -78,6 +82,7 @@ class Executor(ABC):
 
     def __init__(self) -> None:
         self.on_exit: ExitCallback | None = None
+        self.on_placed: PlacedCallback | None = None
 
     @abstractmethod
     def submit(self, attempt: AttemptSpec) -> None:
@@ -94,6 +99,19 @@ class Executor(ABC):
     def active(self) -> list[tuple[int, int]]:
         """The (job id, attempt) pairs running here now; the scheduler renews their leases."""
         return []
+
+    def waiting(self) -> list[tuple[int, int]]:
+        """The (job id, attempt) pairs accepted here whose process has not started yet.
+
+        They wait in a cluster's own queue (a Ray task waiting for a node with room,
+        or for its worker to start): nothing in them sends heartbeats yet, so the
+        scheduler renews their leases itself.
+        """
+        return []
+
+    def _placed(self, job_id: int, attempt: int, node: str) -> None:
+        if self.on_placed is not None:
+            self.on_placed(job_id, attempt, node)
 
     def _report(self, exit_: AttemptExit) -> None:
         if self.on_exit is not None:

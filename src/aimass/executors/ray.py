@@ -9,6 +9,8 @@ the GPUs Ray gave it. Meanwhile it posts the log's new bytes to the server
 result and goes under the driver's ``log_dir``. Ray never retries a task: a dead
 worker reports ``-9``, an infrastructure failure the scheduler retries itself.
 
+The task's side lives in ``ray_task`` (it first yields the node it landed on,
+named for the job's record by ``ray_nodes``); this module is the driver's side.
 One driver thread waits on the tasks and reports each end exactly once.
 ``cancel`` interrupts the task (a ``KeyboardInterrupt`` in it), which SIGTERMs
 the attempt's process group, SIGKILLs it after the grace period and cleans up; a
@@ -33,37 +35,28 @@ docs/security.md).
 from __future__ import annotations
 
 import contextlib
-import glob
-import json
 import logging
 import os
 import secrets
-import select
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from aimass.executors._child import RESULT_FILE
 from aimass.executors.base import AttemptExit, AttemptSpec, Executor, NodeCapacity
-from aimass.executors.local import THREAD_VARS, child_spec
-from aimass.job_environment import JobEnvironment
-from aimass.sandbox import Sandbox, bwrap_path
+from aimass.executors.local import child_spec
+from aimass.executors.ray_nodes import RayNodes
+from aimass.executors.ray_task import run_placed
+from aimass.sandbox import Sandbox
 
 log = logging.getLogger("aimass.executors.ray")
-
-SHIP_EVERY_S = 0.3
-_CHECK_S = 0.05  # how often the task looks at its cancel flag while the attempt runs
-_CHUNK = 1 << 20  # the most log bytes one POST carries
-_TAIL = 1 << 20  # the most log bytes returned when there is no server to ship to
 
 
 def _ray() -> Any:
@@ -86,256 +79,6 @@ def ray_capacity() -> NodeCapacity:
         gpu=int(total.get("GPU", 0)),
         memory_mb=int(memory) // (1 << 20) if memory else None,
     )
-
-
-# -- on the node --------------------------------------------------------------
-
-
-def _whole_chars(data: bytes) -> bytes:
-    """``data`` without a UTF-8 sequence cut short at its end."""
-    for back in range(1, min(4, len(data)) + 1):
-        byte = data[-back]
-        if byte & 0xC0 == 0x80:  # a continuation byte: look further back
-            continue
-        size = 1 if byte < 0x80 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
-        return data[:-back] if size > back else data
-    return data
-
-
-class _LogShipper:
-    """Posts the log's new bytes to the server; unsent bytes wait for the next round."""
-
-    def __init__(self, path: Path, env: Mapping[str, str], job_id: int, attempt: int) -> None:
-        import httpx
-
-        self.path, self.offset, self.failing = path, 0, False
-        job = JobEnvironment.from_env(env)
-        base = (job.url or "").rstrip("/") if job is not None else ""
-        self.url = f"{base}/api/v1/jobs/{job_id}/attempts/{attempt}/logs" if base else None
-        self.local = self.url is None  # no server: the tail goes back with the result
-        # Not text/plain: the edge refuses that type on writes, as an HTML form can send it.
-        headers = {"Content-Type": "application/octet-stream"}
-        if job is not None and job.token:
-            headers["Authorization"] = f"Bearer {job.token}"
-        self.client = httpx.Client(headers=headers, timeout=10.0)
-
-    def ship(self, final: bool = False) -> None:
-        import httpx
-
-        while self.url is not None:
-            data = b""
-            with contextlib.suppress(OSError), self.path.open("rb") as file:
-                file.seek(self.offset)
-                data = file.read(_CHUNK)
-            data = data if final else _whole_chars(data)
-            if not data:
-                return
-            try:
-                response = self.client.post(self.url, content=data, timeout=2.0 if final else 10.0)
-                reason = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                response, reason = None, repr(exc)
-            if response is not None and response.status_code == 409:  # no longer current: stop
-                self.url = None
-            elif response is not None and response.is_success:
-                self.offset += len(data)
-                self.failing = False
-            else:
-                if not self.failing:
-                    log.warning("cannot ship the log to %s (%s); will retry", self.url, reason)
-                self.failing = True
-                return
-
-    def tail(self) -> str | None:
-        with contextlib.suppress(OSError), self.path.open("rb") as file:
-            file.seek(max(0, file.seek(0, os.SEEK_END) - _TAIL))
-            return file.read().decode("utf-8", "replace") if self.local else None
-        return None
-
-
-#: Starts the zygote as a grandchild, out of reach of Ray's kill of a dying worker's children.
-_LAUNCH = (
-    "import os, subprocess, sys; p = subprocess.Popen(sys.argv[1:], start_new_session=True); "
-    "n = os.open(os.devnull, os.O_RDWR); os.dup2(n, 0); os.dup2(n, 1); sys.exit(p.wait())"
-)
-
-
-class _Zygote:
-    """The attempt's own zygote (``_zygote``): it forks the attempt, reaps it, ends its
-    leftovers, and kills the whole tree when this worker dies (its stdin closes)."""
-
-    def __init__(self, log_file: IO[bytes], sandbox: Sandbox | None, writable: list[Path]) -> None:
-        zygote = [sys.executable, "-m", "aimass.executors._zygote", json.dumps(sys.path)]
-        zygote.append(json.dumps(["aimass.executors._child"]))
-        if sandbox is not None:
-            zygote = _sandboxed(sandbox, writable, zygote)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _LAUNCH, *zygote],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            start_new_session=True,
-        )
-        self.buffer = b""
-        self.pid: int | None = None
-        self.returncode: int | None = None
-
-    def send(self, command: dict[str, Any]) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(command) + "\n").encode())
-        self.proc.stdin.flush()
-
-    def poll(self, timeout: float) -> None:
-        """Read the zygote's events for up to ``timeout`` seconds."""
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        if select.select([fd], [], [], timeout)[0]:
-            data = os.read(fd, 65536)
-            if not data:
-                raise RuntimeError("the attempt's zygote process died")
-            self.buffer += data
-        while b"\n" in self.buffer:
-            line, self.buffer = self.buffer.split(b"\n", 1)
-            event = json.loads(line)
-            if event["ev"] == "started":
-                self.pid = int(event["pid"])
-            elif event["ev"] == "exited":
-                self.returncode = int(event["returncode"])
-            elif event["ev"] == "error":
-                raise RuntimeError(f"could not start the attempt: {event.get('error')}")
-
-    def end(self, grace_s: float) -> int:
-        """SIGTERM the attempt's tree, SIGKILL what is left after ``grace_s``.
-
-        A start sent but not yet seen started (a loaded machine, a slow zygote) is
-        waited for first, within the grace, so that it too ends by SIGTERM; one that
-        never started in that time is reported as ended by the cancel (-SIGTERM).
-        """
-        deadline = time.monotonic() + grace_s
-        while self.pid is None and self.returncode is None and time.monotonic() < deadline:
-            self.poll(0.05)
-        if self.pid is None and self.returncode is None:
-            self.close()
-            return -signal.SIGTERM
-        if self.pid is not None and self.returncode is None:
-            self.send({"op": "kill", "pid": self.pid, "sig": int(signal.SIGTERM)})
-            deadline = time.monotonic() + grace_s
-            while self.returncode is None and time.monotonic() < deadline:
-                self.poll(0.05)
-        self.close()  # the zygote SIGKILLs every attempt it still runs
-        return -signal.SIGKILL if self.returncode is None else self.returncode
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def _sandboxed(sandbox: Sandbox, writable: list[Path], command: list[str]) -> list[str]:
-    """``command`` inside ``sandbox`` as this node sees it: its own home hidden too."""
-    if bwrap_path() is None:
-        raise RuntimeError(
-            "jobs run in a bubblewrap sandbox and this Ray node has no bubblewrap: "
-            "apt-get install -y bubblewrap on it, or start the server with --job-sandbox none"
-        )
-    hidden = [Path(p) for p in (*sandbox.hidden, Path.home())]
-    return replace(
-        sandbox,
-        hidden=sorted({p for p in hidden if p.is_dir() and len(p.resolve().parts) > 1}),
-        writable=writable,
-        env={**sandbox.env, **dict.fromkeys(THREAD_VARS, "1")},
-        devices=sorted(glob.glob("/dev/nvidia*")),
-        die_with_parent=False,  # it ends when its stdin (from this worker) closes
-    ).argv(command)
-
-
-class _Interrupt:
-    """Ray's cancel (a simulated SIGINT in the task's thread) as a flag the task checks.
-
-    A ``KeyboardInterrupt`` lands between any two bytecodes: in the middle of
-    reading the zygote's events it dropped the "started" line, and the attempt
-    was then SIGKILLed at once instead of SIGTERMed (and a cancel during the
-    clean-up went unanswered). The flag is read only where the task can act on
-    it. Off the main thread (no handler can be set) the interrupt stays an exception.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-        self._installed = False
-
-    def __enter__(self) -> _Interrupt:
-        with contextlib.suppress(ValueError):  # not the main thread
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        self.requested = True
-
-
-def run_on_node(
-    spec: dict[str, Any], private_name: str, grace_s: float, sandbox: Sandbox | None = None
-) -> dict[str, Any]:
-    """The Ray task: run one attempt here, ship its log, return its result."""
-    gpus = ",".join(str(g) for g in _ray().get_gpu_ids())
-    scratch = Path(spec["scratch_dir"])
-    private = Path(tempfile.gettempdir()) / private_name  # holds the log, 0700
-    private.mkdir(mode=0o700)
-    log_path = private / "attempt.log"
-    spec = {
-        **spec,
-        "env": {"CUDA_VISIBLE_DEVICES": gpus, **spec["env"]},  # the job's own env wins
-        "log_path": str(log_path),
-    }
-    shipper = _LogShipper(log_path, spec["env"], spec["job_id"], spec["attempt"])
-    zygote: _Zygote | None = None
-    result: dict[str, Any] = {"returncode": -signal.SIGKILL, "outputs": None, "error": None}
-    with _Interrupt() as interrupt:
-        try:
-            scratch.parent.mkdir(parents=True, exist_ok=True)
-            scratch.mkdir(mode=0o700)
-            scratch.chmod(0o700)
-            with log_path.open("ab") as log_file:
-                zygote = _Zygote(log_file, sandbox, [scratch.parent, private])
-            zygote.send({"op": "start", "spec": spec})
-            next_ship = time.monotonic() + SHIP_EVERY_S
-            while zygote.returncode is None and not interrupt.requested:
-                zygote.poll(min(_CHECK_S, max(0.0, next_ship - time.monotonic())))
-                if time.monotonic() >= next_ship:
-                    shipper.ship()
-                    next_ship = time.monotonic() + SHIP_EVERY_S
-            if zygote.returncode is None:  # ray.cancel: end the attempt's whole tree
-                result["returncode"] = zygote.end(grace_s)
-            else:
-                result["returncode"] = zygote.returncode
-        except KeyboardInterrupt:  # ray.cancel off the main thread
-            result["returncode"] = zygote.end(grace_s) if zygote is not None else -signal.SIGTERM
-        except Exception as exc:
-            result["error"] = f"the attempt failed on this node: {exc}"
-        finally:
-            if zygote is not None:
-                zygote.close()
-            with contextlib.suppress(Exception):
-                shipper.ship(final=True)
-            shipper.client.close()
-            with contextlib.suppress(OSError, ValueError):
-                saved = json.loads((scratch / RESULT_FILE).read_text())
-                result["outputs"] = saved.get("outputs")
-                result["error"] = saved.get("error") or result["error"]
-            result["log_tail"] = shipper.tail()
-            shutil.rmtree(scratch, ignore_errors=True)
-            shutil.rmtree(private, ignore_errors=True)
-    return result
 
 
 # -- on the driver ------------------------------------------------------------
@@ -398,6 +141,7 @@ class _Attempt:
     spec: AttemptSpec
     ref: Any
     private: str
+    node: str | None = None  # the Ray node it runs on, once its task has said so
     cancelled: bool = False
     forced: bool = False
     timer: threading.Timer | None = None
@@ -442,7 +186,8 @@ class RayExecutor(Executor):
                 kwargs = {**local_ray_options(temp_dir), **kwargs}
                 keep_local_ray_on_loopback(temp_dir)
             ray.init(address=address, ignore_reinit_error=True, **kwargs)
-        self._task = ray.remote(run_on_node)
+        self._task = ray.remote(run_placed)
+        self._nodes = RayNodes(ray)
         #: Keyed by (job, attempt): a paused attempt that lost its lease is still here when
         #: the scheduler places the job's next one.
         self._attempts: dict[tuple[int, int], _Attempt] = {}
@@ -532,6 +277,15 @@ class RayExecutor(Executor):
         with self._cond:
             return [(a.spec.job_id, a.spec.attempt) for a in self._attempts.values()]
 
+    def waiting(self) -> list[tuple[int, int]]:
+        """The attempts whose task has not started on a node yet (queued in Ray)."""
+        with self._cond:
+            return [
+                (a.spec.job_id, a.spec.attempt)
+                for a in self._attempts.values()
+                if a.node is None and not a.cancelled
+            ]
+
     # -- helpers ------------------------------------------------------------
 
     def _force(self, attempt: _Attempt) -> None:
@@ -549,26 +303,60 @@ class RayExecutor(Executor):
                 self._cond.wait_for(lambda: self._attempts or self._closed)
                 if self._closed and not self._attempts:
                     return
-                by_ref = {a.ref: a for a in self._attempts.values()}
+                attempts = list(self._attempts.values())
+            # Each task is a generator: ready once its next item (placement, then result) is.
+            by_ref = {id(a.ref): a for a in attempts}
             try:
-                ready, _ = ray.wait(list(by_ref), num_returns=1, timeout=0.2, fetch_local=False)
+                ready, _ = ray.wait(
+                    [a.ref for a in attempts], num_returns=1, timeout=0.2, fetch_local=False
+                )
             except Exception:
                 log.exception("ray executor: ray.wait failed")
                 time.sleep(0.2)
                 continue
             for ref in ready:
-                attempt = by_ref[ref]
+                attempt = by_ref[id(ref)]
                 try:
-                    result = ray.get(ref)
-                except Exception as exc:  # cancelled before it ran, or its worker died
-                    killed = attempt.forced or not attempt.cancelled
-                    error = None if attempt.cancelled else str(exc).strip().splitlines()[0]
-                    result = {"returncode": -(signal.SIGKILL if killed else signal.SIGTERM)}
-                    result["error"] = error or None
+                    item = ray.get(next(attempt.ref))
+                    if attempt.node is None and "node_id" in item:
+                        self._record_node(attempt, str(item["node_id"]))
+                        continue
+                    result = item
+                except Exception as exc:  # cancelled before it ran, its worker or node died
+                    result = self._lost(attempt, exc)
                 try:
                     self._finish(attempt, result)
                 except Exception:
                     log.exception("ray executor: reporting job %d failed", attempt.spec.job_id)
+
+    def _record_node(self, attempt: _Attempt, node_id: str) -> None:
+        """The task started on ``node_id``: tell the scheduler, which records it on the job."""
+        try:
+            attempt.node = self._nodes.node_name(node_id)
+        except Exception:  # Ray's node table unreachable: the id alone still names it
+            attempt.node = f"ray:{node_id[:12]}"
+        try:
+            self._placed(attempt.spec.job_id, attempt.spec.attempt, attempt.node)
+        except Exception:
+            log.exception("ray executor: recording job %d's node failed", attempt.spec.job_id)
+
+    @staticmethod
+    def _lost(attempt: _Attempt, exc: BaseException) -> dict[str, Any]:
+        """The result of a task Ray reports failed: killed (-9) unless a cancel ended it.
+
+        A dead node (``NodeDiedError``) or worker (``WorkerCrashedError``) is not the
+        job's fault: the negative code makes it an infrastructure failure, requeued to
+        resume from its checkpoint on whatever node Ray gives the next attempt.
+        """
+        if isinstance(exc, StopIteration):
+            exc = RuntimeError("the attempt's task ended without a result")
+        killed = attempt.forced or not attempt.cancelled
+        error = None
+        if not attempt.cancelled:
+            where = f" on {attempt.node}" if attempt.node else ""
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            error = f"{type(exc).__name__}{where}: {first}"
+        return {"returncode": -(signal.SIGKILL if killed else signal.SIGTERM), "error": error}
 
     def _finish(self, attempt: _Attempt, result: dict[str, Any]) -> None:
         spec = attempt.spec

@@ -317,6 +317,22 @@ def start_attempt(
     return row.to_entity()
 
 
+def record_node(
+    session: Session, job_id: int, attempt: int, node: str, now: datetime | None = None
+) -> bool:
+    """The running attempt landed on ``node`` (a Ray node): the job names it, an event keeps it.
+
+    False (and nothing written) when that attempt is no longer the one running.
+    """
+    now = now or utcnow()
+    if not conditional(
+        session, job_id, JobRow.attempt == attempt, JobRow.state == "running", node=node
+    ):
+        return False
+    _event(session, reload(session, job_id), "running", f"attempt {attempt} runs on {node}", now)
+    return True
+
+
 def renew_lease(
     session: Session, job_id: int, attempt: int, lease_s: float, now: datetime | None = None
 ) -> Job:

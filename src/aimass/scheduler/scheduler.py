@@ -97,7 +97,8 @@ def _exit_outcome(exit_: AttemptExit) -> tuple[bool, str, bool]:
             name = signal.Signals(-exit_.returncode).name
         except ValueError:
             name = f"signal {-exit_.returncode}"
-        return False, f"the attempt's process was killed by {name}", True
+        detail = f" ({exit_.error})" if exit_.error else ""  # a Ray node that died, say
+        return False, f"the attempt's process was killed by {name}{detail}", True
     reason = exit_.error or f"the attempt exited with status {exit_.returncode}"
     return False, reason, exit_.returncode == EXIT_INFRA
 
@@ -201,6 +202,7 @@ class Scheduler(_EventLoopService):
         #: The leader-only loop that places jobs, once one is made (``Placement(scheduler)``).
         self.placement: Placement | None = None
         executor.on_exit = self.handle_exit
+        executor.on_placed = self.handle_placed
 
     # -- the loop -----------------------------------------------------------
 
@@ -235,6 +237,8 @@ class Scheduler(_EventLoopService):
             return
         if self.heartbeat_children:
             self._renew(local, utcnow())
+        elif waiting := dict(self.executor.waiting()):
+            self._renew(waiting, utcnow())  # queued in Ray: no runtime to heartbeat yet
         with self.db.session() as session:
             to_cancel = [
                 j.id for j in service.running_jobs(session) if j.cancel_requested and j.id in local
@@ -391,6 +395,16 @@ class Scheduler(_EventLoopService):
             self._finish(exit_.job_id, exit_.attempt, succeeded, reason, infra, exit_.outputs)
         finally:
             self._wake_placement()  # its resources are free
+
+    def handle_placed(self, job_id: int, attempt: int, node: str) -> None:
+        """The executor's callback: the attempt runs on ``node`` (a Ray node); record it."""
+        try:
+            with self.db.session() as session:
+                if service.record_node(session, job_id, attempt, node):
+                    # Its process starts only now: a whole lease for its first heartbeat.
+                    service.renew_lease(session, job_id, attempt, self.lease_s)
+        except AimassError as exc:  # ended meanwhile, or the database is away: only a label
+            log.debug("job %s attempt %s on %s: %s", job_id, attempt, node, exc.message)
 
     @property
     def pending_exits(self) -> int:
