@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from aimass.entities.deployments import MetaModel
     from aimass.flavors.base import Batch
     from aimass.plugins.slots import FusionStrategy
+    from aimass.serving.batcher import InFlight
     from aimass.serving.metrics import VersionMetrics
 
     Array = NDArray[Any]
@@ -158,6 +159,7 @@ class EnsembleRunner(ModelRunner):
         max_delay_ms: float = 2.0,
         name: str = "ensemble",
         max_queue: int | None = None,
+        in_flight: InFlight | None = None,
     ) -> None:
         predictor = EnsemblePredictor(members, strategy=strategy, meta=meta, sequence=sequence)
         self.ensemble = predictor
@@ -168,6 +170,7 @@ class EnsembleRunner(ModelRunner):
             max_delay_ms,
             name=name,
             max_queue=max_queue,
+            in_flight=in_flight,
         )
 
     @property

@@ -173,7 +173,12 @@ class DeploymentReconciler(LoopService):
                 # An ensemble batches once for all its members: they need no batcher.
                 size = 1 if item.combiner is not None else batching.max_batch_size
                 runner = ModelRunner(
-                    predictor, signature, size, batching.max_delay_ms, max_queue=batching.max_queue
+                    predictor,
+                    signature,
+                    size,
+                    batching.max_delay_ms,
+                    max_queue=batching.max_queue,
+                    in_flight=self.repository.in_flight(item.name, item.project),
                 )
                 served.append(
                     ServedVersion(
@@ -240,6 +245,7 @@ class DeploymentReconciler(LoopService):
             max_delay_ms=item.batching.max_delay_ms,
             name=item.name,
             max_queue=item.batching.max_queue,
+            in_flight=self.repository.in_flight(item.name, item.project),
         )
         return ServedVersion(
             model=item.name,
