@@ -94,6 +94,10 @@ class Combiner(BaseModel):
         return self
 
 
+#: Where a deployment's model runs (``Resources.runner``).
+RunnerMode = Literal["auto", "process", "in_process"]
+
+
 class Resources(BaseModel):
     """What one replica needs."""
 
@@ -102,6 +106,12 @@ class Resources(BaseModel):
     cpu: float = Field(default=1.0, gt=0, le=1024)
     gpu: int = Field(default=0, ge=0, le=64)
     memory_mb: int | None = Field(default=None, ge=1)
+    #: Where the model runs: ``process``, one runner process per node that every server
+    #: worker feeds over a Unix socket (the model's memory once per node, not per worker);
+    #: ``in_process``, in each worker (code-bearing formats still in a sandboxed process of
+    #: each worker's own); ``auto``, process for code-bearing formats (pickle, TorchScript,
+    #: untrusted skops types), in-process for the others.
+    runner: RunnerMode = "auto"
 
 
 class DeploymentCreate(BaseModel):
@@ -228,6 +238,7 @@ class DesiredDeployment(BaseModel):
         """Equal fingerprints mean nothing to reload."""
         return (
             self.resources.gpu,
+            self.resources.runner,
             self.batching.max_batch_size,
             self.batching.max_delay_ms,
             self.batching.max_queue,

@@ -52,6 +52,11 @@ def replica_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+#: Flavors that load in this process by default and that a runner process can serve
+#: (``runner: "process"``); the code-bearing ones always run in a host process.
+PROCESS_FLAVORS = frozenset({"onnx", "sklearn"})
+
+
 class DeploymentReconciler(LoopService):
     """Loads, swaps and unloads deployments in this process to match the database.
 
@@ -169,7 +174,7 @@ class DeploymentReconciler(LoopService):
         served: list[ServedVersion] = []
         try:
             for version in item.versions:
-                predictor, signature = await asyncio.to_thread(self._load_predictor, version)
+                predictor, signature = await asyncio.to_thread(self._load_predictor, version, item)
                 # An ensemble batches once for all its members: they need no batcher.
                 size = 1 if item.combiner is not None else batching.max_batch_size
                 runner = ModelRunner(
@@ -256,9 +261,27 @@ class DeploymentReconciler(LoopService):
             flavor=f"ensemble:{combiner.strategy}",
         )
 
-    def _load_predictor(self, version: ResolvedVersion) -> tuple[Predictor, Signature | None]:
+    def _load_predictor(
+        self, version: ResolvedVersion, item: DesiredDeployment
+    ) -> tuple[Predictor, Signature | None]:
         path = self._local_copy(version)
-        predictor = self.flavors.get(version.flavor).load(path, version.trusted)
+        mode = item.resources.runner
+        if mode == "in_process":
+            predictor = self.flavors.get(version.flavor).load(path, version.trusted)
+        else:
+            # One runner process per node for this model, whichever worker starts it: the
+            # flavors that run in a host join it; "process" moves the others there too.
+            from aimass.flavors.sandboxed import runner_folder, shared_runner, start_host
+
+            key = "|".join(
+                (str(self.cache_dir), item.project, item.name, version.model,
+                 str(version.version), version.sha256, str(version.trusted))
+            )  # fmt: skip
+            with shared_runner(runner_folder(), key):
+                if mode == "process" and version.flavor in PROCESS_FLAVORS:
+                    predictor = start_host(version.flavor, path, version.trusted)
+                else:
+                    predictor = self.flavors.get(version.flavor).load(path, version.trusted)
         signature = (
             Signature.model_validate(version.signature) if version.signature else None
         ) or predictor.signature
