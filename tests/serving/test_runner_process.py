@@ -92,6 +92,9 @@ def test_two_workers_share_one_runner_process(tmp_path: Path) -> None:
                     break  # both workers loaded it: each connected to the runner
                 assert time.monotonic() < deadline, f"not ready on both workers: {replicas}"
                 time.sleep(0.5)
+            # Where the model runs is in the deployment's status.
+            assert [r.runner for r in replicas] == ["process", "process"]
+            assert client.deployments.get("tiny").resources.runner == "auto"
         body = {"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32",
                             "data": [1.0, 1.0, 1.0]}]}  # fmt: skip
         for _ in range(20):  # a new connection each: the kernel spreads them over the workers

@@ -96,6 +96,8 @@ class Combiner(BaseModel):
 
 #: Where a deployment's model runs (``Resources.runner``).
 RunnerMode = Literal["auto", "process", "in_process"]
+#: Where a replica did put it (``ReplicaStatus.runner``).
+EffectiveRunner = Literal["process", "worker_process", "in_process"]
 
 
 class Resources(BaseModel):
@@ -186,6 +188,10 @@ class ReplicaStatus(BaseModel):
     #: away): the replica loads again then. None on a failure that needs someone to act
     #: (a checksum mismatch, a model that cannot load untrusted): ``wait_ready`` gives up.
     retry_at: datetime | None = None
+    #: Where this replica runs the model: ``process`` (the node's runner process, shared by
+    #: the server's workers), ``worker_process`` (a sandboxed process of this worker's own),
+    #: ``in_process`` (in the worker). None until it has loaded.
+    runner: EffectiveRunner | None = None
 
 
 class Deployment(BaseModel):

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aimass.deployments")
 #: A replica's report: state, reason, versions and, after a passing failure, when it retries.
-_Status = tuple[ReplicaState, str | None, tuple[int, ...], datetime | None]
+_Status = tuple[ReplicaState, str | None, tuple[int, ...], datetime | None, str | None]
 #: A deployment that failed to load is tried again after this, doubling up to RETRY_MAX_S.
 RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 60.0
@@ -225,7 +225,9 @@ class DeploymentReconciler(LoopService):
             )
         )
         self._retry.pop(item.id, None)
-        self._remember(item.id, "ready", None, [v.version for v in item.versions])
+        self._remember(
+            item.id, "ready", None, [v.version for v in item.versions], runner=_runner(served)
+        )
         log.info("deployment %s/%s ready", item.project, item.name)
 
     def _ensemble(self, item: DesiredDeployment, members: list[ServedVersion]) -> ServedVersion:
@@ -314,8 +316,9 @@ class DeploymentReconciler(LoopService):
         reason: str | None,
         versions: list[int],
         retry_at: datetime | None = None,
+        runner: str | None = None,
     ) -> None:
-        self._status[deployment_id] = (state, reason, tuple(versions), retry_at)
+        self._status[deployment_id] = (state, reason, tuple(versions), retry_at, runner)
 
     def _report_all(self) -> None:
         """Write each deployment's status when it changed (and now and then, as a heartbeat)."""
@@ -326,9 +329,31 @@ class DeploymentReconciler(LoopService):
         current = self._status.get(deployment_id)
         if current is None or self._reported.get(deployment_id) == current:
             return
-        state, reason, versions, retry_at = current
+        state, reason, versions, retry_at, runner = current
         with self.db.session() as session:
             service.report_replica(
-                session, deployment_id, self.replica, state, reason, list(versions), retry_at
-            )
+                session, deployment_id, self.replica, state, reason, list(versions), retry_at,
+                runner,
+            )  # fmt: skip
         self._reported[deployment_id] = current
+
+
+def _runner(served: list[ServedVersion]) -> str:
+    """Where this replica runs the deployment's models (the first one that is not here)."""
+    from aimass.flavors.sandboxed import SandboxedPredictor, SharedHost
+
+    where = "in_process"
+    for version in served:
+        runner = version.runner
+        members = getattr(getattr(runner, "ensemble", None), "members", None)
+        predictors = (
+            [m.runner.predictor for m in members]
+            if members
+            else [getattr(runner, "predictor", None)]
+        )
+        for predictor in predictors:
+            if isinstance(predictor, SandboxedPredictor):
+                if isinstance(predictor.host, SharedHost):
+                    return "process"
+                where = "worker_process"
+    return where
