@@ -271,10 +271,11 @@ class SharedHost:
         self.flavor = flavor
         self.path = path.resolve()
         self.trusted = trusted
-        digest = hashlib.sha256(key.encode()).hexdigest()[:24]
-        self.socket_path = folder / f"{digest}.sock"
-        self.lock_path = folder / f"{digest}.lock"
-        self.folder = folder
+        # A folder per runner, and only that one writable in its sandbox: a hostile model
+        # must not reach (or replace) the sockets of the node's other runners.
+        self.folder = folder / hashlib.sha256(key.encode()).hexdigest()[:24]
+        self.socket_path = self.folder / "sock"
+        self.lock_path = self.folder / "lock"
         self.facts: dict[str, Any] = {}
         self._conn: socket.socket | None = None
         self._spawned: list[subprocess.Popen[bytes]] = []
@@ -359,6 +360,7 @@ class SharedHost:
             return ready
 
     def _spawn(self) -> None:
+        self.folder.mkdir(mode=0o700, exist_ok=True)
         box = sandbox.Sandbox(
             read_only=[self.path],
             writable=[self.folder],
