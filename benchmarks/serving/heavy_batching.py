@@ -163,9 +163,13 @@ def serve_and_load(
         token = (home / "token").read_text().strip()
         boundary = "----aimassbench"
         body = (
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-            f"filename=\"{model.name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-        ).encode() + model.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                f'filename="{model.name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+            ).encode()
+            + model.read_bytes()
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
         request = urllib.request.Request(
             base + "/api/v1/models/heavy_mlp/versions", data=body, method="POST"
         )

@@ -65,15 +65,22 @@ def build(path: Path) -> int:
 
 
 def call(method: str, url: str, body: object | None = None) -> tuple[int, object]:
+    """One request; a dropped connection (a worker restarted on a busy machine) is retried."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=120) as answer:
-            return answer.status, json.loads(answer.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()[:300]
+    for attempt in range(10):
+        request = urllib.request.Request(url, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=120) as answer:
+                return answer.status, json.loads(answer.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()[:300]
+        except OSError:
+            if attempt == 9:
+                raise
+            time.sleep(2)
+    raise AssertionError("unreachable")
 
 
 def upload(base: str, path: Path) -> None:
@@ -192,8 +199,8 @@ def measure(mode: str, model: Path, deployments: int, workers: int) -> dict[str,
                             "data": [0.1] * 30}]}  # fmt: skip
         for i in range(deployments):
             for _ in range(workers * 2):
-                status, _ = call("POST", f"{base}/v2/models/big-{i}/infer", body)
-                assert status == 200
+                status, answer = call("POST", f"{base}/v2/models/big-{i}/infer", body)
+                assert status == 200, answer
         time.sleep(2)
         server_pids = [proc.pid, *descendants(proc.pid)]
         runner_pids = [p for p in runners(home) if p not in server_pids]
@@ -215,6 +222,9 @@ def measure(mode: str, model: Path, deployments: int, workers: int) -> dict[str,
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait()
+        log_tail = (home / "server.log").read_text(errors="replace")[-1500:]
+        if "Traceback" in log_tail or "died" in log_tail.lower():
+            print(f"server log ({mode}):\n{log_tail}", file=sys.stderr)
         shutil.rmtree(home, ignore_errors=True)
 
 
