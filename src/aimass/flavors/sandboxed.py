@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import os
 import select
+import shutil
 import signal
 import socket
 import stat
@@ -245,6 +246,9 @@ def shared_runner(folder: Path, key: str) -> Iterator[None]:
         _SHARED.reset(token)
 
 
+_SETSID = shutil.which("setsid") or "/usr/bin/setsid"
+
+
 def runner_folder() -> Path:
     """A short private folder for runner sockets (a Unix socket path holds at most 107 bytes)."""
     folder = Path(tempfile.gettempdir()) / f"aimass-runners-{os.getuid()}"
@@ -278,7 +282,6 @@ class SharedHost:
         self.lock_path = self.folder / "lock"
         self.facts: dict[str, Any] = {}
         self._conn: socket.socket | None = None
-        self._spawned: list[subprocess.Popen[bytes]] = []
         self._lock = threading.Lock()
 
     @property
@@ -312,11 +315,9 @@ class SharedHost:
             raise AssertionError("unreachable")
 
     def close(self) -> None:
-        """Leave the runner (it ends once no worker is connected) and reap a child."""
+        """Leave the runner (it ends once no worker is connected)."""
         with self._lock:
             self._disconnect()
-            for process in self._spawned:
-                process.poll()
 
     def _read(self, limit: int, timeout: float, doing: str) -> tuple[dict[str, Any], Any]:
         conn = self._conn
@@ -373,15 +374,16 @@ class SharedHost:
             sys.executable, "-s", "-m", "aimass.flavors._host", self.flavor, str(self.path),
             "1" if self.trusted else "0", "--listen", str(self.socket_path), str(self.lock_path),
         ]  # fmt: skip
+        # ``setsid -f``: the runner is nobody's child here (the worker that starts it may end
+        # first) and in a session of its own, so a worker's Ctrl-C or stop does not reach it.
         process = subprocess.Popen(
-            box.argv(command),
+            [_SETSID, "-f", *box.argv(command)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             close_fds=True,
-            start_new_session=True,  # a worker's Ctrl-C or stop does not reach the node's runner
         )
-        self._spawned.append(process)
+        process.wait()  # setsid itself returns at once; the runner keeps the pipe
         assert process.stdout is not None
         reader = _DeadlineReader(process.stdout.fileno(), time.monotonic() + START_TIMEOUT_S)
         try:
