@@ -368,3 +368,19 @@ def test_without_an_in_flight_count_the_reason_is_idle_full_or_nodelay() -> None
         return [dict(b.closed_by) for b in (idle, full, nodelay)]
 
     assert asyncio.run(main()) == [{"idle": 1}, {"full": 1}, {"nodelay": 1}]
+
+
+def test_a_request_served_without_a_batcher_stops_counting_at_once() -> None:
+    from aimass.serving.batcher import join_in_flight
+
+    async def main() -> list[int]:
+        in_flight = InFlight()
+        counts = []
+        with in_flight.admit():
+            counts.append(in_flight.count)
+            join_in_flight()  # what an unbatched runner does before it predicts
+            counts.append(in_flight.count)
+        counts.append(in_flight.count)
+        return counts
+
+    assert asyncio.run(main()) == [1, 0, 0]

@@ -101,6 +101,14 @@ class Admission:
 _ADMISSION: ContextVar[Admission | None] = ContextVar("aimass_admission", default=None)
 
 
+def join_in_flight() -> None:
+    """The running request goes to its model without a batcher: it no longer counts as in
+    flight (batches of the deployment's other versions need not wait for it)."""
+    admission = _ADMISSION.get()
+    if admission is not None:
+        admission.join()
+
+
 class BatcherClosed(RuntimeError):
     """Raised by ``put`` once ``close`` has begun."""
 

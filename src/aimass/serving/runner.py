@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from aimass.errors import InvalidInput, Overloaded
-from aimass.serving.batcher import Batcher, BatcherClosed, CloseReason, InFlight
+from aimass.serving.batcher import Batcher, BatcherClosed, CloseReason, InFlight, join_in_flight
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -183,6 +183,7 @@ class ModelRunner:
         if batcher is not None:
             result = await batcher.put((inputs, wanted))
         else:
+            join_in_flight()
             if self._closed:
                 raise BatcherClosed(f"runner {self.name} is closed")
             # One runs, the rest wait their turn on the thread: the same bound as a queue's.
