@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from aimass.serving.batcher import Batcher, BatcherClosed
+from aimass.serving.batcher import Batcher, BatcherClosed, InFlight
 
 
 def test_concurrent_puts_each_get_their_own_result() -> None:
@@ -197,3 +197,221 @@ def test_an_item_that_waited_past_max_wait_is_refused_not_run() -> None:
 
     asyncio.run(main())
     assert ran == [0, 2]
+
+
+# ------------------------------------------------------------------ in-flight-aware closing
+
+
+def test_a_lone_admitted_request_closes_its_batch_at_once_as_joined() -> None:
+    async def echo(items: list[int]) -> list[int]:
+        return items
+
+    async def main() -> dict[str, int]:
+        in_flight = InFlight()
+        batcher: Batcher[int, int] = Batcher(
+            echo, max_batch_size=64, max_delay_s=3600.0, in_flight=in_flight
+        )
+        with in_flight.admit():
+            assert in_flight.count == 1
+            future = batcher.put(1)
+            assert in_flight.count == 0  # joined by the put, not by leaving the block
+        assert await asyncio.wait_for(future, timeout=60) == 1
+        assert in_flight.count == 0
+        await batcher.close()
+        return dict(batcher.closed_by)
+
+    # Not held for its hour: nothing else was in flight, so the batch closed as "joined".
+    assert asyncio.run(main()) == {"joined": 1}
+
+
+def test_a_batch_waits_for_every_admitted_request_still_reading_its_body() -> None:
+    sizes: list[int] = []
+
+    async def echo(items: list[int]) -> list[int]:
+        sizes.append(len(items))
+        return items
+
+    async def main() -> tuple[list[int], dict[str, int]]:
+        in_flight = InFlight()
+        batcher: Batcher[int, int] = Batcher(
+            echo, max_batch_size=64, max_delay_s=3600.0, in_flight=in_flight
+        )
+        bodies = [asyncio.Event() for _ in range(3)]
+
+        async def request(i: int) -> int:
+            with in_flight.admit():
+                await bodies[i].wait()  # its body is still arriving
+                future = batcher.put(i)
+            return await future
+
+        tasks = [asyncio.create_task(request(i)) for i in range(3)]
+        await asyncio.sleep(0)  # all three admitted
+        assert in_flight.count == 3
+        bodies[0].set()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert sizes == []  # two requests are still in flight: the batch waits for them
+        bodies[1].set()
+        bodies[2].set()
+        results = await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+        await batcher.close()
+        return results, dict(batcher.closed_by)
+
+    results, closed_by = asyncio.run(main())
+    assert results == [0, 1, 2]
+    assert sizes == [3]
+    assert closed_by == {"joined": 1}
+
+
+def test_a_request_that_fails_before_joining_does_not_hold_the_batch() -> None:
+    async def echo(items: list[int]) -> list[int]:
+        return items
+
+    async def main() -> dict[str, int]:
+        in_flight = InFlight()
+        batcher: Batcher[int, int] = Batcher(
+            echo, max_batch_size=64, max_delay_s=3600.0, in_flight=in_flight
+        )
+        bad_body = asyncio.Event()
+
+        async def bad_request() -> None:
+            with in_flight.admit():
+                await bad_body.wait()
+                raise ValueError("unparsable body")  # leaves without a put
+
+        bad = asyncio.create_task(bad_request())
+        await asyncio.sleep(0)
+        with in_flight.admit():
+            good = batcher.put(7)
+        await asyncio.sleep(0)
+        assert not good.done()  # waits for the other request in flight
+        bad_body.set()
+        assert await asyncio.wait_for(good, timeout=60) == 7
+        with pytest.raises(ValueError, match="unparsable"):
+            await bad
+        assert in_flight.count == 0
+        await batcher.close()
+        return dict(batcher.closed_by)
+
+    assert asyncio.run(main()) == {"joined": 1}
+
+
+def test_max_batch_size_and_max_delay_still_close_a_batch_with_requests_in_flight() -> None:
+    sizes: list[int] = []
+
+    async def echo(items: list[int]) -> list[int]:
+        sizes.append(len(items))
+        return items
+
+    async def main() -> dict[str, int]:
+        in_flight = InFlight()
+        # Full: 4 of the 6 admitted requests make a full batch before the rest joins.
+        batcher: Batcher[int, int] = Batcher(
+            echo, max_batch_size=4, max_delay_s=3600.0, in_flight=in_flight
+        )
+        held = asyncio.Event()
+
+        async def request(i: int, wait: bool) -> int:
+            with in_flight.admit():
+                if wait:
+                    await held.wait()
+                future = batcher.put(i)
+            return await future
+
+        tasks = [asyncio.create_task(request(i, i >= 4)) for i in range(6)]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert sizes == [4]
+        held.set()
+        await asyncio.gather(*tasks)
+        await batcher.close()
+        full = dict(batcher.closed_by)
+        # Late: a request that never joins holds the batch only for max_delay.
+        late: Batcher[int, int] = Batcher(
+            echo, max_batch_size=4, max_delay_s=0.05, in_flight=in_flight
+        )
+        never = asyncio.Event()
+
+        async def stuck() -> None:
+            with in_flight.admit():
+                await never.wait()
+
+        stuck_task = asyncio.create_task(stuck())
+        await asyncio.sleep(0)
+        assert await asyncio.wait_for(late.put(9), timeout=60) == 9
+        stuck_task.cancel()
+        await late.close()
+        return {**full, **late.closed_by}
+
+    assert asyncio.run(main()) == {"full": 1, "joined": 1, "max_delay": 1}
+    assert sizes == [4, 2, 1]
+
+
+def test_requests_arriving_while_a_compute_bound_model_runs_form_the_next_batch() -> None:
+    sizes: list[int] = []
+    started = threading.Event()
+    release = threading.Event()
+
+    def model(items: list[int]) -> list[int]:
+        sizes.append(len(items))
+        if len(sizes) == 1:
+            started.set()
+            release.wait(60)  # the model is busy while the next requests arrive
+        return items
+
+    async def main() -> dict[str, int]:
+        in_flight = InFlight()
+        batcher: Batcher[int, int] = Batcher(
+            model, max_batch_size=64, max_delay_s=3600.0, in_flight=in_flight
+        )
+
+        async def request(i: int) -> int:
+            with in_flight.admit():
+                future = batcher.put(i)
+            return await future
+
+        first = asyncio.create_task(request(0))
+        await asyncio.to_thread(started.wait, 60)
+        later = [asyncio.create_task(request(i)) for i in range(1, 31)]
+        await asyncio.sleep(0)
+        release.set()
+        assert await asyncio.gather(first, *later) == list(range(31))
+        await batcher.close()
+        return dict(batcher.closed_by)
+
+    assert asyncio.run(main()) == {"joined": 2}
+    assert sizes == [1, 30]
+
+
+def test_without_an_in_flight_count_the_reason_is_idle_full_or_nodelay() -> None:
+    async def echo(items: list[int]) -> list[int]:
+        return items
+
+    async def main() -> list[dict[str, int]]:
+        idle: Batcher[int, int] = Batcher(echo, max_batch_size=64, max_delay_s=3600.0)
+        await idle.put(1)
+        full: Batcher[int, int] = Batcher(echo, max_batch_size=2, max_delay_s=3600.0)
+        await asyncio.gather(full.put(1), full.put(2))
+        nodelay: Batcher[int, int] = Batcher(echo, max_batch_size=8, max_delay_s=0)
+        await nodelay.put(1)
+        for batcher in (idle, full, nodelay):
+            await batcher.close()
+        return [dict(b.closed_by) for b in (idle, full, nodelay)]
+
+    assert asyncio.run(main()) == [{"idle": 1}, {"full": 1}, {"nodelay": 1}]
+
+
+def test_a_request_served_without_a_batcher_stops_counting_at_once() -> None:
+    from aimass.serving.batcher import join_in_flight
+
+    async def main() -> list[int]:
+        in_flight = InFlight()
+        counts = []
+        with in_flight.admit():
+            counts.append(in_flight.count)
+            join_in_flight()  # what an unbatched runner does before it predicts
+            counts.append(in_flight.count)
+        counts.append(in_flight.count)
+        return counts
+
+    assert asyncio.run(main()) == [1, 0, 0]

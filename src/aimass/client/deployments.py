@@ -152,6 +152,7 @@ class Deployments:
         gpu: int = 0,
         memory_mb: int | None = None,
         combiner: CombinerSpec | None = None,
+        runner: str = "auto",
     ) -> Deployment:
         """Serve one version, an alias it follows, or weighted ``traffic`` routes.
 
@@ -161,7 +162,9 @@ class Deployments:
         (a route may name another ``model``): ``mean``, ``weighted_mean``,
         ``hard_vote``, ``soft_vote``, ``stacking`` (with ``meta``) or a plugin's strategy.
         ``max_queue`` bounds the requests waiting in each server process; past it a
-        request is answered 429 with ``Retry-After`` at once.
+        request is answered 429 with ``Retry-After`` at once. ``runner``: ``process`` (one
+        runner process per node that every worker feeds), ``in_process`` (each worker
+        holds the model) or ``auto`` (process for formats that run code).
         """
         spec = _spec(
             DeploymentCreate,
@@ -177,7 +180,7 @@ class Deployments:
                 max_delay_ms=max_delay_ms,
                 max_queue=max_queue,
             ),
-            resources=_spec(Resources, cpu=cpu, gpu=gpu, memory_mb=memory_mb),
+            resources=_spec(Resources, cpu=cpu, gpu=gpu, memory_mb=memory_mb, runner=runner),
             combiner=_combiner(combiner),
         )
         answer = self._http.request(

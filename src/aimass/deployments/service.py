@@ -105,6 +105,7 @@ def _state(row: DeploymentRow, now: datetime) -> tuple[DeploymentState, list[Rep
             versions=list(r.versions or []),
             updated_at=aware_utc(r.updated_at),
             retry_at=aware_utc(r.retry_at) if r.retry_at is not None else None,
+            runner=r.runner,
         )
         for r in row.replicas
         if (now - aware_utc(r.updated_at)).total_seconds() < REPLICA_STALE_SECONDS
@@ -308,10 +309,12 @@ def report_replica(
     reason: str | None,
     versions: list[int],
     retry_at: datetime | None = None,
+    runner: str | None = None,
 ) -> None:
     """Record one replica's state for a deployment (ignored if it was deleted meanwhile).
 
-    ``retry_at``: when a replica that failed tries again (None: a final failure).
+    ``retry_at``: when a replica that failed tries again (None: a final failure);
+    ``runner``: where it runs the model, once loaded.
     """
     if session.get(DeploymentRow, deployment_id) is None:
         return
@@ -323,5 +326,6 @@ def report_replica(
     row.reason = reason
     row.versions = versions
     row.retry_at = retry_at if state == "failed" else None
+    row.runner = runner
     row.updated_at = utcnow()
     session.flush()

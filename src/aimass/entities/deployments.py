@@ -94,6 +94,12 @@ class Combiner(BaseModel):
         return self
 
 
+#: Where a deployment's model runs (``Resources.runner``).
+RunnerMode = Literal["auto", "process", "in_process"]
+#: Where a replica did put it (``ReplicaStatus.runner``).
+EffectiveRunner = Literal["process", "worker_process", "in_process"]
+
+
 class Resources(BaseModel):
     """What one replica needs."""
 
@@ -102,6 +108,12 @@ class Resources(BaseModel):
     cpu: float = Field(default=1.0, gt=0, le=1024)
     gpu: int = Field(default=0, ge=0, le=64)
     memory_mb: int | None = Field(default=None, ge=1)
+    #: Where the model runs: ``process``, one runner process per node that every server
+    #: worker feeds over a Unix socket (the model's memory once per node, not per worker);
+    #: ``in_process``, in each worker (code-bearing formats still in a sandboxed process of
+    #: each worker's own); ``auto``, process for code-bearing formats (pickle, TorchScript,
+    #: untrusted skops types), in-process for the others.
+    runner: RunnerMode = "auto"
 
 
 class DeploymentCreate(BaseModel):
@@ -176,6 +188,10 @@ class ReplicaStatus(BaseModel):
     #: away): the replica loads again then. None on a failure that needs someone to act
     #: (a checksum mismatch, a model that cannot load untrusted): ``wait_ready`` gives up.
     retry_at: datetime | None = None
+    #: Where this replica runs the model: ``process`` (the node's runner process, shared by
+    #: the server's workers), ``worker_process`` (a sandboxed process of this worker's own),
+    #: ``in_process`` (in the worker). None until it has loaded.
+    runner: EffectiveRunner | None = None
 
 
 class Deployment(BaseModel):
@@ -228,6 +244,7 @@ class DesiredDeployment(BaseModel):
         """Equal fingerprints mean nothing to reload."""
         return (
             self.resources.gpu,
+            self.resources.runner,
             self.batching.max_batch_size,
             self.batching.max_delay_ms,
             self.batching.max_queue,

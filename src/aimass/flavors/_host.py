@@ -44,6 +44,10 @@ def _open(flavor: str, path: str, trusted: bool) -> Predictor:
         return PickleFlavor().load_in_process(file, trusted)
     if flavor == "sklearn":
         return SklearnFlavor().load_in_process(file, trusted)
+    if flavor == "onnx":  # a deployment that asked for a runner process
+        from aimass.flavors.onnx import OnnxFlavor
+
+        return OnnxFlavor().load(file, trusted)
     raise Unprocessable(f"the model host does not load {flavor!r} files")
 
 
@@ -116,12 +120,111 @@ def serve(flavor: str, path: str, trusted: bool, inbox: BinaryIO, outbox: Binary
         outbox.flush()
 
 
+def listen(
+    flavor: str, path: str, trusted: bool, socket_path: str, lock_path: str, outbox: BinaryIO
+) -> None:
+    """A runner process shared by a node's server workers: one model, a Unix socket.
+
+    Holds an exclusive lock on ``lock_path`` for its whole life, so a node runs one
+    runner per key; a second one started meanwhile says ``running`` and ends. It loads
+    the model, listens on ``socket_path``, says ``ready`` on ``outbox``, and answers
+    each connection (a worker) in its own thread, one model call at a time: every
+    connection first receives the ready message, then request/reply pairs. It ends
+    when no worker has been connected for :data:`IDLE_EXIT_S` seconds.
+    """
+    import fcntl
+    import socket
+    import threading
+    import time
+
+    lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        outbox.write(_wire.encode({"ok": True, "running": True}))
+        outbox.flush()
+        return
+    try:
+        predictor = _open(flavor, path, trusted)
+        ready = _wire.encode({"ok": True, "ready": _facts(predictor)})
+    except Exception as exc:
+        outbox.write(_error(exc))
+        outbox.flush()
+        return
+    with _suppress_missing():
+        os.unlink(socket_path)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(socket_path)
+    os.chmod(socket_path, 0o600)
+    server.listen(64)
+    server.settimeout(0.5)
+    outbox.write(ready)
+    outbox.flush()
+    outbox.close()
+    model = threading.Lock()
+    state = {"clients": 0, "idle_since": time.monotonic()}
+    guard = threading.Lock()
+
+    def client(conn: socket.socket) -> None:
+        inbox = conn.makefile("rb")
+        try:
+            conn.sendall(ready)
+            while True:
+                try:
+                    header, arrays = _wire.decode(inbox.read, REQUEST_LIMIT)
+                except (EOFError, OSError, _wire.WireError):
+                    return
+                with model:
+                    try:
+                        reply = _answer(predictor, header, arrays)
+                    except Exception as exc:
+                        reply = _error(exc)
+                conn.sendall(reply)
+        except OSError:
+            return
+        finally:
+            inbox.close()
+            conn.close()
+            with guard:
+                state["clients"] -= 1
+                state["idle_since"] = time.monotonic()
+
+    while True:
+        try:
+            conn, _ = server.accept()
+        except TimeoutError:
+            with guard:
+                if state["clients"] == 0 and time.monotonic() - state["idle_since"] > IDLE_EXIT_S:
+                    break
+            continue
+        conn.settimeout(None)
+        with guard:
+            state["clients"] += 1
+        threading.Thread(target=client, args=(conn,), daemon=True).start()
+    server.close()
+    with _suppress_missing():
+        os.unlink(socket_path)
+
+
+#: Seconds a runner process waits with no worker connected before it ends.
+IDLE_EXIT_S = 10.0
+
+
+def _suppress_missing() -> Any:
+    import contextlib
+
+    return contextlib.suppress(FileNotFoundError)
+
+
 def main() -> None:
     """Entry point: keep the wire on a private copy of stdout, send fd 1 to stderr."""
     flavor, path, trusted = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
     outbox = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # prints (prim::Print, a pickle's print) must not corrupt the wire
     sys.stdout = sys.stderr
+    if len(sys.argv) > 5 and sys.argv[4] == "--listen":
+        listen(flavor, path, trusted, sys.argv[5], sys.argv[6], outbox)
+        return
     serve(flavor, path, trusted, sys.stdin.buffer, outbox)
 
 

@@ -16,17 +16,23 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import os
 import select
+import shutil
 import signal
+import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
@@ -181,14 +187,9 @@ class ModelHost:
             raise Unavailable(self._died(doing, what)) from None
         if header.get("ok") is True:
             return header, arrays
-        message = str(header.get("error", "the model failed"))[:500]
-        status = header.get("status")
-        if status == 400:
-            raise InvalidInput(message)
-        if status == 422 or doing == "loading the model":
+        if header.get("status") == 422 or doing == "loading the model":
             self._stop()
-            raise Unprocessable(message)
-        raise InvalidInput(f"the model failed on this input: {message}")
+        _raise_for(header, doing)
 
     def _died(self, doing: str, what: str = "stopped") -> str:
         code = self._process.returncode if self._process is not None else None
@@ -214,6 +215,190 @@ class ModelHost:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def _raise_for(header: Mapping[str, Any], doing: str) -> NoReturn:
+    """The error a host's failed reply stands for."""
+    message = str(header.get("error", "the model failed"))[:500]
+    status = header.get("status")
+    if status == 400:
+        raise InvalidInput(message)
+    if status == 422 or doing == "loading the model":
+        raise Unprocessable(message)
+    raise InvalidInput(f"the model failed on this input: {message}")
+
+
+#: The runner process a ``start_host`` in this context joins (or starts): its folder and key.
+_SHARED: ContextVar[tuple[Path, str] | None] = ContextVar("aimass_shared_runner", default=None)
+
+
+@contextlib.contextmanager
+def shared_runner(folder: Path, key: str) -> Iterator[None]:
+    """Within this block, ``start_host`` joins the node's runner process for ``key``.
+
+    One runner process per key and node, whichever worker starts it (see
+    :class:`SharedHost`); ``folder`` holds its socket and lock file.
+    """
+    token = _SHARED.set((folder, key))
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+_SETSID = shutil.which("setsid") or "/usr/bin/setsid"
+
+
+def runner_folder() -> Path:
+    """A short private folder for runner sockets (a Unix socket path holds at most 107 bytes)."""
+    folder = Path(tempfile.gettempdir()) / f"aimass-runners-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise Unavailable(f"{folder} is not a folder of this user; remove it")
+    os.chmod(folder, 0o700)
+    return folder
+
+
+class SharedHost:
+    """A worker's connection to the node's one runner process for a key (a ModelHost's API).
+
+    ``start`` connects to the runner's Unix socket; when none answers it starts one
+    under bubblewrap (``_host --listen``), which takes the key's lock file: of the
+    workers that race, one runner wins and the others connect to it. The runner
+    outlives the worker that started it and ends once no worker has been connected
+    for a while. ``call`` sends one request and waits for its reply (one at a time per
+    worker; the runner runs one model call at a time for all of them).
+    """
+
+    def __init__(self, flavor: str, path: Path, trusted: bool, folder: Path, key: str) -> None:
+        self.flavor = flavor
+        self.path = path.resolve()
+        self.trusted = trusted
+        # A folder per runner, and only that one writable in its sandbox: a hostile model
+        # must not reach (or replace) the sockets of the node's other runners.
+        self.folder = folder / hashlib.sha256(key.encode()).hexdigest()[:24]
+        self.socket_path = self.folder / "sock"
+        self.lock_path = self.folder / "lock"
+        self.facts: dict[str, Any] = {}
+        self._conn: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        """Not this worker's child: the runner is the node's (see ``runner_pid``)."""
+        return None
+
+    def start(self) -> dict[str, Any]:
+        """Connect to (or start) the runner and return its ready facts."""
+        with self._lock:
+            return self._connect()
+
+    def call(self, header: dict[str, Any], arrays: Mapping[str, Array], rows: int) -> Any:
+        """Send one request and return (header, arrays) of the reply; reconnects once."""
+        with self._lock:
+            for attempt in (1, 2):
+                if self._conn is None:
+                    self._connect()
+                conn = self._conn
+                assert conn is not None
+                try:
+                    conn.sendall(_wire.encode(header, arrays))
+                    limit = min(REPLY_MAX, REPLY_BASE + rows * REPLY_PER_ROW)
+                    return self._read(limit, CALL_TIMEOUT_S, "answering a request")
+                except (OSError, EOFError, _wire.WireError, TimeoutError):
+                    self._disconnect()
+                    if attempt == 2:
+                        raise Unavailable(
+                            "the runner process went away while answering; try again"
+                        ) from None
+            raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Leave the runner (it ends once no worker is connected)."""
+        with self._lock:
+            self._disconnect()
+
+    def _read(self, limit: int, timeout: float, doing: str) -> tuple[dict[str, Any], Any]:
+        conn = self._conn
+        assert conn is not None
+        reader = _DeadlineReader(conn.fileno(), time.monotonic() + timeout)
+        header, arrays = _wire.decode(reader.read, limit)
+        if header.get("ok") is True:
+            return header, arrays
+        _raise_for(header, doing)
+
+    def _connect(self) -> dict[str, Any]:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        spawned = False
+        while True:
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                conn.connect(str(self.socket_path))
+            except OSError:
+                conn.close()
+                if not spawned:
+                    spawned = True
+                    self._spawn()  # says whether it won the lock; either way, connect
+                elif time.monotonic() > deadline:
+                    raise Unavailable(
+                        f"no runner process answered within {START_TIMEOUT_S:.0f} s"
+                    ) from None
+                else:
+                    time.sleep(0.05)
+                continue
+            self._conn = conn
+            try:
+                header, _ = self._read(READY_LIMIT, START_TIMEOUT_S, "loading the model")
+            except (EOFError, _wire.WireError, TimeoutError):
+                self._disconnect()
+                raise Unavailable("the runner process sent no ready message") from None
+            ready = header.get("ready")
+            if not isinstance(ready, dict):
+                self._disconnect()
+                raise Unavailable("the runner process sent no ready message")
+            self.facts = ready
+            return ready
+
+    def _spawn(self) -> None:
+        self.folder.mkdir(mode=0o700, exist_ok=True)
+        box = sandbox.Sandbox(
+            read_only=[self.path],
+            writable=[self.folder],
+            hidden=hidden_paths(self.path),
+            env=sandbox.safe_env({"PYTHONPATH": os.pathsep.join(_import_path())}),
+            network=False,
+            die_with_parent=False,  # the node's runner outlives the worker that started it
+        )
+        command = [
+            sys.executable, "-s", "-m", "aimass.flavors._host", self.flavor, str(self.path),
+            "1" if self.trusted else "0", "--listen", str(self.socket_path), str(self.lock_path),
+        ]  # fmt: skip
+        # ``setsid -f``: the runner is nobody's child here (the worker that starts it may end
+        # first) and in a session of its own, so a worker's Ctrl-C or stop does not reach it.
+        process = subprocess.Popen(
+            [_SETSID, "-f", *box.argv(command)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+        )
+        process.wait()  # setsid itself returns at once; the runner keeps the pipe
+        assert process.stdout is not None
+        reader = _DeadlineReader(process.stdout.fileno(), time.monotonic() + START_TIMEOUT_S)
+        try:
+            header, _ = _wire.decode(reader.read, READY_LIMIT)
+        except (EOFError, _wire.WireError, TimeoutError):
+            process.stdout.close()
+            raise Unavailable("the runner process stopped while loading the model") from None
+        process.stdout.close()
+        if header.get("ok") is not True:
+            _raise_for(header, "loading the model")
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
 
 def _descendants(pid: int) -> list[int]:
@@ -283,7 +468,7 @@ class EstimatorFacts:
 class SandboxedPredictor:
     """A predictor whose model lives in a :class:`ModelHost`; ``close()`` stops the host."""
 
-    def __init__(self, host: ModelHost) -> None:
+    def __init__(self, host: ModelHost | SharedHost) -> None:
         self.host = host
         # A predictor dropped without close() (a job, a test) still stops its host.
         weakref.finalize(self, host.close)
@@ -332,8 +517,16 @@ def _result(arrays: Mapping[str, Array]) -> Array:
 
 
 def start_host(flavor: str, path: Path, trusted: bool) -> SandboxedPredictor:
-    """Start a host for the file and return its predictor (Unprocessable: the model is refused)."""
-    host = ModelHost(flavor, path, trusted)
+    """Start a host for the file and return its predictor (Unprocessable: the model is refused).
+
+    Within ``shared_runner``, the host is the node's runner process for that key.
+    """
+    shared = _SHARED.get()
+    host: ModelHost | SharedHost
+    if shared is not None:
+        host = SharedHost(flavor, path, trusted, *shared)
+    else:
+        host = ModelHost(flavor, path, trusted)
     facts = host.start()
     cls = NamedSandboxedPredictor if facts.get("named") else SandboxedPredictor
     return cls(host)

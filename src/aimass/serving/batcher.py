@@ -8,7 +8,8 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Generic, TypeVar, cast
+from contextvars import ContextVar, Token
+from typing import Generic, Literal, TypeVar, cast
 
 from aimass.errors import Overloaded
 
@@ -21,12 +22,91 @@ R = TypeVar("R")
 AsyncHandler = Callable[[list[T]], Awaitable[list[R]]]
 #: Sync handler: the same, run in the batcher's own one-thread executor.
 SyncHandler = Callable[[list[T]], list[R]]
-#: Called on the event loop after each batch: its size and each item's wait in the queue.
-BatchObserver = Callable[[int, Sequence[float]], None]
+#: What closed a batch: it was full; every request in flight for its deployment had joined
+#: (``joined``); with no in-flight count, two passes of the event loop brought nothing
+#: (``idle``); its ``max_delay`` ran out; ``closing`` (the batcher stops); ``nodelay``
+#: (``max_delay_s`` 0: a batch takes what is queued).
+CloseReason = Literal["full", "joined", "idle", "max_delay", "closing", "nodelay"]
+#: Called on the event loop after each batch: its size, each item's wait in the queue, and
+#: what closed it.
+BatchObserver = Callable[[int, Sequence[float], CloseReason], None]
 
 # Passes of the event loop with no new item after which a batch closes early. Two,
 # because a request read from a socket in one pass reaches ``put`` in the next.
 _IDLE_PASSES = 2
+
+
+class InFlight:
+    """Requests admitted for one deployment that have not joined a batch yet.
+
+    The inference path ``admit``s a request as soon as it knows the deployment
+    (before reading its body or checking its token, which may wait), and the
+    request joins when its item is ``put`` into a batcher (or when it fails
+    before that). A batcher given this count closes its batch the moment the
+    count is zero: every request that could still join it has, so waiting longer
+    only delays them. Shared by the batchers of a deployment's versions; use it
+    on the event loop's thread.
+    """
+
+    __slots__ = ("_listeners", "count")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._listeners: set[Callable[[], None]] = set()
+
+    def admit(self) -> Admission:
+        """Count one request in flight until it joins a batch or leaves the ``with`` block.
+
+        ``with in_flight.admit(): ...`` around reading, parsing and queueing the request:
+        the ``put`` it reaches (in the same task) joins it.
+        """
+        return Admission(self)
+
+    def _joined(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            for listener in list(self._listeners):
+                listener()
+
+
+class Admission:
+    """One admitted request: counted from ``__enter__`` until ``join`` (idempotent)."""
+
+    __slots__ = ("_in_flight", "_token")
+
+    def __init__(self, in_flight: InFlight) -> None:
+        self._in_flight: InFlight | None = in_flight
+        self._token: Token[Admission | None] | None = None
+
+    def __enter__(self) -> Admission:
+        if self._in_flight is not None:
+            self._in_flight.count += 1
+        self._token = _ADMISSION.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _ADMISSION.reset(self._token)
+            self._token = None
+        self.join()
+
+    def join(self) -> None:
+        """The request has joined a batch, or will not: stop counting it."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            in_flight._joined()
+
+
+#: The admission of the request the running task serves, if any: ``put`` joins it.
+_ADMISSION: ContextVar[Admission | None] = ContextVar("aimass_admission", default=None)
+
+
+def join_in_flight() -> None:
+    """The running request goes to its model without a batcher: it no longer counts as in
+    flight (batches of the deployment's other versions need not wait for it)."""
+    admission = _ADMISSION.get()
+    if admission is not None:
+        admission.join()
 
 
 class BatcherClosed(RuntimeError):
@@ -37,12 +117,16 @@ class Batcher(Generic[T, R]):
     """Collect items into batches and run ``handler`` on each batch, one batch at a time.
 
     ``put(item)`` returns a future for that item's result. A batch closes when it
-    holds ``max_batch_size`` items or ``max_delay_s`` after its first item was put,
-    and also, with ``close_when_idle`` (the default), as soon as two passes of the
-    event loop bring no new item, so that a lone request is never held for the
-    whole delay while a burst of concurrent ones still lands in one batch. Items
-    put while a batch runs wait for the next one, which is how batches grow under
-    load. If the handler raises, or returns a list of another length, every
+    holds ``max_batch_size`` items or ``max_delay_s`` after its first item was put.
+    With an ``in_flight`` count (its deployment's), it also closes as soon as
+    every request admitted for the deployment has joined a batch: a lone request
+    goes at once, and a burst whose bodies are still arriving is waited for.
+    Without one, with ``close_when_idle`` (the default), it closes as soon as two
+    passes of the event loop bring no new item. Items put while a batch runs wait
+    for the next one, which is how batches grow under load: a compute-bound model
+    takes, when it is free again, everything that queued while it ran.
+    ``closed_by`` counts the batches by what closed them (:data:`CloseReason`).
+    If the handler raises, or returns a list of another length, every
     future of that batch fails with the exception. ``close()`` refuses new items,
     runs every item already queued, then stops. With ``max_queue``, a ``put`` that
     finds that many items waiting raises ``Overloaded`` at once (the items of the
@@ -63,6 +147,7 @@ class Batcher(Generic[T, R]):
         name: str = "batcher",
         max_queue: int | None = None,
         max_wait_s: float | None = None,
+        in_flight: InFlight | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
@@ -77,8 +162,12 @@ class Batcher(Generic[T, R]):
             raise ValueError("max_wait_s must be positive")
         self.max_wait_s = max_wait_s
         self.close_when_idle = close_when_idle
+        self.in_flight = in_flight
         self.name = name
         self.observer: BatchObserver | None = None
+        #: Batches so far by what closed them.
+        self.closed_by: dict[CloseReason, int] = {}
+        self._reason: CloseReason = "nodelay"
         self._is_async = inspect.iscoroutinefunction(handler)
         self._handler = handler
         self._queue: deque[tuple[T, asyncio.Future[R], float]] = deque()
@@ -117,6 +206,9 @@ class Batcher(Generic[T, R]):
             and (not self._wait_for_full or len(queue) >= self.max_batch_size)
         ):
             waiter.set_result(None)
+        admission = _ADMISSION.get()
+        if admission is not None:
+            admission.join()  # its request is in the queue now: no longer in flight
         return future
 
     def _start(self) -> asyncio.AbstractEventLoop:
@@ -179,8 +271,14 @@ class Batcher(Generic[T, R]):
                     await self._sleep(loop, None)
                     continue
                 try:
-                    if self.max_delay_s > 0 and not self._closing:
+                    if self._closing:
+                        self._reason = "closing"
+                    elif len(queue) >= self.max_batch_size:
+                        self._reason = "full"
+                    elif self.max_delay_s > 0:
                         await self._fill(loop)
+                    else:
+                        self._reason = "nodelay"
                     await self._run_batch(loop)
                 except Exception:
                     # The loop must outlive any one batch, or every later put would hang.
@@ -191,29 +289,75 @@ class Batcher(Generic[T, R]):
                 self._executor = None
 
     async def _fill(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Wait for more items until the batch is full, its delay is over, or the loop is idle."""
+        """Wait for more items until the batch is full, its delay is over, every request
+        in flight has joined (or, with no in-flight count, the loop is idle); record why."""
         queue = self._queue
-        if len(queue) >= self.max_batch_size:
-            return
         deadline = queue[0][2] + self.max_delay_s
-        if not self.close_when_idle:
+        in_flight = self.in_flight
+        if in_flight is not None:
+            await self._fill_in_flight(loop, in_flight, deadline)
+        elif not self.close_when_idle:
             remaining = deadline - loop.time()
             if remaining > 0:
                 self._wait_for_full = True
                 await self._sleep(loop, remaining)
-            return
+            self._reason = self._why("max_delay")
+        else:
+            self._reason = await self._fill_idle(loop, deadline)
+
+    async def _fill_in_flight(
+        self, loop: asyncio.AbstractEventLoop, in_flight: InFlight, deadline: float
+    ) -> None:
+        queue = self._queue
+        listeners = in_flight._listeners
+        wake = self._wake
+        while True:
+            if self._closing:
+                self._reason = "closing"
+                return
+            if len(queue) >= self.max_batch_size:
+                self._reason = "full"
+                return
+            if in_flight.count <= 0:
+                self._reason = "joined"
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                self._reason = "max_delay"
+                return
+            # Woken when the batch is full, the last request in flight joins, or it is time.
+            self._wait_for_full = True
+            listeners.add(wake)
+            try:
+                await self._sleep(loop, remaining)
+            finally:
+                listeners.discard(wake)
+
+    async def _fill_idle(self, loop: asyncio.AbstractEventLoop, deadline: float) -> CloseReason:
+        queue = self._queue
         idle = 0
-        while len(queue) < self.max_batch_size and not self._closing:
+        while True:
+            if self._closing:
+                return "closing"
+            if len(queue) >= self.max_batch_size:
+                return "full"
             seen = len(queue)
             await asyncio.sleep(0)
             if len(queue) == seen:
                 idle += 1
                 if idle >= _IDLE_PASSES:
-                    return
+                    return "idle"
             else:
                 idle = 0
             if loop.time() >= deadline:
-                return
+                return self._why("max_delay")
+
+    def _why(self, late: CloseReason) -> CloseReason:
+        if self._closing:
+            return "closing"
+        if len(self._queue) >= self.max_batch_size:
+            return "full"
+        return late
 
     async def _run_batch(self, loop: asyncio.AbstractEventLoop) -> None:
         queue = self._queue
@@ -262,10 +406,12 @@ class Batcher(Generic[T, R]):
             for future, result in zip(futures, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+        reason = self._reason
+        self.closed_by[reason] = self.closed_by.get(reason, 0) + 1
         observer = self.observer
         if observer is not None:
             try:
-                observer(len(items), waits)
+                observer(len(items), waits, reason)
             except Exception:
                 log.exception("batch observer of %s failed", self.name)
 

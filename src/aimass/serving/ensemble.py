@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from aimass.entities.deployments import MetaModel
     from aimass.flavors.base import Batch
     from aimass.plugins.slots import FusionStrategy
+    from aimass.serving.batcher import InFlight
     from aimass.serving.metrics import VersionMetrics
 
     Array = NDArray[Any]
@@ -159,6 +160,7 @@ class EnsembleRunner(ModelRunner):
         name: str = "ensemble",
         max_queue: int | None = None,
         max_wait_s: float | None = None,
+        in_flight: InFlight | None = None,
     ) -> None:
         predictor = EnsemblePredictor(members, strategy=strategy, meta=meta, sequence=sequence)
         self.ensemble = predictor
@@ -170,6 +172,7 @@ class EnsembleRunner(ModelRunner):
             name=name,
             max_queue=max_queue,
             max_wait_s=max_wait_s,
+            in_flight=in_flight,
         )
 
     @property

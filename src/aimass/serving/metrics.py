@@ -24,7 +24,16 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 class VersionMetrics:
     """The metric children of one served version, bound once so the hot path skips label lookups."""
 
-    __slots__ = ("_batch", "_codes", "_labels", "_latency", "_metrics", "_queue", "_rejected")
+    __slots__ = (
+        "_batch",
+        "_closed",
+        "_codes",
+        "_labels",
+        "_latency",
+        "_metrics",
+        "_queue",
+        "_rejected",
+    )
 
     def __init__(self, metrics: InferenceMetrics, labels: tuple[str, str, str, str]) -> None:
         self._metrics = metrics
@@ -34,6 +43,7 @@ class VersionMetrics:
         self._batch = metrics.batch_size.labels(*labels)
         self._queue = metrics.queue_seconds.labels(*labels)
         self._rejected: dict[str, Any] = {}
+        self._closed: dict[str, Any] = {}
 
     def request(self, code: int, seconds: float | None) -> None:
         """Count one answered request, and its latency when it reached the model."""
@@ -58,12 +68,19 @@ class VersionMetrics:
         project, deployment, _, _ = self._labels
         return self._metrics.version(project, deployment, model, version)
 
-    def batch(self, size: int, waits: Sequence[float]) -> None:
-        """Record one batch's size and how long each of its requests waited in the queue."""
+    def batch(self, size: int, waits: Sequence[float], reason: str | None = None) -> None:
+        """Record one batch's size, how long each of its requests waited in the queue, and
+        what closed it (``serving.batcher.CloseReason``; None: it had no batcher)."""
         self._batch.observe(size)
         observe = self._queue.observe
         for wait in waits:
             observe(wait)
+        if reason is not None:
+            child = self._closed.get(reason)
+            if child is None:
+                child = self._metrics.batches_closed.labels(*self._labels, reason)
+                self._closed[reason] = child
+            child.inc()
 
 
 _TTFT_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -197,6 +214,13 @@ class InferenceMetrics:
             "Time a request waited in its model's batch queue.",
             _LABELS,
             buckets=_QUEUE_BUCKETS,
+            registry=self.registry,
+        )
+        self.batches_closed = Counter(
+            "aimass_inference_batches_closed",
+            "Batches by what closed them: full (max_batch_size), joined (every request in "
+            "flight for the deployment had joined), idle, max_delay, closing, nodelay.",
+            [*_LABELS, "reason"],
             registry=self.registry,
         )
         self._versions: dict[tuple[str, str, str, str], VersionMetrics] = {}

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aimass.deployments")
 #: A replica's report: state, reason, versions and, after a passing failure, when it retries.
-_Status = tuple[ReplicaState, str | None, tuple[int, ...], datetime | None]
+_Status = tuple[ReplicaState, str | None, tuple[int, ...], datetime | None, str | None]
 #: A deployment that failed to load is tried again after this, doubling up to RETRY_MAX_S.
 RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 60.0
@@ -50,6 +50,11 @@ HEARTBEAT_TICKS = 20
 def replica_id() -> str:
     """This process's name as a replica: host and pid."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+#: Flavors that load in this process by default and that a runner process can serve
+#: (``runner: "process"``); the code-bearing ones always run in a host process.
+PROCESS_FLAVORS = frozenset({"onnx", "sklearn"})
 
 
 class DeploymentReconciler(LoopService):
@@ -172,7 +177,7 @@ class DeploymentReconciler(LoopService):
         served: list[ServedVersion] = []
         try:
             for version in item.versions:
-                predictor, signature = await asyncio.to_thread(self._load_predictor, version)
+                predictor, signature = await asyncio.to_thread(self._load_predictor, version, item)
                 # An ensemble batches once for all its members: they need no batcher.
                 size = 1 if item.combiner is not None else batching.max_batch_size
                 runner = ModelRunner(
@@ -182,6 +187,7 @@ class DeploymentReconciler(LoopService):
                     batching.max_delay_ms,
                     max_queue=batching.max_queue,
                     max_wait_s=self.max_queue_wait_s,
+                    in_flight=self.repository.in_flight(item.name, item.project),
                 )
                 served.append(
                     ServedVersion(
@@ -223,7 +229,9 @@ class DeploymentReconciler(LoopService):
             )
         )
         self._retry.pop(item.id, None)
-        self._remember(item.id, "ready", None, [v.version for v in item.versions])
+        self._remember(
+            item.id, "ready", None, [v.version for v in item.versions], runner=_runner(served)
+        )
         log.info("deployment %s/%s ready", item.project, item.name)
 
     def _ensemble(self, item: DesiredDeployment, members: list[ServedVersion]) -> ServedVersion:
@@ -249,6 +257,7 @@ class DeploymentReconciler(LoopService):
             name=item.name,
             max_queue=item.batching.max_queue,
             max_wait_s=self.max_queue_wait_s,
+            in_flight=self.repository.in_flight(item.name, item.project),
         )
         return ServedVersion(
             model=item.name,
@@ -259,9 +268,27 @@ class DeploymentReconciler(LoopService):
             flavor=f"ensemble:{combiner.strategy}",
         )
 
-    def _load_predictor(self, version: ResolvedVersion) -> tuple[Predictor, Signature | None]:
+    def _load_predictor(
+        self, version: ResolvedVersion, item: DesiredDeployment
+    ) -> tuple[Predictor, Signature | None]:
         path = self._local_copy(version)
-        predictor = self.flavors.get(version.flavor).load(path, version.trusted)
+        mode = item.resources.runner
+        if mode == "in_process":
+            predictor = self.flavors.get(version.flavor).load(path, version.trusted)
+        else:
+            # One runner process per node for this model, whichever worker starts it: the
+            # flavors that run in a host join it; "process" moves the others there too.
+            from aimass.flavors.sandboxed import runner_folder, shared_runner, start_host
+
+            key = "|".join(
+                (str(self.cache_dir), item.project, item.name, version.model,
+                 str(version.version), version.sha256, str(version.trusted))
+            )  # fmt: skip
+            with shared_runner(runner_folder(), key):
+                if mode == "process" and version.flavor in PROCESS_FLAVORS:
+                    predictor = start_host(version.flavor, path, version.trusted)
+                else:
+                    predictor = self.flavors.get(version.flavor).load(path, version.trusted)
         signature = (
             Signature.model_validate(version.signature) if version.signature else None
         ) or predictor.signature
@@ -294,8 +321,9 @@ class DeploymentReconciler(LoopService):
         reason: str | None,
         versions: list[int],
         retry_at: datetime | None = None,
+        runner: str | None = None,
     ) -> None:
-        self._status[deployment_id] = (state, reason, tuple(versions), retry_at)
+        self._status[deployment_id] = (state, reason, tuple(versions), retry_at, runner)
 
     def _report_all(self) -> None:
         """Write each deployment's status when it changed (and now and then, as a heartbeat)."""
@@ -306,9 +334,31 @@ class DeploymentReconciler(LoopService):
         current = self._status.get(deployment_id)
         if current is None or self._reported.get(deployment_id) == current:
             return
-        state, reason, versions, retry_at = current
+        state, reason, versions, retry_at, runner = current
         with self.db.session() as session:
             service.report_replica(
-                session, deployment_id, self.replica, state, reason, list(versions), retry_at
-            )
+                session, deployment_id, self.replica, state, reason, list(versions), retry_at,
+                runner,
+            )  # fmt: skip
         self._reported[deployment_id] = current
+
+
+def _runner(served: list[ServedVersion]) -> str:
+    """Where this replica runs the deployment's models (the first one that is not here)."""
+    from aimass.flavors.sandboxed import SandboxedPredictor, SharedHost
+
+    where = "in_process"
+    for version in served:
+        runner = version.runner
+        members = getattr(getattr(runner, "ensemble", None), "members", None)
+        predictors = (
+            [m.runner.predictor for m in members]
+            if members
+            else [getattr(runner, "predictor", None)]
+        )
+        for predictor in predictors:
+            if isinstance(predictor, SandboxedPredictor):
+                if isinstance(predictor.host, SharedHost):
+                    return "process"
+                where = "worker_process"
+    return where

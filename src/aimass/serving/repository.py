@@ -6,15 +6,20 @@ import asyncio
 import bisect
 import logging
 import random
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from itertools import accumulate
 from typing import TYPE_CHECKING, Literal
+
+from aimass.serving.batcher import InFlight
 
 if TYPE_CHECKING:
     from aimass.flavors.signature import Signature
     from aimass.serving.runner import Runner
 
 log = logging.getLogger("aimass.serving")
+
+_NOTHING = nullcontext()
 
 DeploymentState = Literal["pending", "loading", "ready", "failed"]
 
@@ -105,7 +110,28 @@ class ModelRepository:
 
     def __init__(self) -> None:
         self._deployments: dict[tuple[str, str], ServedDeployment] = {}
+        self._in_flight: dict[tuple[str, str], InFlight] = {}
         self._closing: set[asyncio.Task[None]] = set()
+
+    def in_flight(self, name: str, project: str) -> InFlight:
+        """The count of requests in flight for this deployment, shared by its batchers.
+
+        The same object across swaps, so a new version's batcher sees the requests
+        admitted before it took over.
+        """
+        key = (project, name)
+        count = self._in_flight.get(key)
+        if count is None:
+            count = self._in_flight[key] = InFlight()
+        return count
+
+    def admit(self, name: str, project: str) -> AbstractContextManager[object]:
+        """``with repository.admit(name, project):`` around reading and queueing one request
+        for that deployment: its batchers wait for it (see ``InFlight``). A deployment this
+        process does not serve counts nothing."""
+        if (project, name) not in self._deployments:
+            return _NOTHING
+        return self.in_flight(name, project).admit()
 
     def put(self, deployment: ServedDeployment) -> None:
         """Serve ``deployment``, replacing the one of that name and retiring its unused runners."""
@@ -134,6 +160,7 @@ class ModelRepository:
     def remove(self, name: str, project: str) -> None:
         """Stop serving a deployment; its runners finish what is queued, then close."""
         old = self._deployments.pop((project, name), None)
+        self._in_flight.pop((project, name), None)
         if old is not None:
             self._retire([v.runner for v in old.versions])
 
@@ -149,6 +176,7 @@ class ModelRepository:
         """Stop serving everything and wait until every runner has finished and closed."""
         runners = [v.runner for d in self._deployments.values() for v in d.versions]
         self._deployments.clear()
+        self._in_flight.clear()
         self._retire(runners)
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from aimass.errors import InvalidInput, Overloaded
-from aimass.serving.batcher import Batcher, BatcherClosed
+from aimass.serving.batcher import Batcher, BatcherClosed, CloseReason, InFlight, join_in_flight
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -40,9 +40,13 @@ class RunnerStats:
     queue_seconds: float = 0.0
     largest_batch: int = 0
     batch_sizes: dict[int, int] = field(default_factory=dict)
+    #: Batches by what closed them (``serving.batcher.CloseReason``).
+    closed_by: dict[str, int] = field(default_factory=dict)
 
-    def record(self, size: int, waits: Sequence[float]) -> None:
+    def record(self, size: int, waits: Sequence[float], reason: str | None = None) -> None:
         """Count one batch of ``size`` requests that waited ``waits`` seconds each."""
+        if reason is not None:
+            self.closed_by[reason] = self.closed_by.get(reason, 0) + 1
         self.batches += 1
         self.requests += size
         self.queue_seconds += sum(waits)
@@ -103,6 +107,7 @@ class ModelRunner:
         name: str = "model",
         max_queue: int | None = None,
         max_wait_s: float | None = None,
+        in_flight: InFlight | None = None,
     ) -> None:
         self.predictor = predictor
         #: Requests that may wait for the model before ``infer`` raises ``Overloaded``.
@@ -144,6 +149,7 @@ class ModelRunner:
                 name=f"aimass-batch-{name}",
                 max_queue=max_queue,
                 max_wait_s=max_wait_s,
+                in_flight=in_flight,
             )
             self._batcher.observer = self._observe
 
@@ -151,6 +157,11 @@ class ModelRunner:
     def closed(self) -> bool:
         """True once ``close`` has begun."""
         return self._closed
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a batch (not those of the batch that runs)."""
+        return len(self._batcher) if self._batcher is not None else 0
 
     @property
     def full(self) -> bool:
@@ -174,6 +185,7 @@ class ModelRunner:
         if batcher is not None:
             result = await batcher.put((inputs, wanted))
         else:
+            join_in_flight()
             if self._closed:
                 raise BatcherClosed(f"runner {self.name} is closed")
             # One runs, the rest wait their turn on the thread: the same bound as a queue's.
@@ -242,11 +254,13 @@ class ModelRunner:
             # A sandboxed predictor's close stops its host process.
             await asyncio.to_thread(close)
 
-    def _observe(self, size: int, waits: Sequence[float]) -> None:
-        self.stats.record(size, waits)
+    def _observe(
+        self, size: int, waits: Sequence[float], reason: CloseReason | None = None
+    ) -> None:
+        self.stats.record(size, waits, reason)
         metrics = self.metrics
         if metrics is not None:
-            metrics.batch(size, waits)
+            metrics.batch(size, waits, reason)
 
     def predict_batch(
         self, inputs: dict[str, Array], wanted: frozenset[str] | None = None

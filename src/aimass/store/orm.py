@@ -321,6 +321,8 @@ class DeploymentReplicaRow(Base):
     #: When a replica whose load failed for a passing reason tries again (None: it waits
     #: for a change of the deployment).
     retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: Where this replica runs the model (``entities.deployments.EffectiveRunner``).
+    runner: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class JobRow(Base):

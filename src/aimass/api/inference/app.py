@@ -250,12 +250,14 @@ class InferenceApp:
         if not principal.can("viewer", project):
             raise HTTPError(403, f"this token may not use project {project!r}")
         if action == "infer":
-            body = await read_body(
-                receive, content_length, self.max_body_bytes, "AIMASS_MAX_INFERENCE_BYTES"
-            )
-            await self._infer(
-                send, request_id, name, version, project, body, header_length, started
-            )
+            # In flight from here: its deployment's batches wait for it until it joins one.
+            with self.repository.admit(name, project):
+                body = await read_body(
+                    receive, content_length, self.max_body_bytes, "AIMASS_MAX_INFERENCE_BYTES"
+                )
+                await self._infer(
+                    send, request_id, name, version, project, body, header_length, started
+                )
             return
         deployment = self.deployment(name, project)
         if action == "ready":
@@ -477,6 +479,21 @@ class InferenceApp:
         project = _project(scope)
         if not principal.can("viewer", project):
             raise HTTPError(403, f"this token may not use project {project!r}")
+        with self.repository.admit(name, project):
+            await self._predict_admitted(
+                send, request_id, name, project, receive, content_length, started
+            )
+
+    async def _predict_admitted(
+        self,
+        send: Send,
+        request_id: str,
+        name: str,
+        project: str,
+        receive: Receive,
+        content_length: bytes | None,
+        started: float,
+    ) -> None:
         body = await read_body(
             receive, content_length, self.max_body_bytes, "AIMASS_MAX_INFERENCE_BYTES"
         )
