@@ -52,10 +52,10 @@ def aimass(model: str, work: Path):
         torch.set_num_threads(1)
     except ImportError:
         pass
-    from aimass.flavors.registry import default_flavor_registry
+    from aimass.plugins import default_registries
 
     path = work / "aimass" / ("lr.onnx" if model == "lr" else f"{model}.pt")
-    flavor = default_flavor_registry().detect(path, path.name)
+    flavor = default_registries().flavors.detect(path, path.name)
     return flavor.load(path, trusted=False).predict
 
 

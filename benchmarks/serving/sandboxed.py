@@ -71,10 +71,10 @@ def build(folder: Path) -> dict[str, tuple[str, Path, bool]]:
 
 def predictor_calls(flavor: str, path: Path, trusted: bool, seconds: float) -> dict[str, Any]:
     """Calls/s and p50/p99 ms of predict at batch 1 and 64, in this thread."""
-    from aimass.flavors.registry import default_flavor_registry
+    from aimass.plugins import default_registries
 
     started = time.perf_counter()
-    predictor = default_flavor_registry().get(flavor).load(path, trusted)
+    predictor = default_registries().flavors.get(flavor).load(path, trusted)
     load_s = time.perf_counter() - started
     rss = None
     host = getattr(predictor, "host", None)
