@@ -102,8 +102,8 @@ def main() -> None:
         "--nice",
         type=int,
         default=0,
-        help="run the server at this niceness: below 0 (root) gives it, on a shared machine, "
-        "about the CPU it would have alone",
+        help="run the server at this niceness (below 0 needs root; it does not reach across "
+        "the kernel's autogroups, so other sessions' load still counts)",
     )
     args = parser.parse_args()
     print(
