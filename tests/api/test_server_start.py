@@ -14,7 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from aimass.config import Settings, settings_env
+
+# A fresh interpreter per run: one backend is enough (tests/conftest.py).
+pytestmark = pytest.mark.backend("postgresql")
 
 #: Libraries imported where a model of theirs is loaded or a feature is used, never at start.
 HEAVY = (
