@@ -42,6 +42,7 @@ class ChaosReport:
 
     jobs: list[int] = field(default_factory=list)
     faults: list[tuple[float, int, str]] = field(default_factory=list)
+    restarts: list[float] = field(default_factory=list)
     wall_s: float = 0.0
     states: Counter[str] = field(default_factory=Counter)
     attempts: Counter[int] = field(default_factory=Counter)
@@ -54,8 +55,9 @@ class ChaosReport:
         kinds = Counter(kind for _, _, kind in self.faults)
         return (
             f"{len(self.jobs)} jobs, {len(self.faults)} faults ({dict(kinds)}) in "
-            f"{self.wall_s:.1f} s: states {dict(self.states)}, attempts per job "
-            f"{dict(sorted(self.attempts.items()))}, {self.versions} versions registered, "
+            f"{self.wall_s:.1f} s (restarts took {self.restarts} s): states "
+            f"{dict(self.states)}, attempts per job {dict(sorted(self.attempts.items()))}, "
+            f"{self.versions} versions registered, "
             f"cron: {len(self.cron_fired)} fired for {self.cron_ticks} ticks; "
             f"{len(self.problems)} problem(s)"
         )
@@ -98,7 +100,9 @@ class _Chaos:
             self.cluster.signal(i, signal.SIGKILL if kind == "kill" else signal.SIGSTOP)
         report.faults.append((round(time.monotonic() - started, 2), i, kind))
         if kind == "kill":
+            begun = time.monotonic()
             self.cluster.start(i)
+            report.restarts.append(round(time.monotonic() - begun, 2))
             self.refresh(i)
         else:
             time.sleep(self.pause_s)
@@ -134,7 +138,7 @@ def run_chaos(
     }
     answer = chaos.call("POST", "/api/v1/schedules", json=cron)
     assert answer.status_code == 201, answer.text
-    schedule_id, cron_from = answer.json()["id"], time.time()
+    cron_from = time.time()
     started = time.monotonic()
     window = max(1.0, faults * gap_s)
 
@@ -160,13 +164,15 @@ def run_chaos(
             say(f"fault {n + 1}/{faults}: {report.faults[-1]}")
         submitter.join(timeout=window + 300)
         assert not submitter.is_alive(), "the submissions did not finish"
+        say(f"{len(report.jobs)} jobs submitted after {time.monotonic() - started:.1f} s")
         _wait_all(chaos, report, timeout=max(120.0, jobs * 0.5))
         report.wall_s = time.monotonic() - started
+        say(f"all ended after {report.wall_s:.1f} s")
         # The schedule is switched off at least 3 s after a minute began: no tick is underway.
         while (time.time() % 60) < 3 or (time.time() % 60) > 57:
             time.sleep(0.2)
         cron_to = time.time()
-        off = chaos.call("PATCH", f"/api/v1/schedules/{schedule_id}", json={"enabled": False})
+        off = chaos.call("PATCH", f"/api/v1/schedules/{cron['name']}", json={"enabled": False})
         assert off.status_code == 200, off.text
         time.sleep(1.5)  # a firing that began before the switch has committed its job
         _count(chaos, report, model, cron_from, cron_to)

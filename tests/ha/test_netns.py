@@ -184,7 +184,7 @@ def test_chaos_every_job_succeeds_once_and_cron_fires_once_per_tick(
 ) -> None:
     """A small chaos run (the 1,000-job one is benchmarks/ha/chaos.py)."""
     _, cluster = network
-    report = run_chaos(cluster, jobs=60, faults=5, gap_s=3.0, seed=16)
+    report = run_chaos(cluster, jobs=60, faults=5, gap_s=3.0, seed=16, say=print)
     print(report.summary())
     assert report.problems == [], report.problems[:10]
     assert report.states == {"succeeded": 60}
