@@ -35,7 +35,10 @@ from ha.cluster import TERMINAL, Cluster
 SCRIPTS = Path(__file__).parent / "scripts"
 CRON_MARK = 0.0125  # the scheduled noop's sleep_s: how its jobs are told apart
 #: An ONNX Identity model (70 bytes) that each job registers (onnx.helper, opset 13, IR 8).
-IDENTITY_ONNX = "CAg6PAoQCgF4EgF5IghJZGVudGl0eRICaWRaEQoBeBIMCgoIARIGCgAKAggBYhEKAXkSDAoKCAESBgoACgIIAUIECgAQDQ=="
+IDENTITY_ONNX = (
+    "CAg6PAoQCgF4EgF5IghJZGVudGl0eRICaWRaEQoBeBIMCgoIARIGCgAK"
+    "AggBYhEKAXkSDAoKCAESBgoACgIIAUIECgAQDQ=="
+)
 
 
 @dataclass

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from aimass.sandbox import host_pid
-from ha.chaos import run_chaos
+from ha.chaos import IDENTITY_ONNX, run_chaos
 from ha.cluster import Cluster, noop, wait_job
 from ha.netns import Network, hosts, netns_unavailable
 from jobs.conftest import pid_alive
@@ -60,7 +60,8 @@ def _node_of(cluster: Cluster, job: dict[str, Any]) -> int:
 
 
 def _holder(api: httpx.Client, model: str, hold: float) -> int:
-    body = {"kind": "script", "entry": "holder.py:main", "params": {"model": model, "hold": hold}}
+    params = {"model": model, "hold": hold, "onnx": IDENTITY_ONNX}
+    body = {"kind": "script", "entry": "holder.py:main", "params": params}
     answer = api.post(
         "/api/v1/jobs/script",
         files={"source": ("holder.py", (SCRIPTS / "holder.py").read_bytes(), "text/x-python")},
@@ -84,7 +85,7 @@ def _first_pid(api: httpx.Client, cluster: Cluster, job_id: int) -> int:
 
 def _once(api: httpx.Client, job_id: int, model: str) -> tuple[dict[str, Any], list[str]]:
     """The ended job, its event states; checks it succeeded once and made one version."""
-    job = wait_job(api, job_id, timeout=60)
+    job = wait_job(api, job_id, timeout=120)
     assert job["state"] == "succeeded", job
     states = [e["state"] for e in api.get(f"/api/v1/jobs/{job_id}/events").json()]
     assert states.count("succeeded") == 1 and states.count("running") == job["attempt"], states
@@ -126,7 +127,7 @@ def test_a_server_cut_off_from_postgresql_stops_its_attempt_and_the_job_runs_els
                 assert time.monotonic() - cut < JOB_LEASE_S + 3, "the cut-off attempt ran on"
                 time.sleep(0.05)
             stopped = time.monotonic() - cut
-            assert cluster.wait_for_leader(timeout=10, other_than=leader) == other
+            assert cluster.wait_for_leader(timeout=30, other_than=leader) == other
             assert cluster.lease()[1] == epoch + 1
             moved = wait_job(api, job_id, lambda j: j["attempt"] == 2, timeout=30)
             assert _node_of(cluster, moved) == other
@@ -161,7 +162,7 @@ def test_a_leader_paused_past_its_lease_loses_it_and_nothing_runs_twice(
         first = _first_pid(api, cluster, job_id)
         cluster.signal(leader, signal.SIGSTOP)
         try:
-            assert cluster.wait_for_leader(timeout=10, other_than=leader) == other
+            assert cluster.wait_for_leader(timeout=30, other_than=leader) == other
             assert cluster.lease()[1] == epoch + 1
             moved = wait_job(api, job_id, lambda j: j["attempt"] == 2, timeout=30)
             assert _node_of(cluster, moved) == other

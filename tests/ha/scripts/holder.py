@@ -1,6 +1,7 @@
 """A job whose first attempt reports its pid and holds still ``hold`` seconds; then it
-registers a model version (its lineage names the job)."""
+registers a model version (a tiny ONNX file, base64 in ``onnx``; its lineage names the job)."""
 
+import base64
 import os
 import time
 
@@ -8,13 +9,12 @@ from aimass import runtime
 
 
 def main(params):
-    from sklearn.linear_model import LogisticRegression
-
     ctx = runtime.context()
     if ctx.attempt == 1:
         ctx.set_outputs(pid_1=os.getpid())
         time.sleep(params["hold"])
-    x, y = [[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1]
-    version = ctx.register_model(params["model"], LogisticRegression().fit(x, y), example=x[:1])
+    path = ctx.scratch / "identity.onnx"
+    path.write_bytes(base64.b64decode(params["onnx"]))
+    version = ctx.register_model(params["model"], path)
     print(f"attempt {ctx.attempt} registered version {version.version}", flush=True)
     return {"attempt": ctx.attempt}
