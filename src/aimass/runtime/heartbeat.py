@@ -56,8 +56,11 @@ def _beat_forever(
     ) as http:
         while True:
             sent = time.monotonic()
-            try:  # a slow server may answer until the lease runs out; later is too late
-                response = http.post(path, timeout=max(0.05, renewed + lease - sent))
+            left = renewed + lease - sent
+            # A slow server may answer until the lease runs out. Past it (this process was
+            # paused), one last beat asks whether the attempt is still current.
+            try:
+                response = http.post(path, timeout=left if left > 0.05 else interval)
             except httpx.HTTPError as exc:
                 response = None
                 failure = str(exc) or type(exc).__name__
