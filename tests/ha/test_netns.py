@@ -59,8 +59,8 @@ def _node_of(cluster: Cluster, job: dict[str, Any]) -> int:
     return [n.pid for n in cluster.nodes].index(pid)
 
 
-def _holder(api: httpx.Client, model: str, hold: float) -> int:
-    params = {"model": model, "hold": hold, "onnx": IDENTITY_ONNX}
+def _holder(api: httpx.Client, model: str, hold: float, register_first: bool = False) -> int:
+    params = {"model": model, "hold": hold, "onnx": IDENTITY_ONNX, "register_first": register_first}
     body = {"kind": "script", "entry": "holder.py:main", "params": params}
     answer = api.post(
         "/api/v1/jobs/script",
@@ -151,12 +151,16 @@ def test_a_server_cut_off_from_postgresql_stops_its_attempt_and_the_job_runs_els
 def test_a_leader_paused_past_its_lease_loses_it_and_nothing_runs_twice(
     network: tuple[Network, Cluster],
 ) -> None:
-    """SIGSTOP the leading server while its attempt runs, past both leases; SIGCONT."""
+    """SIGSTOP the leading server while its attempt runs, past both leases; SIGCONT.
+
+    Attempt 1 registered its model before the pause: attempt 2 gets that version
+    back instead of registering a second one (one version per job, however often
+    it runs)."""
     _, cluster = network
     leader, other = _roles(cluster)
     _, epoch = cluster.lease()
     with cluster.nodes[other].api() as api:
-        job_id = _holder(api, "paused", hold=120)
+        job_id = _holder(api, "paused", hold=120, register_first=True)
         running = wait_job(api, job_id, lambda j: j["state"] == "running", timeout=30)
         assert _node_of(cluster, running) == leader
         first = _first_pid(api, cluster, job_id)
