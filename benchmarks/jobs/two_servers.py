@@ -193,7 +193,9 @@ def main() -> None:
     args = parser.parse_args()
     out: dict[str, Any] = {"load_start": loadavg()}
     out["notify_on"] = aimass(args, notify=True)
+    print(json.dumps({"notify_on": out["notify_on"]}), flush=True)
     out["notify_off"] = aimass(args, notify=False)
+    print(json.dumps({"notify_off": out["notify_off"]}), flush=True)
     if not args.skip_ray:
         out["ray_jobs"] = ray_jobs(args.ray_jobs)
     out["load_end"] = loadavg()
