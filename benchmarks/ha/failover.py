@@ -1,10 +1,12 @@
 """Failover of the scheduler: kill -9 the leader of two servers on one PostgreSQL, N times.
 
-    .venv/bin/python benchmarks/ha/failover.py [--kills 20] [--notify on|off]
+    .venv/bin/python benchmarks/ha/failover.py [--kills 20] [--notify on|off] [--netns]
 
-Two ``aimass server`` processes on loopback (not separate hosts) share a fresh
-PostgreSQL database (created with psycopg on AIMASS_TEST_POSTGRES or
-127.0.0.1:5432, dropped after) and one artifact folder; leader lease 2 s,
+Two ``aimass server`` processes on loopback share a fresh PostgreSQL database
+(created with psycopg on AIMASS_TEST_POSTGRES or 127.0.0.1:5432, dropped after)
+and one artifact folder; with ``--netns``, each server runs as a host of its own
+(a network namespace on a bridge, its own address) and PostgreSQL is the run's
+own cluster on the bridge address (``tests/ha/netns.py``; needs root); leader lease 2 s,
 job lease 5 s. Each round: a 30 s ``noop`` job runs on the leader; the leader
 is killed with SIGKILL, a ``noop`` job is submitted to the survivor at once,
 and the time from the kill until that job leaves ``queued`` is recorded; the
@@ -31,6 +33,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).parents[2] / "tests"))
 
 from ha.cluster import Cluster, noop, wait_job
+from ha.netns import hosts, netns_unavailable
 
 ADMIN = os.environ.get("AIMASS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -44,14 +47,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--notify", choices=("on", "off"), default="on")
+    parser.add_argument("--netns", action="store_true", help="each server a host of its own")
     args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="aimass-failover-"))
+    overrides = {"pg_notify": args.notify == "on"}
+    if args.netns:
+        reason = netns_unavailable()
+        if reason is not None:
+            sys.exit(f"--netns needs network namespaces: {reason}")
+        with hosts() as (network, url):
+            _run(Cluster(url, root, overrides=overrides, network=network), args)
+        return
     name = f"aimass_failover_{uuid.uuid4().hex[:8]}"
     admin = ADMIN.replace("+psycopg", "")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN.rsplit("/", 1)[0] + "/" + name
-    root = Path(tempfile.mkdtemp(prefix="aimass-failover-"))
-    cluster = Cluster(url, root, overrides={"pg_notify": args.notify == "on"})
+    try:
+        _run(Cluster(ADMIN.rsplit("/", 1)[0] + "/" + name, root, overrides=overrides), args)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _run(cluster: Cluster, args: argparse.Namespace) -> None:
     try:
         cluster.start_all()
         leader = cluster.wait_for_leader()
@@ -106,8 +124,6 @@ def main() -> None:
         )
     finally:
         cluster.close()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

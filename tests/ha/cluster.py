@@ -20,6 +20,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from aimass.config import Settings, settings_env
+from ha.netns import Network
 from jobs.conftest import wait_for
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -47,7 +48,7 @@ class Node:
     @property
     def url(self) -> str:
         """Where it listens."""
-        return f"http://127.0.0.1:{self.settings.port}"
+        return f"http://{self.settings.host}:{self.settings.port}"
 
     @property
     def pid(self) -> int:
@@ -64,12 +65,17 @@ class Node:
 
 @dataclass
 class Cluster:
-    """``size`` servers sharing ``database_url`` and an artifact folder under ``root``."""
+    """``size`` servers sharing ``database_url`` and an artifact folder under ``root``.
+
+    With a ``network``, server ``i`` runs in its namespace, on its own address
+    (``network.address(i)``), as on a host of its own; else all on loopback.
+    """
 
     database_url: str
     root: Path
     size: int = 2
     overrides: dict[str, Any] = field(default_factory=dict)
+    network: Network | None = None
     nodes: list[Node] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -79,6 +85,7 @@ class Cluster:
                 "database_url": self.database_url,
                 "artifacts": str(self.root / "artifacts"),
                 "port": free_port(),
+                "host": "127.0.0.1" if self.network is None else self.network.address(i),
                 "tune_gc": False,
                 "jobs": True,
                 "job_slots": 4.0,
@@ -93,8 +100,9 @@ class Cluster:
         env = {**os.environ, **settings_env(node.settings)}
         log = self.root / f"node{i}-{node.starts}.log"
         with log.open("wb") as out:
+            prefix = [] if self.network is None else self.network.prefix(i)
             node.process = subprocess.Popen(
-                [sys.executable, "-m", "aimass.cli", "server"],
+                [*prefix, sys.executable, "-m", "aimass.cli", "server"],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -105,7 +113,8 @@ class Cluster:
         while True:
             assert node.process.poll() is None, f"node {i} exited at start: see {log.name}"
             try:
-                if httpx.get(f"{node.url}/v2/health/ready", timeout=2).status_code == 200:
+                ready = httpx.get(f"{node.url}/v2/health/ready", timeout=2, trust_env=False)
+                if ready.status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

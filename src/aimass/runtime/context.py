@@ -75,6 +75,8 @@ class JobContext:
         )
         self._url = job.url
         self._token = job.token
+        #: Versions this attempt registered (or replayed), per model name.
+        self._registered: dict[str, int] = {}
 
     # -- plumbing -------------------------------------------------------------
 
@@ -247,8 +249,18 @@ class JobContext:
 
         ``model`` is an in-memory sklearn, torch or ONNX model (serialized safely)
         or the path of a model file. Refused if this attempt is no longer current.
+
+        Once per job: an attempt that runs again after an earlier one was lost (its
+        server killed or cut off after the earlier attempt had registered) gets the
+        version that attempt registered, the n-th call of a model the n-th version
+        the job made of it, instead of registering the same result twice.
         """
         from aimass.registry.entities import ModelVersion
+
+        earlier = self._earlier_version(name)
+        if earlier is not None:
+            self.set_outputs(model=earlier.model, model_version=earlier.version)
+            return earlier
 
         with tempfile.TemporaryDirectory(dir=self.scratch, prefix="model-") as tmp:
             if isinstance(model, (str, Path)):
@@ -282,8 +294,28 @@ class JobContext:
                     f"was refused ({exc.message})"
                 ) from exc
         version = ModelVersion.model_validate(data)
+        self._registered[name] = self._registered.get(name, 0) + 1
         self.set_outputs(model=version.model, model_version=version.version)
         return version
+
+    def _earlier_version(self, name: str) -> ModelVersion | None:
+        """The version an earlier attempt of this job registered for this call, if any."""
+        from aimass.errors import NotFound
+        from aimass.registry.entities import ModelVersion
+
+        if self.attempt <= 1:
+            return None
+        try:
+            listed = self._send("GET", f"/api/v1/models/{name}/versions").json()
+        except NotFound:
+            return None
+        mine = [v for v in listed if (v.get("lineage") or {}).get("job_id") == str(self.job_id)]
+        mine.sort(key=lambda v: v["version"])
+        n = self._registered.get(name, 0)
+        if n >= len(mine):
+            return None
+        self._registered[name] = n + 1
+        return ModelVersion.model_validate(mine[n])
 
     def print(self, *values: object) -> None:
         """Print to the job's log, flushed at once so it streams live."""

@@ -38,6 +38,7 @@ from aimass.job_environment import JobEnvironment
 from aimass.jobs import records, service
 from aimass.jobs.entities import Job, JobCheckpoint
 from aimass.loop_service import LoopService
+from aimass.runtime.heartbeat import EXIT_SUPERSEDED
 from aimass.scheduler.leader import Leadership, StaleLeadership
 from aimass.scheduler.placement import NodeCapacity, place
 from aimass.store.db import Database
@@ -99,6 +100,8 @@ def _exit_outcome(exit_: AttemptExit) -> tuple[bool, str, bool]:
             name = f"signal {-exit_.returncode}"
         detail = f" ({exit_.error})" if exit_.error else ""  # a Ray node that died, say
         return False, f"the attempt's process was killed by {name}{detail}", True
+    if exit_.returncode == EXIT_SUPERSEDED:  # its lease ran out: not the job's own failure
+        return False, exit_.error or "the attempt stopped: its lease ran out", True
     reason = exit_.error or f"the attempt exited with status {exit_.returncode}"
     return False, reason, exit_.returncode == EXIT_INFRA
 

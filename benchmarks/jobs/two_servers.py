@@ -1,0 +1,224 @@
+"""Jobs on two aimass servers sharing PostgreSQL, beside Ray Jobs on the same machine.
+
+    .venv/bin/python benchmarks/jobs/two_servers.py [--jobs 500] [--latency 50] [--slots 4]
+                                                    [--skip-ray] [--ray-jobs 500]
+
+aimass: two ``aimass server`` processes on loopback (``tests/ha/cluster.py``) on a
+fresh database on 127.0.0.1:5432 (``AIMASS_TEST_POSTGRES``), ``--slots`` job slots
+(the local executor runs jobs on the leader). For NOTIFY on, then off (a fresh
+cluster each):
+
+1. submit -> running when the submit lands on the follower: ``--latency`` noop jobs
+   one at a time, POSTed to the follower; the server's ``started_at - created_at``
+   and the client's POST sent -> ``running`` (or ended) seen, GET every 5 ms;
+2. throughput (NOTIFY on only): ``--jobs`` noop jobs POSTed from 4 threads, half to
+   each server; jobs/s from the first POST to the last ``finished_at``.
+
+Ray: a head node of its own (``ray_bench.start_head``: ``--num-cpus 2``, token auth,
+free ports), ``JobSubmissionClient``: 20 one at a time (submit -> RUNNING seen,
+``get_job_status`` every 10 ms), then ``--ray-jobs`` entrypoints ``python -c pass``
+from 4 threads, until all SUCCEEDED: jobs/s.
+
+Prints one JSON object and a short table; the machine's load average beside each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parents[1] / "tests"))
+sys.path.insert(0, str(HERE))
+
+from common import loadavg, stats_ms  # noqa: E402
+
+from ha.cluster import Cluster, noop  # noqa: E402
+
+ADMIN = os.environ.get("AIMASS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
+
+
+def _latency(cluster: Cluster, n: int) -> dict[str, Any]:
+    leader = cluster.wait_for_leader()
+    follower = 1 - leader
+    server, client = [], []
+    with cluster.nodes[follower].api() as api:
+        for _ in range(3):  # warm-up
+            noop(api)
+        time.sleep(1.0)
+        for _ in range(n):
+            t0 = time.perf_counter()
+            job_id = noop(api)
+            while True:
+                job = api.get(f"/api/v1/jobs/{job_id}").json()
+                if job["state"] != "queued":
+                    break
+                time.sleep(0.005)
+            client.append(time.perf_counter() - t0)
+            server.append(_ts(job["started_at"]) - _ts(job["created_at"]))
+            while api.get(f"/api/v1/jobs/{job_id}").json()["state"] == "running":
+                time.sleep(0.005)
+    return {
+        "server_ms": stats_ms(server),
+        "client_ms": stats_ms(client),
+        "follower_submits": n,
+        "load": loadavg(),
+    }
+
+
+def _throughput(cluster: Cluster, n: int) -> dict[str, Any]:
+    apis = [node.api() for node in cluster.nodes]
+    ids: list[int] = []
+    first = time.time()
+
+    def submit(k: int) -> list[int]:
+        api = apis[k % 2]
+        return [noop(api) for _ in range(n // 4 + (1 if k < n % 4 else 0))]
+
+    with cf.ThreadPoolExecutor(4) as pool:
+        for part in pool.map(submit, range(4)):
+            ids += part
+    posted = time.time() - first
+    pending, last = set(ids), 0.0
+    deadline = time.monotonic() + 600
+    while pending and time.monotonic() < deadline:
+        page = apis[0].get("/api/v1/jobs", params={"limit": 1000}).json()
+        for job in page:
+            if job["id"] in pending and job["state"] in ("succeeded", "failed", "cancelled"):
+                pending.discard(job["id"])
+                last = max(last, _ts(job["finished_at"]))
+        time.sleep(0.2)
+    states: dict[str, int] = {}
+    for job in apis[0].get("/api/v1/jobs", params={"limit": 1000}).json():
+        if job["id"] in set(ids):
+            states[job["state"]] = states.get(job["state"], 0) + 1
+    for api in apis:
+        api.close()
+    return {
+        "jobs": n,
+        "posted_s": posted,
+        "wall_s": last - first,
+        "jobs_per_s": n / (last - first) if last else 0.0,
+        "states": states,
+        "never_ended": len(pending),
+        "load": loadavg(),
+    }
+
+
+def aimass(args: argparse.Namespace, notify: bool) -> dict[str, Any]:
+    name = f"aimass_two_{uuid.uuid4().hex[:8]}"
+    admin = ADMIN.replace("+psycopg", "")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    root = Path(tempfile.mkdtemp(prefix="aimass-two-"))
+    overrides = {"pg_notify": notify, "job_slots": float(args.slots), "job_lease_s": 30.0}
+    cluster = Cluster(ADMIN.rsplit("/", 1)[0] + "/" + name, root, overrides=overrides)
+    try:
+        cluster.start_all()
+        out: dict[str, Any] = {"latency": _latency(cluster, args.latency)}
+        if notify:
+            out["throughput"] = _throughput(cluster, args.jobs)
+        return out
+    finally:
+        cluster.close()
+        shutil.rmtree(root, ignore_errors=True)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def ray_jobs(n: int) -> dict[str, Any]:
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    import ray
+    from ray_bench import run_job, start_head, stop_head, wait_for_agent, wait_for_jobs_api
+
+    temp = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))
+    proc, _, dashboard = start_head(temp)
+    try:
+        client = wait_for_jobs_api(f"http://127.0.0.1:{dashboard}")
+        wait_for_agent(client)
+        seq = [run_job(client, 0.01) for _ in range(20)]
+        to_running = [j["to_running_s"] for j in seq if j["to_running_s"] is not None]
+        t0 = time.perf_counter()
+        with cf.ThreadPoolExecutor(4) as pool:
+            ids = list(pool.map(lambda _: client.submit_job(entrypoint="python -c pass"), range(n)))
+        pending, statuses = set(ids), {}
+        while pending:
+            for job in list(pending):
+                status = str(client.get_job_status(job)).rsplit(".", 1)[-1]
+                if status in ("SUCCEEDED", "FAILED", "STOPPED"):
+                    statuses[job] = status
+                    pending.discard(job)
+            if pending:
+                time.sleep(0.2)
+        wall = time.perf_counter() - t0
+        return {
+            "ray": ray.__version__,
+            "to_running_ms": stats_ms(to_running),
+            "jobs": n,
+            "wall_s": wall,
+            "jobs_per_s": n / wall,
+            "succeeded": sum(1 for s in statuses.values() if s == "SUCCEEDED"),
+            "load": loadavg(),
+        }
+    finally:
+        stop_head(proc)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--latency", type=int, default=50)
+    parser.add_argument("--slots", type=int, default=4)
+    parser.add_argument("--ray-jobs", type=int, default=500)
+    parser.add_argument("--skip-ray", action="store_true")
+    args = parser.parse_args()
+    out: dict[str, Any] = {"load_start": loadavg()}
+    out["notify_on"] = aimass(args, notify=True)
+    print(json.dumps({"notify_on": out["notify_on"]}), flush=True)
+    out["notify_off"] = aimass(args, notify=False)
+    print(json.dumps({"notify_off": out["notify_off"]}), flush=True)
+    if not args.skip_ray:
+        out["ray_jobs"] = ray_jobs(args.ray_jobs)
+    out["load_end"] = loadavg()
+    print(json.dumps(out, indent=1))
+    on, off = out["notify_on"], out["notify_off"]
+    print("\n| | p50 | p99 | load |\n| --- | --- | --- | --- |")
+    for label, part in (("NOTIFY on", on["latency"]), ("NOTIFY off", off["latency"])):
+        for side in ("server", "client"):
+            ms = part[f"{side}_ms"]
+            print(f"| aimass follower submit->running, {label}, {side} | {ms['p50']:.0f} ms | "
+                  f"{ms['p99']:.0f} ms | {part['load']} |")  # fmt: skip
+    if "ray_jobs" in out:
+        ms = out["ray_jobs"]["to_running_ms"]
+        print(f"| Ray Jobs submit->RUNNING (client) | {ms['p50']:.0f} ms | {ms['p99']:.0f} ms "
+              f"| {out['ray_jobs']['load']} |")  # fmt: skip
+    t = on["throughput"]
+    print(f"\naimass, two servers, PostgreSQL: {t['jobs']} jobs in {t['wall_s']:.1f} s = "
+          f"{t['jobs_per_s']:.1f} jobs/s ({t['states']}; load {t['load']})")  # fmt: skip
+    if "ray_jobs" in out:
+        r = out["ray_jobs"]
+        print(f"Ray Jobs: {r['jobs']} jobs in {r['wall_s']:.1f} s = {r['jobs_per_s']:.1f} "
+              f"jobs/s ({r['succeeded']} succeeded; load {r['load']})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
