@@ -340,11 +340,15 @@ class PredictionLogWriter(LoopService):
     def start(self) -> None:
         """Start the loop; when anything is to be logged, import pyarrow now, before traffic.
 
-        Imported at the first write instead, it would hold the GIL for a second or
-        more in the writer's thread, stalling the event loop that serves requests.
+        Imported at the first write instead (pyarrow, and the pandas it loads on its
+        first conversion), it would hold the GIL for a second or more in the
+        writer's thread, stalling the event loop that serves requests.
         """
         if self.queue.sample > 0 or any(self.queue.rates.values()):
-            import pyarrow.parquet  # noqa: F401
+            import pyarrow as pa
+            import pyarrow.parquet
+
+            pa.array(["warm"])  # its first conversion of Python objects imports pandas
 
         super().start()
 
