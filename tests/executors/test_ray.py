@@ -337,8 +337,11 @@ def test_close_cancels_running_attempts(ray_cluster: None, tmp_path: Path) -> No
     executor.on_exit = exits.add
     pids_file = tmp_path / "pids"
     executor.submit(_spec(tmp_path, 1, "spawn_and_sleep", {"pids_file": str(pids_file)}))
-    executor.submit(_spec(tmp_path, 2, "sleep", {"seconds": 60}, cpu=2))  # still queued
     _wait_for_pids(pids_file)  # running: a fixed sleep raced a slow start on a loaded machine
+    # Submitted once attempt 1 holds one of the two CPUs, so it stays queued. Submitted beside
+    # it, Ray could start it first (different resource shapes have no order between them):
+    # it took both CPUs for 60 s and attempt 1 never started (a CI failure).
+    executor.submit(_spec(tmp_path, 2, "sleep", {"seconds": 60}, cpu=2))
     executor.close()
     running, queued = exits.wait(1, timeout=1), exits.wait(2, timeout=1)
     assert running.cancelled and running.returncode == -signal.SIGTERM
