@@ -3484,6 +3484,8 @@ export interface components {
             replica: string;
             /** Retry At */
             retry_at?: string | null;
+            /** Runner */
+            runner?: ("process" | "worker_process" | "in_process") | null;
             /**
              * State
              * @enum {string}
@@ -3951,6 +3953,12 @@ export interface components {
             gpu: number;
             /** Memory Mb */
             memory_mb?: number | null;
+            /**
+             * Runner
+             * @default auto
+             * @enum {string}
+             */
+            runner: "auto" | "process" | "in_process";
         };
         /**
          * Resources
