@@ -17,6 +17,7 @@ import { useIsAdmin } from "../auth";
 import { useLoad } from "../hooks";
 import { Link, navigate } from "../router";
 import { TimeChart } from "./chart";
+import { EventRows } from "./eventrows";
 import { NodeRows } from "./overview";
 
 const TABS: [string, string][] = [
@@ -257,34 +258,6 @@ async function driftHistory(name: string, windowS: number): Promise<DriftReport[
   return settled
     .flatMap((s) => (s.status === "fulfilled" ? [s.value] : []))
     .filter((r) => r.rows > 0 && r.window_end);
-}
-
-function EventRows(props: { events: Awaited<ReturnType<typeof listEvents>> }) {
-  if (!props.events.length) return <p class="muted">None.</p>;
-  return (
-    <table class="events">
-      <thead>
-        <tr>
-          <th>Time</th>
-          <th>Kind</th>
-          <th>Subject</th>
-          <th>Severity</th>
-          <th>Message</th>
-        </tr>
-      </thead>
-      <tbody>
-        {props.events.map((e) => (
-          <tr key={e.id}>
-            <td>{e.created_at}</td>
-            <td>{e.kind}</td>
-            <td>{e.subject}</td>
-            <td>{e.severity}</td>
-            <td>{e.message}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
-  );
 }
 
 function Alerts() {

@@ -2,6 +2,7 @@ import { listDeployments, listEvents, listJobs, listNodes, type NodeStatus } fro
 import { useLoad } from "../hooks";
 import { fmt, ratesBetween, useScrapes } from "../live";
 import { Link } from "../router";
+import { EventRows } from "./eventrows";
 import { JobRows } from "./jobrows";
 
 const LIVE_MS = 2000;
@@ -129,29 +130,7 @@ export function Overview() {
       <h2>Recent jobs</h2>
       <JobRows jobs={recent.data?.jobs ?? []} />
       <h2>Recent events</h2>
-      {events.data && !events.data.length && <p class="muted">None yet.</p>}
-      {(events.data ?? []).length > 0 && (
-        <table class="events">
-          <thead>
-            <tr>
-              <th>Time</th>
-              <th>Kind</th>
-              <th>Subject</th>
-              <th>Message</th>
-            </tr>
-          </thead>
-          <tbody>
-            {(events.data ?? []).map((e) => (
-              <tr key={e.id}>
-                <td>{e.created_at}</td>
-                <td>{e.kind}</td>
-                <td>{e.subject}</td>
-                <td>{e.message}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      {events.data && <EventRows events={events.data} empty="None yet." />}
       {(running.error || deployments.error || nodes.error) && (
         <p class="error">{running.error ?? deployments.error ?? nodes.error}</p>
       )}
