@@ -223,8 +223,12 @@ def test_a_replica_no_node_can_hold_is_pending_with_the_reason(
             json={"model": "big", "version": 1, "resources": {"cpu": 64, "runner": "ray"}},
         )
         assert created.status_code == 201, created.text
-        pending = wait_state(api, "big", "pending", timeout=WAIT_S)
-        [reason] = {s["reason"] for s in pending["replica_status"]}
+        deadline = time.monotonic() + WAIT_S
+        while not (reports := api.get("/api/v1/deployments/big").json()["replica_status"]):
+            assert time.monotonic() < deadline, "no replica reported"
+            time.sleep(0.1)
+        assert [s["state"] for s in reports] == ["pending"], reports
+        [reason] = {s["reason"] for s in reports}
         assert "64 CPU" in reason and "no Ray node" in reason, reason
         assert api.post("/v2/models/big/infer", json=oip_json([[0.0] * 30])).status_code == 503
         assert _actors(created.json()["id"]) == []
