@@ -63,14 +63,14 @@ async def _drive(runner: Any, rows: Any, clients: int, seconds: float) -> tuple[
 async def _bench(args: argparse.Namespace, runners: dict[str, Any], rows: Any) -> None:
     results: dict[tuple[str, int], list[tuple[float, float]]] = {}
     for clients in (1, 16):
-        for name, runner in runners.items():  # warm up: threads, Ray workers, ONNX
+        for runner in runners.values():  # warm up: threads, Ray workers, ONNX
             await _drive(runner, rows, clients, 0.3)
         for _ in range(args.rounds):
             for name, runner in runners.items():
                 count, mean = await _drive(runner, rows, clients, args.seconds)
                 results.setdefault((name, clients), []).append((count / args.seconds, mean))
-    print("| path | clients | req/s (median of rounds) | µs per request | hop (µs over in-process) |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| path | clients | req/s (median of rounds) | µs per request | hop (µs over in-process)")
+    print("| --- | ---: | ---: | ---: | ---:")
     for clients in (1, 16):
         base = statistics.median(m for _, m in results[("in-process", clients)])
         for name in runners:
@@ -79,7 +79,7 @@ async def _bench(args: argparse.Namespace, runners: dict[str, Any], rows: Any) -
             mean = statistics.median(means)
             print(
                 f"| {name} | {clients} | {statistics.median(rates):,.0f} | {mean * 1e6:,.0f} | "
-                f"{(mean - base) * 1e6:+,.0f} |"
+                f"{(mean - base) * 1e6:+,.0f}"
             )
 
 
