@@ -3474,16 +3474,37 @@ export interface components {
             versions: components["schemas"]["VersionQuality"][];
         };
         /**
+         * ReplicaPlacement
+         * @description Where one Ray actor replica of a deployment runs (``runner: "ray"``).
+         */
+        ReplicaPlacement: {
+            /** Index */
+            index: number;
+            /** Node */
+            node?: string | null;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "alive" | "restarting" | "pending";
+            /** Version */
+            version: number;
+        };
+        /**
          * ReplicaStatus
          * @description What one server process reports about a deployment.
          */
         ReplicaStatus: {
+            /** Placement */
+            placement?: components["schemas"]["ReplicaPlacement"][] | null;
             /** Reason */
             reason?: string | null;
             /** Replica */
             replica: string;
             /** Retry At */
             retry_at?: string | null;
+            /** Runner */
+            runner?: ("process" | "worker_process" | "in_process" | "ray") | null;
             /**
              * State
              * @enum {string}
@@ -3951,6 +3972,12 @@ export interface components {
             gpu: number;
             /** Memory Mb */
             memory_mb?: number | null;
+            /**
+             * Runner
+             * @default auto
+             * @enum {string}
+             */
+            runner: "auto" | "process" | "in_process" | "ray";
         };
         /**
          * Resources
