@@ -204,6 +204,10 @@ def test_two_replicas_one_per_node_serve_both_servers_and_survive_a_killed_actor
         in_flight = [r for r in load.results if r[0] <= killed_at < r[1] and r[2] != 200]
         assert len(in_flight) <= 2, in_flight  # at most the one in flight per client
         assert len(after_kill) >= 20, len(after_kill)
+        print(
+            f"requests {len(load.results)}, after the kill {len(after_kill)}, "
+            f"failed in flight {len(in_flight)}"
+        )
 
         # Deleting the deployment ends its actors.
         assert one.delete("/api/v1/deployments/cancer").status_code == 204
