@@ -1,8 +1,8 @@
 """Jobs on a Ray cluster of two worker nodes (Ray's own multi-node test cluster).
 
-One cluster for the module: a head with no CPUs (it schedules nothing) and two
-worker raylets with 2 logical CPUs each, labelled ``node-a`` and ``node-b`` by a
-custom resource. Both share this machine's two cores, so the jobs are tiny. The
+One cluster for the module (``ray_cluster.two_node_cluster``): a head with no
+CPUs and two worker raylets with 2 logical CPUs each, labelled ``node-a`` and
+``node-b``. Both share this machine's two cores, so the jobs are tiny. The
 node-loss test removes a node: it runs last.
 """
 
@@ -22,40 +22,20 @@ import pytest
 from aimass.config import Settings
 from conftest import LiveServer, free_port, start_server, start_server_process
 from jobs.conftest import job_settings, submit_script, wait_for
+from ray_cluster import label as node_label
+from ray_cluster import two_node_cluster
 
 ray = pytest.importorskip("ray")
 
 # A cluster of three raylets and a second server process start slowly on a loaded machine.
 pytestmark = [pytest.mark.slow, pytest.mark.backend("postgresql"), pytest.mark.timeout(360)]
 
-LABELS = ("node-a", "node-b")
-
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
     """A Ray head (0 CPUs) and two worker nodes (2 CPUs each), this process its driver."""
-    from ray._common.utils import get_ray_address_file
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "include_dashboard": False},
-    )
-    # Ray writes the head's address where a bare ray.init() on this machine would join it;
-    # nothing here needs that, and another Ray test running meanwhile must not join this one.
-    address_file = Path(get_ray_address_file(None))
-    with contextlib.suppress(OSError):
-        if address_file.read_text().strip() == cluster.address:
-            address_file.unlink()
-    try:
-        for label in LABELS:
-            cluster.add_node(num_cpus=2, resources={label: 1})
-        cluster.wait_for_nodes()
-        ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
+    with two_node_cluster() as cluster:
         yield cluster
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
 
 
 def _ray_settings(settings: Settings) -> Settings:
@@ -104,11 +84,6 @@ def _runs_on(api: httpx.Client, job_id: int) -> dict[int, str]:
     }
 
 
-def _label(node: str) -> str:
-    [label] = [name for name in LABELS if f"({name})" in node]
-    return label
-
-
 def test_four_long_jobs_run_at_once_two_per_node(
     cluster: Any, server: LiveServer, second_server: str
 ) -> None:
@@ -137,7 +112,7 @@ def test_four_long_jobs_run_at_once_two_per_node(
             for job in jobs
         ]
         assert [j["state"] for j in running] == ["running"] * 4, running
-        labels = sorted(_label(j["node"]) for j in running)
+        labels = sorted(node_label(j["node"]) for j in running)
         assert labels == ["node-a", "node-a", "node-b", "node-b"], running
         for job in running:
             (Path(job["outputs"]["scratch"]) / "release").touch()
@@ -147,7 +122,7 @@ def test_four_long_jobs_run_at_once_two_per_node(
         # Once ended, the events still say which node ran each.
         ran = [_runs_on(two, job["id"]) for job in jobs]
         assert [list(r) for r in ran] == [[1]] * 4, ran
-        assert sorted(_label(r[1]) for r in ran) == ["node-a", "node-a", "node-b", "node-b"]
+        assert sorted(node_label(r[1]) for r in ran) == ["node-a", "node-a", "node-b", "node-b"]
         assert {r[1] for r in ran} == {j["node"] for j in running}
 
 
@@ -165,7 +140,7 @@ def test_losing_the_worker_node_resumes_the_attempt_on_the_other_node(
             ),
             timeout=120,
         )
-        label = _label(running["node"])
+        label = node_label(running["node"])
         short = running["node"].removeprefix("ray:").split("@")[0]
         [node] = [n for n in cluster.worker_nodes if n.node_id.startswith(short)]
         cluster.remove_node(node, allow_graceful=False)  # its raylet and workers SIGKILLed
@@ -175,7 +150,7 @@ def test_losing_the_worker_node_resumes_the_attempt_on_the_other_node(
         assert done["attempt"] == 2 and done["retries_used"] == 0, done
         assert done["outputs"]["start_2"] >= 2, "attempt 2 resumed from the checkpoint"
         ran = _runs_on(api, job["id"])
-        assert _label(ran[1]) == label and _label(ran[2]) != label, ran
+        assert node_label(ran[1]) == label and node_label(ran[2]) != label, ran
         events = api.get(f"/api/v1/jobs/{job['id']}/events").json()
         [requeued] = [e for e in events if e["state"] == "queued" and e["attempt"] == 1]
         assert "NodeDiedError" in requeued["reason"], requeued

@@ -164,7 +164,9 @@ class Deployments:
         ``max_queue`` bounds the requests waiting in each server process; past it a
         request is answered 429 with ``Retry-After`` at once. ``runner``: ``process`` (one
         runner process per node that every worker feeds), ``in_process`` (each worker
-        holds the model) or ``auto`` (process for formats that run code).
+        holds the model), ``ray`` (``replicas`` Ray actors placed across the cluster with
+        ``cpu``/``gpu``/``memory_mb`` each; servers on ``--executor ray`` only) or ``auto``
+        (process for formats that run code).
         """
         spec = _spec(
             DeploymentCreate,

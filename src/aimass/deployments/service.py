@@ -106,6 +106,7 @@ def _state(row: DeploymentRow, now: datetime) -> tuple[DeploymentState, list[Rep
             updated_at=aware_utc(r.updated_at),
             retry_at=aware_utc(r.retry_at) if r.retry_at is not None else None,
             runner=r.runner,
+            placement=r.placement,
         )
         for r in row.replicas
         if (now - aware_utc(r.updated_at)).total_seconds() < REPLICA_STALE_SECONDS
@@ -296,6 +297,7 @@ def desired_deployments(session: Session) -> list[DesiredDeployment]:
                     else None
                 ),
                 resources=Resources.model_validate(row.spec.get("resources", {})),
+                replicas=int(row.spec.get("replicas", 1)),
             )
         )
     return desired
@@ -310,11 +312,12 @@ def report_replica(
     versions: list[int],
     retry_at: datetime | None = None,
     runner: str | None = None,
+    placement: list[dict[str, object]] | None = None,
 ) -> None:
     """Record one replica's state for a deployment (ignored if it was deleted meanwhile).
 
     ``retry_at``: when a replica that failed tries again (None: a final failure);
-    ``runner``: where it runs the model, once loaded.
+    ``runner``: where it runs the model, once loaded; ``placement``: its Ray actors.
     """
     if session.get(DeploymentRow, deployment_id) is None:
         return
@@ -327,5 +330,6 @@ def report_replica(
     row.versions = versions
     row.retry_at = retry_at if state == "failed" else None
     row.runner = runner
+    row.placement = placement
     row.updated_at = utcnow()
     session.flush()

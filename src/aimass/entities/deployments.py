@@ -95,9 +95,9 @@ class Combiner(BaseModel):
 
 
 #: Where a deployment's model runs (``Resources.runner``).
-RunnerMode = Literal["auto", "process", "in_process"]
+RunnerMode = Literal["auto", "process", "in_process", "ray"]
 #: Where a replica did put it (``ReplicaStatus.runner``).
-EffectiveRunner = Literal["process", "worker_process", "in_process"]
+EffectiveRunner = Literal["process", "worker_process", "in_process", "ray"]
 
 
 class Resources(BaseModel):
@@ -112,7 +112,9 @@ class Resources(BaseModel):
     #: worker feeds over a Unix socket (the model's memory once per node, not per worker);
     #: ``in_process``, in each worker (code-bearing formats still in a sandboxed process of
     #: each worker's own); ``auto``, process for code-bearing formats (pickle, TorchScript,
-    #: untrusted skops types), in-process for the others.
+    #: untrusted skops types), in-process for the others; ``ray``, the deployment's
+    #: ``replicas`` as Ray actors placed by Ray across the cluster (servers on ``--executor
+    #: ray`` only), each asking Ray for this ``cpu``, ``gpu`` and ``memory_mb``.
     runner: RunnerMode = "auto"
 
 
@@ -176,6 +178,21 @@ class DeploymentUpdate(BaseModel):
         return None
 
 
+#: A Ray replica as its server last saw it: answering, restarting after a death, or not
+#: placed by Ray yet.
+PlacementState = Literal["alive", "restarting", "pending"]
+
+
+class ReplicaPlacement(BaseModel):
+    """Where one Ray actor replica of a deployment runs (``runner: "ray"``)."""
+
+    version: int
+    index: int
+    state: PlacementState
+    #: Its Ray node: ``ray:<id>@<address> (labels)``; None until Ray placed it.
+    node: str | None = None
+
+
 class ReplicaStatus(BaseModel):
     """What one server process reports about a deployment."""
 
@@ -192,6 +209,8 @@ class ReplicaStatus(BaseModel):
     #: the server's workers), ``worker_process`` (a sandboxed process of this worker's own),
     #: ``in_process`` (in the worker). None until it has loaded.
     runner: EffectiveRunner | None = None
+    #: With ``runner: "ray"``: each Ray actor replica and its node; left out otherwise.
+    placement: list[ReplicaPlacement] | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class Deployment(BaseModel):
@@ -239,10 +258,17 @@ class DesiredDeployment(BaseModel):
     versions: list[ResolvedVersion]
     combiner: Combiner | None = None
     resources: Resources = Field(default_factory=lambda: Resources())
+    replicas: int = 1
 
     def fingerprint(self) -> tuple[object, ...]:
         """Equal fingerprints mean nothing to reload."""
+        ray = (
+            (self.replicas, self.resources.cpu, self.resources.memory_mb)
+            if self.resources.runner == "ray"
+            else ()
+        )
         return (
+            *ray,
             self.resources.gpu,
             self.resources.runner,
             self.batching.max_batch_size,

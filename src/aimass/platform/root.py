@@ -224,6 +224,12 @@ class Platform:
         return self._jobs
 
     @property
+    def on_ray(self) -> bool:
+        """True when this process joins a Ray cluster (jobs on the Ray executor), which
+        deployments with ``resources.runner: "ray"`` need."""
+        return self.settings.jobs and self.settings.job_executor == "ray"
+
+    @property
     def executor(self) -> Executor:
         """This process's executor; ``Unavailable`` when jobs are off."""
         return self._jobs_or_raise().executor

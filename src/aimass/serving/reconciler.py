@@ -8,12 +8,10 @@ import logging
 import os
 import socket
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aimass.artifacts.names import validate_filename
 from aimass.artifacts.store import ArtifactStore
 from aimass.deployments import service
 from aimass.deployments.entities import DesiredDeployment, ReplicaState, ResolvedVersion
@@ -23,7 +21,10 @@ from aimass.flavors.base import Predictor
 from aimass.flavors.registry import FlavorRegistry
 from aimass.flavors.signature import Signature
 from aimass.loop_service import LoopService
+from aimass.serving import ray_replicas
 from aimass.serving.ensemble import EnsembleMember, EnsembleRunner
+from aimass.serving.model_cache import local_copy
+from aimass.serving.ray_replicas import RayReplicas, ReplicaSpec, ReplicasPending
 from aimass.serving.repository import (
     BatchingConfig,
     ModelRepository,
@@ -39,7 +40,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aimass.deployments")
 #: A replica's report: state, reason, versions and, after a passing failure, when it retries.
-_Status = tuple[ReplicaState, str | None, tuple[int, ...], datetime | None, str | None]
+#: And, with runner "ray", each actor replica's (version, index, state, node).
+_Placement = tuple[tuple[int, int, str, str | None], ...]
+_Status = tuple[
+    ReplicaState, str | None, tuple[int, ...], datetime | None, str | None, _Placement | None
+]
 #: A deployment that failed to load is tried again after this, doubling up to RETRY_MAX_S.
 RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 60.0
@@ -105,6 +110,8 @@ class DeploymentReconciler(LoopService):
         self._status: dict[int, _Status] = {}
         self._retry: dict[int, tuple[float, float]] = {}  # id -> (when, current backoff)
         self._reported: dict[int, _Status] = {}
+        #: Deployments served by Ray actor replicas (runner "ray"): their versions' routers.
+        self._ray: dict[int, list[RayReplicas]] = {}
         self._ticks = 0
         #: True once a pass has loaded (or failed) every deployment that was desired then.
         self.synced = False
@@ -125,6 +132,8 @@ class DeploymentReconciler(LoopService):
                 self._retry.pop(deployment_id, None)
                 self._reported.pop(deployment_id, None)
                 self.repository.remove(name, project)
+                if self._ray.pop(deployment_id, None) is not None:
+                    await asyncio.to_thread(ray_replicas.kill_actors, deployment_id)
                 log.info("unloaded deployment %s/%s", project, name)
         now = time.monotonic()
         changed = [
@@ -148,7 +157,7 @@ class DeploymentReconciler(LoopService):
 
     async def _load(self, item: DesiredDeployment) -> None:
         wanted_gpus = item.resources.gpu
-        if wanted_gpus > len(self.gpus):
+        if wanted_gpus > len(self.gpus) and item.resources.runner != "ray":
             # Never over-commit: a model that needs a GPU this node lacks waits, saying why.
             reason = (
                 f"needs {wanted_gpus} GPU{'s' if wanted_gpus > 1 else ''}; this node has "
@@ -201,6 +210,14 @@ class DeploymentReconciler(LoopService):
                 )
             if item.combiner is not None:
                 served = [self._ensemble(item, served)]
+        except ReplicasPending as exc:
+            # Ray cannot run it now (no Ray, or no room): pending, looked at again later.
+            for loaded in served:
+                await loaded.runner.close()
+            self.repository.set_state(item.name, item.project, "pending", exc.message)
+            self._retry_later(item.id)
+            self._remember(item.id, "pending", exc.message, [v.version for v in item.versions])
+            return
         except Exception as exc:
             for loaded in served:  # the versions loaded before the failure: stop their hosts
                 await loaded.runner.close()
@@ -208,9 +225,7 @@ class DeploymentReconciler(LoopService):
             log.warning("deployment %s/%s failed to load: %s", item.project, item.name, reason)
             self.repository.set_state(item.name, item.project, "failed", reason)
             versions = [v.version for v in item.versions]
-            _, backoff = self._retry.get(item.id, (0.0, RETRY_FIRST_S / 2))
-            backoff = min(backoff * 2, RETRY_MAX_S)
-            self._retry[item.id] = (time.monotonic() + backoff, backoff)
+            backoff = self._retry_later(item.id)
             if isinstance(exc, AimassError) and not isinstance(exc, Unavailable):
                 # Final for the user (no retry_at: wait_ready gives up), yet checked again
                 # with the same backoff: restored bytes or a trust change bring it up.
@@ -229,10 +244,28 @@ class DeploymentReconciler(LoopService):
             )
         )
         self._retry.pop(item.id, None)
+        await self._track_ray(item.id, served)
         self._remember(
             item.id, "ready", None, [v.version for v in item.versions], runner=_runner(served)
         )
         log.info("deployment %s/%s ready", item.project, item.name)
+
+    def _retry_later(self, deployment_id: int) -> float:
+        """Schedule the next load of a deployment that failed or waits; return the backoff."""
+        _, backoff = self._retry.get(deployment_id, (0.0, RETRY_FIRST_S / 2))
+        backoff = min(backoff * 2, RETRY_MAX_S)
+        self._retry[deployment_id] = (time.monotonic() + backoff, backoff)
+        return backoff
+
+    async def _track_ray(self, deployment_id: int, served: list[ServedVersion]) -> None:
+        """Remember a deployment's Ray routers; end the actors it no longer uses."""
+        routers = [r for r in (_predictor(v) for v in served) if isinstance(r, RayReplicas)]
+        before = self._ray.pop(deployment_id, None)
+        if routers:
+            self._ray[deployment_id] = routers
+        if before is not None:
+            keep = {name for router in routers for name in router.spec.actor_names()}
+            await asyncio.to_thread(ray_replicas.kill_actors, deployment_id, keep)
 
     def _ensemble(self, item: DesiredDeployment, members: list[ServedVersion]) -> ServedVersion:
         """The members as one served version (numbered by the deployment's revision)."""
@@ -271,8 +304,17 @@ class DeploymentReconciler(LoopService):
     def _load_predictor(
         self, version: ResolvedVersion, item: DesiredDeployment
     ) -> tuple[Predictor, Signature | None]:
-        path = self._local_copy(version)
         mode = item.resources.runner
+        if mode == "ray":
+            spec = ReplicaSpec(
+                item.id, item.project, item.name, version, item.resources, item.replicas
+            )
+            flavor = self.flavors.get(version.flavor)
+            router = ray_replicas.connect(spec, self.store, flavor, self.cache_dir)
+            return router, (
+                Signature.model_validate(version.signature) if version.signature else None
+            ) or router.signature
+        path = self._local_copy(version)
         if mode == "in_process":
             predictor = self.flavors.get(version.flavor).load(path, version.trusted)
         else:
@@ -296,23 +338,7 @@ class DeploymentReconciler(LoopService):
 
     def _local_copy(self, version: ResolvedVersion) -> Path:
         """The verified bytes in a local cache keyed by checksum (shared by versions)."""
-        folder = self.cache_dir / version.sha256
-        path = folder / validate_filename(version.filename)
-        if path.is_file():
-            return path
-        folder.mkdir(parents=True, exist_ok=True)
-        # One temp name per load, not per process: two deployments of one version load
-        # side by side (``run_once`` gathers them), and a shared name let one load move
-        # the other's half-written file away. The bytes are the same, so the last
-        # ``replace`` winning is harmless.
-        tmp = folder / f".{os.getpid()}.{uuid.uuid4().hex}.part"
-        try:
-            with tmp.open("wb") as out:
-                self.store.read_to(version.artifact_key, version.sha256, out)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return local_copy(self.store, self.cache_dir, version)
 
     def _remember(
         self,
@@ -323,30 +349,55 @@ class DeploymentReconciler(LoopService):
         retry_at: datetime | None = None,
         runner: str | None = None,
     ) -> None:
-        self._status[deployment_id] = (state, reason, tuple(versions), retry_at, runner)
+        self._status[deployment_id] = (
+            state, reason, tuple(versions), retry_at, runner, self._placement(deployment_id)
+        )  # fmt: skip
+
+    def _placement(self, deployment_id: int) -> _Placement | None:
+        routers = self._ray.get(deployment_id)
+        if routers is None:
+            return None
+        return tuple((p.version, p.index, p.state, p.node) for r in routers for p in r.placement())
 
     def _report_all(self) -> None:
         """Write each deployment's status when it changed (and now and then, as a heartbeat)."""
         for deployment_id in list(self._status):
+            current = self._status[deployment_id]
+            if deployment_id in self._ray and current[0] == "ready":
+                # Ray actors move and restart on their own: report what the probes saw.
+                placement = self._placement(deployment_id)
+                self._status[deployment_id] = (*current[:5], placement)
             self._report(deployment_id)
 
     def _report(self, deployment_id: int) -> None:
         current = self._status.get(deployment_id)
         if current is None or self._reported.get(deployment_id) == current:
             return
-        state, reason, versions, retry_at, runner = current
+        state, reason, versions, retry_at, runner, placement = current
+        places: list[dict[str, object]] | None = None
+        if placement is not None:
+            places = [
+                {"version": version, "index": index, "state": where, "node": node}
+                for version, index, where, node in placement
+            ]
         with self.db.session() as session:
             service.report_replica(
                 session, deployment_id, self.replica, state, reason, list(versions), retry_at,
-                runner,
+                runner, places,
             )  # fmt: skip
         self._reported[deployment_id] = current
+
+
+def _predictor(version: ServedVersion) -> object:
+    return getattr(version.runner, "predictor", None)
 
 
 def _runner(served: list[ServedVersion]) -> str:
     """Where this replica runs the deployment's models (the first one that is not here)."""
     from aimass.flavors.sandboxed import SandboxedPredictor, SharedHost
 
+    if any(isinstance(_predictor(v), RayReplicas) for v in served):
+        return "ray"
     where = "in_process"
     for version in served:
         runner = version.runner

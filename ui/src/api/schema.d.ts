@@ -3474,10 +3474,29 @@ export interface components {
             versions: components["schemas"]["VersionQuality"][];
         };
         /**
+         * ReplicaPlacement
+         * @description Where one Ray actor replica of a deployment runs (``runner: "ray"``).
+         */
+        ReplicaPlacement: {
+            /** Index */
+            index: number;
+            /** Node */
+            node?: string | null;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "alive" | "restarting" | "pending";
+            /** Version */
+            version: number;
+        };
+        /**
          * ReplicaStatus
          * @description What one server process reports about a deployment.
          */
         ReplicaStatus: {
+            /** Placement */
+            placement?: components["schemas"]["ReplicaPlacement"][] | null;
             /** Reason */
             reason?: string | null;
             /** Replica */
@@ -3485,7 +3504,7 @@ export interface components {
             /** Retry At */
             retry_at?: string | null;
             /** Runner */
-            runner?: ("process" | "worker_process" | "in_process") | null;
+            runner?: ("process" | "worker_process" | "in_process" | "ray") | null;
             /**
              * State
              * @enum {string}
@@ -3958,7 +3977,7 @@ export interface components {
              * @default auto
              * @enum {string}
              */
-            runner: "auto" | "process" | "in_process";
+            runner: "auto" | "process" | "in_process" | "ray";
         };
         /**
          * Resources

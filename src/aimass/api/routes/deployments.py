@@ -9,7 +9,13 @@ from starlette.concurrency import run_in_threadpool
 
 from aimass.api.deps import Ctx, editor, viewer
 from aimass.deployments import service
-from aimass.deployments.entities import Deployment, DeploymentCreate, DeploymentUpdate
+from aimass.deployments.entities import (
+    Deployment,
+    DeploymentCreate,
+    DeploymentUpdate,
+    Resources,
+)
+from aimass.errors import InvalidInput
 
 router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
 Viewer = Annotated[Ctx, Depends(viewer)]
@@ -19,6 +25,7 @@ Editor = Annotated[Ctx, Depends(editor)]
 @router.post("", status_code=201)
 def create_deployment(body: DeploymentCreate, ctx: Editor) -> Deployment:
     """Deploy a version, an alias, weighted versions, or an ensemble served as one model."""
+    _check_runner(body.resources, ctx)
     combiners = ctx.platform.registries.fusion_strategies.names()
     with ctx.platform.db.session() as session:
         created = service.create_deployment(session, ctx.project, body, combiners)
@@ -43,6 +50,7 @@ def read_deployment(name: str, ctx: Viewer) -> Deployment:
 @router.patch("/{name}")
 def update_deployment(name: str, body: DeploymentUpdate, ctx: Editor) -> Deployment:
     """Change versions, weights, batching, replicas, resources or combiner without a restart."""
+    _check_runner(body.resources, ctx)
     combiners = ctx.platform.registries.fusion_strategies.names()
     with ctx.platform.db.session() as session:
         updated = service.update_deployment(session, ctx.project, name, body, combiners)
@@ -62,3 +70,12 @@ async def delete_deployment(name: str, ctx: Editor) -> Response:
     ctx.platform.repository.remove(name, ctx.project)  # here now; the others within a tick
     ctx.platform.notify("deployments")
     return Response(status_code=204)
+
+
+def _check_runner(resources: Resources | None, ctx: Ctx) -> None:
+    """Refuse Ray actor replicas on a server that has no Ray cluster to place them on."""
+    if resources is not None and resources.runner == "ray" and not ctx.platform.on_ray:
+        raise InvalidInput(
+            "resources.runner 'ray' needs servers on a Ray cluster "
+            "(aimass server --executor ray --ray-address ...); use 'auto' or 'process' here"
+        )

@@ -56,3 +56,6 @@ class DeploymentReplicaRow(Base):
     retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     #: Where this replica runs the model (``entities.deployments.EffectiveRunner``).
     runner: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    #: With ``runner: "ray"``: each Ray actor replica's state and node
+    #: (``entities.deployments.ReplicaPlacement``), as this server last saw them.
+    placement: Mapped[list[dict[str, object]] | None] = mapped_column(JSON, nullable=True)

@@ -1,0 +1,250 @@
+"""Deployment replicas as Ray actors (``resources.runner: "ray"``) on a two-node Ray cluster.
+
+Two aimass servers on one PostgreSQL join the cluster (``ray_cluster``): the test
+process's own (it is the Ray driver) and a second ``aimass server`` process. A
+deployment of 2 replicas with 1 CPU each is placed one per node, both servers
+answer through the same actors, and a killed actor is restarted while traffic
+moves to the live one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from aimass.config import Settings
+from conftest import LiveServer, ModelFiles, free_port, start_server, start_server_process
+from jobs.conftest import job_settings
+from ray_cluster import label, two_node_cluster
+from tests_support import oip_json, upload, wait_state
+
+ray = pytest.importorskip("ray")
+
+pytestmark = [pytest.mark.slow, pytest.mark.backend("postgresql"), pytest.mark.timeout(300)]
+NAMESPACE = "aimass-serving"
+#: Actors start Ray workers that import aimass and onnxruntime: slow on a loaded machine.
+WAIT_S = 120.0
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """A Ray head (0 CPUs) and two worker nodes (2 CPUs each), this process its driver."""
+    with two_node_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def server(cluster: Any, settings: Settings) -> Iterator[LiveServer]:
+    """A server in this process on the module's cluster (the test's Ray driver)."""
+    yield from start_server(job_settings(settings, job_executor="ray", job_slots=None))
+
+
+@pytest.fixture
+def second_server(cluster: Any, server: LiveServer, tmp_path: Path) -> Iterator[str]:
+    """A second ``aimass server`` process on the same database, artifacts and Ray cluster."""
+    settings = server.settings.model_copy(
+        update={"home": tmp_path / "home-2", "port": free_port(), "ray_address": cluster.address}
+    )
+    process = start_server_process(settings)
+    try:
+        yield f"http://127.0.0.1:{settings.port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _client(url: str, token: str) -> httpx.Client:
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+
+
+def _placement(api: httpx.Client, name: str) -> list[dict[str, Any]]:
+    """The Ray replicas as the freshest server report saw them."""
+    found = api.get(f"/api/v1/deployments/{name}").json()
+    reports = [s for s in found["replica_status"] if s.get("placement")]
+    if not reports:
+        return []
+    latest = max(reports, key=lambda s: s["updated_at"])
+    placement: list[dict[str, Any]] = latest["placement"]
+    return placement
+
+
+def _wait_placed(api: httpx.Client, name: str, replicas: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        placement = _placement(api, name)
+        if len(placement) == replicas and all(p["state"] == "alive" for p in placement):
+            return placement
+        assert time.monotonic() < deadline, placement
+        time.sleep(0.2)
+
+
+def _actors(deployment_id: int) -> list[str]:
+    prefix = f"aimass/d{deployment_id}/"
+    return sorted(
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["namespace"] == NAMESPACE and a["name"].startswith(prefix)
+    )
+
+
+class Load:
+    """Clients sending requests in a loop (one thread per server), each result timed."""
+
+    def __init__(self, urls: list[str], token: str, body: dict[str, Any]) -> None:
+        self.results: list[tuple[float, float, int | str]] = []  # (sent, answered, status)
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(url, token, body), daemon=True) for url in urls
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self, url: str, token: str, body: dict[str, Any]) -> None:
+        with _client(url, token) as http:
+            while not self._stop.is_set():
+                sent = time.monotonic()
+                try:
+                    status: int | str = http.post("/v2/models/cancer/infer", json=body).status_code
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__
+                self.results.append((sent, time.monotonic(), status))
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+
+def test_two_replicas_one_per_node_serve_both_servers_and_survive_a_killed_actor(
+    server: LiveServer, second_server: str, model_files: ModelFiles
+) -> None:
+    body = oip_json(np.asarray(model_files.x)[:3])
+    with (
+        _client(server.url, server.admin_token) as one,
+        _client(second_server, server.admin_token) as two,
+    ):
+        upload(one, "cancer", model_files.onnx)
+        created = one.post(
+            "/api/v1/deployments",
+            json={
+                "name": "cancer",
+                "model": "cancer",
+                "version": 1,
+                "replicas": 2,
+                "resources": {"cpu": 1, "runner": "ray"},
+            },
+        )
+        assert created.status_code == 201, created.text
+        deployment_id = created.json()["id"]
+        ready = wait_state(one, "cancer", "ready", timeout=WAIT_S)
+        assert {s["runner"] for s in ready["replica_status"]} == {"ray"}, ready
+
+        # Ray placed one replica per node (SPREAD), as every server reports.
+        placement = _wait_placed(one, "cancer", 2)
+        assert sorted(label(p["node"]) for p in placement) == ["node-a", "node-b"], placement
+        names = _actors(deployment_id)
+        assert len(names) == 2, names
+
+        # Either server answers, through the same two actors (none of its own).
+        for api in (one, two):
+            deadline = time.monotonic() + WAIT_S
+            while (answer := api.post("/v2/models/cancer/infer", json=body)).status_code != 200:
+                assert time.monotonic() < deadline, answer.text
+                time.sleep(0.2)
+            outputs = {o["name"]: o for o in answer.json()["outputs"]}
+            assert outputs["label"]["shape"][0] == 3, outputs
+        assert _actors(deployment_id) == names
+
+        # Kill one replica's actor under load: Ray restarts it, traffic moves meanwhile.
+        victim = ray.get_actor(names[0], namespace=NAMESPACE)
+        before = ray.get(victim.info.remote())
+        load = Load([server.url, second_server], server.admin_token, body)
+        try:
+            deadline = time.monotonic() + 30
+            while len(load.results) < 20:
+                assert time.monotonic() < deadline, load.results
+                time.sleep(0.05)
+            killed_at = time.monotonic()
+            ray.kill(victim, no_restart=False)
+            deadline = time.monotonic() + WAIT_S
+            while True:  # the same named actor answers again, from a new process
+                with contextlib.suppress(ray.exceptions.RayActorError):
+                    after = ray.get(victim.info.remote(), timeout=10)
+                    if after["pid"] != before["pid"]:
+                        break
+                assert time.monotonic() < deadline, "the killed replica did not come back"
+                time.sleep(0.2)
+            _wait_placed(one, "cancer", 2)
+            served = len(load.results)
+            deadline = time.monotonic() + 30
+            while len(load.results) < served + 20:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        finally:
+            load.stop()
+        after_kill = [r for r in load.results if r[0] > killed_at]
+        failed_after = [r for r in after_kill if r[2] != 200]
+        assert failed_after == [], failed_after
+        in_flight = [r for r in load.results if r[0] <= killed_at < r[1] and r[2] != 200]
+        assert len(in_flight) <= 2, in_flight  # at most the one in flight per client
+        assert len(after_kill) >= 20, len(after_kill)
+        print(
+            f"requests {len(load.results)}, after the kill {len(after_kill)}, "
+            f"failed in flight {len(in_flight)}"
+        )
+
+        # Deleting the deployment ends its actors.
+        assert one.delete("/api/v1/deployments/cancer").status_code == 204
+        deadline = time.monotonic() + WAIT_S
+        while _actors(deployment_id):
+            assert time.monotonic() < deadline, _actors(deployment_id)
+            time.sleep(0.2)
+
+
+def test_a_replica_no_node_can_hold_is_pending_with_the_reason(
+    server: LiveServer, model_files: ModelFiles
+) -> None:
+    with _client(server.url, server.admin_token) as api:
+        upload(api, "big", model_files.onnx)
+        created = api.post(
+            "/api/v1/deployments",
+            json={"model": "big", "version": 1, "resources": {"cpu": 64, "runner": "ray"}},
+        )
+        assert created.status_code == 201, created.text
+        deadline = time.monotonic() + WAIT_S
+        while not (reports := api.get("/api/v1/deployments/big").json()["replica_status"]):
+            assert time.monotonic() < deadline, "no replica reported"
+            time.sleep(0.1)
+        assert [s["state"] for s in reports] == ["pending"], reports
+        [reason] = {s["reason"] for s in reports}
+        assert "64 CPU" in reason and "no Ray node" in reason, reason
+        assert api.post("/v2/models/big/infer", json=oip_json([[0.0] * 30])).status_code == 503
+        assert _actors(created.json()["id"]) == []
+
+
+def test_runner_ray_is_refused_on_a_server_without_ray(
+    http: httpx.Client, model_files: ModelFiles
+) -> None:
+    upload(http, "cancer", model_files.onnx)
+    answer = http.post(
+        "/api/v1/deployments",
+        json={"model": "cancer", "version": 1, "resources": {"runner": "ray"}},
+    )
+    assert answer.status_code == 400, answer.text
+    assert "Ray cluster" in answer.json()["error"]["message"], answer.text
