@@ -323,6 +323,10 @@ class DeploymentReplicaRow(Base):
     retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     #: Where this replica runs the model (``entities.deployments.EffectiveRunner``).
     runner: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    #: With autoscaling: the runner processes it sends requests to, and the count its node
+    #: wants (None without autoscaling).
+    replicas: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    desired_replicas: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class JobRow(Base):
