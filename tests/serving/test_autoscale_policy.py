@@ -118,7 +118,7 @@ def test_bad_settings_are_refused_with_the_reason(settings: dict[str, float], me
 
 
 def test_autoscaling_needs_runner_processes() -> None:
-    with pytest.raises(ValidationError, match="set resources.runner to 'process'"):
+    with pytest.raises(ValidationError, match=r"set resources\.runner to 'process'"):
         DeploymentCreate(model="m", version=1, autoscaling=Autoscaling(max_replicas=3))
     created = DeploymentCreate(
         model="m",
