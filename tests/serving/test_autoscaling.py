@@ -44,9 +44,16 @@ SCALING = {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("autoscaling")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("autoscaling")
+
+
+@pytest.fixture(scope="module")
+def server(home: Path) -> Iterator[str]:
+    tmp = home
+    # Two workers: one of them decides for the node, both follow (the same runner processes).
     settings = Settings(
+        workers=2,
         home=tmp / "home",
         database_url=f"sqlite:///{tmp / 'aimass.db'}",
         artifacts=str(tmp / "artifacts"),
@@ -133,10 +140,30 @@ class Crowd:
             self.codes[answer.status_code] += 1
 
 
-def _scale(http: httpx.Client) -> tuple[int | None, int | None]:
+def _scale(http: httpx.Client, count: int) -> bool:
+    """True when both workers send to ``count`` runner processes and the node wants that many."""
     status = http.get("/api/v1/deployments/scaled").json()["replica_status"]
-    assert len(status) == 1, status
-    return status[0].get("replicas"), status[0].get("desired_replicas")
+    return len(status) == 2 and all(
+        (s.get("replicas"), s.get("desired_replicas")) == (count, count) for s in status
+    )
+
+
+def _runner_processes(under: Path) -> int:
+    """The runner processes (the Python inside bubblewrap) serving a model file under ``under``."""
+    found = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            words = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if (
+            "bwrap" not in words[0]
+            and "aimass.flavors._host" in words
+            and "--listen" in words
+            and any(str(under) in w for w in words)
+        ):
+            found += 1
+    return found
 
 
 def _metric(http: httpx.Client) -> float | None:
@@ -146,10 +173,12 @@ def _metric(http: httpx.Client) -> float | None:
     return float(found.group(1)) if found else None
 
 
-def test_load_scales_runner_processes_from_1_to_3_and_back(server: str, tmp_path: Path) -> None:
+def test_load_scales_runner_processes_from_1_to_3_and_back(
+    server: str, home: Path, tmp_path: Path
+) -> None:
     with httpx.Client(base_url=server, timeout=60) as http:
         upload(http, "scaled", slow_mlp(tmp_path / "mlp.onnx"))
-        found = deploy(
+        found = deploy(  # ready: every worker loaded it
             http,
             {
                 "model": "scaled",
@@ -160,16 +189,18 @@ def test_load_scales_runner_processes_from_1_to_3_and_back(server: str, tmp_path
             timeout=WAIT_S,
         )
         assert found["autoscaling"]["max_replicas"] == 3
-        assert found["replica_status"][0]["runner"] == "process"
-        _until("one replica reported", lambda: _scale(http) == (1, 1))
+        _until("both workers at 1 replica", lambda: _scale(http, 1))
+        assert _runner_processes(home) == 1
         assert _metric(http) == 1
 
         body = oip_json(np.ones((32, 30), dtype="float32"))
         with Crowd(server, body) as crowd:
             started = time.monotonic()
-            _until("3 replicas under load", lambda: _scale(http) == (3, 3))
+            _until("3 replicas under load", lambda: _scale(http, 3))
             up_s = time.monotonic() - started
             assert _metric(http) == 3
+            # Replica i of each worker is the same runner process: 3 on the node, not 6.
+            assert _runner_processes(home) == 3
             served = sum(crowd.codes.values())
             # The new replicas take traffic: more answers keep coming at 3.
             _until("answers at 3 replicas", lambda: sum(crowd.codes.values()) > served + 50)
@@ -177,7 +208,7 @@ def test_load_scales_runner_processes_from_1_to_3_and_back(server: str, tmp_path
         assert set(crowd.codes) == {200}, crowd.codes
 
         stopped = time.monotonic()
-        _until("back to 1 replica", lambda: _scale(http) == (1, 1))
+        _until("back to 1 replica", lambda: _scale(http, 1))
         down_s = time.monotonic() - stopped
         assert _metric(http) == 1
         # Not before the downscale delay (3 s) once the look-back window (2 s) forgot the load.
