@@ -103,3 +103,41 @@ def test_refusals(db: Database) -> None:
         DeploymentCreate(model="m", version=1, alias="production")
     with pytest.raises(ValidationError):
         TrafficRoute(version=1, weight=-5)
+
+
+def test_autoscaling_settings_are_kept_changed_live_and_turned_off(db: Database) -> None:
+    scaling = {"min_replicas": 1, "max_replicas": 3, "upscale_delay_s": 5}
+    with db.session() as session:
+        created = service.create_deployment(
+            session,
+            "default",
+            DeploymentCreate.model_validate(
+                {"model": "m", "version": 1, "resources": {"runner": "process"},
+                 "autoscaling": scaling}
+            ),
+        )  # fmt: skip
+        assert created.autoscaling is not None and created.autoscaling.max_replicas == 3
+        (desired,) = service.desired_deployments(session)
+        before = desired.fingerprint()
+        changed = service.update_deployment(
+            session, "default", "m",
+            DeploymentUpdate.model_validate({"autoscaling": {**scaling, "max_replicas": 5}}),
+        )  # fmt: skip
+        assert changed.autoscaling is not None and changed.autoscaling.max_replicas == 5
+        (desired,) = service.desired_deployments(session)
+        # New settings apply live: nothing to reload.
+        assert desired.fingerprint() == before
+        assert desired.autoscaling is not None and desired.autoscaling.max_replicas == 5
+        with pytest.raises(InvalidInput, match=r"set resources\.runner to 'process'"):
+            service.update_deployment(
+                session, "default", "m",
+                DeploymentUpdate.model_validate({"resources": {"runner": "in_process"}}),
+            )  # fmt: skip
+        off = service.update_deployment(
+            session, "default", "m", DeploymentUpdate.model_validate({"autoscaling": None})
+        )
+        assert off.autoscaling is None
+        assert "autoscaling" not in off.model_dump(mode="json")
+        service.report_replica(session, off.id, "node:1", "ready", None, [1], scale=(2, 3))
+        (status,) = service.read_deployment(session, "default", "m").replica_status
+        assert (status.replicas, status.desired_replicas) == (2, 3)

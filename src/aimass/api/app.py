@@ -37,6 +37,7 @@ from aimass.monitoring.job_metrics import JobQueueCollector
 from aimass.monitoring.metrics import PredictionLogMetrics
 from aimass.monitoring.node import NodeCollector
 from aimass.platform import Platform
+from aimass.serving.autoscaler import ReplicaCollector
 from aimass.serving.generation import GenerationLimits
 
 if TYPE_CHECKING:
@@ -171,6 +172,7 @@ def create_app(platform: Platform) -> PlatformApp:
     )
     PredictionLogMetrics(platform.prediction_log, inference.metrics.registry)
     inference.metrics.add_machine_collector(NodeCollector())
+    inference.metrics.add_machine_collector(ReplicaCollector(platform.repository))
     inference.metrics.add_machine_collector(JobQueueCollector(platform.db))
     platform.alerts.sources.append(lambda: inference_samples(inference.metrics.registry))
     control = _control_plane(platform, inference)

@@ -92,6 +92,39 @@ CombinerOpt = Annotated[
         "weighted_mean, hard_vote, soft_vote, stacking (needs --meta) or a plugin's.",
     ),
 ]
+RunnerOpt = Annotated[
+    str,
+    typer.Option(
+        "--runner",
+        help="Where the model runs: process (one runner process per node that every worker "
+        "feeds), in_process (in each worker) or auto (process for formats that run code).",
+    ),
+]
+AutoscalingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--autoscaling",
+        help="Autoscale the runner processes (with --runner process), as JSON with Ray Serve's "
+        'names: \'{"min_replicas": 1, "max_replicas": 3, "target_ongoing_requests": 2}\'.',
+    ),
+]
+
+
+def autoscaling_spec(text: str | None) -> dict[str, object] | None:
+    """``--autoscaling`` as a JSON object."""
+    if text is None:
+        return None
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise typer.BadParameter("expected a JSON object", param_hint="--autoscaling")
+    return value
+
+
 MetaOpt = Annotated[
     Path | None,
     typer.Option(
@@ -248,6 +281,8 @@ def deploy(
     json_: JsonOpt = False,
     combiner: CombinerOpt = None,
     meta: MetaOpt = None,
+    runner: RunnerOpt = "auto",
+    autoscaling: AutoscalingOpt = None,
 ) -> None:
     """Serve a model version, an alias it follows, several versions by weight, or an ensemble.
 
@@ -259,6 +294,8 @@ def deploy(
 
     Example: aimass deploy iris --name iris-vote --combiner soft_vote --traffic 1=1
     --traffic iris-tree:2=1
+
+    Example: aimass deploy iris --runner process --autoscaling '{"max_replicas": 3}'
     """
     routes = parse_traffic(traffic)
     if _targets(version, alias, traffic) != 1:
@@ -268,9 +305,12 @@ def deploy(
         max_queue,
     )  # fmt: skip
     fused = combiner_spec(combiner, meta)
+    scaling = autoscaling_spec(autoscaling)
     _apply(
         ctx,
-        lambda client: client.deployments.create(model, name=name, combiner=fused, **options),
+        lambda client: client.deployments.create(
+            model, name=name, combiner=fused, runner=runner, autoscaling=scaling, **options
+        ),
         wait=wait,
         timeout=timeout,
         json_=json_,
@@ -339,6 +379,14 @@ def show(ctx: typer.Context, name: NameArg, json_: JsonOpt = False) -> None:
         f"batches of {d.batching.max_batch_size} rows or {d.batching.max_delay_ms:g} ms",
         highlight=False,
     )
+    if d.autoscaling is not None:
+        a = d.autoscaling
+        console.print(
+            f"autoscaling {a.min_replicas}..{a.max_replicas} replicas at "
+            f"{a.target_ongoing_requests:g} ongoing requests each (up after "
+            f"{a.upscale_delay_s:g} s, down after {a.downscale_delay_s:g} s)",
+            highlight=False,
+        )
     total = sum(r.weight for r in d.routes) or 1.0
     routes = Table(title="routes")
     for column in ("target", "weight", "share"):
@@ -348,13 +396,14 @@ def show(ctx: typer.Context, name: NameArg, json_: JsonOpt = False) -> None:
         routes.add_row(target, f"{r.weight:g}", f"{100 * r.weight / total:.3g}%")
     console.print(routes)
     replicas = Table(title=f"{len(d.replica_status)} replica(s) reporting")
-    for column in ("replica", "state", "versions", "reason", "updated"):
+    for column in ("replica", "state", "versions", "runners", "reason", "updated"):
         replicas.add_column(column, overflow="fold", no_wrap=column != "reason")
     for s in d.replica_status:
         replicas.add_row(
             s.replica,
             s.state,
             ", ".join(str(v) for v in s.versions),
+            "" if s.replicas is None else f"{s.replicas} (wants {s.desired_replicas})",
             s.reason or "",
             format_time(s.updated_at),
         )

@@ -6,7 +6,7 @@ import builtins
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeAlias, TypeVar
 from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from aimass.client._http import HttpSession
 from aimass.entities.deployments import (
     DEFAULT_MAX_QUEUE,
+    Autoscaling,
     Batching,
     Combiner,
     Deployment,
@@ -66,6 +67,15 @@ def _spec(cls: type[_Spec], **fields: object) -> _Spec:
 
 CombinerSpec = Combiner | str | Mapping[str, object]
 """An ensemble's combiner: ``"soft_vote"``, ``{"strategy": "stacking", "meta": ...}``."""
+
+AutoscalingSpec = Autoscaling | Mapping[str, object]
+"""Autoscaling settings: ``{"min_replicas": 1, "max_replicas": 3, ...}`` (Ray Serve's names)."""
+
+
+def _autoscaling(autoscaling: AutoscalingSpec | None) -> Autoscaling | None:
+    if autoscaling is None or isinstance(autoscaling, Autoscaling):
+        return autoscaling
+    return _spec(Autoscaling, **autoscaling)
 
 
 def _combiner(combiner: CombinerSpec | None) -> Combiner | None:
@@ -153,6 +163,7 @@ class Deployments:
         memory_mb: int | None = None,
         combiner: CombinerSpec | None = None,
         runner: str = "auto",
+        autoscaling: AutoscalingSpec | None = None,
     ) -> Deployment:
         """Serve one version, an alias it follows, or weighted ``traffic`` routes.
 
@@ -167,6 +178,9 @@ class Deployments:
         holds the model), ``ray`` (``replicas`` Ray actors placed across the cluster with
         ``cpu``/``gpu``/``memory_mb`` each; servers on ``--executor ray`` only) or ``auto``
         (process for formats that run code).
+        ``autoscaling`` (with ``runner="process"``): ``min_replicas``, ``max_replicas``,
+        ``target_ongoing_requests``, ``upscale_delay_s``, ``downscale_delay_s``,
+        ``look_back_period_s``, as Ray Serve's ``autoscaling_config`` names them.
         """
         spec = _spec(
             DeploymentCreate,
@@ -184,6 +198,7 @@ class Deployments:
             ),
             resources=_spec(Resources, cpu=cpu, gpu=gpu, memory_mb=memory_mb, runner=runner),
             combiner=_combiner(combiner),
+            autoscaling=_autoscaling(autoscaling),
         )
         answer = self._http.request(
             "POST",
@@ -218,11 +233,13 @@ class Deployments:
         gpu: int | None = None,
         memory_mb: int | None = None,
         combiner: CombinerSpec | None = None,
+        autoscaling: AutoscalingSpec | Literal[False] | None = None,
     ) -> Deployment:
         """Change what a deployment serves or how; unset arguments stay as they are.
 
         Give at most one of ``version``, ``alias`` or ``traffic``. Replicas swap
-        to the new revision without dropping requests in flight.
+        to the new revision without dropping requests in flight. ``autoscaling``
+        replaces the settings whole (they apply without a reload); ``False`` turns it off.
         """
         batching: Batching | None = None
         resources: Resources | None = None
@@ -260,12 +277,16 @@ class Deployments:
             batching=batching,
             resources=resources,
             combiner=_combiner(combiner),
+            autoscaling=None if autoscaling is False else _autoscaling(autoscaling),
         )
+        body = spec.model_dump(mode="json", exclude_none=True)
+        if autoscaling is False:
+            body["autoscaling"] = None
         answer = self._http.request(
             "PATCH",
             self._path(name),
             params=self._http.scoped(),
-            json_body=spec.model_dump(mode="json", exclude_none=True),
+            json_body=body,
         )
         return Deployment.model_validate(answer.json())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aimass.entities.deployments import (
+    Autoscaling,
     Batching,
     Combiner,
     Deployment,
@@ -17,9 +18,11 @@ from aimass.entities.deployments import (
     ResolvedVersion,
     Resources,
     TrafficRoute,
+    check_autoscaling,
 )
 
 __all__ = [
+    "Autoscaling",
     "Batching",
     "Combiner",
     "Deployment",
@@ -34,4 +37,5 @@ __all__ = [
     "ResolvedVersion",
     "Resources",
     "TrafficRoute",
+    "check_autoscaling",
 ]

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from aimass.artifacts.names import validate_name
 from aimass.deployments.entities import (
+    Autoscaling,
     Batching,
     Combiner,
     Deployment,
@@ -23,6 +24,7 @@ from aimass.deployments.entities import (
     ResolvedVersion,
     Resources,
     TrafficRoute,
+    check_autoscaling,
 )
 from aimass.errors import Conflict, InvalidInput, NotFound
 from aimass.registry.projects import read_project_row
@@ -107,6 +109,8 @@ def _state(row: DeploymentRow, now: datetime) -> tuple[DeploymentState, list[Rep
             retry_at=aware_utc(r.retry_at) if r.retry_at is not None else None,
             runner=r.runner,
             placement=r.placement,
+            replicas=r.replicas,
+            desired_replicas=r.desired_replicas,
         )
         for r in row.replicas
         if (now - aware_utc(r.updated_at)).total_seconds() < REPLICA_STALE_SECONDS
@@ -137,12 +141,18 @@ def _entity(row: DeploymentRow) -> Deployment:
         batching=Batching.model_validate(spec.get("batching", {})),
         resources=Resources.model_validate(spec.get("resources", {})),
         combiner=Combiner.model_validate(spec["combiner"]) if spec.get("combiner") else None,
+        autoscaling=_autoscaling(spec),
         revision=row.revision,
         state=state,
         replica_status=statuses,
         created_at=aware_utc(row.created_at),
         updated_at=aware_utc(row.updated_at),
     )
+
+
+def _autoscaling(spec: dict[str, object]) -> Autoscaling | None:
+    raw = spec.get("autoscaling")
+    return Autoscaling.model_validate(raw) if raw else None
 
 
 def _row(session: Session, project: str, name: str) -> DeploymentRow:
@@ -182,6 +192,7 @@ def create_deployment(
             "batching": spec.batching.model_dump(),
             "resources": spec.resources.model_dump(),
             **({"combiner": spec.combiner.model_dump()} if spec.combiner else {}),
+            **({"autoscaling": spec.autoscaling.model_dump()} if spec.autoscaling else {}),
         },
         revision=1,
     )
@@ -245,6 +256,18 @@ def update_deployment(
         spec["batching"] = change.batching.model_dump()
     if change.resources is not None:
         spec["resources"] = change.resources.model_dump()
+    if "autoscaling" in change.model_fields_set:  # null turns it off
+        spec.pop("autoscaling", None)
+        if change.autoscaling is not None:
+            spec["autoscaling"] = change.autoscaling.model_dump()
+    try:
+        check_autoscaling(
+            _autoscaling(spec),
+            Resources.model_validate(spec.get("resources", {})),
+            combiner,
+        )
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
     row.spec = spec
     row.revision += 1
     row.updated_at = utcnow()
@@ -298,6 +321,7 @@ def desired_deployments(session: Session) -> list[DesiredDeployment]:
                 ),
                 resources=Resources.model_validate(row.spec.get("resources", {})),
                 replicas=int(row.spec.get("replicas", 1)),
+                autoscaling=_autoscaling(row.spec),
             )
         )
     return desired
@@ -313,11 +337,14 @@ def report_replica(
     retry_at: datetime | None = None,
     runner: str | None = None,
     placement: list[dict[str, object]] | None = None,
+    scale: tuple[int, int] | None = None,
 ) -> None:
     """Record one replica's state for a deployment (ignored if it was deleted meanwhile).
 
     ``retry_at``: when a replica that failed tries again (None: a final failure);
     ``runner``: where it runs the model, once loaded; ``placement``: its Ray actors.
+    ``runner``: where it runs the model, once loaded; ``scale``: with autoscaling, the
+    runner processes it sends requests to and the count its node wants.
     """
     if session.get(DeploymentRow, deployment_id) is None:
         return
@@ -331,5 +358,6 @@ def report_replica(
     row.retry_at = retry_at if state == "failed" else None
     row.runner = runner
     row.placement = placement
+    row.replicas, row.desired_replicas = scale if scale is not None else (None, None)
     row.updated_at = utcnow()
     session.flush()

@@ -118,6 +118,51 @@ class Resources(BaseModel):
     runner: RunnerMode = "auto"
 
 
+class Autoscaling(BaseModel):
+    """Replicas between ``min_replicas`` and ``max_replicas``, on ongoing requests per replica.
+
+    The names are Ray Serve's ``autoscaling_config``: the desired count is the ongoing
+    requests (queued or running, summed over the node's workers), averaged over
+    ``look_back_period_s``, divided by ``target_ongoing_requests`` and clamped. It grows
+    once that has asked for more for ``upscale_delay_s``, and shrinks once it has asked
+    for fewer for ``downscale_delay_s``. A replica is a runner process of the node
+    (``resources.runner: "process"``): scale-up loads it before it takes traffic;
+    scale-down stops sending it requests, lets it finish them, then leaves it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_replicas: int = Field(default=1, ge=1, le=64)
+    max_replicas: int = Field(default=1, ge=1, le=64)
+    target_ongoing_requests: float = Field(default=2.0, gt=0, le=100_000)
+    upscale_delay_s: float = Field(default=30.0, ge=0, le=86_400)
+    downscale_delay_s: float = Field(default=600.0, ge=0, le=86_400)
+    look_back_period_s: float = Field(default=30.0, gt=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"'max_replicas' ({self.max_replicas}) is below 'min_replicas' "
+                f"({self.min_replicas})"
+            )
+        return self
+
+
+def check_autoscaling(
+    autoscaling: Autoscaling | None, resources: Resources, combiner: Combiner | None
+) -> None:
+    """Autoscaling needs runner processes (``resources.runner: "process"``) and no ensemble."""
+    if autoscaling is None:
+        return
+    if resources.runner != "process":
+        raise ValueError(
+            "'autoscaling' scales the node's runner processes: set resources.runner to 'process'"
+        )
+    if combiner is not None:
+        raise ValueError("'autoscaling' does not apply to an ensemble ('combiner') yet")
+
+
 class DeploymentCreate(BaseModel):
     """Serve a model: one version, an alias it follows, or weighted routes (canary, A/B)."""
 
@@ -133,6 +178,8 @@ class DeploymentCreate(BaseModel):
     resources: Resources = Field(default_factory=Resources)
     #: Serve the routes as one ensemble model instead of splitting traffic between them.
     combiner: Combiner | None = None
+    #: Scale the node's runner processes between min and max replicas (None: fixed).
+    autoscaling: Autoscaling | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> DeploymentCreate:
@@ -141,6 +188,7 @@ class DeploymentCreate(BaseModel):
             raise ValueError("give exactly one of 'version', 'alias' or 'traffic'")
         if self.combiner is None and any(r.model for r in self.traffic or []):
             raise ValueError("a route names another 'model' only in an ensemble ('combiner')")
+        check_autoscaling(self.autoscaling, self.resources, self.combiner)
         return self
 
     def routes(self) -> list[TrafficRoute]:
@@ -162,6 +210,8 @@ class DeploymentUpdate(BaseModel):
     batching: Batching | None = None
     resources: Resources | None = None
     combiner: Combiner | None = None
+    #: New autoscaling settings; ``{"autoscaling": null}`` turns autoscaling off.
+    autoscaling: Autoscaling | None = None
 
     @model_validator(mode="after")
     def _at_most_one_target(self) -> DeploymentUpdate:
@@ -211,6 +261,10 @@ class ReplicaStatus(BaseModel):
     runner: EffectiveRunner | None = None
     #: With ``runner: "ray"``: each Ray actor replica and its node; left out otherwise.
     placement: list[ReplicaPlacement] | None = Field(default=None, exclude_if=lambda v: v is None)
+    #: With autoscaling: the runner processes this replica sends requests to (loaded and
+    #: taking traffic), and the count the node's autoscaler wants. None without autoscaling.
+    replicas: int | None = Field(default=None, exclude_if=lambda v: v is None)
+    desired_replicas: int | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class Deployment(BaseModel):
@@ -226,6 +280,8 @@ class Deployment(BaseModel):
     resources: Resources
     #: Left out of the JSON for a plain deployment.
     combiner: Combiner | None = Field(default=None, exclude_if=lambda v: v is None)
+    #: Left out of the JSON without autoscaling.
+    autoscaling: Autoscaling | None = Field(default=None, exclude_if=lambda v: v is None)
     revision: int
     state: DeploymentState
     replica_status: list[ReplicaStatus] = Field(default_factory=list)
@@ -259,6 +315,7 @@ class DesiredDeployment(BaseModel):
     combiner: Combiner | None = None
     resources: Resources = Field(default_factory=lambda: Resources())
     replicas: int = 1
+    autoscaling: Autoscaling | None = None
 
     def fingerprint(self) -> tuple[object, ...]:
         """Equal fingerprints mean nothing to reload."""
@@ -276,4 +333,6 @@ class DesiredDeployment(BaseModel):
             self.batching.max_queue,
             tuple((v.model, v.version, v.sha256, v.weight) for v in self.versions),
             None if self.combiner is None else self.combiner.model_dump_json(),
+            # On or off changes how the versions load; the settings themselves apply live.
+            self.autoscaling is not None,
         )

@@ -30,6 +30,7 @@ from aimass.platform.notifier import LocalNotifier, Notifier, Topic
 from aimass.platform.pg_notifier import PostgresNotifier
 from aimass.platform.services import LeaseKeeper, Services, SharedLeadership
 from aimass.plugins import PluginLoad, Registries
+from aimass.serving.autoscaler import Autoscaler
 from aimass.serving.reconciler import DeploymentReconciler
 from aimass.serving.repository import ModelRepository
 from aimass.store.db import Database
@@ -96,6 +97,9 @@ class Platform:
             max_queue_wait_s=settings.max_queue_wait_s or None,
         )
         self.services.add(self.reconciler, "every", topics=("deployments",))
+        #: Grows and shrinks autoscaled deployments' runner processes (decided once per node).
+        self.autoscaler = Autoscaler(self.repository, interval=settings.reconcile_interval)
+        self.services.add(self.autoscaler, "every")
         #: Answered predictions, sampled, queued here and written by the writer loop.
         self.prediction_log = PredictionLog(
             settings.prediction_log_sample,

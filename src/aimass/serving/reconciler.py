@@ -25,13 +25,14 @@ from aimass.serving import ray_replicas
 from aimass.serving.ensemble import EnsembleMember, EnsembleRunner
 from aimass.serving.model_cache import local_copy
 from aimass.serving.ray_replicas import RayReplicas, ReplicaSpec, ReplicasPending
+from aimass.serving.replica_pool import ReplicaPool
 from aimass.serving.repository import (
     BatchingConfig,
     ModelRepository,
     ServedDeployment,
     ServedVersion,
 )
-from aimass.serving.runner import ModelRunner
+from aimass.serving.runner import ModelRunner, Runner
 from aimass.store.db import Database
 
 if TYPE_CHECKING:
@@ -109,9 +110,9 @@ class DeploymentReconciler(LoopService):
         self._keys: dict[int, tuple[str, str]] = {}
         self._status: dict[int, _Status] = {}
         self._retry: dict[int, tuple[float, float]] = {}  # id -> (when, current backoff)
-        self._reported: dict[int, _Status] = {}
         #: Deployments served by Ray actor replicas (runner "ray"): their versions' routers.
         self._ray: dict[int, list[RayReplicas]] = {}
+        self._reported: dict[int, tuple[object, ...]] = {}
         self._ticks = 0
         #: True once a pass has loaded (or failed) every deployment that was desired then.
         self.synced = False
@@ -142,6 +143,8 @@ class DeploymentReconciler(LoopService):
             if self._loaded.get(item.id) != item.fingerprint()
             or (item.id in self._retry and now >= self._retry[item.id][0])
         ]
+        for item in desired:  # autoscaling settings apply without a reload
+            self._set_autoscaling(item)
         # Load side by side: a slow model (or a slow library import) does not hold up the rest.
         await asyncio.gather(*(self._load(item) for item in changed))
         if changed and self.freeze_gc:
@@ -186,18 +189,11 @@ class DeploymentReconciler(LoopService):
         served: list[ServedVersion] = []
         try:
             for version in item.versions:
-                predictor, signature = await asyncio.to_thread(self._load_predictor, version, item)
-                # An ensemble batches once for all its members: they need no batcher.
-                size = 1 if item.combiner is not None else batching.max_batch_size
-                runner = ModelRunner(
-                    predictor,
-                    signature,
-                    size,
-                    batching.max_delay_ms,
-                    max_queue=batching.max_queue,
-                    max_wait_s=self.max_queue_wait_s,
-                    in_flight=self.repository.in_flight(item.name, item.project),
-                )
+                first = await self._start_runner(version, item, batching)
+                signature = first.signature
+                runner: Runner = first
+                if item.autoscaling is not None:
+                    runner = await self._pool(version, item, batching, first)
                 served.append(
                     ServedVersion(
                         model=version.model,
@@ -267,6 +263,49 @@ class DeploymentReconciler(LoopService):
             keep = {name for router in routers for name in router.spec.actor_names()}
             await asyncio.to_thread(ray_replicas.kill_actors, deployment_id, keep)
 
+    async def _start_runner(
+        self,
+        version: ResolvedVersion,
+        item: DesiredDeployment,
+        batching: BatchingConfig,
+        replica: int = 0,
+    ) -> ModelRunner:
+        """Load the version (replica ``replica``'s runner process) behind its batcher."""
+        predictor, signature = await asyncio.to_thread(self._load_predictor, version, item, replica)
+        # An ensemble batches once for all its members: they need no batcher.
+        size = 1 if item.combiner is not None else batching.max_batch_size
+        return ModelRunner(
+            predictor,
+            signature,
+            size,
+            batching.max_delay_ms,
+            max_queue=batching.max_queue,
+            max_wait_s=self.max_queue_wait_s,
+            in_flight=self.repository.in_flight(item.name, item.project),
+        )
+
+    async def _pool(
+        self,
+        version: ResolvedVersion,
+        item: DesiredDeployment,
+        batching: BatchingConfig,
+        first: ModelRunner,
+    ) -> ReplicaPool:
+        """The version's replicas, autoscaled; ``min_replicas`` of them loaded before it serves."""
+        assert item.autoscaling is not None
+
+        async def spawn(index: int) -> ModelRunner:
+            return await self._start_runner(version, item, batching, index)
+
+        pool = ReplicaPool(first, spawn, name=f"{item.name}:{version.version}")
+        pool.autoscaling = item.autoscaling
+        pool.scale_key = "|".join((str(self.cache_dir), item.project, item.name))
+        for _ in range(item.autoscaling.min_replicas - 1):
+            if not await pool.grow():
+                await pool.close()
+                raise Unavailable(f"replica {pool.replicas} of {item.name} failed to start")
+        return pool
+
     def _ensemble(self, item: DesiredDeployment, members: list[ServedVersion]) -> ServedVersion:
         """The members as one served version (numbered by the deployment's revision)."""
         combiner = item.combiner
@@ -302,7 +341,7 @@ class DeploymentReconciler(LoopService):
         )
 
     def _load_predictor(
-        self, version: ResolvedVersion, item: DesiredDeployment
+        self, version: ResolvedVersion, item: DesiredDeployment, replica: int = 0
     ) -> tuple[Predictor, Signature | None]:
         mode = item.resources.runner
         if mode == "ray":
@@ -325,7 +364,7 @@ class DeploymentReconciler(LoopService):
             key = "|".join(
                 (str(self.cache_dir), item.project, item.name, version.model,
                  str(version.version), version.sha256, str(version.trusted))
-            )  # fmt: skip
+            ) + (f"|replica{replica}" if replica else "")  # fmt: skip
             with shared_runner(runner_folder(), key):
                 if mode == "process" and version.flavor in PROCESS_FLAVORS:
                     predictor = start_host(version.flavor, path, version.trusted)
@@ -335,6 +374,29 @@ class DeploymentReconciler(LoopService):
             Signature.model_validate(version.signature) if version.signature else None
         ) or predictor.signature
         return predictor, signature
+
+    def _set_autoscaling(self, item: DesiredDeployment) -> None:
+        served = self.repository.get(item.name, item.project)
+        if served is None or item.autoscaling is None:
+            return
+        for version in served.versions:
+            if isinstance(version.runner, ReplicaPool):
+                version.runner.autoscaling = item.autoscaling
+
+    def _scale(self, deployment_id: int) -> tuple[int, int] | None:
+        """(replicas taking traffic, replicas wanted) of an autoscaled deployment, else None."""
+        key = self._keys.get(deployment_id)
+        served = self.repository.get(key[1], key[0]) if key is not None else None
+        pools = [
+            v.runner
+            for v in (served.versions if served else [])
+            if isinstance(v.runner, ReplicaPool)
+        ]
+        if not pools:
+            return None
+        live = max(p.replicas for p in pools)
+        desired = [p.desired for p in pools if p.desired is not None]
+        return live, max(desired) if desired else live
 
     def _local_copy(self, version: ResolvedVersion) -> Path:
         """The verified bytes in a local cache keyed by checksum (shared by versions)."""
@@ -370,10 +432,14 @@ class DeploymentReconciler(LoopService):
             self._report(deployment_id)
 
     def _report(self, deployment_id: int) -> None:
-        current = self._status.get(deployment_id)
-        if current is None or self._reported.get(deployment_id) == current:
+        status = self._status.get(deployment_id)
+        if status is None:
             return
-        state, reason, versions, retry_at, runner, placement = current
+        scale = self._scale(deployment_id)
+        current = (*status, scale)
+        if self._reported.get(deployment_id) == current:
+            return
+        state, reason, versions, retry_at, runner, placement = status
         places: list[dict[str, object]] | None = None
         if placement is not None:
             places = [
@@ -383,7 +449,7 @@ class DeploymentReconciler(LoopService):
         with self.db.session() as session:
             service.report_replica(
                 session, deployment_id, self.replica, state, reason, list(versions), retry_at,
-                runner, places,
+                runner, places, scale,
             )  # fmt: skip
         self._reported[deployment_id] = current
 

@@ -59,3 +59,7 @@ class DeploymentReplicaRow(Base):
     #: With ``runner: "ray"``: each Ray actor replica's state and node
     #: (``entities.deployments.ReplicaPlacement``), as this server last saw them.
     placement: Mapped[list[dict[str, object]] | None] = mapped_column(JSON, nullable=True)
+    #: With autoscaling: the runner processes it sends requests to, and the count its node
+    #: wants (None without autoscaling).
+    replicas: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    desired_replicas: Mapped[int | None] = mapped_column(Integer, nullable=True)
