@@ -6,7 +6,9 @@ files; code, ``auto_map``/``trust_remote_code``, file names leaving the folder a
 (unless trusted) pickled weights are refused. The task comes from ``aimass.json``
 (``{"task": ...}``) or the config's ``architectures``; the signature follows from
 the task (BYTES ``text`` in). Loading needs the ``llm`` extra and never touches
-the network (``local_files_only``, ``HF_HUB_OFFLINE``).
+the network (``local_files_only`` and a folder, everywhere). A server holding or
+receiving such a model imports torch and transformers in the background
+(:meth:`TransformersFlavor.warm`), so a deployment created later skips that cost.
 
 It loads in the server process, unlike pickle or TorchScript: safetensors and
 JSON are data (DESIGN decision 6), and the code that runs is transformers' own
@@ -136,7 +138,16 @@ class TransformersFlavor(Flavor):
         task = detect_task(directory)
         if directory.runtime == "onnx":
             _check_onnx_directory(path, directory, task)
+        else:
+            self.warm("a transformers model was uploaded")  # it is likely deployed next
         return task_signature(directory, task)
+
+    def warm(self, reason: str) -> None:
+        """Import torch and transformers on a background thread, once, when installed."""
+        if unavailable() is None:
+            from aimass.flavors._hf_libraries import warm_in_background
+
+            warm_in_background(reason)
 
     def load(self, path: Path, trusted: bool) -> Predictor:
         """Extract the checked archive beside its verified copy and load it offline."""

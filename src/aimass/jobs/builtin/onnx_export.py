@@ -184,12 +184,11 @@ def export_directory(
 
     Returns the tokens kept of a text and the parity metrics on ``sample``.
     """
-    from aimass.flavors._hf_predictors import offline
+    from aimass.flavors._hf_libraries import import_libraries
     from aimass.flavors.transformers import detect_task, task_signature
     from aimass.job_environment import job_threads
 
-    offline()
-    import torch
+    torch, _ = import_libraries()
 
     torch.set_num_threads(job_threads())
     task = detect_task(directory)
