@@ -33,7 +33,7 @@ __all__ = ["DEFAULT_NEW_TOKENS", "mean_pool", "texts"]
 DEFAULT_NEW_TOKENS = 32
 
 
-def _options(trusted: bool) -> dict[str, Any]:
+def load_options(trusted: bool) -> dict[str, Any]:
     # Pickled weights (trusted only) load through torch.load(weights_only=True) in transformers.
     return {"local_files_only": True, "trust_remote_code": False, "use_safetensors": not trusted}
 
@@ -45,7 +45,7 @@ def mean_pool(torch: Any, states: Any, mask: Any) -> Any:
     return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
 
-class _Loaded:
+class TextModel:
     """A tokenizer and a model in eval mode, loaded offline from ``folder``.
 
     ``fast`` encoders (embeddings, classes) read ``tokenizer.json`` with the
@@ -73,7 +73,7 @@ class _Loaded:
         else:
             self.max_length = self.fast.truncation["max_length"] if self.fast.truncation else 512
         model_class = getattr(transformers, auto)
-        self.model = model_class.from_pretrained(folder, **_options(trusted))
+        self.model = model_class.from_pretrained(folder, **load_options(trusted))
         self.model.eval()
         self._inputs = set(inspect.signature(self.model.forward).parameters)
 
@@ -99,7 +99,7 @@ class _Loaded:
         return None
 
 
-class EmbeddingPredictor(_Loaded):
+class EmbeddingPredictor(TextModel):
     """Sentence embeddings: token states mean-pooled over the attention mask, L2-normalised
     (what sentence-transformers does for MiniLM); CLS pooling when the directory says so."""
 
@@ -121,7 +121,7 @@ class EmbeddingPredictor(_Loaded):
         return result
 
 
-class ClassificationPredictor(_Loaded):
+class ClassificationPredictor(TextModel):
     """Text classification: the label (``id2label``) and the softmax scores."""
 
     def __init__(self, folder: Path, signature: Signature, trusted: bool) -> None:
@@ -160,7 +160,7 @@ class Generated:
     finish_reason: str
 
 
-class GenerationPredictor(_Loaded):
+class GenerationPredictor(TextModel):
     """Causal language models: greedy text for OIP, streamed text for the OpenAI routes."""
 
     def __init__(self, folder: Path, signature: Signature, trusted: bool, new_tokens: int) -> None:
