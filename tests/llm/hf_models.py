@@ -115,10 +115,10 @@ def _wordpiece() -> tuple[object, object]:
 
 
 def tiny_bert(folder: Path, task: str) -> Path:
-    """A tiny random BERT (2 layers, width 32) for ``token-classification`` or ``fill-mask``,
-    with a locally trained WordPiece tokenizer."""
+    """A tiny random BERT (2 layers, width 32) for ``token-classification``, ``fill-mask`` or
+    ``feature-extraction`` (a bare encoder), with a locally trained WordPiece tokenizer."""
     import torch
-    from transformers import BertConfig, BertForMaskedLM, BertForTokenClassification
+    from transformers import BertConfig, BertForMaskedLM, BertForTokenClassification, BertModel
 
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer, fast = _wordpiece()
@@ -130,8 +130,8 @@ def tiny_bert(folder: Path, task: str) -> Path:
         num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
         id2label=labels, label2id={v: k for k, v in labels.items()},
     )  # fmt: skip
-    model_class = BertForTokenClassification if task == "token-classification" else BertForMaskedLM
-    model_class(config).save_pretrained(folder, safe_serialization=True)
+    classes = {"token-classification": BertForTokenClassification, "fill-mask": BertForMaskedLM}
+    classes.get(task, BertModel)(config).save_pretrained(folder, safe_serialization=True)
     return folder
 
 
