@@ -172,13 +172,16 @@ def main() -> None:
         "--cold-start", action="store_true", help="only the cold starts (llm_cold.py)"
     )
     parser.add_argument("--repeat", type=int, default=3, help="fresh processes per path")
+    parser.add_argument(
+        "--pin", action="store_true", help="cold starts on core 0 only (default: unpinned)"
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="aimass-llm-bench-"))
     if args.cold_start:
         from benchmarks.serving.llm_cold import run
 
         try:
-            run(folder, args.repeat, _free_port(), _pin())
+            run(folder, args.repeat, _free_port(), _pin() if args.pin else [])
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return

@@ -18,7 +18,8 @@ exported by ``transformers.export_onnx`` as an fp32 and an int8 ONNX directory
    deployment is created and ``/v2/models/<name>/infer`` polled every 10 ms until
    it answers. Timed from the create request to the first answer.
 
-Every child is pinned to core 0 with one math thread when ``taskset`` exists.
+Every child runs with one math thread, unpinned (``--pin``: on core 0, when ``taskset``
+exists; on a shared machine a pinned child waits for that one core).
 """
 
 from __future__ import annotations
