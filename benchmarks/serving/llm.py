@@ -20,6 +20,7 @@ here (tests/llm/hf_models.py), deploys both, then prints:
   the cold start of the ONNX directory in a fresh process (no torch import).
 
     .venv/bin/python benchmarks/serving/llm.py --onnx-only   # just the last part
+    .venv/bin/python benchmarks/serving/llm.py --cold-start  # cold starts (llm_cold.py)
 """
 
 from __future__ import annotations
@@ -167,8 +168,23 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--ttft-runs", type=int, default=30)
     parser.add_argument("--onnx-only", action="store_true", help="only the int8 ONNX figures")
+    parser.add_argument(
+        "--cold-start", action="store_true", help="only the cold starts (llm_cold.py)"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="fresh processes per path")
+    parser.add_argument(
+        "--pin", action="store_true", help="cold starts on core 0 only (default: unpinned)"
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="aimass-llm-bench-"))
+    if args.cold_start:
+        from benchmarks.serving.llm_cold import run
+
+        try:
+            run(folder, args.repeat, _free_port(), _pin() if args.pin else [])
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
     if args.onnx_only:
         try:
             onnx_speed(folder, args.seconds)
@@ -209,8 +225,9 @@ def main() -> None:
 def _run(
     url: str, token: str, folder: Path, args: argparse.Namespace, cold: tuple[float, ...]
 ) -> None:
-    import aimass
     from openai import OpenAI
+
+    import aimass
 
     with aimass.Client(url=url, token=token) as client:
         client.models.upload("minilm", minilm_dir())

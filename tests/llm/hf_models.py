@@ -73,3 +73,81 @@ def zip_dir(folder: Path, target: Path, extra: dict[str, bytes] | None = None) -
         for name, data in (extra or {}).items():
             archive.writestr(name, data)
     return target
+
+
+#: Entity labels of the tiny token classifier (B-/I- tags, as NER models name them).
+NER_LABELS = ["O", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+#: Classes of the tiny image classifier.
+IMAGE_LABELS = ["cat", "dog", "bird"]
+
+
+def _wordpiece() -> tuple[object, object]:
+    """A BERT-style WordPiece tokenizer trained on SENTENCES, and its transformers wrapper."""
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.train_from_iterator(
+        SENTENCES * 4, trainers.WordPieceTrainer(vocab_size=200, special_tokens=specials)
+    )
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )  # fmt: skip
+    tokenizer.decoder = decoders.WordPiece()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+        sep_token="[SEP]", mask_token="[MASK]", model_max_length=128,
+    )  # fmt: skip
+    return tokenizer, fast
+
+
+def tiny_bert(folder: Path, task: str) -> Path:
+    """A tiny random BERT (2 layers, width 32) for ``token-classification``, ``fill-mask`` or
+    ``feature-extraction`` (a bare encoder), with a locally trained WordPiece tokenizer."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, BertForTokenClassification, BertModel
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer, fast = _wordpiece()
+    fast.save_pretrained(folder)  # type: ignore[attr-defined]
+    torch.manual_seed(0)
+    labels = dict(enumerate(NER_LABELS))
+    config = BertConfig(
+        vocab_size=tokenizer.get_vocab_size(), hidden_size=32, num_hidden_layers=2,  # type: ignore[attr-defined]
+        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+        id2label=labels, label2id={v: k for k, v in labels.items()},
+    )  # fmt: skip
+    classes = {"token-classification": BertForTokenClassification, "fill-mask": BertForMaskedLM}
+    classes.get(task, BertModel)(config).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def tiny_vit(folder: Path) -> Path:
+    """A tiny random ViT (32x32 images, 8x8 patches) with its image processor config."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification
+    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    labels = dict(enumerate(IMAGE_LABELS))
+    config = ViTConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, id2label=labels, label2id={v: k for k, v in labels.items()},
+    )  # fmt: skip
+    ViTForImageClassification(config).save_pretrained(folder, safe_serialization=True)
+    ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder

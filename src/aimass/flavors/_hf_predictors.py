@@ -3,12 +3,14 @@
 Loaded in the server process: the directory holds only data (JSON and safetensors,
 checked by :mod:`aimass.flavors._hf_files`), transformers runs its own code for
 the architecture the config names, never code from the directory
-(``trust_remote_code=False``, ``local_files_only=True``, offline switches on).
+(``trust_remote_code=False``, ``local_files_only=True``). Encoders tokenize with
+the ``tokenizers`` library directly (:mod:`aimass.flavors._hf_tokens`); the
+libraries are imported once per process (:mod:`aimass.flavors._hf_libraries`).
 """
 
 from __future__ import annotations
 
-import os
+import inspect
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aimass.errors import InvalidInput
+from aimass.flavors._hf_libraries import import_libraries
+from aimass.flavors._hf_tokens import MAX_LENGTH, count_tokens, encode, load_tokenizer, texts
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -24,40 +27,15 @@ if TYPE_CHECKING:
     from aimass.flavors.base import Array, Batch
     from aimass.flavors.signature import Signature
 
+__all__ = ["DEFAULT_NEW_TOKENS", "mean_pool", "texts"]
+
 #: The default number of new tokens a generator writes for an OIP request.
 DEFAULT_NEW_TOKENS = 32
-_MAX_LENGTH = 512
 
 
-def offline() -> None:
-    """Switch the Hugging Face libraries offline before they are imported (never a download)."""
-    for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-        os.environ[key] = "1"
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def _options(trusted: bool) -> dict[str, Any]:
+def load_options(trusted: bool) -> dict[str, Any]:
     # Pickled weights (trusted only) load through torch.load(weights_only=True) in transformers.
     return {"local_files_only": True, "trust_remote_code": False, "use_safetensors": not trusted}
-
-
-def texts(batch: Batch) -> list[str]:
-    """The text column of a batch (BYTES: bytes or str elements), as Python strings."""
-    array = next(iter(batch.values())) if isinstance(batch, Mapping) else batch
-    out: list[str] = []
-    for item in np.asarray(array, dtype=object).reshape(-1):
-        if isinstance(item, bytes | bytearray):
-            try:
-                out.append(bytes(item).decode("utf-8"))
-            except UnicodeDecodeError:
-                raise InvalidInput("text inputs must be UTF-8") from None
-        elif isinstance(item, str):
-            out.append(item)
-        else:
-            raise InvalidInput("the text input must hold strings (BYTES)")
-    return out
 
 
 def mean_pool(torch: Any, states: Any, mask: Any) -> Any:
@@ -67,39 +45,61 @@ def mean_pool(torch: Any, states: Any, mask: Any) -> Any:
     return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
 
-class _Loaded:
-    """A tokenizer and a model in eval mode, loaded offline from ``folder``."""
+class TextModel:
+    """A tokenizer and a model in eval mode, loaded offline from ``folder``.
+
+    ``fast`` encoders (embeddings, classes) read ``tokenizer.json`` with the
+    ``tokenizers`` library; generators (and a directory without ``tokenizer.json``)
+    use transformers' ``AutoTokenizer`` for decoding and chat templates.
+    """
 
     signature: Signature | None
     #: The task it serves (set by the flavor): feature-extraction, text-classification, ...
     task: str = ""
 
-    def __init__(self, folder: Path, signature: Signature, auto: str, trusted: bool) -> None:
-        offline()
-        import torch
-        import transformers
-
+    def __init__(
+        self, folder: Path, signature: Signature, auto: str, trusted: bool, fast: bool = True
+    ) -> None:
+        torch, transformers = import_libraries()
         self.torch = torch
         self.signature = signature
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(
-            folder, local_files_only=True, trust_remote_code=False
-        )
+        self.fast = load_tokenizer(folder) if fast else None
+        if self.fast is None:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(
+                folder, local_files_only=True, trust_remote_code=False
+            )
+            length = int(getattr(self.tokenizer, "model_max_length", 0) or 0) or MAX_LENGTH
+            self.max_length = min(length, MAX_LENGTH)
+        else:
+            self.max_length = self.fast.truncation["max_length"] if self.fast.truncation else 512
         model_class = getattr(transformers, auto)
-        self.model = model_class.from_pretrained(folder, **_options(trusted))
+        self.model = model_class.from_pretrained(folder, **load_options(trusted))
         self.model.eval()
-        self.max_length = min(int(getattr(self.tokenizer, "model_max_length", 0) or 0)
-                              or _MAX_LENGTH, _MAX_LENGTH)  # fmt: skip
+        self._inputs = set(inspect.signature(self.model.forward).parameters)
 
     def encode(self, items: list[str]) -> Any:
-        return self.tokenizer(
-            items, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
+        """The model's inputs for ``items`` as torch tensors (padded, truncated)."""
+        if self.fast is None:
+            return self.tokenizer(
+                items, padding=True, truncation=True, max_length=self.max_length,
+                return_tensors="pt",
+            )  # fmt: skip
+        if self.fast.truncation and self.fast.truncation["max_length"] != self.max_length:
+            self.fast.enable_truncation(self.max_length)
+        arrays = encode(self.fast, items)
+        return {k: self.torch.from_numpy(v) for k, v in arrays.items() if k in self._inputs}
+
+    def count_tokens(self, items: list[str]) -> int:
+        """The tokens ``items`` make (truncated, unpadded)."""
+        if self.fast is None:
+            return sum(len(ids) for ids in self.encode(items)["input_ids"])
+        return count_tokens(self.fast, items)
 
     def predict_proba(self, batch: Batch) -> Array | None:
         return None
 
 
-class EmbeddingPredictor(_Loaded):
+class EmbeddingPredictor(TextModel):
     """Sentence embeddings: token states mean-pooled over the attention mask, L2-normalised
     (what sentence-transformers does for MiniLM); CLS pooling when the directory says so."""
 
@@ -121,7 +121,7 @@ class EmbeddingPredictor(_Loaded):
         return result
 
 
-class ClassificationPredictor(_Loaded):
+class ClassificationPredictor(TextModel):
     """Text classification: the label (``id2label``) and the softmax scores."""
 
     def __init__(self, folder: Path, signature: Signature, trusted: bool) -> None:
@@ -160,11 +160,11 @@ class Generated:
     finish_reason: str
 
 
-class GenerationPredictor(_Loaded):
+class GenerationPredictor(TextModel):
     """Causal language models: greedy text for OIP, streamed text for the OpenAI routes."""
 
     def __init__(self, folder: Path, signature: Signature, trusted: bool, new_tokens: int) -> None:
-        super().__init__(folder, signature, "AutoModelForCausalLM", trusted)
+        super().__init__(folder, signature, "AutoModelForCausalLM", trusted, fast=False)
         self.new_tokens = new_tokens
         self.lock = threading.Lock()  # one generate at a time per model: torch threads are shared
         eos = self.tokenizer.eos_token_id
@@ -205,7 +205,7 @@ class GenerationPredictor(_Loaded):
         """Generate up to ``max_new_tokens`` after ``prompt``, calling ``on_text`` as text is
         decoded; ``should_stop`` is asked after every token (a client that went away)."""
         torch = self.torch
-        import transformers
+        import transformers  # imported with the model (import_libraries)
 
         predictor = self
 

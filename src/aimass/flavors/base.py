@@ -58,6 +58,12 @@ class Flavor(ABC):
     def load(self, path: Path, trusted: bool) -> Predictor:
         """Load the file into a predictor."""
 
+    def warm(self, reason: str) -> None:
+        """Prepare this process to load models of the flavor soon (import its libraries in
+        the background); called when the installation holds or receives such a model.
+        Most flavors have nothing to prepare."""
+        return
+
 
 def error_detail(exc: BaseException, path: Path | None = None, limit: int = 300) -> str:
     """Return a short one-line description of a library error, safe for a user-facing message."""

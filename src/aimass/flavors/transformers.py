@@ -6,7 +6,9 @@ files; code, ``auto_map``/``trust_remote_code``, file names leaving the folder a
 (unless trusted) pickled weights are refused. The task comes from ``aimass.json``
 (``{"task": ...}``) or the config's ``architectures``; the signature follows from
 the task (BYTES ``text`` in). Loading needs the ``llm`` extra and never touches
-the network (``local_files_only``, ``HF_HUB_OFFLINE``).
+the network (``local_files_only`` and a folder, everywhere). A server holding or
+receiving such a model imports torch and transformers in the background
+(:meth:`TransformersFlavor.warm`), so a deployment created later skips that cost.
 
 It loads in the server process, unlike pickle or TorchScript: safetensors and
 JSON are data (DESIGN decision 6), and the code that runs is transformers' own
@@ -31,7 +33,16 @@ if TYPE_CHECKING:
     from aimass.flavors.base import Predictor
 
 #: The tasks this flavor serves.
-TASKS = ("feature-extraction", "text-classification", "text-generation")
+TASKS = (
+    "feature-extraction",
+    "text-classification",
+    "token-classification",
+    "fill-mask",
+    "text-generation",
+    "image-classification",
+)
+#: Tokens a fill-mask model answers, unless ``aimass.json`` says ``top_k``.
+DEFAULT_TOP_K = 5
 #: The command that installs what the flavor needs.
 INSTALL = "pip install 'aimass[llm]'"
 _MODULES = ("torch", "transformers", "tokenizers", "safetensors")
@@ -73,6 +84,12 @@ def detect_task(directory: ModelDirectory) -> str:
     for arch in (a for a in architectures if isinstance(a, str)):
         if arch.endswith("ForSequenceClassification"):
             return "text-classification"
+        if arch.endswith("ForTokenClassification"):
+            return "token-classification"
+        if arch.endswith("ForMaskedLM"):
+            return "fill-mask"
+        if arch.endswith("ForImageClassification"):
+            return "image-classification"
         if arch.endswith(("ForCausalLM", "LMHeadModel")):
             return "text-generation"
         if arch.endswith("Model") and "For" not in arch:
@@ -84,16 +101,38 @@ def detect_task(directory: ModelDirectory) -> str:
 
 
 def task_signature(directory: ModelDirectory, task: str) -> Signature:
-    """BYTES text in; embeddings, label and scores, or text out."""
+    """BYTES text (or image) in; embeddings, label and scores, entities, top tokens or text
+    out."""
     text = TensorSpec(name="text", datatype="BYTES", shape=[-1])
     config = directory.config
+    labels = config.get("id2label")
+    count = len(labels) if isinstance(labels, dict) else int(config.get("num_labels", 2))
+    if task == "image-classification":
+        image = TensorSpec(name="image", datatype="BYTES", shape=[-1])
+        return Signature(
+            inputs=[image],
+            outputs=[
+                TensorSpec(name="label", datatype="BYTES", shape=[-1]),
+                TensorSpec(name="scores", datatype="FP32", shape=[-1, count]),
+            ],
+        )
+    if task == "token-classification":
+        entities = TensorSpec(name="entities", datatype="BYTES", shape=[-1])
+        return Signature(inputs=[text], outputs=[entities])
+    if task == "fill-mask":
+        k = _setting(directory, "top_k", 1, 100, DEFAULT_TOP_K)
+        return Signature(
+            inputs=[text],
+            outputs=[
+                TensorSpec(name="tokens", datatype="BYTES", shape=[-1, k]),
+                TensorSpec(name="scores", datatype="FP32", shape=[-1, k]),
+            ],
+        )
     if task == "feature-extraction":
         width = config.get("hidden_size") or config.get("d_model") or config.get("n_embd")
         dim = int(width) if isinstance(width, int) else -1
         outputs = [TensorSpec(name="embedding", datatype="FP32", shape=[-1, dim])]
     elif task == "text-classification":
-        labels = config.get("id2label")
-        count = len(labels) if isinstance(labels, dict) else int(config.get("num_labels", 2))
         outputs = [
             TensorSpec(name="label", datatype="BYTES", shape=[-1]),
             TensorSpec(name="scores", datatype="FP32", shape=[-1, count]),
@@ -109,16 +148,16 @@ def cls_pooling(directory: ModelDirectory) -> bool:
     return isinstance(pooling, dict) and bool(pooling.get("pooling_mode_cls_token"))
 
 
-def _new_tokens(directory: ModelDirectory) -> int:
-    from aimass.flavors._hf_predictors import DEFAULT_NEW_TOKENS
-
+def _setting(directory: ModelDirectory, key: str, low: int, high: int, default: int) -> int:
+    """An integer of ``aimass.json`` between ``low`` and ``high``, else ``default``."""
     value = directory.json_files.get("aimass.json", {})
-    tokens = value.get("max_new_tokens") if isinstance(value, dict) else None
-    return tokens if isinstance(tokens, int) and 0 < tokens <= 4096 else DEFAULT_NEW_TOKENS
+    number = value.get(key) if isinstance(value, dict) else None
+    return number if isinstance(number, int) and low <= number <= high else default
 
 
 class TransformersFlavor(Flavor):
-    """Hugging Face directories (ZIP): feature extraction, text classification, generation."""
+    """Hugging Face directories (ZIP): embeddings, text, token and image classification,
+    fill-mask, generation."""
 
     name: ClassVar[str] = "transformers"
     requires_trust: ClassVar[bool] = False
@@ -136,14 +175,30 @@ class TransformersFlavor(Flavor):
         task = detect_task(directory)
         if directory.runtime == "onnx":
             _check_onnx_directory(path, directory, task)
+        else:
+            self.warm("a transformers model was uploaded")  # it is likely deployed next
         return task_signature(directory, task)
+
+    def warm(self, reason: str) -> None:
+        """Import torch and transformers on a background thread, once, when installed."""
+        if unavailable() is None:
+            from aimass.flavors._hf_libraries import warm_in_background
+
+            warm_in_background(reason)
 
     def load(self, path: Path, trusted: bool) -> Predictor:
         """Extract the checked archive beside its verified copy and load it offline."""
         from aimass.flavors._hf_predictors import (
+            DEFAULT_NEW_TOKENS,
             ClassificationPredictor,
             EmbeddingPredictor,
             GenerationPredictor,
+            TextModel,
+        )
+        from aimass.flavors._hf_tasks import (
+            FillMaskPredictor,
+            ImageClassificationPredictor,
+            TokenClassificationPredictor,
         )
 
         folder = path.with_name(f"{path.name}.d")
@@ -158,13 +213,21 @@ class TransformersFlavor(Flavor):
 
             _check_onnx_directory(path, directory, task)
             return OnnxTextPredictor(folder, signature, task)
-        predictor: EmbeddingPredictor | ClassificationPredictor | GenerationPredictor
+        if task == "image-classification":
+            return ImageClassificationPredictor(folder, signature, trusted)
+        predictor: TextModel
         if task == "feature-extraction":
             predictor = EmbeddingPredictor(folder, signature, trusted, cls_pooling(directory))
         elif task == "text-classification":
             predictor = ClassificationPredictor(folder, signature, trusted)
+        elif task == "token-classification":
+            predictor = TokenClassificationPredictor(folder, signature, trusted)
+        elif task == "fill-mask":
+            k = _setting(directory, "top_k", 1, 100, DEFAULT_TOP_K)
+            predictor = FillMaskPredictor(folder, signature, trusted, k)
         else:
-            predictor = GenerationPredictor(folder, signature, trusted, _new_tokens(directory))
+            tokens = _setting(directory, "max_new_tokens", 1, 4096, DEFAULT_NEW_TOKENS)
+            predictor = GenerationPredictor(folder, signature, trusted, tokens)
         predictor.task = task
         return predictor
 

@@ -9,6 +9,7 @@ into HTTP (``create_app(platform)``); the CLI and the demo use it without HTTP.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from aimass.platform.jobs import JobServices
     from aimass.scheduler.scheduler import Scheduler
     from aimass.schedules.runner import ScheduleRunner
+
+log = logging.getLogger(__name__)
 
 _JOBS_OFF = "jobs are off in this server; start it with --jobs (AIMASS_JOBS=true)"
 
@@ -284,6 +287,21 @@ class Platform:
         if isinstance(self.notifier, PostgresNotifier):
             self.notifier.start()
         self.services.start()
+        await asyncio.to_thread(self._warm_flavors)
+
+    def _warm_flavors(self) -> None:
+        """Let each flavor the registry holds prepare (heavy imports in the background), so a
+        deployment created later does not pay for them."""
+        from aimass.registry.service import flavors_in_use
+
+        try:
+            with self.db.session() as session:
+                names = flavors_in_use(session)
+        except Exception as exc:  # a warm-up is an optimisation: never a reason not to start
+            log.warning("could not list the flavors in use: %s", exc)
+            return
+        for name in sorted(set(names) & set(self.flavors.names())):
+            self.flavors.get(name).warm("this installation holds such models")
 
     async def stop(self) -> None:
         """Stop the services (reverse order), end this process's attempts, release the rest."""

@@ -109,6 +109,11 @@ def _apply_tags(
             by_key[key] = tag
 
 
+def flavors_in_use(session: Session) -> set[str]:
+    """The flavors of the versions registered in any project (one indexed scan)."""
+    return set(session.scalars(select(ModelVersionRow.flavor).distinct()))
+
+
 def create_model(session: Session, project: str, spec: ModelCreate) -> Model:
     """Create an empty model; Conflict if the name is taken in the project."""
     validate_name(spec.name, "model name")

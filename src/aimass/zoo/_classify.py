@@ -29,6 +29,50 @@ class ClassifierParams(TorchParams):
     )
 
 
+class TextClassifierParams(ClassifierParams):
+    """Params of the deep text classifiers: which column holds the texts, which the labels."""
+
+    text_column: str = Field(default="text", min_length=1, description="the column of texts")
+    target: str | None = Field(default=None, description="label column (default: the last)")
+
+
+@dataclass
+class TextRows:
+    """A text classification job's rows: the texts, their classes and the validation split."""
+
+    texts: list[str]
+    #: The distinct classes, and each row's class number.
+    classes: Any
+    index: Any
+    train_rows: Any
+    val_rows: Any
+
+
+def text_rows(
+    ctx: JobContext,
+    params: TextClassifierParams,
+    max_rows: int | None = None,
+    labels_as_text: bool = False,
+) -> TextRows:
+    """The job's dataset as texts and classes, checked, (sampled to ``max_rows``) and split."""
+    from aimass.zoo._torch import classifier_labels
+
+    frame = ctx.load_dataset()
+    target = params.target or str(frame.columns[-1])
+    for column in (params.text_column, target):
+        if column not in frame.columns:
+            raise ValueError(
+                f"the dataset has no column {column!r} (columns: {list(frame.columns)})"
+            )
+    if max_rows is not None and len(frame) > max_rows:
+        frame = frame.sample(n=max_rows, random_state=params.seed)
+    texts = [str(text) for text in frame[params.text_column].fillna("").astype(str)]
+    labels = frame[target].astype(str) if labels_as_text else frame[target]
+    classes, index = classifier_labels(labels.to_numpy())
+    train_rows, val_rows = split_rows(index, params.test_size, params.seed)
+    return TextRows(texts, classes, index, train_rows, val_rows)
+
+
 @dataclass
 class Split:
     """Training and validation inputs and class indices: numpy arrays, or tensors on the device."""

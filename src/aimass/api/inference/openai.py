@@ -87,7 +87,7 @@ async def embeddings(served: ServedVersion, body: bytes, name: str) -> bytes:
             raise InvalidInput(f"dimensions must be between 1 and {vectors.shape[1]}")
         vectors = vectors[:, : request.dimensions]
         vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12)
-    tokens = sum(len(ids) for ids in predictor.tokenizer(items)["input_ids"])
+    tokens = predictor.count_tokens(items) if predictor is not None else 0
     return dumps(embeddings_answer(name, vectors, request.encoding_format, tokens))
 
 

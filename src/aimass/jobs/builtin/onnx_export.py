@@ -27,7 +27,9 @@ from aimass.plugins.needs import Needs
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from aimass.entities.registry import ModelVersion
     from aimass.flavors._hf_files import ModelDirectory
+    from aimass.runtime import JobContext
 
 __all__ = ["LLM", "ExportOnnxParams", "run"]
 
@@ -107,27 +109,12 @@ class ExportOnnxParams(BaseModel):
 def run(raw: dict[str, Any]) -> dict[str, Any]:
     """Export, quantize, check parity, register; the new version and its parity metrics."""
     from aimass import runtime
-    from aimass.flavors._hf_files import extract_model_archive, zip_folder
+    from aimass.flavors._hf_files import zip_folder
     from aimass.flavors.transformers import detect_task
 
     params = ExportOnnxParams.model_validate(raw)
     ctx = runtime.context()
-    models = ctx.client.models
-    ref: int | str = int(params.version) if params.version.isdigit() else params.version
-    if ref == "latest":
-        found = models.versions(params.model)
-        if not found:
-            raise ValueError(f"model {params.model!r} has no version")
-        ref = found[0].version
-    source = models.get_version(params.model, ref)
-    if source.flavor != "transformers":
-        raise ValueError(
-            f"{params.model} version {source.version} is a {source.flavor} model; "
-            "only transformers versions are exported"
-        )
-    archive = models.download(params.model, source.version, ctx.scratch / "source.zip")
-    folder = ctx.scratch / "source"
-    directory = extract_model_archive(archive, folder, source.trusted)
+    source, folder, directory = fetch_version(ctx, params.model, params.version, "source")
     task = detect_task(directory)
     if directory.runtime == "onnx" or task not in ("feature-extraction", "text-classification"):
         raise ValueError(
@@ -171,6 +158,30 @@ def run(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def fetch_version(
+    ctx: JobContext, model: str, version: str, name: str
+) -> tuple[ModelVersion, Path, ModelDirectory]:
+    """A registered transformers version (number, alias or ``latest``), downloaded and extracted
+    into ``ctx.scratch / name``: the version, the folder and what it holds."""
+    from aimass.flavors._hf_files import extract_model_archive
+
+    models = ctx.client.models
+    ref: int | str = int(version) if version.isdigit() else version
+    if ref == "latest":
+        found = models.versions(model)
+        if not found:
+            raise ValueError(f"model {model!r} has no version")
+        ref = found[0].version
+    source = models.get_version(model, ref)
+    if source.flavor != "transformers":
+        raise ValueError(
+            f"{model} version {source.version} is a {source.flavor} model, not a transformers one"
+        )
+    archive = models.download(model, source.version, ctx.scratch / f"{name}.zip")
+    folder = ctx.scratch / name
+    return source, folder, extract_model_archive(archive, folder, source.trusted)
+
+
 def export_directory(
     folder: Path,
     directory: ModelDirectory,
@@ -184,12 +195,11 @@ def export_directory(
 
     Returns the tokens kept of a text and the parity metrics on ``sample``.
     """
-    from aimass.flavors._hf_predictors import offline
+    from aimass.flavors._hf_libraries import import_libraries
     from aimass.flavors.transformers import detect_task, task_signature
     from aimass.job_environment import job_threads
 
-    offline()
-    import torch
+    torch, _ = import_libraries()
 
     torch.set_num_threads(job_threads())
     task = detect_task(directory)
