@@ -40,7 +40,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aimass.deployments.entities import ReplicaPlacement, ResolvedVersion, Resources
+from aimass.deployments.entities import (
+    PlacementState,
+    ReplicaPlacement,
+    ResolvedVersion,
+    Resources,
+)
 from aimass.errors import Unavailable
 from aimass.flavors.signature import Signature
 from aimass.serving.model_cache import local_copy
@@ -190,7 +195,7 @@ def _cache_dir(preferred: str) -> Path:
 class _Replica:
     index: int
     handle: Any
-    state: str = "pending"  # ReplicaPlacement.state
+    state: PlacementState = "pending"
     node: str | None = None
     in_flight: int = 0
     probe: Any = None  # the info call not answered yet
