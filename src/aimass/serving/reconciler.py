@@ -259,7 +259,7 @@ class DeploymentReconciler(LoopService):
 
     async def _track_ray(self, deployment_id: int, served: list[ServedVersion]) -> None:
         """Remember a deployment's Ray routers; end the actors it no longer uses."""
-        routers = [r for r in (_predictor(v) for v in served) if isinstance(r, RayReplicas)]
+        routers = [p for p in _predictors(served) if isinstance(p, RayReplicas)]
         before = self._ray.pop(deployment_id, None)
         if routers:
             self._ray[deployment_id] = routers
@@ -388,28 +388,30 @@ class DeploymentReconciler(LoopService):
         self._reported[deployment_id] = current
 
 
-def _predictor(version: ServedVersion) -> object:
-    return getattr(version.runner, "predictor", None)
+def _predictors(served: list[ServedVersion]) -> list[object]:
+    """The predictors behind the served versions (an ensemble's: its members')."""
+    found: list[object] = []
+    for version in served:
+        runner = version.runner
+        members = getattr(getattr(runner, "ensemble", None), "members", None)
+        if members:
+            found.extend(m.runner.predictor for m in members)
+        else:
+            found.append(getattr(runner, "predictor", None))
+    return found
 
 
 def _runner(served: list[ServedVersion]) -> str:
     """Where this replica runs the deployment's models (the first one that is not here)."""
     from aimass.flavors.sandboxed import SandboxedPredictor, SharedHost
 
-    if any(isinstance(_predictor(v), RayReplicas) for v in served):
+    predictors = _predictors(served)
+    if any(isinstance(p, RayReplicas) for p in predictors):
         return "ray"
     where = "in_process"
-    for version in served:
-        runner = version.runner
-        members = getattr(getattr(runner, "ensemble", None), "members", None)
-        predictors = (
-            [m.runner.predictor for m in members]
-            if members
-            else [getattr(runner, "predictor", None)]
-        )
-        for predictor in predictors:
-            if isinstance(predictor, SandboxedPredictor):
-                if isinstance(predictor.host, SharedHost):
-                    return "process"
-                where = "worker_process"
+    for predictor in predictors:
+        if isinstance(predictor, SandboxedPredictor):
+            if isinstance(predictor.host, SharedHost):
+                return "process"
+            where = "worker_process"
     return where
