@@ -90,8 +90,11 @@ class DeploymentReconciler(LoopService):
         freeze_gc: bool = False,
         combiners: Registry[FusionStrategy] | None = None,
         max_queue_wait_s: float | None = None,
+        ray_namespace: str = ray_replicas.RAY_NAMESPACE,
     ) -> None:
         super().__init__(interval)
+        #: Where this installation's Ray replica actors live (runner "ray").
+        self.ray_namespace = ray_namespace
         #: A request that waited longer for its model's batch is refused (429), not run.
         self.max_queue_wait_s = max_queue_wait_s
         #: The fusion strategies an ensemble deployment may name.
@@ -133,7 +136,9 @@ class DeploymentReconciler(LoopService):
                 self._reported.pop(deployment_id, None)
                 self.repository.remove(name, project)
                 if self._ray.pop(deployment_id, None) is not None:
-                    await asyncio.to_thread(ray_replicas.kill_actors, deployment_id)
+                    await asyncio.to_thread(
+                        ray_replicas.kill_actors, self.ray_namespace, deployment_id
+                    )
                 log.info("unloaded deployment %s/%s", project, name)
         now = time.monotonic()
         changed = [
@@ -265,7 +270,9 @@ class DeploymentReconciler(LoopService):
             self._ray[deployment_id] = routers
         if before is not None:
             keep = {name for router in routers for name in router.spec.actor_names()}
-            await asyncio.to_thread(ray_replicas.kill_actors, deployment_id, keep)
+            await asyncio.to_thread(
+                ray_replicas.kill_actors, self.ray_namespace, deployment_id, keep
+            )
 
     def _ensemble(self, item: DesiredDeployment, members: list[ServedVersion]) -> ServedVersion:
         """The members as one served version (numbered by the deployment's revision)."""
@@ -307,8 +314,9 @@ class DeploymentReconciler(LoopService):
         mode = item.resources.runner
         if mode == "ray":
             spec = ReplicaSpec(
-                item.id, item.project, item.name, version, item.resources, item.replicas
-            )
+                item.id, item.project, item.name, version, item.resources, item.replicas,
+                self.ray_namespace,
+            )  # fmt: skip
             flavor = self.flavors.get(version.flavor)
             router = ray_replicas.connect(spec, self.store, flavor, self.cache_dir)
             return router, (
