@@ -48,6 +48,9 @@ _Status = tuple[
 #: A deployment that failed to load is tried again after this, doubling up to RETRY_MAX_S.
 RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 60.0
+#: Ray actors a deployment no longer names (another version, replicas scaled away) end
+#: this long after this server switched, so that the other servers have switched too.
+STALE_ACTORS_GRACE_S = 30.0
 #: Every this many ticks each status is written again, well inside the staleness window.
 HEARTBEAT_TICKS = 20
 
@@ -115,6 +118,9 @@ class DeploymentReconciler(LoopService):
         self._reported: dict[int, _Status] = {}
         #: Deployments served by Ray actor replicas (runner "ray"): their versions' routers.
         self._ray: dict[int, list[RayReplicas]] = {}
+        #: Deployments that may have Ray actors (loaded, or tried, with runner "ray").
+        self._ray_ids: set[int] = set()
+        self._ending: set[asyncio.Task[None]] = set()
         self._ticks = 0
         #: True once a pass has loaded (or failed) every deployment that was desired then.
         self.synced = False
@@ -135,7 +141,9 @@ class DeploymentReconciler(LoopService):
                 self._retry.pop(deployment_id, None)
                 self._reported.pop(deployment_id, None)
                 self.repository.remove(name, project)
-                if self._ray.pop(deployment_id, None) is not None:
+                self._ray.pop(deployment_id, None)
+                if deployment_id in self._ray_ids:
+                    self._ray_ids.discard(deployment_id)
                     await asyncio.to_thread(
                         ray_replicas.kill_actors, self.ray_namespace, deployment_id
                     )
@@ -249,7 +257,7 @@ class DeploymentReconciler(LoopService):
             )
         )
         self._retry.pop(item.id, None)
-        await self._track_ray(item.id, served)
+        await self._track_ray(item, served)
         self._remember(
             item.id, "ready", None, [v.version for v in item.versions], runner=_runner(served)
         )
@@ -262,17 +270,31 @@ class DeploymentReconciler(LoopService):
         self._retry[deployment_id] = (time.monotonic() + backoff, backoff)
         return backoff
 
-    async def _track_ray(self, deployment_id: int, served: list[ServedVersion]) -> None:
-        """Remember a deployment's Ray routers; end the actors it no longer uses."""
+    async def _track_ray(self, item: DesiredDeployment, served: list[ServedVersion]) -> None:
+        """Remember a deployment's Ray routers; end the actors it no longer uses (another
+        version's, replicas scaled away, all of them when it left runner "ray")."""
         routers = [p for p in _predictors(served) if isinstance(p, RayReplicas)]
-        before = self._ray.pop(deployment_id, None)
+        self._ray.pop(item.id, None)
         if routers:
-            self._ray[deployment_id] = routers
-        if before is not None:
-            keep = {name for router in routers for name in router.spec.actor_names()}
+            self._ray[item.id] = routers
+        if item.id not in self._ray_ids:
+            return
+        if item.resources.runner != "ray":
+            self._ray_ids.discard(item.id)
+        task = asyncio.get_running_loop().create_task(self._end_stale(item.id))
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
+
+    async def _end_stale(self, deployment_id: int, grace_s: float = STALE_ACTORS_GRACE_S) -> None:
+        """After the grace, end the deployment's actors this server does not route to."""
+        await asyncio.sleep(grace_s)
+        keep = {name for r in self._ray.get(deployment_id, []) for name in r.spec.actor_names()}
+        try:
             await asyncio.to_thread(
                 ray_replicas.kill_actors, self.ray_namespace, deployment_id, keep
             )
+        except Exception:
+            log.exception("ending the stale Ray actors of deployment %d failed", deployment_id)
 
     def _ensemble(self, item: DesiredDeployment, members: list[ServedVersion]) -> ServedVersion:
         """The members as one served version (numbered by the deployment's revision)."""
@@ -318,6 +340,7 @@ class DeploymentReconciler(LoopService):
                 self.ray_namespace,
             )  # fmt: skip
             flavor = self.flavors.get(version.flavor)
+            self._ray_ids.add(item.id)  # from here on it may have actors to end
             router = ray_replicas.connect(spec, self.store, flavor, self.cache_dir)
             return router, (
                 Signature.model_validate(version.signature) if version.signature else None
