@@ -135,7 +135,7 @@ def main() -> None:
             }
             asyncio.run(_bench(args, runners, np.ascontiguousarray(x)))
             routed.close()
-            kill_actors(0)
+            kill_actors(spec.namespace, 0)
         finally:
             ray.shutdown()
     print(f"load average (1 min) {load:.2f} → {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     #: On PostgreSQL, wake other servers' loops with NOTIFY after a write (a hint: they poll too).
     pg_notify: bool = True
     ray_address: str | None = None
+    #: The Ray namespace of this installation's replica actors (``runner: "ray"``): every
+    #: server of one installation shares them there; two installations on one Ray cluster
+    #: need two namespaces.
+    ray_namespace: str = Field(default="aimass-serving", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     #: How job code is fenced off: ``bwrap`` (bubblewrap), or ``none`` (unsafe: jobs can read
     #: the server's database, token and artifacts; for hosts without bubblewrap only).
     job_sandbox: Literal["bwrap", "none"] = "bwrap"
@@ -252,6 +256,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_SYSTEM_LOG_RETENTION_DAYS": str(settings.system_log_retention_days),
         "AIMASS_STRICT_PLUGINS": "true" if settings.strict_plugins else "false",
         "AIMASS_PLUGIN_TIMEOUT_S": str(settings.plugin_timeout_s),
+        "AIMASS_RAY_NAMESPACE": settings.ray_namespace,
     }
     for key, value in (
         ("AIMASS_JOB_SLOTS", settings.job_slots),

@@ -3,8 +3,8 @@
 Two aimass servers on one PostgreSQL join the cluster (``ray_cluster``): the test
 process's own (it is the Ray driver) and a second ``aimass server`` process. A
 deployment of 2 replicas with 1 CPU each is placed one per node, both servers
-answer through the same actors, and a killed actor is restarted while traffic
-moves to the live one.
+answer through the same actors, and a replica killed (``ray.kill``, then another's
+worker process by SIGKILL) is restarted while traffic moves to the live one.
 """
 
 from __future__ import annotations
@@ -103,6 +103,31 @@ def _actors(deployment_id: int) -> list[str]:
     )
 
 
+def _kill(api: httpx.Client, name: str, how: Any) -> float:
+    """Kill a replica ``how(actor, pid)``; return when, once Ray restarted it and the
+    servers see both replicas alive again."""
+    actor = ray.get_actor(name, namespace=NAMESPACE)
+    before = ray.get(actor.info.remote())
+    killed_at = time.monotonic()
+    how(actor, before["pid"])
+    deadline = time.monotonic() + WAIT_S
+    while True:  # the same named actor answers again, from a new process
+        with contextlib.suppress(ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            if ray.get(actor.info.remote(), timeout=10)["pid"] != before["pid"]:
+                break
+        assert time.monotonic() < deadline, f"the killed replica {name} did not come back"
+        time.sleep(0.2)
+    _wait_placed(api, "cancer", 2)
+    return killed_at
+
+
+def _wait_answered(load: Load, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while len(load.results) < count:
+        assert time.monotonic() < deadline, load.results[-5:]
+        time.sleep(0.05)
+
+
 class Load:
     """Clients sending requests in a loop (one thread per server), each result timed."""
 
@@ -171,43 +196,28 @@ def test_two_replicas_one_per_node_serve_both_servers_and_survive_a_killed_actor
             assert outputs["label"]["shape"][0] == 3, outputs
         assert _actors(deployment_id) == names
 
-        # Kill one replica's actor under load: Ray restarts it, traffic moves meanwhile.
-        victim = ray.get_actor(names[0], namespace=NAMESPACE)
-        before = ray.get(victim.info.remote())
+        # Kill one replica's actor (ray.kill), then the other's worker process (SIGKILL),
+        # under load: Ray restarts each, and traffic moves to the live one meanwhile.
         load = Load([server.url, second_server], server.admin_token, body)
         try:
-            deadline = time.monotonic() + 30
-            while len(load.results) < 20:
-                assert time.monotonic() < deadline, load.results
-                time.sleep(0.05)
-            killed_at = time.monotonic()
-            ray.kill(victim, no_restart=False)
-            deadline = time.monotonic() + WAIT_S
-            while True:  # the same named actor answers again, from a new process
-                with contextlib.suppress(ray.exceptions.RayActorError):
-                    after = ray.get(victim.info.remote(), timeout=10)
-                    if after["pid"] != before["pid"]:
-                        break
-                assert time.monotonic() < deadline, "the killed replica did not come back"
-                time.sleep(0.2)
-            _wait_placed(one, "cancer", 2)
-            served = len(load.results)
-            deadline = time.monotonic() + 30
-            while len(load.results) < served + 20:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            _wait_answered(load, 20)
+            kills = [
+                _kill(one, names[0], lambda actor, _pid: ray.kill(actor, no_restart=False)),
+                _kill(one, names[1], lambda _actor, pid: os.kill(pid, signal.SIGKILL)),
+            ]
+            _wait_answered(load, len(load.results) + 20)
         finally:
             load.stop()
-        after_kill = [r for r in load.results if r[0] > killed_at]
-        failed_after = [r for r in after_kill if r[2] != 200]
-        assert failed_after == [], failed_after
-        in_flight = [r for r in load.results if r[0] <= killed_at < r[1] and r[2] != 200]
-        assert len(in_flight) <= 2, in_flight  # at most the one in flight per client
-        assert len(after_kill) >= 20, len(after_kill)
-        print(
-            f"requests {len(load.results)}, after the kill {len(after_kill)}, "
-            f"failed in flight {len(in_flight)}"
-        )
+        for killed_at in kills:
+            after_kill = [r for r in load.results if r[0] > killed_at]
+            failed_after = [r for r in after_kill if r[2] != 200]
+            assert failed_after == [], failed_after
+            in_flight = [r for r in load.results if r[0] <= killed_at < r[1] and r[2] != 200]
+            assert len(in_flight) <= 2, in_flight  # at most the one in flight per client
+            print(
+                f"requests {len(load.results)}, after the kill {len(after_kill)}, "
+                f"failed in flight {len(in_flight)}"
+            )
 
         # Deleting the deployment ends its actors.
         assert one.delete("/api/v1/deployments/cancer").status_code == 204

@@ -98,6 +98,7 @@ class Platform:
             freeze_gc=settings.tune_gc,
             combiners=registries.fusion_strategies,
             max_queue_wait_s=settings.max_queue_wait_s or None,
+            ray_namespace=settings.ray_namespace,
         )
         self.services.add(self.reconciler, "every", topics=("deployments",))
         #: Grows and shrinks autoscaled deployments' runner processes (decided once per node).

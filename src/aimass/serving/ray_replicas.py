@@ -40,7 +40,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aimass.deployments.entities import ReplicaPlacement, ResolvedVersion, Resources
+from aimass.deployments.entities import (
+    PlacementState,
+    ReplicaPlacement,
+    ResolvedVersion,
+    Resources,
+)
 from aimass.errors import Unavailable
 from aimass.flavors.signature import Signature
 from aimass.serving.model_cache import local_copy
@@ -51,7 +56,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aimass.serving.ray")
 
-#: The Ray namespace of every aimass replica actor.
+#: The Ray namespace of the replica actors unless the settings name another.
 RAY_NAMESPACE = "aimass-serving"
 #: How long a load waits for Ray to start a first replica before calling the deployment pending.
 READY_TIMEOUT_S = 60.0
@@ -80,6 +85,7 @@ class ReplicaSpec:
     version: ResolvedVersion
     resources: Resources
     replicas: int
+    namespace: str = RAY_NAMESPACE
 
     def actor_name(self, index: int) -> str:
         """The actor's name in ``RAY_NAMESPACE``; a change of resources makes new names."""
@@ -100,7 +106,7 @@ class ReplicaSpec:
         """``ActorClass.options`` for one replica: resources, placement, restarts, name."""
         res = self.resources
         options: dict[str, Any] = {
-            "namespace": RAY_NAMESPACE,
+            "namespace": self.namespace,
             "lifetime": "detached",
             "get_if_exists": True,
             "num_cpus": res.cpu,
@@ -190,7 +196,7 @@ def _cache_dir(preferred: str) -> Path:
 class _Replica:
     index: int
     handle: Any
-    state: str = "pending"  # ReplicaPlacement.state
+    state: PlacementState = "pending"
     node: str | None = None
     in_flight: int = 0
     probe: Any = None  # the info call not answered yet
@@ -394,7 +400,7 @@ def connect(
         )
     errors = [facts["error"] for facts in answered.values() if facts.get("error")]
     if errors:
-        kill_actors(spec.deployment_id, only=spec.actor_names())
+        kill_actors(spec.namespace, spec.deployment_id, only=spec.actor_names())
         raise Unavailable(f"the Ray replica could not load the model: {errors[0]}")
     replicas = RayReplicas(spec, handles, next(iter(answered.values())), ray)
     replicas.start(answered)
@@ -442,9 +448,13 @@ def _connected_ray() -> Any:
 
 
 def kill_actors(
-    deployment_id: int, keep: Collection[str] = (), only: Collection[str] | None = None
+    namespace: str,
+    deployment_id: int,
+    keep: Collection[str] = (),
+    only: Collection[str] | None = None,
 ) -> int:
-    """End a deployment's replica actors (all, or ``only`` those), except those in ``keep``.
+    """End a deployment's replica actors in ``namespace`` (all, or ``only`` those), except
+    those in ``keep``.
 
     Returns how many it killed; nothing without a Ray connection.
     """
@@ -458,12 +468,12 @@ def kill_actors(
     killed = 0
     for entry in ray.util.list_named_actors(all_namespaces=True):
         name = entry.get("name", "")
-        if entry.get("namespace") != RAY_NAMESPACE or not name.startswith(prefix):
+        if entry.get("namespace") != namespace or not name.startswith(prefix):
             continue
         if name in keep or (only is not None and name not in only):
             continue
         try:
-            ray.kill(ray.get_actor(name, namespace=RAY_NAMESPACE), no_restart=True)
+            ray.kill(ray.get_actor(name, namespace=namespace), no_restart=True)
         except ValueError:  # gone meanwhile
             continue
         killed += 1

@@ -49,6 +49,9 @@ _Status = tuple[
 #: A deployment that failed to load is tried again after this, doubling up to RETRY_MAX_S.
 RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 60.0
+#: Ray actors a deployment no longer names (another version, replicas scaled away) end
+#: this long after this server switched, so that the other servers have switched too.
+STALE_ACTORS_GRACE_S = 30.0
 #: Every this many ticks each status is written again, well inside the staleness window.
 HEARTBEAT_TICKS = 20
 
@@ -91,8 +94,11 @@ class DeploymentReconciler(LoopService):
         freeze_gc: bool = False,
         combiners: Registry[FusionStrategy] | None = None,
         max_queue_wait_s: float | None = None,
+        ray_namespace: str = ray_replicas.RAY_NAMESPACE,
     ) -> None:
         super().__init__(interval)
+        #: Where this installation's Ray replica actors live (runner "ray").
+        self.ray_namespace = ray_namespace
         #: A request that waited longer for its model's batch is refused (429), not run.
         self.max_queue_wait_s = max_queue_wait_s
         #: The fusion strategies an ensemble deployment may name.
@@ -113,6 +119,9 @@ class DeploymentReconciler(LoopService):
         #: Deployments served by Ray actor replicas (runner "ray"): their versions' routers.
         self._ray: dict[int, list[RayReplicas]] = {}
         self._reported: dict[int, tuple[object, ...]] = {}
+        #: Deployments that may have Ray actors (loaded, or tried, with runner "ray").
+        self._ray_ids: set[int] = set()
+        self._ending: set[asyncio.Task[None]] = set()
         self._ticks = 0
         #: True once a pass has loaded (or failed) every deployment that was desired then.
         self.synced = False
@@ -133,8 +142,12 @@ class DeploymentReconciler(LoopService):
                 self._retry.pop(deployment_id, None)
                 self._reported.pop(deployment_id, None)
                 self.repository.remove(name, project)
-                if self._ray.pop(deployment_id, None) is not None:
-                    await asyncio.to_thread(ray_replicas.kill_actors, deployment_id)
+                self._ray.pop(deployment_id, None)
+                if deployment_id in self._ray_ids:
+                    self._ray_ids.discard(deployment_id)
+                    await asyncio.to_thread(
+                        ray_replicas.kill_actors, self.ray_namespace, deployment_id
+                    )
                 log.info("unloaded deployment %s/%s", project, name)
         now = time.monotonic()
         changed = [
@@ -240,7 +253,7 @@ class DeploymentReconciler(LoopService):
             )
         )
         self._retry.pop(item.id, None)
-        await self._track_ray(item.id, served)
+        await self._track_ray(item, served)
         self._remember(
             item.id, "ready", None, [v.version for v in item.versions], runner=_runner(served)
         )
@@ -253,15 +266,31 @@ class DeploymentReconciler(LoopService):
         self._retry[deployment_id] = (time.monotonic() + backoff, backoff)
         return backoff
 
-    async def _track_ray(self, deployment_id: int, served: list[ServedVersion]) -> None:
-        """Remember a deployment's Ray routers; end the actors it no longer uses."""
-        routers = [r for r in (_predictor(v) for v in served) if isinstance(r, RayReplicas)]
-        before = self._ray.pop(deployment_id, None)
+    async def _track_ray(self, item: DesiredDeployment, served: list[ServedVersion]) -> None:
+        """Remember a deployment's Ray routers; end the actors it no longer uses (another
+        version's, replicas scaled away, all of them when it left runner "ray")."""
+        routers = [p for p in _predictors(served) if isinstance(p, RayReplicas)]
+        self._ray.pop(item.id, None)
         if routers:
-            self._ray[deployment_id] = routers
-        if before is not None:
-            keep = {name for router in routers for name in router.spec.actor_names()}
-            await asyncio.to_thread(ray_replicas.kill_actors, deployment_id, keep)
+            self._ray[item.id] = routers
+        if item.id not in self._ray_ids:
+            return
+        if item.resources.runner != "ray":
+            self._ray_ids.discard(item.id)
+        task = asyncio.get_running_loop().create_task(self._end_stale(item.id))
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
+
+    async def _end_stale(self, deployment_id: int, grace_s: float = STALE_ACTORS_GRACE_S) -> None:
+        """After the grace, end the deployment's actors this server does not route to."""
+        await asyncio.sleep(grace_s)
+        keep = {name for r in self._ray.get(deployment_id, []) for name in r.spec.actor_names()}
+        try:
+            await asyncio.to_thread(
+                ray_replicas.kill_actors, self.ray_namespace, deployment_id, keep
+            )
+        except Exception:
+            log.exception("ending the stale Ray actors of deployment %d failed", deployment_id)
 
     async def _start_runner(
         self,
@@ -346,9 +375,11 @@ class DeploymentReconciler(LoopService):
         mode = item.resources.runner
         if mode == "ray":
             spec = ReplicaSpec(
-                item.id, item.project, item.name, version, item.resources, item.replicas
-            )
+                item.id, item.project, item.name, version, item.resources, item.replicas,
+                self.ray_namespace,
+            )  # fmt: skip
             flavor = self.flavors.get(version.flavor)
+            self._ray_ids.add(item.id)  # from here on it may have actors to end
             router = ray_replicas.connect(spec, self.store, flavor, self.cache_dir)
             return router, (
                 Signature.model_validate(version.signature) if version.signature else None
@@ -454,28 +485,30 @@ class DeploymentReconciler(LoopService):
         self._reported[deployment_id] = current
 
 
-def _predictor(version: ServedVersion) -> object:
-    return getattr(version.runner, "predictor", None)
+def _predictors(served: list[ServedVersion]) -> list[object]:
+    """The predictors behind the served versions (an ensemble's: its members')."""
+    found: list[object] = []
+    for version in served:
+        runner = version.runner
+        members = getattr(getattr(runner, "ensemble", None), "members", None)
+        if members:
+            found.extend(m.runner.predictor for m in members)
+        else:
+            found.append(getattr(runner, "predictor", None))
+    return found
 
 
 def _runner(served: list[ServedVersion]) -> str:
     """Where this replica runs the deployment's models (the first one that is not here)."""
     from aimass.flavors.sandboxed import SandboxedPredictor, SharedHost
 
-    if any(isinstance(_predictor(v), RayReplicas) for v in served):
+    predictors = _predictors(served)
+    if any(isinstance(p, RayReplicas) for p in predictors):
         return "ray"
     where = "in_process"
-    for version in served:
-        runner = version.runner
-        members = getattr(getattr(runner, "ensemble", None), "members", None)
-        predictors = (
-            [m.runner.predictor for m in members]
-            if members
-            else [getattr(runner, "predictor", None)]
-        )
-        for predictor in predictors:
-            if isinstance(predictor, SandboxedPredictor):
-                if isinstance(predictor.host, SharedHost):
-                    return "process"
-                where = "worker_process"
+    for predictor in predictors:
+        if isinstance(predictor, SandboxedPredictor):
+            if isinstance(predictor.host, SharedHost):
+                return "process"
+            where = "worker_process"
     return where
