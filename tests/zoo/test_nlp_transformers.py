@@ -111,6 +111,11 @@ def test_the_pretrained_encoder_is_registered_once_and_its_int8_onnx_export_agre
     assert out8["shape"] == [3, 384]
     vectors8 = np.asarray(out8["data"], dtype=np.float32).reshape(3, 384)
     assert np.all((vectors * vectors8).sum(axis=1) > 0.95), "the same embeddings, nearly"
+    # The OpenAI route answers the ONNX directory too, counting tokens with its tokenizer.
+    created = api.post("/v1/embeddings", json={"model": onnx_name, "input": texts})
+    assert created.status_code == 200, created.text
+    body = created.json()
+    assert len(body["data"]) == 3 and body["usage"]["prompt_tokens"] > len(texts)
 
 
 def test_a_killed_fine_tune_of_a_registered_encoder_resumes_from_its_epoch(
