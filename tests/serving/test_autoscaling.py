@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from benchmarks.serving.autoscale import slow_mlp
 from tests.conftest import free_port, start_server_process
 
 from aimass.config import Settings
@@ -68,36 +69,6 @@ def server(home: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=60)
-
-
-def slow_mlp(path: Path, inputs: int = 30, width: int = 2048, layers: int = 4) -> Path:
-    """An ONNX MLP (MatMul + Relu) of random weights: ~2 ms a row on one loaded core."""
-    from onnx import TensorProto, helper, numpy_helper, save
-
-    rng = np.random.default_rng(0)
-    nodes, weights, previous, size = [], [], "X", inputs
-    for i in range(layers):
-        w = (rng.standard_normal((size, width)) / np.sqrt(size)).astype("float32")
-        weights.append(numpy_helper.from_array(w, f"W{i}"))
-        nodes += [
-            helper.make_node("MatMul", [previous, f"W{i}"], [f"h{i}"]),
-            helper.make_node("Relu", [f"h{i}"], [f"r{i}"]),
-        ]
-        previous, size = f"r{i}", width
-    out = (rng.standard_normal((size, 2)) / np.sqrt(size)).astype("float32")
-    weights.append(numpy_helper.from_array(out, "Wout"))
-    nodes.append(helper.make_node("MatMul", [previous, "Wout"], ["y"]))
-    graph = helper.make_graph(
-        nodes,
-        "slow_mlp",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", inputs])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
-        weights,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    save(model, str(path))
-    return path
 
 
 def _until(what: str, check: Callable[[], Any], timeout: float = WAIT_S) -> Any:
