@@ -182,8 +182,7 @@ def test_load_scales_runner_processes_from_1_to_3_and_back(
         _until("back to 1 replica", lambda: _scale(http, 1))
         down_s = time.monotonic() - stopped
         assert _metric(http) == 1
-        # Not before the downscale delay (3 s) once the look-back window (2 s) forgot the load.
-        assert down_s >= SCALING["downscale_delay_s"]
+        # (The delays themselves are timed in test_autoscale_policy.py, on synthetic samples.)
         print(f"1 -> 3 in {up_s:.1f} s under load; 3 -> 1 in {down_s:.1f} s after it stopped")
         answer = http.post("/v2/models/scaled/infer", json=body)
         assert answer.status_code == 200, answer.text
