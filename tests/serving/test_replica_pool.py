@@ -124,3 +124,68 @@ def test_one_worker_leads_the_node_and_the_other_follows(tmp_path: Path) -> None
     assert second.exchange(lead_b, config, 3.0, 3) == 2
     assert lead_b.lock is not None
     second.forget(lead_b)
+
+
+def test_the_autoscaler_grows_a_loaded_pool_and_shrinks_it_when_the_load_stops(
+    models: Models, tmp_path: Path
+) -> None:
+    from aimass.serving.autoscaler import Autoscaler
+    from aimass.serving.repository import ModelRepository, ServedDeployment, ServedVersion
+
+    config = Autoscaling(
+        min_replicas=1,
+        max_replicas=3,
+        target_ongoing_requests=1,
+        upscale_delay_s=0,
+        downscale_delay_s=0,
+        look_back_period_s=0.05,
+    )
+    rows = {"input": models.x[:100].astype("float64")}
+    fail = {"next": False}
+
+    async def main() -> None:
+        async def spawn(index: int) -> ModelRunner:
+            if fail["next"]:
+                raise RuntimeError("no memory left for another runner process")
+            return _runner(models)
+
+        pool = ReplicaPool(_runner(models), spawn, name="m:1")
+        pool.autoscaling = config
+        repository = ModelRepository()
+        served = ServedVersion("m", 1, 1.0, pool, pool.signature, "sklearn")
+        repository.put(ServedDeployment("m", "default", [served]))
+        autoscaler = Autoscaler(repository, tmp_path)
+        stop = asyncio.Event()
+
+        async def client() -> None:
+            while not stop.is_set():
+                await pool.infer(rows)
+
+        crowd = [asyncio.create_task(client()) for _ in range(8)]
+        for _ in range(200):  # ticks, each after some load
+            await asyncio.sleep(0.01)
+            await autoscaler.run_once()
+            if pool.replicas == 3:
+                break
+        assert (pool.replicas, pool.desired) == (3, 3)
+        stop.set()
+        await asyncio.gather(*crowd)
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            await autoscaler.run_once()
+            if pool.replicas == 1:
+                break
+        assert (pool.replicas, pool.desired) == (1, 1)
+        # A replica that fails to start: the pool keeps serving on what it has, no retry storm.
+        fail["next"] = True
+        config_up = config.model_copy(update={"min_replicas": 2})
+        pool.autoscaling = config_up
+        for _ in range(5):
+            await autoscaler.run_once()
+            await asyncio.sleep(0.01)
+        assert pool.replicas == 1 and pool.desired == 2
+        assert "predict" in await pool.infer(rows)
+        await autoscaler.stop()
+        await repository.close()
+
+    asyncio.run(main())

@@ -438,23 +438,35 @@ def update(
     wait: WaitOpt = True,
     timeout: TimeoutOpt = 60.0,
     json_: JsonOpt = False,
+    autoscaling: Annotated[
+        str | None,
+        typer.Option(
+            "--autoscaling",
+            help="New autoscaling settings as JSON (they replace the old whole and apply "
+            "without a reload), or 'off'.",
+        ),
+    ] = None,
 ) -> None:
     """Change what a deployment serves or how, without dropping requests in flight.
 
     Example: aimass deployments update iris --version 3
 
     Example: aimass deployments update iris --traffic 2=50 --traffic 3=50 --max-batch-size 32
+
+    Example: aimass deployments update iris --autoscaling '{"max_replicas": 4}'
     """
     routes = parse_traffic(traffic)
     if _targets(version, alias, traffic) > 1:
         raise typer.BadParameter("give at most one of --version, --alias or --traffic")
-    others = (replicas, max_batch_size, max_delay_ms, max_queue, cpu, gpu, memory_mb)
+    others = (replicas, max_batch_size, max_delay_ms, max_queue, cpu, gpu, memory_mb, autoscaling)
     if _targets(version, alias, traffic) == 0 and all(x is None for x in others):
         raise typer.BadParameter("nothing to change: give at least one option")
     options = _options(
         version, alias, routes, replicas, max_batch_size, max_delay_ms, cpu, gpu, memory_mb,
         max_queue,
     )  # fmt: skip
+    if autoscaling is not None:
+        options["autoscaling"] = False if autoscaling == "off" else autoscaling_spec(autoscaling)
     _apply(
         ctx,
         lambda client: client.deployments.update(name, **options),

@@ -37,6 +37,8 @@ log = logging.getLogger("aimass.serving")
 
 #: A worker's sample older than this is not counted (the worker stopped).
 SAMPLE_STALE_S = 3.0
+#: Seconds before trying again to start a replica that failed to start.
+GROW_RETRY_S = 5.0
 #: A follower whose leader has not written ``desired`` for this long keeps its count.
 DESIRED_STALE_S = 10.0
 
@@ -51,6 +53,7 @@ class _Lead:
     desired: int | None = None
     last: tuple[float, float] | None = None  # (time, area) at the previous sample
     task: asyncio.Task[None] | None = None
+    hold_until: float = 0.0  # after a replica failed to start: no new try before this
 
 
 class NodeScale:
@@ -139,8 +142,20 @@ class Autoscaler(LoopService):
             desired = await asyncio.to_thread(self.node.exchange, lead, config, ongoing, current)
             for pool in group:
                 pool.desired = desired
-            if lead.task is None or lead.task.done():
-                lead.task = asyncio.create_task(_follow(group, desired))
+            if (lead.task is None or lead.task.done()) and time.monotonic() >= lead.hold_until:
+                lead.task = asyncio.create_task(self._follow(lead, group, desired))
+
+    async def _follow(self, lead: _Lead, pools: list[ReplicaPool], desired: int) -> None:
+        """Grow (loading first) or shrink (draining) each pool to ``desired`` replicas; after a
+        replica failed to start, wait ``GROW_RETRY_S`` before trying again."""
+        for pool in pools:
+            missing = desired - pool.replicas - pool.starting
+            if missing > 0:
+                started = await asyncio.gather(*(pool.grow() for _ in range(missing)))
+                if not all(started):
+                    lead.hold_until = time.monotonic() + GROW_RETRY_S
+            while pool.replicas > max(desired, 1) and pool.starting == 0:
+                pool.shrink()
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop the loop and leave every deployment (the lock passes to another worker)."""
@@ -150,16 +165,6 @@ class Autoscaler(LoopService):
                 lead.task.cancel()
             self.node.forget(lead)
         self._leads.clear()
-
-
-async def _follow(pools: list[ReplicaPool], desired: int) -> None:
-    """Grow (loading first) or shrink (draining) each pool to ``desired`` replicas."""
-    for pool in pools:
-        missing = desired - pool.replicas - pool.starting
-        if missing > 0:
-            await asyncio.gather(*(pool.grow() for _ in range(missing)))
-        while pool.replicas > max(desired, 1) and pool.starting == 0:
-            pool.shrink()
 
 
 def _mean_ongoing(lead: _Lead, pools: list[ReplicaPool]) -> float:

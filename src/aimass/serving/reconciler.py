@@ -205,7 +205,8 @@ class DeploymentReconciler(LoopService):
                 first = await self._start_runner(version, item, batching)
                 signature = first.signature
                 runner: Runner = first
-                if item.autoscaling is not None:
+                if item.autoscaling is not None and _in_runner_process(first):
+                    # (A flavor that cannot run in a runner process is not copied per worker.)
                     runner = await self._pool(version, item, batching, first)
                 served.append(
                     ServedVersion(
@@ -496,6 +497,14 @@ def _predictors(served: list[ServedVersion]) -> list[object]:
         else:
             found.append(getattr(runner, "predictor", None))
     return found
+
+
+def _in_runner_process(runner: ModelRunner) -> bool:
+    """True when the runner's model lives in a runner process of the node (it can scale)."""
+    from aimass.flavors.sandboxed import SandboxedPredictor, SharedHost
+
+    predictor = runner.predictor
+    return isinstance(predictor, SandboxedPredictor) and isinstance(predictor.host, SharedHost)
 
 
 def _runner(served: list[ServedVersion]) -> str:
