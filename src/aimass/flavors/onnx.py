@@ -1,5 +1,8 @@
 """The ONNX flavor: ONNX models run by onnxruntime on the CPU, in the server's process.
 
+Served from the node's model cache, a model's weights are memory-mapped from a form
+written once per node, so the workers share them (:mod:`._onnx_mapped`).
+
 ONNX stays in-process because its graph is data run by onnxruntime's own kernels;
 the two ways it could reach outside are refused at inspect and at load: tensors
 whose data lives in another file (a path onnxruntime would open) and operators
@@ -99,6 +102,16 @@ class OnnxFlavor(Flavor):
         """Open the model in an onnxruntime CPU session."""
         model = _read_model(path)
         return OnnxPredictor(_session(path), graph_signature(model))
+
+    def load_cached(self, path: Path, trusted: bool) -> OnnxPredictor:
+        """Open the model with its weights memory-mapped from a form written once per node
+        (see :mod:`._onnx_mapped`), so the node's processes share them; the file itself when
+        that form cannot be written."""
+        from aimass.flavors._onnx_mapped import mapped_copy
+
+        signature = graph_signature(_read_model(path))
+        mapped = mapped_copy(path)
+        return OnnxPredictor(_session(mapped or path), signature)
 
 
 def _read_model(path: Path) -> Any:

@@ -274,7 +274,7 @@ class DeploymentReconciler(LoopService):
         path = self._local_copy(version)
         mode = item.resources.runner
         if mode == "in_process":
-            predictor = self.flavors.get(version.flavor).load(path, version.trusted)
+            predictor = self.flavors.get(version.flavor).load_cached(path, version.trusted)
         else:
             # One runner process per node for this model, whichever worker starts it: the
             # flavors that run in a host join it; "process" moves the others there too.
@@ -288,7 +288,7 @@ class DeploymentReconciler(LoopService):
                 if mode == "process" and version.flavor in PROCESS_FLAVORS:
                     predictor = start_host(version.flavor, path, version.trusted)
                 else:
-                    predictor = self.flavors.get(version.flavor).load(path, version.trusted)
+                    predictor = self.flavors.get(version.flavor).load_cached(path, version.trusted)
         signature = (
             Signature.model_validate(version.signature) if version.signature else None
         ) or predictor.signature
