@@ -12,23 +12,26 @@ from aimass.flavors.onnx import OnnxFlavor
 
 
 def mlp(path: Path, hidden: int = 256, seed: int = 0) -> Path:
-    """A two-layer MLP (8 -> hidden -> 3) whose weights are large enough to be mapped."""
+    """An MLP (8 -> hidden -> hidden -> 3) whose weights are large enough to be mapped."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
     w0 = rng.standard_normal((8, hidden), dtype=np.float32)
-    w1 = rng.standard_normal((hidden, 3), dtype=np.float32)
+    w1 = rng.standard_normal((hidden, hidden), dtype=np.float32) / np.float32(np.sqrt(hidden))
+    w2 = rng.standard_normal((hidden, 3), dtype=np.float32)
     graph = helper.make_graph(
         [
             helper.make_node("MatMul", ["x", "w0"], ["h"]),
             helper.make_node("Relu", ["h"], ["r"]),
-            helper.make_node("MatMul", ["r", "w1"], ["y"]),
+            helper.make_node("MatMul", ["r", "w1"], ["h1"]),
+            helper.make_node("Relu", ["h1"], ["r1"]),
+            helper.make_node("MatMul", ["r1", "w2"], ["y"]),
         ],
         "mlp",
         inputs=[helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
         outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
-        initializer=[numpy_helper.from_array(w0, "w0"), numpy_helper.from_array(w1, "w1")],
+        initializer=[numpy_helper.from_array(w, f"w{i}") for i, w in enumerate((w0, w1, w2))],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -67,7 +70,7 @@ def test_a_cached_model_answers_as_its_file_with_weights_mapped_from_a_form_writ
 
 
 def test_a_model_with_nothing_to_map_is_served_from_its_own_file(tmp_path: Path) -> None:
-    path = mlp(tmp_path / "tiny.onnx", hidden=4)  # 128-byte weights stay inline
+    path = mlp(tmp_path / "tiny.onnx", hidden=4)  # weights under 1 kB stay inline
 
     predictor = OnnxFlavor().load_cached(path, trusted=False)
 

@@ -94,6 +94,7 @@ class Platform:
             freeze_gc=settings.tune_gc,
             combiners=registries.fusion_strategies,
             max_queue_wait_s=settings.max_queue_wait_s or None,
+            shared_weights=settings.onnx_shared_weights,
         )
         self.services.add(self.reconciler, "every", topics=("deployments",))
         #: Answered predictions, sampled, queued here and written by the writer loop.

@@ -85,8 +85,11 @@ class DeploymentReconciler(LoopService):
         freeze_gc: bool = False,
         combiners: Registry[FusionStrategy] | None = None,
         max_queue_wait_s: float | None = None,
+        shared_weights: bool = True,
     ) -> None:
         super().__init__(interval)
+        #: Load cached models in the form the node's processes share (``Flavor.load_cached``).
+        self.shared_weights = shared_weights
         #: A request that waited longer for its model's batch is refused (429), not run.
         self.max_queue_wait_s = max_queue_wait_s
         #: The fusion strategies an ensemble deployment may name.
@@ -273,8 +276,10 @@ class DeploymentReconciler(LoopService):
     ) -> tuple[Predictor, Signature | None]:
         path = self._local_copy(version)
         mode = item.resources.runner
+        flavor = self.flavors.get(version.flavor)
+        load = flavor.load_cached if self.shared_weights else flavor.load
         if mode == "in_process":
-            predictor = self.flavors.get(version.flavor).load_cached(path, version.trusted)
+            predictor = load(path, version.trusted)
         else:
             # One runner process per node for this model, whichever worker starts it: the
             # flavors that run in a host join it; "process" moves the others there too.
@@ -288,7 +293,7 @@ class DeploymentReconciler(LoopService):
                 if mode == "process" and version.flavor in PROCESS_FLAVORS:
                     predictor = start_host(version.flavor, path, version.trusted)
                 else:
-                    predictor = self.flavors.get(version.flavor).load_cached(path, version.trusted)
+                    predictor = load(path, version.trusted)
         signature = (
             Signature.model_validate(version.signature) if version.signature else None
         ) or predictor.signature
