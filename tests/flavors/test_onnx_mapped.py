@@ -80,3 +80,26 @@ def test_a_model_with_nothing_to_map_is_served_from_its_own_file(tmp_path: Path)
     )
     assert not mapped_folder(path).exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_a_converted_sklearn_classifier_keeps_its_labels(tmp_path: Path) -> None:
+    import warnings
+
+    from skl2onnx import to_onnx
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    x = np.random.default_rng(3).standard_normal((200, 30)).astype(np.float32)
+    classifier = MLPClassifier(hidden_layer_sizes=(64,), max_iter=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the labels only need to vary
+        classifier.fit(x, x[:, 0] > 0)
+    path = tmp_path / "mlp.onnx"
+    path.write_bytes(to_onnx(classifier, x[:1]).SerializeToString())  # ai.onnx.ml, ZipMap
+
+    plain = OnnxFlavor().load(path, trusted=False)
+    mapped = OnnxFlavor().load_cached(path, trusted=False)
+
+    assert (mapped_folder(path) / DATA).is_file()
+    np.testing.assert_array_equal(mapped.predict(x), plain.predict(x))
+    assert len(set(mapped.predict(x).tolist())) == 2

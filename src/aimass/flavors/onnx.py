@@ -11,6 +11,7 @@ of a custom domain (code from a library).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from aimass.flavors.base import Array, Batch
+
+log = logging.getLogger("aimass.serving")
 
 #: ONNX TensorProto element types and their Open Inference Protocol datatypes.
 ELEM_TYPE_TO_DATATYPE: dict[int, str] = {
@@ -111,7 +114,12 @@ class OnnxFlavor(Flavor):
 
         signature = graph_signature(_read_model(path))
         mapped = mapped_copy(path)
-        return OnnxPredictor(_session(mapped or path), signature)
+        if mapped is not None:
+            try:
+                return OnnxPredictor(_session(mapped), signature)
+            except Unprocessable as exc:  # onnxruntime cannot reopen what it wrote
+                log.warning("serving %s from its own heap: %s", path.name, exc.message)
+        return OnnxPredictor(_session(path), signature)
 
 
 def _read_model(path: Path) -> Any:
