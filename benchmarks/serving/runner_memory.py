@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/serving/runner_memory.py [--deployments 20] [--workers 2]
         [--modes mapped heap process] [--same-model] [--quick]
+    .venv/bin/python benchmarks/serving/runner_memory.py --latency
 
 Builds ONNX models of about 100 MB of weights each (30→5000→5000→2, float32; one
 per deployment, differing in their last layer, so no two share a file: pass
@@ -17,7 +18,9 @@ from one file per node: the default), ``heap`` (in-process with
 ``AIMASS_ONNX_SHARED_WEIGHTS=false``: each worker its own copy, as before),
 ``process`` (``resources.runner: process``: one runner process per model and node).
 RSS does not depend on the machine's load; MemAvailable moves with what other
-processes do, so read it as a rough figure on a shared machine.
+processes do, so read it as a rough figure on a shared machine. ``--latency`` only
+times one model's calls in three forms (the file on the heap, the mapped form with
+its saved prepacked weights, the mapped form with prepacking off).
 """
 
 from __future__ import annotations
@@ -263,6 +266,47 @@ def measure(
         shutil.rmtree(home, ignore_errors=True)
 
 
+def latency(w: list[np.ndarray], rounds: int = 5) -> None:
+    """CPU ms per call of one model: on the heap, mapped with its prepacked weights, and
+    mapped with prepacking off; one thread, the three alternating, median of the rounds."""
+    import onnxruntime as ort
+
+    from aimass.flavors._onnx_mapped import mapped_copy
+
+    def session(path: Path, prepack: bool = True) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        if not prepack:
+            options.add_session_config_entry("session.disable_prepacking", "1")
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "big.onnx"
+        build(source, w, 0)
+        mapped = mapped_copy(source)
+        assert mapped is not None
+        sessions = {
+            "heap (the file, prepacked)": session(source),
+            "mapped (saved prepacked form)": session(mapped),
+            "mapped, prepacking off": session(mapped, prepack=False),
+        }
+        times: dict[str, dict[int, list[float]]] = {k: {1: [], 64: []} for k in sessions}
+        for _ in range(rounds):
+            for batch, calls in ((1, 10), (64, 4)):
+                feed = {"input": np.random.rand(batch, 30).astype(np.float32)}
+                for name, s in sessions.items():
+                    s.run(None, feed)
+                    start = time.thread_time()
+                    for _ in range(calls):
+                        s.run(None, feed)
+                    times[name][batch].append((time.thread_time() - start) / calls * 1000)
+    print(f"CPU ms per call, one thread, median of {rounds} alternating rounds "
+          f"(load average {os.getloadavg()[0]:.1f}):")  # fmt: skip
+    print("| form | batch 1 | batch 64 |\n| --- | ---: | ---: |")
+    for name, by_batch in times.items():
+        print(f"| {name} | {np.median(by_batch[1]):.1f} | {np.median(by_batch[64]):.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--deployments", type=int, default=20)
@@ -273,7 +317,12 @@ def main() -> None:
                         help="one model behind every deployment (default: one each)")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
                         help="4 deployments of ~25 MB models, mapped and heap")  # fmt: skip
+    parser.add_argument("--latency", action="store_true",
+                        help="only time one model's calls in its three forms")  # fmt: skip
     args = parser.parse_args()
+    if args.latency:
+        latency(weights())
+        return
     hidden = 5000
     if args.quick:
         hidden, args.deployments = 2500, 4
