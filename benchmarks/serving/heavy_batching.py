@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -73,9 +74,11 @@ torch.set_num_threads(1)
 from pathlib import Path
 from aimass.flavors.torchscript import TorchScriptFlavor
 predict = TorchScriptFlavor().load(Path(sys.argv[1]), trusted=False).predict
+compute = TorchScriptFlavor().load_in_process(Path(sys.argv[1]), trusted=False).predict
 x = np.random.default_rng(0).standard_normal((64, 30)).astype(np.float32)
 for _ in range(3):
     predict(x)
+    compute(x)
 best = 0.0
 for _ in range(3):
     calls, start = 0, time.perf_counter()
@@ -83,11 +86,16 @@ for _ in range(3):
         predict(x)
         calls += 1
     best = max(best, 64 * calls / (time.perf_counter() - start))
-print(json.dumps({"rows_per_s": best}))
+# The model alone, per CPU second of this thread: what a row costs the core, whatever the load.
+calls, cpu = 0, time.thread_time()
+while time.thread_time() - cpu < float(sys.argv[2]):
+    compute(x)
+    calls += 1
+print(json.dumps({"rows_per_s": best, "rows_per_cpu_s": 64 * calls / (time.thread_time() - cpu)}))
 """
 
 
-def ceiling(path: Path, seconds: float) -> float:
+def ceiling(path: Path, seconds: float) -> dict[str, float]:
     out = subprocess.run(
         ["taskset", "-c", "0", str(BIN / "python"), "-c", CEILING, str(path), str(seconds / 3)],
         env={**os.environ, **ONE_THREAD},
@@ -96,7 +104,52 @@ def ceiling(path: Path, seconds: float) -> float:
     )
     if out.returncode != 0:
         raise RuntimeError(f"the ceiling run failed: {out.stderr[-2000:]}")
-    return float(json.loads(out.stdout.strip().splitlines()[-1])["rows_per_s"])
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each process (children not included)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the worker, the runner process under bubblewrap)."""
+    found = [pid]
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            children = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found += tree(child)
+    return found
+
+
+def runner_pids(home: Path) -> list[int]:
+    """The runner processes (the Python inside bubblewrap) serving this server's models."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            words = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if (
+            "bwrap" not in words[0]
+            and "aimass.flavors._host" in words
+            and str(home) in " ".join(words)
+        ):
+            found.append(int(entry.name))
+    return found
 
 
 def http(method: str, url: str, token: str, body: bytes | None = None) -> tuple[int, bytes]:
@@ -209,15 +262,28 @@ def serve_and_load(
             return dict(json.loads(line[len("BENCH_JSON ") :]))
 
         wrk(clients, 3)  # warm-up, discarded
+        runners = runner_pids(home)
+        servers = [p for p in tree(proc.pid) if p not in runners]
         before = metric_sums(base, token)
+        cpu_before = cpu_seconds(servers + runners)
         run = wrk(clients, seconds)
+        cpu_after = cpu_seconds(servers + runners)
         after = metric_sums(base, token)
         delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
         errors = sum(run["errors"].values())
         batches = delta.get("aimass_inference_batch_size_count", 0.0)
+        rows = run["requests"] - errors
+
+        def cpu(pids: list[int]) -> float:
+            return sum(cpu_after.get(p, 0.0) - cpu_before.get(p, 0.0) for p in pids)
+
         return {
             "label": label,
-            "rows_per_s": (run["requests"] - errors) / (run["duration_us"] / 1e6),
+            "rows": rows,
+            # CPU µs per answered row: the server's processes (HTTP, batching) and the runner's.
+            "server_cpu_us_per_row": 1e6 * cpu(servers) / rows if rows else None,
+            "runner_cpu_us_per_row": 1e6 * cpu(runners) / rows if rows else None,
+            "rows_per_s": rows / (run["duration_us"] / 1e6),
             "errors": errors,
             "p50_ms": run["latency_us"]["p50"] / 1000,
             "p99_ms": run["latency_us"]["p99"] / 1000,
@@ -233,6 +299,7 @@ def serve_and_load(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def main() -> None:
@@ -254,7 +321,8 @@ def main() -> None:
                 # The ceiling right before each served run: on a shared machine it moves.
                 ceil = ceiling(model, 3.0)
                 run = serve_and_load(label, src, model, args.clients, args.seconds)
-                run["ceiling"] = ceil
+                run["ceiling"] = ceil["rows_per_s"]
+                run["model_us_per_row"] = 1e6 / ceil["rows_per_cpu_s"]
                 runs.append(run)
                 print(json.dumps(run), flush=True)
         print(f"load average (1 min) before / after: {load[0]:.2f} / {os.getloadavg()[0]:.2f} "
@@ -270,6 +338,23 @@ def main() -> None:
                 f"{100 * r['rows_per_s'] / r['ceiling']:.0f} % | {r['p50_ms']:.1f} | "
                 f"{r['p99_ms']:.1f} | {mean} | {closed} |"
                 + (f" errors {r['errors']}" if r["errors"] else "")
+            )
+        # Where core 0's time goes per answered row, in CPU time (which the machine's load
+        # inflates far less than wall time): the model alone in-process at batch 64, the
+        # runner process (the model at the served batch size, plus its end of the hop) and
+        # the server (HTTP, JSON, batching, its end of the hop). With core 0 saturated, the
+        # share a quiet machine reaches is about model / (runner + server).
+        print()
+        print("| code | model alone µs/row (batch 64) | runner µs/row | server µs/row | "
+              "CPU share (model / runner + server) |")  # fmt: skip
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for r in runs:
+            runner, server = r["runner_cpu_us_per_row"], r["server_cpu_us_per_row"]
+            if runner is None or server is None:
+                continue
+            print(
+                f"| {r['label']} | {r['model_us_per_row']:.0f} | {runner:.0f} | {server:.0f} | "
+                f"{100 * r['model_us_per_row'] / (runner + server):.0f} % |"
             )
 
 

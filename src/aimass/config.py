@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     #: unreferenced bytes count as abandoned; keep it above the longest upload's stalls.
     abandoned_after_s: float = Field(default=3600.0, gt=0, le=30 * 86400)
     tune_gc: bool = True
+    #: Serve cached ONNX models with their weights memory-mapped from one file per node,
+    #: shared by the node's workers (off: each worker holds its own copy on its heap).
+    onnx_shared_weights: bool = True
     jobs: bool = True
     job_executor: Literal["local", "ray"] = "local"
     job_slots: float | None = Field(default=None, gt=0)
@@ -224,6 +227,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_DATASET_MAX_BYTES": str(settings.dataset_max_bytes),
         "AIMASS_RECONCILE_INTERVAL": str(settings.reconcile_interval),
         "AIMASS_TUNE_GC": "true" if settings.tune_gc else "false",
+        "AIMASS_ONNX_SHARED_WEIGHTS": "true" if settings.onnx_shared_weights else "false",
         "AIMASS_JOBS": "true" if settings.jobs else "false",
         "AIMASS_JOB_EXECUTOR": settings.job_executor,
         "AIMASS_JOB_LEASE_S": str(settings.job_lease_s),

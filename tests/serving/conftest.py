@@ -25,6 +25,7 @@ from aimass.serving import (
     ServedDeployment,
     ServedVersion,
 )
+from aimass.serving.batcher import InFlight
 
 T = TypeVar("T")
 
@@ -88,12 +89,30 @@ def version(
     max_batch_size: int = 64,
     max_delay_ms: float = 2.0,
     model: str = "cancer",
+    in_flight: InFlight | None = None,
 ) -> ServedVersion:
-    """A served version with its own runner."""
+    """A served version with its own runner (closing batches on ``in_flight`` when given)."""
     runner = ModelRunner(
-        predictor, predictor.signature, max_batch_size, max_delay_ms, name=f"{model}-{number}"
+        predictor,
+        predictor.signature,
+        max_batch_size,
+        max_delay_ms,
+        name=f"{model}-{number}",
+        in_flight=in_flight,
     )
     return ServedVersion(model, number, weight, runner, predictor.signature, flavor)
+
+
+def inference_app(repository: ModelRepository) -> InferenceApp:
+    """The inference app over ``repository`` with the test tokens, auth on and the test limits."""
+    return InferenceApp(
+        repository,
+        authenticate,
+        auth_enabled=True,
+        max_body_bytes=MAX_BODY,
+        max_tensor_elements=MAX_ELEMENTS,
+        server_version="0.1.0",
+    )
 
 
 @dataclass
@@ -176,12 +195,4 @@ def served(models: Models) -> Iterator[Served]:
     repository.put(ServedDeployment("broken", "default", [version(broken, 1)]))
     repository.set_state("warming", "default", "loading")
     repository.set_state("bad", "default", "failed", "the model file is not a valid skops file")
-    app = InferenceApp(
-        repository,
-        authenticate,
-        auth_enabled=True,
-        max_body_bytes=MAX_BODY,
-        max_tensor_elements=MAX_ELEMENTS,
-        server_version="0.1.0",
-    )
-    yield from serve(app, repository)
+    yield from serve(inference_app(repository), repository)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -202,15 +204,44 @@ def test_an_item_that_waited_past_max_wait_is_refused_not_run() -> None:
 # ------------------------------------------------------------------ in-flight-aware closing
 
 
-def test_a_lone_admitted_request_closes_its_batch_at_once_as_joined() -> None:
-    async def echo(items: list[int]) -> list[int]:
-        return items
+@dataclass
+class Counted:
+    """A batcher whose batches close on an in-flight count, and the batch sizes it ran."""
 
-    async def main() -> dict[str, int]:
-        in_flight = InFlight()
+    in_flight: InFlight
+    batcher: Batcher[int, int]
+    sizes: list[int] = field(default_factory=list)
+
+
+@pytest.fixture
+def counted() -> Callable[..., Counted]:
+    """Make an echoing batcher that waits for the requests in flight: an hour's delay
+    unless given, so only the count or a full batch closes its batches."""
+
+    def make(
+        max_batch_size: int = 64, max_delay_s: float = 3600.0, in_flight: InFlight | None = None
+    ) -> Counted:
+        in_flight = in_flight or InFlight()
+        sizes: list[int] = []
+
+        async def echo(items: list[int]) -> list[int]:
+            sizes.append(len(items))
+            return items
+
         batcher: Batcher[int, int] = Batcher(
-            echo, max_batch_size=64, max_delay_s=3600.0, in_flight=in_flight
+            echo, max_batch_size=max_batch_size, max_delay_s=max_delay_s, in_flight=in_flight
         )
+        return Counted(in_flight, batcher, sizes)
+
+    return make
+
+
+def test_a_lone_admitted_request_closes_its_batch_at_once_as_joined(
+    counted: Callable[..., Counted],
+) -> None:
+    async def main() -> dict[str, int]:
+        c = counted()
+        in_flight, batcher = c.in_flight, c.batcher
         with in_flight.admit():
             assert in_flight.count == 1
             future = batcher.put(1)
@@ -224,18 +255,13 @@ def test_a_lone_admitted_request_closes_its_batch_at_once_as_joined() -> None:
     assert asyncio.run(main()) == {"joined": 1}
 
 
-def test_a_batch_waits_for_every_admitted_request_still_reading_its_body() -> None:
-    sizes: list[int] = []
-
-    async def echo(items: list[int]) -> list[int]:
-        sizes.append(len(items))
-        return items
+def test_a_batch_waits_for_every_admitted_request_still_reading_its_body(
+    counted: Callable[..., Counted],
+) -> None:
+    c = counted()
+    in_flight, batcher, sizes = c.in_flight, c.batcher, c.sizes
 
     async def main() -> tuple[list[int], dict[str, int]]:
-        in_flight = InFlight()
-        batcher: Batcher[int, int] = Batcher(
-            echo, max_batch_size=64, max_delay_s=3600.0, in_flight=in_flight
-        )
         bodies = [asyncio.Event() for _ in range(3)]
 
         async def request(i: int) -> int:
@@ -263,15 +289,12 @@ def test_a_batch_waits_for_every_admitted_request_still_reading_its_body() -> No
     assert closed_by == {"joined": 1}
 
 
-def test_a_request_that_fails_before_joining_does_not_hold_the_batch() -> None:
-    async def echo(items: list[int]) -> list[int]:
-        return items
-
+def test_a_request_that_fails_before_joining_does_not_hold_the_batch(
+    counted: Callable[..., Counted],
+) -> None:
     async def main() -> dict[str, int]:
-        in_flight = InFlight()
-        batcher: Batcher[int, int] = Batcher(
-            echo, max_batch_size=64, max_delay_s=3600.0, in_flight=in_flight
-        )
+        c = counted()
+        in_flight, batcher = c.in_flight, c.batcher
         bad_body = asyncio.Event()
 
         async def bad_request() -> None:
@@ -296,40 +319,32 @@ def test_a_request_that_fails_before_joining_does_not_hold_the_batch() -> None:
     assert asyncio.run(main()) == {"joined": 1}
 
 
-def test_max_batch_size_and_max_delay_still_close_a_batch_with_requests_in_flight() -> None:
-    sizes: list[int] = []
-
-    async def echo(items: list[int]) -> list[int]:
-        sizes.append(len(items))
-        return items
+def test_max_batch_size_and_max_delay_still_close_a_batch_with_requests_in_flight(
+    counted: Callable[..., Counted],
+) -> None:
+    # Full: 4 of the 6 admitted requests make a full batch before the rest joins.
+    full = counted(max_batch_size=4)
+    # Late: a request that never joins holds the batch only for max_delay.
+    late = counted(max_batch_size=4, max_delay_s=0.05, in_flight=full.in_flight)
+    in_flight = full.in_flight
 
     async def main() -> dict[str, int]:
-        in_flight = InFlight()
-        # Full: 4 of the 6 admitted requests make a full batch before the rest joins.
-        batcher: Batcher[int, int] = Batcher(
-            echo, max_batch_size=4, max_delay_s=3600.0, in_flight=in_flight
-        )
         held = asyncio.Event()
 
         async def request(i: int, wait: bool) -> int:
             with in_flight.admit():
                 if wait:
                     await held.wait()
-                future = batcher.put(i)
+                future = full.batcher.put(i)
             return await future
 
         tasks = [asyncio.create_task(request(i, i >= 4)) for i in range(6)]
         for _ in range(5):
             await asyncio.sleep(0)
-        assert sizes == [4]
+        assert full.sizes == [4]
         held.set()
         await asyncio.gather(*tasks)
-        await batcher.close()
-        full = dict(batcher.closed_by)
-        # Late: a request that never joins holds the batch only for max_delay.
-        late: Batcher[int, int] = Batcher(
-            echo, max_batch_size=4, max_delay_s=0.05, in_flight=in_flight
-        )
+        await full.batcher.close()
         never = asyncio.Event()
 
         async def stuck() -> None:
@@ -338,13 +353,13 @@ def test_max_batch_size_and_max_delay_still_close_a_batch_with_requests_in_fligh
 
         stuck_task = asyncio.create_task(stuck())
         await asyncio.sleep(0)
-        assert await asyncio.wait_for(late.put(9), timeout=60) == 9
+        assert await asyncio.wait_for(late.batcher.put(9), timeout=60) == 9
         stuck_task.cancel()
-        await late.close()
-        return {**full, **late.closed_by}
+        await late.batcher.close()
+        return {**full.batcher.closed_by, **late.batcher.closed_by}
 
     assert asyncio.run(main()) == {"full": 1, "joined": 1, "max_delay": 1}
-    assert sizes == [4, 2, 1]
+    assert (full.sizes, late.sizes) == ([4, 2], [1])
 
 
 def test_requests_arriving_while_a_compute_bound_model_runs_form_the_next_batch() -> None:

@@ -4,42 +4,30 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import numpy as np
 import orjson
 import pytest
-from tests.serving.conftest import AUTH, MAX_BODY, MAX_ELEMENTS, Models, Served, authenticate, serve
+from tests.serving.conftest import AUTH, Models, Served, inference_app, serve, version
 
-from aimass.api.inference import InferenceApp
-from aimass.serving import ModelRepository, ModelRunner, ServedDeployment, ServedVersion
+from aimass.serving import ModelRepository, ModelRunner, ServedDeployment
 
 
 @pytest.fixture
 def slow_delay(models: Models) -> Iterator[tuple[Served, ModelRunner]]:
     """One deployment whose batches may wait an hour: only its in-flight count closes them."""
     repository = ModelRepository()
-    runner = ModelRunner(
+    served = version(
         models.sklearn,
-        models.sklearn.signature,
-        64,
-        3_600_000.0,
-        name="cancer-1",
+        1,
+        max_delay_ms=3_600_000.0,
         in_flight=repository.in_flight("cancer", "default"),
     )
-    served = ServedVersion("cancer", 1, 1.0, runner, models.sklearn.signature, "sklearn")
     repository.put(ServedDeployment("cancer", "default", [served]))
-    app = InferenceApp(
-        repository,
-        authenticate,
-        auth_enabled=True,
-        max_body_bytes=MAX_BODY,
-        max_tensor_elements=MAX_ELEMENTS,
-        server_version="0.1.0",
-    )
-    for server in serve(app, repository):
-        yield server, runner
+    for server in serve(inference_app(repository), repository):
+        yield server, cast("ModelRunner", served.runner)
 
 
 def _body(x: np.ndarray[Any, Any]) -> bytes:

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 #: How many distinct secrets the cache holds before it starts over.
 MAX_ENTRIES = 10_000
+#: A cached check: (check expires, principal or None, refusal, grace ends).
+_Entry = tuple[float, "Principal | None", str, float]
 
 
 class AuthCache:
@@ -25,7 +27,9 @@ class AuthCache:
     within ``ttl_s`` in every other process. Refusals are cached too, so
     that a flood of bad tokens costs the token store one look-up per token and
     TTL, not one per request. A miss calls ``authenticate`` on a worker thread,
-    since it may query the database.
+    since it may query the database; the requests that miss on the same secret
+    meanwhile wait for that one check (at 64 clients an expiry otherwise sent 64
+    look-ups to the database every TTL).
 
     While the database is unreachable (``authenticate`` raises ``Unavailable``), a
     check that expired less than ``grace_s`` seconds ago still answers, so
@@ -43,31 +47,49 @@ class AuthCache:
         self.ttl_s = ttl_s
         self.grace_s = grace_s
         #: key -> (check expires, principal or None, refusal, grace ends).
-        self._entries: dict[bytes, tuple[float, Principal | None, str, float]] = {}
+        self._entries: dict[bytes, _Entry] = {}
+        #: key -> the check under way for it, which the other misses on that key await.
+        self._refreshing: dict[bytes, asyncio.Task[_Entry]] = {}
 
     async def principal(self, secret: str) -> Principal:
         """The principal behind ``secret``; else ``Unauthenticated`` (or ``Unavailable``)."""
         key = hashlib.sha256(secret.encode()).digest()
         entry = self._entries.get(key)
-        now = time.monotonic()
-        if entry is None or entry[0] < now:
-            try:
-                fresh = await self._check(secret, now)
-            except Unavailable:
-                if entry is None or now > entry[3]:
-                    raise
-                # Kept until its grace ends (counted from the last real check), and asked
-                # again only once a TTL, so an outage does not cost a try per request.
-                fresh = (now + self.ttl_s, entry[1], entry[2], entry[3])
-            if len(self._entries) >= MAX_ENTRIES:
-                self._entries.clear()
-            self._entries[key] = entry = fresh
+        if entry is None or entry[0] < time.monotonic():
+            refresh = self._refreshing.get(key)
+            if refresh is None:
+                refresh = asyncio.ensure_future(self._refresh(key, secret, entry))
+                self._refreshing[key] = refresh
+                refresh.add_done_callback(lambda done: self._done(key, done))
+            # Shielded: a caller that goes away does not cancel the others' check.
+            entry = await asyncio.shield(refresh)
         principal = entry[1]
         if principal is None:
             raise Unauthenticated(entry[2])
         return principal
 
-    async def _check(self, secret: str, now: float) -> tuple[float, Principal | None, str, float]:
+    async def _refresh(self, key: bytes, secret: str, entry: _Entry | None) -> _Entry:
+        now = time.monotonic()
+        try:
+            fresh = await self._check(secret, now)
+        except Unavailable:
+            if entry is None or now > entry[3]:
+                raise
+            # Kept until its grace ends (counted from the last real check), and asked
+            # again only once a TTL, so an outage does not cost a try per request.
+            fresh = (now + self.ttl_s, entry[1], entry[2], entry[3])
+        if len(self._entries) >= MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key] = fresh
+        return fresh
+
+    def _done(self, key: bytes, refresh: asyncio.Task[_Entry]) -> None:
+        if self._refreshing.get(key) is refresh:
+            del self._refreshing[key]
+        if not refresh.cancelled():
+            refresh.exception()  # read, so a failure nobody awaited any more is not logged
+
+    async def _check(self, secret: str, now: float) -> _Entry:
         loop = asyncio.get_running_loop()
         expires = now + self.ttl_s
         try:

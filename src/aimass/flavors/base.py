@@ -40,7 +40,9 @@ class Flavor(ABC):
     ``inspect`` validates the file and infers its signature; it raises
     ``Unprocessable`` for corrupt or unsupported files, and runs code from the
     file only when ``trusted`` is true (and only a flavor that ``requires_trust``
-    ever needs to). ``load`` returns a predictor.
+    ever needs to). ``load`` returns a predictor; ``load_cached`` too, for a file in
+    the node's model cache, beside which the flavor may keep a form that the node's
+    processes share (by default it is ``load``).
     """
 
     name: ClassVar[str]
@@ -63,6 +65,10 @@ class Flavor(ABC):
         the background); called when the installation holds or receives such a model.
         Most flavors have nothing to prepare."""
         return
+
+    def load_cached(self, path: Path, trusted: bool) -> Predictor:
+        """Load a file of the node's model cache (the server's verified copy) into a predictor."""
+        return self.load(path, trusted)
 
 
 def error_detail(exc: BaseException, path: Path | None = None, limit: int = 300) -> str:

@@ -1,5 +1,8 @@
 """The ONNX flavor: ONNX models run by onnxruntime on the CPU, in the server's process.
 
+Served from the node's model cache, a model's weights are memory-mapped from a form
+written once per node, so the workers share them (:mod:`._onnx_mapped`).
+
 ONNX stays in-process because its graph is data run by onnxruntime's own kernels;
 the two ways it could reach outside are refused at inspect and at load: tensors
 whose data lives in another file (a path onnxruntime would open) and operators
@@ -8,6 +11,7 @@ of a custom domain (code from a library).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -22,6 +26,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from aimass.flavors.base import Array, Batch
+
+log = logging.getLogger("aimass.serving")
 
 #: ONNX TensorProto element types and their Open Inference Protocol datatypes.
 ELEM_TYPE_TO_DATATYPE: dict[int, str] = {
@@ -99,6 +105,21 @@ class OnnxFlavor(Flavor):
         """Open the model in an onnxruntime CPU session."""
         model = _read_model(path)
         return OnnxPredictor(_session(path), graph_signature(model))
+
+    def load_cached(self, path: Path, trusted: bool) -> OnnxPredictor:
+        """Open the model with its weights memory-mapped from a form written once per node
+        (see :mod:`._onnx_mapped`), so the node's processes share them; the file itself when
+        that form cannot be written."""
+        from aimass.flavors._onnx_mapped import mapped_copy
+
+        signature = graph_signature(_read_model(path))
+        mapped = mapped_copy(path)
+        if mapped is not None:
+            try:
+                return OnnxPredictor(_session(mapped), signature)
+            except Unprocessable as exc:  # onnxruntime cannot reopen what it wrote
+                log.warning("serving %s from its own heap: %s", path.name, exc.message)
+        return OnnxPredictor(_session(path), signature)
 
 
 def _read_model(path: Path) -> Any:

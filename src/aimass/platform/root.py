@@ -99,6 +99,7 @@ class Platform:
             combiners=registries.fusion_strategies,
             max_queue_wait_s=settings.max_queue_wait_s or None,
             ray_namespace=settings.ray_namespace,
+            shared_weights=settings.onnx_shared_weights,
         )
         self.services.add(self.reconciler, "every", topics=("deployments",))
         #: Grows and shrinks autoscaled deployments' runner processes (decided once per node).

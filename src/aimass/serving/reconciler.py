@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import logging
 import os
@@ -95,10 +96,13 @@ class DeploymentReconciler(LoopService):
         combiners: Registry[FusionStrategy] | None = None,
         max_queue_wait_s: float | None = None,
         ray_namespace: str = ray_replicas.RAY_NAMESPACE,
+        shared_weights: bool = True,
     ) -> None:
         super().__init__(interval)
         #: Where this installation's Ray replica actors live (runner "ray").
         self.ray_namespace = ray_namespace
+        #: Load cached models in the form the node's processes share (``Flavor.load_cached``).
+        self.shared_weights = shared_weights
         #: A request that waited longer for its model's batch is refused (429), not run.
         self.max_queue_wait_s = max_queue_wait_s
         #: The fusion strategies an ensemble deployment may name.
@@ -134,6 +138,7 @@ class DeploymentReconciler(LoopService):
         """Compare desired and loaded deployments and act on the difference."""
         desired = await asyncio.to_thread(self._read_desired)
         wanted = {d.id: d for d in desired}
+        removed = [i for i in self._loaded if i not in wanted]
         for deployment_id in list(self._loaded):
             if deployment_id not in wanted:
                 project, name = self._keys.pop(deployment_id)
@@ -162,6 +167,8 @@ class DeploymentReconciler(LoopService):
         await asyncio.gather(*(self._load(item) for item in changed))
         if changed and self.freeze_gc:
             gc.freeze()  # loaded models join the permanent generation: no rescans per GC
+        if changed or removed:
+            await asyncio.to_thread(_trim_heap)
         for item in changed:
             self._loaded[item.id] = item.fingerprint()
             self._keys[item.id] = (item.project, item.name)
@@ -386,8 +393,10 @@ class DeploymentReconciler(LoopService):
                 Signature.model_validate(version.signature) if version.signature else None
             ) or router.signature
         path = self._local_copy(version)
+        flavor = self.flavors.get(version.flavor)
+        load = flavor.load_cached if self.shared_weights else flavor.load
         if mode == "in_process":
-            predictor = self.flavors.get(version.flavor).load(path, version.trusted)
+            predictor = load(path, version.trusted)
         else:
             # One runner process per node for this model, whichever worker starts it: the
             # flavors that run in a host join it; "process" moves the others there too.
@@ -401,7 +410,7 @@ class DeploymentReconciler(LoopService):
                 if mode == "process" and version.flavor in PROCESS_FLAVORS:
                     predictor = start_host(version.flavor, path, version.trusted)
                 else:
-                    predictor = self.flavors.get(version.flavor).load(path, version.trusted)
+                    predictor = load(path, version.trusted)
         signature = (
             Signature.model_validate(version.signature) if version.signature else None
         ) or predictor.signature
@@ -505,6 +514,16 @@ def _in_runner_process(runner: ModelRunner) -> bool:
 
     predictor = runner.predictor
     return isinstance(predictor, SandboxedPredictor) and isinstance(predictor.host, SharedHost)
+
+
+def _trim_heap() -> None:
+    """Give the heap's free pages back to the system: glibc keeps what a load freed (the
+    parsed protobuf, onnxruntime's temporary copies), ~100 MB per 100 MB model otherwise."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return
+    trim(0)
 
 
 def _runner(served: list[ServedVersion]) -> str:
