@@ -1,0 +1,270 @@
+"""The HTTP ceiling of the tiny-model point, and gRPC beside HTTP, in one run.
+
+    .venv/bin/python benchmarks/serving/http_ceiling.py [--quick] [--rounds 3] [--duration 8]
+
+Every server runs pinned to core 0 (one worker, one thread for the model), every load
+generator on core 1; all of them are up for the whole run and the rounds alternate
+between them, so a busy machine slows them alike (the load average is printed beside
+every figure). Rows:
+
+- aimass on uvicorn: ``aimass server --demo`` as shipped (httptools, uvloop, auth on);
+- aimass on Granian: the same ASGI app (``aimass.api.server:create_app_from_env``)
+  served by Granian (Rust HTTP, ``--runtime-mode st``), same home, same token;
+- yardstick on uvicorn / on Granian: ``servers/yardstick.py``, the frameworkless app
+  (token check, Prometheus counter + histogram, orjson, ONNX Runtime) on each server;
+- aimass gRPC: ``ModelInfer`` on ``--grpc-port`` of the uvicorn server, driven by
+  ``grpc_crowd.py`` (a Python grpc.aio crowd: its own ceiling is the ``grpc echo`` row,
+  a constant answer with no model).
+
+HTTP load: ``wrk -t1 -c64`` with ``loadgen.lua`` (one row of 30 FP32 features, the demo's
+ONNX LogisticRegression ``breast-cancer-onnx``). Needs ``wrk`` and the ``granian`` and
+``grpc`` extras (``pip install -e '.[granian,grpc]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+BIN = Path(sys.executable).parent
+MODEL = "breast-cancer-onnx"
+THREADS = {v: "1" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def get(url: str, token: str | None = None) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=2) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return 0
+
+
+def wait_for(check: object, what: str, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.25)
+    raise SystemExit(f"{what} did not come up within {timeout:.0f} s")
+
+
+def spawn(args: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT) -> subprocess.Popen:
+    full = {**os.environ, **THREADS, **env}
+    with log.open("w") as out:
+        return subprocess.Popen(
+            ["taskset", "-c", "0", *args], env=full, cwd=cwd, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def body_file(work: Path) -> Path:
+    from sklearn.datasets import load_breast_cancer
+
+    row = load_breast_cancer().data[:1].astype("float32")[0].tolist()
+    path = work / "body.json"
+    path.write_text(
+        json.dumps({"inputs": [{"name": "X", "shape": [1, 30], "datatype": "FP32", "data": row}]})
+    )
+    return path
+
+
+def wrk(url: str, body: Path, token: str, connections: int, seconds: float) -> dict:
+    env = {**os.environ, "BENCH_BODY": str(body), "BENCH_TOKEN": token}
+    out = subprocess.run(
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s",
+         "--latency", "-s", str(HERE / "loadgen.lua"), url],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    line = next(x for x in out.splitlines() if x.startswith("BENCH_JSON"))
+    result = json.loads(line.split(" ", 1)[1])
+    ok = result["requests"] - result["errors"]["status"]
+    return {
+        "req_per_s": ok / (result["duration_us"] / 1e6),
+        "p99_ms": result["latency_us"]["p99"] / 1000,
+        "errors": result["errors"]["status"] + result["errors"]["timeout"],
+    }
+
+
+def grpc(target: str, token: str, connections: int, seconds: float) -> dict:
+    out = subprocess.run(
+        ["taskset", "-c", "1", str(BIN / "python"), str(HERE / "grpc_crowd.py"),
+         "--target", target, "--model", MODEL, "--token", token,
+         "-c", str(connections), "--seconds", f"{seconds:g}"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    line = next(x for x in out.splitlines() if x.startswith("GRPC_JSON"))
+    result = json.loads(line.split(" ", 1)[1])
+    return {
+        "req_per_s": result["req_per_s"],
+        "p99_ms": result["p99_ms"],
+        "errors": sum(result["errors"].values()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1 round of 4 s")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("-c", "--connections", type=int, default=64)
+    parser.add_argument("--port", type=int, default=18280)
+    parser.add_argument("--no-grpc", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.duration = 1, 4.0
+    if shutil.which("wrk") is None:
+        raise SystemExit("needs wrk (apt-get install -y wrk)")
+    work = Path(tempfile.mkdtemp(prefix="http-ceiling."))
+    home = work / "home"
+    port = args.port
+    procs: list[subprocess.Popen] = []
+    try:
+        env = {"AIMASS_HOME": str(home), "AIMASS_JOBS": "false"}
+        uv = [str(BIN / "aimass"), "server", "--demo", "--port", str(port)]
+        if not args.no_grpc:
+            uv += ["--grpc-port", str(port + 10)]
+        procs.append(spawn(uv, env, work / "aimass-uvicorn.log"))
+        wait_for(lambda: get(f"http://127.0.0.1:{port}/v2/health/ready") == 200, "aimass")
+        token = (home / "token").read_text().strip()
+        model_url = f"http://127.0.0.1:{port}/v2/models/{MODEL}/ready"
+        wait_for(lambda: get(model_url, token) == 200, "the demo model")
+        onnx = next((home / "cache").rglob("model.onnx"))
+        granian = [str(BIN / "granian"), "--interface", "asgi", "--host", "127.0.0.1",
+                   "--workers", "1", "--runtime-mode", "st", "--runtime-threads", "1",
+                   "--loop", "uvloop", "--http", "1", "--log-level", "warning"]  # fmt: skip
+        procs.append(
+            spawn(
+                [
+                    *granian,
+                    "--port",
+                    str(port + 1),
+                    "--factory",
+                    "aimass.api.server:create_app_from_env",
+                ],
+                {**env, "AIMASS_PORT": str(port + 1)},
+                work / "aimass-granian.log",
+            )  # fmt: skip
+        )
+        yard_env = {"YARDSTICK_MODEL": str(onnx), "YARDSTICK_TOKEN": token}
+        servers = HERE / "servers"
+        procs.append(
+            spawn(
+                [
+                    str(BIN / "uvicorn"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port + 2),
+                    "--loop",
+                    "uvloop",
+                    "--http",
+                    "httptools",
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                    "yardstick:app",
+                ],
+                yard_env,
+                work / "yardstick-uvicorn.log",
+                cwd=servers,
+            )  # fmt: skip
+        )
+        procs.append(
+            spawn(
+                [*granian, "--port", str(port + 3), "yardstick:app"],
+                yard_env,
+                work / "yardstick-granian.log",
+                cwd=servers,
+            )  # fmt: skip
+        )
+        if not args.no_grpc:
+            procs.append(
+                spawn(
+                    [str(BIN / "python"), str(HERE / "grpc_crowd.py"), "--echo", str(port + 11)],
+                    {},
+                    work / "grpc-echo.log",
+                )  # fmt: skip
+            )
+        http_rows = {
+            "aimass on uvicorn (as shipped)": port,
+            "aimass on Granian (same app)": port + 1,
+            "yardstick on uvicorn": port + 2,
+            "yardstick on Granian": port + 3,
+        }
+        for name, p in http_rows.items():
+            url = f"http://127.0.0.1:{p}/v2/models/{MODEL}/ready"
+            if p in (port + 2, port + 3):
+                url = f"http://127.0.0.1:{p}/"
+                wait_for(lambda u=url: get(u, token) != 0, name)
+            else:
+                wait_for(lambda u=url: get(u, token) == 200, name)
+        body = body_file(work)
+        for p in http_rows.values():  # warm-up
+            wrk(f"http://127.0.0.1:{p}/v2/models/{MODEL}/infer", body, token, 16, 2)
+        results: dict[str, list[dict]] = {}
+        print(f"# c={args.connections}, {args.rounds} round(s) of {args.duration:g} s")
+        for rnd in range(1, args.rounds + 1):
+            for name, p in http_rows.items():
+                url = f"http://127.0.0.1:{p}/v2/models/{MODEL}/infer"
+                before = load()
+                row = wrk(url, body, token, args.connections, args.duration)
+                row["load"] = before
+                results.setdefault(name, []).append(row)
+                print(f"round {rnd} {name}: {row['req_per_s']:,.0f} req/s, p99 "
+                      f"{row['p99_ms']:.2f} ms, errors {row['errors']}, load {before}", flush=True)  # fmt: skip
+            if not args.no_grpc:
+                for name, target in (
+                    ("aimass gRPC ModelInfer (grpc.aio crowd)", f"127.0.0.1:{port + 10}"),
+                    ("grpc echo (the crowd's own ceiling)", f"127.0.0.1:{port + 11}"),
+                ):
+                    before = load()
+                    row = grpc(target, token, args.connections, args.duration)
+                    row["load"] = before
+                    results.setdefault(name, []).append(row)
+                    print(f"round {rnd} {name}: {row['req_per_s']:,.0f} req/s, p99 "
+                          f"{row['p99_ms']:.2f} ms, errors {row['errors']}, load {before}", flush=True)  # fmt: skip
+        base = statistics.median(r["req_per_s"] for r in results["aimass on uvicorn (as shipped)"])
+        print()
+        print("| server | req/s (median) | vs aimass on uvicorn | p99 ms (median) | rounds | "
+              "errors | load avg at start |")  # fmt: skip
+        print("| --- | ---: | ---: | ---: | --- | ---: | --- |")
+        for name, rows in results.items():
+            rate = statistics.median(r["req_per_s"] for r in rows)
+            p99 = statistics.median(r["p99_ms"] for r in rows)
+            each = ", ".join(f"{r['req_per_s']:,.0f}" for r in rows)
+            print(f"| {name} | {rate:,.0f} | {rate / base:.2f}x | {p99:.2f} | {each} | "
+                  f"{sum(r['errors'] for r in rows)} | {rows[0]['load']} |")  # fmt: skip
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if os.environ.get("KEEP"):
+            print("kept", work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
