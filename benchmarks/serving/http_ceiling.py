@@ -119,6 +119,14 @@ def grpc(target: str, token: str, connections: int, seconds: float) -> dict:
     }
 
 
+def say(rnd: int, name: str, row: dict) -> None:
+    print(
+        f"round {rnd} {name}: {row['req_per_s']:,.0f} req/s, p99 {row['p99_ms']:.2f} ms, "
+        f"errors {row['errors']}, load {row['load']}",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 round of 4 s")
@@ -161,7 +169,7 @@ def main() -> None:
                 ],
                 {**env, "AIMASS_PORT": str(port + 1)},
                 work / "aimass-granian.log",
-            )  # fmt: skip
+            )
         )
         yard_env = {"YARDSTICK_MODEL": str(onnx), "YARDSTICK_TOKEN": token}
         servers = HERE / "servers"
@@ -185,7 +193,7 @@ def main() -> None:
                 yard_env,
                 work / "yardstick-uvicorn.log",
                 cwd=servers,
-            )  # fmt: skip
+            )
         )
         procs.append(
             spawn(
@@ -193,7 +201,7 @@ def main() -> None:
                 yard_env,
                 work / "yardstick-granian.log",
                 cwd=servers,
-            )  # fmt: skip
+            )
         )
         if not args.no_grpc:
             procs.append(
@@ -201,7 +209,7 @@ def main() -> None:
                     [str(BIN / "python"), str(HERE / "grpc_crowd.py"), "--echo", str(port + 11)],
                     {},
                     work / "grpc-echo.log",
-                )  # fmt: skip
+                )
             )
         http_rows = {
             "aimass on uvicorn (as shipped)": port,
@@ -228,8 +236,7 @@ def main() -> None:
                 row = wrk(url, body, token, args.connections, args.duration)
                 row["load"] = before
                 results.setdefault(name, []).append(row)
-                print(f"round {rnd} {name}: {row['req_per_s']:,.0f} req/s, p99 "
-                      f"{row['p99_ms']:.2f} ms, errors {row['errors']}, load {before}", flush=True)  # fmt: skip
+                say(rnd, name, row)
             if not args.no_grpc:
                 for name, target in (
                     ("aimass gRPC ModelInfer (grpc.aio crowd)", f"127.0.0.1:{port + 10}"),
@@ -239,8 +246,7 @@ def main() -> None:
                     row = grpc(target, token, args.connections, args.duration)
                     row["load"] = before
                     results.setdefault(name, []).append(row)
-                    print(f"round {rnd} {name}: {row['req_per_s']:,.0f} req/s, p99 "
-                          f"{row['p99_ms']:.2f} ms, errors {row['errors']}, load {before}", flush=True)  # fmt: skip
+                    say(rnd, name, row)
         base = statistics.median(r["req_per_s"] for r in results["aimass on uvicorn (as shipped)"])
         print()
         print("| server | req/s (median) | vs aimass on uvicorn | p99 ms (median) | rounds | "
