@@ -581,12 +581,12 @@ class InferenceApp:
         extra: list[tuple[bytes, bytes]] = []
         if error.status == 401:
             extra.append((b"www-authenticate", b"Bearer"))
+        if error.retry_after is not None:  # exactly one Retry-After: the error's own first
+            extra.append((b"retry-after", str(error.retry_after).encode()))
         elif error.status == 429:
             extra.append(_RETRY_AFTER)
         if error.close:
             extra.append(_CLOSE)
-        if error.retry_after is not None:
-            extra.append((b"retry-after", str(error.retry_after).encode()))
         try:
             await _answer(send, error.status, body, request_id, _JSON, *extra)
         except Exception:
