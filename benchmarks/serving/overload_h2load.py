@@ -65,12 +65,13 @@ def h2load(
     command = [
         "h2load", "--h1", "-t", "1", "-c", str(clients), "-m", "1",
         "-D", f"{duration:g}", "--warm-up-time", "1",
+        "-N", "10s",  # a connection silent for 10 s ends: one stuck request cannot hold the run
         "-H", f"authorization: Bearer {token}", "-H", "content-type: application/json",
         "-d", str(body), "--log-file", str(log), url,
     ]  # fmt: skip
     if shutil.which("taskset"):
         command = ["taskset", "-c", core, *command]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 300)
     return done.stdout + done.stderr
 
 
@@ -173,7 +174,11 @@ def _ready(home: Path, base: str, server: subprocess.Popen[bytes]) -> str:
 def _report(clients: int, duration: float, log: Path, summary: str, load: str) -> None:
     statuses, per_second = by_status(log)
     total = sum(len(v) for v in statuses.values())
-    print(f"  c={clients} (load average {load} at start): {total / duration:,.0f} answers/s")
+    rate = total / duration
+    print(
+        f"  c={clients} (load average {load} at start): {rate:,.0f} answers/s; a closed-loop "
+        f"crowd's floor (Little's law, c / answers/s): {1000 * clients / max(rate, 1):,.0f} ms"
+    )
     for status in sorted(statuses):
         values = statuses[status]
         print(
