@@ -119,6 +119,51 @@ def grpc(target: str, token: str, connections: int, seconds: float) -> dict:
     }
 
 
+#: Where a profile sample's time goes: the innermost frame whose file matches, in this order.
+CATEGORIES = [
+    ("model predict (ONNX Runtime)", ("onnxruntime",)),
+    ("metrics", ("prometheus_client", "aimass/serving/metrics.py")),
+    ("prediction log", ("aimass/monitoring",)),
+    ("v2 parse / encode", ("aimass/serving/protocol.py", "aimass/serving/input_checks.py")),
+    ("batcher + runner + thread hop", ("aimass/serving/", "concurrent/futures", "threading.py")),
+    ("inference app", ("aimass/api/inference/",)),
+    ("edge (RequestGuard, routing)", ("aimass/api/middleware.py", "aimass/api/app.py",
+                                      "aimass/api/edge.py")),
+    ("HTTP server (protocol, send, loop)", ("uvicorn/", "httptools", "aimass/api/connections.py",
+                                            "granian", "asyncio/", "uvloop")),
+]  # fmt: skip
+
+
+def profile(pid: int, url: str, body: Path, token: str, seconds: float, out: Path) -> dict:
+    """py-spy (GIL holders only) on ``pid`` under wrk at c=64: share of samples per category."""
+    env = {**os.environ, "BENCH_BODY": str(body), "BENCH_TOKEN": token}
+    load = subprocess.Popen(
+        ["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{seconds + 3:g}s",
+         "-s", str(HERE / "loadgen.lua"), url],
+        env=env, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(1)
+    subprocess.run(
+        ["taskset", "-c", "1", str(BIN / "py-spy"), "record", "-p", str(pid), "-d",
+         f"{seconds:g}", "-r", "250", "--gil", "--subprocesses", "--nonblocking", "-f", "raw", "-o", str(out)],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    load.wait()
+    shares: dict[str, int] = {name: 0 for name, _ in CATEGORIES}
+    shares["other Python"] = 0
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, count = line.rsplit(" ", 1)
+        total += int(count)
+        frames = stack.split(";")[::-1]
+        found = next(
+            (name for f in frames for name, keys in CATEGORIES if any(k in f for k in keys)),
+            "other Python",
+        )
+        shares[found] += int(count)
+    return {name: 100 * n / max(total, 1) for name, n in shares.items()} | {"samples": total}
+
+
 def say(rnd: int, name: str, row: dict) -> None:
     print(
         f"round {rnd} {name}: {row['req_per_s']:,.0f} req/s, p99 {row['p99_ms']:.2f} ms, "
@@ -135,6 +180,9 @@ def main() -> None:
     parser.add_argument("-c", "--connections", type=int, default=64)
     parser.add_argument("--port", type=int, default=18280)
     parser.add_argument("--no-grpc", action="store_true")
+    parser.add_argument(
+        "--profile", type=float, default=0, help="then py-spy both aimass servers this long"
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.duration = 1, 4.0
@@ -258,6 +306,24 @@ def main() -> None:
             each = ", ".join(f"{r['req_per_s']:,.0f}" for r in rows)
             print(f"| {name} | {rate:,.0f} | {rate / base:.2f}x | {p99:.2f} | {each} | "
                   f"{sum(r['errors'] for r in rows)} | {rows[0]['load']} |")  # fmt: skip
+        if args.profile:
+            print()
+            print(f"py-spy --gil, {args.profile:g} s each under wrk -c64 (share of samples, %):")
+            found = {
+                name: profile(
+                    procs[i].pid, f"http://127.0.0.1:{port + i}/v2/models/{MODEL}/infer", body,
+                    token, args.profile, work / f"profile-{i}.txt",
+                )
+                for i, name in enumerate(list(http_rows)[:2])
+            }  # fmt: skip
+            print("| where | " + " | ".join(found) + " |")
+            print("| --- |" + " ---: |" * len(found))
+            for category in next(iter(found.values())):
+                cells = " | ".join(
+                    f"{v[category]:.0f}" if category == "samples" else f"{v[category]:.1f}"
+                    for v in found.values()
+                )
+                print(f"| {category} | {cells} |")
     finally:
         for proc in procs:
             proc.terminate()

@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--max-queue", type=int, default=128)
     parser.add_argument("--max-inflight", type=int, default=512)
     parser.add_argument("--max-queue-wait", type=float, default=0.25)
+    parser.add_argument("--max-connections", type=int, default=20000)
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--client-core", default="1")
     parser.add_argument("--port", type=int, default=18390)
@@ -94,6 +95,7 @@ def main() -> None:
         f"aimass overload point, h2load crowd: 1 worker on core {args.server_core}, h2load "
         f"(1 thread) on core {args.client_core}, max_queue {args.max_queue}, max_inflight "
         f"{args.max_inflight or 'off'}, max_queue_wait {args.max_queue_wait or 'off'}, "
+        f"max_connections {args.max_connections}, "
         f"{args.duration:g} s per point, open files {hard}, load average "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}",
         flush=True,
@@ -103,7 +105,7 @@ def main() -> None:
         **os.environ,
         "AIMASS_HOME": str(home),
         "AIMASS_JOBS": "false",
-        "AIMASS_MAX_CONNECTIONS": "20000",
+        "AIMASS_MAX_CONNECTIONS": str(args.max_connections),
         "AIMASS_MAX_INFLIGHT": str(args.max_inflight),
         "AIMASS_MAX_QUEUE_WAIT_S": str(args.max_queue_wait),
         "AIMASS_PROBE_PORT": str(args.port + 1),
