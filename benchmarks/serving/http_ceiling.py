@@ -43,6 +43,22 @@ MODEL = "breast-cancer-onnx"
 THREADS = {v: "1" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by ``pid`` and every process under it."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -97,6 +113,7 @@ def wrk(url: str, body: Path, token: str, connections: int, seconds: float) -> d
     result = json.loads(line.split(" ", 1)[1])
     ok = result["requests"] - result["errors"]["status"]
     return {
+        "requests": ok,
         "req_per_s": ok / (result["duration_us"] / 1e6),
         "p99_ms": result["latency_us"]["p99"] / 1000,
         "errors": result["errors"]["status"] + result["errors"]["timeout"],
@@ -113,6 +130,7 @@ def grpc(target: str, token: str, connections: int, seconds: float) -> dict:
     line = next(x for x in out.splitlines() if x.startswith("GRPC_JSON"))
     result = json.loads(line.split(" ", 1)[1])
     return {
+        "requests": result["requests"],
         "req_per_s": result["req_per_s"],
         "p99_ms": result["p99_ms"],
         "errors": sum(result["errors"].values()),
@@ -145,7 +163,8 @@ def profile(pid: int, url: str, body: Path, token: str, seconds: float, out: Pat
     time.sleep(1)
     subprocess.run(
         ["taskset", "-c", "1", str(BIN / "py-spy"), "record", "-p", str(pid), "-d",
-         f"{seconds:g}", "-r", "250", "--gil", "--subprocesses", "--nonblocking", "-f", "raw", "-o", str(out)],
+         f"{seconds:g}", "-r", "250", "--gil", "--subprocesses", "--nonblocking",
+         "-f", "raw", "-o", str(out)],
         capture_output=True, check=True,
     )  # fmt: skip
     load.wait()
@@ -166,8 +185,8 @@ def profile(pid: int, url: str, body: Path, token: str, seconds: float, out: Pat
 
 def say(rnd: int, name: str, row: dict) -> None:
     print(
-        f"round {rnd} {name}: {row['req_per_s']:,.0f} req/s, p99 {row['p99_ms']:.2f} ms, "
-        f"errors {row['errors']}, load {row['load']}",
+        f"round {rnd} {name}: {row['req_per_s']:,.0f} req/s, {row['per_cpu_s']:,.0f} per server "
+        f"CPU-second, p99 {row['p99_ms']:.2f} ms, errors {row['errors']}, load {row['load']}",
         flush=True,
     )
 
@@ -273,6 +292,10 @@ def main() -> None:
             else:
                 wait_for(lambda u=url: get(u, token) == 200, name)
         body = body_file(work)
+        pids = {name: procs[i].pid for i, name in enumerate(http_rows)}
+        if not args.no_grpc:
+            pids["aimass gRPC ModelInfer (grpc.aio crowd)"] = procs[0].pid
+            pids["grpc echo (the crowd's own ceiling)"] = procs[4].pid
         for p in http_rows.values():  # warm-up
             wrk(f"http://127.0.0.1:{p}/v2/models/{MODEL}/infer", body, token, 16, 2)
         results: dict[str, list[dict]] = {}
@@ -280,9 +303,10 @@ def main() -> None:
         for rnd in range(1, args.rounds + 1):
             for name, p in http_rows.items():
                 url = f"http://127.0.0.1:{p}/v2/models/{MODEL}/infer"
-                before = load()
+                before, cpu = load(), cpu_seconds(pids[name])
                 row = wrk(url, body, token, args.connections, args.duration)
                 row["load"] = before
+                row["per_cpu_s"] = row["requests"] / max(cpu_seconds(pids[name]) - cpu, 1e-9)
                 results.setdefault(name, []).append(row)
                 say(rnd, name, row)
             if not args.no_grpc:
@@ -290,22 +314,29 @@ def main() -> None:
                     ("aimass gRPC ModelInfer (grpc.aio crowd)", f"127.0.0.1:{port + 10}"),
                     ("grpc echo (the crowd's own ceiling)", f"127.0.0.1:{port + 11}"),
                 ):
-                    before = load()
+                    before, cpu = load(), cpu_seconds(pids[name])
                     row = grpc(target, token, args.connections, args.duration)
                     row["load"] = before
+                    row["per_cpu_s"] = row["requests"] / max(cpu_seconds(pids[name]) - cpu, 1e-9)
                     results.setdefault(name, []).append(row)
                     say(rnd, name, row)
         base = statistics.median(r["req_per_s"] for r in results["aimass on uvicorn (as shipped)"])
         print()
-        print("| server | req/s (median) | vs aimass on uvicorn | p99 ms (median) | rounds | "
-              "errors | load avg at start |")  # fmt: skip
-        print("| --- | ---: | ---: | ---: | --- | ---: | --- |")
+        print(
+            "| server | req/s (median) | vs aimass on uvicorn | requests per server CPU-second "
+            "(median) | p99 ms (median) | rounds (req/s) | errors | load avg at start |"
+        )
+        print("| --- | ---: | ---: | ---: | ---: | --- | ---: | --- |")
         for name, rows in results.items():
             rate = statistics.median(r["req_per_s"] for r in rows)
             p99 = statistics.median(r["p99_ms"] for r in rows)
             each = ", ".join(f"{r['req_per_s']:,.0f}" for r in rows)
-            print(f"| {name} | {rate:,.0f} | {rate / base:.2f}x | {p99:.2f} | {each} | "
-                  f"{sum(r['errors'] for r in rows)} | {rows[0]['load']} |")  # fmt: skip
+            per_cpu = statistics.median(r["per_cpu_s"] for r in rows)
+            errors = sum(r["errors"] for r in rows)
+            print(
+                f"| {name} | {rate:,.0f} | {rate / base:.2f}x | {per_cpu:,.0f} | {p99:.2f} | "
+                f"{each} | {errors} | {rows[0]['load']} |"
+            )
         if args.profile:
             print()
             print(f"py-spy --gil, {args.profile:g} s each under wrk -c64 (share of samples, %):")
