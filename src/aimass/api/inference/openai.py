@@ -12,7 +12,8 @@ import asyncio
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import numpy as np
 import orjson
@@ -33,9 +34,9 @@ from aimass.serving.openai_protocol import (
 from aimass.serving.protocol import dumps
 
 if TYPE_CHECKING:
-    from aimass.api.inference.app import InferenceApp
     from aimass.serving.generation import Generations, TextGenerator
-    from aimass.serving.repository import ModelRepository, ServedVersion
+    from aimass.serving.metrics import VersionMetrics
+    from aimass.serving.repository import ModelRepository, ServedDeployment, ServedVersion
 
 #: The task each route needs of a deployment's model.
 _TASK = {"embeddings": "feature-extraction", "completions": "text-generation"}
@@ -46,7 +47,29 @@ _SSE_HEADERS = [
 ]
 
 
-async def dispatch(app: InferenceApp, call: Call) -> None:
+_T = TypeVar("_T")
+
+
+class InferencePath(Protocol):
+    """What the OpenAI routes use of the inference app (``api.inference.app``)."""
+
+    repository: ModelRepository
+    max_body_bytes: int
+    generations: Generations
+
+    async def project(self, call: Call) -> str: ...
+
+    async def run_model(
+        self,
+        name: str,
+        project: str,
+        version: str | None,
+        request_id: str,
+        call: Callable[[ServedVersion], Awaitable[_T]],
+    ) -> tuple[ServedDeployment, ServedVersion, VersionMetrics, _T]: ...
+
+
+async def dispatch(app: InferencePath, call: Call) -> None:
     """Answer a request under ``/v1/``; ``model`` names a deployment of the request's project."""
     parts, method, request_id = call.parts, call.method, call.request_id
     route = "/".join(parts[2:])
