@@ -372,3 +372,20 @@ def test_handles_only_its_paths() -> None:
     assert not InferenceApp.handles("/v2x")
     assert not InferenceApp.handles("/api/v1/deployments/x")
     assert not InferenceApp.handles("/api/v1/models")
+
+
+@pytest.mark.parametrize(("retry_after", "expected"), [(None, "1"), (7, "7")])
+def test_a_429_sends_exactly_one_retry_after(retry_after: int | None, expected: str) -> None:
+    from aimass.api.edge import HTTPError
+
+    app = InferenceApp(ModelRepository(), authenticate, True, MAX_BODY, MAX_ELEMENTS, "test")
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    error = HTTPError(429, "overloaded", retry_after=retry_after)
+    asyncio.run(app._error(send, "rid", error, plain=False))
+    headers = sent[0]["headers"]
+    assert sent[0]["status"] == 429
+    assert [v for k, v in headers if k == b"retry-after"] == [expected.encode()]

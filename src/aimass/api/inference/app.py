@@ -10,13 +10,9 @@ plane's too (``api.edge``); the models, batching and protocol are ``serving``'s.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Literal, TypeVar
-from urllib.parse import parse_qsl
-
-import orjson
+from typing import TYPE_CHECKING, TypeVar
 
 from aimass.api.edge import (
     REQUEST_ID_KEY,
@@ -29,7 +25,8 @@ from aimass.api.edge import (
     error_code,
     read_body,
 )
-from aimass.api.inference.openai import Completion, embeddings, model_answer, models
+from aimass.api.inference.call import EMPTY, JSON, Call, allow, answer, quote
+from aimass.api.inference.openai import dispatch as openai_dispatch
 from aimass.auth.cache import AuthCache
 from aimass.auth.entities import Principal
 from aimass.errors import AimassError, InvalidInput, Overloaded, Unauthenticated, Unavailable
@@ -54,14 +51,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("aimass.serving")
 _T = TypeVar("_T")
 
-_JSON = b"application/json"
 _BINARY = b"application/octet-stream"
-_NOSNIFF = (b"x-content-type-options", b"nosniff")
 _CLOSE = (b"connection", b"close")
-_PROJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_EMPTY = b""
 _METRICS_TYPE = METRICS_CONTENT_TYPE.encode()
-_MAX_NAME = 128
 #: Seconds a refused caller should wait: a full queue drains in milliseconds to seconds.
 _RETRY_AFTER = (b"retry-after", b"1")
 
@@ -166,33 +158,26 @@ class InferenceApp:
         if request_id is None:
             request_id = self.request_ids.assign(client_id)
         path: str = scope["path"]
-        method: str = scope["method"]
         plain = path.startswith(("/api/", "/v1/"))
         try:
             parts = path.rstrip("/").split("/") if len(path) > 1 else ["", ""]
+            call = Call(
+                scope, receive, send, request_id, parts, scope["method"], authorization,
+                content_length, header_length, started,
+            )  # fmt: skip
             if parts[1] == "v2":
-                await self._v2(
-                    scope, receive, send, request_id, parts, method, authorization,
-                    content_length, header_length, started,
-                )  # fmt: skip
+                await self._v2(call)
             elif parts[1] == "metrics":
-                _allow(method, "GET")
+                allow(call.method, "GET")
                 principal = await self.principal(authorization)
                 if not principal.can("viewer", None):
                     raise HTTPError(403, "metrics need a token that is not limited to a project")
-                body = self.metrics.render()
-                await _answer(send, 200, body, request_id, _METRICS_TYPE)
+                await call.answer(200, self.metrics.render(), _METRICS_TYPE)
             elif parts[1] == "v1":
-                await self._openai(
-                    scope, receive, send, request_id, parts, method, authorization,
-                    content_length, started,
-                )  # fmt: skip
+                await openai_dispatch(self, call)
             elif len(parts) == 6 and parts[3] == "deployments" and parts[5] == "predict":
-                _allow(method, "POST")
-                await self._predict(
-                    scope, receive, send, request_id, parts[4], authorization, content_length,
-                    started,
-                )  # fmt: skip
+                allow(call.method, "POST")
+                await self._predict(call, parts[4])
             else:
                 raise HTTPError(404, "no such route")
         except HTTPError as exc:
@@ -205,31 +190,20 @@ class InferenceApp:
                 send, request_id, HTTPError(500, f"internal error (request id {request_id})"), plain
             )
 
-    async def _v2(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        request_id: str,
-        parts: list[str],
-        method: str,
-        authorization: bytes | None,
-        content_length: bytes | None,
-        header_length: bytes | None,
-        started: float,
-    ) -> None:
+    async def _v2(self, call: Call) -> None:
+        parts, method = call.parts, call.method
         count = len(parts)
         if count == 4 and parts[2] == "health" and parts[3] in ("live", "ready"):
-            _allow(method, "GET")
+            allow(method, "GET")
             if parts[3] == "ready" and self.ready is not None and not self.ready():
                 # Up, but its deployments are not loaded yet: a balancer sends it nothing.
                 raise HTTPError(503, "this server is still loading its deployments")
-            await _answer(send, 200, _EMPTY, request_id, _JSON)
+            await call.answer(200, EMPTY)
             return
         if count == 2:
-            _allow(method, "GET")
-            await self.principal(authorization)
-            await _answer(send, 200, self._server_metadata, request_id, _JSON)
+            allow(method, "GET")
+            await self.principal(call.authorization)
+            await call.answer(200, self._server_metadata)
             return
         if count < 4 or parts[2] != "models" or count > 7:
             raise HTTPError(404, "no such route")
@@ -244,86 +218,39 @@ class InferenceApp:
         action = rest[0] if rest else ""
         if len(rest) > 1 or action not in ("", "ready", "infer"):
             raise HTTPError(404, "no such route")
-        _allow(method, "POST" if action == "infer" else "GET")
-        principal = await self.principal(authorization)
-        project = _project(scope)
-        if not principal.can("viewer", project):
-            raise HTTPError(403, f"this token may not use project {project!r}")
+        allow(method, "POST" if action == "infer" else "GET")
+        project = await self.project(call)
         if action == "infer":
             # In flight from here: its deployment's batches wait for it until it joins one.
             with self.repository.admit(name, project):
                 body = await read_body(
-                    receive, content_length, self.max_body_bytes, "AIMASS_MAX_INFERENCE_BYTES"
-                )
-                await self._infer(
-                    send, request_id, name, version, project, body, header_length, started
-                )
+                    call.receive, call.content_length, self.max_body_bytes,
+                    "AIMASS_MAX_INFERENCE_BYTES",
+                )  # fmt: skip
+                await self._infer(call, name, version, project, body)
             return
         deployment = self.deployment(name, project)
         if action == "ready":
             if not deployment.serving or (
                 version is not None and not find_version(deployment, version)
             ):
-                raise HTTPError(400, f"model {_quote(name)} is not ready")
-            await _answer(send, 200, _EMPTY, request_id, _JSON)
+                raise HTTPError(400, f"model {quote(name)} is not ready")
+            await call.answer(200, EMPTY)
             return
-        await _answer(send, 200, self._model_metadata(deployment, version), request_id, _JSON)
+        await call.answer(200, self._model_metadata(deployment, version))
 
-    async def _openai(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        request_id: str,
-        parts: list[str],
-        method: str,
-        authorization: bytes | None,
-        content_length: bytes | None,
-        started: float,
-    ) -> None:
-        """The OpenAI-compatible routes (``api.inference.openai``); ``model`` is a deployment."""
-        route = "/".join(parts[2:])
-        principal = await self.principal(authorization)
-        project = _project(scope)
+    async def project(self, call: Call) -> str:
+        """The request's project, once its token is checked and may use it (else 401/403)."""
+        principal = await self.principal(call.authorization)
+        project = call.project()
         if not principal.can("viewer", project):
             raise HTTPError(403, f"this token may not use project {project!r}")
-        if route == "models":
-            _allow(method, "GET")
-            await _answer(send, 200, models(self.repository, project), request_id, _JSON)
-            return
-        if len(parts) == 4 and parts[2] == "models":
-            _allow(method, "GET")
-            body = model_answer(self.repository, project, parts[3])
-            await _answer(send, 200, body, request_id, _JSON)
-            return
-        if route not in ("embeddings", "completions", "chat/completions"):
-            raise HTTPError(404, "no such route")
-        _allow(method, "POST")
-        body = await read_body(receive, content_length, self.max_body_bytes)
-        name = _model_field(body)
-        if route == "embeddings":
-
-            async def embed(served: ServedVersion) -> bytes:
-                return await embeddings(served, body, name)
-
-            _, _, metrics, answer = await self.run_model(name, project, None, request_id, embed)
-            await _answer(send, 200, answer, request_id, _JSON)
-            metrics.request(200, time.perf_counter() - started)
-            return
-        kind: Literal["chat", "text"] = "chat" if route == "chat/completions" else "text"
-
-        async def complete(served: ServedVersion) -> Completion:
-            labels = (project, name, served.model, str(served.version))
-            return Completion(self.generations, served, kind, body, name, labels)
-
-        _, _, metrics, completion = await self.run_model(name, project, None, request_id, complete)
-        await completion.answer(receive, send, request_id)
-        metrics.request(200, time.perf_counter() - started)
+        return project
 
     def deployment(self, name: str, project: str) -> ServedDeployment:
         deployment = self.repository.get(name, project)
         if deployment is None:
-            raise HTTPError(404, f"unknown model {_quote(name)}")
+            raise HTTPError(404, f"unknown model {quote(name)}")
         return deployment
 
     def serving(self, deployment: ServedDeployment, version: str | None) -> ServedVersion:
@@ -331,18 +258,18 @@ class InferenceApp:
         if not deployment.versions:
             reason = f": {deployment.reason}" if deployment.reason else ""
             if deployment.state == "failed":
-                message = f"model {_quote(deployment.name)} failed to load{reason}"
+                message = f"model {quote(deployment.name)} failed to load{reason}"
             elif deployment.state == "pending":
-                message = f"model {_quote(deployment.name)} cannot be served here{reason}"
+                message = f"model {quote(deployment.name)} cannot be served here{reason}"
             else:
-                message = f"model {_quote(deployment.name)} is {deployment.state}; try again soon"
+                message = f"model {quote(deployment.name)} is {deployment.state}; try again soon"
             raise HTTPError(503, message)
         if version is None:
             return deployment.pick()
         served = find_version(deployment, version)
         if served is None:
             raise HTTPError(
-                404, f"unknown version {_quote(version)} of model {_quote(deployment.name)}"
+                404, f"unknown version {quote(version)} of model {quote(deployment.name)}"
             )
         return served
 
@@ -365,23 +292,16 @@ class InferenceApp:
         )
 
     async def _infer(
-        self,
-        send: Send,
-        request_id: str,
-        name: str,
-        version: str | None,
-        project: str,
-        body: bytes,
-        header_length: bytes | None,
-        started: float,
+        self, call: Call, name: str, version: str | None, project: str, body: bytes
     ) -> None:
+        request_id, header_length, started = call.request_id, call.header_length, call.started
         length: int | None = None
         if header_length is not None:
             if not header_length.isdigit():
                 raise HTTPError(400, "Inference-Header-Content-Length must be a number of bytes")
             length = int(header_length)
 
-        async def call(served: ServedVersion) -> tuple[InferRequest, dict[str, Array]]:
+        async def predict(served: ServedVersion) -> tuple[InferRequest, dict[str, Array]]:
             runner = served.runner
             request = parse_infer_request(body, length, served.signature, self.max_tensor_elements)
             wanted: list[str] | None = None
@@ -391,25 +311,25 @@ class InferenceApp:
                 known.update(spec.name for spec in runner.output_specs)
                 for out in wanted:
                     if out not in known:
-                        raise InvalidInput(f"unknown output {_quote(out)}")
+                        raise InvalidInput(f"unknown output {quote(out)}")
             outputs = await runner.infer(request.inputs, wanted)
             for out in wanted or ():
                 if out not in outputs:
-                    raise InvalidInput(f"this model gives no output {_quote(out)}")
+                    raise InvalidInput(f"this model gives no output {quote(out)}")
             return request, outputs
 
         deployment, served, metrics, (request, outputs) = await self.run_model(
-            name, project, version, request_id, call
+            name, project, version, request_id, predict
         )
         payload, json_length = encode_infer_response(
             name, str(served.version), request.id, outputs, request.outputs,
             request.binary_output,
         )  # fmt: skip
         if json_length is None:
-            await _answer(send, 200, payload, request_id, _JSON)
+            await call.answer(200, payload)
         else:
-            await _answer(
-                send, 200, payload, request_id, _BINARY,
+            await call.answer(
+                200, payload, _BINARY,
                 (b"inference-header-content-length", str(json_length).encode()),
             )  # fmt: skip
         metrics.request(200, time.perf_counter() - started)
@@ -432,7 +352,7 @@ class InferenceApp:
             deployment = self.repository.get(name, project)
             if deployment is None:
                 self._unresolved.request(404, None)
-                raise HTTPError(404, f"unknown model {_quote(name)}")
+                raise HTTPError(404, f"unknown model {quote(name)}")
             try:
                 served = self.serving(deployment, version)
             except HTTPError as exc:
@@ -464,51 +384,28 @@ class InferenceApp:
                 ) from None
         raise AssertionError("unreachable")
 
-    async def _predict(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        request_id: str,
-        name: str,
-        authorization: bytes | None,
-        content_length: bytes | None,
-        started: float,
-    ) -> None:
-        principal = await self.principal(authorization)
-        project = _project(scope)
-        if not principal.can("viewer", project):
-            raise HTTPError(403, f"this token may not use project {project!r}")
+    async def _predict(self, call: Call, name: str) -> None:
+        project = await self.project(call)
         with self.repository.admit(name, project):
-            await self._predict_admitted(
-                send, request_id, name, project, receive, content_length, started
-            )
+            await self._predict_admitted(call, name, project)
 
-    async def _predict_admitted(
-        self,
-        send: Send,
-        request_id: str,
-        name: str,
-        project: str,
-        receive: Receive,
-        content_length: bytes | None,
-        started: float,
-    ) -> None:
+    async def _predict_admitted(self, call: Call, name: str, project: str) -> None:
+        request_id, started = call.request_id, call.started
         body = await read_body(
-            receive, content_length, self.max_body_bytes, "AIMASS_MAX_INFERENCE_BYTES"
+            call.receive, call.content_length, self.max_body_bytes, "AIMASS_MAX_INFERENCE_BYTES"
         )
 
         ignored: list[str] = []
         inputs: dict[str, Array] = {}
 
-        async def call(served: ServedVersion) -> dict[str, Array]:
+        async def predict(served: ServedVersion) -> dict[str, Array]:
             request = parse_predict(body, served.signature, self.max_tensor_elements)
             ignored[:] = request.ignored_columns
             inputs.update(request.inputs)
             return await served.runner.infer(request.inputs)
 
         deployment, served, metrics, outputs = await self.run_model(
-            name, project, None, request_id, call
+            name, project, None, request_id, predict
         )
         runner = served.runner
         answer: dict[str, object] = {
@@ -522,7 +419,7 @@ class InferenceApp:
             answer["probabilities"] = to_json_value(proba)
         if ignored:
             answer["ignored_columns"] = ignored
-        await _answer(send, 200, dumps(answer), request_id, _JSON)
+        await call.answer(200, dumps(answer))
         metrics.request(200, time.perf_counter() - started)
         self.log_answer(deployment, served, request_id, inputs, outputs, started)
 
@@ -581,41 +478,16 @@ class InferenceApp:
         extra: list[tuple[bytes, bytes]] = []
         if error.status == 401:
             extra.append((b"www-authenticate", b"Bearer"))
+        if error.retry_after is not None:  # exactly one Retry-After: the error's own first
+            extra.append((b"retry-after", str(error.retry_after).encode()))
         elif error.status == 429:
             extra.append(_RETRY_AFTER)
         if error.close:
             extra.append(_CLOSE)
-        if error.retry_after is not None:
-            extra.append((b"retry-after", str(error.retry_after).encode()))
         try:
-            await _answer(send, error.status, body, request_id, _JSON, *extra)
+            await answer(send, error.status, body, request_id, JSON, *extra)
         except Exception:
             log.debug("could not send the error answer (request id %s)", request_id)
-
-
-async def _answer(
-    send: Send,
-    status: int,
-    body: bytes,
-    request_id: str,
-    content_type: bytes,
-    *extra: tuple[bytes, bytes],
-) -> None:
-    headers = [
-        (b"content-type", content_type),
-        (b"content-length", str(len(body)).encode()),
-        (b"x-request-id", request_id.encode()),
-        _NOSNIFF,
-    ]
-    if extra:
-        headers.extend(extra)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-def _allow(method: str, allowed: str) -> None:
-    if method != allowed:
-        raise HTTPError(405, f"method {method[:16]} is not allowed here; use {allowed}")
 
 
 def _shed(metrics: VersionMetrics, name: str, why: str, reason: str = "queue_full") -> HTTPError:
@@ -623,31 +495,7 @@ def _shed(metrics: VersionMetrics, name: str, why: str, reason: str = "queue_ful
     long in it); its 429."""
     metrics.request(429, None)
     metrics.reject(reason)
-    return HTTPError(429, f"model {_quote(name)} is overloaded: {why}")
-
-
-def _model_field(body: bytes) -> str:
-    """The ``model`` of an OpenAI request body (a deployment name), or a 400."""
-    try:
-        value = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        raise HTTPError(400, "the request body must be JSON") from None
-    model = value.get("model") if isinstance(value, dict) else None
-    if not isinstance(model, str) or not model:
-        raise HTTPError(400, "the request needs a 'model': the name of a deployment")
-    return model
-
-
-def _project(scope: Scope) -> str:
-    query: bytes = scope.get("query_string", _EMPTY)
-    if not query:
-        return "default"
-    for key, value in parse_qsl(query.decode("latin-1")):
-        if key == "project":
-            if not _PROJECT.fullmatch(value):
-                raise HTTPError(400, "the project parameter is not a valid project name")
-            return value
-    return "default"
+    return HTTPError(429, f"model {quote(name)} is overloaded: {why}")
 
 
 def find_version(deployment: ServedDeployment, version: str) -> ServedVersion | None:
@@ -655,11 +503,6 @@ def find_version(deployment: ServedDeployment, version: str) -> ServedVersion | 
     if not version.isdigit() or len(version) > 18:
         return None
     return deployment.version(int(version))
-
-
-def _quote(name: str) -> str:
-    """A caller-given name for an error message: repr'd and cut short."""
-    return repr(name[:_MAX_NAME])
 
 
 def _http_error(exc: AimassError) -> HTTPError:

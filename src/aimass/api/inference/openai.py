@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import numpy as np
+import orjson
 
-from aimass.api.edge import HTTPError, Receive, Send
+from aimass.api.edge import HTTPError, Receive, Send, read_body
+from aimass.api.inference.call import Call, allow
 from aimass.entities.openai import ChatRequest, CompletionRequest, EmbeddingsRequest
 from aimass.errors import InvalidInput
 from aimass.serving.generation import Outcome, Sampling
@@ -31,7 +35,8 @@ from aimass.serving.protocol import dumps
 
 if TYPE_CHECKING:
     from aimass.serving.generation import Generations, TextGenerator
-    from aimass.serving.repository import ModelRepository, ServedVersion
+    from aimass.serving.metrics import VersionMetrics
+    from aimass.serving.repository import ModelRepository, ServedDeployment, ServedVersion
 
 #: The task each route needs of a deployment's model.
 _TASK = {"embeddings": "feature-extraction", "completions": "text-generation"}
@@ -40,6 +45,78 @@ _SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-content-type-options", b"nosniff"),
 ]
+
+
+_T = TypeVar("_T")
+
+
+class InferencePath(Protocol):
+    """What the OpenAI routes use of the inference app (``api.inference.app``)."""
+
+    repository: ModelRepository
+    max_body_bytes: int
+    generations: Generations
+
+    async def project(self, call: Call) -> str: ...
+
+    async def run_model(
+        self,
+        name: str,
+        project: str,
+        version: str | None,
+        request_id: str,
+        call: Callable[[ServedVersion], Awaitable[_T]],
+    ) -> tuple[ServedDeployment, ServedVersion, VersionMetrics, _T]: ...
+
+
+async def dispatch(app: InferencePath, call: Call) -> None:
+    """Answer a request under ``/v1/``; ``model`` names a deployment of the request's project."""
+    parts, method, request_id = call.parts, call.method, call.request_id
+    route = "/".join(parts[2:])
+    project = await app.project(call)
+    if route == "models":
+        allow(method, "GET")
+        await call.answer(200, models(app.repository, project))
+        return
+    if len(parts) == 4 and parts[2] == "models":
+        allow(method, "GET")
+        await call.answer(200, model_answer(app.repository, project, parts[3]))
+        return
+    if route not in ("embeddings", "completions", "chat/completions"):
+        raise HTTPError(404, "no such route")
+    allow(method, "POST")
+    body = await read_body(call.receive, call.content_length, app.max_body_bytes)
+    name = model_field(body)
+    if route == "embeddings":
+
+        async def embed(served: ServedVersion) -> bytes:
+            return await embeddings(served, body, name)
+
+        _, _, metrics, answer = await app.run_model(name, project, None, request_id, embed)
+        await call.answer(200, answer)
+        metrics.request(200, time.perf_counter() - call.started)
+        return
+    kind: Literal["chat", "text"] = "chat" if route == "chat/completions" else "text"
+
+    async def complete(served: ServedVersion) -> Completion:
+        labels = (project, name, served.model, str(served.version))
+        return Completion(app.generations, served, kind, body, name, labels)
+
+    _, _, metrics, completion = await app.run_model(name, project, None, request_id, complete)
+    await completion.answer(call.receive, call.send, request_id)
+    metrics.request(200, time.perf_counter() - call.started)
+
+
+def model_field(body: bytes) -> str:
+    """The ``model`` of an OpenAI request body (a deployment name), or a 400."""
+    try:
+        value = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        raise HTTPError(400, "the request body must be JSON") from None
+    model = value.get("model") if isinstance(value, dict) else None
+    if not isinstance(model, str) or not model:
+        raise HTTPError(400, "the request needs a 'model': the name of a deployment")
+    return model
 
 
 def task_of(served: ServedVersion) -> str | None:

@@ -1,0 +1,201 @@
+"""The overload point measured by a C load generator: latency per status, per request.
+
+    .venv/bin/python benchmarks/serving/overload_h2load.py [--concurrency 2048 8192]
+        [--duration 10] [--max-queue 128] [--max-inflight 512] [--max-queue-wait 0.25]
+
+The same server as ``overload.py`` (``aimass server --demo``, one worker pinned to
+``--server-core``, auth on, connection cap 20,000, probe port on, the demo ONNX
+deployment's ``max_queue`` set), but the crowd is ``h2load --h1`` (nghttp2, C, one
+thread pinned to ``--client-core``, open-file limit raised to the hard limit): each of
+``-c`` keep-alive connections sends one-row ``/v2/models/breast-cancer-onnx/infer``
+requests back to back, and ``--log-file`` records every request's start, status and
+latency. Prints per concurrency and per status (200 admitted, 429 queue full or waited
+too long, 503 in-flight cap): count, p50, p99, p99.9, max, and the admitted p99 per
+second of the run, beside the server's own request-time histogram and its RSS.
+``apt-get install -y nghttp2-client`` gives h2load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from overload import MODEL, ROOT, _get, _histograms, _quantile, _rss_mb
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of ``values`` (nearest rank), NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def by_status(log: Path) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
+    """Latencies (ms) by status, and admitted (200) latencies by second of the run."""
+    statuses: dict[int, list[float]] = defaultdict(list)
+    seconds: dict[int, list[float]] = defaultdict(list)
+    first: int | None = None
+    for line in log.read_text().splitlines():
+        start_us, status, latency_us = (int(x) for x in line.split("\t")[:3])
+        first = start_us if first is None else min(first, start_us)
+        statuses[status].append(latency_us / 1000)
+        if status == 200:
+            seconds[start_us].append(latency_us / 1000)
+    per_second: dict[int, list[float]] = defaultdict(list)
+    for start_us, values in seconds.items():
+        per_second[(start_us - (first or 0)) // 1_000_000].extend(values)
+    return statuses, per_second
+
+
+def h2load(
+    url: str, token: str, body: Path, clients: int, duration: float, core: str, log: Path
+) -> str:
+    """Run the crowd; h2load's own summary."""
+    command = [
+        "h2load", "--h1", "-t", "1", "-c", str(clients), "-m", "1",
+        "-D", f"{duration:g}", "--warm-up-time", "1",
+        "-N", "10s",  # a connection silent for 10 s ends: one stuck request cannot hold the run
+        "-H", f"authorization: Bearer {token}", "-H", "content-type: application/json",
+        "-d", str(body), "--log-file", str(log), url,
+    ]  # fmt: skip
+    if shutil.which("taskset"):
+        command = ["taskset", "-c", core, *command]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 300)
+    return done.stdout + done.stderr
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[2048, 8192])
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--max-queue", type=int, default=128)
+    parser.add_argument("--max-inflight", type=int, default=512)
+    parser.add_argument("--max-queue-wait", type=float, default=0.25)
+    parser.add_argument("--max-connections", type=int, default=20000)
+    parser.add_argument("--server-core", default="0")
+    parser.add_argument("--client-core", default="1")
+    parser.add_argument("--port", type=int, default=18390)
+    args = parser.parse_args()
+    if shutil.which("h2load") is None:
+        raise SystemExit("needs h2load: apt-get install -y nghttp2-client")
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    print(
+        f"aimass overload point, h2load crowd: 1 worker on core {args.server_core}, h2load "
+        f"(1 thread) on core {args.client_core}, max_queue {args.max_queue}, max_inflight "
+        f"{args.max_inflight or 'off'}, max_queue_wait {args.max_queue_wait or 'off'}, "
+        f"max_connections {args.max_connections}, "
+        f"{args.duration:g} s per point, open files {hard}, load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        flush=True,
+    )
+    home = Path(tempfile.mkdtemp(prefix="aimass-h2load-"))
+    env = {
+        **os.environ,
+        "AIMASS_HOME": str(home),
+        "AIMASS_JOBS": "false",
+        "AIMASS_MAX_CONNECTIONS": str(args.max_connections),
+        "AIMASS_MAX_INFLIGHT": str(args.max_inflight),
+        "AIMASS_MAX_QUEUE_WAIT_S": str(args.max_queue_wait),
+        "AIMASS_PROBE_PORT": str(args.port + 1),
+        "OMP_NUM_THREADS": "1",
+    }
+    command = [str(ROOT / ".venv/bin/aimass"), "server", "--demo", "--port", str(args.port)]
+    if shutil.which("taskset"):
+        command = ["taskset", "-c", args.server_core, *command]
+    server = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{args.port}"
+    try:
+        token = _ready(home, base, server)
+        from aimass import Client
+
+        with Client(url=base, token=token) as client:
+            client.deployments.update(MODEL, max_queue=args.max_queue)
+            client.deployments.wait_ready(MODEL, timeout=60)
+        body = home / "body.json"
+        name = json.loads(_get(f"{base}/v2/models/{MODEL}", token))["inputs"][0]["name"]
+        from sklearn.datasets import load_breast_cancer
+
+        row = load_breast_cancer().data[:1].astype("float32")[0].tolist()
+        body.write_text(
+            json.dumps(
+                {"inputs": [{"name": name, "shape": [1, 30], "datatype": "FP32", "data": row}]}
+            )
+        )
+        for clients in args.concurrency:
+            rss_before = _rss_mb(server.pid)
+            histograms = _histograms(base, token)
+            log = home / f"h2load-{clients}.tsv"
+            load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+            summary = h2load(
+                f"{base}/v2/models/{MODEL}/infer", token, body, clients, args.duration,
+                args.client_core, log,
+            )  # fmt: skip
+            time.sleep(2.0)
+            after = _histograms(base, token)
+            _report(clients, args.duration, log, summary, load)
+            print(
+                f"    server side, admitted: request p50 "
+                f"{_quantile(histograms['request_seconds'], after['request_seconds'], 0.5)} s "
+                f"p99 {_quantile(histograms['request_seconds'], after['request_seconds'], 0.99)}"
+                f" s; RSS {rss_before:.0f} MB before, {_rss_mb(server.pid):.0f} MB after",
+                flush=True,
+            )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _ready(home: Path, base: str, server: subprocess.Popen[bytes]) -> str:
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            token = (home / "token").read_text().strip()
+            _get(f"{base}/v2/models/{MODEL}/ready", token)
+            return token
+        except Exception:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("the server did not serve the demo model") from None
+            time.sleep(0.5)
+
+
+def _report(clients: int, duration: float, log: Path, summary: str, load: str) -> None:
+    statuses, per_second = by_status(log)
+    total = sum(len(v) for v in statuses.values())
+    rate = total / duration
+    print(
+        f"  c={clients} (load average {load} at start): {rate:,.0f} answers/s; a closed-loop "
+        f"crowd's floor (Little's law, c / answers/s): {1000 * clients / max(rate, 1):,.0f} ms"
+    )
+    for status in sorted(statuses):
+        values = statuses[status]
+        print(
+            f"    {status}: {len(values):,} ({100 * len(values) / total:.1f} %), p50 "
+            f"{percentile(values, 0.5):.1f} ms, p99 {percentile(values, 0.99):.1f} ms, "
+            f"p99.9 {percentile(values, 0.999):.1f} ms, max {max(values):.1f} ms"
+        )
+    admitted = " ".join(
+        f"{second}s:{percentile(values, 0.99):.0f}" for second, values in sorted(per_second.items())
+    )
+    print(f"    admitted p99 (ms) by second of the run: {admitted}")
+    for line in summary.splitlines():
+        if line.startswith(("requests:", "status codes:", "finished in")):
+            print(f"    h2load: {line.strip()}")
+
+
+if __name__ == "__main__":
+    main()
