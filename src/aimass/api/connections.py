@@ -79,6 +79,8 @@ class ServerConfig(uvicorn.Config):
         super().__init__(app, http=GuardedHttpToolsProtocol, **kwargs)
         self.limits = limits
         self.count_refusal: Callable[[str], None] = _uncounted
+        #: The in-flight cap's count, shared by this server's connections.
+        self.admitted = AdmittedCount()
 
     def load(self) -> None:
         """Load the app as uvicorn does, then find its refusal counter under the wrappers."""
@@ -96,6 +98,24 @@ class ServerConfig(uvicorn.Config):
 
 def _uncounted(reason: str) -> None:
     """Count nothing (an app without a refusal counter)."""
+
+
+class AdmittedCount:
+    """How many admitted inference requests a worker is running (the in-flight cap's count)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def counted(self, app: Any) -> Any:
+        """``app`` for one admitted request: the count drops when it returns (or fails)."""
+
+        async def run(scope: Any, receive: Any, send: Any) -> None:
+            try:
+                await app(scope, receive, send)
+            finally:
+                self.n -= 1
+
+        return run
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -116,6 +136,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._body_seen = 0.0
         self._over_cap = False
         self._refused = False
+        #: Inference requests this worker admitted and has not finished (refusals are not
+        #: counted: uvicorn's task set holds them until the loop's next turn, and under a
+        #: crowd each turn refuses thousands, which used to keep the count past the cap
+        #: for good: no request admitted at all).
+        self._admitted: AdmittedCount = getattr(config, "admitted", None) or AdmittedCount()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Count the connection; refuse it past the cap, else start the header deadline."""
@@ -144,24 +169,33 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._over_cap and self.url.split(b"?", 1)[0] not in _PROBES:
             self._refuse()
             return
+        pipelined = self.cycle is not None and not self.cycle.response_complete
         if (
             self._max_inflight
-            and len(self.tasks) >= self._max_inflight
+            and not pipelined  # (starts once the one before it is answered: not counted)
             and _is_inference(self.url.split(b"?", 1)[0])
         ):
-            # Past the in-flight cap: answered by a two-line app on this keep-alive
-            # connection, without the edge, auth or a model: refusing costs the loop
-            # little, so what is admitted keeps its latency.
-            app, self.app = self.app, _busy
-            try:
+            if self._admitted.n >= self._max_inflight:
+                # Past the in-flight cap: answered by a two-line app on this keep-alive
+                # connection, without the edge, auth or a model: refusing costs the loop
+                # little, so what is admitted keeps its latency.
                 self._count_refusal("inflight")
-                super().on_headers_complete()
-            finally:
-                self.app = app
+                self._run_with(_busy)
+            else:
+                self._admitted.n += 1  # admitted now, so this turn's next request sees it
+                self._run_with(self._admitted.counted(self.app))
         else:
             super().on_headers_complete()
         self._body_pending = True
         self._body_seen = self.loop.time()
+
+    def _run_with(self, app: Any) -> None:
+        """Start this request's cycle with ``app`` instead of the server's."""
+        server_app, self.app = self.app, app
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = server_app
 
     def on_body(self, body: bytes) -> None:
         """A piece of the body: the client is still sending."""
