@@ -273,7 +273,7 @@ def _stacked(
     the record it does not fit.
     """
     blocks: list[tuple[str, NDArray[Any], list[str] | None]] = []
-    lengths: list[NDArray[Any]] = []
+    lengths: list[int | NDArray[Any]] = []  # each tensor's rows: one number when all agree
     try:
         tensors = _tensors(served, inputs, outputs)
     except KeyError:  # the records' tensor names differ
@@ -289,14 +289,21 @@ def _stacked(
             return None
         if joined.ndim == 2 and joined.shape[1] == 0:
             continue
-        lengths.append(np.fromiter(map(len, arrays), np.int64, len(arrays)))
+        sizes = set(map(len, arrays))  # a third of np.fromiter's time; usually {1}
+        if len(sizes) == 1:
+            lengths.append(sizes.pop())
+        else:
+            lengths.append(np.fromiter(map(len, arrays), np.int64, len(arrays)))
         blocks.append((label, joined, names))
     if not blocks:
         return np.zeros(len(inputs), dtype=np.int64), {}
-    counts = np.vstack(lengths)
-    rows = counts.max(axis=0)
-    if not (counts == rows).all():
-        return None
+    if all(isinstance(n, int) for n in lengths) and len(set(lengths)) == 1:  # a few tensors
+        rows = np.full(len(inputs), lengths[0], dtype=np.int64)
+    else:
+        counts = np.vstack([np.broadcast_to(n, len(inputs)) for n in lengths])
+        rows = counts.max(axis=0)
+        if not (counts == rows).all():
+            return None
     columns: dict[str, Any] = {}
     for label, array, names in blocks:
         columns.update(_columns(label, array, names))
