@@ -4,9 +4,10 @@
 samples (per deployment rate), reads one clock and appends a tuple of references
 (the deployment and version objects that served, the request's input and output
 arrays) to a bounded queue, nothing more (no copy, no look-up, no encoding, no
-I/O, never a wait). The writer resolves what those objects mean, once per batch. When the queue
-is full the record is dropped and counted (``aimass_prediction_log_dropped_total``)
-rather than growing memory (kserve#6167) or slowing the answer.
+I/O, never a wait); the writer reads what those objects mean, once per batch.
+When the queue is full the record is dropped and counted
+(``aimass_prediction_log_dropped_total``) rather than growing memory
+(kserve#6167) or slowing the answer.
 
 ``PredictionLogWriter`` (a ``LoopService`` in every serving process) drains the
 queue every ``flush_s`` seconds, turns the records into one row per predicted
@@ -57,8 +58,8 @@ META = ("_request_id", "_row", "_time", "_model", "_version", "_latency_ms")
 class Served:
     """What the log needs to know about the version that answered.
 
-    Compared by identity: the writer groups records by it, and the inference path
-    makes one per served version, not one per request.
+    Compared by identity. The writer makes one per batch and version from the
+    serving objects the records name; ``PredictionLog.record`` takes one directly.
     """
 
     project: str
