@@ -172,15 +172,10 @@ class PredictionLog:
         counted when the queue is full. Only references are queued: what the
         deployment and version objects mean is read by the writer, once per batch.
         """
-        rate = self.rates.get(deployment.name, self.sample)
-        if rate <= 0.0 or (rate < 1.0 and self._random.random() >= rate):
-            return
-        if len(self._queue) >= self.capacity:
-            self._drop()
-            return
-        self._queue.append(
-            (perf_counter(), started, request_id, deployment, version, inputs, outputs)
-        )
+        if self._admitted(deployment.name):
+            self._queue.append(
+                (perf_counter(), started, request_id, deployment, version, inputs, outputs)
+            )
 
     def record(
         self,
@@ -191,19 +186,21 @@ class PredictionLog:
         latency_s: float,
     ) -> None:
         """Queue one answered request of a ``Served`` (sampled); drop and count it when full."""
-        rate = self.rates.get(served.deployment, self.sample)
-        if rate <= 0.0 or (rate < 1.0 and self._random.random() >= rate):
-            return
-        if len(self._queue) >= self.capacity:
-            self._drop()
-            return
-        now = perf_counter()
-        self._queue.append((now, now - latency_s, request_id, None, served, inputs, outputs))
+        if self._admitted(served.deployment):
+            now = perf_counter()
+            self._queue.append((now, now - latency_s, request_id, None, served, inputs, outputs))
 
-    def _drop(self) -> None:
-        self.dropped += 1
-        if self.metrics is not None:
-            self.metrics.dropped.inc()
+    def _admitted(self, deployment: str) -> bool:
+        """Whether a record of ``deployment`` is sampled in and has room (a full queue counts)."""
+        rate = self.rates.get(deployment, self.sample)
+        if rate <= 0.0 or (rate < 1.0 and self._random.random() >= rate):
+            return False
+        if len(self._queue) >= self.capacity:
+            self.dropped += 1
+            if self.metrics is not None:
+                self.metrics.dropped.inc()
+            return False
+        return True
 
     @property
     def depth(self) -> int:
