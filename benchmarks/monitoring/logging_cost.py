@@ -1,15 +1,20 @@
 """What prediction logging costs the inference path, whether it loses records, and node metrics.
 
     .venv/bin/python benchmarks/monitoring/logging_cost.py [--seconds 20 --runs 3 --concurrency 64]
+    .venv/bin/python benchmarks/monitoring/logging_cost.py --seconds 10 --runs 5 --two-servers
     .venv/bin/python benchmarks/monitoring/logging_cost.py --rate 2000 --duration 600   # the soak
 
-Cost: starts two ``aimass server`` processes on fresh homes (a tiny ONNX logistic
-regression, in-process, auth off), one with prediction logging off and one at
-100 % sampling, and drives them in turn, ``--runs`` windows each, interleaved
-(off, on, off, on, ...), with ``--concurrency`` keep-alive clients against the
-JSON predict route for ``--seconds`` each; after each window it waits a flush
-interval and more (and after an "on" window until the log's queue is empty), so
-the writer's work lands in its window, and both count the same idle time.
+Cost: starts one ``aimass server`` (a fresh home, a tiny ONNX logistic regression
+served in-process, auth off) serving the model twice: deployment ``tiny`` with
+prediction logging off and ``tiny-on`` at 100 % sampling (per-deployment rates),
+so both settings share one process, its memory and its scheduling; with
+``--two-servers``, one server per setting instead (the method before session 7,
+whose pairs scattered from -22 % to +8 % on a quiet machine). It drives
+them in turn, ``--runs`` windows each, interleaved (off, on, off, on, ...), with
+``--concurrency`` keep-alive clients against the JSON predict route for
+``--seconds`` each; after each window it waits a flush interval and more (and
+after an "on" window until the log's queue is empty), so the writer's work lands
+in its window, and both count the same idle time.
 It prints each window's requests per second and the server's CPU time per
 request (all its threads, the writer's too: less sensitive to a busy machine than
 the rate), and the medians' ratios. Then the servers are stopped (SIGTERM: the
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import os
 import signal
 import statistics
@@ -57,7 +63,9 @@ def _port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start(home: Path, port: int, sample: float) -> subprocess.Popen[bytes]:
+def _start(
+    home: Path, port: int, sample: float, rates: dict[str, float] | None = None
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "AIMASS_HOME": str(home),
@@ -65,6 +73,7 @@ def _start(home: Path, port: int, sample: float) -> subprocess.Popen[bytes]:
         "AIMASS_AUTH": "false",
         "AIMASS_JOBS": "false",
         "AIMASS_PREDICTION_LOG_SAMPLE": str(sample),
+        "AIMASS_PREDICTION_LOG_RATES": json.dumps(rates or {}),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "aimass.cli", "server"],
@@ -83,7 +92,8 @@ def _start(home: Path, port: int, sample: float) -> subprocess.Popen[bytes]:
     raise SystemExit("the server did not start")
 
 
-def _deploy(url: str) -> None:
+def _deploy(url: str, also: tuple[str, ...] = ()) -> None:
+    """Serve the tiny model as deployment ``tiny``, and as each name in ``also``."""
     from sklearn.linear_model import LogisticRegression
 
     import aimass
@@ -102,10 +112,13 @@ def _deploy(url: str) -> None:
         if not client.deployments.list():
             client.models.log("tiny", onnx_model)
             client.deployments.create("tiny", version=1)
-        client.deployments.wait_ready("tiny", timeout=300)
+            for name in also:
+                client.deployments.create("tiny", name=name, version=1)
+        for name in ("tiny", *also):
+            client.deployments.wait_ready(name, timeout=300)
 
 
-async def _load(url: str, seconds: float, concurrency: int) -> int:
+async def _load(url: str, seconds: float, concurrency: int, deployment: str = "tiny") -> int:
     """Requests answered 200 by ``concurrency`` keep-alive clients in ``seconds``.
 
     aiohttp (installed with Ray), not httpx: httpx's async pool itself slows down as
@@ -123,7 +136,7 @@ async def _load(url: str, seconds: float, concurrency: int) -> int:
         nonlocal done
         while time.monotonic() < stop:
             async with session.post(
-                f"{url}/api/v1/deployments/tiny/predict", data=body, headers=headers
+                f"{url}/api/v1/deployments/{deployment}/predict", data=body, headers=headers
             ) as reply:
                 await reply.read()
                 if reply.status == 200:
@@ -172,27 +185,47 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=120)
 
 
-def _cost(home: Path, seconds: float, runs: int, concurrency: int) -> None:
-    servers: dict[float, tuple[str, subprocess.Popen[bytes]]] = {}
+def _targets(home: Path, one_server: bool) -> dict[float, tuple[str, subprocess.Popen[bytes], str]]:
+    """Logging off and at 100 %: (url, server, deployment) of each.
+
+    One server: deployment ``tiny`` unlogged and ``tiny-on`` (the same model) at
+    100 % through the per-deployment rates, so both settings share the process,
+    its memory and its core. Two servers: one per setting, each serving ``tiny``.
+    """
+    if one_server:
+        port = _port()
+        url = f"http://127.0.0.1:{port}"
+        process = _start(home / "1.0", port, 0.0, {"tiny-on": 1.0})
+        _deploy(url, also=("tiny-on",))
+        return {0.0: (url, process, "tiny"), 1.0: (url, process, "tiny-on")}
+    targets = {}
+    for sample in (0.0, 1.0):
+        port = _port()
+        url = f"http://127.0.0.1:{port}"
+        targets[sample] = (url, _start(home / str(sample), port, sample), "tiny")
+        _deploy(url)
+    return targets
+
+
+def _cost(home: Path, seconds: float, runs: int, concurrency: int, one_server: bool) -> None:
     rates: dict[float, list[float]] = {0.0: [], 1.0: []}
     costs: dict[float, list[float]] = {0.0: [], 1.0: []}
     answered = 0
+    targets: dict[float, tuple[str, subprocess.Popen[bytes], str]] = {}
     try:
-        for sample in (0.0, 1.0):
-            port = _port()
-            servers[sample] = (f"http://127.0.0.1:{port}", _start(home / str(sample), port, sample))
-            _deploy(servers[sample][0])
-        on_url = servers[1.0][0]
+        targets = _targets(home, one_server)
+        on_url = targets[1.0][0]
         for sample in (0.0, 1.0):  # warm both: imports, first batches, the first Parquet file
-            done = asyncio.run(_load(servers[sample][0], 5.0, concurrency))
+            url, _, deployment = targets[sample]
+            done = asyncio.run(_load(url, 5.0, concurrency, deployment))
             answered += done if sample else 0
         _drained(on_url)
         for run in range(runs):
             for sample in (0.0, 1.0):
-                url, process = servers[sample]
+                url, process, deployment = targets[sample]
                 cpu = _cpu(process)
                 started = time.perf_counter()
-                done = asyncio.run(_load(url, seconds, concurrency))
+                done = asyncio.run(_load(url, seconds, concurrency, deployment))
                 rates[sample].append(done / (time.perf_counter() - started))
                 time.sleep(FLUSH_S + 0.5)  # both: the same idle time in each CPU window
                 if sample:
@@ -201,10 +234,11 @@ def _cost(home: Path, seconds: float, runs: int, concurrency: int) -> None:
                 costs[sample].append((_cpu(process) - cpu) / done * 1e6)
                 label = "100%" if sample else "off "
                 print(f"run {run + 1} logging {label}: {rates[sample][-1]:8.0f} req/s, "
-                      f"server CPU {costs[sample][-1]:6.1f} us a request", flush=True)  # fmt: skip
+                      f"server CPU {costs[sample][-1]:6.1f} us a request "
+                      f"(load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
         dropped = _metric(on_url, "aimass_prediction_log_dropped_total")
     finally:
-        for _, process in servers.values():
+        for process in {id(p): p for _, p, _ in targets.values()}.values():
             _stop(process)
     off, on = statistics.median(rates[0.0]), statistics.median(rates[1.0])
     logged = _logged_rows(home / "1.0" / "artifacts")
@@ -320,6 +354,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="each cost window")
     parser.add_argument("--runs", type=int, default=3, help="cost windows per setting")
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--two-servers",
+        action="store_true",
+        help="cost: one server per setting (before session 7), not two deployments of one",
+    )
     parser.add_argument("--rate", type=float, help="soak: requests a second (open loop)")
     parser.add_argument("--duration", type=float, default=600.0, help="soak: seconds")
     args = parser.parse_args()
@@ -327,7 +366,7 @@ def main() -> None:
         if args.rate:
             _soak(Path(folder), args.rate, args.duration, args.concurrency)
             return
-        _cost(Path(folder), args.seconds, args.runs, args.concurrency)
+        _cost(Path(folder), args.seconds, args.runs, args.concurrency, not args.two_servers)
     print(f"node metrics: {_node_cost() * 100:.3f} % of one core at a 5 s interval")
 
 

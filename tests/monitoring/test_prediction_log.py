@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import numpy as np
 from prometheus_client import CollectorRegistry, generate_latest
 
 from aimass.artifacts.store import ArtifactStore
+from aimass.entities.signature import Signature, TensorSpec
 from aimass.monitoring.metrics import PredictionLogMetrics
 from aimass.monitoring.prediction_log import PredictionLog, PredictionLogWriter, Served
 from aimass.monitoring.predictions import read_log
+from aimass.serving.repository import ServedDeployment, ServedVersion
 
 SERVED = Served("default", "iris", "iris", 3, None, "label", "probabilities")
 
@@ -90,3 +93,37 @@ def test_records_that_do_not_line_up_keep_their_own_columns(tmp_path: Path) -> N
     assert np.isnan(frame.loc[("c", 0), "proba_0"]) and frame.loc[("c", 0), "input_0"] == 1.0
     assert frame.loc[("d", 1), "x"] == 1.0 and frame.loc[("d", 1), "_version"] == 4
     assert frame.loc[("d", 0), "prediction"] == "yes"
+
+
+class _Runner:  # what the log reads of a runner: its output names
+    predict_output = "label"
+    proba_output = "probabilities"
+
+
+def test_the_inference_paths_records_name_their_serving_objects(tmp_path: Path) -> None:
+    """``answered`` queues the deployment and version objects; the writer reads them per batch."""
+    store = ArtifactStore(str(tmp_path))
+    log = PredictionLog(sample=1.0)
+    signature = Signature(inputs=[TensorSpec(name="X", datatype="FP32", shape=[-1, 2])])
+    versions = [
+        ServedVersion("iris", v, 0.5, _Runner(), signature, "onnx")  # type: ignore[arg-type]
+        for v in (1, 2)
+    ]
+    deployment = ServedDeployment("iris", "default", versions)
+    before = time.time()
+    for i in range(40):
+        rows = 2 if i % 5 == 0 else 1
+        inputs = {"X": np.full((rows, 2), float(i), dtype=np.float32)}
+        outputs = {"label": np.full(rows, i), "probabilities": np.full((rows, 2), 0.5)}
+        if i % 4 == 3:  # an answer limited to some outputs (names differ within a version)
+            del outputs["probabilities"]
+        log.answered(deployment, versions[i % 2], f"r{i}", inputs, outputs, time.perf_counter())
+    asyncio.run(PredictionLogWriter(log, store).run_once())
+    frame = read_log(store, "default", "iris").set_index(["_request_id", "_row"])
+    assert len(frame) == 40 + 8 and log.written == 40 and log.depth == 0
+    assert frame.loc[("r10", 1), "prediction"] == 10 and frame.loc[("r10", 1), "_version"] == 1
+    assert frame.loc[("r7", 0), "_version"] == 2 and np.isnan(frame.loc[("r7", 0), "proba_0"])
+    assert frame.loc[("r8", 0), "proba_1"] == 0.5 and frame.loc[("r8", 0), "X_1"] == 8.0
+    assert (frame["_model"] == "iris").all() and (frame["_latency_ms"] >= 0).all()
+    times = frame["_time"].map(lambda t: t.timestamp())
+    assert before - 1 <= times.min() and times.max() <= time.time() + 1

@@ -433,17 +433,8 @@ class InferenceApp:
         started: float,
     ) -> None:
         """Queue the answered prediction in the prediction log (sampled, never waits)."""
-        log = self.prediction_log
-        if log is None:
-            return
-        runner = served.runner
-        log.record(
-            log.served(
-                deployment.project, deployment.name, served.model, served.version,
-                served.signature, runner.predict_output, runner.proba_output,
-            ),
-            request_id, inputs, outputs, time.perf_counter() - started,
-        )  # fmt: skip
+        if self.prediction_log is not None:
+            self.prediction_log.answered(deployment, served, request_id, inputs, outputs, started)
 
     def _bind(self, deployment: ServedDeployment, served: ServedVersion) -> VersionMetrics:
         metrics = self.metrics.version(
