@@ -109,6 +109,13 @@ class Executor(ABC):
         """
         return []
 
+    def unavailable(self) -> str | None:
+        """Why this executor can start nothing now (its cluster is unreachable), or None.
+
+        The leader then starts no job and queued jobs wait with this reason.
+        """
+        return None
+
     def _placed(self, job_id: int, attempt: int, node: str) -> None:
         if self.on_placed is not None:
             self.on_placed(job_id, attempt, node)

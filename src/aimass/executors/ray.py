@@ -81,6 +81,14 @@ def ray_capacity() -> NodeCapacity:
     )
 
 
+def joined_address() -> str | None:
+    """The GCS address of a Ray this process already joined (an embedding program's), or None."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    return str(ray.get_runtime_context().gcs_address)
+
+
 # -- on the driver ------------------------------------------------------------
 
 #: Unix sockets live in Ray's session folder; their paths must stay under 108 bytes.

@@ -89,16 +89,18 @@ def build_executor(settings: Settings, catalog: EntryCatalog) -> tuple[Executor,
     targets = catalog.targets()
     sandbox = job_sandbox(settings)
     if settings.job_executor == "ray":
-        from aimass.executors.ray import RayExecutor, ray_capacity
+        from aimass.executors.ray import joined_address
+        from aimass.executors.ray_process import RayProcessExecutor
 
-        ray_executor = RayExecutor(
+        ray_executor = RayProcessExecutor(
             targets,
-            address=settings.ray_address,
+            head_lost_s=settings.ray_head_lost_s,
+            address=settings.ray_address or joined_address(),
             log_dir=settings.job_log_dir,
             sandbox=sandbox,
             temp_dir=settings.home / "ray",
         )
-        return ray_executor, ray_capacity()
+        return ray_executor, ray_executor.capacity
     from aimass.devices import detect_gpus
     from aimass.executors.local import LocalExecutor
 
