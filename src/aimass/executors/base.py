@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,11 +19,16 @@ EXIT_INFRA = 74
 
 @dataclass(frozen=True)
 class NodeCapacity:
-    """What a node offers: CPUs, GPUs and memory (``None``: memory is not accounted)."""
+    """What a node offers: CPUs, GPUs and memory (``None``: memory is not accounted).
+
+    ``custom``: the custom resources it offers by name; ``None`` when the cluster's own
+    scheduler places by them (Ray), so placement does not account them.
+    """
 
     cpu: float
     gpu: int = 0
     memory_mb: int | None = None
+    custom: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)

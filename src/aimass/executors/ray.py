@@ -213,6 +213,8 @@ class RayExecutor(Executor):
         options: dict[str, Any] = {"num_cpus": res.cpu, "num_gpus": res.gpu, "max_retries": 0}
         if res.memory_mb is not None:
             options["memory"] = res.memory_mb * 1024 * 1024
+        if res.custom:
+            options["resources"] = dict(res.custom)
         key = (attempt.job_id, attempt.attempt)
         with self._cond:
             if self._closed:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import glob
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -111,6 +111,8 @@ def build_executor(settings: Settings, catalog: EntryCatalog) -> tuple[Executor,
     capacity = local_capacity(len(gpus))
     if settings.job_slots is not None:
         capacity = NodeCapacity(cpu=settings.job_slots, gpu=capacity.gpu, memory_mb=None)
+    # No custom resources here: a job asking for one waits, saying it needs Ray.
+    capacity = replace(capacity, custom={})
     return local, capacity
 
 
