@@ -1,7 +1,9 @@
 """Jobs on two aimass servers sharing PostgreSQL, beside Ray Jobs on the same machine.
 
     .venv/bin/python benchmarks/jobs/two_servers.py [--jobs 500] [--latency 50] [--slots 4]
-                                                    [--skip-ray] [--ray-jobs 500]
+                                                    [--skip-ray] [--ray-jobs 500] [--quick]
+
+``--quick``: 100 jobs, 10 latency samples, 50 Ray jobs (a few minutes on a quiet machine).
 
 aimass: two ``aimass server`` processes on loopback (``tests/ha/cluster.py``) on a
 fresh database on 127.0.0.1:5432 (``AIMASS_TEST_POSTGRES``), ``--slots`` job slots
@@ -145,6 +147,7 @@ def aimass(args: argparse.Namespace, notify: bool) -> dict[str, Any]:
 
 def ray_jobs(n: int) -> dict[str, Any]:
     os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # the head stays on 127.0.0.1
     os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     import ray
     from ray_bench import run_job, start_head, stop_head, wait_for_agent, wait_for_jobs_api
@@ -190,7 +193,10 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=4)
     parser.add_argument("--ray-jobs", type=int, default=500)
     parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="100 jobs, 10 samples, 50 Ray jobs")
     args = parser.parse_args()
+    if args.quick:
+        args.jobs, args.latency, args.ray_jobs = 100, 10, 50
     out: dict[str, Any] = {"load_start": loadavg()}
     out["notify_on"] = aimass(args, notify=True)
     print(json.dumps({"notify_on": out["notify_on"]}), flush=True)
