@@ -194,9 +194,15 @@ def main() -> None:
     parser.add_argument("--ray-jobs", type=int, default=500)
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--quick", action="store_true", help="100 jobs, 10 samples, 50 Ray jobs")
+    parser.add_argument("--ray-only", action="store_true", help="only the Ray Jobs side")
     args = parser.parse_args()
     if args.quick:
         args.jobs, args.latency, args.ray_jobs = 100, 10, 50
+    if args.ray_only:
+        result = ray_jobs(args.ray_jobs)
+        print(json.dumps(result, indent=1))
+        _print_ray(result)
+        return
     out: dict[str, Any] = {"load_start": loadavg()}
     out["notify_on"] = aimass(args, notify=True)
     print(json.dumps({"notify_on": out["notify_on"]}), flush=True)
@@ -221,9 +227,12 @@ def main() -> None:
     print(f"\naimass, two servers, PostgreSQL: {t['jobs']} jobs in {t['wall_s']:.1f} s = "
           f"{t['jobs_per_s']:.1f} jobs/s ({t['states']}; load {t['load']})")  # fmt: skip
     if "ray_jobs" in out:
-        r = out["ray_jobs"]
-        print(f"Ray Jobs: {r['jobs']} jobs in {r['wall_s']:.1f} s = {r['jobs_per_s']:.1f} "
-              f"jobs/s ({r['succeeded']} succeeded; load {r['load']})")  # fmt: skip
+        _print_ray(out["ray_jobs"])
+
+
+def _print_ray(r: dict[str, Any]) -> None:
+    print(f"Ray Jobs: {r['jobs']} jobs in {r['wall_s']:.1f} s = {r['jobs_per_s']:.1f} "
+          f"jobs/s ({r['succeeded']} succeeded; load {r['load']})")  # fmt: skip
 
 
 if __name__ == "__main__":
