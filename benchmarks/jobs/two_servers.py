@@ -13,8 +13,9 @@ cluster each):
 1. submit -> running when the submit lands on the follower: ``--latency`` noop jobs
    one at a time, POSTed to the follower; the server's ``started_at - created_at``
    and the client's POST sent -> ``running`` (or ended) seen, GET every 5 ms;
-2. throughput (NOTIFY on only): ``--jobs`` noop jobs POSTed from 4 threads, half to
-   each server; jobs/s from the first POST to the last ``finished_at``.
+2. throughput (NOTIFY on; off too with ``--throughput-both``): ``--jobs`` noop jobs
+   POSTed from 4 threads, half to each server; jobs/s from the first POST to the last
+   ``finished_at``.
 
 Ray: a head node of its own (``ray_bench.start_head``: ``--num-cpus 2``, token auth,
 free ports), ``JobSubmissionClient``: 20 one at a time (submit -> RUNNING seen,
@@ -135,7 +136,7 @@ def aimass(args: argparse.Namespace, notify: bool) -> dict[str, Any]:
     try:
         cluster.start_all()
         out: dict[str, Any] = {"latency": _latency(cluster, args.latency)}
-        if notify:
+        if notify or args.throughput_both:
             out["throughput"] = _throughput(cluster, args.jobs)
         return out
     finally:
@@ -195,6 +196,9 @@ def main() -> None:
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--quick", action="store_true", help="100 jobs, 10 samples, 50 Ray jobs")
     parser.add_argument("--ray-only", action="store_true", help="only the Ray Jobs side")
+    parser.add_argument(
+        "--throughput-both", action="store_true", help="the throughput run with NOTIFY off too"
+    )
     args = parser.parse_args()
     if args.quick:
         args.jobs, args.latency, args.ray_jobs = 100, 10, 50
@@ -223,9 +227,12 @@ def main() -> None:
         ms = out["ray_jobs"]["to_running_ms"]
         print(f"| Ray Jobs submit->RUNNING (client) | {ms['p50']:.0f} ms | {ms['p99']:.0f} ms "
               f"| {out['ray_jobs']['load']} |")  # fmt: skip
-    t = on["throughput"]
-    print(f"\naimass, two servers, PostgreSQL: {t['jobs']} jobs in {t['wall_s']:.1f} s = "
-          f"{t['jobs_per_s']:.1f} jobs/s ({t['states']}; load {t['load']})")  # fmt: skip
+    for label, part in (("NOTIFY on", on), ("NOTIFY off", off)):
+        if "throughput" in part:
+            t = part["throughput"]
+            print(f"\naimass, two servers, PostgreSQL, {label}: {t['jobs']} jobs in "
+                  f"{t['wall_s']:.1f} s = {t['jobs_per_s']:.1f} jobs/s ({t['states']}; "
+                  f"load {t['load']})")  # fmt: skip
     if "ray_jobs" in out:
         _print_ray(out["ray_jobs"])
 
