@@ -31,6 +31,9 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "tests"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "jobs"))
+
+from common import percentile
 
 from ha.cluster import Cluster, noop, wait_job
 from ha.netns import hosts, netns_unavailable
@@ -39,8 +42,8 @@ ADMIN = os.environ.get("AIMASS_TEST_POSTGRES", "postgresql+psycopg://postgres@12
 
 
 def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+    """The ``q`` quantile (0..1), as ``benchmarks/jobs/common.percentile`` computes it."""
+    return percentile(values, q * 100)
 
 
 def main() -> None:

@@ -67,6 +67,9 @@ def start_head(temp_dir: Path) -> tuple[subprocess.Popen[bytes], int, int]:
     }
     env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
     env["RAY_USAGE_STATS_ENABLED"] = "0"
+    # Without it Ray turns the node address 127.0.0.1 into the machine's own address, and the
+    # head's agents then wait on an address the dashboard does not serve.
+    env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     # RAY_AUTH_MODE / RAY_AUTH_TOKEN come from main(): token auth, as Ray 2.59+ does for
     # local clusters by default, with a token of our own (not the user's ~/.ray/auth_token).
     log = (temp_dir / "ray-start.log").open("wb")

@@ -1,7 +1,9 @@
 """Jobs on two aimass servers sharing PostgreSQL, beside Ray Jobs on the same machine.
 
     .venv/bin/python benchmarks/jobs/two_servers.py [--jobs 500] [--latency 50] [--slots 4]
-                                                    [--skip-ray] [--ray-jobs 500]
+                                                    [--skip-ray] [--ray-jobs 500] [--quick]
+
+``--quick``: 100 jobs, 10 latency samples, 50 Ray jobs (a few minutes on a quiet machine).
 
 aimass: two ``aimass server`` processes on loopback (``tests/ha/cluster.py``) on a
 fresh database on 127.0.0.1:5432 (``AIMASS_TEST_POSTGRES``), ``--slots`` job slots
@@ -11,8 +13,9 @@ cluster each):
 1. submit -> running when the submit lands on the follower: ``--latency`` noop jobs
    one at a time, POSTed to the follower; the server's ``started_at - created_at``
    and the client's POST sent -> ``running`` (or ended) seen, GET every 5 ms;
-2. throughput (NOTIFY on only): ``--jobs`` noop jobs POSTed from 4 threads, half to
-   each server; jobs/s from the first POST to the last ``finished_at``.
+2. throughput (NOTIFY on; off too with ``--throughput-both``): ``--jobs`` noop jobs
+   POSTed from 4 threads, half to each server; jobs/s from the first POST to the last
+   ``finished_at``.
 
 Ray: a head node of its own (``ray_bench.start_head``: ``--num-cpus 2``, token auth,
 free ports), ``JobSubmissionClient``: 20 one at a time (submit -> RUNNING seen,
@@ -133,7 +136,7 @@ def aimass(args: argparse.Namespace, notify: bool) -> dict[str, Any]:
     try:
         cluster.start_all()
         out: dict[str, Any] = {"latency": _latency(cluster, args.latency)}
-        if notify:
+        if notify or args.throughput_both:
             out["throughput"] = _throughput(cluster, args.jobs)
         return out
     finally:
@@ -145,6 +148,7 @@ def aimass(args: argparse.Namespace, notify: bool) -> dict[str, Any]:
 
 def ray_jobs(n: int) -> dict[str, Any]:
     os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # the head stays on 127.0.0.1
     os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     import ray
     from ray_bench import run_job, start_head, stop_head, wait_for_agent, wait_for_jobs_api
@@ -190,7 +194,19 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=4)
     parser.add_argument("--ray-jobs", type=int, default=500)
     parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="100 jobs, 10 samples, 50 Ray jobs")
+    parser.add_argument("--ray-only", action="store_true", help="only the Ray Jobs side")
+    parser.add_argument(
+        "--throughput-both", action="store_true", help="the throughput run with NOTIFY off too"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.jobs, args.latency, args.ray_jobs = 100, 10, 50
+    if args.ray_only:
+        result = ray_jobs(args.ray_jobs)
+        print(json.dumps(result, indent=1))
+        _print_ray(result)
+        return
     out: dict[str, Any] = {"load_start": loadavg()}
     out["notify_on"] = aimass(args, notify=True)
     print(json.dumps({"notify_on": out["notify_on"]}), flush=True)
@@ -211,13 +227,19 @@ def main() -> None:
         ms = out["ray_jobs"]["to_running_ms"]
         print(f"| Ray Jobs submit->RUNNING (client) | {ms['p50']:.0f} ms | {ms['p99']:.0f} ms "
               f"| {out['ray_jobs']['load']} |")  # fmt: skip
-    t = on["throughput"]
-    print(f"\naimass, two servers, PostgreSQL: {t['jobs']} jobs in {t['wall_s']:.1f} s = "
-          f"{t['jobs_per_s']:.1f} jobs/s ({t['states']}; load {t['load']})")  # fmt: skip
+    for label, part in (("NOTIFY on", on), ("NOTIFY off", off)):
+        if "throughput" in part:
+            t = part["throughput"]
+            print(f"\naimass, two servers, PostgreSQL, {label}: {t['jobs']} jobs in "
+                  f"{t['wall_s']:.1f} s = {t['jobs_per_s']:.1f} jobs/s ({t['states']}; "
+                  f"load {t['load']})")  # fmt: skip
     if "ray_jobs" in out:
-        r = out["ray_jobs"]
-        print(f"Ray Jobs: {r['jobs']} jobs in {r['wall_s']:.1f} s = {r['jobs_per_s']:.1f} "
-              f"jobs/s ({r['succeeded']} succeeded; load {r['load']})")  # fmt: skip
+        _print_ray(out["ray_jobs"])
+
+
+def _print_ray(r: dict[str, Any]) -> None:
+    print(f"Ray Jobs: {r['jobs']} jobs in {r['wall_s']:.1f} s = {r['jobs_per_s']:.1f} "
+          f"jobs/s ({r['succeeded']} succeeded; load {r['load']})")  # fmt: skip
 
 
 if __name__ == "__main__":

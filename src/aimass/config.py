@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     #: server of one installation shares them there; two installations on one Ray cluster
     #: need two namespaces.
     ray_namespace: str = Field(default="aimass-serving", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    #: How long the Ray head may not answer before the attempts on Ray are requeued (they
+    #: then wait, with that reason, until the head answers again).
+    ray_head_lost_s: float = Field(default=10.0, ge=1.0, le=3600)
     #: How job code is fenced off: ``bwrap`` (bubblewrap), or ``none`` (unsafe: jobs can read
     #: the server's database, token and artifacts; for hosts without bubblewrap only).
     job_sandbox: Literal["bwrap", "none"] = "bwrap"
@@ -233,6 +236,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_JOB_LEASE_S": str(settings.job_lease_s),
         "AIMASS_LEADER_LEASE_S": str(settings.leader_lease_s),
         "AIMASS_PG_NOTIFY": "true" if settings.pg_notify else "false",
+        "AIMASS_RAY_HEAD_LOST_S": str(settings.ray_head_lost_s),
         "AIMASS_JOB_SANDBOX": settings.job_sandbox,
         "AIMASS_ALLOWED_HOSTS": settings.allowed_hosts,
         "AIMASS_HEADER_TIMEOUT_S": str(settings.header_timeout_s),

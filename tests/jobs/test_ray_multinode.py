@@ -126,6 +126,28 @@ def test_four_long_jobs_run_at_once_two_per_node(
         assert {r[1] for r in ran} == {j["node"] for j in running}
 
 
+def test_a_job_asking_for_a_nodes_label_runs_on_that_node(cluster: Any, server: LiveServer) -> None:
+    with _client(server.url, server.admin_token) as api:
+        jobs = [
+            submit_script(api, "held.py", resources={"cpu": 1, "custom": {label: 1}},
+                          params={"hold_s": 0})
+            for label in ("node-b", "node-a", "node-b")
+        ]  # fmt: skip
+        done = [wait_for(api, job["id"], timeout=120) for job in jobs]
+        assert [j["state"] for j in done] == ["succeeded"] * 3, done
+        assert [j["resources"]["custom"] for j in done] == [
+            {"node-b": 1}, {"node-a": 1}, {"node-b": 1}
+        ]  # fmt: skip
+        # The job's record names the node each attempt ran on (an event, kept once it ended).
+        ran = [_runs_on(api, job["id"]) for job in jobs]
+        assert [node_label(r[1]) for r in ran] == ["node-b", "node-a", "node-b"], ran
+        # Ray's own resource names are refused at submit, by name (use cpu, gpu, memory_mb).
+        bad = api.post("/api/v1/jobs", json={"kind": "train", "entry": "x",
+                                             "resources": {"custom": {"CPU": 1}}})  # fmt: skip
+        assert bad.status_code in (400, 422), bad.text
+        assert "custom resource 'CPU'" in bad.text
+
+
 def test_losing_the_worker_node_resumes_the_attempt_on_the_other_node(
     cluster: Any, server: LiveServer
 ) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
+from aimass.artifacts.store import ArtifactStore
 from aimass.errors import StaleLeadership
 from aimass.executors.local import LocalExecutor
 from aimass.jobs import service
@@ -16,6 +17,7 @@ from aimass.scheduler.leader import Leadership
 from aimass.scheduler.placement import NodeCapacity
 from aimass.scheduler.scheduler import Scheduler
 from aimass.store.db import Database
+from aimass.store.references import OrphanSweeper
 
 TARGETS = Path(__file__).parents[1] / "executors"
 
@@ -137,6 +139,29 @@ def test_a_leader_paused_inside_its_transaction_does_not_block_the_takeover(
         with pytest.raises(Exception):  # noqa: B017 (the killed session's error, driver-specific)
             session.commit()
         session.close()
+    finally:
+        stale.release()
+        fresh.release()
+
+
+def test_a_superseded_leaders_orphan_sweep_deletes_nothing(db: Database, tmp_path: Path) -> None:
+    """The sweep deletes each file inside a fenced transaction: a paused old leader deletes none."""
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    orphan = store.put("models/gone/1/m.onnx", [b"complete"]).key
+    stalled = store.put("tmp/stalled", [b"part"]).key
+    stale, fresh = _Paused(db, lease_s=0.5), Leadership(db, lease_s=0.5)
+    try:
+        assert stale.try_acquire()
+        deadline = time.monotonic() + 10
+        while not fresh.try_acquire():  # the stale holder is "paused" past its lease
+            assert time.monotonic() < deadline, "no takeover"
+        # min_age_s=0: both files count as abandoned at once.
+        old = OrphanSweeper(db, store, interval=60, min_age_s=0, fence=stale)
+        assert old.sweep() == [] and old.refused == 1
+        assert store.exists(orphan) and store.exists(stalled)
+        new = OrphanSweeper(db, store, interval=60, min_age_s=0, fence=fresh)
+        assert sorted(new.sweep()) == sorted([orphan, stalled])
+        assert not store.exists(orphan) and not store.exists(stalled)
     finally:
         stale.release()
         fresh.release()

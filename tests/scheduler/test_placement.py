@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from pydantic import ValidationError
+
 from aimass.jobs.entities import Job, Resources
 from aimass.scheduler.placement import NodeCapacity, place
 
@@ -18,6 +21,7 @@ def _job(
     priority: int = 0,
     project: str = "default",
     next_attempt_at: datetime | None = None,
+    custom: dict[str, float] | None = None,
 ) -> Job:
     return Job.model_validate(
         {
@@ -28,7 +32,7 @@ def _job(
             "params": {},
             "dataset": None,
             "dataset_version": None,
-            "resources": Resources(cpu=cpu, gpu=gpu, memory_mb=memory_mb),
+            "resources": Resources(cpu=cpu, gpu=gpu, memory_mb=memory_mb, custom=custom or {}),
             "priority": priority,
             "state": "queued",
             "attempt": 0,
@@ -118,3 +122,20 @@ def test_fractional_cpus_and_backoff() -> None:
     assert plan.waiting[3] == "waiting: retry backoff until 00:00:09 UTC"
     plan = place(NodeCapacity(cpu=8), [], queue[2:], T0 + timedelta(seconds=10))
     assert _ids(plan.start) == [3]
+
+
+def test_custom_resources_wait_on_the_local_executor_and_go_to_ray_otherwise() -> None:
+    labelled = _job(1, custom={"node-b": 1})
+    local = place(NodeCapacity(cpu=2, custom={}), [], [labelled, _job(2)], T0)
+    assert _ids(local.start) == [2]  # it holds nobody back
+    assert "custom resource 'node-b'" in local.waiting[1]
+    assert "--executor ray" in local.waiting[1]
+    ray = place(NodeCapacity(cpu=2), [], [labelled], T0)  # Ray places by its labels itself
+    assert _ids(ray.start) == [1]
+
+
+def test_custom_resource_names_and_amounts_are_checked() -> None:
+    assert Resources(custom={"node-b": 1, "gpu-box": 0.5, "zone:eu/1": 4}).custom["zone:eu/1"] == 4
+    for bad in ({"CPU": 1}, {"memory": 1}, {"": 1}, {"a b": 1}, {"x": -1}, {"x": 1.5}):
+        with pytest.raises(ValidationError):
+            Resources(custom=bad)

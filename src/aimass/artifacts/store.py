@@ -145,14 +145,20 @@ class ArtifactStore:
         Several servers may share this store: a write in flight on another one is
         younger than that (each chunk written touches it), so it stays.
         """
-        cutoff = time.time() - min_age_s
-        removed = []
-        for key, modified in self.list_keys("tmp").items():
-            if modified < cutoff:
-                with contextlib.suppress(FileNotFoundError):
-                    self.fs.rm(self._path(key))
-                removed.append(key)
+        removed = self.stale_tmp(min_age_s)
+        for key in removed:
+            self.discard(key)
         return removed
+
+    def stale_tmp(self, min_age_s: float) -> list[str]:
+        """The unfinished writes untouched for ``min_age_s`` seconds."""
+        cutoff = time.time() - min_age_s
+        return [key for key, modified in self.list_keys("tmp").items() if modified < cutoff]
+
+    def discard(self, key: str) -> None:
+        """Remove one file if it is there (an unfinished write: no verification needed)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self._path(key))
 
 
 def _mtime(info: dict[str, object]) -> float:

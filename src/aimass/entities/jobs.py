@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 JobKind = Literal["train", "evaluate", "batch_predict", "tune", "script"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -13,6 +14,9 @@ Outcome = Literal["succeeded", "failed"]
 
 #: States a job never leaves on its own (``retry_job`` puts one back in the queue).
 TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+_CUSTOM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}")
+_RAY_BUILTIN = frozenset({"CPU", "GPU", "TPU", "memory", "object_store_memory"})
 
 
 class Resources(BaseModel):
@@ -23,6 +27,26 @@ class Resources(BaseModel):
     cpu: float = Field(default=1.0, gt=0, le=1024)
     gpu: int = Field(default=0, ge=0, le=64)
     memory_mb: int | None = Field(default=None, ge=1)
+    #: Custom resources by name, as a Ray node offers them (``ray start --resources
+    #: '{"node-b": 1}'``): how a job asks for a labelled node. Only the Ray executor has them.
+    custom: dict[str, float] = Field(default_factory=dict, max_length=16)
+
+    @field_validator("custom")
+    @classmethod
+    def _custom_names(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, amount in value.items():
+            if not _CUSTOM_NAME.fullmatch(name) or name in _RAY_BUILTIN:
+                raise ValueError(
+                    f"custom resource {name!r}: a name of letters, digits and _ . : / - "
+                    "(up to 64), not one of Ray's own (CPU, GPU, memory: use cpu, gpu, memory_mb)"
+                )
+            if not 0 <= amount <= 1_000_000:
+                raise ValueError(f"custom resource {name!r}: the amount must be 0 to 1000000")
+            if amount > 1 and amount != int(amount):
+                raise ValueError(
+                    f"custom resource {name!r}: an amount above 1 must be whole (Ray's rule)"
+                )
+        return value
 
 
 class JobCreate(BaseModel):

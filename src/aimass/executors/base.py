@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,11 +19,16 @@ EXIT_INFRA = 74
 
 @dataclass(frozen=True)
 class NodeCapacity:
-    """What a node offers: CPUs, GPUs and memory (``None``: memory is not accounted)."""
+    """What a node offers: CPUs, GPUs and memory (``None``: memory is not accounted).
+
+    ``custom``: the custom resources it offers by name; ``None`` when the cluster's own
+    scheduler places by them (Ray), so placement does not account them.
+    """
 
     cpu: float
     gpu: int = 0
     memory_mb: int | None = None
+    custom: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,13 @@ class Executor(ABC):
         scheduler renews their leases itself.
         """
         return []
+
+    def unavailable(self) -> str | None:
+        """Why this executor can start nothing now (its cluster is unreachable), or None.
+
+        The leader then starts no job and queued jobs wait with this reason.
+        """
+        return None
 
     def _placed(self, job_id: int, attempt: int, node: str) -> None:
         if self.on_placed is not None:

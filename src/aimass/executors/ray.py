@@ -81,6 +81,14 @@ def ray_capacity() -> NodeCapacity:
     )
 
 
+def joined_address() -> str | None:
+    """The GCS address of a Ray this process already joined (an embedding program's), or None."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    return str(ray.get_runtime_context().gcs_address)
+
+
 # -- on the driver ------------------------------------------------------------
 
 #: Unix sockets live in Ray's session folder; their paths must stay under 108 bytes.
@@ -205,6 +213,8 @@ class RayExecutor(Executor):
         options: dict[str, Any] = {"num_cpus": res.cpu, "num_gpus": res.gpu, "max_retries": 0}
         if res.memory_mb is not None:
             options["memory"] = res.memory_mb * 1024 * 1024
+        if res.custom:
+            options["resources"] = dict(res.custom)
         key = (attempt.job_id, attempt.attempt)
         with self._cond:
             if self._closed:

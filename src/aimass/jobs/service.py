@@ -137,6 +137,7 @@ def submit_job(
         cpu=spec.resources.cpu,
         gpu=spec.resources.gpu,
         memory_mb=spec.resources.memory_mb,
+        custom_resources=dict(spec.resources.custom) or None,
         priority=spec.priority,
         state="queued",
         attempt=0,

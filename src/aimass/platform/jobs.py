@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import glob
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -89,16 +89,18 @@ def build_executor(settings: Settings, catalog: EntryCatalog) -> tuple[Executor,
     targets = catalog.targets()
     sandbox = job_sandbox(settings)
     if settings.job_executor == "ray":
-        from aimass.executors.ray import RayExecutor, ray_capacity
+        from aimass.executors.ray import joined_address
+        from aimass.executors.ray_process import RayProcessExecutor
 
-        ray_executor = RayExecutor(
+        ray_executor = RayProcessExecutor(
             targets,
-            address=settings.ray_address,
+            head_lost_s=settings.ray_head_lost_s,
+            address=settings.ray_address or joined_address(),
             log_dir=settings.job_log_dir,
             sandbox=sandbox,
             temp_dir=settings.home / "ray",
         )
-        return ray_executor, ray_capacity()
+        return ray_executor, ray_executor.capacity
     from aimass.devices import detect_gpus
     from aimass.executors.local import LocalExecutor
 
@@ -109,6 +111,8 @@ def build_executor(settings: Settings, catalog: EntryCatalog) -> tuple[Executor,
     capacity = local_capacity(len(gpus))
     if settings.job_slots is not None:
         capacity = NodeCapacity(cpu=settings.job_slots, gpu=capacity.gpu, memory_mb=None)
+    # No custom resources here: a job asking for one waits, saying it needs Ray.
+    capacity = replace(capacity, custom={})
     return local, capacity
 
 

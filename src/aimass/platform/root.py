@@ -136,7 +136,7 @@ class Platform:
         self.services.add(self.alerts, "leader")
         #: Abandoned writes and unreferenced bytes in the shared store, swept by the leader.
         self.sweeper = OrphanSweeper(
-            db, store, settings.sweep_interval_s, settings.abandoned_after_s
+            db, store, settings.sweep_interval_s, settings.abandoned_after_s, self.leadership
         )
         self.services.add(self.sweeper, "leader")
         self._jobs: JobServices | None = None

@@ -59,6 +59,13 @@ def never_fits(resources: Resources, capacity: NodeCapacity) -> str | None:
         return (
             f"waiting: needs {_plural(resources.cpu, 'CPU')}; the largest node has {capacity.cpu:g}"
         )
+    if capacity.custom is not None:
+        for name, amount in sorted(resources.custom.items()):
+            if amount > capacity.custom.get(name, 0.0) + _EPSILON:
+                return (
+                    f"waiting: needs custom resource {name!r} ({amount:g}); the local executor "
+                    "offers none (custom resources label Ray nodes: run jobs with --executor ray)"
+                )
     if (
         resources.memory_mb is not None
         and capacity.memory_mb is not None

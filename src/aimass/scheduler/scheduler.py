@@ -305,6 +305,10 @@ class Scheduler(_EventLoopService):
             self.project_limits,
             self.default_project_limit,
         )
+        down = self.executor.unavailable()
+        if down is not None:  # its cluster is unreachable: every queued job waits for it
+            plan.start.clear()
+            plan.waiting = {j.id: f"waiting: {down}" for j in queue}
         for job in plan.start:
             started = service.start_attempt(session, job.id, self.node, self.lease_s, now)
             secret = None

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aimass.artifacts.store import ArtifactStore
+from aimass.errors import StaleLeadership
 from aimass.loop_service import LoopService
 from aimass.store.db import Database
 from aimass.store.orm import DatasetVersionRow, ModelVersionRow
@@ -28,22 +31,43 @@ def referenced_keys(session: Session) -> set[str]:
     return keys
 
 
+def _is_referenced(session: Session, key: str) -> bool:
+    for column in (ModelVersionRow.artifact_key, DatasetVersionRow.artifact_key):
+        if session.scalar(select(column).where(column == key).limit(1)) is not None:
+            return True
+    return False
+
+
+def orphan_candidates(
+    session: Session, store: ArtifactStore, min_age_s: float = ORPHAN_MIN_AGE_S
+) -> list[str]:
+    """Keys older than ``min_age_s`` that no version refers to (so an upload in flight stays)."""
+    referenced = referenced_keys(session)
+    cutoff = time.time() - min_age_s
+    return [
+        key
+        for prefix in SWEPT_PREFIXES
+        for key, modified in store.list_keys(prefix).items()
+        if key not in referenced and modified < cutoff
+    ]
+
+
 def sweep_orphans(
     session: Session, store: ArtifactStore, min_age_s: float = ORPHAN_MIN_AGE_S
 ) -> list[str]:
-    """Delete bytes no version refers to (a crash between write and insert leaves them).
-
-    Only keys older than ``min_age_s`` go, so an upload in flight elsewhere is safe.
-    """
-    referenced = referenced_keys(session)
-    cutoff = time.time() - min_age_s
-    removed = []
-    for prefix in SWEPT_PREFIXES:
-        for key, modified in store.list_keys(prefix).items():
-            if key not in referenced and modified < cutoff:
-                store.delete(key)
-                removed.append(key)
+    """Delete bytes no version refers to (a crash between write and insert leaves them)."""
+    removed = orphan_candidates(session, store, min_age_s)
+    for key in removed:
+        store.delete(key)
     return removed
+
+
+class Fence(Protocol):
+    """The leader's fence (``Leadership``): ``fence(session)`` raises ``StaleLeadership``
+    inside a transaction when this process no longer holds the lease's current epoch."""
+
+    def fence(self, session: Session) -> None:
+        """Lock the lease row for this transaction if this holder's epoch is current."""
 
 
 class OrphanSweeper(LoopService):
@@ -53,6 +77,11 @@ class OrphanSweeper(LoopService):
     they are ``min_age_s`` old: a crash between moving an artifact into place and
     inserting its row leaves a complete file that no restart has to wait for.
     Younger ones may be another server's upload in flight and stay.
+
+    Given the leader's ``fence``, each file is deleted inside a short fenced
+    transaction that first checks this process still leads (and that no version
+    refers to the key by now): a leader paused mid-sweep that lost its lease
+    deletes nothing when it wakes. The listing itself holds no lock.
     """
 
     name = "orphan-sweeper"
@@ -63,11 +92,15 @@ class OrphanSweeper(LoopService):
         store: ArtifactStore,
         interval: float,
         min_age_s: float = ORPHAN_MIN_AGE_S,
+        fence: Fence | None = None,
     ) -> None:
         super().__init__(interval)
         self.db = db
         self.store = store
         self.min_age_s = min_age_s
+        self.fence = fence
+        #: Sweeps stopped because this process no longer led.
+        self.refused = 0
 
     async def run_once(self) -> None:
         """One sweep, on a worker thread (it lists the store and reads the database)."""
@@ -77,7 +110,29 @@ class OrphanSweeper(LoopService):
 
     def sweep(self) -> list[str]:
         """Remove abandoned writes and unreferenced bytes; the keys removed."""
-        removed = self.store.sweep_tmp(self.min_age_s)
         with self.db.session() as session:
-            removed += sweep_orphans(session, self.store, self.min_age_s)
+            orphans = orphan_candidates(session, self.store, self.min_age_s)
+        removed: list[str] = []
+        try:
+            for key in self.store.stale_tmp(self.min_age_s):
+                if self._fenced(key, lambda k: self.store.discard(k), referenced=False):
+                    removed.append(key)
+            for key in orphans:
+                if self._fenced(key, self.store.delete, referenced=True):
+                    removed.append(key)
+        except StaleLeadership as exc:
+            self.refused += 1
+            log.warning("orphan sweep stopped: %s", exc.message)
         return removed
+
+    def _fenced(self, key: str, delete: Callable[[str], object], *, referenced: bool) -> bool:
+        """Delete ``key`` as the leader; False if a version refers to it by now."""
+        if self.fence is None:
+            delete(key)
+            return True
+        with self.db.session() as session:
+            self.fence.fence(session)  # raises StaleLeadership: this process no longer leads
+            if referenced and _is_referenced(session, key):
+                return False
+            delete(key)
+        return True

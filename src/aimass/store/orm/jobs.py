@@ -48,6 +48,8 @@ class JobRow(Base):
     cpu: Mapped[float] = mapped_column(Float)
     gpu: Mapped[int] = mapped_column(Integer, default=0)
     memory_mb: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: Custom resources (node labels on Ray) by name; None when the job asks for none.
+    custom_resources: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     state: Mapped[str] = mapped_column(String(16))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
@@ -92,7 +94,12 @@ class JobRow(Base):
                 "params": self.params,
                 "dataset": self.dataset,
                 "dataset_version": self.dataset_version,
-                "resources": Resources(cpu=self.cpu, gpu=self.gpu, memory_mb=self.memory_mb),
+                "resources": Resources(
+                    cpu=self.cpu,
+                    gpu=self.gpu,
+                    memory_mb=self.memory_mb,
+                    custom=self.custom_resources or {},
+                ),
                 "priority": self.priority,
                 "state": self.state,
                 "attempt": self.attempt,
