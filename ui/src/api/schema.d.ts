@@ -1837,6 +1837,50 @@ export interface components {
             lease_expires_at: string | null;
         };
         /**
+         * Autoscaling
+         * @description Replicas between ``min_replicas`` and ``max_replicas``, on ongoing requests per replica.
+         *
+         *     The names are Ray Serve's ``autoscaling_config``: the desired count is the ongoing
+         *     requests (queued or running, summed over the node's workers), averaged over
+         *     ``look_back_period_s``, divided by ``target_ongoing_requests`` and clamped. It grows
+         *     once that has asked for more for ``upscale_delay_s``, and shrinks once it has asked
+         *     for fewer for ``downscale_delay_s``. A replica is a runner process of the node
+         *     (``resources.runner: "process"``): scale-up loads it before it takes traffic;
+         *     scale-down stops sending it requests, lets it finish them, then leaves it.
+         */
+        Autoscaling: {
+            /**
+             * Downscale Delay S
+             * @default 600
+             */
+            downscale_delay_s: number;
+            /**
+             * Look Back Period S
+             * @default 30
+             */
+            look_back_period_s: number;
+            /**
+             * Max Replicas
+             * @default 1
+             */
+            max_replicas: number;
+            /**
+             * Min Replicas
+             * @default 1
+             */
+            min_replicas: number;
+            /**
+             * Target Ongoing Requests
+             * @default 2
+             */
+            target_ongoing_requests: number;
+            /**
+             * Upscale Delay S
+             * @default 30
+             */
+            upscale_delay_s: number;
+        };
+        /**
          * Batching
          * @description Dynamic batching: a batch closes at ``max_batch_size`` rows or after ``max_delay_ms``.
          *
@@ -2192,6 +2236,7 @@ export interface components {
          * @description Desired serving state plus what the replicas report.
          */
         Deployment: {
+            autoscaling?: components["schemas"]["Autoscaling"] | null;
             batching: components["schemas"]["Batching"];
             combiner?: components["schemas"]["Combiner"] | null;
             /**
@@ -2234,6 +2279,7 @@ export interface components {
         DeploymentCreate: {
             /** Alias */
             alias?: string | null;
+            autoscaling?: components["schemas"]["Autoscaling"] | null;
             batching?: components["schemas"]["Batching"];
             combiner?: components["schemas"]["Combiner"] | null;
             /** Model */
@@ -2261,6 +2307,7 @@ export interface components {
         DeploymentUpdate: {
             /** Alias */
             alias?: string | null;
+            autoscaling?: components["schemas"]["Autoscaling"] | null;
             batching?: components["schemas"]["Batching"] | null;
             combiner?: components["schemas"]["Combiner"] | null;
             /** Replicas */
@@ -3495,12 +3542,16 @@ export interface components {
          * @description What one server process reports about a deployment.
          */
         ReplicaStatus: {
+            /** Desired Replicas */
+            desired_replicas?: number | null;
             /** Placement */
             placement?: components["schemas"]["ReplicaPlacement"][] | null;
             /** Reason */
             reason?: string | null;
             /** Replica */
             replica: string;
+            /** Replicas */
+            replicas?: number | null;
             /** Retry At */
             retry_at?: string | null;
             /** Runner */
@@ -3989,6 +4040,10 @@ export interface components {
              * @default 1
              */
             cpu: number;
+            /** Custom */
+            custom?: {
+                [key: string]: number;
+            };
             /**
              * Gpu
              * @default 0
