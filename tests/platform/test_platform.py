@@ -63,6 +63,7 @@ def test_services_start_in_order_and_stop_in_reverse(settings: Settings) -> None
     assert kinds == [
         ("leadership", "every"),
         ("deployment-reconciler", "every"),
+        ("autoscaler", "every"),
         ("prediction-log-writer", "every"),
         ("drift-watcher", "leader"),
         ("node-monitor", "every"),
@@ -92,6 +93,7 @@ def test_jobs_services_declare_where_they_run(settings: Settings) -> None:
     assert asyncio.run(main()) == [
         ("leadership", "every", ()),
         ("deployment-reconciler", "every", ("deployments",)),
+        ("autoscaler", "every", ()),
         ("prediction-log-writer", "every", ()),
         ("drift-watcher", "leader", ()),
         ("node-monitor", "every", ()),
