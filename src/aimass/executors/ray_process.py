@@ -148,6 +148,8 @@ class RayProcessExecutor(Executor):
         self._send_lock = threading.Lock()
         self._down: str | None = "connecting to Ray"
         self.capacity = NodeCapacity(cpu=0.0)
+        #: The connected cluster's GCS address (None until the driver first connects).
+        self.address: str | None = None
         self._first = threading.Event()
         self._first_error: str | None = None
         self._thread = threading.Thread(target=self._supervise, name="ray-driver", daemon=True)
@@ -308,6 +310,7 @@ class RayProcessExecutor(Executor):
         with self._cond:
             self._conn = conn
             self._down = None
+            self.address = address
             if not self._first.is_set():
                 self.capacity = capacity
             self._cond.notify_all()

@@ -270,6 +270,10 @@ class Platform:
             lambda: self.notify("jobs"),
         )
         self._jobs = jobs
+        if self.on_ray:  # replica actors (runner "ray") join the jobs' cluster when needed
+            from aimass.serving import ray_replicas
+
+            ray_replicas.use_cluster(lambda: getattr(jobs.executor, "address", None))
         # The scheduler runs everywhere: it keeps this process's attempts' leases,
         # cancels and exits. Placement (leases, timeouts, starting queued jobs) runs
         # only while ``self.leadership`` is held.

@@ -33,7 +33,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -435,11 +435,38 @@ def _needs(resources: Resources) -> str:
     return ", ".join(parts)
 
 
+#: Where this server's Ray cluster is (its jobs' driver knows: ``use_cluster``), or None.
+def _no_cluster() -> str | None:
+    return None
+
+
+_cluster_address: Callable[[], str | None] = _no_cluster
+_join_lock = threading.Lock()
+
+
+def use_cluster(address: Callable[[], str | None]) -> None:
+    """Join the Ray cluster at ``address()`` when a deployment first needs replica actors.
+
+    The jobs' Ray driver runs in a child process (a lost head ends only that child), so
+    the server process itself joins the cluster only once it serves a ``runner: "ray"``
+    deployment.
+    """
+    global _cluster_address
+    _cluster_address = address
+
+
 def _connected_ray() -> Any:
     try:
         import ray
     except ImportError as exc:
         raise ReplicasPending("runner 'ray' needs Ray: install aimass[ray]") from exc
+    with _join_lock:
+        address = None if ray.is_initialized() else _cluster_address()
+        if address is not None:
+            ray.init(
+                address=address, ignore_reinit_error=True, log_to_driver=False,
+                include_dashboard=False,
+            )  # fmt: skip
     if not ray.is_initialized():
         raise ReplicasPending(
             "runner 'ray' needs a server connected to a Ray cluster (aimass server --executor ray)"
