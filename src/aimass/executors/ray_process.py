@@ -217,6 +217,7 @@ class RayProcessExecutor(Executor):
         """Close the driver (it ends every attempt and reports each), then stop the child."""
         with self._cond:
             self._closed = True
+            self.address = None  # nothing joins a cluster through a closed driver
             conn, proc = self._conn, self._proc
             self._cond.notify_all()
         if conn is not None:

@@ -463,10 +463,13 @@ def _connected_ray() -> Any:
     with _join_lock:
         address = None if ray.is_initialized() else _cluster_address()
         if address is not None:
-            ray.init(
-                address=address, ignore_reinit_error=True, log_to_driver=False,
-                include_dashboard=False,
-            )  # fmt: skip
+            try:
+                ray.init(
+                    address=address, ignore_reinit_error=True, log_to_driver=False,
+                    include_dashboard=False,
+                )  # fmt: skip
+            except Exception as exc:  # the cluster went away meanwhile: wait and retry
+                raise ReplicasPending(f"cannot join the Ray cluster at {address}: {exc}") from exc
     if not ray.is_initialized():
         raise ReplicasPending(
             "runner 'ray' needs a server connected to a Ray cluster (aimass server --executor ray)"
