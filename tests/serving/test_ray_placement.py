@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from aimass.deployments.entities import ResolvedVersion, Resources
+from aimass.serving import ray_replicas
 from aimass.serving.ray_replicas import ReplicaSpec, ReplicasPending, connect, unplaceable
 
 GIB = 1 << 30
@@ -62,5 +63,6 @@ def test_without_a_ray_connection_the_replicas_are_pending_with_the_reason(tmp_p
     ray = pytest.importorskip("ray")
     if ray.is_initialized():
         pytest.skip("this process is on a Ray cluster")
+    ray_replicas.use_cluster(lambda: None)  # a server of an earlier module may have set one
     with pytest.raises(ReplicasPending, match="needs a server connected to a Ray cluster"):
         connect(_spec(), store=None, flavor=None, cache_dir=tmp_path)  # type: ignore[arg-type]
