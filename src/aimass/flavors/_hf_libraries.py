@@ -25,6 +25,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
+#: ``from_pretrained`` is not thread-safe (transformers#41782): two deployments
+#: loading at once in one process can leave a tied weight on the meta device.
+_load_lock = threading.Lock()
 _imported: dict[str, Any] = {}
 _warming: list[threading.Thread] = []
 
@@ -42,6 +45,12 @@ def import_libraries() -> tuple[Any, Any]:
             _imported.update(torch=torch, transformers=transformers)
             log.info("imported torch and transformers in %.2f s", time.perf_counter() - started)
         return _imported["torch"], _imported["transformers"]
+
+
+def load_pretrained(model_class: Any, folder: Any, **options: Any) -> Any:
+    """``model_class.from_pretrained(folder, **options)``, one load at a time per process."""
+    with _load_lock:
+        return model_class.from_pretrained(folder, **options)
 
 
 def imported() -> bool:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aimass.flavors._hf_libraries import import_libraries
+from aimass.flavors._hf_libraries import import_libraries, load_pretrained
 from aimass.flavors._hf_tokens import MAX_LENGTH, count_tokens, encode, load_tokenizer, texts
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class TextModel:
         else:
             self.max_length = self.fast.truncation["max_length"] if self.fast.truncation else 512
         model_class = getattr(transformers, auto)
-        self.model = model_class.from_pretrained(folder, **load_options(trusted))
+        self.model = load_pretrained(model_class, folder, **load_options(trusted))
         self.model.eval()
         self._inputs = set(inspect.signature(self.model.forward).parameters)
 

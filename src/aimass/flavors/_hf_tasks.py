@@ -17,7 +17,7 @@ import numpy as np
 
 from aimass.errors import InvalidInput, Unprocessable
 from aimass.flavors._hf_images import ImagePreparer, decode_image, image_bytes
-from aimass.flavors._hf_libraries import import_libraries
+from aimass.flavors._hf_libraries import import_libraries, load_pretrained
 from aimass.flavors._hf_predictors import TextModel, load_options
 from aimass.flavors._hf_tokens import encode, read_json, texts
 
@@ -163,8 +163,8 @@ class ImageClassificationPredictor:
         self.torch = torch
         self.signature: Signature | None = signature
         self.prepare = ImagePreparer(read_json(folder / "preprocessor_config.json"))
-        self.model = transformers.AutoModelForImageClassification.from_pretrained(
-            folder, **load_options(trusted)
+        self.model = load_pretrained(
+            transformers.AutoModelForImageClassification, folder, **load_options(trusted)
         )
         self.model.eval()
         self.labels = np.array(_labels(self.model.config), dtype=object)
