@@ -36,11 +36,12 @@ def test_models_loaded_side_by_side_have_no_weight_left_on_the_meta_device(
     for _ in range(3):
         loaded: dict[int, Any] = {}
 
-        def load(index: int, folder: Path, auto: Any) -> None:
-            loaded[index] = load_pretrained(auto, folder, local_files_only=True)
+        def load(into: dict[int, Any], index: int, folder: Path, auto: Any) -> None:
+            into[index] = load_pretrained(auto, folder, local_files_only=True)
 
         threads = [
-            threading.Thread(target=load, args=(i, *folders[i % len(folders)])) for i in range(6)
+            threading.Thread(target=load, args=(loaded, i, *folders[i % len(folders)]))
+            for i in range(6)
         ]
         for thread in threads:
             thread.start()
