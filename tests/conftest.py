@@ -211,6 +211,21 @@ def start_server(settings: Settings, platform: Platform | None = None) -> Iterat
         yield LiveServer(url=url, admin_token=token, home=settings.home, settings=settings)
 
 
+def worker_settings(tmp_path: Path, workers: int = 2, **overrides: Any) -> Settings:
+    """A SQLite server with ``workers`` processes, no auth and no jobs, on a free port."""
+    return Settings(
+        home=tmp_path / "home",
+        database_url=f"sqlite:///{tmp_path / 'aimass.db'}",
+        artifacts=str(tmp_path / "artifacts"),
+        port=free_port(),
+        workers=workers,
+        auth=False,
+        jobs=False,
+        tune_gc=False,
+        **overrides,
+    )
+
+
 def start_server_process(settings: Settings, timeout_s: float = 60) -> subprocess.Popen[bytes]:
     """Start ``aimass server`` as its own process on ``settings``; return once it answers."""
     env = {**os.environ, **settings_env(settings)}

@@ -13,9 +13,11 @@ run. A block that cannot run here has the marker line
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -169,19 +171,48 @@ def test_readme_block_runs(block: Block, walkthrough: Walkthrough) -> None:
         command = [sys.executable, "-c", code]
     else:
         command = ["bash", "-e", "-o", "pipefail", "-c", code]
-    done = subprocess.run(
-        command,
-        cwd=walkthrough.workdir,
-        env=walkthrough.env,
-        capture_output=True,
-        text=True,
-        timeout=420,
-    )
+    done = _run_in_own_group(command, walkthrough)
     said = f"README line {block.line}:\n--- stdout\n{done.stdout[-4000:]}\n--- stderr\n"
     said += done.stderr[-4000:]
     assert done.returncode == 0, said
     assert "Traceback" not in done.stdout + done.stderr, said
     assert '"error": {' not in done.stdout and '{"error":' not in done.stdout, said
+
+
+def _run_in_own_group(
+    command: list[str], walkthrough: Walkthrough
+) -> subprocess.CompletedProcess[str]:
+    """Run a block in its own process group; whatever it started dies with it.
+
+    A block that hangs (or starts a server with worker processes) must not leave
+    processes behind: a timed-out block once left a two-worker server on port 8080
+    for an hour. The group is killed on a timeout and after the block ends.
+    """
+    process = subprocess.Popen(
+        command,
+        cwd=walkthrough.workdir,
+        env=walkthrough.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=420)
+    except subprocess.TimeoutExpired:
+        _kill_group(process.pid)
+        stdout, stderr = process.communicate()
+        raise AssertionError(
+            f"the block ran past 420 s:\n--- stdout\n{stdout[-4000:]}\n--- stderr\n{stderr[-4000:]}"
+        ) from None
+    finally:
+        _kill_group(process.pid)
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def _kill_group(group: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGKILL)
 
 
 def test_the_tune_example_ran_two_trials_at_once(walkthrough: Walkthrough) -> None:

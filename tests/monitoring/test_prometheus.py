@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 
 import aimass
-from aimass.config import Settings
-from conftest import free_port, start_server_process
+from conftest import free_port, start_server_process, worker_settings
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
@@ -42,17 +41,7 @@ def _until(check: object, what: str) -> None:
 def test_prometheus_scrapes_two_workers_and_a_rule_evaluates(tmp_path: Path) -> None:
     from sklearn.linear_model import LogisticRegression
 
-    settings = Settings(
-        home=tmp_path / "home",
-        database_url=f"sqlite:///{tmp_path / 'aimass.db'}",
-        artifacts=str(tmp_path / "artifacts"),
-        port=free_port(),
-        workers=2,
-        auth=False,
-        jobs=False,
-        tune_gc=False,
-        prediction_log_sample=1.0,
-    )
+    settings = worker_settings(tmp_path, prediction_log_sample=1.0)
     server = start_server_process(settings)
     prometheus: subprocess.Popen[bytes] | None = None
     url = f"http://127.0.0.1:{settings.port}"

@@ -13,8 +13,7 @@ import httpx
 import pytest
 
 import aimass
-from aimass.config import Settings
-from conftest import free_port, start_server_process
+from conftest import start_server_process, worker_settings
 
 pytestmark = [
     pytest.mark.slow,
@@ -63,16 +62,7 @@ def test_two_workers_share_one_runner_process(tmp_path: Path) -> None:
     with torch.no_grad():
         expected = module(torch.ones(1, 3)).numpy().tolist()
     home = tmp_path / "home"
-    settings = Settings(
-        home=home,
-        database_url=f"sqlite:///{tmp_path / 'aimass.db'}",
-        artifacts=str(tmp_path / "artifacts"),
-        port=free_port(),
-        workers=2,
-        auth=False,
-        jobs=False,
-        tune_gc=False,
-    )
+    settings = worker_settings(tmp_path)
     server = start_server_process(settings, timeout_s=240)
     url = f"http://127.0.0.1:{settings.port}"
     try:

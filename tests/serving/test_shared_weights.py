@@ -12,9 +12,8 @@ import pytest
 from tests.flavors.test_onnx_mapped import mlp
 
 import aimass
-from aimass.config import Settings
 from aimass.flavors._onnx_mapped import DATA
-from conftest import free_port, start_server_process
+from conftest import start_server_process, worker_settings
 
 pytestmark = [
     pytest.mark.slow,
@@ -65,16 +64,7 @@ def test_two_workers_map_one_copy_of_a_deployments_weights(tmp_path: Path) -> No
 
     model_file = mlp(tmp_path / "mlp.onnx", hidden=HIDDEN)
     home = tmp_path / "home"
-    settings = Settings(
-        home=home,
-        database_url=f"sqlite:///{tmp_path / 'aimass.db'}",
-        artifacts=str(tmp_path / "artifacts"),
-        port=free_port(),
-        workers=2,
-        auth=False,
-        jobs=False,
-        tune_gc=False,
-    )
+    settings = worker_settings(tmp_path)
     x = np.random.default_rng(2).standard_normal((4, 8)).astype(np.float32)
     expected = ort.InferenceSession(str(model_file)).run(None, {"x": x})[0]
     body = {"inputs": [{"name": "x", "shape": [4, 8], "datatype": "FP32",
