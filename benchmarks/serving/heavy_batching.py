@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from procs import descendants, runner_pids
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -120,36 +121,8 @@ def cpu_seconds(pids: list[int]) -> dict[int, float]:
     return found
 
 
-def tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (the worker, the runner process under bubblewrap)."""
-    found = [pid]
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            children = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
-        except OSError:
-            continue
-        for child in map(int, children):
-            found += tree(child)
-    return found
 
 
-def runner_pids(home: Path) -> list[int]:
-    """The runner processes (the Python inside bubblewrap) serving this server's models."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            words = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if (
-            "bwrap" not in words[0]
-            and "aimass.flavors._host" in words
-            and str(home) in " ".join(words)
-        ):
-            found.append(int(entry.name))
-    return found
 
 
 def http(method: str, url: str, token: str, body: bytes | None = None) -> tuple[int, bytes]:
@@ -263,7 +236,7 @@ def serve_and_load(
 
         wrk(clients, 3)  # warm-up, discarded
         runners = runner_pids(home)
-        servers = [p for p in tree(proc.pid) if p not in runners]
+        servers = [p for p in [proc.pid, *descendants(proc.pid)] if p not in runners]
         before = metric_sums(base, token)
         cpu_before = cpu_seconds(servers + runners)
         run = wrk(clients, seconds)

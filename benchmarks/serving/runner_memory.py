@@ -39,6 +39,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+from procs import descendants, runner_pids
 
 BIN = Path(sys.executable).parent
 
@@ -138,35 +139,8 @@ def available() -> int:
     return 0
 
 
-def descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            children = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
-        except OSError:
-            continue
-        for child in map(int, children):
-            found += [child, *descendants(child)]
-    return found
 
 
-def runners(home: Path) -> list[int]:
-    """Runner processes (Python, not bubblewrap) serving files of this server's home."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            words = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if (
-            "bwrap" not in words[0]
-            and "aimass.flavors._host" in words
-            and any(str(home) in w for w in words)
-        ):
-            found.append(int(entry.name))
-    return found
 
 
 def measure(
@@ -239,12 +213,12 @@ def measure(
                 assert status == 200, answer
         time.sleep(2)
         server_pids = [proc.pid, *descendants(proc.pid)]
-        runner_pids = [p for p in runners(home) if p not in server_pids]
+        runners = [p for p in runner_pids(home) if p not in server_pids]
         server = [memory(p) for p in server_pids]
-        runner = [memory(p) for p in runner_pids]
+        runner = [memory(p) for p in runners]
         return {
             "server_processes": len(server_pids),
-            "runner_processes": len(runner_pids),
+            "runner_processes": len(runners),
             "idle_rss": idle,
             "server_rss": sum(m[0] for m in server),
             "server_pss": sum(m[1] for m in server),
