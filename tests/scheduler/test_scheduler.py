@@ -28,7 +28,7 @@ ENTRIES = dict.fromkeys(TARGETS)
 @pytest.fixture
 def scheduler(db: Database, tmp_path: Path) -> Iterator[Scheduler]:
     executor = LocalExecutor(TARGETS, gpus=[], python_path=[TARGETS_DIR])
-    yield Scheduler(
+    scheduler = Scheduler(
         db,
         executor,
         NodeCapacity(cpu=2, gpu=0),
@@ -36,6 +36,9 @@ def scheduler(db: Database, tmp_path: Path) -> Iterator[Scheduler]:
         lease_s=30,
         interval=5.0,
     )
+    yield scheduler
+    # The leader holds its own database connection: closed here, not by a later test's GC.
+    scheduler.leadership.release()
     executor.close()
 
 
@@ -180,3 +183,29 @@ def test_with_its_placement_loop_the_scheduler_keeps_only_its_own_attempts(
         asyncio.run(main())
     finally:
         scheduler.leadership.release()
+
+
+class _ClusterAway(LocalExecutor):
+    """An executor whose cluster is unreachable until ``back`` is set (as Ray's head lost)."""
+
+    back = False
+
+    def unavailable(self) -> str | None:
+        return None if self.back else "the Ray head did not answer for 10 s"
+
+
+def test_nothing_starts_while_the_executor_is_unavailable(db: Database, tmp_path: Path) -> None:
+    executor = _ClusterAway(TARGETS, gpus=[], python_path=[TARGETS_DIR])
+    scheduler = Scheduler(db, executor, NodeCapacity(cpu=2), scratch_root=tmp_path / "scratch")
+    try:
+        job_id = _submit(db, "noop")
+        assert scheduler.tick().started == []
+        waiting = _job(db, job_id)
+        assert waiting.state == "queued" and waiting.attempt == 0
+        assert waiting.reason == "waiting: the Ray head did not answer for 10 s"
+        executor.back = True
+        assert scheduler.tick().started == [job_id]
+        asyncio.run(_until(db, job_id, lambda j: j.state == "succeeded"))
+    finally:
+        scheduler.leadership.release()
+        executor.close()
