@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -23,10 +22,11 @@ import httpx
 import numpy as np
 import pytest
 
+import ray_cluster
 from aimass.config import Settings
-from conftest import LiveServer, ModelFiles, free_port, start_server, start_server_process
-from jobs.conftest import job_settings
-from ray_cluster import label, two_node_cluster
+from conftest import LiveServer, ModelFiles
+from ray_cluster import client as _client
+from ray_cluster import label, ray_server, two_node_cluster
 from tests_support import oip_json, upload, wait_state
 
 ray = pytest.importorskip("ray")
@@ -47,30 +47,13 @@ def cluster() -> Iterator[Any]:
 @pytest.fixture
 def server(cluster: Any, settings: Settings) -> Iterator[LiveServer]:
     """A server in this process on the module's cluster (the test's Ray driver)."""
-    yield from start_server(job_settings(settings, job_executor="ray", job_slots=None))
+    yield from ray_server(settings)
 
 
 @pytest.fixture
 def second_server(cluster: Any, server: LiveServer, tmp_path: Path) -> Iterator[str]:
     """A second ``aimass server`` process on the same database, artifacts and Ray cluster."""
-    settings = server.settings.model_copy(
-        update={"home": tmp_path / "home-2", "port": free_port(), "ray_address": cluster.address}
-    )
-    process = start_server_process(settings)
-    try:
-        yield f"http://127.0.0.1:{settings.port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def _client(url: str, token: str) -> httpx.Client:
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    yield from ray_cluster.second_server(cluster, server, tmp_path / "home-2")
 
 
 def _placement(api: httpx.Client, name: str) -> list[dict[str, Any]]:
