@@ -106,13 +106,30 @@ def main() -> None:
         throughput(args)
 
 
+def _stored(folder: Path, path: Path, flavor_name: str) -> tuple[Any, Any, Any, Any]:
+    """The model file as a stored version: (store, flavor, signature, ResolvedVersion)."""
+    from aimass.artifacts.store import ArtifactStore
+    from aimass.deployments.entities import ResolvedVersion
+    from aimass.plugins import default_registries
+
+    store = ArtifactStore(str(folder / "artifacts"))
+    with path.open("rb") as src:
+        stored = store.put_file(f"models/{path.stem}/1", src)
+    flavor = default_registries().flavors.get(flavor_name)
+    signature = flavor.inspect(path, False)
+    version = ResolvedVersion(
+        model=path.stem, version=1, weight=100.0, flavor=flavor_name, filename=path.name,
+        artifact_key=stored.key, sha256=stored.sha256, trusted=False,
+        signature=None if signature is None else signature.model_dump(),
+    )  # fmt: skip
+    return store, flavor, signature, version
+
+
 def hop(args: argparse.Namespace) -> None:
     """The Ray hop's cost per request against the same model in-process."""
     import ray
 
-    from aimass.artifacts.store import ArtifactStore
-    from aimass.deployments.entities import ResolvedVersion, Resources
-    from aimass.plugins import default_registries
+    from aimass.deployments.entities import Resources
     from aimass.serving.ray_replicas import ReplicaSpec, connect, kill_actors
     from aimass.serving.runner import ModelRunner
 
@@ -120,22 +137,7 @@ def hop(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         path, x = _model(folder)
-        store = ArtifactStore(str(folder / "artifacts"))
-        with path.open("rb") as src:
-            stored = store.put_file("models/bench/1", src)
-        flavor = default_registries().flavors.get("onnx")
-        signature = flavor.inspect(path, False)
-        version = ResolvedVersion(
-            model="bench",
-            version=1,
-            weight=100.0,
-            flavor="onnx",
-            filename="model.onnx",
-            artifact_key=stored.key,
-            sha256=stored.sha256,
-            trusted=False,
-            signature=None if signature is None else signature.model_dump(),
-        )
+        store, flavor, signature, version = _stored(folder, path, "onnx")
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:
             spec = ReplicaSpec(
@@ -185,9 +187,23 @@ def _heavy_model(folder: Path) -> tuple[Path, Any]:
     return path, x.astype("float64")
 
 
-async def _rows_per_s(runner: Any, rows: Any, seconds: float) -> tuple[float, float]:
-    """Rows answered per second with ``CLIENTS`` senders of ``ROWS``-row requests, and
-    this process's CPU share meanwhile (clients, batcher, Ray calls: the server side)."""
+def _cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes have used so far."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        times = psutil.Process(pid).cpu_times()
+        total += times.user + times.system
+    return total
+
+
+async def _rows_per_s(
+    runner: Any, rows: Any, seconds: float, actors: list[int]
+) -> tuple[float, float, float]:
+    """Rows answered per second with ``CLIENTS`` senders of ``ROWS``-row requests, this
+    process's CPU share meanwhile (clients, batcher, Ray calls: the server side), and the
+    replica actors' CPU share (cores) meanwhile."""
     stop = time.perf_counter() + seconds
     answered = 0
 
@@ -200,38 +216,44 @@ async def _rows_per_s(runner: Any, rows: Any, seconds: float) -> tuple[float, fl
             answered += ROWS
             i += CLIENTS * ROWS
 
-    cpu, wall = time.process_time(), time.perf_counter()
+    cpu, wall, replicas = time.process_time(), time.perf_counter(), _cpu_s(actors)
     await asyncio.gather(*(client(k) for k in range(CLIENTS)))
     wall = time.perf_counter() - wall
-    return answered / wall, (time.process_time() - cpu) / wall
+    replicas = _cpu_s(actors) - replicas
+    return answered / wall, (time.process_time() - cpu) / wall, replicas / wall
 
 
-async def _compare(args: argparse.Namespace, runners: dict[str, Any], rows: Any) -> None:
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
-    for runner in runners.values():  # warm up: threads, Ray workers, BLAS
-        await _rows_per_s(runner, rows, 0.5)
+async def _compare(
+    args: argparse.Namespace, runners: dict[str, tuple[Any, list[int]]], rows: Any
+) -> None:
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in runners}
+    for runner, actors in runners.values():  # warm up: threads, Ray workers, BLAS
+        await _rows_per_s(runner, rows, 0.5, actors)
     for _ in range(args.rounds):
-        for name, runner in runners.items():
-            results[name].append(await _rows_per_s(runner, rows, args.seconds))
-    base = statistics.median(r for r, _ in results[next(iter(runners))])
+        for name, (runner, actors) in runners.items():
+            results[name].append(await _rows_per_s(runner, rows, args.seconds, actors))
+    base = statistics.median(r for r, _, _ in results[next(iter(runners))])
     print(f"| path ({CLIENTS} clients, {ROWS} rows each) | rows/s (median) | ratio to first row "
-          "| server process CPU | mean batch (requests)")  # fmt: skip
-    print("| --- | ---: | ---: | ---: | ---:")
-    for name, runner in runners.items():
-        rate = statistics.median(r for r, _ in results[name])
-        cpu = statistics.median(c for _, c in results[name])
+          "| server process CPU | replicas' CPU (cores) | rows per replica CPU-s "
+          "| mean batch (requests)")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---:")
+    for name, (runner, _) in runners.items():
+        rate = statistics.median(r for r, _, _ in results[name])
+        cpu = statistics.median(c for _, c, _ in results[name])
+        cores = statistics.median(a for _, _, a in results[name])
         stats = runner.stats
         mean = stats.requests / max(1, stats.batches)
-        print(f"| {name} | {rate:,.0f} | {rate / base:.2f} | {cpu * 100:.0f} % | {mean:.1f}")
+        print(
+            f"| {name} | {rate:,.0f} | {rate / base:.2f} | {cpu * 100:.0f} % | {cores:.2f} "
+            f"| {rate / max(cores, 1e-9):,.0f} | {mean:.1f}"
+        )
 
 
 def throughput(args: argparse.Namespace) -> None:
     """Rows/s of a compute-bound model from one server: 1 vs 2 replicas of 1 CPU each."""
     import ray
 
-    from aimass.artifacts.store import ArtifactStore
-    from aimass.deployments.entities import ResolvedVersion, Resources
-    from aimass.plugins import default_registries
+    from aimass.deployments.entities import Resources
     from aimass.serving.ray_replicas import ReplicaSpec, connect, kill_actors
     from aimass.serving.runner import ModelRunner
 
@@ -239,16 +261,7 @@ def throughput(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         path, x = _heavy_model(folder)
-        store = ArtifactStore(str(folder / "artifacts"))
-        with path.open("rb") as src:
-            stored = store.put_file("models/mlp/1", src)
-        flavor = default_registries().flavors.get("sklearn")
-        signature = flavor.inspect(path, False)
-        version = ResolvedVersion(
-            model="mlp", version=1, weight=100.0, flavor="sklearn", filename="mlp.skops",
-            artifact_key=stored.key, sha256=stored.sha256, trusted=False,
-            signature=None if signature is None else signature.model_dump(),
-        )  # fmt: skip
+        store, flavor, signature, version = _stored(folder, path, "sklearn")
         # Three logical CPUs: the 1-replica and the 2-replica deployments both stay placed
         # (an idle actor costs no CPU), so the rounds can alternate between them.
         ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False)
@@ -272,11 +285,23 @@ def throughput(args: argparse.Namespace) -> None:
                     router, signature, BATCH, 2.0, name=name, max_concurrent_batches=concurrency
                 )
 
+            pids = {
+                id(router): [
+                    ray.get(ray.get_actor(name, namespace=router.spec.namespace).info.remote())[
+                        "pid"
+                    ]
+                    for name in router.spec.actor_names()
+                ]
+                for router in (one, two)
+            }
             runners = {
-                "1 replica, 1 batch in flight": runner(one, 1, "r1b1"),
-                "1 replica, 2 in flight": runner(one, one.batches_in_flight, "r1"),
-                "2 replicas, 1 batch in flight (before)": runner(two, 1, "r2b1"),
-                "2 replicas, 4 in flight": runner(two, two.batches_in_flight, "r2"),
+                "1 replica, 1 batch in flight": (runner(one, 1, "r1b1"), pids[id(one)]),
+                "1 replica, 2 in flight": (runner(one, one.batches_in_flight, "r1"), pids[id(one)]),
+                "2 replicas, 1 batch in flight (before)": (runner(two, 1, "r2b1"), pids[id(two)]),
+                "2 replicas, 4 in flight": (
+                    runner(two, two.batches_in_flight, "r2"),
+                    pids[id(two)],
+                ),
             }
             asyncio.run(_compare(args, runners, np.ascontiguousarray(x)))
             for router, deployment in ((one, 1), (two, 2)):
