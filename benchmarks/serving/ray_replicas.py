@@ -187,23 +187,25 @@ def _heavy_model(folder: Path) -> tuple[Path, Any]:
     return path, x.astype("float64")
 
 
-def _cpu_s(pids: list[int]) -> float:
-    """CPU seconds (user + system) the processes have used so far."""
+def _replica_s(actors: list[Any]) -> tuple[float, float]:
+    """The replicas' CPU seconds (user + system) and seconds busy in ``call`` so far."""
     import psutil
+    import ray
 
-    total = 0.0
-    for pid in pids:
-        times = psutil.Process(pid).cpu_times()
-        total += times.user + times.system
-    return total
+    cpu = busy = 0.0
+    for info in ray.get([actor.info.remote() for actor in actors]):
+        times = psutil.Process(info["pid"]).cpu_times()
+        cpu += times.user + times.system
+        busy += info["busy_s"]
+    return cpu, busy
 
 
 async def _rows_per_s(
-    runner: Any, rows: Any, seconds: float, actors: list[int]
-) -> tuple[float, float, float]:
+    runner: Any, rows: Any, seconds: float, actors: list[Any]
+) -> tuple[float, float, float, float]:
     """Rows answered per second with ``CLIENTS`` senders of ``ROWS``-row requests, this
     process's CPU share meanwhile (clients, batcher, Ray calls: the server side), and the
-    replica actors' CPU share (cores) meanwhile."""
+    replicas' CPU (cores) and busy time (replicas' worth) meanwhile."""
     stop = time.perf_counter() + seconds
     answered = 0
 
@@ -216,36 +218,36 @@ async def _rows_per_s(
             answered += ROWS
             i += CLIENTS * ROWS
 
-    cpu, wall, replicas = time.process_time(), time.perf_counter(), _cpu_s(actors)
+    cpu, wall, (replica_cpu, busy) = time.process_time(), time.perf_counter(), _replica_s(actors)
     await asyncio.gather(*(client(k) for k in range(CLIENTS)))
     wall = time.perf_counter() - wall
-    replicas = _cpu_s(actors) - replicas
-    return answered / wall, (time.process_time() - cpu) / wall, replicas / wall
+    own = (time.process_time() - cpu) / wall
+    replica_cpu_after, busy_after = _replica_s(actors)
+    cores = (replica_cpu_after - replica_cpu) / wall
+    return answered / wall, own, cores, (busy_after - busy) / wall
 
 
 async def _compare(
-    args: argparse.Namespace, runners: dict[str, tuple[Any, list[int]]], rows: Any
+    args: argparse.Namespace, runners: dict[str, tuple[Any, list[Any]]], rows: Any
 ) -> None:
-    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in runners}
+    results: dict[str, list[tuple[float, ...]]] = {name: [] for name in runners}
     for runner, actors in runners.values():  # warm up: threads, Ray workers, BLAS
         await _rows_per_s(runner, rows, 0.5, actors)
     for _ in range(args.rounds):
         for name, (runner, actors) in runners.items():
             results[name].append(await _rows_per_s(runner, rows, args.seconds, actors))
-    base = statistics.median(r for r, _, _ in results[next(iter(runners))])
+    base = statistics.median(r[0] for r in results[next(iter(runners))])
     print(f"| path ({CLIENTS} clients, {ROWS} rows each) | rows/s (median) | ratio to first row "
-          "| server process CPU | replicas' CPU (cores) | rows per replica CPU-s "
-          "| mean batch (requests)")  # fmt: skip
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---:")
+          "| server process CPU | replicas busy | replicas' CPU (cores) "
+          "| rows per replica CPU-s | mean batch (requests)")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---:")
     for name, (runner, _) in runners.items():
-        rate = statistics.median(r for r, _, _ in results[name])
-        cpu = statistics.median(c for _, c, _ in results[name])
-        cores = statistics.median(a for _, _, a in results[name])
+        rate, cpu, cores, busy = (statistics.median(r[i] for r in results[name]) for i in range(4))
         stats = runner.stats
         mean = stats.requests / max(1, stats.batches)
         print(
-            f"| {name} | {rate:,.0f} | {rate / base:.2f} | {cpu * 100:.0f} % | {cores:.2f} "
-            f"| {rate / max(cores, 1e-9):,.0f} | {mean:.1f}"
+            f"| {name} | {rate:,.0f} | {rate / base:.2f} | {cpu * 100:.0f} % | {busy:.2f} "
+            f"| {cores:.2f} | {rate / max(cores, 1e-9):,.0f} | {mean:.1f}"
         )
 
 
@@ -285,22 +287,23 @@ def throughput(args: argparse.Namespace) -> None:
                     router, signature, BATCH, 2.0, name=name, max_concurrent_batches=concurrency
                 )
 
-            pids = {
+            actors = {
                 id(router): [
-                    ray.get(ray.get_actor(name, namespace=router.spec.namespace).info.remote())[
-                        "pid"
-                    ]
+                    ray.get_actor(name, namespace=router.spec.namespace)
                     for name in router.spec.actor_names()
                 ]
                 for router in (one, two)
             }
             runners = {
-                "1 replica, 1 batch in flight": (runner(one, 1, "r1b1"), pids[id(one)]),
-                "1 replica, 2 in flight": (runner(one, one.batches_in_flight, "r1"), pids[id(one)]),
-                "2 replicas, 1 batch in flight (before)": (runner(two, 1, "r2b1"), pids[id(two)]),
+                "1 replica, 1 batch in flight": (runner(one, 1, "r1b1"), actors[id(one)]),
+                "1 replica, 2 in flight": (
+                    runner(one, one.batches_in_flight, "r1"),
+                    actors[id(one)],
+                ),
+                "2 replicas, 1 batch in flight (before)": (runner(two, 1, "r2b1"), actors[id(two)]),
                 "2 replicas, 4 in flight": (
                     runner(two, two.batches_in_flight, "r2"),
-                    pids[id(two)],
+                    actors[id(two)],
                 ),
             }
             asyncio.run(_compare(args, runners, np.ascontiguousarray(x)))

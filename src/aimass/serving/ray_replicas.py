@@ -151,6 +151,8 @@ class ReplicaActor:
         self.predictor: Predictor | None = None
         self.error: str | None = None
         self.signature: dict[str, Any] | None = resolved.signature
+        #: Seconds spent in ``call`` so far: over a stretch of wall time, how busy it was.
+        self.busy_s = 0.0
         try:
             path = local_copy(store, _cache_dir(cache_dir), resolved)
             self.predictor = flavor.load(path, resolved.trusted)
@@ -170,6 +172,7 @@ class ReplicaActor:
             "error": self.error,
             "signature": self.signature,
             "named": callable(getattr(self.predictor, "predict_named", None)),
+            "busy_s": self.busy_s,
         }
 
     def call(self, method: str, batch: Batch, names: list[str] | None) -> tuple[bool, Any]:
@@ -181,6 +184,7 @@ class ReplicaActor:
         predictor = self.predictor
         if predictor is None:
             return False, Unavailable(f"the Ray replica could not load its model: {self.error}")
+        started = time.perf_counter()
         try:
             if method == "predict_named":
                 return True, predictor.predict_named(batch, names or [])  # type: ignore[attr-defined]
@@ -190,6 +194,8 @@ class ReplicaActor:
             return True, np.asarray(predictor.predict(batch))
         except Exception as exc:
             return False, exc
+        finally:
+            self.busy_s += time.perf_counter() - started
 
 
 def _cache_dir(preferred: str) -> Path:
