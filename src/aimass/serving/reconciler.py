@@ -103,7 +103,7 @@ class DeploymentReconciler(LoopService):
         #: Where this installation's Ray replica actors live (runner "ray").
         self.ray_namespace = ray_namespace
         #: Where the Ray cluster is that this process joins for replica actors (when the
-        #: process is not on one yet); the platform's answers from its jobs' Ray driver.
+        #: process is not on one yet); the Platform asks its jobs' Ray driver.
         self.ray_address = ray_address
         #: Load cached models in the form the node's processes share (``Flavor.load_cached``).
         self.shared_weights = shared_weights
