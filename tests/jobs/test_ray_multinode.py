@@ -8,10 +8,6 @@ node-loss test removes a node: it runs last.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
+import ray_cluster
 from aimass.config import Settings
-from conftest import LiveServer, free_port, start_server, start_server_process
-from jobs.conftest import job_settings, submit_script, wait_for
+from conftest import LiveServer
+from jobs.conftest import submit_script, wait_for
+from ray_cluster import client as _client
 from ray_cluster import label as node_label
-from ray_cluster import two_node_cluster
+from ray_cluster import ray_server, two_node_cluster
 
 ray = pytest.importorskip("ray")
 
@@ -38,40 +36,19 @@ def cluster() -> Iterator[Any]:
         yield cluster
 
 
-def _ray_settings(settings: Settings) -> Settings:
-    # A long lease: a loaded machine's slow heartbeats requeue nothing here, and a lost node
-    # must be noticed from Ray's own word (NodeDiedError) well before the lease would.
-    return job_settings(settings, job_executor="ray", job_slots=None, job_lease_s=120.0)
-
-
 @pytest.fixture
 def server(cluster: Any, settings: Settings) -> Iterator[LiveServer]:
     """A server in this process whose jobs run on the module's cluster (its Ray driver)."""
-    yield from start_server(_ray_settings(settings))
+    # A long lease: a loaded machine's slow heartbeats requeue nothing here, and a lost node
+    # must be noticed from Ray's own word (NodeDiedError) well before the lease would.
+    yield from ray_server(settings, job_lease_s=120.0)
 
 
 @pytest.fixture
 def second_server(cluster: Any, server: LiveServer, tmp_path: Path) -> Iterator[str]:
     """A second ``aimass server`` process on the same database and artifacts, its own Ray
     driver on the cluster; its URL (the first server's admin token works on it)."""
-    settings = server.settings.model_copy(
-        update={"home": tmp_path / "home-2", "port": free_port(), "ray_address": cluster.address}
-    )
-    process = start_server_process(settings)
-    try:
-        yield f"http://127.0.0.1:{settings.port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def _client(url: str, token: str) -> httpx.Client:
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    yield from ray_cluster.second_server(cluster, server, tmp_path / "home-2")
 
 
 def _runs_on(api: httpx.Client, job_id: int) -> dict[int, str]:

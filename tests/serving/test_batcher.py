@@ -430,3 +430,68 @@ def test_a_request_served_without_a_batcher_stops_counting_at_once() -> None:
         return counts
 
     assert asyncio.run(main()) == [1, 0, 0]
+
+
+def test_up_to_max_concurrent_batches_run_at_once_and_later_requests_wait_as_one_batch() -> None:
+    sizes: list[int] = []
+    threads: set[str] = set()
+    entered = threading.Semaphore(0)
+    release = threading.Event()
+    slots = [2]  # asked before each batch, as Ray replicas' live count would be
+
+    def model(items: list[int]) -> list[int]:
+        sizes.append(len(items))
+        threads.add(threading.current_thread().name)
+        entered.release()
+        release.wait(60)  # every batch holds its slot until released
+        return [10 * i for i in items]
+
+    async def main() -> list[int]:
+        in_flight = InFlight()
+        batcher: Batcher[int, int] = Batcher(
+            model, 64, 3600.0, in_flight=in_flight, max_concurrent_batches=lambda: slots[0]
+        )
+
+        async def request(i: int) -> int:
+            with in_flight.admit():
+                future = batcher.put(i)
+            return await future
+
+        first = [asyncio.create_task(request(0))]
+        await asyncio.to_thread(entered.acquire, True, 60)
+        first.append(asyncio.create_task(request(1)))  # a second batch starts beside it
+        await asyncio.to_thread(entered.acquire, True, 60)
+        later = [asyncio.create_task(request(i)) for i in range(2, 12)]
+        await asyncio.sleep(0.05)
+        assert sizes == [1, 1], "both slots are busy: the later requests wait"
+        release.set()
+        results = list(await asyncio.gather(*first, *later))
+        await batcher.close()
+        assert dict(batcher.closed_by) == {"joined": 3}
+        return results
+
+    assert asyncio.run(main()) == [10 * i for i in range(12)]
+    assert sizes == [1, 1, 10]  # what queued while both ran went as one batch
+    assert len(threads) == 2
+
+
+def test_close_waits_for_every_batch_in_flight() -> None:
+    done: list[int] = []
+
+    def slow(items: list[int]) -> list[int]:
+        time.sleep(0.05)
+        done.extend(items)
+        return items
+
+    async def main() -> None:
+        batcher: Batcher[int, int] = Batcher(
+            slow, max_batch_size=1, max_delay_s=0, max_concurrent_batches=3
+        )
+        futures = [batcher.put(i) for i in range(6)]
+        await batcher.close()
+        assert all(f.done() for f in futures)
+        with pytest.raises(BatcherClosed):
+            batcher.put(7)
+
+    asyncio.run(main())
+    assert sorted(done) == list(range(6))

@@ -63,6 +63,15 @@ def test_without_a_ray_connection_the_replicas_are_pending_with_the_reason(tmp_p
     ray = pytest.importorskip("ray")
     if ray.is_initialized():
         pytest.skip("this process is on a Ray cluster")
-    ray_replicas.use_cluster(lambda: None)  # a server of an earlier module may have set one
+    asked: list[str] = []
+
+    def nowhere() -> str | None:  # a server whose jobs' Ray driver is not connected
+        asked.append("address")
+        return None
+
     with pytest.raises(ReplicasPending, match="needs a server connected to a Ray cluster"):
-        connect(_spec(), store=None, flavor=None, cache_dir=tmp_path)  # type: ignore[arg-type]
+        connect(_spec(), None, None, tmp_path, nowhere)  # type: ignore[arg-type]
+    assert asked == ["address"]  # the server's own provider, not state left by another
+    with pytest.raises(ReplicasPending, match="needs a server connected to a Ray cluster"):
+        connect(_spec(), None, None, tmp_path)  # type: ignore[arg-type]
+    assert ray_replicas.no_cluster() is None

@@ -9,10 +9,10 @@ worker process by SIGKILL) is restarted while traffic moves to the live one.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -23,10 +23,11 @@ import httpx
 import numpy as np
 import pytest
 
+import ray_cluster
 from aimass.config import Settings
-from conftest import LiveServer, ModelFiles, free_port, start_server, start_server_process
-from jobs.conftest import job_settings
-from ray_cluster import label, two_node_cluster
+from conftest import LiveServer, ModelFiles
+from ray_cluster import client as _client
+from ray_cluster import label, ray_server, two_node_cluster
 from tests_support import oip_json, upload, wait_state
 
 ray = pytest.importorskip("ray")
@@ -47,30 +48,13 @@ def cluster() -> Iterator[Any]:
 @pytest.fixture
 def server(cluster: Any, settings: Settings) -> Iterator[LiveServer]:
     """A server in this process on the module's cluster (the test's Ray driver)."""
-    yield from start_server(job_settings(settings, job_executor="ray", job_slots=None))
+    yield from ray_server(settings)
 
 
 @pytest.fixture
 def second_server(cluster: Any, server: LiveServer, tmp_path: Path) -> Iterator[str]:
     """A second ``aimass server`` process on the same database, artifacts and Ray cluster."""
-    settings = server.settings.model_copy(
-        update={"home": tmp_path / "home-2", "port": free_port(), "ray_address": cluster.address}
-    )
-    process = start_server_process(settings)
-    try:
-        yield f"http://127.0.0.1:{settings.port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def _client(url: str, token: str) -> httpx.Client:
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    yield from ray_cluster.second_server(cluster, server, tmp_path / "home-2")
 
 
 def _placement(api: httpx.Client, name: str) -> list[dict[str, Any]]:
@@ -225,6 +209,63 @@ def test_two_replicas_one_per_node_serve_both_servers_and_survive_a_killed_actor
         while _actors(deployment_id):
             assert time.monotonic() < deadline, _actors(deployment_id)
             time.sleep(0.2)
+
+
+def test_one_server_keeps_two_batches_per_live_replica_in_flight_each_answered_right(
+    cluster: Any, model_files: ModelFiles, tmp_path: Path
+) -> None:
+    from aimass.artifacts.store import ArtifactStore
+    from aimass.deployments.entities import ResolvedVersion, Resources
+    from aimass.plugins import default_registries
+    from aimass.serving.ray_replicas import ReplicaSpec, connect, kill_actors
+    from aimass.serving.runner import ModelRunner
+
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    with model_files.onnx.open("rb") as src:
+        stored = store.put_file("models/cancer/1", src)
+    flavor = default_registries().flavors.get("onnx")
+    signature = flavor.inspect(model_files.onnx, False)
+    assert signature is not None
+    version = ResolvedVersion(
+        model="cancer", version=1, weight=100.0, flavor="onnx", filename="model.onnx",
+        artifact_key=stored.key, sha256=stored.sha256, trusted=False,
+        signature=signature.model_dump(),
+    )  # fmt: skip
+    spec = ReplicaSpec(9001, "default", "inflight", version, Resources(cpu=1, runner="ray"), 2)
+    router = connect(spec, store, flavor, tmp_path / "cache", ready_timeout_s=WAIT_S)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while router.batches_in_flight() < 4:  # the second replica may answer later
+            assert time.monotonic() < deadline, router.placement()
+            time.sleep(0.1)
+        assert router.batches_in_flight() == 4  # two per live replica
+        assert {label(p.node or "") for p in router.placement()} == {"node-a", "node-b"}
+
+        x = np.asarray(model_files.x, dtype=np.float32)
+        name = signature.inputs[0].name
+        local = ModelRunner(flavor.load(model_files.onnx, False), signature, 1, 0.0)
+        routed = ModelRunner(
+            router, signature, 8, 2.0, max_concurrent_batches=router.batches_in_flight
+        )
+
+        async def main() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            expected = await local.infer({name: x})
+            # One request a row, all at once: batches of up to 8 go out four at a time.
+            rows = [routed.infer({name: x[i : i + 1]}) for i in range(len(x))]
+            answers = await asyncio.gather(*rows)
+            await routed.close()
+            await local.close()
+            return expected, list(answers)
+
+        expected, answers = asyncio.run(main())
+        for output, array in expected.items():
+            # Rows batched differently round differently (float32): the same to 1e-6.
+            got = np.concatenate([answer[output] for answer in answers])
+            np.testing.assert_allclose(got, array, rtol=1e-5, atol=1e-6, err_msg=output)
+        assert routed.stats.requests == len(x) and routed.stats.largest_batch <= 8
+    finally:
+        router.close()
+        kill_actors(spec.namespace, spec.deployment_id)
 
 
 def test_a_replica_no_node_can_hold_is_pending_with_the_reason(

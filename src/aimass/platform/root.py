@@ -100,6 +100,7 @@ class Platform:
             max_queue_wait_s=settings.max_queue_wait_s or None,
             ray_namespace=settings.ray_namespace,
             shared_weights=settings.onnx_shared_weights,
+            ray_address=self._ray_address,
         )
         self.services.add(self.reconciler, "every", topics=("deployments",))
         #: Grows and shrinks autoscaled deployments' runner processes (decided once per node).
@@ -238,6 +239,14 @@ class Platform:
         deployments with ``resources.runner: "ray"`` need."""
         return self.settings.jobs and self.settings.job_executor == "ray"
 
+    def _ray_address(self) -> str | None:
+        """The Ray cluster that replica actors (runner "ray") join: the jobs' Ray driver's
+        (it runs in a child process), or None off Ray or while it is not connected."""
+        if not self.on_ray or self._jobs is None:
+            return None
+        address: str | None = getattr(self._jobs.executor, "address", None)
+        return address
+
     @property
     def executor(self) -> Executor:
         """This process's executor; ``Unavailable`` when jobs are off."""
@@ -270,10 +279,6 @@ class Platform:
             lambda: self.notify("jobs"),
         )
         self._jobs = jobs
-        if self.on_ray:  # replica actors (runner "ray") join the jobs' cluster when needed
-            from aimass.serving import ray_replicas
-
-            ray_replicas.use_cluster(lambda: getattr(jobs.executor, "address", None))
         # The scheduler runs everywhere: it keeps this process's attempts' leases,
         # cancels and exits. Placement (leases, timeouts, starting queued jobs) runs
         # only while ``self.leadership`` is held.

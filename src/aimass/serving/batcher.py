@@ -34,6 +34,8 @@ BatchObserver = Callable[[int, Sequence[float], CloseReason], None]
 # Passes of the event loop with no new item after which a batch closes early. Two,
 # because a request read from a socket in one pass reaches ``put`` in the next.
 _IDLE_PASSES = 2
+# Threads a sync handler may use with several batches in flight (made only as needed).
+_MAX_THREADS = 32
 
 
 class InFlight:
@@ -134,6 +136,10 @@ class Batcher(Generic[T, R]):
     than that for its batch is not run: its future fails with ``Overloaded``
     (reason ``queue_wait``), so what does run waited at most that long. A sync handler runs in a
     dedicated single thread, so the event loop keeps serving while it works.
+    With ``max_concurrent_batches`` (a number, or a function asked before each
+    batch: Ray replicas change how many answer), up to that many batches run at
+    once (sync handlers on as many threads, as Ray Serve's ``max_concurrent_batches``);
+    a batch still closes only when a slot is free, so batches grow while all run.
     The batcher starts lazily on the first ``put``, on that caller's event loop.
     """
 
@@ -148,6 +154,7 @@ class Batcher(Generic[T, R]):
         max_queue: int | None = None,
         max_wait_s: float | None = None,
         in_flight: InFlight | None = None,
+        max_concurrent_batches: int | Callable[[], int] = 1,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
@@ -177,6 +184,8 @@ class Batcher(Generic[T, R]):
         self._waiter: asyncio.Future[None] | None = None
         self._wait_for_full = False
         self._closing = False
+        self._concurrency = max_concurrent_batches
+        self._running: set[asyncio.Task[None]] = set()
 
     @property
     def closed(self) -> bool:
@@ -267,8 +276,14 @@ class Batcher(Generic[T, R]):
             while True:
                 if not queue:
                     if self._closing:
+                        if self._running:
+                            await asyncio.wait(self._running)
                         return
                     await self._sleep(loop, None)
+                    continue
+                if self._running and len(self._running) >= self._slots():
+                    # Every slot busy: what queues meanwhile makes the next batch bigger.
+                    await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 try:
                     if self._closing:
@@ -279,7 +294,12 @@ class Batcher(Generic[T, R]):
                         await self._fill(loop)
                     else:
                         self._reason = "nodelay"
-                    await self._run_batch(loop)
+                    if self._concurrency == 1:
+                        await self._run_batch(loop)
+                    elif (batch := self._take(loop)) is not None:
+                        task = loop.create_task(self._execute(loop, *batch))
+                        self._running.add(task)
+                        task.add_done_callback(self._running.discard)
                 except Exception:
                     # The loop must outlive any one batch, or every later put would hang.
                     log.exception("batch loop of %s failed; it goes on", self.name)
@@ -352,6 +372,10 @@ class Batcher(Generic[T, R]):
             if loop.time() >= deadline:
                 return self._why("max_delay")
 
+    def _slots(self) -> int:
+        wanted = self._concurrency
+        return max(1, wanted() if callable(wanted) else wanted)
+
     def _why(self, late: CloseReason) -> CloseReason:
         if self._closing:
             return "closing"
@@ -360,6 +384,14 @@ class Batcher(Generic[T, R]):
         return late
 
     async def _run_batch(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._take(loop)
+        if batch is not None:
+            await self._execute(loop, *batch)
+
+    def _take(
+        self, loop: asyncio.AbstractEventLoop
+    ) -> tuple[list[T], list[asyncio.Future[R]], list[float], CloseReason] | None:
+        """Pop the next batch off the queue (with the reason that closed it), if any."""
         queue = self._queue
         items: list[T] = []
         futures: list[asyncio.Future[R]] = []
@@ -379,14 +411,27 @@ class Batcher(Generic[T, R]):
             futures.append(future)
             waits.append(now - queued_at)
         if not items:
-            return
+            return None
+        # The next batch may close (and set its own reason) while this one runs.
+        return items, futures, waits, self._reason
+
+    async def _execute(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        items: list[T],
+        futures: list[asyncio.Future[R]],
+        waits: list[float],
+        reason: CloseReason,
+    ) -> None:
+        """Run the handler on one batch and settle its futures."""
         try:
             if self._is_async:
                 handler = cast("AsyncHandler[T, R]", self._handler)
                 results = await handler(items)
             else:
                 if self._executor is None:
-                    self._executor = ThreadPoolExecutor(1, thread_name_prefix=self.name)
+                    threads = 1 if self._concurrency == 1 else _MAX_THREADS
+                    self._executor = ThreadPoolExecutor(threads, thread_name_prefix=self.name)
                 sync_handler = cast("SyncHandler[T, R]", self._handler)
                 results = await loop.run_in_executor(self._executor, sync_handler, items)
             if len(results) != len(items):
@@ -406,7 +451,6 @@ class Batcher(Generic[T, R]):
             for future, result in zip(futures, results, strict=True):
                 if not future.done():
                     future.set_result(result)
-        reason = self._reason
         self.closed_by[reason] = self.closed_by.get(reason, 0) + 1
         observer = self.observer
         if observer is not None:

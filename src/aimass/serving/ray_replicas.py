@@ -12,7 +12,9 @@ dies (``max_restarts=-1``).
 
 On each server the version's ``ModelRunner`` batches as usual and hands each
 closed batch to :class:`RayReplicas`, its predictor, which sends it to one live
-actor (fewest batches in flight from this server, ties in turn). A call that
+actor (fewest batches in flight from this server, ties in turn). The batcher keeps
+up to ``DEPTH`` batches per live actor in flight (``batches_in_flight``), each on
+its own thread, so one server's traffic uses every replica. A call that
 fails because its actor died (``RayActorError``) marks that actor down and runs
 the batch once more on another live one: Ray does not retry it itself
 (``max_task_retries=0``), since waiting for the dead actor's restart (a model
@@ -64,7 +66,17 @@ READY_TIMEOUT_S = 60.0
 REST_TIMEOUT_S = 5.0
 #: How often each server asks its replicas where they run and whether they answer.
 PROBE_INTERVAL_S = 1.0
+#: Batches one server keeps in flight per live replica: one runs while the next crosses.
+DEPTH = 2
 _MIB = 1 << 20
+
+#: Where the Ray cluster is that a server not on one yet joins for replica actors, or None.
+RayAddress = Callable[[], "str | None"]
+
+
+def no_cluster() -> str | None:
+    """The ``RayAddress`` of a server that knows of no Ray cluster."""
+    return None
 
 
 class ReplicasPending(Exception):
@@ -139,6 +151,8 @@ class ReplicaActor:
         self.predictor: Predictor | None = None
         self.error: str | None = None
         self.signature: dict[str, Any] | None = resolved.signature
+        #: Seconds spent in ``call`` so far: over a stretch of wall time, how busy it was.
+        self.busy_s = 0.0
         try:
             path = local_copy(store, _cache_dir(cache_dir), resolved)
             self.predictor = flavor.load(path, resolved.trusted)
@@ -158,6 +172,7 @@ class ReplicaActor:
             "error": self.error,
             "signature": self.signature,
             "named": callable(getattr(self.predictor, "predict_named", None)),
+            "busy_s": self.busy_s,
         }
 
     def call(self, method: str, batch: Batch, names: list[str] | None) -> tuple[bool, Any]:
@@ -169,6 +184,7 @@ class ReplicaActor:
         predictor = self.predictor
         if predictor is None:
             return False, Unavailable(f"the Ray replica could not load its model: {self.error}")
+        started = time.perf_counter()
         try:
             if method == "predict_named":
                 return True, predictor.predict_named(batch, names or [])  # type: ignore[attr-defined]
@@ -178,6 +194,8 @@ class ReplicaActor:
             return True, np.asarray(predictor.predict(batch))
         except Exception as exc:
             return False, exc
+        finally:
+            self.busy_s += time.perf_counter() - started
 
 
 def _cache_dir(preferred: str) -> Path:
@@ -249,6 +267,13 @@ class RayReplicas:
     def _predict_named(self, batch: Batch, names: list[str]) -> dict[str, Array]:
         result: dict[str, Array] = self._call("predict_named", batch, list(names))
         return result
+
+    def batches_in_flight(self) -> int:
+        """How many batches this server may send at once: ``DEPTH`` per live replica
+        (one for the restarting ones while none is live)."""
+        with self._lock:
+            live = sum(r.state == "alive" for r in self._replicas)
+        return max(1, live * DEPTH)
 
     def close(self) -> None:
         """Stop probing; the actors stay for the other servers (``kill_actors`` ends them)."""
@@ -363,15 +388,19 @@ def connect(
     store: ArtifactStore,
     flavor: Flavor,
     cache_dir: Path,
+    address: RayAddress = no_cluster,
     ready_timeout_s: float = READY_TIMEOUT_S,
 ) -> RayReplicas:
     """Create (or join) the version's replica actors and wait for a first one to answer.
 
-    Raises ``ReplicasPending`` without a Ray connection, when no node could hold a
-    replica, or when Ray has started none within ``ready_timeout_s``; a model that
-    fails to load raises ``Unavailable`` with the replica's reason.
+    A process not on a Ray cluster yet joins the one at ``address()`` first (the
+    jobs' Ray driver runs in a child process, so the server itself joins only once
+    it serves a ``runner: "ray"`` deployment). Raises ``ReplicasPending`` without a
+    Ray connection, when no node could hold a replica, or when Ray has started none
+    within ``ready_timeout_s``; a model that fails to load raises ``Unavailable``
+    with the replica's reason.
     """
-    ray = _connected_ray()
+    ray = _connected_ray(address)
     reason = unplaceable(spec.resources, ray.nodes())
     if reason is not None:
         raise ReplicasPending(reason)
@@ -435,41 +464,26 @@ def _needs(resources: Resources) -> str:
     return ", ".join(parts)
 
 
-#: Where this server's Ray cluster is (its jobs' driver knows: ``use_cluster``), or None.
-def _no_cluster() -> str | None:
-    return None
-
-
-_cluster_address: Callable[[], str | None] = _no_cluster
+# ``ray.init`` is per process: one join at a time.
 _join_lock = threading.Lock()
 
 
-def use_cluster(address: Callable[[], str | None]) -> None:
-    """Join the Ray cluster at ``address()`` when a deployment first needs replica actors.
-
-    The jobs' Ray driver runs in a child process (a lost head ends only that child), so
-    the server process itself joins the cluster only once it serves a ``runner: "ray"``
-    deployment.
-    """
-    global _cluster_address
-    _cluster_address = address
-
-
-def _connected_ray() -> Any:
+def _connected_ray(address: RayAddress) -> Any:
+    """The ``ray`` module, joined to the cluster at ``address()`` unless already on one."""
     try:
         import ray
     except ImportError as exc:
         raise ReplicasPending("runner 'ray' needs Ray: install aimass[ray]") from exc
     with _join_lock:
-        address = None if ray.is_initialized() else _cluster_address()
-        if address is not None:
+        where = None if ray.is_initialized() else address()
+        if where is not None:
             try:
                 ray.init(
-                    address=address, ignore_reinit_error=True, log_to_driver=False,
+                    address=where, ignore_reinit_error=True, log_to_driver=False,
                     include_dashboard=False,
                 )  # fmt: skip
             except Exception as exc:  # the cluster went away meanwhile: wait and retry
-                raise ReplicasPending(f"cannot join the Ray cluster at {address}: {exc}") from exc
+                raise ReplicasPending(f"cannot join the Ray cluster at {where}: {exc}") from exc
     if not ray.is_initialized():
         raise ReplicasPending(
             "runner 'ray' needs a server connected to a Ray cluster (aimass server --executor ray)"

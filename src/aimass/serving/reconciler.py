@@ -25,7 +25,7 @@ from aimass.loop_service import LoopService
 from aimass.serving import ray_replicas
 from aimass.serving.ensemble import EnsembleMember, EnsembleRunner
 from aimass.serving.model_cache import local_copy
-from aimass.serving.ray_replicas import RayReplicas, ReplicaSpec, ReplicasPending
+from aimass.serving.ray_replicas import RayAddress, RayReplicas, ReplicaSpec, ReplicasPending
 from aimass.serving.replica_pool import ReplicaPool
 from aimass.serving.repository import (
     BatchingConfig,
@@ -97,10 +97,14 @@ class DeploymentReconciler(LoopService):
         max_queue_wait_s: float | None = None,
         ray_namespace: str = ray_replicas.RAY_NAMESPACE,
         shared_weights: bool = True,
+        ray_address: RayAddress = ray_replicas.no_cluster,
     ) -> None:
         super().__init__(interval)
         #: Where this installation's Ray replica actors live (runner "ray").
         self.ray_namespace = ray_namespace
+        #: Where the Ray cluster is that this process joins for replica actors (when the
+        #: process is not on one yet); the Platform asks its jobs' Ray driver.
+        self.ray_address = ray_address
         #: Load cached models in the form the node's processes share (``Flavor.load_cached``).
         self.shared_weights = shared_weights
         #: A request that waited longer for its model's batch is refused (429), not run.
@@ -311,6 +315,8 @@ class DeploymentReconciler(LoopService):
         predictor, signature = await asyncio.to_thread(self._load_predictor, version, item, replica)
         # An ensemble batches once for all its members: they need no batcher.
         size = 1 if item.combiner is not None else batching.max_batch_size
+        # Ray replicas take several batches at once (a few per live actor); others one.
+        concurrency = predictor.batches_in_flight if isinstance(predictor, RayReplicas) else 1
         return ModelRunner(
             predictor,
             signature,
@@ -319,6 +325,7 @@ class DeploymentReconciler(LoopService):
             max_queue=batching.max_queue,
             max_wait_s=self.max_queue_wait_s,
             in_flight=self.repository.in_flight(item.name, item.project),
+            max_concurrent_batches=concurrency,
         )
 
     async def _pool(
@@ -388,7 +395,9 @@ class DeploymentReconciler(LoopService):
             )  # fmt: skip
             flavor = self.flavors.get(version.flavor)
             self._ray_ids.add(item.id)  # from here on it may have actors to end
-            router = ray_replicas.connect(spec, self.store, flavor, self.cache_dir)
+            router = ray_replicas.connect(
+                spec, self.store, flavor, self.cache_dir, self.ray_address
+            )
             return router, (
                 Signature.model_validate(version.signature) if version.signature else None
             ) or router.signature

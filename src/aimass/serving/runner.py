@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -94,7 +94,8 @@ class ModelRunner:
     merged group fails each of its requests is retried alone, so one bad request
     fails only itself. Outputs are named from the signature (its first output is
     ``predict``, its second ``predict_proba``) or ``predict``/``predict_proba``
-    without one. Call ``infer`` on the event loop.
+    without one. ``max_concurrent_batches`` lets that many batches run at once (a
+    predictor that spreads them over Ray replicas). Call ``infer`` on the event loop.
     """
 
     def __init__(
@@ -108,6 +109,7 @@ class ModelRunner:
         max_queue: int | None = None,
         max_wait_s: float | None = None,
         in_flight: InFlight | None = None,
+        max_concurrent_batches: int | Callable[[], int] = 1,
     ) -> None:
         self.predictor = predictor
         #: Requests that may wait for the model before ``infer`` raises ``Overloaded``.
@@ -150,6 +152,7 @@ class ModelRunner:
                 max_queue=max_queue,
                 max_wait_s=max_wait_s,
                 in_flight=in_flight,
+                max_concurrent_batches=max_concurrent_batches,
             )
             self._batcher.observer = self._observe
 
