@@ -514,12 +514,27 @@ class PredictionLogWriter(LoopService):
         """
         while True:
             records = self.queue.drain(self.batch)
+            count = len(records)
             if records:
-                await asyncio.to_thread(self.write, records)
-            if len(records) < self.batch:
+                await asyncio.to_thread(self._write_and_free, records)
+            if count < self.batch:
                 break
         if self.queue.metrics is not None:
             self.queue.metrics.depth.set(self.queue.depth)
+
+    def _write_and_free(self, records: list[_Record]) -> int:
+        """``write``, then free the records in this thread rather than on the event loop.
+
+        A record's objects have gone cold in the second it waited: freeing a batch
+        of them costs about a microsecond each, a ~10 ms stall of the loop per
+        10,000 records when they were freed there (the GIL is held either way).
+        Without the ``clear``, the thread that drops the last reference wins a
+        race: the executor's worker deleting its work item, or ``run_once``.
+        """
+        try:
+            return self.write(records)
+        finally:
+            records.clear()
 
     def write(self, records: list[_Record]) -> int:
         """Write ``records`` as Parquet, one file per deployment and hour; the records written."""
