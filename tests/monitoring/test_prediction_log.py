@@ -132,9 +132,13 @@ def test_the_inference_paths_records_name_their_serving_objects(tmp_path: Path) 
 class _ArrivingWriter(PredictionLogWriter):
     """A writer during whose writes requests keep arriving (as they do under load)."""
 
+    max_writes = 1_000_000
+
     def write(self, records: list) -> int:  # type: ignore[type-arg]
-        for i in range(3):
-            _record(self.queue, f"late{self.queue.written}-{i}")
+        if self.max_writes > 0:
+            self.max_writes -= 1
+            for i in range(3):
+                _record(self.queue, f"late{self.queue.written}-{i}")
         return super().write(records)
 
 
@@ -164,3 +168,19 @@ def test_a_backlog_larger_than_a_batch_is_written_in_one_tick(tmp_path: Path) ->
     assert sorted(read_log(store, "default", "iris")["_request_id"].unique()) == sorted(
         f"r{i}" for i in range(10)
     )
+
+
+def test_stopping_writes_what_is_answered_during_the_last_write(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path))
+    log = PredictionLog(sample=1.0)
+    for i in range(10):
+        _record(log, f"r{i}")
+    writer = _ArrivingWriter(log, store)
+    writer.max_writes = 2
+
+    async def stop() -> None:
+        writer.start()
+        await writer.stop()
+
+    asyncio.run(stop())
+    assert log.depth == 0 and log.written == 10 + 3 * 2

@@ -558,9 +558,10 @@ class PredictionLogWriter(LoopService):
         return written
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Stop the loop, then write what is still queued."""
+        """Stop the loop, then write what is still queued (and what is answered meanwhile)."""
         await super().stop(timeout)
         try:
-            await self.run_once()
+            while self.queue.depth:
+                await self.run_once()
         except Exception:
             log.exception("the last prediction-log write failed")
