@@ -251,6 +251,13 @@ def _cost(home: Path, seconds: float, runs: int, concurrency: int, one_server: b
     cpu_off, cpu_on = statistics.median(costs[0.0]), statistics.median(costs[1.0])
     print(f"server CPU a request: {cpu_off:.1f} us off, {cpu_on:.1f} us at 100% "
           f"({(cpu_on / cpu_off - 1) * 100:+.1f} %), medians")  # fmt: skip
+    # Each "on" window against the "off" window just before it: a load that drifts
+    # over the run moves both of a pair, not one setting's median.
+    pairs = [(on / off - 1) * 100 for off, on in zip(rates[0.0], rates[1.0], strict=True)]
+    cpu_pairs = [(on / off - 1) * 100 for off, on in zip(costs[0.0], costs[1.0], strict=True)]
+    print(f"pairs (100% against the off window before it): req/s median "
+          f"{statistics.median(pairs):+.1f} % ({', '.join(f'{p:+.0f}' for p in pairs)}), "
+          f"CPU a request median {statistics.median(cpu_pairs):+.1f} %")  # fmt: skip
     print(f"requests answered 200: {answered}, rows logged: {logged}, dropped: {dropped:.0f}")
     print(f"Parquet files: {files}, {logged / max(files, 1):.0f} rows a file")
 
