@@ -149,13 +149,16 @@ async def _load(url: str, seconds: float, concurrency: int, deployment: str = "t
 
 
 def _logged_rows(artifacts: Path) -> int:
+    return _logged(artifacts)[0]
+
+
+def _logged(artifacts: Path) -> tuple[int, int]:
+    """Rows in the Parquet log, and its files (few, large ones: the writer batches)."""
     import pyarrow.parquet as pq
 
-    return sum(
-        pq.read_metadata(io.BytesIO(path.read_bytes())).num_rows
-        for path in (artifacts / "predictions").rglob("*")
-        if path.is_file()
-    )
+    paths = [path for path in (artifacts / "predictions").rglob("*") if path.is_file()]
+    rows = sum(pq.read_metadata(io.BytesIO(path.read_bytes())).num_rows for path in paths)
+    return rows, len(paths)
 
 
 def _metric(url: str, name: str) -> float:
@@ -241,14 +244,22 @@ def _cost(home: Path, seconds: float, runs: int, concurrency: int, one_server: b
         for process in {id(p): p for _, p, _ in targets.values()}.values():
             _stop(process)
     off, on = statistics.median(rates[0.0]), statistics.median(rates[1.0])
-    logged = _logged_rows(home / "1.0" / "artifacts")
+    logged, files = _logged(home / "1.0" / "artifacts")
     print(f"prediction logging off:  {off:8.0f} req/s, median of {runs} (c={concurrency})")
     change = (on / off - 1) * 100
     print(f"prediction logging 100%: {on:8.0f} req/s, median of {runs} ({change:+.1f} %)")
     cpu_off, cpu_on = statistics.median(costs[0.0]), statistics.median(costs[1.0])
     print(f"server CPU a request: {cpu_off:.1f} us off, {cpu_on:.1f} us at 100% "
           f"({(cpu_on / cpu_off - 1) * 100:+.1f} %), medians")  # fmt: skip
+    # Each "on" window against the "off" window just before it: a load that drifts
+    # over the run moves both of a pair, not one setting's median.
+    pairs = [(on / off - 1) * 100 for off, on in zip(rates[0.0], rates[1.0], strict=True)]
+    cpu_pairs = [(on / off - 1) * 100 for off, on in zip(costs[0.0], costs[1.0], strict=True)]
+    print(f"pairs (100% against the off window before it): req/s median "
+          f"{statistics.median(pairs):+.1f} % ({', '.join(f'{p:+.0f}' for p in pairs)}), "
+          f"CPU a request median {statistics.median(cpu_pairs):+.1f} %")  # fmt: skip
     print(f"requests answered 200: {answered}, rows logged: {logged}, dropped: {dropped:.0f}")
+    print(f"Parquet files: {files}, {logged / max(files, 1):.0f} rows a file")
 
 
 async def _drive(

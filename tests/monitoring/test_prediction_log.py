@@ -127,3 +127,60 @@ def test_the_inference_paths_records_name_their_serving_objects(tmp_path: Path) 
     assert (frame["_model"] == "iris").all() and (frame["_latency_ms"] >= 0).all()
     times = frame["_time"].map(lambda t: t.timestamp())
     assert before - 1 <= times.min() and times.max() <= time.time() + 1
+
+
+class _ArrivingWriter(PredictionLogWriter):
+    """A writer during whose writes requests keep arriving (as they do under load)."""
+
+    max_writes = 1_000_000
+
+    def write(self, records: list) -> int:  # type: ignore[type-arg]
+        if self.max_writes > 0:
+            self.max_writes -= 1
+            for i in range(3):
+                _record(self.queue, f"late{self.queue.written}-{i}")
+        return super().write(records)
+
+
+def test_a_tick_writes_what_was_queued_not_what_arrives_meanwhile(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path))
+    log = PredictionLog(sample=1.0)
+    for i in range(10):
+        _record(log, f"r{i}")
+    writer = _ArrivingWriter(log, store)
+    asyncio.run(writer.run_once())
+    # One file of the ten: the three that arrived meanwhile wait for the next tick.
+    assert log.written == 10 and log.depth == 3
+    assert len(store.list_keys("predictions/default/iris")) == 1
+    asyncio.run(writer.run_once())
+    assert log.written == 13 and log.depth == 3
+    assert len(read_log(store, "default", "iris")) == 26
+
+
+def test_a_backlog_larger_than_a_batch_is_written_in_one_tick(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path))
+    log = PredictionLog(sample=1.0)
+    for i in range(10):
+        _record(log, f"r{i}")
+    asyncio.run(PredictionLogWriter(log, store, batch=4).run_once())
+    assert log.depth == 0 and log.written == 10
+    assert len(store.list_keys("predictions/default/iris")) == 3  # 4 + 4 + 2
+    assert sorted(read_log(store, "default", "iris")["_request_id"].unique()) == sorted(
+        f"r{i}" for i in range(10)
+    )
+
+
+def test_stopping_writes_what_is_answered_during_the_last_write(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path))
+    log = PredictionLog(sample=1.0)
+    for i in range(10):
+        _record(log, f"r{i}")
+    writer = _ArrivingWriter(log, store)
+    writer.max_writes = 2
+
+    async def stop() -> None:
+        writer.start()
+        await writer.stop()
+
+    asyncio.run(stop())
+    assert log.depth == 0 and log.written == 10 + 3 * 2

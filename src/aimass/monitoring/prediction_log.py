@@ -505,12 +505,36 @@ class PredictionLogWriter(LoopService):
         super().start()
 
     async def run_once(self) -> None:
-        """Write what is queued (in batches), off the event loop."""
-        while self.queue.depth:
+        """Write what is queued now, off the event loop: one batch, more only while full.
+
+        Records queued while a batch is written wait for the next tick: draining
+        until the queue was empty made the writer chase the traffic under load
+        with files of a few dozen records, whose fixed cost per file is several
+        times a record's (its CPU a record 9.0 µs in the server, 3.8 µs now).
+        """
+        while True:
             records = self.queue.drain(self.batch)
-            await asyncio.to_thread(self.write, records)
+            count = len(records)
+            if records:
+                await asyncio.to_thread(self._write_and_free, records)
+            if count < self.batch:
+                break
         if self.queue.metrics is not None:
             self.queue.metrics.depth.set(self.queue.depth)
+
+    def _write_and_free(self, records: list[_Record]) -> int:
+        """``write``, then free the records in this thread rather than on the event loop.
+
+        A record's objects have gone cold in the second it waited: freeing a batch
+        of them costs about a microsecond each, a ~10 ms stall of the loop per
+        10,000 records when they were freed there (the GIL is held either way).
+        Without the ``clear``, the thread that drops the last reference wins a
+        race: the executor's worker deleting its work item, or ``run_once``.
+        """
+        try:
+            return self.write(records)
+        finally:
+            records.clear()
 
     def write(self, records: list[_Record]) -> int:
         """Write ``records`` as Parquet, one file per deployment and hour; the records written."""
@@ -534,9 +558,10 @@ class PredictionLogWriter(LoopService):
         return written
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Stop the loop, then write what is still queued."""
+        """Stop the loop, then write what is still queued (and what is answered meanwhile)."""
         await super().stop(timeout)
         try:
-            await self.run_once()
+            while self.queue.depth:
+                await self.run_once()
         except Exception:
             log.exception("the last prediction-log write failed")
