@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 from tests.conftest import LiveServer, ModelFiles, start_server
 
@@ -18,6 +19,10 @@ from aimass.config import Settings
 from aimass.platform import Platform
 
 QUEUE = 4
+#: The crowd test's in-flight cap, its number of connections, and the refusals it may take.
+CAP = 4
+CROWD = 256
+REFUSALS = 40_000
 
 
 @pytest.fixture
@@ -30,6 +35,12 @@ def held(settings: Settings, model_files: ModelFiles) -> Iterator[tuple[LiveServ
 def held_capped(settings: Settings, model_files: ModelFiles) -> Iterator[tuple[LiveServer, Any]]:
     """``held``, on a server that runs one inference request at a time."""
     yield from _held(settings.model_copy(update={"max_inflight": 1}), model_files)
+
+
+@pytest.fixture
+def held_crowded(settings: Settings, model_files: ModelFiles) -> Iterator[tuple[LiveServer, Any]]:
+    """``held``, on a server that runs ``CAP`` inference requests at a time."""
+    yield from _held(settings.model_copy(update={"max_inflight": CAP}), model_files)
 
 
 def _held(settings: Settings, model_files: ModelFiles) -> Iterator[tuple[LiveServer, Any]]:
@@ -144,3 +155,93 @@ def test_past_the_in_flight_cap_requests_get_503_with_retry_after_and_are_counte
     assert error["code"] and error["request_id"] == refused[1].headers["x-request-id"]
     metrics = httpx.get(f"{live.url}/metrics", headers=headers).text
     assert 'aimass_http_refused_total{reason="inflight"} 2.0' in metrics, metrics
+
+
+async def _ask(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bytes]:
+    """Send ``request`` on a keep-alive connection; the answer's status and head."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.lower().split(b"\r\n")
+        if line.startswith(b"content-length:")
+    )
+    await reader.readexactly(length)
+    return int(head[9:12]), head
+
+
+@pytest.mark.backend("sqlite")
+def test_a_crowd_past_the_in_flight_cap_keeps_getting_answers(
+    held_crowded: tuple[LiveServer, Any], model_files: ModelFiles
+) -> None:
+    """The in-flight cap is released while a crowd is being refused: everyone gets a 200.
+
+    Before session 7's fix the cap counted uvicorn's request tasks, refusals included,
+    so a crowd re-sending at once kept the count at the cap for good: after the first
+    admitted requests, nobody got a 200 again. Here CROWD connections (raw sockets, one
+    request at a time, ignoring Retry-After) meet a full cap (the model holds what was
+    admitted), are refused, and keep asking after the model is released: each must get
+    its 200 within the crowd's budget of refusals, and the cap must be free afterwards.
+    """
+    live, (entered, release) = held_crowded
+    row = np.asarray(model_files.x)[:1].tolist()
+    body = orjson.dumps(
+        {"inputs": [{"name": "X", "shape": [1, 30], "datatype": "FP32", "data": row}]}
+    )
+    request = (
+        b"POST /v2/models/slow/infer HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        b"authorization: Bearer " + live.admin_token.encode() + b"\r\n"
+        b"content-type: application/json\r\ncontent-length: "
+        + str(len(body)).encode() + b"\r\n\r\n" + body
+    )  # fmt: skip
+    port = int(live.url.rsplit(":", 1)[1])
+    statuses: dict[int, int] = {}
+    refused = 0
+    all_refused_once = asyncio.Event()
+    first_refusals: set[int] = set()
+
+    async def client(number: int) -> int:
+        """Ask until answered 200 (or the crowd's budget is spent); the tries it took."""
+        nonlocal refused
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            tries = 0
+            while refused < REFUSALS:
+                tries += 1
+                status, head = await _ask(reader, writer, request)
+                statuses[status] = statuses.get(status, 0) + 1
+                if status == 200:
+                    return tries
+                assert status == 503 and b"retry-after: 1" in head.lower(), head
+                refused += 1
+                first_refusals.add(number)
+                if len(first_refusals) == CROWD:
+                    all_refused_once.set()
+            return 0
+        finally:
+            writer.close()
+
+    async def main() -> list[int]:
+        admitted = [asyncio.create_task(client(-1 - n)) for n in range(CAP)]
+        await asyncio.to_thread(entered.wait, 30)  # the model holds the first batch
+        crowd = [asyncio.create_task(client(n)) for n in range(CROWD)]
+        waiting = asyncio.create_task(all_refused_once.wait())  # a full cap: all refused
+        clients = [*admitted, *crowd]
+        await asyncio.wait([waiting, *clients], timeout=60, return_when="FIRST_COMPLETED")
+        release.set()
+        assert waiting.done(), f"the crowd was not all refused while the model held: {statuses}"
+        return await asyncio.gather(*clients)
+
+    tries = asyncio.run(main())
+    answered = sum(1 for t in tries if t)
+    assert answered == CAP + CROWD, (
+        f"{answered} of {CAP + CROWD} clients got a 200 before {refused} refusals; {statuses}"
+    )
+    assert set(statuses) == {200, 503}, statuses
+    headers = {"Authorization": f"Bearer {live.admin_token}"}
+    alone = httpx.post(f"{live.url}/v2/models/slow/infer", content=body, headers=headers)
+    assert alone.status_code == 200, alone.text  # the cap's count came back to zero
+    metrics = httpx.get(f"{live.url}/metrics", headers=headers).text
+    assert f'aimass_http_refused_total{{reason="inflight"}} {float(refused)}' in metrics
