@@ -22,7 +22,7 @@ QUEUE = 4
 #: The crowd test's in-flight cap, its number of connections, and the refusals it may take.
 CAP = 4
 CROWD = 256
-REFUSALS = 40_000
+REFUSALS = 20_000
 
 
 @pytest.fixture
