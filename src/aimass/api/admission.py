@@ -9,11 +9,13 @@ instead of costing the event loop a read and a refusal on every turn. Under a
 crowd of thousands that re-send at once, those refusals were most of the loop's
 work, and what was admitted waited behind them.
 
-A parked connection is read again (FIFO) when an admitted request finishes (one
-per finished request, so the cap refills from the parked crowd in turn), when
-the cap has room, and at the latest ``PARK_S`` after it was parked: its request
-is then admitted if there is room, or refused at once and parked again. So a
-client waits at most about ``PARK_S`` for a 200 or a 503, whatever the crowd.
+An admitted request answered 429 or 503 (its deployment's queue is full) parks
+its connection the same way. A parked connection is read again (FIFO) when an
+admitted request is served (one per request served, so the cap refills from the
+parked crowd in turn), when the cap has room, and at the latest ``PARK_S`` (the
+refusal's Retry-After) after it was parked: its request is then admitted if
+there is room, or refused at once and parked again. So a client waits at most
+about ``PARK_S`` for a 200 or a 503, whatever the crowd.
 A new connection is never parked before its first request is read: a probe on
 its own connection is always answered, and the probes are never refused. A
 connection is parked only after an inference request (refused, or answered while
@@ -25,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
@@ -32,10 +35,12 @@ import orjson
 from aimass.api.edge import error_code
 from aimass.api.middleware import SECURITY_HEADERS
 
-#: The longest a parked connection waits before its next request is read.
-PARK_S = 0.5
+#: The longest a parked connection waits before its next request is read: the
+#: Retry-After its refusal gave (a client that honours it loses nothing).
+PARK_S = 1.0
 #: How often the parked connections are checked for age and room.
 SWEEP_S = 0.05
+_SHED = frozenset({429, 503})
 _MESSAGE = "the server is at its in-flight request limit; try again soon"
 
 
@@ -72,15 +77,30 @@ class AdmittedCount:
         """How many connections wait to be read (closed ones included until swept)."""
         return len(self._parked)
 
-    def counted(self, app: Any) -> Any:
-        """``app`` for one admitted request: the count drops when it returns (or fails)."""
+    def counted(self, app: Any, shed: Callable[[], None]) -> Any:
+        """``app`` for one admitted request: the count drops when it returns (or fails).
+
+        An answer of 429 or 503 (a full queue, an unready model) calls ``shed`` as it
+        starts, so the caller can park the connection as for a refusal, and reads no
+        parked connection when it ends: it made no room where the crowd waits.
+        """
 
         async def run(scope: Any, receive: Any, send: Any) -> None:
+            served = True
+
+            async def watched(message: Any) -> None:
+                nonlocal served
+                if message["type"] == "http.response.start" and message["status"] in _SHED:
+                    served = False
+                    shed()
+                await send(message)
+
             try:
-                await app(scope, receive, send)
+                await app(scope, receive, watched)
             finally:
                 self.n -= 1
-                self._resume(1)
+                if served:
+                    self._resume(1)
 
         return run
 

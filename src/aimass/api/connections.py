@@ -131,6 +131,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._inference = False
         #: Reading is paused until the in-flight cap lets this connection in again.
         self._parked = False
+        #: The admitted request now answering was refused by its deployment (429/503).
+        self._was_shed = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Count the connection; refuse it past the cap, else start the header deadline."""
@@ -166,7 +168,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self._refuse_inflight()
             else:
                 self._admitted.n += 1  # admitted now, so this turn's next request sees it
-                self._run_with(self._admitted.counted(self.app))
+                self._run_with(self._admitted.counted(self.app, self._shed))
         else:
             super().on_headers_complete()
         self._body_pending = True
@@ -219,14 +221,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        """Answered: an inference client is parked while the in-flight cap is full.
+        """Answered: an inference client is parked if refused, or while the cap is full.
 
         (The finished request still counts here, so a full cap parks this connection
         at the back and its release reads the one parked longest: the cap goes round.)
         """
         super().on_response_complete()
-        if self._inference and self._admitted.full and self.cycle.response_complete:
+        shed, self._was_shed = self._was_shed, False
+        if self._inference and (shed or self._admitted.full) and self.cycle.response_complete:
             self._park()
+
+    def _shed(self) -> None:
+        """The admitted request is answered 429 or 503: park as after a refusal."""
+        self._was_shed = True
 
     def _park(self) -> None:
         """Stop reading until the in-flight cap lets this connection in (admission.py)."""
