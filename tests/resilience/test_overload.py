@@ -230,8 +230,13 @@ def test_a_crowd_past_the_in_flight_cap_keeps_getting_answers(
         waiting = asyncio.create_task(all_refused_once.wait())  # a full cap: all refused
         clients = [*admitted, *crowd]
         await asyncio.wait([waiting, *clients], timeout=60, return_when="FIRST_COMPLETED")
-        release.set()
-        assert waiting.done(), f"the crowd was not all refused while the model held: {statuses}"
+        try:
+            assert waiting.done(), f"the crowd was not all refused while the model held: {statuses}"
+            async with httpx.AsyncClient(base_url=live.url) as http:  # its own new connections
+                probes = [await http.get(f"/v2/health/{path}") for path in ("live", "ready")]
+            assert [p.status_code for p in probes] == [200, 200]  # read although the crowd waits
+        finally:
+            release.set()
         return await asyncio.gather(*clients)
 
     tries = asyncio.run(main())
