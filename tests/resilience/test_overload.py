@@ -250,3 +250,58 @@ def test_a_crowd_past_the_in_flight_cap_keeps_getting_answers(
     assert alone.status_code == 200, alone.text  # the cap's count came back to zero
     metrics = httpx.get(f"{live.url}/metrics", headers=headers).text
     assert f'aimass_http_refused_total{{reason="inflight"}} {float(refused)}' in metrics
+
+
+@pytest.mark.backend("sqlite")
+def test_a_refused_connection_is_parked_then_read_again_or_closed_as_asked(
+    held_capped: tuple[LiveServer, Any], model_files: ModelFiles
+) -> None:
+    """Past the cap a keep-alive connection is parked, not dropped: its next request (here
+    a probe, while the cap is still full) is read and answered; one that asked to close
+    gets its 503 with ``connection: close`` and is closed."""
+    live, (entered, release) = held_capped
+    row = np.asarray(model_files.x)[:1].tolist()
+    body = orjson.dumps(
+        {"inputs": [{"name": "X", "shape": [1, 30], "datatype": "FP32", "data": row}]}
+    )
+
+    def infer(extra: bytes = b"") -> bytes:
+        return (
+            b"POST /v2/models/slow/infer HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+            b"authorization: Bearer " + live.admin_token.encode() + b"\r\n" + extra
+            + b"content-type: application/json\r\ncontent-length: "
+            + str(len(body)).encode() + b"\r\n\r\n" + body
+        )  # fmt: skip
+
+    port = int(live.url.rsplit(":", 1)[1])
+    probe = b"GET /v2/health/live HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
+
+    async def main() -> tuple[list[int], bytes, bytes]:
+        first = await asyncio.open_connection("127.0.0.1", port)
+        first[1].write(infer())
+        await asyncio.to_thread(entered.wait, 30)  # the cap (1) is full
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        codes = [(await _ask(reader, writer, infer()))[0]]  # refused: parked
+        codes.append((await _ask(reader, writer, probe))[0])  # read again, answered
+        closing = await asyncio.open_connection("127.0.0.1", port)
+        closing[1].write(infer(b"connection: close\r\n"))
+        answer = await asyncio.wait_for(closing[0].read(), 30)  # until the server closes
+        release.set()
+        admitted = await first[0].readuntil(b"\r\n\r\n")  # the cap is free again
+        for _ in range(5):  # (the app may finish a turn after its answer is sent)
+            status = (await _ask(reader, writer, infer()))[0]
+            if status == 200:
+                break
+        codes.append(status)  # parked or not, the connection is served again
+        for _, w in (first, closing):
+            w.close()
+        writer.close()
+        return codes, answer, admitted
+
+    try:
+        codes, answer, admitted = asyncio.run(main())
+    finally:
+        release.set()
+    assert codes == [503, 200, 200], codes
+    assert answer.startswith(b"HTTP/1.1 503") and b"connection: close" in answer.lower()
+    assert admitted.startswith(b"HTTP/1.1 200"), admitted
