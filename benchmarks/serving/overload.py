@@ -11,8 +11,9 @@ each concurrency opens that many keep-alive connections (pinned to ``--client-co
 each sending one-row ``/v2/models/breast-cancer-onnx/infer`` requests back to back for
 ``--duration`` seconds, ignoring Retry-After (the worst crowd). Meanwhile a prober
 process (on the load's core, apart from the load's busy event loop) opens a NEW
-connection every 100 ms for ``GET /v2/health/live`` (what a liveness probe does),
-on the main port and on the probe port (a thread each), and reads the server's RSS from
+connection every 100 ms for ``GET /v2/health/live`` and another for ``/ready`` (what
+an orchestrator's probes do), on the main port and on the probe port (a thread
+each), and reads the server's RSS from
 /proc each second. Prints, per concurrency: answers per second, admitted (200),
 queue-full (429) and in-flight-cap (503) counts with their p50/p99 latency, other
 outcomes, each port's probes' p50/p99/max, and RSS before, at peak and after. Plain
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -36,12 +38,15 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "breast-cancer-onnx"
+#: The probes timed during a point: each path on the main port and on the probe port.
+PROBES = ("main live", "main ready", "probe live", "probe ready")
 
 
 @dataclass
@@ -63,6 +68,16 @@ def _pct(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def listen_overflows() -> int:
+    """The kernel's count of connections dropped from full accept queues (all sockets)."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            found = dict(zip(names.split(), values.split(), strict=False))
+            return int(found.get("ListenOverflows", 0))
+    return 0
 
 
 def _rss_mb(pid: int) -> float:
@@ -127,12 +142,15 @@ def _probe_and_sample(port: int, pid: int, duration: float, request: bytes, out:
     one inference request every 100 ms on a keep-alive connection, its 200s timed as
     "sampled" (what an admitted request costs, without the load generator's own delay).
     Send (latencies by port and "sampled", failures by the same keys, RSS)."""
-    probe = b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     until = time.monotonic() + duration
-    latencies: dict[str, list[float]] = {"main": [], "probe": [], "sampled": []}
-    failures = {"main": 0, "probe": 0, "sampled": 0}
+    latencies: dict[str, list[float]] = {key: [] for key in (*PROBES, "sampled")}
+    failures = dict.fromkeys(latencies, 0)
 
     def prober(which: str, target: int) -> None:
+        path = which.split()[1]
+        probe = (
+            f"GET /v2/health/{path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        ).encode()
         while time.monotonic() < until:
             started = time.perf_counter()
             try:
@@ -182,11 +200,10 @@ def _probe_and_sample(port: int, pid: int, duration: float, request: bytes, out:
         if sock is not None:
             sock.close()
 
-    threads = [
-        threading.Thread(target=sampler),
-        threading.Thread(target=prober, args=("main", port)),
-        threading.Thread(target=prober, args=("probe", port + 1)),
-    ]
+    threads = [threading.Thread(target=sampler)]
+    for which in PROBES:
+        target = port if which.startswith("main") else port + 1
+        threads.append(threading.Thread(target=prober, args=(which, target)))
     for thread in threads:
         thread.start()
     rss: list[float] = []
@@ -198,7 +215,7 @@ def _probe_and_sample(port: int, pid: int, duration: float, request: bytes, out:
     out.send((latencies, failures, rss))
 
 
-async def _run(port: int, request: bytes, clients: int, duration: float, pid: int) -> Tally:
+async def _run(port: int, request: bytes, clients: int, duration: float) -> Tally:
     tally = Tally()
     until = time.monotonic() + duration
     tasks = []
@@ -249,6 +266,7 @@ def main() -> None:
     parser.add_argument("--max-queue", type=int, default=128)
     parser.add_argument("--max-inflight", type=int, nargs="+", default=[0, 512])
     parser.add_argument("--max-queue-wait", type=float, default=0.0)
+    parser.add_argument("--max-connections", type=int, default=20000)
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--client-core", default="1")
     parser.add_argument("--port", type=int, default=18090)
@@ -274,26 +292,48 @@ def _uvloop() -> bool:
     return True
 
 
-def _point(args: argparse.Namespace, max_inflight: int) -> None:
-    """Start a server with ``max_inflight`` and run every concurrency against it."""
+@dataclass
+class DemoServer:
+    """A running ``aimass server --demo``: where it answers and what to send it."""
+
+    base: str
+    token: str
+    pid: int
+    home: Path
+    #: One-row ``/v2/models/<MODEL>/infer`` JSON body, and the whole HTTP/1.1 request.
+    body: bytes
+    request: bytes
+
+
+@contextlib.contextmanager
+def demo_server(
+    port: int,
+    core: str,
+    *,
+    max_connections: int,
+    max_inflight: int,
+    max_queue_wait: float,
+    max_queue: int,
+) -> Iterator[DemoServer]:
+    """``aimass server --demo`` on ``port`` (probe port ``port`` + 1), one worker pinned to
+    ``core``, its ONNX deployment's ``max_queue`` set; stopped and its home removed after."""
     home = Path(tempfile.mkdtemp(prefix="aimass-overload-"))
     env = {
         **os.environ,
         "AIMASS_HOME": str(home),
         "AIMASS_JOBS": "false",
-        "AIMASS_MAX_CONNECTIONS": "20000",
+        "AIMASS_MAX_CONNECTIONS": str(max_connections),
         "AIMASS_MAX_INFLIGHT": str(max_inflight),
-        "AIMASS_MAX_QUEUE_WAIT_S": str(args.max_queue_wait),
-        "AIMASS_PROBE_PORT": str(args.port + 1),
+        "AIMASS_MAX_QUEUE_WAIT_S": str(max_queue_wait),
+        "AIMASS_PROBE_PORT": str(port + 1),
         "OMP_NUM_THREADS": "1",
     }
-    command = [str(ROOT / ".venv/bin/aimass"), "server", "--demo", "--port", str(args.port)]
+    command = [str(ROOT / ".venv/bin/aimass"), "server", "--demo", "--port", str(port)]
     if shutil.which("taskset"):
-        command = ["taskset", "-c", args.server_core, *command]
-    server = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    base = f"http://127.0.0.1:{args.port}"
+        command = ["taskset", "-c", core, *command]
+    log = (home.parent / f"{home.name}.log").open("wb")  # why it failed, if it does
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
     try:
         token = ""
         deadline = time.monotonic() + 180
@@ -304,13 +344,14 @@ def _point(args: argparse.Namespace, max_inflight: int) -> None:
                 break
             except Exception:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the server did not serve the demo model") from None
+                    tail = Path(log.name).read_text(errors="replace")[-2000:]
+                    raise SystemExit(f"the server did not serve the demo model:\n{tail}") from None
                 time.sleep(0.5)
         sys.path.insert(0, str(ROOT / "src"))
         from aimass import Client
 
         with Client(url=base, token=token) as client:
-            client.deployments.update(MODEL, max_queue=args.max_queue)
+            client.deployments.update(MODEL, max_queue=max_queue)
             client.deployments.wait_ready(MODEL, timeout=60)
         name = json.loads(_get(f"{base}/v2/models/{MODEL}", token))["inputs"][0]["name"]
         from sklearn.datasets import load_breast_cancer
@@ -324,30 +365,74 @@ def _point(args: argparse.Namespace, max_inflight: int) -> None:
             f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode() + body
+        yield DemoServer(base, token, server.pid, home, body, request)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+        Path(log.name).unlink(missing_ok=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def probe_report(probes: dict[str, list[float]], failures: dict[str, int]) -> str:
+    """Each probe's answered count, failures and p50/p99/max (ms)."""
+    lines = []
+    for which in PROBES:
+        values = probes.get(which, [])
+        lines.append(
+            f"{which}: {len(values)} ok, {failures.get(which, 0)} failed, "
+            f"p50 {_pct(values, 0.5) * 1000:.1f} p99 {_pct(values, 0.99) * 1000:.1f} "
+            f"max {max(values, default=float('nan')) * 1000:.1f} ms"
+        )
+    return "; ".join(lines)
+
+
+def start_prober(port: int, pid: int, duration: float, request: bytes) -> Callable[[], Any]:
+    """Start ``_probe_and_sample`` in its own process; a function that waits for its result."""
+    receive, send = multiprocessing.Pipe(duplex=False)
+    prober = multiprocessing.Process(
+        target=_probe_and_sample, args=(port, pid, duration, request, send)
+    )
+    prober.start()
+
+    def result() -> Any:
+        answer = receive.recv()
+        prober.join()
+        return answer
+
+    return result
+
+
+def _point(args: argparse.Namespace, max_inflight: int) -> None:
+    """Start a server with ``max_inflight`` and run every concurrency against it."""
+    with demo_server(
+        args.port,
+        args.server_core,
+        max_connections=args.max_connections,
+        max_inflight=max_inflight,
+        max_queue_wait=args.max_queue_wait,
+        max_queue=args.max_queue,
+    ) as demo:
+        base, token, request = demo.base, demo.token, demo.request
+        server_pid = demo.pid
         affinity = os.sched_getaffinity(0)
         if shutil.which("taskset"):
             os.sched_setaffinity(0, {int(c) for c in args.client_core.split(",")})
         print(f"max_inflight {max_inflight or 'off'} (load average {os.getloadavg()[0]:.2f}):")
         for clients in args.concurrency:
-            rss_before = _rss_mb(server.pid)
+            rss_before = _rss_mb(server_pid)
             histograms = _histograms(base, token)
-            receive, send = multiprocessing.Pipe(duplex=False)
-            prober = multiprocessing.Process(
-                target=_probe_and_sample,
-                args=(args.port, server.pid, args.duration, request, send),
-            )
-            prober.start()
-            run = _run(args.port, request, clients, args.duration, server.pid)
+            probed = start_prober(args.port, server_pid, args.duration, request)
+            run = _run(args.port, request, clients, args.duration)
             if _uvloop():
                 import uvloop
 
                 tally = uvloop.run(run)
             else:
                 tally = asyncio.run(run)
-            tally.probes, tally.probe_failures, tally.rss_mb = receive.recv()
-            prober.join()
+            tally.probes, tally.probe_failures, tally.rss_mb = probed()
             time.sleep(2.0)
-            _report(clients, args.duration, tally, rss_before, _rss_mb(server.pid))
+            _report(clients, args.duration, tally, rss_before, _rss_mb(server_pid))
             after = _histograms(base, token)
             print(
                 "    server side, admitted: request p50 "
@@ -360,10 +445,6 @@ def _point(args: argparse.Namespace, max_inflight: int) -> None:
                 flush=True,
             )
         os.sched_setaffinity(0, affinity)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def _report(clients: int, duration: float, tally: Tally, before: float, after: float) -> None:
@@ -373,14 +454,6 @@ def _report(clients: int, duration: float, tally: Tally, before: float, after: f
         p50, p99 = _pct(values, 0.5) * ms, _pct(values, 0.99) * ms
         return f"{len(values)} p50 {p50:.1f} ms p99 {p99:.1f} ms"
 
-    probes = []
-    for which in ("main", "probe"):
-        values = tally.probes.get(which, [])
-        probes.append(
-            f"{which} port {len(values)} ok, {tally.probe_failures.get(which, 0)} failed, "
-            f"p50 {_pct(values, 0.5) * ms:.1f} ms p99 {_pct(values, 0.99) * ms:.1f} ms "
-            f"max {max(values, default=float('nan')) * ms:.1f} ms"
-        )
     sampled = tally.probes.get("sampled", [])
     answered = len(tally.ok) + len(tally.refused) + len(tally.busy)
     print(
@@ -388,7 +461,8 @@ def _report(clients: int, duration: float, tally: Tally, before: float, after: f
         f"429: {latency(tally.refused)} | 503: {latency(tally.busy)} | "
         f"other: {tally.other or 0} | sampled client (one request per 100 ms, off the "
         f"crowd's loop): 200 {latency(sampled)}, {tally.probe_failures.get('sampled', 0)} "
-        f"refused or failed | live probes (new connection): {'; '.join(probes)} | "
+        f"refused or failed | probes (new connection each): "
+        f"{probe_report(tally.probes, tally.probe_failures)} | "
         f"RSS {before:.0f} MB before, {max(tally.rss_mb, default=0):.0f} peak, {after:.0f} after",
         flush=True,
     )

@@ -3,11 +3,12 @@
     .venv/bin/python benchmarks/serving/overload_h2load.py [--concurrency 2048 8192]
         [--duration 10] [--max-queue 128] [--max-inflight 512] [--max-queue-wait 0.25]
 
-The same server as ``overload.py`` (``aimass server --demo``, one worker pinned to
-``--server-core``, auth on, connection cap 20,000, probe port on, the demo ONNX
-deployment's ``max_queue`` set), but the crowd is ``h2load --h1`` (nghttp2, C, one
-thread pinned to ``--client-core``, open-file limit raised to the hard limit): each of
-``-c`` keep-alive connections sends one-row ``/v2/models/breast-cancer-onnx/infer``
+The same server as ``overload.py`` (``demo_server`` there: ``aimass server --demo``, one
+worker pinned to ``--server-core``, auth on, probe port on, the demo ONNX deployment's
+``max_queue`` set) and the same probers (live and ready, main and probe port, a new
+connection every 100 ms each, in their own process), but the crowd is ``h2load --h1``
+(nghttp2, C, one thread pinned to ``--client-core``, open-file limit raised to the hard
+limit): each of ``-c`` keep-alive connections sends one-row ``/v2/models/breast-cancer-onnx/infer``
 requests back to back, and ``--log-file`` records every request's start, status and
 latency. Prints per concurrency and per status (200 admitted, 429 queue full or waited
 too long, 503 in-flight cap): count, p50, p99, p99.9, max, and the admitted p99 per
@@ -18,19 +19,26 @@ second of the run, beside the server's own request-time histogram and its RSS.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overload import MODEL, ROOT, _get, _histograms, _quantile, _rss_mb
+from overload import (
+    MODEL,
+    _histograms,
+    _quantile,
+    _rss_mb,
+    demo_server,
+    listen_overflows,
+    probe_report,
+    start_prober,
+)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -71,8 +79,18 @@ def h2load(
     ]  # fmt: skip
     if shutil.which("taskset"):
         command = ["taskset", "-c", core, *command]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 300)
-    return done.stdout + done.stderr
+    # h2load sometimes keeps a few connections sending long past -D (seen with parked
+    # connections at c=2,048): stop it; its log holds the measured requests.
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as running:
+        try:
+            out, _ = running.communicate(timeout=duration + 30)
+        except subprocess.TimeoutExpired:
+            running.terminate()
+            out, _ = running.communicate(timeout=30)
+            out += "\n(h2load overstayed -D by 30 s and was stopped)"
+    return out
 
 
 def main() -> None:
@@ -100,77 +118,43 @@ def main() -> None:
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}",
         flush=True,
     )
-    home = Path(tempfile.mkdtemp(prefix="aimass-h2load-"))
-    env = {
-        **os.environ,
-        "AIMASS_HOME": str(home),
-        "AIMASS_JOBS": "false",
-        "AIMASS_MAX_CONNECTIONS": str(args.max_connections),
-        "AIMASS_MAX_INFLIGHT": str(args.max_inflight),
-        "AIMASS_MAX_QUEUE_WAIT_S": str(args.max_queue_wait),
-        "AIMASS_PROBE_PORT": str(args.port + 1),
-        "OMP_NUM_THREADS": "1",
-    }
-    command = [str(ROOT / ".venv/bin/aimass"), "server", "--demo", "--port", str(args.port)]
-    if shutil.which("taskset"):
-        command = ["taskset", "-c", args.server_core, *command]
-    server = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    base = f"http://127.0.0.1:{args.port}"
-    try:
-        token = _ready(home, base, server)
-        from aimass import Client
-
-        with Client(url=base, token=token) as client:
-            client.deployments.update(MODEL, max_queue=args.max_queue)
-            client.deployments.wait_ready(MODEL, timeout=60)
-        body = home / "body.json"
-        name = json.loads(_get(f"{base}/v2/models/{MODEL}", token))["inputs"][0]["name"]
-        from sklearn.datasets import load_breast_cancer
-
-        row = load_breast_cancer().data[:1].astype("float32")[0].tolist()
-        body.write_text(
-            json.dumps(
-                {"inputs": [{"name": name, "shape": [1, 30], "datatype": "FP32", "data": row}]}
-            )
-        )
+    with demo_server(
+        args.port,
+        args.server_core,
+        max_connections=args.max_connections,
+        max_inflight=args.max_inflight,
+        max_queue_wait=args.max_queue_wait,
+        max_queue=args.max_queue,
+    ) as demo:
+        body = demo.home / "body.json"
+        body.write_bytes(demo.body)
         for clients in args.concurrency:
-            rss_before = _rss_mb(server.pid)
-            histograms = _histograms(base, token)
-            log = home / f"h2load-{clients}.tsv"
+            rss_before = _rss_mb(demo.pid)
+            histograms = _histograms(demo.base, demo.token)
+            log = demo.home / f"h2load-{clients}.tsv"
             load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+            overflows = listen_overflows()
+            probed = start_prober(args.port, demo.pid, args.duration + 1, demo.request)
             summary = h2load(
-                f"{base}/v2/models/{MODEL}/infer", token, body, clients, args.duration,
-                args.client_core, log,
+                f"{demo.base}/v2/models/{MODEL}/infer", demo.token, body, clients,
+                args.duration, args.client_core, log,
             )  # fmt: skip
+            probes, failures, _rss = probed()
             time.sleep(2.0)
-            after = _histograms(base, token)
+            after = _histograms(demo.base, demo.token)
             _report(clients, args.duration, log, summary, load)
+            print(f"    probes (new connection each, 10/s): {probe_report(probes, failures)}")
+            print(
+                "    connections dropped from full accept queues (kernel, machine-wide): "
+                f"{listen_overflows() - overflows:,}"
+            )
             print(
                 f"    server side, admitted: request p50 "
                 f"{_quantile(histograms['request_seconds'], after['request_seconds'], 0.5)} s "
                 f"p99 {_quantile(histograms['request_seconds'], after['request_seconds'], 0.99)}"
-                f" s; RSS {rss_before:.0f} MB before, {_rss_mb(server.pid):.0f} MB after",
+                f" s; RSS {rss_before:.0f} MB before, {_rss_mb(demo.pid):.0f} MB after",
                 flush=True,
             )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(home, ignore_errors=True)
-
-
-def _ready(home: Path, base: str, server: subprocess.Popen[bytes]) -> str:
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            token = (home / "token").read_text().strip()
-            _get(f"{base}/v2/models/{MODEL}/ready", token)
-            return token
-        except Exception:
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not serve the demo model") from None
-            time.sleep(0.5)
 
 
 def _report(clients: int, duration: float, log: Path, summary: str, load: str) -> None:
@@ -193,7 +177,7 @@ def _report(clients: int, duration: float, log: Path, summary: str, load: str) -
     )
     print(f"    admitted p99 (ms) by second of the run: {admitted}")
     for line in summary.splitlines():
-        if line.startswith(("requests:", "status codes:", "finished in")):
+        if line.startswith(("requests:", "status codes:", "finished in", "(h2load overstayed")):
             print(f"    h2load: {line.strip()}")
 
 

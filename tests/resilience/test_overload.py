@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 from tests.conftest import LiveServer, ModelFiles, start_server
 
@@ -18,6 +19,10 @@ from aimass.config import Settings
 from aimass.platform import Platform
 
 QUEUE = 4
+#: The crowd test's in-flight cap, its number of connections, and the refusals it may take.
+CAP = 4
+CROWD = 256
+REFUSALS = 20_000
 
 
 @pytest.fixture
@@ -30,6 +35,12 @@ def held(settings: Settings, model_files: ModelFiles) -> Iterator[tuple[LiveServ
 def held_capped(settings: Settings, model_files: ModelFiles) -> Iterator[tuple[LiveServer, Any]]:
     """``held``, on a server that runs one inference request at a time."""
     yield from _held(settings.model_copy(update={"max_inflight": 1}), model_files)
+
+
+@pytest.fixture
+def held_crowded(settings: Settings, model_files: ModelFiles) -> Iterator[tuple[LiveServer, Any]]:
+    """``held``, on a server that runs ``CAP`` inference requests at a time."""
+    yield from _held(settings.model_copy(update={"max_inflight": CAP}), model_files)
 
 
 def _held(settings: Settings, model_files: ModelFiles) -> Iterator[tuple[LiveServer, Any]]:
@@ -144,3 +155,153 @@ def test_past_the_in_flight_cap_requests_get_503_with_retry_after_and_are_counte
     assert error["code"] and error["request_id"] == refused[1].headers["x-request-id"]
     metrics = httpx.get(f"{live.url}/metrics", headers=headers).text
     assert 'aimass_http_refused_total{reason="inflight"} 2.0' in metrics, metrics
+
+
+async def _ask(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bytes]:
+    """Send ``request`` on a keep-alive connection; the answer's status and head."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.lower().split(b"\r\n")
+        if line.startswith(b"content-length:")
+    )
+    await reader.readexactly(length)
+    return int(head[9:12]), head
+
+
+@pytest.mark.backend("sqlite")
+def test_a_crowd_past_the_in_flight_cap_keeps_getting_answers(
+    held_crowded: tuple[LiveServer, Any], model_files: ModelFiles
+) -> None:
+    """The in-flight cap is released while a crowd is being refused: everyone gets a 200.
+
+    Before session 7's fix the cap counted uvicorn's request tasks, refusals included,
+    so a crowd re-sending at once kept the count at the cap for good: after the first
+    admitted requests, nobody got a 200 again. Here CROWD connections (raw sockets, one
+    request at a time, ignoring Retry-After) meet a full cap (the model holds what was
+    admitted), are refused, and keep asking after the model is released: each must get
+    its 200 within the crowd's budget of refusals, and the cap must be free afterwards.
+    """
+    live, (entered, release) = held_crowded
+    row = np.asarray(model_files.x)[:1].tolist()
+    body = orjson.dumps(
+        {"inputs": [{"name": "X", "shape": [1, 30], "datatype": "FP32", "data": row}]}
+    )
+    request = (
+        b"POST /v2/models/slow/infer HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        b"authorization: Bearer " + live.admin_token.encode() + b"\r\n"
+        b"content-type: application/json\r\ncontent-length: "
+        + str(len(body)).encode() + b"\r\n\r\n" + body
+    )  # fmt: skip
+    port = int(live.url.rsplit(":", 1)[1])
+    statuses: dict[int, int] = {}
+    refused = 0
+    all_refused_once = asyncio.Event()
+    first_refusals: set[int] = set()
+
+    async def client(number: int) -> int:
+        """Ask until answered 200 (or the crowd's budget is spent); the tries it took."""
+        nonlocal refused
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            tries = 0
+            while refused < REFUSALS:
+                tries += 1
+                status, head = await _ask(reader, writer, request)
+                statuses[status] = statuses.get(status, 0) + 1
+                if status == 200:
+                    return tries
+                assert status == 503 and b"retry-after: 1" in head.lower(), head
+                refused += 1
+                first_refusals.add(number)
+                if len(first_refusals) == CROWD:
+                    all_refused_once.set()
+            return 0
+        finally:
+            writer.close()
+
+    async def main() -> list[int]:
+        admitted = [asyncio.create_task(client(-1 - n)) for n in range(CAP)]
+        await asyncio.to_thread(entered.wait, 30)  # the model holds the first batch
+        crowd = [asyncio.create_task(client(n)) for n in range(CROWD)]
+        waiting = asyncio.create_task(all_refused_once.wait())  # a full cap: all refused
+        clients = [*admitted, *crowd]
+        await asyncio.wait([waiting, *clients], timeout=60, return_when="FIRST_COMPLETED")
+        try:
+            assert waiting.done(), f"the crowd was not all refused while the model held: {statuses}"
+            async with httpx.AsyncClient(base_url=live.url) as http:  # its own new connections
+                probes = [await http.get(f"/v2/health/{path}") for path in ("live", "ready")]
+            assert [p.status_code for p in probes] == [200, 200]  # read although the crowd waits
+        finally:
+            release.set()
+        return await asyncio.gather(*clients)
+
+    tries = asyncio.run(main())
+    answered = sum(1 for t in tries if t)
+    assert answered == CAP + CROWD, (
+        f"{answered} of {CAP + CROWD} clients got a 200 before {refused} refusals; {statuses}"
+    )
+    assert set(statuses) == {200, 503}, statuses
+    headers = {"Authorization": f"Bearer {live.admin_token}"}
+    alone = httpx.post(f"{live.url}/v2/models/slow/infer", content=body, headers=headers)
+    assert alone.status_code == 200, alone.text  # the cap's count came back to zero
+    metrics = httpx.get(f"{live.url}/metrics", headers=headers).text
+    assert f'aimass_http_refused_total{{reason="inflight"}} {float(refused)}' in metrics
+
+
+@pytest.mark.backend("sqlite")
+def test_a_refused_connection_is_parked_then_read_again_or_closed_as_asked(
+    held_capped: tuple[LiveServer, Any], model_files: ModelFiles
+) -> None:
+    """Past the cap a keep-alive connection is parked, not dropped: its next request (here
+    a probe, while the cap is still full) is read and answered; one that asked to close
+    gets its 503 with ``connection: close`` and is closed."""
+    live, (entered, release) = held_capped
+    row = np.asarray(model_files.x)[:1].tolist()
+    body = orjson.dumps(
+        {"inputs": [{"name": "X", "shape": [1, 30], "datatype": "FP32", "data": row}]}
+    )
+
+    def infer(extra: bytes = b"") -> bytes:
+        return (
+            b"POST /v2/models/slow/infer HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+            b"authorization: Bearer " + live.admin_token.encode() + b"\r\n" + extra
+            + b"content-type: application/json\r\ncontent-length: "
+            + str(len(body)).encode() + b"\r\n\r\n" + body
+        )  # fmt: skip
+
+    port = int(live.url.rsplit(":", 1)[1])
+    probe = b"GET /v2/health/live HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
+
+    async def main() -> tuple[list[int], bytes, bytes]:
+        first = await asyncio.open_connection("127.0.0.1", port)
+        first[1].write(infer())
+        await asyncio.to_thread(entered.wait, 30)  # the cap (1) is full
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        codes = [(await _ask(reader, writer, infer()))[0]]  # refused: parked
+        codes.append((await _ask(reader, writer, probe))[0])  # read again, answered
+        closing = await asyncio.open_connection("127.0.0.1", port)
+        closing[1].write(infer(b"connection: close\r\n"))
+        answer = await asyncio.wait_for(closing[0].read(), 30)  # until the server closes
+        release.set()
+        admitted = await first[0].readuntil(b"\r\n\r\n")  # the cap is free again
+        for _ in range(5):  # (the app may finish a turn after its answer is sent)
+            status = (await _ask(reader, writer, infer()))[0]
+            if status == 200:
+                break
+        codes.append(status)  # parked or not, the connection is served again
+        for _, w in (first, closing):
+            w.close()
+        writer.close()
+        return codes, answer, admitted
+
+    try:
+        codes, answer, admitted = asyncio.run(main())
+    finally:
+        release.set()
+    assert codes == [503, 200, 200], codes
+    assert answer.startswith(b"HTTP/1.1 503") and b"connection: close" in answer.lower()
+    assert admitted.startswith(b"HTTP/1.1 200"), admitted

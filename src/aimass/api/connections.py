@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import resource
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,8 @@ import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from aimass.api.edge import REQUEST_ID_KEY, error_code
+from aimass.api.admission import AdmittedCount, busy_answer
+from aimass.api.edge import REQUEST_ID_KEY
 from aimass.api.middleware import SECURITY_HEADERS
 
 # File descriptors kept for everything but client sockets: the database pool,
@@ -79,8 +79,8 @@ class ServerConfig(uvicorn.Config):
         super().__init__(app, http=GuardedHttpToolsProtocol, **kwargs)
         self.limits = limits
         self.count_refusal: Callable[[str], None] = _uncounted
-        #: The in-flight cap's count, shared by this server's connections.
-        self.admitted = AdmittedCount()
+        #: The in-flight cap's count and parked connections, shared by this server's connections.
+        self.admitted = AdmittedCount(limits.max_inflight)
 
     def load(self) -> None:
         """Load the app as uvicorn does, then find its refusal counter under the wrappers."""
@@ -98,24 +98,6 @@ class ServerConfig(uvicorn.Config):
 
 def _uncounted(reason: str) -> None:
     """Count nothing (an app without a refusal counter)."""
-
-
-class AdmittedCount:
-    """How many admitted inference requests a worker is running (the in-flight cap's count)."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def counted(self, app: Any) -> Any:
-        """``app`` for one admitted request: the count drops when it returns (or fails)."""
-
-        async def run(scope: Any, receive: Any, send: Any) -> None:
-            try:
-                await app(scope, receive, send)
-            finally:
-                self.n -= 1
-
-        return run
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -140,7 +122,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         #: counted: uvicorn's task set holds them until the loop's next turn, and under a
         #: crowd each turn refuses thousands, which used to keep the count past the cap
         #: for good: no request admitted at all).
-        self._admitted: AdmittedCount = getattr(config, "admitted", None) or AdmittedCount()
+        self._admitted: AdmittedCount = getattr(config, "admitted", None) or AdmittedCount(
+            self._max_inflight
+        )
+        #: The request being read was refused at the in-flight cap: its body is skipped.
+        self._discarding = False
+        #: The last request started on this connection was an inference request.
+        self._inference = False
+        #: Reading is paused until the in-flight cap lets this connection in again.
+        self._parked = False
+        #: The admitted request now answering was refused by its deployment (429/503).
+        self._was_shed = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Count the connection; refuse it past the cap, else start the header deadline."""
@@ -170,24 +162,34 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse()
             return
         pipelined = self.cycle is not None and not self.cycle.response_complete
-        if (
-            self._max_inflight
-            and not pipelined  # (starts once the one before it is answered: not counted)
-            and _is_inference(self.url.split(b"?", 1)[0])
-        ):
-            if self._admitted.n >= self._max_inflight:
-                # Past the in-flight cap: answered by a two-line app on this keep-alive
-                # connection, without the edge, auth or a model: refusing costs the loop
-                # little, so what is admitted keeps its latency.
-                self._count_refusal("inflight")
-                self._run_with(_busy)
+        self._inference = bool(self._max_inflight) and _is_inference(self.url.split(b"?", 1)[0])
+        if self._inference and not pipelined:  # (pipelined: starts once the one before it
+            if self._admitted.full:  # is answered, so it is not counted)
+                self._refuse_inflight()
             else:
                 self._admitted.n += 1  # admitted now, so this turn's next request sees it
-                self._run_with(self._admitted.counted(self.app))
+                self._run_with(self._admitted.counted(self.app, self._shed))
         else:
             super().on_headers_complete()
         self._body_pending = True
         self._body_seen = self.loop.time()
+
+    def _refuse_inflight(self) -> None:
+        """Past the in-flight cap: 503 + Retry-After written at once, the body skipped.
+
+        No task, no app, no edge: a refusal costs the loop one write, so what is
+        admitted keeps its latency. The connection is parked once the request is in.
+        """
+        self._count_refusal("inflight")
+        close = self.expect_100_continue or not self.parser.should_keep_alive()
+        path = self.url.split(b"?", 1)[0].decode("ascii", "replace")
+        head_only = self.parser.get_method() == b"HEAD"
+        self.transport.write(busy_answer(path, head_only=head_only, close=close))
+        if close:  # (a body that waits for 100 Continue never comes: the parser would
+            self._refused = True  # read the next request as this one's body)
+            self.transport.close()
+        else:
+            self._discarding = True
 
     def _run_with(self, app: Any) -> None:
         """Start this request's cycle with ``app`` instead of the server's."""
@@ -199,7 +201,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         """A piece of the body: the client is still sending."""
-        if self._refused:
+        if self._refused or self._discarding:
             return
         self._body_seen = self.loop.time()
         super().on_body(body)
@@ -212,7 +214,50 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
+        if self._discarding:  # refused at the in-flight cap: read no more for now
+            self._discarding = False
+            self._park()
+            return
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        """Answered: an inference client is parked if refused, or while the cap is full.
+
+        (The finished request still counts here, so a full cap parks this connection
+        at the back and its release reads the one parked longest: the cap goes round.)
+        """
+        super().on_response_complete()
+        shed, self._was_shed = self._was_shed, False
+        if self._inference and (shed or self._admitted.full) and self.cycle.response_complete:
+            self._park()
+
+    def _shed(self) -> None:
+        """The admitted request is answered 429 or 503: park as after a refusal."""
+        self._was_shed = True
+
+    def _park(self) -> None:
+        """Stop reading until the in-flight cap lets this connection in (admission.py)."""
+        if self._parked or self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()  # its next request may wait in the socket
+        self.flow.pause_reading()
+        self._parked = True
+        self._admitted.park(self, self.loop)
+
+    def unpark(self) -> bool:
+        """Read again; False if the connection is gone or reads already."""
+        if not self._parked:
+            return False
+        self._parked = False
+        if self.transport.is_closing():
+            return False
+        self.flow.resume_reading()
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+        return True
 
     def data_received(self, data: bytes) -> None:
         """Parse, then watch the body if this packet did not finish it."""
@@ -276,27 +321,6 @@ def _is_inference(path: bytes) -> bool:
     if path.startswith(_INFERENCE):
         return True
     return path.startswith(_PREDICT[0]) and path.rstrip(b"/").endswith(_PREDICT[1])
-
-
-async def _busy(scope: Any, receive: Any, send: Any) -> None:
-    """Answer 503 + Retry-After: the process runs as many inference requests as it may."""
-    request_id = uuid.uuid4().hex
-    message = "the server is at its in-flight request limit; try again soon"
-    if scope["path"].startswith(("/api/", "/v1/")):
-        error: object = {"code": error_code(503), "message": message, "request_id": request_id}
-    else:
-        error = message
-    body = orjson.dumps({"error": error})
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"retry-after", b"1"),
-        (b"x-request-id", request_id.encode()),
-        (b"x-content-type-options", b"nosniff"),
-        *SECURITY_HEADERS,
-    ]
-    await send({"type": "http.response.start", "status": 503, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 def _body_too_slow(request_id: str, timeout: float) -> bytes:

@@ -113,6 +113,10 @@ def server_config(settings: Settings, app: Any, **options: Any) -> ServerConfig:
         "ws": "none",
         # Idle keep-alive sockets go after 5 s (uvicorn's default), said here on purpose.
         "timeout_keep_alive": 5,
+        # Connections the kernel queues before the worker accepts them: a crowd past the
+        # connection cap reconnects at once, and a SYN dropped from a full queue is
+        # retried 1, 3, 7 s later (the refusals' tail). The kernel caps it at somaxconn.
+        "backlog": max(4096, limits.max_connections),
     }
     defaults.update(options)
     return ServerConfig(app, limits=limits, **defaults)

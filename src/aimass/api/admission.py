@@ -1,0 +1,155 @@
+"""The in-flight cap's count, and the connections it holds back while the cap is full.
+
+A worker admits at most ``cap`` inference requests at once (``AdmittedCount``).
+Past it, a request is refused with 503 + Retry-After written straight to the
+socket (``busy_answer``: no task, no app), and its connection is *parked*: the
+worker stops reading it (``transport.pause_reading``), so its client's next
+request waits in the kernel's socket buffer, held back by TCP flow control,
+instead of costing the event loop a read and a refusal on every turn. Under a
+crowd of thousands that re-send at once, those refusals were most of the loop's
+work, and what was admitted waited behind them.
+
+An admitted request answered 429 or 503 (its deployment's queue is full) parks
+its connection the same way. A parked connection is read again (FIFO) when an
+admitted request is served (one per request served, so the cap refills from the
+parked crowd in turn), when the cap has room, and at the latest ``PARK_S`` (the
+refusal's Retry-After) after it was parked: its request is then admitted if
+there is room, or refused at once and parked again. So a client waits at most
+about ``PARK_S`` for a 200 or a 503, whatever the crowd.
+A new connection is never parked before its first request is read: a probe on
+its own connection is always answered, and the probes are never refused. A
+connection is parked only after an inference request (refused, or answered while
+the cap was full), so clients of the other routes are not held back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import orjson
+
+from aimass.api.edge import error_code
+from aimass.api.middleware import SECURITY_HEADERS
+
+#: The longest a parked connection waits before its next request is read: the
+#: Retry-After its refusal gave (a client that honours it loses nothing).
+PARK_S = 1.0
+#: How often the parked connections are checked for age and room.
+SWEEP_S = 0.05
+_SHED = frozenset({429, 503})
+_MESSAGE = "the server is at its in-flight request limit; try again soon"
+
+
+class Parkable(Protocol):
+    """A connection the gate can stop and start reading."""
+
+    def unpark(self) -> bool:
+        """Read this connection again; False if it is gone or already read."""
+
+
+class AdmittedCount:
+    """How many admitted inference requests a worker is running, and who waits to be read.
+
+    ``n`` is the count the in-flight cap compares with ``cap`` (0: no cap).
+    ``counted(app)`` wraps an admitted request's app so the count drops when it
+    returns; ``park(connection)`` holds a connection back until ``PARK_S`` passes or
+    an admitted request finishes.
+    """
+
+    def __init__(self, cap: int = 0) -> None:
+        self.n = 0
+        self.cap = cap
+        self._parked: deque[tuple[float, Parkable]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    @property
+    def full(self) -> bool:
+        """Whether a new inference request would be refused now."""
+        return bool(self.cap) and self.n >= self.cap
+
+    @property
+    def parked(self) -> int:
+        """How many connections wait to be read (closed ones included until swept)."""
+        return len(self._parked)
+
+    def counted(self, app: Any, shed: Callable[[], None]) -> Any:
+        """``app`` for one admitted request: the count drops when it returns (or fails).
+
+        An answer of 429 or 503 (a full queue, an unready model) calls ``shed`` as it
+        starts, so the caller can park the connection as for a refusal, and reads no
+        parked connection when it ends: it made no room where the crowd waits.
+        """
+
+        async def run(scope: Any, receive: Any, send: Any) -> None:
+            served = True
+
+            async def watched(message: Any) -> None:
+                nonlocal served
+                if message["type"] == "http.response.start" and message["status"] in _SHED:
+                    served = False
+                    shed()
+                await send(message)
+
+            try:
+                await app(scope, receive, watched)
+            finally:
+                self.n -= 1
+                if served:
+                    self._resume(1)
+
+        return run
+
+    def park(self, connection: Parkable, loop: asyncio.AbstractEventLoop) -> None:
+        """Hold ``connection`` back (its reading is paused already by the caller)."""
+        self._parked.append((loop.time(), connection))
+        self._loop = loop
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(SWEEP_S, self._sweep)
+
+    def _resume(self, count: int) -> None:
+        """Read again the ``count`` connections parked longest."""
+        while count > 0 and self._parked:
+            if self._parked.popleft()[1].unpark():
+                count -= 1
+
+    def _sweep(self) -> None:
+        """Read again what waited ``PARK_S``, and as many more as the cap has room for."""
+        self._sweeper = None
+        loop = self._loop
+        if loop is None:
+            return
+        oldest = loop.time() - PARK_S
+        room = self.cap - self.n
+        while self._parked and (room > 0 or self._parked[0][0] <= oldest):
+            if self._parked.popleft()[1].unpark():
+                room -= 1
+        if self._parked:
+            self._sweeper = loop.call_later(SWEEP_S, self._sweep)
+
+
+def busy_answer(path: str, *, head_only: bool, close: bool) -> bytes:
+    """The whole 503 + Retry-After answer to an inference request past the in-flight cap."""
+    request_id = uuid.uuid4().hex
+    error: object
+    if path.startswith(("/api/", "/v1/")):
+        error = {"code": error_code(503), "message": _MESSAGE, "request_id": request_id}
+    else:
+        error = _MESSAGE
+    body = orjson.dumps({"error": error})
+    lines = [
+        b"HTTP/1.1 503 Service Unavailable",
+        b"content-type: application/json",
+        b"content-length: " + str(len(body)).encode(),
+        b"retry-after: 1",
+        b"x-request-id: " + request_id.encode(),
+        b"x-content-type-options: nosniff",
+        *(name + b": " + value for name, value in SECURITY_HEADERS),
+    ]
+    if close:
+        lines.append(b"connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n" + (b"" if head_only else body)
