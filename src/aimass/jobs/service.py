@@ -350,6 +350,20 @@ def renew_lease(
     return reload(session, job_id).to_entity()
 
 
+def extend_lease(
+    session: Session, job_id: int, attempt: int, lease_s: float, now: datetime | None = None
+) -> bool:
+    """``renew_lease`` without reading the job back: False when the attempt is not current."""
+    now = now or utcnow()
+    return conditional(
+        session,
+        job_id,
+        JobRow.attempt == attempt,
+        JobRow.state == "running",
+        lease_expires_at=now + timedelta(seconds=lease_s),
+    )
+
+
 def _backoff(retry: int) -> float:
     return float(min(RETRY_BACKOFF_BASE_S * 2 ** (retry - 1), RETRY_BACKOFF_MAX_S))
 
