@@ -315,7 +315,9 @@ class Scheduler(_EventLoopService):
             secret = None
             if self.server_url is not None:
                 secret = create_job_token(session, job.id, started.attempt, job.project)
-            starts.append((started, records.latest_checkpoint(session, job.id), secret))
+            # A first attempt has no predecessor whose checkpoint it could resume from.
+            checkpoint = records.latest_checkpoint(session, job.id) if started.attempt > 1 else None
+            starts.append((started, checkpoint, secret))
         reasons = {j.id: j.reason for j in queue}
         service.set_waiting_reasons(
             session, {i: r for i, r in plan.waiting.items() if reasons.get(i) != r}
