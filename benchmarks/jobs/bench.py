@@ -177,6 +177,18 @@ def split_traces(
     return modes, again, singles
 
 
+#: RESULTS.md from this line on is written by hand (two_servers.py runs): kept on rewrites.
+KEPT = "<!-- kept by bench.py: results of other scripts below -->"
+
+
+def _kept_tail() -> str:
+    """The hand-written end of RESULTS.md (from ``KEPT`` on), or nothing."""
+    path = HERE / "RESULTS.md"
+    text = path.read_text() if path.exists() else ""
+    at = text.find(KEPT)
+    return "\n" + text[at:] if at >= 0 else ""
+
+
 def report(data: dict[str, Any]) -> str:
     sections = data["sections"]
     runs = {k: sections[k]["result"] for k in ("sqlite", "whatif", "postgresql") if k in sections}
@@ -599,7 +611,7 @@ def main() -> int | None:
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     if args.report_only:
-        text = report(json.loads((WORK / "results.json").read_text()))
+        text = report(json.loads((WORK / "results.json").read_text())) + _kept_tail()
         (HERE / "RESULTS.md").write_text(text)
         print(text)
         return
@@ -719,7 +731,7 @@ def main() -> int | None:
             for name, reason in failures.items()
         )
     if not args.quick:
-        (HERE / "RESULTS.md").write_text(text)
+        (HERE / "RESULTS.md").write_text(text + _kept_tail())
     else:
         (WORK / "RESULTS-quick.md").write_text(text)
     print(text)

@@ -53,6 +53,50 @@ def test_separate_names_do_not_contend(db_url: str) -> None:
         db.close()
 
 
+def test_a_followers_gate_does_not_query_the_lease_on_every_wake_up(db_url: str) -> None:
+    """A loop's gate (``fresh=False``) reuses a contender's recent answer; competing does not."""
+    from sqlalchemy import event
+
+    leader_db, follower_db = Database(db_url), Database(db_url)
+    leader, follower = Leadership(leader_db), Leadership(follower_db, recheck_s=0.5)
+    statements: list[str] = []
+    event.listen(follower_db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    try:
+        assert leader.try_acquire()
+        assert not follower.try_acquire(fresh=False)
+        asked = len(statements)
+        assert asked > 0, "the first check asks the database"
+        for _ in range(50):  # wake-ups in a burst of submissions
+            assert not follower.try_acquire(fresh=False)
+        assert len(statements) == asked, "a gate within recheck_s asked the database again"
+        leader.release()
+        assert follower.known(fresh=False) is False  # the gate's answer is still the old one
+        assert follower.try_acquire(), "competing (fresh) takes over at once"
+        assert follower.known(fresh=False) is True
+    finally:
+        follower.release()
+        leader.release()
+        leader_db.close()
+        follower_db.close()
+
+
+def test_a_gates_answer_expires_after_recheck_s(db_url: str) -> None:
+    leader_db, follower_db = Database(db_url), Database(db_url)
+    leader, follower = Leadership(leader_db), Leadership(follower_db, recheck_s=0.2)
+    try:
+        assert leader.try_acquire()
+        assert not follower.try_acquire(fresh=False)
+        leader.release()
+        assert not follower.try_acquire(fresh=False)  # within recheck_s: the old answer
+        time.sleep(0.25)
+        assert follower.try_acquire(fresh=False), "after recheck_s the gate asks again"
+    finally:
+        follower.release()
+        leader.release()
+        leader_db.close()
+        follower_db.close()
+
+
 class _Paused(Leadership):
     """A leader that checked its lease, then was paused: it still believes it leads."""
 

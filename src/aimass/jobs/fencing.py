@@ -25,6 +25,21 @@ def conditional(session: Session, job_id: int, *where: Any, **values: Any) -> bo
     return cast("CursorResult[Any]", result).rowcount == 1
 
 
+def conditional_row(session: Session, job_id: int, *where: Any, **values: Any) -> JobRow | None:
+    """``conditional``, returning the updated row (UPDATE ... RETURNING), or None if none matched.
+
+    One round trip where ``conditional`` then ``reload`` take two.
+    """
+    stmt = (
+        update(JobRow)
+        .where(JobRow.id == job_id, *where)
+        .values(**values)
+        .returning(JobRow)
+        .execution_options(populate_existing=True)
+    )
+    return session.scalars(stmt, execution_options={"synchronize_session": False}).one_or_none()
+
+
 def reload(session: Session, job_id: int) -> JobRow:
     row = session.get(JobRow, job_id, populate_existing=True)
     if row is None:
@@ -39,14 +54,15 @@ def claim(session: Session, job_id: int, attempt: int) -> JobRow:
     writer that ends the attempt either commits first (and this matches no row)
     or waits until this transaction ends.
     """
-    if conditional(
+    locked = conditional_row(
         session,
         job_id,
         JobRow.attempt == attempt,
         JobRow.state == "running",
         attempt=JobRow.attempt,
-    ):
-        return reload(session, job_id)
+    )
+    if locked is not None:
+        return locked
     row = session.get(JobRow, job_id, populate_existing=True)
     if row is None:
         raise NotFound(f"job {job_id} not found")

@@ -30,7 +30,7 @@ from aimass.jobs.entities import (
     Outcome,
     StoredSource,
 )
-from aimass.jobs.fencing import claim, conditional, reload
+from aimass.jobs.fencing import claim, conditional, conditional_row, reload
 from aimass.store.orm import (
     DatasetRow,
     DatasetVersionRow,
@@ -298,7 +298,7 @@ def start_attempt(
 ) -> Job:
     """queued → running as the next attempt, holding a lease for ``lease_s`` seconds."""
     now = now or utcnow()
-    if not conditional(
+    row = conditional_row(
         session,
         job_id,
         JobRow.state == "queued",
@@ -310,10 +310,10 @@ def start_attempt(
         next_attempt_at=None,
         lease_expires_at=now + timedelta(seconds=lease_s),
         reason=None,
-    ):
-        row = reload(session, job_id)
-        raise Conflict(f"job {job_id} is {row.state}, not queued; it cannot start")
-    row = reload(session, job_id)
+    )
+    if row is None:
+        state = reload(session, job_id).state
+        raise Conflict(f"job {job_id} is {state}, not queued; it cannot start")
     _event(session, row, "running", f"attempt {row.attempt} on {node}", now)
     return row.to_entity()
 
@@ -348,6 +348,20 @@ def renew_lease(
     ):
         claim(session, job_id, attempt)  # raises the precise Conflict or NotFound
     return reload(session, job_id).to_entity()
+
+
+def extend_lease(
+    session: Session, job_id: int, attempt: int, lease_s: float, now: datetime | None = None
+) -> bool:
+    """``renew_lease`` without reading the job back: False when the attempt is not current."""
+    now = now or utcnow()
+    return conditional(
+        session,
+        job_id,
+        JobRow.attempt == attempt,
+        JobRow.state == "running",
+        lease_expires_at=now + timedelta(seconds=lease_s),
+    )
 
 
 def _backoff(retry: int) -> float:

@@ -36,19 +36,25 @@ class SharedLeadership(Leadership):
         super().__init__(db, name, lease_s)
         self._guard = threading.Lock()
 
-    def try_acquire(self) -> bool:
+    def try_acquire(self, fresh: bool = True) -> bool:
         """Become (or stay) leader if nobody else is; never blocks on other processes."""
         with self._guard:
-            return super().try_acquire()
+            return super().try_acquire(fresh)
 
     def release(self) -> None:
         """Stop being leader (idempotent)."""
         with self._guard:
             super().release()
 
-    async def check(self) -> bool:
-        """``try_acquire`` on a worker thread (it may query the database): a loop's gate."""
-        return await asyncio.to_thread(self.try_acquire)
+    async def check(self, fresh: bool = False) -> bool:
+        """``try_acquire`` on a worker thread (it may query the database): a loop's gate.
+
+        A gate takes a follower's recent answer (``fresh=False``); ``LeaseKeeper`` competes.
+        """
+        known = None if self._in_memory() else self.known(fresh)
+        if known is not None:
+            return known  # no worker thread when the answer needs no query
+        return await asyncio.to_thread(self.try_acquire, fresh)
 
 
 class LeaseKeeper(LoopService):
@@ -72,7 +78,7 @@ class LeaseKeeper(LoopService):
 
     async def run_once(self) -> None:
         """Renew or compete (a database round trip, on a worker thread)."""
-        leads = await self.leadership.check()
+        leads = await self.leadership.check(fresh=True)
         if leads and not self._led and self.on_lead is not None:
             self.on_lead()
         self._led = leads

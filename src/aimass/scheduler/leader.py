@@ -8,6 +8,14 @@ loses it at once), on SQLite its process on this host is gone. So a crashed
 leader is replaced within a second, and a paused or partitioned one (whose
 connection lingers) within its lease.
 
+``try_acquire(fresh=False)`` is the cheap question a loop's gate asks: a
+contender that found a live holder less than ``recheck_s`` ago answers False
+without the database. Every leader-only loop asks before each tick and every
+submission (NOTIFY) wakes them, so a follower otherwise ran the lease queries
+(``pg_stat_activity`` included) several times per job, for nothing, taking CPU
+from the leader on shared cores. The loop that competes for the lease
+(``LeaseKeeper``) asks with ``fresh=True``, so takeovers are as quick as before.
+
 A leader that was paused may wake up still believing it leads. Its writes are
 safe anyway: every leader-only transaction starts with ``fence(session)``, a
 conditional UPDATE of the lease row on ``(name, holder, epoch)``. After a
@@ -62,10 +70,19 @@ class Leadership:
     it inside a leader-only transaction.
     """
 
-    def __init__(self, db: Database, name: str = "aimass.scheduler", lease_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        name: str = "aimass.scheduler",
+        lease_s: float = 10.0,
+        recheck_s: float | None = None,
+    ) -> None:
         self.db = db
         self.name = name
         self.lease_s = lease_s
+        #: How long a contender that saw a live holder answers False without asking again.
+        self.recheck_s = min(0.25, lease_s / 10) if recheck_s is None else recheck_s
+        self._recheck_after = 0.0  # monotonic time before which a contender does not ask
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._conn: Connection | None = None
         self._backend: int | None = None
@@ -95,13 +112,18 @@ class Leadership:
             ":memory:",
         )
 
-    def try_acquire(self) -> bool:
-        """Become (or stay) leader if nobody else is; never waits on another holder."""
+    def try_acquire(self, fresh: bool = True) -> bool:
+        """Become (or stay) leader if nobody else is; never waits on another holder.
+
+        ``fresh=False``: a contender that saw a live holder less than ``recheck_s``
+        ago answers False at once (a loop's gate, asked on every wake-up).
+        """
         if self._in_memory():
             self._epoch = self._epoch or 1  # an in-memory database lives in one process only
             return True
-        if self._epoch is not None and time.monotonic() < self._renew_after:
-            return True
+        known = self.known(fresh)
+        if known is not None:
+            return known
         try:
             liveness = self._liveness()
             with self.db.engine.begin() as conn:
@@ -111,7 +133,22 @@ class Leadership:
             self._epoch = None
         if self._epoch is not None:
             self._renew_after = time.monotonic() + self.lease_s / 2
+        else:
+            self._recheck_after = time.monotonic() + self.recheck_s
         return self._epoch is not None
+
+    def known(self, fresh: bool = True) -> bool | None:
+        """The answer ``try_acquire`` gives without the database now, or None if it must ask.
+
+        True while a held lease is not due for renewal; with ``fresh=False``, False
+        while a contender's last sight of a live holder is under ``recheck_s`` old.
+        """
+        now = time.monotonic()
+        if self._epoch is not None and now < self._renew_after:
+            return True
+        if not fresh and self._epoch is None and now < self._recheck_after:
+            return False
+        return None
 
     def _claim(self, conn: Connection, liveness: str) -> int | None:
         if conn.dialect.name == "postgresql":  # never wait long behind a paused holder's lock

@@ -15,21 +15,42 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Generic, Protocol, TypeVar
 
 from aimass.executors.base import NodeCapacity
-from aimass.jobs.entities import Job, Resources
+from aimass.jobs.entities import Resources
 
-__all__ = ["NodeCapacity", "Placement", "never_fits", "place"]
+__all__ = ["NodeCapacity", "Placeable", "Placement", "never_fits", "place"]
+
+
+class Placeable(Protocol):
+    """What placement reads of a job: a ``Job``, or the queue's lighter ``QueuedJob``."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def project(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def next_attempt_at(self) -> datetime | None: ...
+    @property
+    def resources(self) -> Resources: ...
+
+
+J = TypeVar("J", bound=Placeable)
 
 #: Free capacity below this counts as none (float sums of fractional CPUs).
 _EPSILON = 1e-9
 
 
 @dataclass
-class Placement:
+class Placement(Generic[J]):
     """The outcome of one placement pass."""
 
-    start: list[Job] = field(default_factory=list)
+    start: list[J] = field(default_factory=list)
     waiting: dict[int, str] = field(default_factory=dict)
 
 
@@ -96,12 +117,12 @@ class _Free:
 
 def place(
     capacity: NodeCapacity,
-    running: Sequence[Job],
-    queue: Sequence[Job],
+    running: Sequence[Placeable],
+    queue: Sequence[J],
     now: datetime,
     project_limits: Mapping[str, int] | None = None,
     default_project_limit: int | None = None,
-) -> Placement:
+) -> Placement[J]:
     """Choose the queued jobs to start now without over-committing CPU, GPU or memory."""
     limits = project_limits or {}
     free = _Free(
@@ -113,8 +134,8 @@ def place(
         free.take(job.resources)
     per_project = Counter(job.project for job in running)
     ordered = sorted(queue, key=lambda j: (-j.priority, j.created_at, j.id))
-    result = Placement()
-    blocker: Job | None = None  # the first job that fits the node but not what is free
+    result: Placement[J] = Placement()
+    blocker: J | None = None  # the first job that fits the node but not what is free
     for job in ordered:
         impossible = never_fits(job.resources, capacity)
         if impossible is not None:
