@@ -68,29 +68,20 @@ def _facts(predictor: Predictor) -> dict[str, Any]:
     names = getattr(estimator, "feature_names_in_", None)
     import numpy as np
 
+    from aimass.flavors.base import running_threads
+
     facts: dict[str, Any] = {
         "signature": None
         if predictor.signature is None
         else predictor.signature.model_dump(mode="json"),
         "named": callable(getattr(predictor, "predict_named", None)),
-        "threads": _threads(predictor),
+        "threads": running_threads(predictor),
     }
     if isinstance(classes, np.ndarray) and classes.ndim == 1:
         facts["classes"] = [_wire._json_value(c) for c in classes.tolist()]
     if names is not None:
         facts["feature_names"] = [str(n) for n in names]
     return facts
-
-
-def _threads(predictor: Predictor) -> int | None:
-    """The intra-op thread count the model runs with, when this process sets one."""
-    from aimass.flavors.base import process_threads
-
-    threads = process_threads()
-    session = getattr(predictor, "session", None)
-    if threads is not None and session is not None:  # what onnxruntime took, read back
-        return int(session.get_session_options().intra_op_num_threads)
-    return threads
 
 
 def _answer(predictor: Predictor, header: Mapping[str, Any], arrays: dict[str, Array]) -> bytes:

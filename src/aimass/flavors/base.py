@@ -108,6 +108,13 @@ def process_threads() -> int | None:
     return _threads
 
 
+def running_threads(predictor: object) -> int | None:
+    """The thread count a loaded model runs with: what its library reports (an onnxruntime
+    session's intra-op pool), else this process's :func:`process_threads`."""
+    reported = getattr(predictor, "threads", None)
+    return reported if isinstance(reported, int) and reported > 0 else process_threads()
+
+
 def error_detail(exc: BaseException, path: Path | None = None, limit: int = 300) -> str:
     """Return a short one-line description of a library error, safe for a user-facing message."""
     text = " ".join(str(exc).split()) or type(exc).__name__

@@ -303,6 +303,11 @@ class OnnxPredictor:
             None,
         )
 
+    @property
+    def threads(self) -> int:
+        """The session's intra-op thread count as set (0: onnxruntime's default, the cores)."""
+        return int(self.session.get_session_options().intra_op_num_threads)
+
     def predict(self, batch: Batch) -> Array:
         """Run the model and return its first output."""
         return self._run(batch, self._first_output)

@@ -49,7 +49,7 @@ from aimass.deployments.entities import (
     Resources,
 )
 from aimass.errors import Unavailable
-from aimass.flavors.base import dedicate_threads, replica_threads
+from aimass.flavors.base import dedicate_threads, replica_threads, running_threads
 from aimass.flavors.signature import Signature
 from aimass.serving.model_cache import local_copy
 
@@ -181,7 +181,7 @@ class ReplicaActor:
             "signature": self.signature,
             "named": callable(getattr(self.predictor, "predict_named", None)),
             "busy_s": self.busy_s,
-            "threads": self.threads,
+            "threads": running_threads(self.predictor),
         }
 
     def call(self, method: str, batch: Batch, names: list[str] | None) -> tuple[bool, Any]:
