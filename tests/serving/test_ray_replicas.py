@@ -240,6 +240,11 @@ def test_one_server_keeps_two_batches_per_live_replica_in_flight_each_answered_r
             time.sleep(0.1)
         assert router.batches_in_flight() == 4  # two per live replica
         assert {label(p.node or "") for p in router.placement()} == {"node-a", "node-b"}
+        # Each 1-CPU actor sized its model's pools to 1 thread (onnxruntime read it back).
+        infos = [
+            ray.get(ray.get_actor(n, namespace=NAMESPACE).info.remote()) for n in _actors(9001)
+        ]
+        assert [i["threads"] for i in infos] == [1, 1], infos
 
         x = np.asarray(model_files.x, dtype=np.float32)
         name = signature.inputs[0].name

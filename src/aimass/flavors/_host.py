@@ -1,7 +1,7 @@
 """The sandboxed model host: loads one code-bearing model file and answers predict requests.
 
 Run only by :mod:`aimass.flavors.sandboxed`, under bubblewrap, as
-``python -m aimass.flavors._host <flavor> <path> <trusted 0|1>``. It loads the
+``python -m aimass.flavors._host [--threads N] <flavor> <path> <trusted 0|1>``. It loads the
 file with the flavor's in-process loader (for untrusted TorchScript, after
 checking every operator against the allow-list), sends one ``ready`` message
 (the signature and what the evaluator needs to know), then answers requests
@@ -29,6 +29,16 @@ BARE = ""
 
 
 def _open(flavor: str, path: str, trusted: bool) -> Predictor:
+    from aimass.flavors.base import dedicate_threads, process_threads
+
+    predictor = _load(flavor, path, trusted)
+    threads = process_threads()
+    if threads is not None:
+        dedicate_threads(threads)  # the pools of the libraries the load imported
+    return predictor
+
+
+def _load(flavor: str, path: str, trusted: bool) -> Predictor:
     from pathlib import Path
 
     from aimass.flavors.pickle import PickleFlavor
@@ -58,11 +68,14 @@ def _facts(predictor: Predictor) -> dict[str, Any]:
     names = getattr(estimator, "feature_names_in_", None)
     import numpy as np
 
+    from aimass.flavors.base import running_threads
+
     facts: dict[str, Any] = {
         "signature": None
         if predictor.signature is None
         else predictor.signature.model_dump(mode="json"),
         "named": callable(getattr(predictor, "predict_named", None)),
+        "threads": running_threads(predictor),
     }
     if isinstance(classes, np.ndarray) and classes.ndim == 1:
         facts["classes"] = [_wire._json_value(c) for c in classes.tolist()]
@@ -217,13 +230,25 @@ def _suppress_missing() -> Any:
 
 
 def main() -> None:
-    """Entry point: keep the wire on a private copy of stdout, send fd 1 to stderr."""
-    flavor, path, trusted = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+    """Entry point: keep the wire on a private copy of stdout, send fd 1 to stderr.
+
+    ``--threads N`` (first, when given): the replica's CPU share, which sizes the
+    model's thread pools (see :func:`aimass.flavors.base.dedicate_threads`).
+    """
+    args = sys.argv[1:]
+    threads: int | None = None
+    if args[:1] == ["--threads"]:
+        threads, args = int(args[1]), args[2:]
+    flavor, path, trusted = args[0], args[1], args[2] == "1"
     outbox = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # prints (prim::Print, a pickle's print) must not corrupt the wire
     sys.stdout = sys.stderr
-    if len(sys.argv) > 5 and sys.argv[4] == "--listen":
-        listen(flavor, path, trusted, sys.argv[5], sys.argv[6], outbox)
+    if threads is not None:
+        from aimass.flavors.base import dedicate_threads
+
+        dedicate_threads(threads)
+    if len(args) > 4 and args[3] == "--listen":
+        listen(flavor, path, trusted, args[4], args[5], outbox)
         return
     serve(flavor, path, trusted, sys.stdin.buffer, outbox)
 

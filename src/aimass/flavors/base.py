@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias
@@ -69,6 +71,48 @@ class Flavor(ABC):
     def load_cached(self, path: Path, trusted: bool) -> Predictor:
         """Load a file of the node's model cache (the server's verified copy) into a predictor."""
         return self.load(path, trusted)
+
+
+#: The CPU share of this process when it serves one replica (a runner process, a Ray
+#: replica actor): the thread count its model's math libraries use. None: theirs.
+_threads: int | None = None
+
+
+def replica_threads(cpu: float) -> int:
+    """The thread count for a replica with a CPU share of ``cpu``: its ceiling, at least 1."""
+    return max(1, math.ceil(cpu))
+
+
+def dedicate_threads(threads: int) -> None:
+    """Size this process's thread pools for one replica with ``threads`` CPUs.
+
+    Call it in a process that serves one replica, before loading the model and again
+    after (a library imported by the load sized its pools meanwhile). onnxruntime
+    reads :func:`process_threads` when it opens a session (it ignores OMP_NUM_THREADS);
+    torch and the BLAS/OpenMP pools that threadpoolctl sees are resized here. Never
+    called in the server's own process, whose replicas keep the libraries' defaults.
+    """
+    global _threads
+    _threads = threads
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+    if "numpy" in sys.modules:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads)
+
+
+def process_threads() -> int | None:
+    """The thread count :func:`dedicate_threads` set in this process, else None."""
+    return _threads
+
+
+def running_threads(predictor: object) -> int | None:
+    """The thread count a loaded model runs with: what its library reports (an onnxruntime
+    session's intra-op pool), else this process's :func:`process_threads`."""
+    reported = getattr(predictor, "threads", None)
+    return reported if isinstance(reported, int) and reported > 0 else process_threads()
 
 
 def error_detail(exc: BaseException, path: Path | None = None, limit: int = 300) -> str:

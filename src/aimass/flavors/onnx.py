@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from aimass.errors import InvalidInput, Unprocessable
-from aimass.flavors.base import Flavor, error_detail
+from aimass.flavors.base import Flavor, error_detail, process_threads
 from aimass.flavors.signature import Signature, TensorSpec
 
 if TYPE_CHECKING:
@@ -232,6 +232,11 @@ def _session(path: Path) -> Any:
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only; warnings go to stderr, not to our logs
+    threads = process_threads()
+    if threads is not None:
+        # A replica's own process: its CPU share, not the node's cores (ORT's default).
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
     try:
         return ort.InferenceSession(
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
@@ -297,6 +302,11 @@ class OnnxPredictor:
             ),
             None,
         )
+
+    @property
+    def threads(self) -> int:
+        """The session's intra-op thread count as set (0: onnxruntime's default, the cores)."""
+        return int(self.session.get_session_options().intra_op_num_threads)
 
     def predict(self, batch: Batch) -> Array:
         """Run the model and return its first output."""

@@ -39,6 +39,7 @@ import numpy as np
 import aimass.flavors._wire as _wire
 import aimass.sandbox as sandbox
 from aimass.errors import InvalidInput, Unavailable, Unprocessable
+from aimass.flavors.base import process_threads
 from aimass.flavors.signature import Signature
 
 if TYPE_CHECKING:
@@ -71,12 +72,17 @@ def hidden_paths(model: Path) -> list[Path]:
 
 
 class ModelHost:
-    """One sandboxed host process for one model file; restarted on demand after it dies."""
+    """One sandboxed host process for one model file; restarted on demand after it dies.
 
-    def __init__(self, flavor: str, path: Path, trusted: bool) -> None:
+    ``threads``: the replica's CPU share, which sizes the model's thread pools in the
+    host; None leaves the libraries' defaults.
+    """
+
+    def __init__(self, flavor: str, path: Path, trusted: bool, threads: int | None = None) -> None:
         self.flavor = flavor
         self.path = path.resolve()
         self.trusted = trusted
+        self.threads = threads
         self.facts: dict[str, Any] = {}
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: collections.deque[bytes] = collections.deque(maxlen=64)
@@ -146,14 +152,9 @@ class ModelHost:
             die_with_parent=False,
         )
         command = [
-            sys.executable,
-            "-s",
-            "-m",
-            "aimass.flavors._host",
-            self.flavor,
-            str(self.path),
-            "1" if self.trusted else "0",
-        ]
+            sys.executable, "-s", "-m", "aimass.flavors._host", *_threads_argv(self.threads),
+            self.flavor, str(self.path), "1" if self.trusted else "0",
+        ]  # fmt: skip
         self._stderr.clear()
         self._process = subprocess.Popen(
             box.argv(command),
@@ -228,18 +229,22 @@ def _raise_for(header: Mapping[str, Any], doing: str) -> NoReturn:
     raise InvalidInput(f"the model failed on this input: {message}")
 
 
-#: The runner process a ``start_host`` in this context joins (or starts): its folder and key.
-_SHARED: ContextVar[tuple[Path, str] | None] = ContextVar("aimass_shared_runner", default=None)
+#: The runner process a ``start_host`` in this context joins (or starts): its folder, key
+#: and thread count.
+_SHARED: ContextVar[tuple[Path, str, int | None] | None] = ContextVar(
+    "aimass_shared_runner", default=None
+)
 
 
 @contextlib.contextmanager
-def shared_runner(folder: Path, key: str) -> Iterator[None]:
+def shared_runner(folder: Path, key: str, threads: int | None = None) -> Iterator[None]:
     """Within this block, ``start_host`` joins the node's runner process for ``key``.
 
     One runner process per key and node, whichever worker starts it (see
-    :class:`SharedHost`); ``folder`` holds its socket and lock file.
+    :class:`SharedHost`); ``folder`` holds its socket and lock file. ``threads``: the
+    replica's CPU share, which sizes the model's thread pools in the runner.
     """
-    token = _SHARED.set((folder, key))
+    token = _SHARED.set((folder, key, threads))
     try:
         yield
     finally:
@@ -271,13 +276,24 @@ class SharedHost:
     worker; the runner runs one model call at a time for all of them).
     """
 
-    def __init__(self, flavor: str, path: Path, trusted: bool, folder: Path, key: str) -> None:
+    def __init__(
+        self,
+        flavor: str,
+        path: Path,
+        trusted: bool,
+        folder: Path,
+        key: str,
+        threads: int | None = None,
+    ) -> None:
         self.flavor = flavor
         self.path = path.resolve()
         self.trusted = trusted
+        self.threads = threads
         # A folder per runner, and only that one writable in its sandbox: a hostile model
-        # must not reach (or replace) the sockets of the node's other runners.
-        self.folder = folder / hashlib.sha256(key.encode()).hexdigest()[:24]
+        # must not reach (or replace) the sockets of the node's other runners. A new CPU
+        # share is a new runner: the old one, sized for the old share, ends once left.
+        digest = hashlib.sha256(f"{key}|threads={threads}".encode()).hexdigest()
+        self.folder = folder / digest[:24]
         self.socket_path = self.folder / "sock"
         self.lock_path = self.folder / "lock"
         self.facts: dict[str, Any] = {}
@@ -371,8 +387,9 @@ class SharedHost:
             die_with_parent=False,  # the node's runner outlives the worker that started it
         )
         command = [
-            sys.executable, "-s", "-m", "aimass.flavors._host", self.flavor, str(self.path),
-            "1" if self.trusted else "0", "--listen", str(self.socket_path), str(self.lock_path),
+            sys.executable, "-s", "-m", "aimass.flavors._host", *_threads_argv(self.threads),
+            self.flavor, str(self.path), "1" if self.trusted else "0",
+            "--listen", str(self.socket_path), str(self.lock_path),
         ]  # fmt: skip
         # ``setsid -f``: the runner is nobody's child here (the worker that starts it may end
         # first) and in a session of its own, so a worker's Ctrl-C or stop does not reach it.
@@ -399,6 +416,11 @@ class SharedHost:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+def _threads_argv(threads: int | None) -> list[str]:
+    """The host's ``--threads`` option, when a thread count is set."""
+    return [] if threads is None else ["--threads", str(threads)]
 
 
 def _descendants(pid: int) -> list[int]:
@@ -519,14 +541,17 @@ def _result(arrays: Mapping[str, Array]) -> Array:
 def start_host(flavor: str, path: Path, trusted: bool) -> SandboxedPredictor:
     """Start a host for the file and return its predictor (Unprocessable: the model is refused).
 
-    Within ``shared_runner``, the host is the node's runner process for that key.
+    Within ``shared_runner``, the host is the node's runner process for that key. Its
+    thread count is the runner's, or this process's own when it serves one replica (a
+    Ray replica actor whose model runs in a host): see ``dedicate_threads``.
     """
     shared = _SHARED.get()
     host: ModelHost | SharedHost
     if shared is not None:
-        host = SharedHost(flavor, path, trusted, *shared)
+        folder, key, threads = shared
+        host = SharedHost(flavor, path, trusted, folder, key, threads)
     else:
-        host = ModelHost(flavor, path, trusted)
+        host = ModelHost(flavor, path, trusted, process_threads())
     facts = host.start()
     cls = NamedSandboxedPredictor if facts.get("named") else SandboxedPredictor
     return cls(host)

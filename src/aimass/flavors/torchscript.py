@@ -163,6 +163,11 @@ class TorchScriptPredictor:
         self.module = module
         self.signature = signature
 
+    @property
+    def threads(self) -> int:
+        """torch's intra-op thread count in this process (set to a replica's CPU share)."""
+        return int(import_torch().get_num_threads())
+
     def predict(self, batch: Batch) -> Array:
         """Run the module and return its first output."""
         return next(iter(self._run(batch).values()))

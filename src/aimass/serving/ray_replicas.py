@@ -49,6 +49,7 @@ from aimass.deployments.entities import (
     Resources,
 )
 from aimass.errors import Unavailable
+from aimass.flavors.base import dedicate_threads, replica_threads, running_threads
 from aimass.flavors.signature import Signature
 from aimass.serving.model_cache import local_copy
 
@@ -153,9 +154,16 @@ class ReplicaActor:
         self.signature: dict[str, Any] | None = resolved.signature
         #: Seconds spent in ``call`` so far: over a stretch of wall time, how busy it was.
         self.busy_s = 0.0
+        #: The model's thread pools, sized to the actor's CPU share (ORT ignores Ray's
+        #: OMP_NUM_THREADS); None when Ray gave it no CPU (the libraries' defaults).
+        self.threads = _actor_threads()
         try:
             path = local_copy(store, _cache_dir(cache_dir), resolved)
+            if self.threads is not None:
+                dedicate_threads(self.threads)
             self.predictor = flavor.load(path, resolved.trusted)
+            if self.threads is not None:
+                dedicate_threads(self.threads)  # the pools of what the load imported
         except Exception as exc:
             self.error = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             return
@@ -173,6 +181,7 @@ class ReplicaActor:
             "signature": self.signature,
             "named": callable(getattr(self.predictor, "predict_named", None)),
             "busy_s": self.busy_s,
+            "threads": running_threads(self.predictor),
         }
 
     def call(self, method: str, batch: Batch, names: list[str] | None) -> tuple[bool, Any]:
@@ -196,6 +205,15 @@ class ReplicaActor:
             return False, exc
         finally:
             self.busy_s += time.perf_counter() - started
+
+
+def _actor_threads() -> int | None:
+    """The CPU share Ray gave this actor, as a thread count; None when it has none."""
+    import ray
+
+    assigned: dict[str, float] = ray.get_runtime_context().get_assigned_resources()  # type: ignore[no-untyped-call]
+    cpu = assigned.get("CPU", 0.0)
+    return replica_threads(cpu) if cpu > 0 else None
 
 
 def _cache_dir(preferred: str) -> Path:

@@ -409,13 +409,15 @@ class DeploymentReconciler(LoopService):
         else:
             # One runner process per node for this model, whichever worker starts it: the
             # flavors that run in a host join it; "process" moves the others there too.
+            from aimass.flavors.base import replica_threads
             from aimass.flavors.sandboxed import runner_folder, shared_runner, start_host
 
             key = "|".join(
                 (str(self.cache_dir), item.project, item.name, version.model,
                  str(version.version), version.sha256, str(version.trusted))
             ) + (f"|replica{replica}" if replica else "")  # fmt: skip
-            with shared_runner(runner_folder(), key):
+            # The runner is the replica's own process: its CPU share sizes the model's pools.
+            with shared_runner(runner_folder(), key, replica_threads(item.resources.cpu)):
                 if mode == "process" and version.flavor in PROCESS_FLAVORS:
                     predictor = start_host(version.flavor, path, version.trusted)
                 else:
