@@ -238,3 +238,32 @@ def test_a_model_in_another_process_never_runs_on_the_event_loop() -> None:
     runner = ModelRunner(model, model.signature, max_batch_size=16, max_delay_ms=2)
     _, loop_thread = _one_at_a_time(runner, [1] * (TIMED_FIRST + 6))
     assert loop_thread not in model.threads
+
+
+def test_a_batch_of_several_requests_keeps_the_hop_to_the_runners_thread() -> None:
+    model = _Tiny()
+    runner = ModelRunner(model, model.signature, max_batch_size=16, max_delay_ms=50)
+    rows: list[int] = []
+    original = model.predict
+
+    def predict(batch: Any) -> Any:
+        rows.append(len(batch["x"]))
+        return original(batch)
+
+    model.predict = predict  # type: ignore[method-assign]
+
+    async def main() -> int:
+        try:
+            for i in range(TIMED_FIRST + 4):  # timed, then inline: a tiny model
+                await runner.infer({"x": np.full((1, 4), i, dtype=np.float32)})
+            await asyncio.gather(
+                *(runner.infer({"x": np.full((1, 4), i, dtype=np.float32)}) for i in range(6))
+            )
+        finally:
+            await runner.close()
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    assert model.threads[TIMED_FIRST] == loop_thread
+    assert rows[-1] == 6  # the six concurrent requests made one batch ...
+    assert model.threads[-1] != loop_thread  # ... run on the runner's thread
