@@ -3,11 +3,11 @@
 # servers up at once (core 0), wrk -t1 -c64 on core 1, rounds alternating; prints req/s and
 # requests per server CPU-second (steadier than req/s on a shared machine).
 #
-#   bash benchmarks/serving/ab_cpu.sh [REF=main] [ROUNDS=4] [SECONDS=5]
+#   [C=64] bash benchmarks/serving/ab_cpu.sh [REF=main] [ROUNDS=4] [SECONDS=5]   (C: connections)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-REF=${1:-main}; ROUNDS=${2:-4}; SECS=${3:-5}
+REF=${1:-main}; ROUNDS=${2:-4}; SECS=${3:-5}; C=${C:-64}
 WORK=$(mktemp -d /tmp/ab-cpu.XXXX)
 cd "$ROOT"
 git archive "$REF" src | tar -x -C "$WORK"
@@ -31,10 +31,10 @@ ready() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(cat
 for n in ref here; do for _ in $(seq 1 240); do [ "$(ready $n)" = 200 ] && break; sleep 0.5; done; done
 ticks() { local t=0; for f in /proc/$1/task/*/stat; do t=$((t + $(awk '{print $14+$15}' "$f"))); done; echo $t; }
 hz=$(getconf CLK_TCK)
-echo "# $REF ($(git rev-parse --short "$REF")) vs this checkout ($(git rev-parse --short HEAD)+), c=64, ${SECS} s rounds"
+echo "# $REF ($(git rev-parse --short "$REF")) vs this checkout ($(git rev-parse --short HEAD)+), c=$C, ${SECS} s rounds"
 for r in $(seq 1 "$ROUNDS"); do for n in ref here; do
   t0=$(ticks "${PID[$n]}")
-  out=$(BENCH_BODY="$WORK/body.json" BENCH_TOKEN="$(cat "$WORK/home-$n/token")" taskset -c 1 wrk -t1 -c64 \
+  out=$(BENCH_BODY="$WORK/body.json" BENCH_TOKEN="$(cat "$WORK/home-$n/token")" taskset -c 1 wrk -t1 -c"$C" \
     -d"${SECS}s" -s "$HERE/loadgen.lua" "http://127.0.0.1:${PORT[$n]}/v2/models/breast-cancer-onnx/infer" | grep BENCH_JSON)
   t1=$(ticks "${PID[$n]}")
   ok=$(echo "$out" | python3 -c "import sys,json; d=json.loads(sys.stdin.read().split(' ',1)[1]); print(d['requests']-d['errors']['status'])")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -11,6 +13,7 @@ from tests.serving.conftest import Models
 
 from aimass.errors import InvalidInput
 from aimass.serving import ModelRunner
+from aimass.serving.runner import INLINE_PREDICT_S, TIMED_FIRST
 
 
 def _gather(runner: ModelRunner, inputs: list[dict[str, Any]]) -> list[Any]:
@@ -144,3 +147,123 @@ def test_inputs_with_a_fixed_first_dimension_are_not_rows() -> None:
     edges = np.array([[0, 1, 2, 3, 3], [1, 0, 3, 2, 1]], dtype=np.int64)
     [result] = _gather(runner, [{"features": features, "edge_index": edges}])
     assert result["label"].tolist() == [1, 2, 1, 1]
+
+
+class _Tiny:
+    """A model that notes the thread of each predict call; ``spin_s`` of CPU or ``sleep_s``
+    of waiting per call make it a heavy or a waiting one."""
+
+    def __init__(self, spin_s: float = 0.0, sleep_s: float = 0.0) -> None:
+        from aimass.flavors.signature import Signature, TensorSpec
+
+        self.signature = Signature(
+            inputs=[TensorSpec(name="x", datatype="FP32", shape=[-1, 4])],
+            outputs=[TensorSpec(name="total", datatype="FP32", shape=[-1])],
+        )
+        self.spin_s, self.sleep_s = spin_s, sleep_s
+        self.threads: list[int] = []
+
+    def predict(self, batch: Any) -> Any:
+        self.threads.append(threading.get_ident())
+        end = time.thread_time() + self.spin_s
+        while time.thread_time() < end:
+            pass
+        time.sleep(self.sleep_s)
+        return batch["x"].sum(axis=1)
+
+    def predict_proba(self, batch: Any) -> Any:
+        return None
+
+
+def _one_at_a_time(runner: ModelRunner, rows: list[int]) -> tuple[list[Any], int]:
+    """Send requests of ``rows`` rows one after the other; the answers and the loop's thread."""
+
+    async def main() -> list[Any]:
+        try:
+            return [
+                await runner.infer({"x": np.full((n, 4), i, dtype=np.float32)})
+                for i, n in enumerate(rows)
+            ]
+        finally:
+            await runner.close()
+
+    return asyncio.run(main()), threading.get_ident()
+
+
+@pytest.mark.parametrize("max_batch_size", [1, 16])
+def test_a_tiny_models_predict_moves_onto_the_event_loop_once_timed(max_batch_size: int) -> None:
+    model = _Tiny()
+    runner = ModelRunner(model, model.signature, max_batch_size, max_delay_ms=2)
+    answers, loop_thread = _one_at_a_time(runner, [1] * 30)
+    for i, answer in enumerate(answers):
+        np.testing.assert_array_equal(answer["total"], [4.0 * i])
+    # Timed on the runner's thread first, then run where the request is, with no hop.
+    assert loop_thread not in model.threads[:TIMED_FIRST]
+    assert model.threads[-10:] == [loop_thread] * 10
+    assert runner.stats.inline == model.threads.count(loop_thread)
+    assert runner.clock.cpu < INLINE_PREDICT_S
+
+
+def test_a_much_larger_request_goes_back_to_the_runners_thread() -> None:
+    model = _Tiny()
+    runner = ModelRunner(model, model.signature, max_batch_size=16, max_delay_ms=2)
+    _, loop_thread = _one_at_a_time(runner, [1] * 20 + [500, 1])
+    assert model.threads[-2] != loop_thread  # 500 rows: not the size its timing was of
+    assert model.threads[-1] == loop_thread
+
+
+@pytest.mark.parametrize(
+    ("spin_s", "sleep_s"),
+    [(3 * INLINE_PREDICT_S, 0.0), (0.0, 20 * INLINE_PREDICT_S)],
+    ids=["heavy", "waiting"],
+)
+@pytest.mark.parametrize("max_batch_size", [1, 16])
+def test_heavy_or_waiting_models_stay_on_the_runners_thread(
+    spin_s: float, sleep_s: float, max_batch_size: int
+) -> None:
+    model = _Tiny(spin_s, sleep_s)
+    runner = ModelRunner(model, model.signature, max_batch_size, max_delay_ms=2)
+    _, loop_thread = _one_at_a_time(runner, [1] * (TIMED_FIRST + 6))
+    assert loop_thread not in model.threads
+    assert runner.stats.inline == 0
+
+
+class _InAnotherProcess(_Tiny):
+    def close(self) -> None:
+        """What a sandboxed predictor has: its model lives in a host process."""
+
+
+def test_a_model_in_another_process_never_runs_on_the_event_loop() -> None:
+    model = _InAnotherProcess()
+    runner = ModelRunner(model, model.signature, max_batch_size=16, max_delay_ms=2)
+    _, loop_thread = _one_at_a_time(runner, [1] * (TIMED_FIRST + 6))
+    assert loop_thread not in model.threads
+
+
+def test_a_batch_of_several_requests_keeps_the_hop_to_the_runners_thread() -> None:
+    model = _Tiny()
+    runner = ModelRunner(model, model.signature, max_batch_size=16, max_delay_ms=50)
+    rows: list[int] = []
+    original = model.predict
+
+    def predict(batch: Any) -> Any:
+        rows.append(len(batch["x"]))
+        return original(batch)
+
+    model.predict = predict  # type: ignore[method-assign]
+
+    async def main() -> int:
+        try:
+            for i in range(TIMED_FIRST + 4):  # timed, then inline: a tiny model
+                await runner.infer({"x": np.full((1, 4), i, dtype=np.float32)})
+            await asyncio.gather(
+                *(runner.infer({"x": np.full((1, 4), i, dtype=np.float32)}) for i in range(6))
+            )
+        finally:
+            await runner.close()
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    assert model.threads[TIMED_FIRST] == loop_thread
+    assert rows[-1] == 6  # the six concurrent requests made one batch ...
+    assert model.threads[-1] != loop_thread  # ... run on the runner's thread

@@ -63,6 +63,8 @@ _SAME_ORIGIN_FETCH = frozenset({b"same-origin", b"none"})
 # Probes from orchestrators use the pod's address as Host; these answers reveal nothing.
 _HOST_FREE = frozenset({"/v2/health/live", "/v2/health/ready"})
 _DISCONNECT: Message = {"type": "http.disconnect"}
+# Distinct Host headers whose check is remembered.
+_MAX_HOSTS = 64
 
 
 @dataclass(frozen=True)
@@ -136,26 +138,49 @@ class RequestGuard:
         self.policy = policy
         self.is_inference = is_inference
         self._request_ids = RequestIds()
+        # Each path kind's limit and refusal, written once (not per request).
+        limit = policy.max_inference_bytes
+        self._inference_limit = (
+            limit,
+            f"{too_large(limit)}; raise AIMASS_MAX_INFERENCE_BYTES for larger requests",
+        )
+        limit = policy.max_upload_bytes
+        self._upload_limit = (
+            limit,
+            f"{too_large(limit)}; raise AIMASS_MAX_UPLOAD_BYTES for larger uploads",
+        )
+        limit = policy.max_job_file_bytes
+        self._job_file_limit = (
+            limit,
+            f"{too_large(limit)}; raise AIMASS_MAX_JOB_FILE_BYTES for larger checkpoints, "
+            "job artifacts and script sources",
+        )
+        limit = policy.max_body_bytes
+        self._body_limit = (
+            limit,
+            f"{too_large(limit)}; send files as uploads, not inside a JSON body",
+        )
+        #: Host headers seen, and whether each names this server (bounded: cleared when full).
+        self._hosts: dict[bytes, bool] = {}
 
     def _limit(self, method: str, path: str, inference: bool) -> tuple[int, str]:
         """The body limit for this request, and what to do about it in a refusal."""
         if inference:
-            limit = self.policy.max_inference_bytes
-            return (
-                limit,
-                f"{too_large(limit)}; raise AIMASS_MAX_INFERENCE_BYTES for larger requests",
-            )
+            return self._inference_limit
         if method == "POST" and _UPLOAD_PATH.fullmatch(path):
-            limit = self.policy.max_upload_bytes
-            return limit, f"{too_large(limit)}; raise AIMASS_MAX_UPLOAD_BYTES for larger uploads"
+            return self._upload_limit
         if method in ("POST", "PUT") and _JOB_FILE_PATH.fullmatch(path):
-            limit = self.policy.max_job_file_bytes
-            return limit, (
-                f"{too_large(limit)}; raise AIMASS_MAX_JOB_FILE_BYTES for larger checkpoints, "
-                "job artifacts and script sources"
-            )
-        limit = self.policy.max_body_bytes
-        return limit, f"{too_large(limit)}; send files as uploads, not inside a JSON body"
+            return self._job_file_limit
+        return self._body_limit
+
+    def _allowed_host(self, host: bytes, allowed: frozenset[bytes]) -> bool:
+        known = self._hosts.get(host)
+        if known is None:
+            known = _header_host(host) in allowed
+            if len(self._hosts) >= _MAX_HOSTS:
+                self._hosts.clear()
+            self._hosts[host] = known
+        return known
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -192,12 +217,12 @@ class RequestGuard:
                 status, message = refusal
                 await _answer(send, status, message, request_id, v2, extra)
                 return
-            limit, refusal_413 = self._limit(method, path, inference)
-            if declared_over(length, limit):
-                await _answer(send, 413, refusal_413, request_id, v2, extra)
+            limits = self._limit(method, path, inference)
+            if declared_over(length, limits[0]):
+                await _answer(send, 413, limits[1], request_id, v2, extra)
                 return
             await self._serve(
-                scope, receive, send, request_id, (limit, refusal_413), v2, extra,
+                scope, receive, send, request_id, limits, v2, extra,
                 # The inference path sets its own id and nosniff headers (it runs alone too).
                 _APP_EXTRA_INFERENCE if inference else extra,
                 has_body=chunked or (length is not None and length != b"0"),
@@ -219,7 +244,7 @@ class RequestGuard:
         if allowed is not None and path not in _HOST_FREE:
             if host is None:
                 return 400, "the request has no Host header; send one"
-            if _header_host(host) not in allowed:
+            if not self._allowed_host(host, allowed):
                 shown = host[:100].decode("latin-1")
                 return 403, (
                     f"this server does not answer to the host {shown!r} (a DNS-rebinding "

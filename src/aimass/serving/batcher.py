@@ -30,6 +30,9 @@ CloseReason = Literal["full", "joined", "idle", "max_delay", "closing", "nodelay
 #: Called on the event loop after each batch: its size, each item's wait in the queue, and
 #: what closed it.
 BatchObserver = Callable[[int, Sequence[float], CloseReason], None]
+#: Asked on the event loop before a sync handler runs a batch: True runs it right there,
+#: without the hop to the batcher's thread (for a handler known to take microseconds).
+InlinePolicy = Callable[[list[T]], bool]
 
 # Passes of the event loop with no new item after which a batch closes early. Two,
 # because a request read from a socket in one pass reaches ``put`` in the next.
@@ -135,7 +138,8 @@ class Batcher(Generic[T, R]):
     batch that runs do not count). With ``max_wait_s``, an item that waited longer
     than that for its batch is not run: its future fails with ``Overloaded``
     (reason ``queue_wait``), so what does run waited at most that long. A sync handler runs in a
-    dedicated single thread, so the event loop keeps serving while it works.
+    dedicated single thread, so the event loop keeps serving while it works, unless ``inline``
+    (an :data:`InlinePolicy`) says this batch is cheaper to run on the loop than to hand over.
     With ``max_concurrent_batches`` (a number, or a function asked before each
     batch: Ray replicas change how many answer), up to that many batches run at
     once (sync handlers on as many threads, as Ray Serve's ``max_concurrent_batches``);
@@ -172,6 +176,8 @@ class Batcher(Generic[T, R]):
         self.in_flight = in_flight
         self.name = name
         self.observer: BatchObserver | None = None
+        #: Which batches of a sync handler run on the event loop's thread; None: none do.
+        self.inline: InlinePolicy[T] | None = None
         #: Batches so far by what closed them.
         self.closed_by: dict[CloseReason, int] = {}
         self._reason: CloseReason = "nodelay"
@@ -429,11 +435,15 @@ class Batcher(Generic[T, R]):
                 handler = cast("AsyncHandler[T, R]", self._handler)
                 results = await handler(items)
             else:
-                if self._executor is None:
-                    threads = 1 if self._concurrency == 1 else _MAX_THREADS
-                    self._executor = ThreadPoolExecutor(threads, thread_name_prefix=self.name)
                 sync_handler = cast("SyncHandler[T, R]", self._handler)
-                results = await loop.run_in_executor(self._executor, sync_handler, items)
+                inline = self.inline
+                if inline is not None and inline(items):
+                    results = sync_handler(items)
+                else:
+                    if self._executor is None:
+                        threads = 1 if self._concurrency == 1 else _MAX_THREADS
+                        self._executor = ThreadPoolExecutor(threads, thread_name_prefix=self.name)
+                    results = await loop.run_in_executor(self._executor, sync_handler, items)
             if len(results) != len(items):
                 raise RuntimeError(
                     f"batch handler returned {len(results)} results for {len(items)} items"
