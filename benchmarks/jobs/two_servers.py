@@ -125,6 +125,12 @@ def _cpu_parts(cluster: Cluster, database: str) -> dict[str, float]:
         with contextlib.suppress(OSError):
             backends += proc_cpu_s(pid)
     parts["postgresql_backends"] = backends
+    with psycopg.connect(admin, autocommit=True) as conn:
+        commits = conn.execute(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s",
+            (database,),
+        ).fetchone()
+    parts["transactions"] = float(commits[0]) if commits else 0.0
     return parts
 
 
@@ -157,6 +163,7 @@ def _throughput(cluster: Cluster, n: int, database: str) -> dict[str, Any]:
         time.sleep(0.05)
     cpu_after = _cpu_parts(cluster, database)
     # Backends that came or went during the run count from zero or not at all: roughly.
+    transactions = (cpu_after.pop("transactions") - cpu_before.pop("transactions")) / n
     cpu_ms = {k: 1000 * (cpu_after[k] - cpu_before.get(k, 0.0)) / n for k in cpu_after}
     cpu_ms["total"] = sum(cpu_ms.values())
     states: dict[str, int] = {}
@@ -177,6 +184,8 @@ def _throughput(cluster: Cluster, n: int, database: str) -> dict[str, Any]:
         "states": states,
         "never_ended": len(pending),
         "cpu_ms_per_job": {k: round(v, 2) for k, v in cpu_ms.items()},
+        # Every server's, the benchmark's own few polls included (pg_stat_database).
+        "transactions_per_job": round(transactions, 1),
         "load": loadavg(),
     }
 
