@@ -131,6 +131,13 @@ def _cpu_parts(cluster: Cluster, database: str) -> dict[str, float]:
             (database,),
         ).fetchone()
     parts["transactions"] = float(commits[0]) if commits else 0.0
+    with psycopg.connect(admin.rsplit("/", 1)[0] + "/" + database, autocommit=True) as conn:
+        # Every leader-only transaction (placement's ticks above all) and lease renewal
+        # updates the lease row once (``Leadership.fence``).
+        updates = conn.execute(
+            "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'leader_leases'"
+        ).fetchone()
+    parts["lease_updates"] = float(updates[0]) if updates else 0.0
     return parts
 
 
@@ -164,6 +171,7 @@ def _throughput(cluster: Cluster, n: int, database: str) -> dict[str, Any]:
     cpu_after = _cpu_parts(cluster, database)
     # Backends that came or went during the run count from zero or not at all: roughly.
     transactions = (cpu_after.pop("transactions") - cpu_before.pop("transactions")) / n
+    fenced = (cpu_after.pop("lease_updates") - cpu_before.pop("lease_updates")) / n
     cpu_ms = {k: 1000 * (cpu_after[k] - cpu_before.get(k, 0.0)) / n for k in cpu_after}
     cpu_ms["total"] = sum(cpu_ms.values())
     states: dict[str, int] = {}
@@ -186,6 +194,7 @@ def _throughput(cluster: Cluster, n: int, database: str) -> dict[str, Any]:
         "cpu_ms_per_job": {k: round(v, 2) for k, v in cpu_ms.items()},
         # Every server's, the benchmark's own few polls included (pg_stat_database).
         "transactions_per_job": round(transactions, 1),
+        "lease_row_updates_per_job": round(fenced, 2),
         "load": loadavg(),
     }
 
