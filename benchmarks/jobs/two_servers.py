@@ -134,10 +134,14 @@ def _cpu_parts(cluster: Cluster, database: str) -> dict[str, float]:
     with psycopg.connect(admin.rsplit("/", 1)[0] + "/" + database, autocommit=True) as conn:
         # Every leader-only transaction (placement's ticks above all) and lease renewal
         # updates the lease row once (``Leadership.fence``).
-        updates = conn.execute(
-            "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'leader_leases'"
-        ).fetchone()
-    parts["lease_updates"] = float(updates[0]) if updates else 0.0
+        tables = conn.execute(
+            "SELECT relname, coalesce(seq_scan, 0) + coalesce(idx_scan, 0), n_tup_ins, "
+            "n_tup_upd, n_tup_del FROM pg_stat_user_tables"
+        ).fetchall()
+    for table, scans, ins, upd, dele in tables:
+        for what, count in (("scans", scans), ("ins", ins), ("upd", upd), ("del", dele)):
+            parts[f"table:{table}:{what}"] = float(count)
+    parts["lease_updates"] = parts.get("table:leader_leases:upd", 0.0)
     return parts
 
 
@@ -172,6 +176,11 @@ def _throughput(cluster: Cluster, n: int, database: str) -> dict[str, Any]:
     # Backends that came or went during the run count from zero or not at all: roughly.
     transactions = (cpu_after.pop("transactions") - cpu_before.pop("transactions")) / n
     fenced = (cpu_after.pop("lease_updates") - cpu_before.pop("lease_updates")) / n
+    per_table: dict[str, float] = {}
+    for key in [k for k in cpu_after if k.startswith("table:")]:
+        delta = (cpu_after.pop(key) - cpu_before.pop(key, 0.0)) / n
+        if delta >= 0.05:
+            per_table[key.removeprefix("table:")] = round(delta, 2)
     cpu_ms = {k: 1000 * (cpu_after[k] - cpu_before.get(k, 0.0)) / n for k in cpu_after}
     cpu_ms["total"] = sum(cpu_ms.values())
     states: dict[str, int] = {}
@@ -195,6 +204,8 @@ def _throughput(cluster: Cluster, n: int, database: str) -> dict[str, Any]:
         # Every server's, the benchmark's own few polls included (pg_stat_database).
         "transactions_per_job": round(transactions, 1),
         "lease_row_updates_per_job": round(fenced, 2),
+        # Scans (sequential + index), rows inserted, updated, deleted per job, by table.
+        "table_ops_per_job": per_table,
         "load": loadavg(),
     }
 
