@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/jobs/two_servers.py [--jobs 500] [--latency 50] [--slots 4]
                                                     [--skip-ray] [--ray-jobs 500] [--quick]
+                                                    [--commit REV] [--notify-on-only]
 
 ``--quick``: 100 jobs, 10 latency samples, 50 Ray jobs (a few minutes on a quiet machine).
 
@@ -22,6 +23,10 @@ free ports), ``JobSubmissionClient``: 20 one at a time (submit -> RUNNING seen,
 ``get_job_status`` every 10 ms), then ``--ray-jobs`` entrypoints ``python -c pass``
 from 4 threads, until all SUCCEEDED: jobs/s.
 
+``--commit REV`` runs the servers on that commit's src/ (A/B against the working tree);
+the throughput run reports CPU ms per job of each server, the leader's zygote and
+attempts (its children) and the database's backends (``/proc``, over the run).
+
 Prints one JSON object and a short table; the machine's load average beside each.
 """
 
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import contextlib
 import json
 import os
 import secrets
@@ -47,7 +53,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parents[1] / "tests"))
 sys.path.insert(0, str(HERE))
 
-from common import loadavg, stats_ms  # noqa: E402
+from common import child_pids, loadavg, proc_cpu_s, stats_ms  # noqa: E402
 
 from ha.cluster import Cluster, noop  # noqa: E402
 
@@ -86,9 +92,63 @@ def _latency(cluster: Cluster, n: int) -> dict[str, Any]:
     }
 
 
-def _throughput(cluster: Cluster, n: int) -> dict[str, Any]:
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds of ``pid`` and every live descendant, with the children each reaped."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += proc_cpu_s(p, children=True)
+        except OSError:
+            continue
+        todo += child_pids(p)
+    return total
+
+
+def _cpu_parts(cluster: Cluster, database: str) -> dict[str, float]:
+    """CPU seconds so far: each server process alone, the leader's executor tree (its
+    zygote and the attempts it reaped), and the database's backends serving ``database``."""
+    leader = cluster.wait_for_leader()
+    parts: dict[str, float] = {}
+    for i, node in enumerate(cluster.nodes):
+        role = "leader" if i == leader else "follower"
+        parts[f"{role}_server"] = proc_cpu_s(node.pid)
+        parts[f"{role}_children"] = _tree_cpu_s(node.pid) - parts[f"{role}_server"]
+    admin = ADMIN.replace("+psycopg", "")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        ).fetchall()
+    backends = 0.0
+    for (pid,) in rows:
+        with contextlib.suppress(OSError):
+            backends += proc_cpu_s(pid)
+    parts["postgresql_backends"] = backends
+    with psycopg.connect(admin, autocommit=True) as conn:
+        commits = conn.execute(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s",
+            (database,),
+        ).fetchone()
+    parts["transactions"] = float(commits[0]) if commits else 0.0
+    with psycopg.connect(admin.rsplit("/", 1)[0] + "/" + database, autocommit=True) as conn:
+        # Every leader-only transaction (placement's ticks above all) and lease renewal
+        # updates the lease row once (``Leadership.fence``).
+        tables = conn.execute(
+            "SELECT relname, coalesce(seq_scan, 0) + coalesce(idx_scan, 0), n_tup_ins, "
+            "n_tup_upd, n_tup_del FROM pg_stat_user_tables"
+        ).fetchall()
+    for table, scans, ins, upd, dele in tables:
+        for what, count in (("scans", scans), ("ins", ins), ("upd", upd), ("del", dele)):
+            parts[f"table:{table}:{what}"] = float(count)
+    parts["lease_updates"] = parts.get("table:leader_leases:upd", 0.0)
+    return parts
+
+
+def _throughput(cluster: Cluster, n: int, database: str) -> dict[str, Any]:
     apis = [node.api() for node in cluster.nodes]
     ids: list[int] = []
+    cpu_before = _cpu_parts(cluster, database)
     first = time.time()
 
     def submit(k: int) -> list[int]:
@@ -112,6 +172,17 @@ def _throughput(cluster: Cluster, n: int) -> dict[str, Any]:
         if not any(busy):
             break
         time.sleep(0.05)
+    cpu_after = _cpu_parts(cluster, database)
+    # Backends that came or went during the run count from zero or not at all: roughly.
+    transactions = (cpu_after.pop("transactions") - cpu_before.pop("transactions")) / n
+    fenced = (cpu_after.pop("lease_updates") - cpu_before.pop("lease_updates")) / n
+    per_table: dict[str, float] = {}
+    for key in [k for k in cpu_after if k.startswith("table:")]:
+        delta = (cpu_after.pop(key) - cpu_before.pop(key, 0.0)) / n
+        if delta >= 0.05:
+            per_table[key.removeprefix("table:")] = round(delta, 2)
+    cpu_ms = {k: 1000 * (cpu_after[k] - cpu_before.get(k, 0.0)) / n for k in cpu_after}
+    cpu_ms["total"] = sum(cpu_ms.values())
     states: dict[str, int] = {}
     pending, last = set(ids), 0.0
     for job in apis[0].get("/api/v1/jobs", params={"limit": 1000}).json():
@@ -129,6 +200,12 @@ def _throughput(cluster: Cluster, n: int) -> dict[str, Any]:
         "jobs_per_s": n / (last - first) if last else 0.0,
         "states": states,
         "never_ended": len(pending),
+        "cpu_ms_per_job": {k: round(v, 2) for k, v in cpu_ms.items()},
+        # Every server's, the benchmark's own few polls included (pg_stat_database).
+        "transactions_per_job": round(transactions, 1),
+        "lease_row_updates_per_job": round(fenced, 2),
+        # Scans (sequential + index), rows inserted, updated, deleted per job, by table.
+        "table_ops_per_job": per_table,
         "load": loadavg(),
     }
 
@@ -145,7 +222,7 @@ def aimass(args: argparse.Namespace, notify: bool) -> dict[str, Any]:
         cluster.start_all()
         out: dict[str, Any] = {"latency": _latency(cluster, args.latency)}
         if notify or args.throughput_both:
-            out["throughput"] = _throughput(cluster, args.jobs)
+            out["throughput"] = _throughput(cluster, args.jobs, name)
         return out
     finally:
         cluster.close()
@@ -207,7 +284,16 @@ def main() -> None:
     parser.add_argument(
         "--throughput-both", action="store_true", help="the throughput run with NOTIFY off too"
     )
+    parser.add_argument("--commit", help="run the servers on this commit's src/ (A/B runs)")
+    parser.add_argument("--notify-on-only", action="store_true", help="skip the NOTIFY off run")
     args = parser.parse_args()
+    if args.commit:
+        import common
+
+        common.use_commit(args.commit)
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            [str(common.SRC_PATH), *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
     if args.quick:
         args.jobs, args.latency, args.ray_jobs = 100, 10, 50
     if args.ray_only:
@@ -218,6 +304,9 @@ def main() -> None:
     out: dict[str, Any] = {"load_start": loadavg()}
     out["notify_on"] = aimass(args, notify=True)
     print(json.dumps({"notify_on": out["notify_on"]}), flush=True)
+    if args.notify_on_only:
+        print(json.dumps(out, indent=1))
+        return
     out["notify_off"] = aimass(args, notify=False)
     print(json.dumps({"notify_off": out["notify_off"]}), flush=True)
     if not args.skip_ray:
@@ -241,6 +330,7 @@ def main() -> None:
             print(f"\naimass, two servers, PostgreSQL, {label}: {t['jobs']} jobs in "
                   f"{t['wall_s']:.1f} s = {t['jobs_per_s']:.1f} jobs/s ({t['states']}; "
                   f"load {t['load']})")  # fmt: skip
+            print(f"  CPU ms per job: {t['cpu_ms_per_job']}")
     if "ray_jobs" in out:
         _print_ray(out["ray_jobs"])
 

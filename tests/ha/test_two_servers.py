@@ -117,7 +117,9 @@ def test_a_submit_on_the_follower_starts_at_once_on_the_leader(cluster: Cluster)
     assert sorted(delays)[2] < 0.4, delays
 
 
-def test_a_running_jobs_log_is_followed_live_through_the_follower(cluster: Cluster) -> None:
+def test_a_running_jobs_log_is_followed_live_through_the_follower(
+    cluster: Cluster, pg_url: str
+) -> None:
     leader, follower = _roles(cluster)
     with cluster.nodes[follower].api(timeout=60) as api:
         path = SCRIPTS / "ticker.py"
@@ -150,6 +152,12 @@ def test_a_running_jobs_log_is_followed_live_through_the_follower(cluster: Clust
     with cluster.nodes[follower].api() as api:
         text = api.get(f"/api/v1/jobs/{job_id}/logs").text
     assert "tick 11" in text
+    # The shipped chunks went in the transaction that recorded the end (the log is archived).
+    import psycopg
+
+    with psycopg.connect(pg_url.replace("+psycopg", "")) as conn:
+        row = conn.execute("SELECT count(*) FROM job_log_chunks WHERE job_id = %s", (job_id,))
+        assert row.fetchone() == (0,)
 
 
 def test_a_paused_leader_loses_the_lead_and_writes_nothing_after_it_resumes(

@@ -41,21 +41,26 @@ def create_token(session: Session, name: str, role: str, project: str | None) ->
     return TokenWithSecret(**row.to_entity().model_dump(), secret=secret)
 
 
-def create_job_token(session: Session, job_id: int, attempt: int, project: str) -> str:
+def create_job_token(
+    session: Session, job_id: int, attempt: int, project: str, project_id: int | None = None
+) -> str:
     """Mint the secret one attempt of a job talks to the server with (editor on its project).
 
     The token writes only as ``attempt``. Tokens of the job's earlier attempts are
     deleted here, so a superseded attempt is refused (401) from the moment its
     successor exists; the job's tokens all go when it ends (``delete_job_tokens``).
+    A first attempt has no predecessor, so it skips that delete; a caller that knows
+    the project's id passes it and saves reading the project.
     """
-    session.execute(
-        delete(TokenRow).where(TokenRow.job_id == job_id, TokenRow.job_attempt != attempt)
-    )
+    if attempt > 1:
+        session.execute(
+            delete(TokenRow).where(TokenRow.job_id == job_id, TokenRow.job_attempt != attempt)
+        )
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = TokenRow(
         name=f"job-{job_id}-attempt-{attempt}",
         role="editor",
-        project_id=read_project_row(session, project).id,
+        project_id=project_id if project_id is not None else read_project_row(session, project).id,
         token_hash=hash_token(secret),
         job_id=job_id,
         job_attempt=attempt,

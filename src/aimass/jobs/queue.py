@@ -27,6 +27,7 @@ class QueuedJob:
 
     id: int
     project: str
+    project_id: int
     priority: int
     created_at: datetime
     next_attempt_at: datetime | None
@@ -41,6 +42,7 @@ def queue_head(session: Session, limit: int) -> list[QueuedJob]:
         select(
             JobRow.id,
             ProjectRow.name,
+            JobRow.project_id,
             JobRow.priority,
             JobRow.created_at,
             JobRow.next_attempt_at,
@@ -59,6 +61,7 @@ def queue_head(session: Session, limit: int) -> list[QueuedJob]:
         QueuedJob(
             id=row.id,
             project=row.name,
+            project_id=row.project_id,
             priority=row.priority,
             created_at=aware_utc(row.created_at),
             next_attempt_at=aware_utc(row.next_attempt_at) if row.next_attempt_at else None,

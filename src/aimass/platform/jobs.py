@@ -21,7 +21,7 @@ from aimass.executors.base import Executor, NodeCapacity
 from aimass.jobs import service as jobs_service
 from aimass.jobs.catalog import EntryCatalog
 from aimass.jobs.entities import Job, JobCreate
-from aimass.jobs.log_chunks import LogShipper, drop_chunks
+from aimass.jobs.log_chunks import LogShipper
 from aimass.jobs.logs import archive_log
 from aimass.pipelines.runner import PipelineRunner
 from aimass.sandbox import Sandbox, bwrap_path, safe_env
@@ -116,11 +116,10 @@ def build_executor(settings: Settings, catalog: EntryCatalog) -> tuple[Executor,
     return local, capacity
 
 
-def _archive(db: Database, store: ArtifactStore, log_dir: Path, job_id: int, attempt: int) -> None:
-    """An attempt ended: archive its whole log, then drop the chunks shipped while it ran."""
+def _archive(store: ArtifactStore, log_dir: Path, job_id: int, attempt: int) -> None:
+    """An attempt ended: archive its whole log (the scheduler then drops the chunks shipped
+    while it ran, in the transaction that records the end)."""
     archive_log(store, log_dir, job_id, attempt)
-    with db.session() as session:
-        drop_chunks(session, job_id, attempt)
 
 
 @dataclass(frozen=True)
@@ -158,7 +157,7 @@ def build_jobs(
         leadership=leadership,
         heartbeat_children=False,  # the runtime in each job sends its own heartbeats
         server_url=settings.resolved_public_url,
-        on_attempt_end=partial(_archive, db, store, settings.job_log_dir),
+        on_attempt_end=partial(_archive, store, settings.job_log_dir),
     )
 
     def submit(session: Session, project: str, spec: JobCreate) -> Job:

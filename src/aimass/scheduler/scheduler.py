@@ -37,6 +37,7 @@ from aimass.executors.base import EXIT_INFRA, AttemptExit, AttemptSpec, Executor
 from aimass.job_environment import JobEnvironment
 from aimass.jobs import records, service
 from aimass.jobs.entities import Job, JobCheckpoint
+from aimass.jobs.log_chunks import drop_chunks
 from aimass.jobs.queue import QueuedJob, queue_head
 from aimass.loop_service import LoopService
 from aimass.runtime.heartbeat import EXIT_SUPERSEDED
@@ -116,6 +117,7 @@ class _PendingExit(NamedTuple):
     reason: str
     infra: bool
     outputs: dict[str, JsonValue] | None
+    drop_log_chunks: bool = False
 
 
 class _EventLoopService(LoopService):
@@ -185,6 +187,9 @@ class Scheduler(_EventLoopService):
         server_url: str | None = None,
         on_attempt_end: Callable[[int, int], object] | None = None,
     ) -> None:
+        # ``on_attempt_end(job_id, attempt)`` runs before an attempt's end is recorded (it
+        # archives the log); once it returns, the attempt's shipped log chunks are dropped
+        # in the transaction that records the end.
         super().__init__(interval)
         self.db = db
         self.executor = executor
@@ -314,7 +319,9 @@ class Scheduler(_EventLoopService):
             started = service.start_attempt(session, job.id, self.node, self.lease_s, now)
             secret = None
             if self.server_url is not None:
-                secret = create_job_token(session, job.id, started.attempt, job.project)
+                secret = create_job_token(
+                    session, job.id, started.attempt, job.project, job.project_id
+                )
             # A first attempt has no predecessor whose checkpoint it could resume from.
             checkpoint = records.latest_checkpoint(session, job.id) if started.attempt > 1 else None
             starts.append((started, checkpoint, secret))
@@ -400,13 +407,17 @@ class Scheduler(_EventLoopService):
     def handle_exit(self, exit_: AttemptExit) -> None:
         """The executor's callback: record how the attempt ended, then wake the loop."""
         succeeded, reason, infra = _exit_outcome(exit_)
+        archived = False
         try:
             if self.on_attempt_end is not None:
                 try:
                     self.on_attempt_end(exit_.job_id, exit_.attempt)
+                    archived = True
                 except Exception:
                     log.exception("job %s attempt %s: end hook failed", exit_.job_id, exit_.attempt)
-            self._finish(exit_.job_id, exit_.attempt, succeeded, reason, infra, exit_.outputs)
+            self._finish(
+                exit_.job_id, exit_.attempt, succeeded, reason, infra, exit_.outputs, archived
+            )
         finally:
             self._wake_placement()  # its resources are free
 
@@ -443,11 +454,14 @@ class Scheduler(_EventLoopService):
         reason: str,
         infra: bool,
         outputs: dict[str, JsonValue] | None,
+        drop_log_chunks: bool = False,
     ) -> None:
         """Record an attempt's end; kept for the next tick while the database is unreachable.
 
         Never dropped: a lost exit would leave the job ``running`` with no process until
         its lease ran out, and then count it as an infrastructure failure.
+        ``drop_log_chunks`` (its log is archived) forgets the attempt's shipped log
+        chunks in the same transaction, so readers see the job end and its chunks go at once.
         """
         try:
             with self.db.session() as session:
@@ -460,16 +474,23 @@ class Scheduler(_EventLoopService):
                     infra=infra,
                     outputs=outputs,
                 )
+                if drop_log_chunks:
+                    drop_chunks(session, job_id, attempt)
         except DatabaseUnavailable:
             log.warning("job %s attempt %s ended while the database is unreachable; "
                         "recording it once it is back", job_id, attempt)  # fmt: skip
             with self._pending_lock:
                 self._pending_exits.append(
-                    _PendingExit(job_id, attempt, succeeded, reason, infra, outputs)
+                    _PendingExit(
+                        job_id, attempt, succeeded, reason, infra, outputs, drop_log_chunks
+                    )
                 )
         except AimassError as exc:
             # Already ended elsewhere (timeout, lost lease, the runtime reported first).
             log.debug("job %s attempt %s: %s", job_id, attempt, exc.message)
+            if drop_log_chunks:
+                with contextlib.suppress(AimassError), self.db.session() as session:
+                    drop_chunks(session, job_id, attempt)
 
 
 class Placement(_EventLoopService):
