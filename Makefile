@@ -58,8 +58,8 @@ test: $(TEST_NEEDS) ## run the whole test suite (PostgreSQL tests run when 127.0
 	$(BIN)/pytest
 
 lint: extras ## ruff, formatting, mypy strict and the import contracts
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -4,7 +4,7 @@ Run through run.sh (which installs everything and trains the models first):
 
     bash benchmarks/serving/run.sh [--duration 15] [--quick]
 
-For each model × server: start the server with one worker process pinned to
+For each model x server: start the server with one worker process pinned to
 core 0 (``taskset -c 0``, one math thread), wait until it is up, check that it
 answers the in-process prediction for 3 rows (a server that answers wrong is
 reported and not timed), warm up, then run ``wrk -t1 -c{1,16,64}`` pinned to
@@ -38,9 +38,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -221,10 +222,8 @@ class Server:
         pgid = self.proc.pid  # start_new_session: the group is ours alone
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            pass
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -974,7 +973,7 @@ def main() -> None:
     expected = json.loads(expected_file.read_text())
     (args.work / "homes").mkdir(parents=True, exist_ok=True)
 
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
     info = {"machine": machine(), "versions": versions()}
 

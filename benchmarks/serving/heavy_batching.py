@@ -121,10 +121,6 @@ def cpu_seconds(pids: list[int]) -> dict[int, float]:
     return found
 
 
-
-
-
-
 def http(method: str, url: str, token: str, body: bytes | None = None) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=body, method=method)
     request.add_header("Authorization", f"Bearer {token}")

@@ -139,10 +139,6 @@ def available() -> int:
     return 0
 
 
-
-
-
-
 def measure(
     mode: str, w: list[np.ndarray], deployments: int, workers: int, same: bool
 ) -> dict[str, float]:
