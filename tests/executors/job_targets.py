@@ -61,3 +61,10 @@ def spawn_and_sleep(params: dict[str, Any]) -> dict[str, Any]:
     )
     time.sleep(300)
     return {}
+
+
+def loaded(params: dict[str, Any]) -> dict[str, Any]:
+    """Which heavy libraries the attempt found already imported, and its parent (the zygote)."""
+    import sys
+
+    return {"numpy": "numpy" in sys.modules, "parent": os.getppid()}

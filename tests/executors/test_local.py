@@ -182,3 +182,41 @@ def test_close_stops_running_attempts(tmp_path: Path) -> None:
     while _alive(pid):
         assert time.monotonic() < deadline
         time.sleep(0.02)
+
+
+def test_light_entries_fork_from_a_zygote_without_the_heavy_libraries(tmp_path: Path) -> None:
+    targets = {**TARGETS, "loaded": "job_targets:loaded", "light_loaded": "job_targets:loaded"}
+    executor = LocalExecutor(
+        targets,
+        gpus=[],
+        python_path=[HERE],
+        preload=["numpy"],
+        light=["light_loaded", "spawn_and_sleep", "not_an_entry"],
+    )
+    exits = Exits()
+    executor.on_exit = exits.add
+    try:
+        executor.submit(_spec(tmp_path, 1, "loaded"))
+        executor.submit(_spec(tmp_path, 2, "light_loaded"))
+        full, light = exits.wait(1).outputs, exits.wait(2).outputs
+        assert full is not None and light is not None
+        assert full["numpy"] and not light["numpy"]
+        assert full["parent"] != light["parent"]
+        # A light attempt is still cancelled as a whole tree, its scratch removed.
+        pids_file = tmp_path / "pids.txt"
+        spec = _spec(tmp_path, 3, "spawn_and_sleep", {"pids_file": str(pids_file)})
+        executor.submit(spec)
+        deadline = time.monotonic() + 20
+        while not pids_file.exists() or len(pids_file.read_text().split()) < 3:
+            assert time.monotonic() < deadline, "the attempt never wrote its pids"
+            time.sleep(0.02)
+        child, grandchild, _ = pids_file.read_text().split()
+        executor.cancel(3)
+        report = exits.wait(3)
+        while _alive(int(child)) or _alive(int(grandchild)):
+            assert time.monotonic() < deadline, "processes outlived the cancel"
+            time.sleep(0.02)
+        assert report.cancelled and report.returncode == -signal.SIGTERM
+        assert not spec.scratch_dir.exists()
+    finally:
+        executor.close()

@@ -7,7 +7,13 @@ thread limits from its CPU share and ``CUDA_VISIBLE_DEVICES`` naming only its
 GPUs (empty when it has none). The scratch folder is deleted when the attempt
 ends, however it ends.
 
-Given a ``Sandbox``, the zygote starts inside it (bubblewrap), so every attempt
+There are up to two zygotes: the full one pre-imports the executor's whole
+``preload`` list (numpy, pandas, sklearn...), and a light one only aimass's
+runtime and httpx, for the entries named in ``light``. Forking from a process
+that mapped fewer libraries and exiting it costs several times less CPU
+(``benchmarks/jobs/fork_cost.py``), which is most of a trivial job's cost.
+
+Given a ``Sandbox``, each zygote starts inside it (bubblewrap), so every attempt
 forked from it runs there too: a clean environment, its own pid namespace, and
 none of what the sandbox hides (the server's home, database, token, artifacts).
 Pids the zygote reports are then the sandbox's own; ``pid_of`` translates them.
@@ -25,7 +31,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -46,6 +52,10 @@ THREAD_VARS = (
     "NUMEXPR_NUM_THREADS",
     "VECLIB_MAXIMUM_THREADS",
 )
+#: What the light zygote pre-imports besides its entries' own modules.
+LIGHT_PRELOAD = ("aimass.runtime", "aimass.client", "httpx")
+#: The two zygotes' names.
+FULL, LIGHT = "full", "light"
 
 
 def child_spec(
@@ -113,6 +123,9 @@ class LocalExecutor(Executor):
     up to ``preload_timeout_s`` on a loaded machine). ``sandbox`` None runs
     attempts with the server's own rights and environment (for tests and hosts
     without bubblewrap); its ``writable`` folders must hold the scratch folders.
+    Entries named in ``light`` fork from a second zygote that pre-imported only
+    ``light_preload`` and their own modules: a cheaper fork and exit for entries
+    that do not need the heavy libraries (they import them, if ever, themselves).
     """
 
     def __init__(
@@ -123,6 +136,8 @@ class LocalExecutor(Executor):
         python_path: Sequence[str | Path] = (),
         log_dir: Path | None = None,
         preload: Sequence[str] = (),
+        light: Collection[str] = (),
+        light_preload: Sequence[str] = LIGHT_PRELOAD,
         kill_grace_s: float = 3.0,
         start_timeout_s: float = 10.0,
         preload_timeout_s: float = 300.0,
@@ -134,9 +149,15 @@ class LocalExecutor(Executor):
         self.python_path = [str(p) for p in python_path]
         self.log_dir = log_dir
         self.sandbox = sandbox
+        self.light = frozenset(light) & set(self.targets)
         # The entries' own modules too: an attempt then imports nothing to start.
         entry_modules = sorted({t.partition(":")[0] for t in self.targets.values()})
+        light_modules = sorted({self.targets[name].partition(":")[0] for name in self.light})
         self.preload = ["aimass.executors._child", *preload, *entry_modules]
+        #: What each zygote pre-imports, by zygote name.
+        self.preloads = {FULL: self.preload}
+        if self.light:
+            self.preloads[LIGHT] = ["aimass.executors._child", *light_preload, *light_modules]
         self.kill_grace_s = kill_grace_s
         self.start_timeout_s = start_timeout_s
         self.preload_timeout_s = preload_timeout_s
@@ -144,25 +165,31 @@ class LocalExecutor(Executor):
         self._attempts: dict[tuple[int, int], _Attempt] = {}
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._zygote: subprocess.Popen[bytes] | None = None
+        self._zygotes: dict[str, subprocess.Popen[bytes]] = {}
         #: Set when a zygote has pre-imported (or died): attempts' start deadlines count from it.
         self._ready: dict[subprocess.Popen[bytes], threading.Event] = {}
         self._closed = False
         self._readers: list[threading.Thread] = []
-        self._ensure_zygote()
+        for name in self.preloads:
+            self._ensure_zygote(name)
 
     # -- the zygote ---------------------------------------------------------
 
-    def _ensure_zygote(self) -> subprocess.Popen[bytes]:
+    def _zygote_for(self, entry: str) -> str:
+        """Which zygote forks this entry's attempts."""
+        return LIGHT if entry in self.light else FULL
+
+    def _ensure_zygote(self, name: str) -> subprocess.Popen[bytes]:
         with self._lock:
-            if self._zygote is not None and self._zygote.poll() is None:
-                return self._zygote
+            current = self._zygotes.get(name)
+            if current is not None and current.poll() is None:
+                return current
             command = [
                 sys.executable,
                 "-m",
                 "aimass.executors._zygote",
                 json.dumps(sys.path),
-                json.dumps(self.preload),
+                json.dumps(self.preloads[name]),
             ]
             # No thread pools in the zygote: it forks, and threads do not survive a fork.
             env = {**os.environ, **dict.fromkeys(THREAD_VARS, "1")}
@@ -176,7 +203,7 @@ class LocalExecutor(Executor):
                 env=env,
                 start_new_session=True,  # a Ctrl-C on the terminal is the server's to handle
             )
-            self._zygote = zygote
+            self._zygotes[name] = zygote
             self._ready[zygote] = threading.Event()
         reader = threading.Thread(
             target=self._read_events, args=(zygote,), name="local-executor", daemon=True
@@ -283,7 +310,7 @@ class LocalExecutor(Executor):
             self._attempts[(attempt.job_id, attempt.attempt)] = state
         try:
             self._make_scratch(attempt.scratch_dir)
-            zygote = self._ensure_zygote()
+            zygote = self._ensure_zygote(self._zygote_for(attempt.entry))
             state.zygote = zygote
             log_path = None
             if self.log_dir is not None:
@@ -323,15 +350,16 @@ class LocalExecutor(Executor):
             timer.start()
 
     def close(self) -> None:
-        """Kill every attempt (reported through ``on_exit``) and stop the zygote."""
+        """Kill every attempt (reported through ``on_exit``) and stop the zygotes."""
         self._closed = True
         with self._lock:
-            zygote, self._zygote = self._zygote, None
+            zygotes = list(self._zygotes.values())
+            self._zygotes.clear()
             attempts = list(self._attempts.values())
         for attempt in attempts:
             attempt.cancelled = True
             self._signal(attempt, signal.SIGKILL)
-        if zygote is not None:
+        for zygote in zygotes:
             with contextlib.suppress(OSError):
                 if zygote.stdin is not None:
                     zygote.stdin.close()

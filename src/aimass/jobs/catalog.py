@@ -61,6 +61,14 @@ class EntryCatalog:
         """Entry name → ``module:function``, for executors (script jobs included)."""
         return {**{e.name: e.target for e in self.entries.values()}, "script": SCRIPT_TARGET}
 
+    def light(self) -> list[str]:
+        """The entries declared ``light``: forked from a zygote without the heavy libraries.
+
+        Script jobs are not among them: user code usually imports numpy or pandas,
+        which the full zygote has already imported.
+        """
+        return sorted(e.name for e in self.entries.values() if e.light)
+
     def check(self, kind: JobKind, name: str, params: dict[str, JsonValue]) -> dict[str, JsonValue]:
         """Validate a submission's entry and params; returns the params with defaults.
 

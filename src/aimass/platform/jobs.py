@@ -106,7 +106,12 @@ def build_executor(settings: Settings, catalog: EntryCatalog) -> tuple[Executor,
 
     gpus = detect_gpus()
     local = LocalExecutor(
-        targets, gpus=gpus, log_dir=settings.job_log_dir, preload=PRELOAD, sandbox=sandbox
+        targets,
+        gpus=gpus,
+        log_dir=settings.job_log_dir,
+        preload=PRELOAD,
+        light=catalog.light(),
+        sandbox=sandbox,
     )
     capacity = local_capacity(len(gpus))
     if settings.job_slots is not None:

@@ -45,6 +45,9 @@ class Entry:
     needs: Needs | None = None
     #: The columns it reads from its dataset, checked at submit (None: not checked).
     columns: Columns | None = None
+    #: True when it needs none of the heavy libraries (numpy, pandas, sklearn...) at
+    #: start: the local executor then forks it from a zygote that did not pre-import them.
+    light: bool = False
 
     def unavailable(self) -> str | None:
         """Why it cannot run on this installation, with the install command; None if it can."""

@@ -44,6 +44,7 @@ def builtin_entries() -> list[Entry]:
             target="aimass.jobs.builtin.noop:run",
             description="Does nothing (optionally sleeps): to try the platform or measure it.",
             params=NoopParams,
+            light=True,
         ),
         Entry(
             name="sklearn.sgd_classifier",
