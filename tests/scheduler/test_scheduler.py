@@ -151,7 +151,8 @@ def test_cancel_and_timeout_end_running_jobs(db: Database, scheduler: Scheduler)
 
 
 def test_only_the_leader_places_jobs(db: Database, scheduler: Scheduler, tmp_path: Path) -> None:
-    job_id = _submit(db, "noop")
+    # Long enough to still run when its node is read (an ended job's node is cleared).
+    job_id = _submit(db, "sleep", params={"seconds": 30})
     other_executor = LocalExecutor(TARGETS, gpus=[], python_path=[TARGETS_DIR])
     other = Scheduler(db, other_executor, NodeCapacity(cpu=2), scratch_root=tmp_path / "other")
     try:
