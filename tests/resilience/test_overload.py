@@ -23,6 +23,12 @@ QUEUE = 4
 CAP = 4
 CROWD = 256
 REFUSALS = 20_000
+#: The churn test's connection cap, its crowd (past the cap), requests per client, and
+#: each request's own timeout: generous, as a client's would be (no wall-clock bound).
+WALL = 48
+CHURN = 96
+ASKS = 12
+ANSWER_S = 20.0
 
 
 @pytest.fixture
@@ -35,6 +41,13 @@ def held(settings: Settings, model_files: ModelFiles) -> Iterator[tuple[LiveServ
 def held_capped(settings: Settings, model_files: ModelFiles) -> Iterator[tuple[LiveServer, Any]]:
     """``held``, on a server that runs one inference request at a time."""
     yield from _held(settings.model_copy(update={"max_inflight": 1}), model_files)
+
+
+@pytest.fixture
+def held_walled(settings: Settings, model_files: ModelFiles) -> Iterator[tuple[LiveServer, Any]]:
+    """``held`` on a server with an in-flight cap of ``CAP`` and ``WALL`` open connections."""
+    update = {"max_inflight": CAP, "max_connections": WALL}
+    yield from _held(settings.model_copy(update=update), model_files)
 
 
 @pytest.fixture
@@ -305,3 +318,68 @@ def test_a_refused_connection_is_parked_then_read_again_or_closed_as_asked(
     assert codes == [503, 200, 200], codes
     assert answer.startswith(b"HTTP/1.1 503") and b"connection: close" in answer.lower()
     assert admitted.startswith(b"HTTP/1.1 200"), admitted
+
+
+@pytest.mark.backend("sqlite")
+def test_every_request_of_a_crowd_past_both_caps_is_answered(
+    held_walled: tuple[LiveServer, Any], model_files: ModelFiles
+) -> None:
+    """No request sits unanswered: past the connection cap (503, closed: the client
+    reconnects at once, as h2load does) and the in-flight cap (503, parked, read again),
+    each of CHURN clients gets an answer to each of its ASKS requests within its own
+    ANSWER_S timeout, and the probes on new connections answer meanwhile."""
+    live, (_entered, release) = held_walled
+    release.set()  # the model answers at once: admitted requests finish, refusals go round
+    row = np.asarray(model_files.x)[:1].tolist()
+    body = orjson.dumps(
+        {"inputs": [{"name": "X", "shape": [1, 30], "datatype": "FP32", "data": row}]}
+    )
+    request = (
+        b"POST /v2/models/slow/infer HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        b"authorization: Bearer " + live.admin_token.encode() + b"\r\n"
+        b"content-type: application/json\r\ncontent-length: "
+        + str(len(body)).encode() + b"\r\n\r\n" + body
+    )  # fmt: skip
+    port = int(live.url.rsplit(":", 1)[1])
+    statuses: dict[str, int] = {}
+    unanswered: list[str] = []
+
+    async def client() -> None:
+        asked, last = 0, "none"
+        while asked < ASKS:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                while asked < ASKS:
+                    asked += 1
+                    try:
+                        status, head = await asyncio.wait_for(
+                            _ask(reader, writer, request), ANSWER_S
+                        )
+                    except TimeoutError:
+                        unanswered.append(f"request {asked} after {last}")
+                        return
+                    closes = b"connection: close" in head.lower()
+                    last = f"{status}{' close' if closes else ''}"
+                    statuses[last] = statuses.get(last, 0) + 1
+                    if closes:
+                        break  # refused at the connection cap: reconnect at once
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                last = type(exc).__name__
+                statuses[last] = statuses.get(last, 0) + 1
+            finally:
+                writer.close()
+
+    async def main() -> list[int]:
+        crowd = asyncio.gather(*(client() for _ in range(CHURN)))
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            probes = [(await http.get("/v2/health/live")).status_code for _ in range(5)]
+        await crowd
+        return probes
+
+    probes = asyncio.run(main())
+    assert not unanswered, f"{len(unanswered)} requests got no answer: {unanswered[:5]}"
+    assert sum(statuses.values()) == CHURN * ASKS, statuses  # every request: an answer
+    assert set(statuses) <= {"200", "503", "503 close"}, statuses
+    assert statuses.get("503 close", 0) > 0, statuses  # the crowd did pass the connection cap
+    assert statuses.get("200", 0) > 0, statuses
+    assert probes == [200] * 5

@@ -25,6 +25,7 @@ the cap was full), so clients of the other routes are not held back.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -40,7 +41,11 @@ from aimass.api.middleware import SECURITY_HEADERS
 PARK_S = 1.0
 #: How often the parked connections are checked for age and room.
 SWEEP_S = 0.05
+#: A parked connection that waited this long is a stall (logged): it should be read
+#: again within ``PARK_S`` plus one sweep, or one turn of a busy loop.
+STALL_S = 3 * PARK_S
 _SHED = frozenset({429, 503})
+log = logging.getLogger(__name__)
 _MESSAGE = "the server is at its in-flight request limit; try again soon"
 
 
@@ -66,6 +71,12 @@ class AdmittedCount:
         self._parked: deque[tuple[float, Parkable]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sweeper: asyncio.TimerHandle | None = None
+        #: The longest a parked connection has waited (s), and the latest sweep's lateness
+        #: (s past its ``SWEEP_S`` timer: how long the loop's turns are), since start.
+        self.longest_wait_s = 0.0
+        self.longest_late_s = 0.0
+        self._due = 0.0
+        self._warned = 0.0
 
     @property
     def full(self) -> bool:
@@ -76,6 +87,12 @@ class AdmittedCount:
     def parked(self) -> int:
         """How many connections wait to be read (closed ones included until swept)."""
         return len(self._parked)
+
+    def oldest_wait_s(self) -> float:
+        """How long the connection parked longest has waited (0: none parked)."""
+        if not self._parked or self._loop is None:
+            return 0.0
+        return self._loop.time() - self._parked[0][0]
 
     def counted(self, app: Any, shed: Callable[[], None]) -> Any:
         """``app`` for one admitted request: the count drops when it returns (or fails).
@@ -109,6 +126,7 @@ class AdmittedCount:
         self._parked.append((loop.time(), connection))
         self._loop = loop
         if self._sweeper is None:
+            self._due = loop.time() + SWEEP_S
             self._sweeper = loop.call_later(SWEEP_S, self._sweep)
 
     def _resume(self, count: int) -> None:
@@ -123,13 +141,30 @@ class AdmittedCount:
         loop = self._loop
         if loop is None:
             return
-        oldest = loop.time() - PARK_S
+        now = loop.time()
+        self._watch(now)
+        oldest = now - PARK_S
         room = self.cap - self.n
         while self._parked and (room > 0 or self._parked[0][0] <= oldest):
             if self._parked.popleft()[1].unpark():
                 room -= 1
         if self._parked:
+            self._due = now + SWEEP_S
             self._sweeper = loop.call_later(SWEEP_S, self._sweep)
+
+    def _watch(self, now: float) -> None:
+        """Record the oldest parked connection's wait and the loop's lateness; log a stall."""
+        late = now - self._due
+        waited = now - self._parked[0][0] if self._parked else 0.0
+        self.longest_late_s = max(self.longest_late_s, late)
+        self.longest_wait_s = max(self.longest_wait_s, waited)
+        if waited > STALL_S and now - self._warned > 1.0:
+            self._warned = now
+            log.warning(
+                "a parked connection has waited %.1f s to be read (%d parked, in flight %d "
+                "of %d, this sweep %.2f s late)",
+                waited, len(self._parked), self.n, self.cap, late,
+            )  # fmt: skip
 
 
 def busy_answer(path: str, *, head_only: bool, close: bool) -> bytes:
