@@ -64,8 +64,14 @@ def _port() -> int:
 
 
 def _start(
-    home: Path, port: int, sample: float, rates: dict[str, float] | None = None
+    home: Path,
+    port: int,
+    sample: float,
+    rates: dict[str, float] | None = None,
+    core: str | None = None,
 ) -> subprocess.Popen[bytes]:
+    """The server, answering ready; on ``core`` alone with one math thread when given
+    (taskset execs, so the process's pid is the server's)."""
     env = {
         **os.environ,
         "AIMASS_HOME": str(home),
@@ -75,8 +81,11 @@ def _start(
         "AIMASS_PREDICTION_LOG_SAMPLE": str(sample),
         "AIMASS_PREDICTION_LOG_RATES": json.dumps(rates or {}),
     }
+    pinned = ["taskset", "-c", core] if core is not None else []
+    if core is not None:
+        env["OMP_NUM_THREADS"] = "1"
     process = subprocess.Popen(
-        [sys.executable, "-m", "aimass.cli", "server"],
+        [*pinned, sys.executable, "-m", "aimass.cli", "server"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

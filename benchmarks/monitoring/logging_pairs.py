@@ -33,40 +33,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from logging_cost import FLUSH_S, _cpu, _deploy, _drained, _logged, _metric, _port, _stop
+from logging_cost import (
+    FLUSH_S,
+    _cpu,
+    _deploy,
+    _drained,
+    _logged,
+    _metric,
+    _port,
+    _start,
+    _stop,
+)
 
 LUA = Path(__file__).parents[1] / "serving" / "loadgen.lua"
 
 
 def _server(home: Path, port: int) -> subprocess.Popen[bytes]:
     """The server on core 0, logging ``tiny-on`` only (taskset execs: its pid is the server's)."""
-    import httpx
-
-    env = {
-        **os.environ,
-        "AIMASS_HOME": str(home),
-        "AIMASS_PORT": str(port),
-        "AIMASS_AUTH": "false",
-        "AIMASS_JOBS": "false",
-        "OMP_NUM_THREADS": "1",
-        "AIMASS_PREDICTION_LOG_SAMPLE": "0.0",
-        "AIMASS_PREDICTION_LOG_RATES": json.dumps({"tiny-on": 1.0}),
-    }
-    process = subprocess.Popen(
-        ["taskset", "-c", "0", sys.executable, "-m", "aimass.cli", "server"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready").status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("the server did not start")
+    return _start(home, port, 0.0, {"tiny-on": 1.0}, core="0")
 
 
 def _wrk(url: str, deployment: str, seconds: float, body: Path) -> tuple[int, float]:

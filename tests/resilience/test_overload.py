@@ -199,17 +199,7 @@ def test_a_crowd_past_the_in_flight_cap_keeps_getting_answers(
     its 200 within the crowd's budget of refusals, and the cap must be free afterwards.
     """
     live, (entered, release) = held_crowded
-    row = np.asarray(model_files.x)[:1].tolist()
-    body = orjson.dumps(
-        {"inputs": [{"name": "X", "shape": [1, 30], "datatype": "FP32", "data": row}]}
-    )
-    request = (
-        b"POST /v2/models/slow/infer HTTP/1.1\r\nhost: 127.0.0.1\r\n"
-        b"authorization: Bearer " + live.admin_token.encode() + b"\r\n"
-        b"content-type: application/json\r\ncontent-length: "
-        + str(len(body)).encode() + b"\r\n\r\n" + body
-    )  # fmt: skip
-    port = int(live.url.rsplit(":", 1)[1])
+    body, request, port = _raw_infer_request(live, model_files)
     statuses: dict[int, int] = {}
     refused = 0
     all_refused_once = asyncio.Event()
@@ -330,17 +320,7 @@ def test_every_request_of_a_crowd_past_both_caps_is_answered(
     ANSWER_S timeout, and the probes on new connections answer meanwhile."""
     live, (_entered, release) = held_walled
     release.set()  # the model answers at once: admitted requests finish, refusals go round
-    row = np.asarray(model_files.x)[:1].tolist()
-    body = orjson.dumps(
-        {"inputs": [{"name": "X", "shape": [1, 30], "datatype": "FP32", "data": row}]}
-    )
-    request = (
-        b"POST /v2/models/slow/infer HTTP/1.1\r\nhost: 127.0.0.1\r\n"
-        b"authorization: Bearer " + live.admin_token.encode() + b"\r\n"
-        b"content-type: application/json\r\ncontent-length: "
-        + str(len(body)).encode() + b"\r\n\r\n" + body
-    )  # fmt: skip
-    port = int(live.url.rsplit(":", 1)[1])
+    _body, request, port = _raw_infer_request(live, model_files)
     statuses: dict[str, int] = {}
     unanswered: list[str] = []
 
@@ -383,3 +363,19 @@ def test_every_request_of_a_crowd_past_both_caps_is_answered(
     assert statuses.get("503 close", 0) > 0, statuses  # the crowd did pass the connection cap
     assert statuses.get("200", 0) > 0, statuses
     assert probes == [200] * 5
+
+
+def _raw_infer_request(live: LiveServer, model_files: ModelFiles) -> tuple[bytes, bytes, int]:
+    """An inference body for the ``slow`` model, the keep-alive HTTP/1.1 request that
+    carries it, and the server's port."""
+    row = np.asarray(model_files.x)[:1].tolist()
+    body = orjson.dumps(
+        {"inputs": [{"name": "X", "shape": [1, 30], "datatype": "FP32", "data": row}]}
+    )
+    request = (
+        b"POST /v2/models/slow/infer HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        b"authorization: Bearer " + live.admin_token.encode() + b"\r\n"
+        b"content-type: application/json\r\ncontent-length: "
+        + str(len(body)).encode() + b"\r\n\r\n" + body
+    )  # fmt: skip
+    return body, request, int(live.url.rsplit(":", 1)[1])
