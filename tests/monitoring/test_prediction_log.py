@@ -184,33 +184,3 @@ def test_stopping_writes_what_is_answered_during_the_last_write(tmp_path: Path) 
 
     asyncio.run(stop())
     assert log.depth == 0 and log.written == 10 + 3 * 2
-
-
-def test_small_tensors_are_copied_and_freed_at_once_big_ones_kept(tmp_path: Path) -> None:
-    """Small numeric tensors are queued as bytes (their arrays die in the request), others kept;
-    a batch that mixes them, and row counts, writes each record's values."""
-    import weakref
-
-    from aimass.monitoring.prediction_log import PACK_BYTES
-
-    store = ArtifactStore(str(tmp_path))
-    log = PredictionLog(sample=1.0)
-    small = {"input": np.arange(8, dtype=np.float32).reshape(2, 4)}
-    alive = weakref.ref(small["input"])
-    log.record(SERVED, "small", small, {"label": np.array([7, 8])}, 0.1)
-    del small
-    assert alive() is None  # copied while hot, not held for the writer
-    width = PACK_BYTES // 8 + 1
-    big = {"input": np.full((1, width), 2.0)}
-    alive = weakref.ref(big["input"])
-    log.record(SERVED, "big", big, {"label": np.array([9])}, 0.1)
-    del big
-    assert alive() is not None  # too big to copy: the writer reads the array itself
-    _record(log, "three", rows=3)
-    asyncio.run(PredictionLogWriter(log, store).run_once())
-    frame = read_log(store, "default", "iris").set_index(["_request_id", "_row"])
-    assert len(frame) == 2 + 1 + 3 and log.written == 3
-    assert frame.loc[("small", 1), "input_3"] == 7.0 and frame.loc[("small", 1), "prediction"] == 8
-    assert frame.loc[("big", 0), f"input_{width - 1}"] == 2.0
-    assert frame.loc[("big", 0), "prediction"] == 9
-    assert frame.loc[("three", 2), "proba_1"] == 0.5 and frame.loc[("three", 2), "input_0"] == 8.0

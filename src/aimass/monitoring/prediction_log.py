@@ -105,26 +105,11 @@ class ServingVersion(Protocol):
     def runner(self) -> _Outputs: ...
 
 
-#: Tensors up to this many bytes in all are copied into the record as bytes.
-PACK_BYTES = 4096
-
-
-@dataclass(frozen=True, eq=False)
-class _Layout:
-    """Where each tensor of a packed record lies in its bytes; one per tensor names,
-    dtypes and shapes, shared by the records alike (compared by identity).
-
-    ``tensors``: (name, an input, dtype, shape, offset, size in bytes) each.
-    """
-
-    tensors: tuple[tuple[str, bool, np.dtype[Any], tuple[int, ...], int, int], ...]
-    size: int
-
-
 #: (answered, started: ``perf_counter`` seconds, request id, the deployment or None,
-#: the version (a ``Served`` when the deployment is None), then inputs and outputs:
-#: a ``_Layout`` and the tensors' bytes when packed, else the two mappings).
-_Record = tuple[float, float, str, Any, "ServingVersion | Served", Any, Any]
+#: the version (a ``Served`` when the deployment is None), inputs, outputs).
+_Record = tuple[
+    float, float, str, Any, "ServingVersion | Served", Mapping[str, Any], Mapping[str, Any]
+]
 
 
 class PredictionLog:
@@ -143,7 +128,6 @@ class PredictionLog:
         self.sampled_out = 0
         self._lock = threading.Lock()
         self._served: dict[tuple[str, str, str, int], Served] = {}
-        self._layouts: dict[tuple[Any, ...], _Layout] = {}
         #: Its Prometheus metrics, once an HTTP app exports them.
         self.metrics: PredictionLogMetrics | None = None
 
@@ -189,9 +173,8 @@ class PredictionLog:
         deployment and version objects mean is read by the writer, once per batch.
         """
         if self._admitted(deployment.name):
-            layout, data = self._packed(inputs, outputs)
             self._queue.append(
-                (perf_counter(), started, request_id, deployment, version, layout, data)
+                (perf_counter(), started, request_id, deployment, version, inputs, outputs)
             )
 
     def record(
@@ -204,53 +187,8 @@ class PredictionLog:
     ) -> None:
         """Queue one answered request of a ``Served`` (sampled); drop and count it when full."""
         if self._admitted(served.deployment):
-            layout, data = self._packed(inputs, outputs)
             now = perf_counter()
-            self._queue.append((now, now - latency_s, request_id, None, served, layout, data))
-
-    def _packed(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> tuple[Any, Any]:
-        """Small numeric tensors as one ``bytes`` and their shared ``_Layout``, else as given.
-
-        One small copy while the arrays are hot, so that they, their dicts and the
-        batch outputs they view die here at once instead of cold in the writer a
-        second later (~1.6 us a record there). Object arrays, tensors that are not
-        1-D or 2-D, or bigger than ``PACK_BYTES`` in all, are queued as they are.
-        """
-        arrays = [*inputs.values(), *outputs.values()]
-        try:
-            key = (
-                tuple(inputs), tuple(outputs),
-                *[(a.dtype, a.shape) for a in arrays if type(a) is np.ndarray],
-            )  # fmt: skip
-        except TypeError:  # an unhashable name
-            return inputs, outputs
-        layout = self._layouts.get(key)
-        if layout is None:
-            layout = self._layout(key, inputs, outputs)
-            if layout is None:
-                return inputs, outputs
-        return layout, b"".join([a.tobytes() for a in arrays])
-
-    def _layout(
-        self, key: tuple[Any, ...], inputs: Mapping[str, Any], outputs: Mapping[str, Any]
-    ) -> _Layout | None:
-        """The ``_Layout`` of records like this one (kept for the next), None when not packed."""
-        tensors = []
-        offset = 0
-        for is_input, maps in ((True, inputs), (False, outputs)):
-            for name, array in maps.items():
-                if type(array) is not np.ndarray or array.ndim not in (1, 2):
-                    return None
-                if array.dtype.hasobject:
-                    return None
-                tensors.append((name, is_input, array.dtype, array.shape, offset, array.nbytes))
-                offset += array.nbytes
-        if offset > PACK_BYTES:
-            return None
-        if len(self._layouts) >= 10_000:  # shapes come and go; stay bounded
-            self._layouts.clear()
-        layout = self._layouts[key] = _Layout(tuple(tensors), offset)
-        return layout
+            self._queue.append((now, now - latency_s, request_id, None, served, inputs, outputs))
 
     def _admitted(self, deployment: str) -> bool:
         """Whether a record of ``deployment`` is sampled in and has room (a full queue counts)."""
@@ -456,54 +394,12 @@ def _groups(records: list[_Record]) -> list[_Group]:
     return [(_served(group[0]), group) for group in by_version]
 
 
-def _unpacked(served: Served, layout: _Layout, group: list[_Record]) -> tuple[int, dict[str, Any]]:
-    """Rows a record and columns of packed records of one layout: slices of their joined bytes.
-
-    Like a record's own columns: tensors as long as its longest, the others left out.
-    """
-    n = len(group)
-    joined = np.frombuffer(b"".join(map(itemgetter(6), group)), np.uint8).reshape(n, layout.size)
-    specs = {s.name: s for s in served.signature.inputs} if served.signature else {}
-    rows = max((shape[0] for _, _, _, shape, _, _ in layout.tensors), default=0)
-    columns: dict[str, Any] = {}
-    for name, is_input, dtype, shape, start, size in layout.tensors:
-        if shape[0] != rows or (len(shape) == 2 and shape[1] == 0):
-            continue
-        array = np.ascontiguousarray(joined[:, start : start + size]).view(dtype)
-        array = array.reshape((n * rows, *shape[1:]))
-        if is_input:
-            spec = specs.get(name)
-            columns.update(_columns(name, array, spec.columns if spec else None))
-        else:
-            columns.update(_columns(_label(served, name), array, None))
-    return rows, columns
-
-
 def _tables(groups: list[_Group], offset: float) -> list[pa.Table]:
     """The tables of record groups: one, or one per differing column type."""
     import pyarrow as pa
 
     tables = []
-    for served, whole in groups:
-        layouts = list(map(itemgetter(5), whole))
-        packed: dict[_Layout, list[_Record]]
-        group: list[_Record]
-        if layouts.count(layouts[0]) == len(whole) and isinstance(layouts[0], _Layout):
-            packed, group = {layouts[0]: whole}, []
-        else:
-            packed, group = {}, []
-            for record in whole:
-                if isinstance(record[5], _Layout):
-                    packed.setdefault(record[5], []).append(record)
-                else:
-                    group.append(record)
-        for layout, records in packed.items():
-            rows_each, columns = _unpacked(served, layout, records)
-            if columns:
-                rows = np.full(len(records), rows_each, dtype=np.int64)
-                tables.append(_table(served, records, rows, columns, offset))
-        if not group:
-            continue
+    for served, group in groups:
         inputs, outputs = list(map(itemgetter(5), group)), list(map(itemgetter(6), group))
         stacked = _stacked(served, inputs, outputs)
         if stacked is not None:
