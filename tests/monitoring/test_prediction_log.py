@@ -184,3 +184,22 @@ def test_stopping_writes_what_is_answered_during_the_last_write(tmp_path: Path) 
 
     asyncio.run(stop())
     assert log.depth == 0 and log.written == 10 + 3 * 2
+
+
+def test_a_batch_of_one_version_with_differing_widths_and_rows_keeps_each_records_values(
+    tmp_path: Path,
+) -> None:
+    store = ArtifactStore(str(tmp_path))
+    log = PredictionLog(sample=1.0)
+    log.record(
+        SERVED, "small", {"input": np.arange(8, dtype=np.float32).reshape(2, 4)},
+        {"label": np.array([7, 8])}, 0.1,
+    )  # fmt: skip
+    log.record(SERVED, "wide", {"input": np.full((1, 600), 2.0)}, {"label": np.array([9])}, 0.1)
+    _record(log, "three", rows=3)
+    asyncio.run(PredictionLogWriter(log, store).run_once())
+    frame = read_log(store, "default", "iris").set_index(["_request_id", "_row"])
+    assert len(frame) == 2 + 1 + 3 and log.written == 3
+    assert frame.loc[("small", 1), "input_3"] == 7.0 and frame.loc[("small", 1), "prediction"] == 8
+    assert frame.loc[("wide", 0), "input_599"] == 2.0 and frame.loc[("wide", 0), "prediction"] == 9
+    assert frame.loc[("three", 2), "proba_1"] == 0.5 and frame.loc[("three", 2), "input_0"] == 8.0
