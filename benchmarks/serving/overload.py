@@ -29,6 +29,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import re
 import resource
 import shutil
 import socket
@@ -303,6 +304,8 @@ class DemoServer:
     #: One-row ``/v2/models/<MODEL>/infer`` JSON body, and the whole HTTP/1.1 request.
     body: bytes
     request: bytes
+    #: The server's output (its warnings: long loop turns, parked connections' waits).
+    log: Path
 
 
 @contextlib.contextmanager
@@ -365,13 +368,28 @@ def demo_server(
             f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode() + body
-        yield DemoServer(base, token, server.pid, home, body, request)
+        yield DemoServer(base, token, server.pid, home, body, request, Path(log.name))
     finally:
         server.terminate()
         server.wait(timeout=30)
         log.close()
         Path(log.name).unlink(missing_ok=True)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def loop_report(log: Path, offset: int) -> str:
+    """The server's warnings past ``offset`` in its log: late sweeps (long loop turns)
+    and parked connections' waits (admission.py logs at most one of each a second)."""
+    text = log.read_bytes()[offset:].decode(errors="replace")
+    late = [float(x) for x in re.findall(r"sweep ran ([0-9.]+) s late", text)]
+    late += [float(x) for x in re.findall(r"this sweep ([0-9.]+) s late", text)]
+    waited = [float(x) for x in re.findall(r"(?:has waited|oldest waited) ([0-9.]+) s", text)]
+    if not late and not waited:
+        return "no sweep over 0.25 s late, no parked wait logged"
+    return (
+        f"{len(late)} seconds with a sweep over 0.25 s late (max {max(late, default=0):.2f} s);"
+        f" oldest parked wait logged max {max(waited, default=0):.2f} s"
+    )
 
 
 def probe_report(probes: dict[str, list[float]], failures: dict[str, int]) -> str:

@@ -44,6 +44,8 @@ SWEEP_S = 0.05
 #: A parked connection that waited this long is a stall (logged): it should be read
 #: again within ``PARK_S`` plus one sweep, or one turn of a busy loop.
 STALL_S = 3 * PARK_S
+#: A sweep this late (s past its timer) is logged: the loop's turns are that long.
+LATE_S = 0.25
 _SHED = frozenset({429, 503})
 log = logging.getLogger(__name__)
 _MESSAGE = "the server is at its in-flight request limit; try again soon"
@@ -77,6 +79,7 @@ class AdmittedCount:
         self.longest_late_s = 0.0
         self._due = 0.0
         self._warned = 0.0
+        self._warned_late = 0.0
 
     @property
     def full(self) -> bool:
@@ -164,6 +167,13 @@ class AdmittedCount:
                 "a parked connection has waited %.1f s to be read (%d parked, in flight %d "
                 "of %d, this sweep %.2f s late)",
                 waited, len(self._parked), self.n, self.cap, late,
+            )  # fmt: skip
+        elif late > LATE_S and now - self._warned_late > 1.0:
+            self._warned_late = now
+            log.warning(
+                "the parked connections' sweep ran %.2f s late: the event loop's turns are "
+                "long (%d parked, oldest waited %.2f s, in flight %d of %d)",
+                late, len(self._parked), waited, self.n, self.cap,
             )  # fmt: skip
 
 
