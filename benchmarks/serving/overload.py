@@ -304,8 +304,6 @@ class DemoServer:
     #: One-row ``/v2/models/<MODEL>/infer`` JSON body, and the whole HTTP/1.1 request.
     body: bytes
     request: bytes
-    #: The server's output (its warnings: long loop turns, parked connections' waits).
-    log: Path
 
 
 @contextlib.contextmanager
@@ -368,7 +366,7 @@ def demo_server(
             f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode() + body
-        yield DemoServer(base, token, server.pid, home, body, request, Path(log.name))
+        yield DemoServer(base, token, server.pid, home, body, request)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -377,10 +375,18 @@ def demo_server(
         shutil.rmtree(home, ignore_errors=True)
 
 
-def loop_report(log: Path, offset: int) -> str:
-    """The server's warnings past ``offset`` in its log: late sweeps (long loop turns)
-    and parked connections' waits (admission.py logs at most one of each a second)."""
-    text = log.read_bytes()[offset:].decode(errors="replace")
+def log_sizes(home: Path) -> dict[Path, int]:
+    """The server's JSON log files under ``home`` and their sizes: a mark for ``loop_report``."""
+    return {path: path.stat().st_size for path in home.rglob("*.jsonl")}
+
+
+def loop_report(home: Path, mark: dict[Path, int]) -> str:
+    """The server's warnings logged since ``mark``: late sweeps (long loop turns) and
+    parked connections' waits (admission.py logs at most one of each a second)."""
+    text = "".join(
+        path.read_bytes()[mark.get(path, 0) :].decode(errors="replace")
+        for path in home.rglob("*.jsonl")
+    )
     late = [float(x) for x in re.findall(r"sweep ran ([0-9.]+) s late", text)]
     late += [float(x) for x in re.findall(r"this sweep ([0-9.]+) s late", text)]
     waited = [float(x) for x in re.findall(r"(?:has waited|oldest waited) ([0-9.]+) s", text)]
