@@ -52,7 +52,8 @@ MARGIN = 16
 #: A parked connection that waited this long is a stall (logged): it should be read
 #: again within ``PARK_S`` plus one sweep, or one turn of a busy loop.
 STALL_S = 3 * PARK_S
-#: A sweep this late (s past its timer) is logged: the loop's turns are that long.
+#: A sweep this late (s past its timer) is logged, the latest of each second at most:
+#: the loop's turns are that long.
 LATE_S = 0.25
 _SHED = frozenset({429, 503})
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class AdmittedCount:
         self._due = 0.0
         self._warned = 0.0
         self._warned_late = 0.0
+        self._late_window = 0.0  # the latest sweep since the last lateness warning
 
     @property
     def full(self) -> bool:
@@ -190,6 +192,7 @@ class AdmittedCount:
         late = now - self._due
         waited = now - self._parked[0][0] if self._parked else 0.0
         self.longest_late_s = max(self.longest_late_s, late)
+        self._late_window = max(self._late_window, late)
         self.longest_wait_s = max(self.longest_wait_s, waited)
         if waited > STALL_S and now - self._warned > 1.0:
             self._warned = now
@@ -198,13 +201,14 @@ class AdmittedCount:
                 "of %d, this sweep %.2f s late)",
                 waited, len(self._parked), self.n, self.cap, late,
             )  # fmt: skip
-        elif late > LATE_S and now - self._warned_late > 1.0:
+        elif self._late_window > LATE_S and now - self._warned_late > 1.0:
             self._warned_late = now
             log.warning(
                 "the parked connections' sweep ran %.2f s late: the event loop's turns are "
                 "long (%d parked, oldest waited %.2f s, in flight %d of %d)",
-                late, len(self._parked), waited, self.n, self.cap,
+                self._late_window, len(self._parked), waited, self.n, self.cap,
             )  # fmt: skip
+            self._late_window = 0.0
 
 
 def busy_answer(path: str, *, head_only: bool, close: bool) -> bytes:
