@@ -76,19 +76,22 @@ def test_a_full_cap_reads_a_margin_a_sweep_of_those_past_their_retry_after() -> 
     """Cap full: nothing is read before PARK_S; after it, at most MARGIN a sweep (each
     would be refused again), oldest first, instead of all 200 in one turn."""
 
-    async def main() -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    async def main() -> tuple[float, list[tuple[int, int]]]:
         gate = AdmittedCount(cap=4)
         gate.n = 4
+        loop = asyncio.get_running_loop()
+        parked_at = loop.time()
         turns, read = await _park(gate, 200)
-        await asyncio.sleep(PARK_S * 0.8)
-        early = list(read)
+        first_read_at = 0.0
         while len(read) < 3 * MARGIN:
-            await asyncio.sleep(SWEEP_S)
+            await asyncio.sleep(SWEEP_S / 5)
+            if read and not first_read_at:
+                first_read_at = loop.time()
         turns.stop()
-        return early, list(read)
+        return first_read_at - parked_at, list(read)
 
-    early, late = asyncio.run(main())
-    assert early == []  # the cap is full and none has waited its Retry-After
+    waited, late = asyncio.run(main())
+    assert waited >= PARK_S  # the cap is full: none is read before its Retry-After
     assert [number for number, _ in late] == list(range(len(late)))  # oldest first
     per_turn = Counter(turn for _, turn in late)
     assert max(per_turn.values()) <= MARGIN, per_turn  # not all 200 at once
@@ -98,11 +101,15 @@ def test_room_in_the_cap_reads_that_many_at_once_and_no_more() -> None:
     """Cap of 4 empty, 10 parked a moment ago: the next sweep reads the 4 parked longest,
     whose requests fill the cap; the other 6 wait (for room, or their Retry-After)."""
 
-    async def main() -> list[int]:
+    async def main() -> tuple[float, list[int]]:
         gate = AdmittedCount(cap=4)
+        loop = asyncio.get_running_loop()
+        parked_at = loop.time()
         turns, read = await _park(gate, 10, admit=True)
         await asyncio.sleep(SWEEP_S * 3)
         turns.stop()
-        return [number for number, _ in read]
+        return loop.time() - parked_at, [number for number, _ in read]
 
-    assert asyncio.run(main()) == [0, 1, 2, 3]
+    waited, read = asyncio.run(main())
+    assert read[:4] == [0, 1, 2, 3]
+    assert read == [0, 1, 2, 3] or waited >= PARK_S  # (a loaded machine's long sleep)
