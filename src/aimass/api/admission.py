@@ -49,8 +49,8 @@ SLICE = 64
 #: How many connections that waited ``PARK_S`` a sweep reads again past the cap's
 #: room (each is refused again at once): the rest wait for room, oldest first.
 MARGIN = 16
-#: A parked connection that waited this long is a stall (logged): it should be read
-#: again within ``PARK_S`` plus one sweep, or one turn of a busy loop.
+#: A parked connection that waited this long is logged: past ``PARK_S`` it waits for
+#: room (or its turn in ``MARGIN``), so this long means the crowd outruns the cap.
 STALL_S = 3 * PARK_S
 #: A sweep this late (s past its timer) is logged, the latest of each second at most:
 #: the loop's turns are that long.
