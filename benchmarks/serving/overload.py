@@ -29,6 +29,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import re
 import resource
 import shutil
 import socket
@@ -372,6 +373,29 @@ def demo_server(
         log.close()
         Path(log.name).unlink(missing_ok=True)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def log_sizes(home: Path) -> dict[Path, int]:
+    """The server's JSON log files under ``home`` and their sizes: a mark for ``loop_report``."""
+    return {path: path.stat().st_size for path in home.rglob("*.jsonl")}
+
+
+def loop_report(home: Path, mark: dict[Path, int]) -> str:
+    """The server's warnings logged since ``mark``: late sweeps (long loop turns) and
+    parked connections' waits (admission.py logs at most one of each a second)."""
+    text = "".join(
+        path.read_bytes()[mark.get(path, 0) :].decode(errors="replace")
+        for path in home.rglob("*.jsonl")
+    )
+    late = [float(x) for x in re.findall(r"sweep ran ([0-9.]+) s late", text)]
+    late += [float(x) for x in re.findall(r"this sweep ([0-9.]+) s late", text)]
+    waited = [float(x) for x in re.findall(r"(?:has waited|oldest waited) ([0-9.]+) s", text)]
+    if not late and not waited:
+        return "no sweep over 0.25 s late, no parked wait logged"
+    return (
+        f"{len(late)} seconds with a sweep over 0.25 s late (max {max(late, default=0):.2f} s);"
+        f" oldest parked wait logged max {max(waited, default=0):.2f} s"
+    )
 
 
 def probe_report(probes: dict[str, list[float]], failures: dict[str, int]) -> str:

@@ -36,6 +36,8 @@ from overload import (
     _rss_mb,
     demo_server,
     listen_overflows,
+    log_sizes,
+    loop_report,
     probe_report,
     start_prober,
 )
@@ -139,6 +141,7 @@ def main() -> None:
             log = demo.home / f"h2load-{clients}.tsv"
             load = " ".join(f"{x:.2f}" for x in os.getloadavg())
             overflows = listen_overflows()
+            mark = log_sizes(demo.home)
             probed = start_prober(args.port, demo.pid, args.duration + 1, demo.request)
             summary = h2load(
                 f"{demo.base}/v2/models/{MODEL}/infer", demo.token, body, clients,
@@ -149,6 +152,7 @@ def main() -> None:
             after = _histograms(demo.base, demo.token)
             _report(clients, args.duration, log, summary, load)
             print(f"    probes (new connection each, 10/s): {probe_report(probes, failures)}")
+            print(f"    server's event loop: {loop_report(demo.home, mark)}")
             print(
                 "    connections dropped from full accept queues (kernel, machine-wide): "
                 f"{listen_overflows() - overflows:,}"

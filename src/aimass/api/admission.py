@@ -12,10 +12,13 @@ work, and what was admitted waited behind them.
 An admitted request answered 429 or 503 (its deployment's queue is full) parks
 its connection the same way. A parked connection is read again (FIFO) when an
 admitted request is served (one per request served, so the cap refills from the
-parked crowd in turn), when the cap has room, and at the latest ``PARK_S`` (the
-refusal's Retry-After) after it was parked: its request is then admitted if
-there is room, or refused at once and parked again. So a client waits at most
-about ``PARK_S`` for a 200 or a 503, whatever the crowd.
+parked crowd in turn), and every ``SWEEP_S`` as many as the cap has room for.
+One that waited ``PARK_S`` (the refusal's Retry-After) is held until there is
+room rather than read and refused again, except ``MARGIN`` a sweep, so that a
+crowd held back by a stuck model still hears 503s, oldest first. A sweep reads
+at most ``SLICE`` connections a loop turn: under a crowd of thousands, reading
+all that waited ``PARK_S`` at once made loop turns of over a second, and the
+accepts and answers waited behind them.
 A new connection is never parked before its first request is read: a probe on
 its own connection is always answered, and the probes are never refused. A
 connection is parked only after an inference request (refused, or answered while
@@ -41,9 +44,17 @@ from aimass.api.middleware import SECURITY_HEADERS
 PARK_S = 1.0
 #: How often the parked connections are checked for age and room.
 SWEEP_S = 0.05
-#: A parked connection that waited this long is a stall (logged): it should be read
-#: again within ``PARK_S`` plus one sweep, or one turn of a busy loop.
+#: The most parked connections read again in one loop turn (the rest on the next).
+SLICE = 64
+#: How many connections that waited ``PARK_S`` a sweep reads again past the cap's
+#: room (each is refused again at once): the rest wait for room, oldest first.
+MARGIN = 16
+#: A parked connection that waited this long is logged: past ``PARK_S`` it waits for
+#: room (or its turn in ``MARGIN``), so this long means the crowd outruns the cap.
 STALL_S = 3 * PARK_S
+#: A sweep this late (s past its timer) is logged, the latest of each second at most:
+#: the loop's turns are that long.
+LATE_S = 0.25
 _SHED = frozenset({429, 503})
 log = logging.getLogger(__name__)
 _MESSAGE = "the server is at its in-flight request limit; try again soon"
@@ -70,13 +81,15 @@ class AdmittedCount:
         self.cap = cap
         self._parked: deque[tuple[float, Parkable]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweeper: asyncio.Handle | None = None
         #: The longest a parked connection has waited (s), and the latest sweep's lateness
         #: (s past its ``SWEEP_S`` timer: how long the loop's turns are), since start.
         self.longest_wait_s = 0.0
         self.longest_late_s = 0.0
         self._due = 0.0
         self._warned = 0.0
+        self._warned_late = 0.0
+        self._late_window = 0.0  # the latest sweep since the last lateness warning
 
     @property
     def full(self) -> bool:
@@ -136,20 +149,42 @@ class AdmittedCount:
                 count -= 1
 
     def _sweep(self) -> None:
-        """Read again what waited ``PARK_S``, and as many more as the cap has room for."""
+        """Every ``SWEEP_S``: read again as many as the cap has room for, plus ``MARGIN``
+        of those that waited ``PARK_S`` (refused again at once if the cap is still full).
+
+        The rest wait their turn: each request served reads the one parked longest, so
+        the oldest are read first and none waits for ever. The budget is spent
+        ``SLICE`` connections a loop turn (``_read_some``), not all in one.
+        """
         self._sweeper = None
         loop = self._loop
         if loop is None:
             return
         now = loop.time()
         self._watch(now)
-        oldest = now - PARK_S
-        room = self.cap - self.n
-        while self._parked and (room > 0 or self._parked[0][0] <= oldest):
-            if self._parked.popleft()[1].unpark():
-                room -= 1
-        if self._parked:
-            self._due = now + SWEEP_S
+        self._read_some(max(self.cap - self.n, 0), MARGIN, now - PARK_S)
+
+    def _read_some(self, room: int, margin: int, oldest: float) -> None:
+        """Read again up to ``SLICE`` parked connections, then go on next turn or sweep."""
+        loop = self._loop
+        if loop is None:
+            return
+        self._sweeper = None
+        seen = 0
+        while self._parked and seen < SLICE:
+            if room > 0:
+                room -= self._parked.popleft()[1].unpark()
+            elif margin > 0 and self._parked[0][0] <= oldest:
+                margin -= self._parked.popleft()[1].unpark()
+            else:
+                break
+            seen += 1
+        if not self._parked:
+            return
+        if seen == SLICE:  # more to read: after this turn's other work
+            self._sweeper = loop.call_soon(self._read_some, room, margin, oldest)
+        else:
+            self._due = loop.time() + SWEEP_S
             self._sweeper = loop.call_later(SWEEP_S, self._sweep)
 
     def _watch(self, now: float) -> None:
@@ -157,6 +192,7 @@ class AdmittedCount:
         late = now - self._due
         waited = now - self._parked[0][0] if self._parked else 0.0
         self.longest_late_s = max(self.longest_late_s, late)
+        self._late_window = max(self._late_window, late)
         self.longest_wait_s = max(self.longest_wait_s, waited)
         if waited > STALL_S and now - self._warned > 1.0:
             self._warned = now
@@ -165,6 +201,14 @@ class AdmittedCount:
                 "of %d, this sweep %.2f s late)",
                 waited, len(self._parked), self.n, self.cap, late,
             )  # fmt: skip
+        elif self._late_window > LATE_S and now - self._warned_late > 1.0:
+            self._warned_late = now
+            log.warning(
+                "the parked connections' sweep ran %.2f s late: the event loop's turns are "
+                "long (%d parked, oldest waited %.2f s, in flight %d of %d)",
+                self._late_window, len(self._parked), waited, self.n, self.cap,
+            )  # fmt: skip
+            self._late_window = 0.0
 
 
 def busy_answer(path: str, *, head_only: bool, close: bool) -> bytes:
