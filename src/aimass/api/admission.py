@@ -219,12 +219,29 @@ def busy_answer(path: str, *, head_only: bool, close: bool) -> bytes:
         error = {"code": error_code(503), "message": _MESSAGE, "request_id": request_id}
     else:
         error = _MESSAGE
+    return raw_error_answer(
+        b"503 Service Unavailable", error, request_id,
+        close=close, head_only=head_only, retry_after=True,
+    )  # fmt: skip
+
+
+def raw_error_answer(
+    status: bytes,
+    error: object,
+    request_id: str,
+    *,
+    close: bool,
+    head_only: bool = False,
+    retry_after: bool = False,
+) -> bytes:
+    """A whole HTTP/1.1 JSON error answer (``{"error": error}``), written by the protocol
+    without the app: the edge's security headers, the request id, Retry-After when asked."""
     body = orjson.dumps({"error": error})
     lines = [
-        b"HTTP/1.1 503 Service Unavailable",
+        b"HTTP/1.1 " + status,
         b"content-type: application/json",
         b"content-length: " + str(len(body)).encode(),
-        b"retry-after: 1",
+        *([b"retry-after: 1"] if retry_after else []),
         b"x-request-id: " + request_id.encode(),
         b"x-content-type-options: nosniff",
         *(name + b": " + value for name, value in SECURITY_HEADERS),

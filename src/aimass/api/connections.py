@@ -22,13 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from aimass.api.admission import AdmittedCount, busy_answer
+from aimass.api.admission import AdmittedCount, busy_answer, raw_error_answer
 from aimass.api.edge import REQUEST_ID_KEY
-from aimass.api.middleware import SECURITY_HEADERS
 
 # File descriptors kept for everything but client sockets: the database pool,
 # logs, model files, job pipes.
@@ -329,17 +327,7 @@ def _body_too_slow(request_id: str, timeout: float) -> bytes:
         "(AIMASS_BODY_TIMEOUT_S sets the limit)"
     )
     error = {"code": "timeout", "message": message, "request_id": request_id}
-    body = orjson.dumps({"error": error})
-    lines = [
-        b"HTTP/1.1 408 Request Timeout",
-        b"content-type: application/json",
-        b"content-length: " + str(len(body)).encode(),
-        b"connection: close",
-        b"x-request-id: " + request_id.encode(),
-        b"x-content-type-options: nosniff",
-        *(name + b": " + value for name, value in SECURITY_HEADERS),
-    ]
-    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+    return raw_error_answer(b"408 Request Timeout", error, request_id, close=True)
 
 
 def raise_fd_limit() -> int:
