@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/jobs/two_servers.py [--jobs 500] [--latency 50] [--slots 4]
                                                     [--skip-ray] [--ray-jobs 500] [--quick]
                                                     [--commit REV] [--notify-on-only]
+                                                    [--profile DIR]
 
 ``--quick``: 100 jobs, 10 latency samples, 50 Ray jobs (a few minutes on a quiet machine).
 
@@ -145,9 +146,29 @@ def _cpu_parts(cluster: Cluster, database: str) -> dict[str, float]:
     return parts
 
 
-def _throughput(cluster: Cluster, n: int, database: str) -> dict[str, Any]:
+def _spy(cluster: Cluster, folder: str) -> list[Any]:
+    """py-spy (raw collapsed stacks) on each server until stopped: where a job's CPU goes."""
+    import signal
+    import subprocess
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    leader = cluster.wait_for_leader()
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    procs = []
+    for i, node in enumerate(cluster.nodes):
+        role = "leader" if i == leader else "follower"
+        out = Path(folder) / f"{role}.txt"
+        cmd = [spy, "record", "-p", str(node.pid), "-r", "200", "-f", "raw", "-o", str(out)]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return [(p, signal.SIGINT) for p in procs]
+
+
+def _throughput(
+    cluster: Cluster, n: int, database: str, profile: str | None = None
+) -> dict[str, Any]:
     apis = [node.api() for node in cluster.nodes]
     ids: list[int] = []
+    spies = _spy(cluster, profile) if profile else []
     cpu_before = _cpu_parts(cluster, database)
     first = time.time()
 
@@ -173,6 +194,9 @@ def _throughput(cluster: Cluster, n: int, database: str) -> dict[str, Any]:
             break
         time.sleep(0.05)
     cpu_after = _cpu_parts(cluster, database)
+    for proc, sig in spies:
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
     # Backends that came or went during the run count from zero or not at all: roughly.
     transactions = (cpu_after.pop("transactions") - cpu_before.pop("transactions")) / n
     fenced = (cpu_after.pop("lease_updates") - cpu_before.pop("lease_updates")) / n
@@ -222,7 +246,8 @@ def aimass(args: argparse.Namespace, notify: bool) -> dict[str, Any]:
         cluster.start_all()
         out: dict[str, Any] = {"latency": _latency(cluster, args.latency)}
         if notify or args.throughput_both:
-            out["throughput"] = _throughput(cluster, args.jobs, name)
+            profile = f"{args.profile}/{'on' if notify else 'off'}" if args.profile else None
+            out["throughput"] = _throughput(cluster, args.jobs, name, profile)
         return out
     finally:
         cluster.close()
@@ -279,6 +304,9 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=4)
     parser.add_argument("--ray-jobs", type=int, default=500)
     parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument(
+        "--profile", metavar="DIR", help="py-spy each server during the throughput run (raw stacks)"
+    )
     parser.add_argument("--quick", action="store_true", help="100 jobs, 10 samples, 50 Ray jobs")
     parser.add_argument("--ray-only", action="store_true", help="only the Ray Jobs side")
     parser.add_argument(
