@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aimass.config import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "breast-cancer-onnx"
 #: The probes timed during a point: each path on the main port and on the probe port.
@@ -267,7 +269,12 @@ def main() -> None:
     parser.add_argument("--max-queue", type=int, default=128)
     parser.add_argument("--max-inflight", type=int, nargs="+", default=[0, 512])
     parser.add_argument("--max-queue-wait", type=float, default=0.0)
-    parser.add_argument("--max-connections", type=int, default=20000)
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=Settings.model_fields["max_connections"].default,
+        help="AIMASS_MAX_CONNECTIONS (default: the server's own)",
+    )
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--client-core", default="1")
     parser.add_argument("--port", type=int, default=18090)

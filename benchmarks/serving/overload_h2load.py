@@ -28,6 +28,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from aimass.config import Settings
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from overload import (
     MODEL,
@@ -107,7 +109,12 @@ def main() -> None:
     parser.add_argument("--max-queue", type=int, default=128)
     parser.add_argument("--max-inflight", type=int, default=512)
     parser.add_argument("--max-queue-wait", type=float, default=0.25)
-    parser.add_argument("--max-connections", type=int, default=20000)
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=Settings.model_fields["max_connections"].default,
+        help="AIMASS_MAX_CONNECTIONS (default: the server's own)",
+    )
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--client-core", default="1")
     parser.add_argument("--port", type=int, default=18390)

@@ -84,7 +84,11 @@ class Settings(BaseSettings):
     allowed_hosts: str = ""
     header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
-    max_connections: int = Field(default=2000, ge=1, le=1_000_000)
+    #: Open connections one worker takes (kept below the open-file limit, raised to its hard
+    #: limit at start). High on purpose: past it a client is refused and reconnects at once,
+    #: which a crowd turns into a storm in the kernel's accept queue, while a connection
+    #: within it that the in-flight cap refuses is parked at no cost to the loop.
+    max_connections: int = Field(default=16_384, ge=1, le=1_000_000)
     #: Inference requests one worker runs at once; past it a new one is answered 503 with
     #: Retry-After before any work, so the admitted ones keep their latency (0: no cap).
     max_inflight: int = Field(default=512, ge=0, le=1_000_000)

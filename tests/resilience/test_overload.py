@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import threading
 import time
 from collections.abc import Iterator
@@ -363,6 +364,45 @@ def test_every_request_of_a_crowd_past_both_caps_is_answered(
     assert statuses.get("503 close", 0) > 0, statuses  # the crowd did pass the connection cap
     assert statuses.get("200", 0) > 0, statuses
     assert probes == [200] * 5
+
+
+#: Clients connected at once for the default cap's test: past session 8's default of 2,000.
+THRONG = 2_100
+
+
+@pytest.mark.backend("sqlite")
+def test_a_throng_of_thousands_is_taken_by_the_default_connection_cap(
+    held: tuple[LiveServer, Any], model_files: ModelFiles
+) -> None:
+    """THRONG clients connected at once, each then asking for the server's metadata (no
+    inference, so the in-flight cap is not in play): every one is answered 200, none turned
+    away as "too many open connections". (A default cap of 2,000 refused the last 100, which,
+    reconnecting at once, queue in the kernel.)"""
+    live, _ = held
+    port = int(live.url.rsplit(":", 1)[1])
+    request = (
+        b"GET /v2 HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        b"authorization: Bearer " + live.admin_token.encode() + b"\r\n\r\n"
+    )
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if min(soft, hard) < 3 * THRONG:  # the client ends and the server's, in this process
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4 * THRONG), hard))
+
+    async def main() -> dict[int, int]:
+        connections = []
+        for _ in range(THRONG):  # all open before any asks: the server holds THRONG at once
+            connections.append(await asyncio.open_connection("127.0.0.1", port))
+        try:
+            answers = await asyncio.gather(*(_ask(r, w, request) for r, w in connections))
+        finally:
+            for _, writer in connections:
+                writer.close()
+        statuses: dict[int, int] = {}
+        for status, _ in answers:
+            statuses[status] = statuses.get(status, 0) + 1
+        return statuses
+
+    assert asyncio.run(main()) == {200: THRONG}
 
 
 def _raw_infer_request(live: LiveServer, model_files: ModelFiles) -> tuple[bytes, bytes, int]:

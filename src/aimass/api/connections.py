@@ -60,7 +60,7 @@ class ConnectionLimits:
 
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
-    max_connections: int = 2000
+    max_connections: int = 16_384
     #: Inference requests this process runs at once; past it a new one is answered 503 with
     #: Retry-After before the app runs (0: no cap).
     max_inflight: int = 0
