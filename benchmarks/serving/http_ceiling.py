@@ -146,7 +146,7 @@ CATEGORIES = [
     ("batcher + runner + thread hop", ("aimass/serving/", "concurrent/futures", "threading.py")),
     ("inference app", ("aimass/api/inference/",)),
     ("edge (RequestGuard, routing)", ("aimass/api/middleware.py", "aimass/api/app.py",
-                                      "aimass/api/edge.py")),
+                                      "aimass/api/edge.py", "aimass/api/fastpath.py")),
     ("HTTP server (protocol, send, loop)", ("uvicorn/", "httptools", "aimass/api/connections.py",
                                             "granian", "asyncio/", "uvloop")),
 ]  # fmt: skip
