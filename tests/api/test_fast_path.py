@@ -41,7 +41,12 @@ class Fast:
 def fast(settings: Settings, model_files: Any) -> Iterator[Fast]:
     """A server with one tiny ONNX deployment ``tiny``, every prediction logged."""
     settings = settings.model_copy(
-        update={"max_inference_bytes": LIMIT, "prediction_log_sample": 1.0}
+        update={
+            "max_inference_bytes": LIMIT,
+            "prediction_log_sample": 1.0,
+            "max_inflight": 2,
+            "body_timeout_s": 1.0,
+        }
     )
     prepare(settings)
     app = create_app(Platform.from_settings(settings))
@@ -195,3 +200,33 @@ def test_keep_alive_metrics_and_prediction_log(fast: Fast) -> None:
                 break
             assert time.monotonic() < deadline, logged.json()
             time.sleep(0.2)
+
+
+def test_a_body_that_stops_or_a_client_that_leaves(fast: Fast) -> None:
+    """A held request whose body stalls gets the 408 with its id; clients that leave
+    mid-body give their in-flight places back (the cap here is 2)."""
+
+    def head(length: int = 500) -> str:
+        return (
+            f"POST /v2/models/tiny/infer HTTP/1.1\r\nHost: 127.0.0.1:{fast.port}\r\n"
+            f"Authorization: Bearer {fast.token}\r\nContent-Length: {length}\r\n"
+        )
+
+    with socket.create_connection(("127.0.0.1", fast.port), timeout=10) as sock:
+        sock.sendall(f"{head()}X-Request-Id: stalled-fast-1\r\n\r\n".encode() + b'{"inputs": ')
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert b'"request_id":"stalled-fast-1"' in answer
+    for _ in range(3):
+        leaving = [socket.create_connection(("127.0.0.1", fast.port)) for _ in range(2)]
+        for sock in leaving:
+            sock.sendall(f"{head()}\r\n".encode() + b'{"inputs": ')
+        time.sleep(0.2)
+        for sock in leaving:
+            sock.close()
+        time.sleep(0.2)
+    body = json.dumps(oip_json([fast.row])).encode()
+    status, _, _ = _exchange(fast.port, f"{head(len(body))}\r\n".encode() + body)
+    assert status == b"HTTP/1.1 200 OK"

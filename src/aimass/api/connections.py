@@ -22,6 +22,7 @@ anything that path does not take runs the normal ASGI cycle, body already read.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import resource
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from uvicorn.protocols.http.httptools_impl import (
     HttpToolsProtocol,
     RequestResponseCycle,
 )
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from aimass.api.admission import SHED, AdmittedCount, busy_answer, raw_error_answer
 from aimass.api.edge import REQUEST_ID_KEY, Message, Scope
@@ -203,11 +205,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _takes_fast(self, path: bytes) -> bool:
         """Whether this request goes to the fast path: HTTP/1.1 keep-alive, no upgrade, no
-        100-continue, and what ``api.fastpath`` takes (its headers included)."""
+        100-continue, and what ``api.fastpath`` takes (its headers included); never with
+        uvicorn's ``limit_concurrency`` on (its refusal is the cycle's)."""
         fast = self._fast
         parser = self.parser
         return (
             fast is not None
+            and self.limit_concurrency is None
             and fast_candidate(parser.get_method(), path)
             and not self.expect_100_continue
             and parser.get_http_version() == "1.1"
@@ -270,6 +274,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         cycle.response_started = True
         cycle.waiting_for_100_continue = False
+        if cycle.access_log:  # the line uvicorn's cycle logs
+            scope = cycle.scope
+            cycle.access_logger.info(
+                '%s - "%s %s HTTP/%s" %d',
+                get_client_addr(scope), scope["method"], get_path_with_query_string(scope),
+                scope["http_version"], start["status"],
+            )  # fmt: skip
         keep_alive = cycle.keep_alive
         closing = False
         content = [STATUS_LINE[start["status"]]]
@@ -339,7 +350,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
         held = self._release_held()
         if held is not None:
-            task = self.loop.create_task(self._serve_fast(*held))
+            if self.config.reset_contextvars:  # as uvicorn starts its cycles' tasks
+                task = self.loop.create_task(self._serve_fast(*held), context=contextvars.Context())
+            else:
+                task = self.loop.create_task(self._serve_fast(*held))
             task.add_done_callback(self.tasks.discard)
             self.tasks.add(task)
 
@@ -413,6 +427,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not None and not cycle.response_started:
             request_id = str(self.scope.get(REQUEST_ID_KEY, "-"))  # set by the ASGI guard
+            if self._fast_held is not None and self._fast is not None:  # (no guard ran yet)
+                request_id = self._fast.request_id(self.headers)
             self.transport.write(_body_too_slow(request_id, self._body_timeout_s))
         self.transport.close()  # the app's receive() now says the client went away
 

@@ -73,6 +73,12 @@ class FastInfer:
                 return False
         return length is not None and length.isdigit() and int(length) <= self._limit
 
+    def request_id(self, headers: list[tuple[bytes, bytes]]) -> str:
+        """The id the guard gives a request with these headers (for an answer written
+        before the request reached the guard: a body that stopped arriving)."""
+        given = next((value for key, value in headers if key == b"x-request-id"), None)
+        return self.guard.request_ids.assign(given)
+
     async def run(self, scope: Scope, body: bytes, send: Send) -> bool:
         """Answer the request through ``send``; False, having done nothing, if the guard
         would refuse it or treat it apart (then the normal path answers it)."""
