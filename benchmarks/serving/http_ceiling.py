@@ -146,7 +146,7 @@ CATEGORIES = [
     ("batcher + runner + thread hop", ("aimass/serving/", "concurrent/futures", "threading.py")),
     ("inference app", ("aimass/api/inference/",)),
     ("edge (RequestGuard, routing)", ("aimass/api/middleware.py", "aimass/api/app.py",
-                                      "aimass/api/edge.py")),
+                                      "aimass/api/edge.py", "aimass/api/fastpath.py")),
     ("HTTP server (protocol, send, loop)", ("uvicorn/", "httptools", "aimass/api/connections.py",
                                             "granian", "asyncio/", "uvloop")),
 ]  # fmt: skip
@@ -337,6 +337,14 @@ def main() -> None:
                 f"| {name} | {rate:,.0f} | {rate / base:.2f}x | {per_cpu:,.0f} | {p99:.2f} | "
                 f"{each} | {errors} | {rows[0]['load']} |"
             )
+        medians = {
+            n: statistics.median(r["per_cpu_s"] for r in rows) for n, rows in results.items()
+        }
+        names = list(medians)
+        for server, (mine, theirs) in (("uvicorn", (0, 2)), ("Granian", (1, 3))):
+            if len(names) > theirs:  # the issue-18 figure: aimass as a share of the yardstick
+                share = 100 * medians[names[mine]] / medians[names[theirs]]
+                print(f"aimass / yardstick on {server}, per server CPU-second: {share:.0f} %")
         if args.profile:
             print()
             print(f"py-spy --gil, {args.profile:g} s each under wrk -c64 (share of samples, %):")

@@ -55,7 +55,8 @@ STALL_S = 3 * PARK_S
 #: A sweep this late (s past its timer) is logged, the latest of each second at most:
 #: the loop's turns are that long.
 LATE_S = 0.25
-_SHED = frozenset({429, 503})
+#: The statuses of an admitted request refused by its deployment (a full queue, no model).
+SHED = frozenset({429, 503})
 log = logging.getLogger(__name__)
 _MESSAGE = "the server is at its in-flight request limit; try again soon"
 
@@ -120,7 +121,7 @@ class AdmittedCount:
 
             async def watched(message: Any) -> None:
                 nonlocal served
-                if message["type"] == "http.response.start" and message["status"] in _SHED:
+                if message["type"] == "http.response.start" and message["status"] in SHED:
                     served = False
                     shed()
                 await send(message)
@@ -128,11 +129,16 @@ class AdmittedCount:
             try:
                 await app(scope, receive, watched)
             finally:
-                self.n -= 1
-                if served:
-                    self._resume(1)
+                self.finished(served)
 
         return run
+
+    def finished(self, served: bool) -> None:
+        """An admitted request has ended: the count drops; if it was served (not answered
+        429 or 503), the connection parked longest is read again."""
+        self.n -= 1
+        if served:
+            self._resume(1)
 
     def park(self, connection: Parkable, loop: asyncio.AbstractEventLoop) -> None:
         """Hold ``connection`` back (its reading is paused already by the caller)."""

@@ -12,6 +12,7 @@ from starlette.types import Receive, Scope, Send
 from aimass import __version__
 from aimass.api.docs import install_docs
 from aimass.api.errors import install_error_handlers
+from aimass.api.fastpath import FastInfer
 from aimass.api.inference import InferenceApp
 from aimass.api.middleware import EdgePolicy, RequestGuard
 from aimass.api.openapi import install_openapi
@@ -60,6 +61,9 @@ class PlatformApp:
         self.inference = inference
         self.platform = platform
         self._guarded = RequestGuard(self._route, edge, inference.handles)
+        #: The hot /v2 infer request served by the connection layer without the ASGI cycle
+        #: (``api.fastpath``): the same guard and inference app, the same answers.
+        self.fast_path = FastInfer(self._guarded, inference)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._guarded(scope, receive, send)

@@ -12,21 +12,33 @@ it is busiest. A body
 that stops arriving for ``body_timeout_s`` (while the app waits for it) gets a
 408 with the request id and the socket is closed. The timers live here, not in
 the ASGI guard, so a request whose body comes in one packet arms none.
+
+The hot request of the serving path (a small JSON ``POST /v2/models/.../infer`` on a
+keep-alive HTTP/1.1 connection) is held until its body is in and then answered by
+``api.fastpath`` with the answer written straight to the socket (no ASGI cycle);
+anything that path does not take runs the normal ASGI cycle, body already read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import resource
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
-from aimass.api.admission import AdmittedCount, busy_answer, raw_error_answer
-from aimass.api.edge import REQUEST_ID_KEY
+from aimass.api.admission import SHED, AdmittedCount, busy_answer, raw_error_answer
+from aimass.api.edge import REQUEST_ID_KEY, Message, Scope
+from aimass.api.fastpath import FastInfer, fast_candidate
 
 # File descriptors kept for everything but client sockets: the database pool,
 # logs, model files, job pipes.
@@ -77,17 +89,22 @@ class ServerConfig(uvicorn.Config):
         super().__init__(app, http=GuardedHttpToolsProtocol, **kwargs)
         self.limits = limits
         self.count_refusal: Callable[[str], None] = _uncounted
+        #: The app's fast path for the hot /v2 infer request (``api.fastpath``), if it has one.
+        self.fast_path: FastInfer | None = None
         #: The in-flight cap's count and parked connections, shared by this server's connections.
         self.admitted = AdmittedCount(limits.max_inflight)
 
     def load(self) -> None:
-        """Load the app as uvicorn does, then find its refusal counter under the wrappers."""
+        """Load the app as uvicorn does, then find its refusal counter and fast path under
+        the wrappers (uvicorn's own middleware wraps it in at most a few layers)."""
         super().load()
         app = self.loaded_app
-        for _ in range(8):  # uvicorn's own middleware wraps it in at most a few layers
+        for _ in range(8):
             count = getattr(app, "count_refusal", None)
             if count is not None:
                 self.count_refusal = count
+                fast = getattr(app, "fast_path", None)
+                self.fast_path = fast if isinstance(fast, FastInfer) else None
                 return
             app = getattr(app, "app", None)
             if app is None:
@@ -131,6 +148,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._parked = False
         #: The admitted request now answering was refused by its deployment (429/503).
         self._was_shed = False
+        self._fast: FastInfer | None = getattr(config, "fast_path", None)
+        #: The request whose headers are being handled goes to the fast path once read.
+        self._fast_wanted = False
+        self._fast_counted = False
+        #: The fast-path request waiting for its body: its cycle, its normal app, and
+        #: whether it holds a place in the in-flight count.
+        self._fast_held: tuple[RequestResponseCycle, Any, bool] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Count the connection; refuse it past the cap, else start the header deadline."""
@@ -160,17 +184,124 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse()
             return
         pipelined = self.cycle is not None and not self.cycle.response_complete
-        self._inference = bool(self._max_inflight) and _is_inference(self.url.split(b"?", 1)[0])
-        if self._inference and not pipelined:  # (pipelined: starts once the one before it
-            if self._admitted.full:  # is answered, so it is not counted)
-                self._refuse_inflight()
+        path = self.url.split(b"?", 1)[0]
+        self._inference = bool(self._max_inflight) and _is_inference(path)
+        self._fast_wanted = not pipelined and self._takes_fast(path)
+        try:
+            if self._inference and not pipelined:  # (pipelined: starts once the one before
+                if self._admitted.full:  # it is answered, so it is not counted)
+                    self._refuse_inflight()
+                else:
+                    self._admitted.n += 1  # admitted now, so this turn's next request sees it
+                    self._fast_counted = True
+                    self._run_with(self._admitted.counted(self.app, self._shed))
             else:
-                self._admitted.n += 1  # admitted now, so this turn's next request sees it
-                self._run_with(self._admitted.counted(self.app, self._shed))
-        else:
-            super().on_headers_complete()
+                self._fast_counted = False
+                super().on_headers_complete()
+        finally:
+            self._fast_wanted = False
         self._body_pending = True
         self._body_seen = self.loop.time()
+
+    def _takes_fast(self, path: bytes) -> bool:
+        """Whether this request goes to the fast path: HTTP/1.1 keep-alive, no upgrade, no
+        100-continue, and what ``api.fastpath`` takes (its headers included); never with
+        uvicorn's ``limit_concurrency`` on (its refusal is the cycle's)."""
+        fast = self._fast
+        parser = self.parser
+        return (
+            fast is not None
+            and self.limit_concurrency is None
+            and fast_candidate(parser.get_method(), path)
+            and not self.expect_100_continue
+            and parser.get_http_version() == "1.1"
+            and parser.should_keep_alive()
+            and not parser.should_upgrade()
+            and fast.fits(self.headers)
+        )
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        """Start the ASGI cycle, or hold a fast-path request until its body is in."""
+        if self._fast_wanted:
+            self._fast_wanted = False
+            self._fast_held = (cycle, app, self._fast_counted)
+            return
+        super()._start_asgi_task(cycle, app)
+
+    def _release_held(self) -> tuple[RequestResponseCycle, Any, bool] | None:
+        held, self._fast_held = self._fast_held, None
+        return held
+
+    async def _serve_fast(self, cycle: RequestResponseCycle, app: Any, counted: bool) -> None:
+        """Answer a held request on the fast path, or run its normal cycle if it is not taken."""
+        fast = self._fast
+        assert fast is not None
+        served = True
+        start: Message | None = None
+
+        async def send(message: Message) -> None:
+            nonlocal start, served
+            if message["type"] == "http.response.start":
+                start = message
+                if counted and message["status"] in SHED:
+                    served = False
+                    self._shed()
+                return
+            if start is None or message.get("more_body", False) or cycle.response_complete:
+                raise RuntimeError("the fast path answers with one whole body")
+            await self._write_whole(cycle, start, message.get("body", b""))
+
+        try:
+            taken = await fast.run(cast(Scope, cycle.scope), bytes(cycle.body), send)
+        except BaseException:
+            if counted:
+                self._admitted.finished(False)
+            raise
+        if not taken:
+            await cycle.run_asgi(app)  # the normal way (it counts itself out when counted)
+            return
+        if counted:
+            self._admitted.finished(served)
+        if not cycle.response_complete and not cycle.disconnected:
+            self.transport.close()  # as uvicorn does for an app that left its answer unfinished
+
+    async def _write_whole(self, cycle: RequestResponseCycle, start: Message, body: bytes) -> None:
+        """Write a whole answer as uvicorn's cycle would (its default headers first, its
+        keep-alive rules), in one write, and finish the cycle."""
+        if self.flow.write_paused and not cycle.disconnected:
+            await self.flow.drain()
+        if cycle.disconnected:
+            return
+        cycle.response_started = True
+        cycle.waiting_for_100_continue = False
+        if cycle.access_log:  # the line uvicorn's cycle logs
+            scope = cycle.scope
+            cycle.access_logger.info(
+                '%s - "%s %s HTTP/%s" %d',
+                get_client_addr(scope), scope["method"], get_path_with_query_string(scope),
+                scope["http_version"], start["status"],
+            )  # fmt: skip
+        keep_alive = cycle.keep_alive
+        closing = False
+        content = [STATUS_LINE[start["status"]]]
+        for name, value in (*cycle.default_headers, *start.get("headers", ())):
+            name = name.lower()
+            if name == b"connection" and b"close" in [
+                token.lower().strip() for token in value.split(b",")
+            ]:
+                keep_alive = False
+                closing = True
+            content += (name, b": ", value, b"\r\n")
+        if not keep_alive and not closing:
+            content.append(b"connection: close\r\n")
+        content += (b"\r\n", body)
+        cycle.keep_alive = keep_alive
+        self.transport.write(b"".join(content))
+        cycle.response_complete = True
+        cycle.message_event.set()
+        if not keep_alive:
+            self.transport.close()
+        cycle.on_response()
 
     def _refuse_inflight(self) -> None:
         """Past the in-flight cap: 503 + Retry-After written at once, the body skipped.
@@ -217,6 +348,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._park()
             return
         super().on_message_complete()
+        held = self._release_held()
+        if held is not None:
+            if self.config.reset_contextvars:  # as uvicorn starts its cycles' tasks
+                task = self.loop.create_task(self._serve_fast(*held), context=contextvars.Context())
+            else:
+                task = self.loop.create_task(self._serve_fast(*held))
+            task.add_done_callback(self.tasks.discard)
+            self.tasks.add(task)
 
     def on_response_complete(self) -> None:
         """Answered: an inference client is parked if refused, or while the cap is full.
@@ -264,12 +403,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._body_timer = self.loop.call_later(self._body_timeout_s, self._body_stalled)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Forget the deadlines with the connection."""
+        """Forget the deadlines with the connection; a held request runs its normal cycle,
+        which sees the client gone (as it would have, had it started at once)."""
         self._disarm()
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
         super().connection_lost(exc)
+        held = self._release_held()
+        if held is not None:
+            super()._start_asgi_task(held[0], held[1])
 
     def _body_stalled(self) -> None:
         self._body_timer = None
@@ -284,6 +427,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not None and not cycle.response_started:
             request_id = str(self.scope.get(REQUEST_ID_KEY, "-"))  # set by the ASGI guard
+            if self._fast_held is not None and self._fast is not None:  # (no guard ran yet)
+                request_id = self._fast.request_id(self.headers)
             self.transport.write(_body_too_slow(request_id, self._body_timeout_s))
         self.transport.close()  # the app's receive() now says the client went away
 

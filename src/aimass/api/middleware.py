@@ -137,7 +137,7 @@ class RequestGuard:
         self.app = app
         self.policy = policy
         self.is_inference = is_inference
-        self._request_ids = RequestIds()
+        self.request_ids = RequestIds()
         # Each path kind's limit and refusal, written once (not per request).
         limit = policy.max_inference_bytes
         self._inference_limit = (
@@ -203,7 +203,7 @@ class RequestGuard:
                 given = value
             elif key == b"transfer-encoding":
                 chunked = True
-        request_id = self._request_ids.assign(given)
+        request_id = self.request_ids.assign(given)
         scope[REQUEST_ID_KEY] = request_id
         token = request_id_var.set(request_id)
         path: str = scope["path"]
@@ -212,14 +212,14 @@ class RequestGuard:
         v2 = path.startswith("/v2")
         extra = [(b"x-request-id", request_id.encode()), _NOSNIFF, *SECURITY_HEADERS]
         try:
-            refusal = self._refusal(path, method, host, origin, fetch_site, content_type)
+            refusal = self.refusal(path, method, host, origin, fetch_site, content_type)
             if refusal is not None:
                 status, message = refusal
-                await _answer(send, status, message, request_id, v2, extra)
+                await guard_answer(send, status, message, request_id, v2, extra)
                 return
             limits = self._limit(method, path, inference)
             if declared_over(length, limits[0]):
-                await _answer(send, 413, limits[1], request_id, v2, extra)
+                await guard_answer(send, 413, limits[1], request_id, v2, extra)
                 return
             await self._serve(
                 scope, receive, send, request_id, limits, v2, extra,
@@ -230,7 +230,7 @@ class RequestGuard:
         finally:
             request_id_var.reset(token)
 
-    def _refusal(
+    def refusal(
         self,
         path: str,
         method: str,
@@ -303,7 +303,7 @@ class RequestGuard:
         async def answer_early(status: int, message: str) -> Message:
             nonlocal answered
             if not started:
-                await _answer(send, status, message, request_id, v2, extra)
+                await guard_answer(send, status, message, request_id, v2, extra)
             answered = True
             return _DISCONNECT  # the app sees a client that went away, and stops
 
@@ -332,7 +332,9 @@ class RequestGuard:
                 log.debug("error after the answer began (request id %s)", request_id)
                 return
             log.exception("unhandled error (request id %s)", request_id)
-            await _answer(send, 500, "internal error; quote the request id", request_id, v2, extra)
+            await guard_answer(
+                send, 500, "internal error; quote the request id", request_id, v2, extra
+            )
 
 
 def _same_origin(origin: bytes, host: bytes | None) -> bool:
@@ -343,7 +345,7 @@ def _same_origin(origin: bytes, host: bytes | None) -> bool:
     return origin == b"http://" + host or origin == b"https://" + host
 
 
-async def _answer(
+async def guard_answer(
     send: Send,
     status: int,
     message: str,

@@ -1,0 +1,140 @@
+"""The fast path of a plain JSON /v2 infer request: the edge's checks inline, no ASGI cycle.
+
+The connection layer (``api.connections``) hands this module the hot request of
+the serving path (``POST /v2/models/{name}[/versions/{v}]/infer`` over HTTP/1.1
+keep-alive, a JSON body of known length under ``MAX_BODY`` bytes, no binary tensor
+header) once its whole body is in. ``FastInfer.run`` then does what the edge guard
+(``api.middleware.RequestGuard``) does for it, the same checks on the same headers
+and the same request id, and calls the inference app with a ready body and a
+``send`` that writes the answer straight to the socket: no guard wrappers, no
+``receive`` wait, no uvicorn header validation. Everything the answer says, errors
+included (bad token, unknown model, malformed tensor, overload), comes from the
+same ``InferenceApp`` code, so it is the slow path's answer byte for byte (the
+``date`` header aside). Anything the guard would refuse or treat apart is not
+taken: ``run`` returns False before any work and the caller serves the request
+the normal way.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from aimass.api.edge import REQUEST_ID_KEY, Message, Scope, Send, declared_over, request_id_var
+from aimass.api.middleware import SECURITY_HEADERS, RequestGuard, guard_answer
+
+if TYPE_CHECKING:
+    from aimass.api.inference.app import InferenceApp
+
+log = logging.getLogger("aimass.api")
+
+#: The largest body taken on the fast path (bytes): it is held whole before the app
+#: runs, so it stays below uvicorn's read-pause mark (64 KiB); larger ones go the
+#: normal way, read as they arrive.
+MAX_BODY = 60_000
+_DISCONNECT: Message = {"type": "http.disconnect"}
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+
+
+def fast_candidate(method: bytes, path: bytes) -> bool:
+    """Whether a request line may be served on the fast path (the headers decide next)."""
+    return (
+        method == b"POST"
+        and path.startswith(b"/v2/models/")
+        and path.endswith(b"/infer")
+        and b"%" not in path
+    )
+
+
+class FastInfer:
+    """Serves the hot /v2 infer request with the guard's checks and the inference app.
+
+    ``fits(headers)`` is asked once the headers are in (the body is then held whole);
+    ``run(scope, body, send)`` once the body is in, and returns False (nothing sent,
+    nothing counted) where the normal path must answer.
+    """
+
+    def __init__(self, guard: RequestGuard, inference: InferenceApp) -> None:
+        self.guard = guard
+        self.inference = inference
+        self._limit = min(guard.policy.max_inference_bytes, MAX_BODY)
+        #: Requests this path has taken (answered through the inference app) since start.
+        self.taken = 0
+
+    def fits(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        """True when the body has a known small length and no binary tensor header."""
+        length = None
+        for key, value in headers:
+            if key == b"content-length":
+                if length is not None:
+                    return False
+                length = value
+            elif key == b"transfer-encoding" or key == b"inference-header-content-length":
+                return False
+        return length is not None and length.isdigit() and int(length) <= self._limit
+
+    def request_id(self, headers: list[tuple[bytes, bytes]]) -> str:
+        """The id the guard gives a request with these headers (for an answer written
+        before the request reached the guard: a body that stopped arriving)."""
+        given = next((value for key, value in headers if key == b"x-request-id"), None)
+        return self.guard.request_ids.assign(given)
+
+    async def run(self, scope: Scope, body: bytes, send: Send) -> bool:
+        """Answer the request through ``send``; False, having done nothing, if the guard
+        would refuse it or treat it apart (then the normal path answers it)."""
+        guard = self.guard
+        host = origin = fetch_site = content_type = length = given = None
+        for key, value in scope["headers"]:
+            if key == b"host":
+                host = value
+            elif key == b"content-length":
+                length = value
+            elif key == b"content-type":
+                content_type = value
+            elif key == b"origin":
+                origin = value
+            elif key == b"sec-fetch-site":
+                fetch_site = value
+            elif key == b"x-request-id":
+                given = value
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if not guard.is_inference(path) or declared_over(length, guard.policy.max_inference_bytes):
+            return False
+        if guard.refusal(path, method, host, origin, fetch_site, content_type) is not None:
+            return False
+        self.taken += 1
+        request_id = guard.request_ids.assign(given)
+        scope[REQUEST_ID_KEY] = request_id
+        token = request_id_var.set(request_id)
+        started = False
+        delivered = False
+
+        async def receive() -> Message:
+            nonlocal delivered
+            if delivered:
+                return _DISCONNECT
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if not started:  # the guard's headers on the app's answer, as ``guarded_send``
+                started = True
+                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+            await send(message)
+
+        try:
+            await self.inference(scope, receive, watched)
+        except Exception:
+            if not started:  # as the guard does for an error that escapes the app
+                log.exception("unhandled error (request id %s)", request_id)
+                extra = [(b"x-request-id", request_id.encode()), _NOSNIFF, *SECURITY_HEADERS]
+                await guard_answer(
+                    send, 500, "internal error; quote the request id", request_id, True, extra
+                )
+            else:
+                log.debug("error after the answer began (request id %s)", request_id)
+        finally:
+            request_id_var.reset(token)
+        return True
