@@ -40,6 +40,7 @@ import aimass.flavors._wire as _wire
 import aimass.sandbox as sandbox
 from aimass.errors import InvalidInput, Unavailable, Unprocessable
 from aimass.flavors.base import process_threads
+from aimass.flavors.cpus import cpus_argv, runner_cores, spare_cores
 from aimass.flavors.signature import Signature
 
 if TYPE_CHECKING:
@@ -270,7 +271,10 @@ class SharedHost:
 
     ``start`` connects to the runner's Unix socket; when none answers it starts one
     under bubblewrap (``_host --listen``), which takes the key's lock file: of the
-    workers that race, one runner wins and the others connect to it. The runner
+    workers that race, one runner wins and the others connect to it. When the server
+    is confined to some of the node's cores, the runner runs on ``threads`` of the
+    others (:mod:`aimass.flavors.cpus`), so the model does not compete with the
+    workers' HTTP for a core. The runner
     outlives the worker that started it and ends once no worker has been connected
     for a while. ``call`` sends one request and waits for its reply (one at a time per
     worker; the runner runs one model call at a time for all of them).
@@ -388,6 +392,7 @@ class SharedHost:
         )
         command = [
             sys.executable, "-s", "-m", "aimass.flavors._host", *_threads_argv(self.threads),
+            *cpus_argv(runner_cores(self.threads or 1, str(self.folder), spare_cores())),
             self.flavor, str(self.path), "1" if self.trusted else "0",
             "--listen", str(self.socket_path), str(self.lock_path),
         ]  # fmt: skip
