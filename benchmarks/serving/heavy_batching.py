@@ -8,16 +8,21 @@ MLP of bench.py (30→2048→2048→2048→2, TorchScript with its signature; ra
 weights, which cost the same as trained ones), measures the in-process ceiling
 on core 0 (aimass's flavor, one thread, batch 64, best of three windows), then
 serves it with one worker pinned to core 0 (batching 64 / 2 ms) and loads it
-with ``wrk -t1 -c{clients}`` pinned to core 1, one-row v2 requests. Prints the
-served rows/s, its share of the ceiling, and the mean batch and what closed the
-batches from /metrics. With ``--baseline-src`` (a copy of another commit's
-``src``, e.g. ``git archive BASE src | tar -x -C /tmp/base``) the same is run
-against that code too, in the same run, so the ratio holds on a loaded machine.
+with ``wrk -t1 -c{clients}`` pinned to core 1, one-row v2 requests. The model runs
+in the node's runner process (TorchScript is code-bearing), which since session 9
+takes a core the server does not use (``aimass.flavors.cpus``): core 1, beside wrk;
+older code leaves it on core 0 with the server. Prints the served rows/s, its
+share of the ceiling, the mean batch and what closed the batches from /metrics,
+the runner's cores, and each side's CPU time per answered row. With
+``--baseline-src`` (a copy of another commit's ``src``, e.g. ``git archive BASE src
+| tar -x -C /tmp/base``) the same is run against that code too, in the same run, so
+the ratio holds on a loaded machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -242,6 +247,10 @@ def serve_and_load(
         errors = sum(run["errors"].values())
         batches = delta.get("aimass_inference_batch_size_count", 0.0)
         rows = run["requests"] - errors
+        cores: list[int] = []
+        for pid in runners:
+            with contextlib.suppress(OSError):
+                cores += sorted(os.sched_getaffinity(pid))
 
         def cpu(pids: list[int]) -> float:
             return sum(cpu_after.get(p, 0.0) - cpu_before.get(p, 0.0) for p in pids)
@@ -249,6 +258,7 @@ def serve_and_load(
         return {
             "label": label,
             "rows": rows,
+            "runner_cores": cores,
             # CPU µs per answered row: the server's processes (HTTP, batching) and the runner's.
             "server_cpu_us_per_row": 1e6 * cpu(servers) / rows if rows else None,
             "runner_cpu_us_per_row": 1e6 * cpu(runners) / rows if rows else None,
@@ -314,16 +324,23 @@ def main() -> None:
         # the server (HTTP, JSON, batching, its end of the hop). With core 0 saturated, the
         # share a quiet machine reaches is about model / (runner + server).
         print()
-        print("| code | model alone µs/row (batch 64) | runner µs/row | server µs/row | "
-              "CPU share (model / runner + server) |")  # fmt: skip
-        print("| --- | ---: | ---: | ---: | ---: |")
+        # With the runner on a core of its own, server and runner work side by side (one
+        # half of the clients' batch computes while the server answers the other half): the
+        # bound is then the busier side, model / max(runner, server).
+        print("| code | runner cores | model alone µs/row (batch 64) | runner µs/row | "
+              "server µs/row | CPU share, one core (model / (runner + server)) | "
+              "CPU share, own cores (model / max(runner, server)) |")  # fmt: skip
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
         for r in runs:
             runner, server = r["runner_cpu_us_per_row"], r["server_cpu_us_per_row"]
             if runner is None or server is None:
                 continue
+            model = r["model_us_per_row"]
             print(
-                f"| {r['label']} | {r['model_us_per_row']:.0f} | {runner:.0f} | {server:.0f} | "
-                f"{100 * r['model_us_per_row'] / (runner + server):.0f} % |"
+                f"| {r['label']} | {','.join(map(str, r['runner_cores'])) or '?'} | "
+                f"{model:.0f} | {runner:.0f} | {server:.0f} | "
+                f"{100 * model / (runner + server):.0f} % | "
+                f"{100 * model / max(runner, server):.0f} % |"
             )
 
 
