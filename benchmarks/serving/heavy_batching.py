@@ -290,6 +290,8 @@ def main() -> None:
     args = parser.parse_args()
     codes: list[tuple[str, Path | None]] = [("this checkout", None)]
     if args.baseline_src is not None:
+        if not (args.baseline_src / "aimass" / "__init__.py").is_file():
+            parser.error(f"{args.baseline_src} holds no aimass package (a copy of a src/)")
         codes.append(("baseline", args.baseline_src.resolve()))
     with tempfile.TemporaryDirectory() as tmp:
         model = build(Path(tmp))
