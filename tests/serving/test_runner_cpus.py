@@ -1,4 +1,5 @@
-"""A runner process runs on cores of its own when the server is confined to some of the node's."""
+"""With ``runner_own_cores``, a runner process runs on cores of its own when the server is
+confined to some of the node's."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def confined() -> Iterator[set[int]]:
 def test_a_runner_of_a_confined_server_runs_on_a_core_the_server_does_not_use(
     model: Path, confined: set[int]
 ) -> None:
-    with shared_runner(runner_folder(), f"test-{uuid.uuid4().hex}", threads=1):
+    with shared_runner(runner_folder(), f"test-{uuid.uuid4().hex}", threads=1, own_cores=True):
         predictor = start_host("torchscript", model, False)
     try:
         cpus = set(predictor.host.facts["cpus"])  # what the runner's own affinity says
@@ -89,9 +90,21 @@ def test_a_runner_of_a_server_on_every_core_keeps_the_servers_affinity(model: Pa
     server = os.sched_getaffinity(0)
     if node_cores() - server:
         pytest.skip("this test process is itself confined")
-    with shared_runner(runner_folder(), f"test-{uuid.uuid4().hex}", threads=1):
+    with shared_runner(runner_folder(), f"test-{uuid.uuid4().hex}", threads=1, own_cores=True):
         predictor = start_host("torchscript", model, False)
     try:
         assert set(predictor.host.facts["cpus"]) == server
+    finally:
+        predictor.close()
+
+
+@needs_bwrap
+def test_without_own_cores_a_runner_of_a_confined_server_runs_where_the_server_does(
+    model: Path, confined: set[int]
+) -> None:
+    with shared_runner(runner_folder(), f"test-{uuid.uuid4().hex}", threads=1):
+        predictor = start_host("torchscript", model, False)
+    try:
+        assert set(predictor.host.facts["cpus"]) == confined
     finally:
         predictor.close()
