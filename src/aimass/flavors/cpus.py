@@ -1,14 +1,16 @@
 """Which cores a runner process runs on: its own, away from the serving workers, when spare.
 
-A runner process computes one model for every worker of its node, so it competes
-with them for CPU when it shares their cores. When the server is confined to some
-of the node's cores (``taskset -c 0 aimass server``, a cpuset, a container's
-``--cpuset-cpus`` narrower than the node), the cores it may not use are spare for
-the runners: a runner for a deployment whose ``resources.cpu`` is N runs on N of
-them (all of them if fewer), chosen by the runner's key so that the runners of
-several deployments spread over the spare cores. When the server may use every
-core (the default), nothing is spare and the runner keeps the server's affinity:
-the kernel schedules it like any other process.
+Used only with ``AIMASS_RUNNER_OWN_CORES=true`` (``Settings.runner_own_cores``; off by
+default: on a machine whose other cores are busy it served less, see
+``benchmarks/serving/RUNNERS.md``). A runner process computes one model for every
+worker of its node, so it competes with them for CPU when it shares their cores. When
+the server is confined to some of the node's cores (``taskset -c 0 aimass server``, a
+cpuset, a container's ``--cpuset-cpus`` narrower than the node), the cores it may not
+use are spare for the runners: a runner for a deployment whose ``resources.cpu`` is N
+then runs on N of them (all of them if fewer), chosen by the runner's key so that the
+runners of several deployments spread over the spare cores. When the server may use
+every core, nothing is spare and the runner keeps the server's affinity: the kernel
+schedules it like any other process.
 """
 
 from __future__ import annotations
