@@ -1,23 +1,29 @@
 """The heavy MLP under load: served rows/s against its in-process batch-64 rows/s.
 
     .venv/bin/python benchmarks/serving/heavy_batching.py [--seconds 15] [--clients 64]
-        [--baseline-src DIR]
+        [--rounds N] [--layouts own shared] [--baseline-src DIR]
 
 Runs from the repository's .venv only (torch, no peers): builds the compute-heavy
 MLP of bench.py (30→2048→2048→2048→2, TorchScript with its signature; random
 weights, which cost the same as trained ones), measures the in-process ceiling
 on core 0 (aimass's flavor, one thread, batch 64, best of three windows), then
 serves it with one worker pinned to core 0 (batching 64 / 2 ms) and loads it
-with ``wrk -t1 -c{clients}`` pinned to core 1, one-row v2 requests. Prints the
-served rows/s, its share of the ceiling, and the mean batch and what closed the
-batches from /metrics. With ``--baseline-src`` (a copy of another commit's
-``src``, e.g. ``git archive BASE src | tar -x -C /tmp/base``) the same is run
-against that code too, in the same run, so the ratio holds on a loaded machine.
+with ``wrk -t1 -c{clients}`` pinned to core 1, one-row v2 requests. The model runs
+in the node's runner process (TorchScript is code-bearing): with ``--layouts own``
+(the default) the server runs with ``AIMASS_RUNNER_OWN_CORES=true``, so the runner
+takes a core the server does not use (core 1, beside wrk); with ``shared`` it stays on
+core 0 with the server (as older code does); ``--layouts own shared`` alternates both.
+Prints the served rows/s, its share of the ceiling, the mean batch and what closed
+the batches from /metrics, the runner's cores, and each side's CPU time per answered
+row. With ``--baseline-src`` (a copy of another commit's ``src``, e.g. ``git archive BASE src
+| tar -x -C /tmp/base``) the same is run against that code too, in the same run, so
+the ratio holds on a loaded machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -154,13 +160,14 @@ def free_port() -> int:
 
 
 def serve_and_load(
-    label: str, src: Path | None, model: Path, clients: int, seconds: float
+    label: str, src: Path | None, model: Path, clients: int, seconds: float, own_cores: bool
 ) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="aimass-heavy-"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIMASS_")}
     env.update(ONE_THREAD, AIMASS_HOME=str(home), AIMASS_JOBS="false")
+    env["AIMASS_RUNNER_OWN_CORES"] = "true" if own_cores else "false"
     if src is not None:
         env["PYTHONPATH"] = str(src)
     log = open(home / "server.log", "wb")  # noqa: SIM115 - the child keeps it
@@ -242,6 +249,10 @@ def serve_and_load(
         errors = sum(run["errors"].values())
         batches = delta.get("aimass_inference_batch_size_count", 0.0)
         rows = run["requests"] - errors
+        cores: list[int] = []
+        for pid in runners:
+            with contextlib.suppress(OSError):
+                cores += sorted(os.sched_getaffinity(pid))
 
         def cpu(pids: list[int]) -> float:
             return sum(cpu_after.get(p, 0.0) - cpu_before.get(p, 0.0) for p in pids)
@@ -249,6 +260,7 @@ def serve_and_load(
         return {
             "label": label,
             "rows": rows,
+            "runner_cores": cores,
             # CPU µs per answered row: the server's processes (HTTP, batching) and the runner's.
             "server_cpu_us_per_row": 1e6 * cpu(servers) / rows if rows else None,
             "runner_cpu_us_per_row": 1e6 * cpu(runners) / rows if rows else None,
@@ -277,19 +289,28 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=1, help="alternate the codes this often")
     parser.add_argument("--baseline-src", type=Path, help="another commit's src/ to compare")
+    parser.add_argument(
+        "--layouts", nargs="+", choices=("own", "shared"), default=["own"],
+        help="own: the runner on a core of its own (AIMASS_RUNNER_OWN_CORES, core 1 beside "
+        "wrk); shared: on core 0 with the server; several alternate in each round",
+    )  # fmt: skip
     args = parser.parse_args()
-    codes: list[tuple[str, Path | None]] = [("this checkout", None)]
+    codes: list[tuple[str, Path | None, bool]] = [
+        (f"this checkout, runner {layout}", None, layout == "own") for layout in args.layouts
+    ]
     if args.baseline_src is not None:
-        codes.append(("baseline", args.baseline_src.resolve()))
+        if not (args.baseline_src / "aimass" / "__init__.py").is_file():
+            parser.error(f"{args.baseline_src} holds no aimass package (a copy of a src/)")
+        codes.append(("baseline", args.baseline_src.resolve(), False))
     with tempfile.TemporaryDirectory() as tmp:
         model = build(Path(tmp))
         load = os.getloadavg()
         runs = []
         for _ in range(args.rounds):
-            for label, src in codes:
+            for label, src, own_cores in codes:
                 # The ceiling right before each served run: on a shared machine it moves.
                 ceil = ceiling(model, 3.0)
-                run = serve_and_load(label, src, model, args.clients, args.seconds)
+                run = serve_and_load(label, src, model, args.clients, args.seconds, own_cores)
                 run["ceiling"] = ceil["rows_per_s"]
                 run["model_us_per_row"] = 1e6 / ceil["rows_per_cpu_s"]
                 runs.append(run)
@@ -314,16 +335,23 @@ def main() -> None:
         # the server (HTTP, JSON, batching, its end of the hop). With core 0 saturated, the
         # share a quiet machine reaches is about model / (runner + server).
         print()
-        print("| code | model alone µs/row (batch 64) | runner µs/row | server µs/row | "
-              "CPU share (model / runner + server) |")  # fmt: skip
-        print("| --- | ---: | ---: | ---: | ---: |")
+        # With the runner on a core of its own, server and runner work side by side (one
+        # half of the clients' batch computes while the server answers the other half): the
+        # bound is then the busier side, model / max(runner, server).
+        print("| code | runner cores | model alone µs/row (batch 64) | runner µs/row | "
+              "server µs/row | CPU share, one core (model / (runner + server)) | "
+              "CPU share, own cores (model / max(runner, server)) |")  # fmt: skip
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
         for r in runs:
             runner, server = r["runner_cpu_us_per_row"], r["server_cpu_us_per_row"]
             if runner is None or server is None:
                 continue
+            model = r["model_us_per_row"]
             print(
-                f"| {r['label']} | {r['model_us_per_row']:.0f} | {runner:.0f} | {server:.0f} | "
-                f"{100 * r['model_us_per_row'] / (runner + server):.0f} % |"
+                f"| {r['label']} | {','.join(map(str, r['runner_cores'])) or '?'} | "
+                f"{model:.0f} | {runner:.0f} | {server:.0f} | "
+                f"{100 * model / (runner + server):.0f} % | "
+                f"{100 * model / max(runner, server):.0f} % |"
             )
 
 

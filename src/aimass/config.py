@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     #: Serve cached ONNX models with their weights memory-mapped from one file per node,
     #: shared by the node's workers (off: each worker holds its own copy on its heap).
     onnx_shared_weights: bool = True
+    #: Pin each runner process to ``resources.cpu`` of the node's cores that the server
+    #: may not use (when the server is confined to some, e.g. by ``taskset``); off: a
+    #: runner runs where the server does.
+    runner_own_cores: bool = False
     jobs: bool = True
     job_executor: Literal["local", "ray"] = "local"
     job_slots: float | None = Field(default=None, gt=0)
@@ -235,6 +239,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_RECONCILE_INTERVAL": str(settings.reconcile_interval),
         "AIMASS_TUNE_GC": "true" if settings.tune_gc else "false",
         "AIMASS_ONNX_SHARED_WEIGHTS": "true" if settings.onnx_shared_weights else "false",
+        "AIMASS_RUNNER_OWN_CORES": "true" if settings.runner_own_cores else "false",
         "AIMASS_JOBS": "true" if settings.jobs else "false",
         "AIMASS_JOB_EXECUTOR": settings.job_executor,
         "AIMASS_JOB_LEASE_S": str(settings.job_lease_s),

@@ -1,8 +1,8 @@
 """The sandboxed model host: loads one code-bearing model file and answers predict requests.
 
 Run only by :mod:`aimass.flavors.sandboxed`, under bubblewrap, as
-``python -m aimass.flavors._host [--threads N] <flavor> <path> <trusted 0|1>``. It loads the
-file with the flavor's in-process loader (for untrusted TorchScript, after
+``python -m aimass.flavors._host [--threads N] [--cpus LIST] <flavor> <path> <trusted 0|1>``.
+It loads the file with the flavor's in-process loader (for untrusted TorchScript, after
 checking every operator against the allow-list), sends one ``ready`` message
 (the signature and what the evaluator needs to know), then answers requests
 read from stdin on a copy of the original stdout, both in :mod:`._wire`
@@ -76,6 +76,7 @@ def _facts(predictor: Predictor) -> dict[str, Any]:
         else predictor.signature.model_dump(mode="json"),
         "named": callable(getattr(predictor, "predict_named", None)),
         "threads": running_threads(predictor),
+        "cpus": sorted(os.sched_getaffinity(0)),
     }
     if isinstance(classes, np.ndarray) and classes.ndim == 1:
         facts["classes"] = [_wire._json_value(c) for c in classes.tolist()]
@@ -234,11 +235,18 @@ def main() -> None:
 
     ``--threads N`` (first, when given): the replica's CPU share, which sizes the
     model's thread pools (see :func:`aimass.flavors.base.dedicate_threads`).
+    ``--cpus LIST`` (next, when given): the cores the process runs on (see
+    :mod:`aimass.flavors.cpus`).
     """
     args = sys.argv[1:]
     threads: int | None = None
     if args[:1] == ["--threads"]:
         threads, args = int(args[1]), args[2:]
+    if args[:1] == ["--cpus"]:
+        from aimass.flavors.cpus import parse_cpu_list, pin
+
+        pin(parse_cpu_list(args[1]))  # before any library starts a thread; refused: as is
+        args = args[2:]
     flavor, path, trusted = args[0], args[1], args[2] == "1"
     outbox = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # prints (prim::Print, a pickle's print) must not corrupt the wire

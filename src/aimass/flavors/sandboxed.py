@@ -40,6 +40,7 @@ import aimass.flavors._wire as _wire
 import aimass.sandbox as sandbox
 from aimass.errors import InvalidInput, Unavailable, Unprocessable
 from aimass.flavors.base import process_threads
+from aimass.flavors.cpus import cpus_argv, runner_cores, spare_cores
 from aimass.flavors.signature import Signature
 
 if TYPE_CHECKING:
@@ -229,22 +230,25 @@ def _raise_for(header: Mapping[str, Any], doing: str) -> NoReturn:
     raise InvalidInput(f"the model failed on this input: {message}")
 
 
-#: The runner process a ``start_host`` in this context joins (or starts): its folder, key
-#: and thread count.
-_SHARED: ContextVar[tuple[Path, str, int | None] | None] = ContextVar(
+#: The runner process a ``start_host`` in this context joins (or starts): its folder, key,
+#: thread count and whether it takes cores of its own.
+_SHARED: ContextVar[tuple[Path, str, int | None, bool] | None] = ContextVar(
     "aimass_shared_runner", default=None
 )
 
 
 @contextlib.contextmanager
-def shared_runner(folder: Path, key: str, threads: int | None = None) -> Iterator[None]:
+def shared_runner(
+    folder: Path, key: str, threads: int | None = None, *, own_cores: bool = False
+) -> Iterator[None]:
     """Within this block, ``start_host`` joins the node's runner process for ``key``.
 
     One runner process per key and node, whichever worker starts it (see
     :class:`SharedHost`); ``folder`` holds its socket and lock file. ``threads``: the
-    replica's CPU share, which sizes the model's thread pools in the runner.
+    replica's CPU share, which sizes the model's thread pools in the runner. ``own_cores``:
+    a runner started here runs on that many cores the server may not use, if any.
     """
-    token = _SHARED.set((folder, key, threads))
+    token = _SHARED.set((folder, key, threads, own_cores))
     try:
         yield
     finally:
@@ -270,10 +274,13 @@ class SharedHost:
 
     ``start`` connects to the runner's Unix socket; when none answers it starts one
     under bubblewrap (``_host --listen``), which takes the key's lock file: of the
-    workers that race, one runner wins and the others connect to it. The runner
-    outlives the worker that started it and ends once no worker has been connected
-    for a while. ``call`` sends one request and waits for its reply (one at a time per
-    worker; the runner runs one model call at a time for all of them).
+    workers that race, one runner wins and the others connect to it. With
+    ``own_cores``, when the server is confined to some of the node's cores, the runner
+    runs on ``threads`` of the others (:mod:`aimass.flavors.cpus`), so the model does
+    not compete with the workers' HTTP for a core. The runner outlives the worker that
+    started it and ends once no worker has been connected for a while. ``call`` sends
+    one request and waits for its reply (one at a time per worker; the runner runs one
+    model call at a time for all of them).
     """
 
     def __init__(
@@ -284,11 +291,13 @@ class SharedHost:
         folder: Path,
         key: str,
         threads: int | None = None,
+        own_cores: bool = False,
     ) -> None:
         self.flavor = flavor
         self.path = path.resolve()
         self.trusted = trusted
         self.threads = threads
+        self.own_cores = own_cores
         # A folder per runner, and only that one writable in its sandbox: a hostile model
         # must not reach (or replace) the sockets of the node's other runners. A new CPU
         # share is a new runner: the old one, sized for the old share, ends once left.
@@ -388,6 +397,7 @@ class SharedHost:
         )
         command = [
             sys.executable, "-s", "-m", "aimass.flavors._host", *_threads_argv(self.threads),
+            *cpus_argv(self._cores()),
             self.flavor, str(self.path), "1" if self.trusted else "0",
             "--listen", str(self.socket_path), str(self.lock_path),
         ]  # fmt: skip
@@ -411,6 +421,12 @@ class SharedHost:
         process.stdout.close()
         if header.get("ok") is not True:
             _raise_for(header, "loading the model")
+
+    def _cores(self) -> list[int] | None:
+        """The cores to pin a new runner to (``own_cores``), or None: the server's."""
+        if not self.own_cores:
+            return None
+        return runner_cores(self.threads or 1, str(self.folder), spare_cores())
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
@@ -548,8 +564,8 @@ def start_host(flavor: str, path: Path, trusted: bool) -> SandboxedPredictor:
     shared = _SHARED.get()
     host: ModelHost | SharedHost
     if shared is not None:
-        folder, key, threads = shared
-        host = SharedHost(flavor, path, trusted, folder, key, threads)
+        folder, key, threads, own_cores = shared
+        host = SharedHost(flavor, path, trusted, folder, key, threads, own_cores)
     else:
         host = ModelHost(flavor, path, trusted, process_threads())
     facts = host.start()

@@ -100,6 +100,7 @@ class Platform:
             max_queue_wait_s=settings.max_queue_wait_s or None,
             ray_namespace=settings.ray_namespace,
             shared_weights=settings.onnx_shared_weights,
+            runner_own_cores=settings.runner_own_cores,
             ray_address=self._ray_address,
         )
         self.services.add(self.reconciler, "every", topics=("deployments",))

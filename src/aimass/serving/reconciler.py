@@ -98,6 +98,7 @@ class DeploymentReconciler(LoopService):
         ray_namespace: str = ray_replicas.RAY_NAMESPACE,
         shared_weights: bool = True,
         ray_address: RayAddress = ray_replicas.no_cluster,
+        runner_own_cores: bool = False,
     ) -> None:
         super().__init__(interval)
         #: Where this installation's Ray replica actors live (runner "ray").
@@ -107,6 +108,7 @@ class DeploymentReconciler(LoopService):
         self.ray_address = ray_address
         #: Load cached models in the form the node's processes share (``Flavor.load_cached``).
         self.shared_weights = shared_weights
+        self.runner_own_cores = runner_own_cores
         #: A request that waited longer for its model's batch is refused (429), not run.
         self.max_queue_wait_s = max_queue_wait_s
         #: The fusion strategies an ensemble deployment may name.
@@ -417,7 +419,8 @@ class DeploymentReconciler(LoopService):
                  str(version.version), version.sha256, str(version.trusted))
             ) + (f"|replica{replica}" if replica else "")  # fmt: skip
             # The runner is the replica's own process: its CPU share sizes the model's pools.
-            with shared_runner(runner_folder(), key, replica_threads(item.resources.cpu)):
+            threads = replica_threads(item.resources.cpu)
+            with shared_runner(runner_folder(), key, threads, own_cores=self.runner_own_cores):
                 if mode == "process" and version.flavor in PROCESS_FLAVORS:
                     predictor = start_host(version.flavor, path, version.trusted)
                 else:
