@@ -159,6 +159,8 @@ def _spy(cluster: Cluster, folder: str) -> list[Any]:
         role = "leader" if i == leader else "follower"
         out = Path(folder) / f"{role}.txt"
         cmd = [spy, "record", "-p", str(node.pid), "-r", "200", "-f", "raw", "-o", str(out)]
+        if os.environ.get("AIMASS_BENCH_SPY_GIL"):  # CPU only: samples of the GIL's holder
+            cmd.append("--gil")
         procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     return [(p, signal.SIGINT) for p in procs]
 

@@ -20,6 +20,9 @@ from sqlalchemy.orm import Session
 
 from aimass.auth.service import delete_job_tokens
 from aimass.errors import Conflict, NotFound, Unprocessable
+from aimass.jobs.attempts import start_attempt as start_attempt
+from aimass.jobs.attempts import start_attempts as start_attempts
+from aimass.jobs.attempts import succeed_attempt
 from aimass.jobs.catalog import EntryCatalog
 from aimass.jobs.entities import (
     Job,
@@ -30,7 +33,7 @@ from aimass.jobs.entities import (
     Outcome,
     StoredSource,
 )
-from aimass.jobs.fencing import claim, conditional, conditional_row, reload
+from aimass.jobs.fencing import claim, conditional, reload
 from aimass.store.orm import (
     DatasetRow,
     DatasetVersionRow,
@@ -293,31 +296,6 @@ def retry_job(session: Session, job_id: int, project: str | None = None) -> Job:
     return row.to_entity()
 
 
-def start_attempt(
-    session: Session, job_id: int, node: str, lease_s: float, now: datetime | None = None
-) -> Job:
-    """queued → running as the next attempt, holding a lease for ``lease_s`` seconds."""
-    now = now or utcnow()
-    row = conditional_row(
-        session,
-        job_id,
-        JobRow.state == "queued",
-        state="running",
-        attempt=JobRow.attempt + 1,
-        node=node,
-        started_at=now,
-        finished_at=None,
-        next_attempt_at=None,
-        lease_expires_at=now + timedelta(seconds=lease_s),
-        reason=None,
-    )
-    if row is None:
-        state = reload(session, job_id).state
-        raise Conflict(f"job {job_id} is {state}, not queued; it cannot start")
-    _event(session, row, "running", f"attempt {row.attempt} on {node}", now)
-    return row.to_entity()
-
-
 def record_node(
     session: Session, job_id: int, attempt: int, node: str, now: datetime | None = None
 ) -> bool:
@@ -448,16 +426,30 @@ def finish_attempt(
     requeues with exponential backoff; an infrastructure failure requeues at
     once without using it. A job whose cancel was requested ends cancelled.
     """
+    end_attempt(session, job_id, attempt, outcome, reason, infra, outputs, now)
+    return reload(session, job_id).to_entity()
+
+
+def end_attempt(
+    session: Session,
+    job_id: int,
+    attempt: int,
+    outcome: Outcome,
+    reason: str | None = None,
+    infra: bool = False,
+    outputs: Mapping[str, JsonValue] | None = None,
+    now: datetime | None = None,
+) -> None:
+    """``finish_attempt`` without reading the job back (the scheduler's exits)."""
     now = now or utcnow()
+    if outcome == "succeeded":
+        succeed_attempt(session, job_id, attempt, outputs, now)
+        return
     row = claim(session, job_id, attempt)
     if outputs:
         row.outputs = {**(row.outputs or {}), **outputs}
-    if outcome == "succeeded":
-        _finish(session, row, "succeeded", None, now)
-    else:
-        _fail_attempt(session, row, reason or "the attempt failed", infra, now)
+    _fail_attempt(session, row, reason or "the attempt failed", infra, now)
     session.flush()
-    return row.to_entity()
 
 
 def expire_leases(session: Session, now: datetime | None = None) -> list[int]:

@@ -315,15 +315,19 @@ class Scheduler(_EventLoopService):
         if down is not None:  # its cluster is unreachable: every queued job waits for it
             plan.start.clear()
             plan.waiting = {j.id: f"waiting: {down}" for j in queue}
-        for job in plan.start:
-            started = service.start_attempt(session, job.id, self.node, self.lease_s, now)
+        # One UPDATE for every job that starts (those cancelled meanwhile are skipped).
+        queued = {j.id: j for j in plan.start}
+        for started in service.start_attempts(session, list(queued), self.node, self.lease_s, now):
             secret = None
             if self.server_url is not None:
+                job = queued[started.id]
                 secret = create_job_token(
                     session, job.id, started.attempt, job.project, job.project_id
                 )
             # A first attempt has no predecessor whose checkpoint it could resume from.
-            checkpoint = records.latest_checkpoint(session, job.id) if started.attempt > 1 else None
+            checkpoint = (
+                records.latest_checkpoint(session, started.id) if started.attempt > 1 else None
+            )
             starts.append((started, checkpoint, secret))
         reasons = {j.id: j.reason for j in queue}
         service.set_waiting_reasons(
@@ -465,7 +469,7 @@ class Scheduler(_EventLoopService):
         """
         try:
             with self.db.session() as session:
-                service.finish_attempt(
+                service.end_attempt(
                     session,
                     job_id,
                     attempt,

@@ -1,0 +1,132 @@
+"""Attempts starting and succeeding: the two writes every job makes, in few statements.
+
+Placement starts every job it chose in one tick with one conditional UPDATE
+(``WHERE id IN (...) AND state = 'queued'``), reads their projects in one
+SELECT and inserts their events in one batch: the statements of a tick do not
+grow with the number of jobs it starts. An attempt that succeeds ends with one
+conditional UPDATE on ``(id, attempt, state='running')`` (the fence of
+``fencing.claim``, which takes the row's write lock in the same statement), its
+event and the delete of its tokens; no ORM unit of work, no reload. A failure
+(retry, requeue, cancel) goes through ``service.finish_attempt``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import JsonValue
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from aimass.auth.service import delete_job_tokens
+from aimass.errors import Conflict
+from aimass.jobs.entities import Job
+from aimass.jobs.fencing import claim, conditional, reload
+from aimass.store.orm import JobEventRow, JobRow, ProjectRow, utcnow
+
+
+def start_attempts(
+    session: Session,
+    job_ids: Sequence[int],
+    node: str,
+    lease_s: float,
+    now: datetime | None = None,
+) -> list[Job]:
+    """queued → running as each job's next attempt, with a lease of ``lease_s`` seconds.
+
+    Jobs no longer queued (cancelled meanwhile) are skipped; the others come
+    back in the order of ``job_ids``. Three statements however many jobs start.
+    """
+    if not job_ids:
+        return []
+    now = now or utcnow()
+    rows = session.scalars(
+        update(JobRow)
+        .where(JobRow.id.in_(job_ids), JobRow.state == "queued")
+        .values(
+            state="running",
+            attempt=JobRow.attempt + 1,
+            node=node,
+            started_at=now,
+            finished_at=None,
+            next_attempt_at=None,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            reason=None,
+        )
+        .returning(JobRow)
+        .execution_options(populate_existing=True),
+        execution_options={"synchronize_session": False},
+    ).all()
+    if not rows:
+        return []
+    # Into the identity map: each row's ``project`` (to_entity) is then found there, not read.
+    session.scalars(select(ProjectRow).where(ProjectRow.id.in_({r.project_id for r in rows})))
+    session.execute(
+        insert(JobEventRow),
+        [
+            {
+                "job_id": r.id,
+                "at": now,
+                "state": "running",
+                "attempt": r.attempt,
+                "reason": f"attempt {r.attempt} on {node}",
+            }
+            for r in rows
+        ],
+    )
+    by_id = {r.id: r for r in rows}
+    return [by_id[i].to_entity() for i in job_ids if i in by_id]
+
+
+def start_attempt(
+    session: Session, job_id: int, node: str, lease_s: float, now: datetime | None = None
+) -> Job:
+    """queued → running as the next attempt, holding a lease for ``lease_s`` seconds."""
+    started = start_attempts(session, [job_id], node, lease_s, now)
+    if not started:
+        state = reload(session, job_id).state
+        raise Conflict(f"job {job_id} is {state}, not queued; it cannot start")
+    return started[0]
+
+
+def succeed_attempt(
+    session: Session,
+    job_id: int,
+    attempt: int,
+    outputs: Mapping[str, JsonValue] | None = None,
+    now: datetime | None = None,
+) -> None:
+    """running → succeeded for ``attempt``; Conflict (or NotFound) unless it is current.
+
+    One conditional UPDATE ends it and locks the row; the outputs, when there
+    are any, are merged into the stored ones under that lock.
+    """
+    now = now or utcnow()
+    ended = session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.attempt == attempt, JobRow.state == "running")
+        .values(
+            state="succeeded",
+            finished_at=now,
+            next_attempt_at=None,
+            reason=None,
+            lease_expires_at=None,
+            node=None,
+        )
+        .returning(JobRow.outputs),
+        execution_options={"synchronize_session": False},
+    ).first()
+    if ended is None:
+        claim(session, job_id, attempt)  # raises the precise Conflict or NotFound
+        raise Conflict(f"attempt {attempt} of job {job_id} is no longer running")  # not reached
+    if outputs:
+        merged: dict[str, Any] = {**(ended.outputs or {}), **outputs}
+        conditional(session, job_id, outputs=merged)
+    session.execute(
+        insert(JobEventRow).values(
+            job_id=job_id, at=now, state="succeeded", attempt=attempt, reason=None
+        )
+    )
+    delete_job_tokens(session, job_id)
