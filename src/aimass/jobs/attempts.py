@@ -61,8 +61,11 @@ def start_attempts(
     ).all()
     if not rows:
         return []
-    # Into the identity map: each row's ``project`` (to_entity) is then found there, not read.
-    session.scalars(select(ProjectRow).where(ProjectRow.id.in_({r.project_id for r in rows})))
+    # Into the identity map (held here: it keeps rows by weak reference), where each
+    # row's ``project`` (``to_entity``) is then found instead of read one at a time.
+    projects = session.scalars(
+        select(ProjectRow).where(ProjectRow.id.in_({r.project_id for r in rows}))
+    ).all()
     session.execute(
         insert(JobEventRow),
         [
@@ -77,7 +80,9 @@ def start_attempts(
         ],
     )
     by_id = {r.id: r for r in rows}
-    return [by_id[i].to_entity() for i in job_ids if i in by_id]
+    started = [by_id[i].to_entity() for i in job_ids if i in by_id]
+    del projects
+    return started
 
 
 def start_attempt(

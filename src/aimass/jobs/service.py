@@ -10,7 +10,7 @@ concurrent writers on PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -452,19 +452,34 @@ def end_attempt(
     session.flush()
 
 
-def expire_leases(session: Session, now: datetime | None = None) -> list[int]:
+#: (job id, attempt, lease_expires_at) of a running attempt.
+Lease = tuple[int, int, datetime | None]
+#: (job id, attempt, started_at, timeout_s) of a running attempt.
+Deadline = tuple[int, int, datetime | None, float | None]
+
+
+def expire_leases(
+    session: Session, now: datetime | None = None, running: Sequence[Lease] | None = None
+) -> list[int]:
     """Requeue running jobs whose lease ran out (infrastructure failures); their ids.
 
     A job out of infrastructure requeues fails instead, and one whose cancel
     was requested ends cancelled; both are in the returned ids too, since the
-    attempt is over either way.
+    attempt is over either way. ``running``: the running attempts, when the
+    caller has just read them (placement); each is checked again as it is ended.
     """
     now = now or utcnow()
-    expired = session.execute(
-        select(JobRow.id, JobRow.attempt, JobRow.lease_expires_at).where(
-            JobRow.state == "running", JobRow.lease_expires_at < now
-        )
-    ).all()
+    if running is None:
+        expired = [
+            (r.id, r.attempt, r.lease_expires_at)
+            for r in session.execute(
+                select(JobRow.id, JobRow.attempt, JobRow.lease_expires_at).where(
+                    JobRow.state == "running", JobRow.lease_expires_at < now
+                )
+            )
+        ]
+    else:
+        expired = [r for r in running if r[2] is not None and aware_utc(r[2]) < now]
     ended: list[int] = []
     for job_id, attempt, lease_expires_at in expired:
         if not conditional(
@@ -507,14 +522,24 @@ def abandon_attempts(
     return ended
 
 
-def enforce_timeouts(session: Session, now: datetime | None = None) -> list[int]:
-    """Fail running attempts past their job's ``timeout_s`` (a failure of the job's own)."""
+def enforce_timeouts(
+    session: Session, now: datetime | None = None, running: Sequence[Deadline] | None = None
+) -> list[int]:
+    """Fail running attempts past their job's ``timeout_s`` (a failure of the job's own).
+
+    ``running``: the running attempts, when the caller has just read them.
+    """
     now = now or utcnow()
-    candidates = session.execute(
-        select(JobRow.id, JobRow.attempt, JobRow.started_at, JobRow.timeout_s).where(
-            JobRow.state == "running", JobRow.timeout_s.is_not(None)
-        )
-    ).all()
+    candidates: Sequence[Deadline] = running or []
+    if running is None:
+        candidates = [
+            (r.id, r.attempt, r.started_at, r.timeout_s)
+            for r in session.execute(
+                select(JobRow.id, JobRow.attempt, JobRow.started_at, JobRow.timeout_s).where(
+                    JobRow.state == "running", JobRow.timeout_s.is_not(None)
+                )
+            )
+        ]
     ended: list[int] = []
     for job_id, attempt, started_at, timeout_s in candidates:
         if started_at is None or timeout_s is None:
@@ -529,23 +554,6 @@ def enforce_timeouts(session: Session, now: datetime | None = None) -> list[int]
         ended.append(job_id)
     session.flush()
     return ended
-
-
-def queued_jobs(session: Session, limit: int = 256) -> list[Job]:
-    """The queue in scheduling order: priority (higher first), then first come first served."""
-    rows = session.scalars(
-        select(JobRow)
-        .where(JobRow.state == "queued")
-        .order_by(JobRow.priority.desc(), JobRow.created_at, JobRow.id)
-        .limit(limit)
-    )
-    return [r.to_entity() for r in rows]
-
-
-def running_jobs(session: Session) -> list[Job]:
-    """Every running job, on any node."""
-    rows = session.scalars(select(JobRow).where(JobRow.state == "running").order_by(JobRow.id))
-    return [r.to_entity() for r in rows]
 
 
 def set_waiting_reasons(session: Session, reasons: Mapping[int, str]) -> int:
