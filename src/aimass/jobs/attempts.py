@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import JsonValue
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from aimass.auth.service import delete_job_tokens
@@ -25,6 +25,10 @@ from aimass.errors import Conflict
 from aimass.jobs.entities import Job
 from aimass.jobs.fencing import claim, conditional, reload
 from aimass.store.orm import JobEventRow, JobRow, ProjectRow, utcnow
+
+#: The tables, for Core statements (no ORM entity in them: a fraction of the ORM's cost).
+JOBS = cast("Table", JobRow.__table__)
+EVENTS = cast("Table", JobEventRow.__table__)
 
 
 def start_attempts(
@@ -67,7 +71,7 @@ def start_attempts(
         select(ProjectRow).where(ProjectRow.id.in_({r.project_id for r in rows}))
     ).all()
     session.execute(
-        insert(JobEventRow),
+        insert(EVENTS),
         [
             {
                 "job_id": r.id,
@@ -109,9 +113,10 @@ def succeed_attempt(
     are any, are merged into the stored ones under that lock.
     """
     now = now or utcnow()
+    jobs = JOBS.c
     ended = session.execute(
-        update(JobRow)
-        .where(JobRow.id == job_id, JobRow.attempt == attempt, JobRow.state == "running")
+        update(JOBS)
+        .where(jobs.id == job_id, jobs.attempt == attempt, jobs.state == "running")
         .values(
             state="succeeded",
             finished_at=now,
@@ -120,8 +125,7 @@ def succeed_attempt(
             lease_expires_at=None,
             node=None,
         )
-        .returning(JobRow.outputs),
-        execution_options={"synchronize_session": False},
+        .returning(jobs.outputs)
     ).first()
     if ended is None:
         claim(session, job_id, attempt)  # raises the precise Conflict or NotFound
@@ -130,7 +134,7 @@ def succeed_attempt(
         merged: dict[str, Any] = {**(ended.outputs or {}), **outputs}
         conditional(session, job_id, outputs=merged)
     session.execute(
-        insert(JobEventRow).values(
+        insert(EVENTS).values(
             job_id=job_id, at=now, state="succeeded", attempt=attempt, reason=None
         )
     )

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 
 from aimass.auth.service import delete_job_tokens
 from aimass.errors import Conflict, NotFound, Unprocessable
+from aimass.jobs.attempts import JOBS, succeed_attempt
 from aimass.jobs.attempts import start_attempt as start_attempt
 from aimass.jobs.attempts import start_attempts as start_attempts
-from aimass.jobs.attempts import succeed_attempt
 from aimass.jobs.catalog import EntryCatalog
 from aimass.jobs.entities import (
     Job,
@@ -566,15 +566,15 @@ def set_waiting_reasons(session: Session, reasons: Mapping[int, str]) -> int:
         by_reason.setdefault(reason, []).append(job_id)
     changed = 0
     for reason, ids in by_reason.items():
+        jobs = JOBS.c  # a Core UPDATE: no ORM entity to synchronise
         result = session.execute(
-            update(JobRow)
+            update(JOBS)
             .where(
-                JobRow.id.in_(ids),
-                JobRow.state == "queued",
-                JobRow.reason.is_(None) | (JobRow.reason != reason),
+                jobs.id.in_(ids),
+                jobs.state == "queued",
+                jobs.reason.is_(None) | (jobs.reason != reason),
             )
-            .values(reason=reason),
-            execution_options={"synchronize_session": False},
+            .values(reason=reason)
         )
         changed += cast("CursorResult[Any]", result).rowcount
     return changed
