@@ -1,13 +1,17 @@
 """Attempts starting and succeeding: the two writes every job makes, in few statements.
 
 Placement starts every job it chose in one tick with one conditional UPDATE
-(``WHERE id IN (...) AND state = 'queued'``), reads their projects in one
-SELECT and inserts their events in one batch: the statements of a tick do not
-grow with the number of jobs it starts. An attempt that succeeds ends with one
-conditional UPDATE on ``(id, attempt, state='running')`` (the fence of
-``fencing.claim``, which takes the row's write lock in the same statement), its
-event and the delete of its tokens; no ORM unit of work, no reload. A failure
-(retry, requeue, cancel) goes through ``service.finish_attempt``.
+(``WHERE id IN (...) AND state = 'queued'``), reads their projects' names in
+one SELECT and inserts their events in one batch: the statements of a tick do
+not grow with the number of jobs it starts. These are Core statements on the
+tables (no ORM entity in them, a fraction of the ORM's cost per statement); a
+row of the job this session already holds is expired, so it is read afresh.
+
+An attempt that succeeds ends with one conditional UPDATE on
+``(id, attempt, state='running')`` (the fence of ``fencing.claim``, which takes
+the row's write lock in the same statement), its event and the delete of its
+tokens; no ORM unit of work, no reload. A failure (retry, requeue, cancel) goes
+through ``service.finish_attempt``.
 """
 
 from __future__ import annotations
@@ -17,18 +21,19 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pydantic import JsonValue
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Row, Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from aimass.auth.service import delete_job_tokens
 from aimass.errors import Conflict
-from aimass.jobs.entities import Job
+from aimass.jobs.entities import Job, Resources
 from aimass.jobs.fencing import claim, conditional, reload
-from aimass.store.orm import JobEventRow, JobRow, ProjectRow, utcnow
+from aimass.store.orm import JobEventRow, JobRow, ProjectRow, aware_utc, utcnow
 
 #: The tables, for Core statements (no ORM entity in them: a fraction of the ORM's cost).
 JOBS = cast("Table", JobRow.__table__)
 EVENTS = cast("Table", JobEventRow.__table__)
+PROJECTS = cast("Table", ProjectRow.__table__)
 
 
 def start_attempts(
@@ -46,12 +51,13 @@ def start_attempts(
     if not job_ids:
         return []
     now = now or utcnow()
-    rows = session.scalars(
-        update(JobRow)
-        .where(JobRow.id.in_(job_ids), JobRow.state == "queued")
+    jobs = JOBS.c
+    rows = session.execute(
+        update(JOBS)
+        .where(jobs.id.in_(job_ids), jobs.state == "queued")
         .values(
             state="running",
-            attempt=JobRow.attempt + 1,
+            attempt=jobs.attempt + 1,
             node=node,
             started_at=now,
             finished_at=None,
@@ -59,17 +65,15 @@ def start_attempts(
             lease_expires_at=now + timedelta(seconds=lease_s),
             reason=None,
         )
-        .returning(JobRow)
-        .execution_options(populate_existing=True),
-        execution_options={"synchronize_session": False},
+        .returning(*JOBS.c)
     ).all()
     if not rows:
         return []
-    # Into the identity map (held here: it keeps rows by weak reference), where each
-    # row's ``project`` (``to_entity``) is then found instead of read one at a time.
-    projects = session.scalars(
-        select(ProjectRow).where(ProjectRow.id.in_({r.project_id for r in rows}))
-    ).all()
+    _forget(session, {r.id for r in rows})
+    named = select(PROJECTS.c.id, PROJECTS.c.name).where(
+        PROJECTS.c.id.in_({r.project_id for r in rows})
+    )
+    names: dict[int, str] = {pid: name for pid, name in session.execute(named)}
     session.execute(
         insert(EVENTS),
         [
@@ -84,9 +88,58 @@ def start_attempts(
         ],
     )
     by_id = {r.id: r for r in rows}
-    started = [by_id[i].to_entity() for i in job_ids if i in by_id]
-    del projects
-    return started
+    return [_job(by_id[i], names[by_id[i].project_id]) for i in job_ids if i in by_id]
+
+
+def _forget(session: Session, job_ids: set[int]) -> None:
+    """Expire these jobs' rows this session holds: Core writes do not refresh them."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, JobRow) and obj.id in job_ids:
+            session.expire(obj)
+
+
+def _job(row: Row[Any], project: str) -> Job:
+    """The entity of a ``jobs`` row read by a Core statement (``JobRow.to_entity``'s twin)."""
+
+    def when(value: datetime | None) -> datetime | None:
+        return aware_utc(value) if value is not None else None
+
+    return Job.model_validate(
+        {
+            "id": row.id,
+            "project": project,
+            "kind": row.kind,
+            "entry": row.entry,
+            "params": row.params,
+            "dataset": row.dataset,
+            "dataset_version": row.dataset_version,
+            "resources": Resources(
+                cpu=row.cpu,
+                gpu=row.gpu,
+                memory_mb=row.memory_mb,
+                custom=row.custom_resources or {},
+            ),
+            "priority": row.priority,
+            "state": row.state,
+            "attempt": row.attempt,
+            "retries_used": row.retries_used,
+            "max_retries": row.max_retries,
+            "infra_requeues": row.infra_requeues,
+            "timeout_s": row.timeout_s,
+            "reason": row.reason,
+            "node": row.node,
+            "parent_id": row.parent_id,
+            "cancel_requested": row.cancel_requested,
+            "created_at": aware_utc(row.created_at),
+            "queued_at": when(row.queued_at),
+            "started_at": when(row.started_at),
+            "finished_at": when(row.finished_at),
+            "next_attempt_at": when(row.next_attempt_at),
+            "lease_expires_at": when(row.lease_expires_at),
+            "outputs": row.outputs or {},
+            "source": row.source_name,
+        }
+    )
 
 
 def start_attempt(
@@ -130,6 +183,7 @@ def succeed_attempt(
     if ended is None:
         claim(session, job_id, attempt)  # raises the precise Conflict or NotFound
         raise Conflict(f"attempt {attempt} of job {job_id} is no longer running")  # not reached
+    _forget(session, {job_id})
     if outputs:
         merged: dict[str, Any] = {**(ended.outputs or {}), **outputs}
         conditional(session, job_id, outputs=merged)

@@ -15,12 +15,19 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from aimass.jobs.entities import Resources
 from aimass.store.orm import JobRow, ProjectRow, aware_utc
+
+# Core statements on the tables: rows as tuples, without the ORM's per-row loading.
+JOBS = cast("Table", JobRow.__table__)
+PROJECTS = cast("Table", ProjectRow.__table__)
+J = JOBS.c
+P = PROJECTS.c
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,21 +49,21 @@ def queue_head(session: Session, limit: int) -> list[QueuedJob]:
     first come first served."""
     rows = session.execute(
         select(
-            JobRow.id,
-            ProjectRow.name,
-            JobRow.project_id,
-            JobRow.priority,
-            JobRow.created_at,
-            JobRow.next_attempt_at,
-            JobRow.reason,
-            JobRow.cpu,
-            JobRow.gpu,
-            JobRow.memory_mb,
-            JobRow.custom_resources,
+            J.id,
+            P.name,
+            J.project_id,
+            J.priority,
+            J.created_at,
+            J.next_attempt_at,
+            J.reason,
+            J.cpu,
+            J.gpu,
+            J.memory_mb,
+            J.custom_resources,
         )
-        .join(ProjectRow, ProjectRow.id == JobRow.project_id)
-        .where(JobRow.state == "queued")
-        .order_by(JobRow.priority.desc(), JobRow.created_at, JobRow.id)
+        .select_from(JOBS.join(PROJECTS, P.id == J.project_id))
+        .where(J.state == "queued")
+        .order_by(J.priority.desc(), J.created_at, J.id)
         .limit(limit)
     )
     return [
@@ -102,24 +109,24 @@ def running_attempts(session: Session) -> list[RunningJob]:
     """Every running attempt, on any node, by job id."""
     rows = session.execute(
         select(
-            JobRow.id,
-            ProjectRow.name,
-            JobRow.attempt,
-            JobRow.node,
-            JobRow.priority,
-            JobRow.created_at,
-            JobRow.next_attempt_at,
-            JobRow.started_at,
-            JobRow.timeout_s,
-            JobRow.lease_expires_at,
-            JobRow.cpu,
-            JobRow.gpu,
-            JobRow.memory_mb,
-            JobRow.custom_resources,
+            J.id,
+            P.name,
+            J.attempt,
+            J.node,
+            J.priority,
+            J.created_at,
+            J.next_attempt_at,
+            J.started_at,
+            J.timeout_s,
+            J.lease_expires_at,
+            J.cpu,
+            J.gpu,
+            J.memory_mb,
+            J.custom_resources,
         )
-        .join(ProjectRow, ProjectRow.id == JobRow.project_id)
-        .where(JobRow.state == "running")
-        .order_by(JobRow.id)
+        .select_from(JOBS.join(PROJECTS, P.id == J.project_id))
+        .where(J.state == "running")
+        .order_by(J.id)
     )
     return [
         RunningJob(
@@ -147,8 +154,6 @@ def cancels_requested(session: Session, job_ids: Collection[int]) -> list[int]:
         return []
     return list(
         session.scalars(
-            select(JobRow.id).where(
-                JobRow.id.in_(job_ids), JobRow.state == "running", JobRow.cancel_requested
-            )
+            select(J.id).where(J.id.in_(job_ids), J.state == "running", J.cancel_requested)
         )
     )
