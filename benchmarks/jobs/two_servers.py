@@ -38,7 +38,6 @@ import concurrent.futures as cf
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import sys
 import tempfile
@@ -58,6 +57,8 @@ from common import child_pids, loadavg, proc_cpu_s, stats_ms  # noqa: E402
 
 from ha.cluster import Cluster, noop  # noqa: E402
 
+#: A venv with ``ray[default]`` (git-ignored) when the project's own has only ``ray``.
+RAY_VENV = HERE / "work" / ".venv-ray"
 ADMIN = os.environ.get("AIMASS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -259,44 +260,29 @@ def aimass(args: argparse.Namespace, notify: bool) -> dict[str, Any]:
 
 
 def ray_jobs(n: int) -> dict[str, Any]:
-    os.environ["RAY_AUTH_MODE"] = "token"
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # the head stays on 127.0.0.1
-    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
-    import ray
-    from ray_bench import run_job, start_head, stop_head, wait_for_agent, wait_for_jobs_api
+    """Ray Jobs on this machine (``ray_jobs.py``), in this interpreter when it has
+    ``ray[default]`` (the dashboard's job server), else in ``work/.venv-ray``."""
+    import importlib.util
+    import subprocess
 
-    temp = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))
-    proc, _, dashboard = start_head(temp)
-    try:
-        client = wait_for_jobs_api(f"http://127.0.0.1:{dashboard}")
-        wait_for_agent(client)
-        seq = [run_job(client, 0.01) for _ in range(20)]
-        to_running = [j["to_running_s"] for j in seq if j["to_running_s"] is not None]
-        t0 = time.perf_counter()
-        with cf.ThreadPoolExecutor(4) as pool:
-            ids = list(pool.map(lambda _: client.submit_job(entrypoint="python -c pass"), range(n)))
-        pending, statuses = set(ids), {}
-        while pending:
-            for job in list(pending):
-                status = str(client.get_job_status(job)).rsplit(".", 1)[-1]
-                if status in ("SUCCEEDED", "FAILED", "STOPPED"):
-                    statuses[job] = status
-                    pending.discard(job)
-            if pending:
-                time.sleep(0.2)
-        wall = time.perf_counter() - t0
-        return {
-            "ray": ray.__version__,
-            "to_running_ms": stats_ms(to_running),
-            "jobs": n,
-            "wall_s": wall,
-            "jobs_per_s": n / wall,
-            "succeeded": sum(1 for s in statuses.values() if s == "SUCCEEDED"),
-            "load": loadavg(),
-        }
-    finally:
-        stop_head(proc)
-        shutil.rmtree(temp, ignore_errors=True)
+    if importlib.util.find_spec("aiohttp_cors") is not None:  # ray[default] is here
+        import ray_jobs as rj
+
+        return rj.ray_jobs(n)
+    python = RAY_VENV / "bin" / "python"
+    if not python.exists():
+        raise SystemExit(
+            f"Ray Jobs needs ray[default]: {RAY_VENV} is missing; make it with\n"
+            f"  python3 -m venv {RAY_VENV} && {RAY_VENV}/bin/pip install 'ray[default]==2.60.0' "
+            "httpx\n(or pass --skip-ray)"
+        )
+    out = subprocess.run(
+        [str(python), str(HERE / "ray_jobs.py"), "--jobs", str(n)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return dict(json.loads(out[out.index("{") :]))
 
 
 def main() -> None:
