@@ -88,7 +88,7 @@ def start_attempts(
         ],
     )
     by_id = {r.id: r for r in rows}
-    return [_job(by_id[i], names[by_id[i].project_id]) for i in job_ids if i in by_id]
+    return [job_of_row(by_id[i], names[by_id[i].project_id]) for i in job_ids if i in by_id]
 
 
 def _forget(session: Session, job_ids: set[int]) -> None:
@@ -98,7 +98,7 @@ def _forget(session: Session, job_ids: set[int]) -> None:
             session.expire(obj)
 
 
-def _job(row: Row[Any], project: str) -> Job:
+def job_of_row(row: Row[Any], project: str) -> Job:
     """The entity of a ``jobs`` row read by a Core statement (``JobRow.to_entity``'s twin)."""
 
     def when(value: datetime | None) -> datetime | None:

@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pydantic import JsonValue, ValidationError
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, insert, select, update
 from sqlalchemy.orm import Session
 
 from aimass.auth.service import delete_job_tokens
 from aimass.errors import Conflict, NotFound, Unprocessable
-from aimass.jobs.attempts import JOBS, succeed_attempt
+from aimass.jobs.attempts import EVENTS, JOBS, job_of_row, succeed_attempt
 from aimass.jobs.attempts import start_attempt as start_attempt
 from aimass.jobs.attempts import start_attempts as start_attempts
 from aimass.jobs.catalog import EntryCatalog
@@ -130,37 +130,42 @@ def submit_job(
         parent = session.get(JobRow, spec.parent_id)
         if parent is None or parent.project_id != project_row.id:
             raise NotFound(f"parent_id: job {spec.parent_id} not found")
-    row = JobRow(
-        project_id=project_row.id,
-        kind=spec.kind,
-        entry=spec.entry,
-        params=params,
-        dataset=spec.dataset,
-        dataset_version=spec.dataset_version,
-        cpu=spec.resources.cpu,
-        gpu=spec.resources.gpu,
-        memory_mb=spec.resources.memory_mb,
-        custom_resources=dict(spec.resources.custom) or None,
-        priority=spec.priority,
-        state="queued",
-        attempt=0,
-        retries_used=0,
-        max_retries=spec.max_retries,
-        infra_requeues=0,
-        timeout_s=spec.timeout_s,
-        cancel_requested=False,
-        parent_id=spec.parent_id,
-        outputs={},
-        source_key=source.key if source else None,
-        source_sha256=source.sha256 if source else None,
-        source_name=source.name if source else None,
-        created_at=now,
-        queued_at=now,
+    # A Core INSERT ... RETURNING (no ORM unit of work): every submission pays for it.
+    row = session.execute(
+        insert(JOBS)
+        .values(
+            project_id=project_row.id,
+            kind=spec.kind,
+            entry=spec.entry,
+            params=params,
+            dataset=spec.dataset,
+            dataset_version=spec.dataset_version,
+            cpu=spec.resources.cpu,
+            gpu=spec.resources.gpu,
+            memory_mb=spec.resources.memory_mb,
+            custom_resources=dict(spec.resources.custom) or None,
+            priority=spec.priority,
+            state="queued",
+            attempt=0,
+            retries_used=0,
+            max_retries=spec.max_retries,
+            infra_requeues=0,
+            timeout_s=spec.timeout_s,
+            cancel_requested=False,
+            parent_id=spec.parent_id,
+            outputs={},
+            source_key=source.key if source else None,
+            source_sha256=source.sha256 if source else None,
+            source_name=source.name if source else None,
+            created_at=now,
+            queued_at=now,
+        )
+        .returning(*JOBS.c)
+    ).one()
+    session.execute(
+        insert(EVENTS).values(job_id=row.id, at=now, state="queued", attempt=0, reason=None)
     )
-    session.add(row)
-    session.flush()
-    _event(session, row, "queued", None, now)
-    return row.to_entity()
+    return job_of_row(row, project_row.name)
 
 
 def _row(session: Session, job_id: int, project: str | None = None) -> JobRow:
