@@ -80,3 +80,32 @@ def test_a_tick_that_starts_six_jobs_takes_as_many_statements_as_one_that_starts
     # And few: the fence, the running attempts, the queue's head, the starts (UPDATE, their
     # projects, their events), the waiting reasons at most.
     assert len(one) <= 8, "\n".join(one)
+
+
+def test_a_success_is_recorded_in_four_statements_with_its_outputs_event_and_tokens_gone(
+    db: Database,
+) -> None:
+    from aimass.auth.service import authenticate, create_job_token
+    from aimass.errors import Conflict, Unauthenticated
+    from aimass.jobs.records import merge_outputs
+
+    spec = JobCreate.model_validate({"kind": "train", "entry": "sleep"})
+    with db.session() as s:
+        job_id = service.submit_job(s, "default", spec, {"sleep": None}).id
+        attempt = service.start_attempt(s, job_id, "node-a", 30.0).attempt
+        secret = create_job_token(s, job_id, attempt, "default")
+    with db.session() as s:  # reported by the runtime while it ran
+        merge_outputs(s, job_id, attempt, {"early": 1})
+    with _statements(db) as seen, db.session() as s:
+        service.end_attempt(s, job_id, attempt, "succeeded", outputs={"accuracy": 0.9})
+    # The fenced UPDATE, the merged outputs, the event, the tokens' delete.
+    assert len(seen) <= 4, "\n".join(seen)
+    with db.session() as s:
+        job = service.read_job(s, job_id)
+        assert job.state == "succeeded"
+        assert job.outputs == {"early": 1, "accuracy": 0.9}
+        assert [e.state for e in service.list_job_events(s, job_id)][-1] == "succeeded"
+    with pytest.raises(Unauthenticated), db.session() as s:  # its token went with it
+        authenticate(s, secret)
+    with pytest.raises(Conflict), db.session() as s:  # a second end of it is refused
+        service.end_attempt(s, job_id, attempt, "failed", reason="late")
