@@ -285,6 +285,9 @@ def ray_jobs(n: int) -> dict[str, Any]:
     return dict(json.loads(out[out.index("{") :]))
 
 
+SIDES = (("NOTIFY on", "notify_on"), ("NOTIFY off", "notify_off"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=500)
@@ -320,18 +323,16 @@ def main() -> None:
     out: dict[str, Any] = {"load_start": loadavg()}
     out["notify_on"] = aimass(args, notify=True)
     print(json.dumps({"notify_on": out["notify_on"]}), flush=True)
-    if args.notify_on_only:
-        print(json.dumps(out, indent=1))
-        return
-    out["notify_off"] = aimass(args, notify=False)
-    print(json.dumps({"notify_off": out["notify_off"]}), flush=True)
+    if not args.notify_on_only:
+        out["notify_off"] = aimass(args, notify=False)
+        print(json.dumps({"notify_off": out["notify_off"]}), flush=True)
     if not args.skip_ray:
         out["ray_jobs"] = ray_jobs(args.ray_jobs)
     out["load_end"] = loadavg()
     print(json.dumps(out, indent=1))
-    on, off = out["notify_on"], out["notify_off"]
+    runs = [(label, out[key]) for label, key in SIDES if key in out]
     print("\n| | p50 | p99 | load |\n| --- | --- | --- | --- |")
-    for label, part in (("NOTIFY on", on["latency"]), ("NOTIFY off", off["latency"])):
+    for label, part in ((label, run["latency"]) for label, run in runs):
         for side in ("server", "client"):
             ms = part[f"{side}_ms"]
             print(f"| aimass follower submit->running, {label}, {side} | {ms['p50']:.0f} ms | "
@@ -340,7 +341,7 @@ def main() -> None:
         ms = out["ray_jobs"]["to_running_ms"]
         print(f"| Ray Jobs submit->RUNNING (client) | {ms['p50']:.0f} ms | {ms['p99']:.0f} ms "
               f"| {out['ray_jobs']['load']} |")  # fmt: skip
-    for label, part in (("NOTIFY on", on), ("NOTIFY off", off)):
+    for label, part in runs:
         if "throughput" in part:
             t = part["throughput"]
             print(f"\naimass, two servers, PostgreSQL, {label}: {t['jobs']} jobs in "
