@@ -38,7 +38,6 @@ import concurrent.futures as cf
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import sys
 import tempfile
@@ -58,6 +57,8 @@ from common import child_pids, loadavg, proc_cpu_s, stats_ms  # noqa: E402
 
 from ha.cluster import Cluster, noop  # noqa: E402
 
+#: A venv with ``ray[default]`` (git-ignored) when the project's own has only ``ray``.
+RAY_VENV = HERE / "work" / ".venv-ray"
 ADMIN = os.environ.get("AIMASS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -159,6 +160,8 @@ def _spy(cluster: Cluster, folder: str) -> list[Any]:
         role = "leader" if i == leader else "follower"
         out = Path(folder) / f"{role}.txt"
         cmd = [spy, "record", "-p", str(node.pid), "-r", "200", "-f", "raw", "-o", str(out)]
+        if os.environ.get("AIMASS_BENCH_SPY_GIL"):  # CPU only: samples of the GIL's holder
+            cmd.append("--gil")
         procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     return [(p, signal.SIGINT) for p in procs]
 
@@ -257,44 +260,32 @@ def aimass(args: argparse.Namespace, notify: bool) -> dict[str, Any]:
 
 
 def ray_jobs(n: int) -> dict[str, Any]:
-    os.environ["RAY_AUTH_MODE"] = "token"
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # the head stays on 127.0.0.1
-    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
-    import ray
-    from ray_bench import run_job, start_head, stop_head, wait_for_agent, wait_for_jobs_api
+    """Ray Jobs on this machine (``ray_jobs.py``), in this interpreter when it has
+    ``ray[default]`` (the dashboard's job server), else in ``work/.venv-ray``."""
+    import importlib.util
+    import subprocess
 
-    temp = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))
-    proc, _, dashboard = start_head(temp)
-    try:
-        client = wait_for_jobs_api(f"http://127.0.0.1:{dashboard}")
-        wait_for_agent(client)
-        seq = [run_job(client, 0.01) for _ in range(20)]
-        to_running = [j["to_running_s"] for j in seq if j["to_running_s"] is not None]
-        t0 = time.perf_counter()
-        with cf.ThreadPoolExecutor(4) as pool:
-            ids = list(pool.map(lambda _: client.submit_job(entrypoint="python -c pass"), range(n)))
-        pending, statuses = set(ids), {}
-        while pending:
-            for job in list(pending):
-                status = str(client.get_job_status(job)).rsplit(".", 1)[-1]
-                if status in ("SUCCEEDED", "FAILED", "STOPPED"):
-                    statuses[job] = status
-                    pending.discard(job)
-            if pending:
-                time.sleep(0.2)
-        wall = time.perf_counter() - t0
-        return {
-            "ray": ray.__version__,
-            "to_running_ms": stats_ms(to_running),
-            "jobs": n,
-            "wall_s": wall,
-            "jobs_per_s": n / wall,
-            "succeeded": sum(1 for s in statuses.values() if s == "SUCCEEDED"),
-            "load": loadavg(),
-        }
-    finally:
-        stop_head(proc)
-        shutil.rmtree(temp, ignore_errors=True)
+    if importlib.util.find_spec("aiohttp_cors") is not None:  # ray[default] is here
+        import ray_jobs as rj
+
+        return rj.ray_jobs(n)
+    python = RAY_VENV / "bin" / "python"
+    if not python.exists():
+        raise SystemExit(
+            f"Ray Jobs needs ray[default]: {RAY_VENV} is missing; make it with\n"
+            f"  python3 -m venv {RAY_VENV} && {RAY_VENV}/bin/pip install 'ray[default]==2.60.0' "
+            "httpx\n(or pass --skip-ray)"
+        )
+    out = subprocess.run(
+        [str(python), str(HERE / "ray_jobs.py"), "--jobs", str(n)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return dict(json.loads(out[out.index("{") :]))
+
+
+SIDES = (("NOTIFY on", "notify_on"), ("NOTIFY off", "notify_off"))
 
 
 def main() -> None:
@@ -332,18 +323,16 @@ def main() -> None:
     out: dict[str, Any] = {"load_start": loadavg()}
     out["notify_on"] = aimass(args, notify=True)
     print(json.dumps({"notify_on": out["notify_on"]}), flush=True)
-    if args.notify_on_only:
-        print(json.dumps(out, indent=1))
-        return
-    out["notify_off"] = aimass(args, notify=False)
-    print(json.dumps({"notify_off": out["notify_off"]}), flush=True)
+    if not args.notify_on_only:
+        out["notify_off"] = aimass(args, notify=False)
+        print(json.dumps({"notify_off": out["notify_off"]}), flush=True)
     if not args.skip_ray:
         out["ray_jobs"] = ray_jobs(args.ray_jobs)
     out["load_end"] = loadavg()
     print(json.dumps(out, indent=1))
-    on, off = out["notify_on"], out["notify_off"]
+    runs = [(label, out[key]) for label, key in SIDES if key in out]
     print("\n| | p50 | p99 | load |\n| --- | --- | --- | --- |")
-    for label, part in (("NOTIFY on", on["latency"]), ("NOTIFY off", off["latency"])):
+    for label, part in ((label, run["latency"]) for label, run in runs):
         for side in ("server", "client"):
             ms = part[f"{side}_ms"]
             print(f"| aimass follower submit->running, {label}, {side} | {ms['p50']:.0f} ms | "
@@ -352,7 +341,7 @@ def main() -> None:
         ms = out["ray_jobs"]["to_running_ms"]
         print(f"| Ray Jobs submit->RUNNING (client) | {ms['p50']:.0f} ms | {ms['p99']:.0f} ms "
               f"| {out['ray_jobs']['load']} |")  # fmt: skip
-    for label, part in (("NOTIFY on", on), ("NOTIFY off", off)):
+    for label, part in runs:
         if "throughput" in part:
             t = part["throughput"]
             print(f"\naimass, two servers, PostgreSQL, {label}: {t['jobs']} jobs in "

@@ -15,8 +15,9 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.orm import Session
 
 from aimass.jobs.logs import CHUNK, log_path
@@ -60,11 +61,8 @@ def read_chunks(
 
 def drop_chunks(session: Session, job_id: int, attempt: int) -> None:
     """Forget the attempt's shipped bytes (its whole log is archived now)."""
-    session.execute(
-        delete(JobLogChunkRow).where(
-            JobLogChunkRow.job_id == job_id, JobLogChunkRow.attempt == attempt
-        )
-    )
+    chunks = cast("Table", JobLogChunkRow.__table__)  # Core: no ORM entity to synchronise
+    session.execute(delete(chunks).where(chunks.c.job_id == job_id, chunks.c.attempt == attempt))
 
 
 class LogShipper(LoopService):

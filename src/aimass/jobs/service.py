@@ -10,16 +10,19 @@ concurrent writers on PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pydantic import JsonValue, ValidationError
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, insert, select, update
 from sqlalchemy.orm import Session
 
 from aimass.auth.service import delete_job_tokens
 from aimass.errors import Conflict, NotFound, Unprocessable
+from aimass.jobs.attempts import EVENTS, JOBS, job_of_row, succeed_attempt
+from aimass.jobs.attempts import start_attempt as start_attempt
+from aimass.jobs.attempts import start_attempts as start_attempts
 from aimass.jobs.catalog import EntryCatalog
 from aimass.jobs.entities import (
     Job,
@@ -30,7 +33,7 @@ from aimass.jobs.entities import (
     Outcome,
     StoredSource,
 )
-from aimass.jobs.fencing import claim, conditional, conditional_row, reload
+from aimass.jobs.fencing import claim, conditional, reload
 from aimass.store.orm import (
     DatasetRow,
     DatasetVersionRow,
@@ -127,37 +130,42 @@ def submit_job(
         parent = session.get(JobRow, spec.parent_id)
         if parent is None or parent.project_id != project_row.id:
             raise NotFound(f"parent_id: job {spec.parent_id} not found")
-    row = JobRow(
-        project_id=project_row.id,
-        kind=spec.kind,
-        entry=spec.entry,
-        params=params,
-        dataset=spec.dataset,
-        dataset_version=spec.dataset_version,
-        cpu=spec.resources.cpu,
-        gpu=spec.resources.gpu,
-        memory_mb=spec.resources.memory_mb,
-        custom_resources=dict(spec.resources.custom) or None,
-        priority=spec.priority,
-        state="queued",
-        attempt=0,
-        retries_used=0,
-        max_retries=spec.max_retries,
-        infra_requeues=0,
-        timeout_s=spec.timeout_s,
-        cancel_requested=False,
-        parent_id=spec.parent_id,
-        outputs={},
-        source_key=source.key if source else None,
-        source_sha256=source.sha256 if source else None,
-        source_name=source.name if source else None,
-        created_at=now,
-        queued_at=now,
+    # A Core INSERT ... RETURNING (no ORM unit of work): every submission pays for it.
+    row = session.execute(
+        insert(JOBS)
+        .values(
+            project_id=project_row.id,
+            kind=spec.kind,
+            entry=spec.entry,
+            params=params,
+            dataset=spec.dataset,
+            dataset_version=spec.dataset_version,
+            cpu=spec.resources.cpu,
+            gpu=spec.resources.gpu,
+            memory_mb=spec.resources.memory_mb,
+            custom_resources=dict(spec.resources.custom) or None,
+            priority=spec.priority,
+            state="queued",
+            attempt=0,
+            retries_used=0,
+            max_retries=spec.max_retries,
+            infra_requeues=0,
+            timeout_s=spec.timeout_s,
+            cancel_requested=False,
+            parent_id=spec.parent_id,
+            outputs={},
+            source_key=source.key if source else None,
+            source_sha256=source.sha256 if source else None,
+            source_name=source.name if source else None,
+            created_at=now,
+            queued_at=now,
+        )
+        .returning(*JOBS.c)
+    ).one()
+    session.execute(
+        insert(EVENTS).values(job_id=row.id, at=now, state="queued", attempt=0, reason=None)
     )
-    session.add(row)
-    session.flush()
-    _event(session, row, "queued", None, now)
-    return row.to_entity()
+    return job_of_row(row, project_row.name)
 
 
 def _row(session: Session, job_id: int, project: str | None = None) -> JobRow:
@@ -293,31 +301,6 @@ def retry_job(session: Session, job_id: int, project: str | None = None) -> Job:
     return row.to_entity()
 
 
-def start_attempt(
-    session: Session, job_id: int, node: str, lease_s: float, now: datetime | None = None
-) -> Job:
-    """queued → running as the next attempt, holding a lease for ``lease_s`` seconds."""
-    now = now or utcnow()
-    row = conditional_row(
-        session,
-        job_id,
-        JobRow.state == "queued",
-        state="running",
-        attempt=JobRow.attempt + 1,
-        node=node,
-        started_at=now,
-        finished_at=None,
-        next_attempt_at=None,
-        lease_expires_at=now + timedelta(seconds=lease_s),
-        reason=None,
-    )
-    if row is None:
-        state = reload(session, job_id).state
-        raise Conflict(f"job {job_id} is {state}, not queued; it cannot start")
-    _event(session, row, "running", f"attempt {row.attempt} on {node}", now)
-    return row.to_entity()
-
-
 def record_node(
     session: Session, job_id: int, attempt: int, node: str, now: datetime | None = None
 ) -> bool:
@@ -448,31 +431,60 @@ def finish_attempt(
     requeues with exponential backoff; an infrastructure failure requeues at
     once without using it. A job whose cancel was requested ends cancelled.
     """
+    end_attempt(session, job_id, attempt, outcome, reason, infra, outputs, now)
+    return reload(session, job_id).to_entity()
+
+
+def end_attempt(
+    session: Session,
+    job_id: int,
+    attempt: int,
+    outcome: Outcome,
+    reason: str | None = None,
+    infra: bool = False,
+    outputs: Mapping[str, JsonValue] | None = None,
+    now: datetime | None = None,
+) -> None:
+    """``finish_attempt`` without reading the job back (the scheduler's exits)."""
     now = now or utcnow()
+    if outcome == "succeeded":
+        succeed_attempt(session, job_id, attempt, outputs, now)
+        return
     row = claim(session, job_id, attempt)
     if outputs:
         row.outputs = {**(row.outputs or {}), **outputs}
-    if outcome == "succeeded":
-        _finish(session, row, "succeeded", None, now)
-    else:
-        _fail_attempt(session, row, reason or "the attempt failed", infra, now)
+    _fail_attempt(session, row, reason or "the attempt failed", infra, now)
     session.flush()
-    return row.to_entity()
 
 
-def expire_leases(session: Session, now: datetime | None = None) -> list[int]:
+#: (job id, attempt, lease_expires_at) of a running attempt.
+Lease = tuple[int, int, datetime | None]
+#: (job id, attempt, started_at, timeout_s) of a running attempt.
+Deadline = tuple[int, int, datetime | None, float | None]
+
+
+def expire_leases(
+    session: Session, now: datetime | None = None, running: Sequence[Lease] | None = None
+) -> list[int]:
     """Requeue running jobs whose lease ran out (infrastructure failures); their ids.
 
     A job out of infrastructure requeues fails instead, and one whose cancel
     was requested ends cancelled; both are in the returned ids too, since the
-    attempt is over either way.
+    attempt is over either way. ``running``: the running attempts, when the
+    caller has just read them (placement); each is checked again as it is ended.
     """
     now = now or utcnow()
-    expired = session.execute(
-        select(JobRow.id, JobRow.attempt, JobRow.lease_expires_at).where(
-            JobRow.state == "running", JobRow.lease_expires_at < now
-        )
-    ).all()
+    if running is None:
+        expired = [
+            (r.id, r.attempt, r.lease_expires_at)
+            for r in session.execute(
+                select(JobRow.id, JobRow.attempt, JobRow.lease_expires_at).where(
+                    JobRow.state == "running", JobRow.lease_expires_at < now
+                )
+            )
+        ]
+    else:
+        expired = [r for r in running if r[2] is not None and aware_utc(r[2]) < now]
     ended: list[int] = []
     for job_id, attempt, lease_expires_at in expired:
         if not conditional(
@@ -515,14 +527,24 @@ def abandon_attempts(
     return ended
 
 
-def enforce_timeouts(session: Session, now: datetime | None = None) -> list[int]:
-    """Fail running attempts past their job's ``timeout_s`` (a failure of the job's own)."""
+def enforce_timeouts(
+    session: Session, now: datetime | None = None, running: Sequence[Deadline] | None = None
+) -> list[int]:
+    """Fail running attempts past their job's ``timeout_s`` (a failure of the job's own).
+
+    ``running``: the running attempts, when the caller has just read them.
+    """
     now = now or utcnow()
-    candidates = session.execute(
-        select(JobRow.id, JobRow.attempt, JobRow.started_at, JobRow.timeout_s).where(
-            JobRow.state == "running", JobRow.timeout_s.is_not(None)
-        )
-    ).all()
+    candidates: Sequence[Deadline] = running or []
+    if running is None:
+        candidates = [
+            (r.id, r.attempt, r.started_at, r.timeout_s)
+            for r in session.execute(
+                select(JobRow.id, JobRow.attempt, JobRow.started_at, JobRow.timeout_s).where(
+                    JobRow.state == "running", JobRow.timeout_s.is_not(None)
+                )
+            )
+        ]
     ended: list[int] = []
     for job_id, attempt, started_at, timeout_s in candidates:
         if started_at is None or timeout_s is None:
@@ -539,23 +561,6 @@ def enforce_timeouts(session: Session, now: datetime | None = None) -> list[int]
     return ended
 
 
-def queued_jobs(session: Session, limit: int = 256) -> list[Job]:
-    """The queue in scheduling order: priority (higher first), then first come first served."""
-    rows = session.scalars(
-        select(JobRow)
-        .where(JobRow.state == "queued")
-        .order_by(JobRow.priority.desc(), JobRow.created_at, JobRow.id)
-        .limit(limit)
-    )
-    return [r.to_entity() for r in rows]
-
-
-def running_jobs(session: Session) -> list[Job]:
-    """Every running job, on any node."""
-    rows = session.scalars(select(JobRow).where(JobRow.state == "running").order_by(JobRow.id))
-    return [r.to_entity() for r in rows]
-
-
 def set_waiting_reasons(session: Session, reasons: Mapping[int, str]) -> int:
     """Record why queued jobs wait, one statement per distinct reason; only changes are written.
 
@@ -566,15 +571,15 @@ def set_waiting_reasons(session: Session, reasons: Mapping[int, str]) -> int:
         by_reason.setdefault(reason, []).append(job_id)
     changed = 0
     for reason, ids in by_reason.items():
+        jobs = JOBS.c  # a Core UPDATE: no ORM entity to synchronise
         result = session.execute(
-            update(JobRow)
+            update(JOBS)
             .where(
-                JobRow.id.in_(ids),
-                JobRow.state == "queued",
-                JobRow.reason.is_(None) | (JobRow.reason != reason),
+                jobs.id.in_(ids),
+                jobs.state == "queued",
+                jobs.reason.is_(None) | (jobs.reason != reason),
             )
-            .values(reason=reason),
-            execution_options={"synchronize_session": False},
+            .values(reason=reason)
         )
         changed += cast("CursorResult[Any]", result).rowcount
     return changed

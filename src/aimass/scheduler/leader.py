@@ -231,17 +231,21 @@ class Leadership:
             return
         epoch = self._epoch
         matched = 0
-        if epoch is not None and session.get_bind().dialect.name == "postgresql":
-            # Paused inside this transaction, the leader would hold the row lock and stall
-            # every takeover: PostgreSQL ends the session once it idles past the lease.
-            session.execute(select(func.set_config(_IDLE, self._lease_ms, True)))
         if epoch is not None:
-            matched = session.execute(
+            lock = (
                 update(_LEASE)
                 .where(_LEASE.c.name == self.name, _LEASE.c.epoch == epoch)
                 .where(_LEASE.c.holder == self.holder)
                 .values(epoch=epoch)
-            ).rowcount  # type: ignore[attr-defined]
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                # Paused inside this transaction, the leader would hold the row lock and
+                # stall every takeover: PostgreSQL ends the session once it idles past the
+                # lease. Set in the statement that takes the lock (one round trip).
+                lock = lock.returning(func.set_config(_IDLE, self._lease_ms, True))
+                matched = len(session.execute(lock).all())
+            else:
+                matched = session.execute(lock).rowcount  # type: ignore[attr-defined]
         if matched != 1:
             self._epoch = None
             self.refused += 1

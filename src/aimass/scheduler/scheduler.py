@@ -38,7 +38,13 @@ from aimass.job_environment import JobEnvironment
 from aimass.jobs import records, service
 from aimass.jobs.entities import Job, JobCheckpoint
 from aimass.jobs.log_chunks import drop_chunks
-from aimass.jobs.queue import QueuedJob, queue_head
+from aimass.jobs.queue import (
+    QueuedJob,
+    RunningJob,
+    cancels_requested,
+    queue_head,
+    running_attempts,
+)
 from aimass.loop_service import LoopService
 from aimass.runtime.heartbeat import EXIT_SUPERSEDED
 from aimass.scheduler.leader import Leadership, StaleLeadership
@@ -249,9 +255,7 @@ class Scheduler(_EventLoopService):
         elif waiting := dict(self.executor.waiting()):
             self._renew(waiting, utcnow())  # queued in Ray: no runtime to heartbeat yet
         with self.db.session() as session:
-            to_cancel = [
-                j.id for j in service.running_jobs(session) if j.cancel_requested and j.id in local
-            ]
+            to_cancel = cancels_requested(session, list(local))
         for job_id in to_cancel:
             self.executor.cancel(job_id)
 
@@ -292,16 +296,23 @@ class Scheduler(_EventLoopService):
         """Placement's writes, inside the fenced transaction of ``place``."""
         # An attempt that lost its lease is not killed from here: it may be on a node
         # this server cannot reach, and it stops itself when its heartbeat is refused.
-        report.ended = service.expire_leases(session, now)
-        timed_out.extend(service.enforce_timeouts(session, now))
+        # One read of the running attempts serves leases, timeouts, lost processes and
+        # placement; it is read again only when one of those ended an attempt.
+        running = running_attempts(session)
+        leases = [(j.id, j.attempt, j.lease_expires_at) for j in running]
+        report.ended = service.expire_leases(session, now, leases)
+        deadlines = [
+            (j.id, j.attempt, j.started_at, j.timeout_s) for j in running if j.timeout_s is not None
+        ]
+        timed_out.extend(service.enforce_timeouts(session, now, deadlines))
         report.ended += timed_out
-        running = service.running_jobs(session)
         lost = [(j.id, j.attempt) for j in running if j.id not in local and _process_gone(j.node)]
         if lost:
             report.ended += service.abandon_attempts(
                 session, lost, "its server process on this node is gone", now
             )
-            running = service.running_jobs(session)
+        if report.ended:
+            running = running_attempts(session)
         queue = queue_head(session, self.queue_scan)
         plan = place(
             self.capacity,
@@ -315,15 +326,19 @@ class Scheduler(_EventLoopService):
         if down is not None:  # its cluster is unreachable: every queued job waits for it
             plan.start.clear()
             plan.waiting = {j.id: f"waiting: {down}" for j in queue}
-        for job in plan.start:
-            started = service.start_attempt(session, job.id, self.node, self.lease_s, now)
+        # One UPDATE for every job that starts (those cancelled meanwhile are skipped).
+        queued = {j.id: j for j in plan.start}
+        for started in service.start_attempts(session, list(queued), self.node, self.lease_s, now):
             secret = None
             if self.server_url is not None:
+                job = queued[started.id]
                 secret = create_job_token(
                     session, job.id, started.attempt, job.project, job.project_id
                 )
             # A first attempt has no predecessor whose checkpoint it could resume from.
-            checkpoint = records.latest_checkpoint(session, job.id) if started.attempt > 1 else None
+            checkpoint = (
+                records.latest_checkpoint(session, started.id) if started.attempt > 1 else None
+            )
             starts.append((started, checkpoint, secret))
         reasons = {j.id: j.reason for j in queue}
         service.set_waiting_reasons(
@@ -348,10 +363,11 @@ class Scheduler(_EventLoopService):
                     continue
 
     def _next_deadline(
-        self, running: list[Job], queue: list[QueuedJob], started: list[Job]
+        self, running: list[RunningJob], queue: list[QueuedJob], started: list[Job]
     ) -> datetime | None:
         moments: list[datetime] = []
-        for job in [*running, *started]:
+        jobs: list[RunningJob | Job] = [*running, *started]
+        for job in jobs:
             if job.lease_expires_at is not None:
                 moments.append(job.lease_expires_at)
             if job.timeout_s is not None and job.started_at is not None:
@@ -465,7 +481,7 @@ class Scheduler(_EventLoopService):
         """
         try:
             with self.db.session() as session:
-                service.finish_attempt(
+                service.end_attempt(
                     session,
                     job_id,
                     attempt,
