@@ -193,3 +193,19 @@ def test_common_request_parses_as_the_general_way(shape: list[int], data: list[o
 def test_other_names_and_datatypes_parse_as_the_general_way(tensor: dict[str, object]) -> None:
     fast, general = _parse_both(tensor)
     assert fast == general
+
+
+@pytest.mark.parametrize("request_id", [None, "r-7"])
+def test_all_outputs_as_json_encode_as_when_each_is_asked_for(request_id: str | None) -> None:
+    outputs = {
+        "label": np.array([1, 0], dtype=np.int64),
+        "proba": np.arange(6, dtype=np.float32).reshape(3, 2).T,  # not C-contiguous
+        "words": np.array([b"a", "b"], dtype=object),
+    }
+    asked = [RequestedOutput(name, False) for name in outputs]
+    everything = encode_infer_response("m", "2", request_id, outputs, None, False)
+    assert everything == encode_infer_response("m", "2", request_id, outputs, asked, False)
+    doc = orjson.loads(everything[0])
+    assert doc["outputs"][1] == {
+        "name": "proba", "datatype": "FP32", "shape": [2, 3], "data": [0, 2, 4, 1, 3, 5]
+    }  # fmt: skip

@@ -366,6 +366,21 @@ def encode_infer_response(
     binary_output: bool,
 ) -> tuple[bytes, int | None]:
     """Encode the answer; returns the body and, when it carries binary data, the JSON length."""
+    if requested is None and not binary_output:  # the common answer: every output, as JSON
+        doc: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
+        if request_id is not None:
+            doc["id"] = request_id
+        doc["parameters"] = {}
+        doc["outputs"] = [
+            {
+                "name": name,
+                "datatype": _DATATYPE_OF.get(array.dtype, "BYTES"),
+                "shape": list(array.shape),
+                "data": _to_json(array),
+            }
+            for name, array in outputs.items()
+        ]
+        return orjson.dumps(doc, option=_DUMPS_OPTIONS), None
     if requested is None:
         chosen = [(name, binary_output) for name in outputs]
     else:
@@ -391,7 +406,7 @@ def encode_infer_response(
             entries.append(
                 {"name": name, "datatype": datatype, "shape": shape, "data": _to_json(array)}
             )
-    doc: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
+    doc = {"model_name": model_name, "model_version": model_version}
     if request_id is not None:
         doc["id"] = request_id
     doc["parameters"] = {}
@@ -405,7 +420,7 @@ def encode_infer_response(
 def _to_json(array: Array) -> object:
     if array.dtype.kind in "OUS":
         return [_text(x) for x in array.reshape(-1).tolist()]
-    return np.ascontiguousarray(array).reshape(-1)
+    return array.ravel()  # C-contiguous, as orjson needs: a copy only when the array is not
 
 
 def _text(value: object) -> object:
