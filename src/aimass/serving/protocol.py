@@ -170,7 +170,13 @@ def _simple_request(
     shape = raw.get("shape")
     data = raw.get("data")
     dims = spec.shape
-    if type(shape) is not list or type(data) is not list or len(shape) != len(dims) or not data:
+    if (
+        type(shape) is not list
+        or type(data) is not list
+        or len(shape) != len(dims)
+        or len(shape) > 32  # the general parse's limit
+        or not data
+    ):
         return None
     count = 1
     for dim, want in zip(shape, dims, strict=True):
