@@ -8,6 +8,7 @@ import numpy as np
 import orjson
 import pytest
 
+from aimass.errors import InvalidInput
 from aimass.flavors.signature import Signature, TensorSpec
 from aimass.serving.protocol import (
     ProtocolError,
@@ -128,3 +129,83 @@ def test_predict_records_follow_the_first_records_key_order() -> None:
         parse_predict_request(orjson.dumps({"inputs": [{"a": 1}, {"a": 1, "b": 2}]}), None, 100)
     with pytest.raises(ProtocolError, match="over the limit"):
         parse_predict_request(orjson.dumps({"inputs": [[0.0] * 60] * 2}), None, 100)
+
+
+FLOAT_MODEL = Signature(inputs=[TensorSpec(name="X", datatype="FP32", shape=[-1, 3])])
+
+
+def _parse_both(tensor: dict[str, object], request_id: str | None = None) -> tuple[object, object]:
+    """The request as sent, and the same with an empty ``parameters`` on its input (which
+    the common-request shortcut leaves to the general parse): a result or an error each."""
+    results: list[object] = []
+    for extra in ({}, {"parameters": {}}):
+        doc: dict[str, object] = {"inputs": [{**tensor, **extra}]}
+        if request_id is not None:
+            doc["id"] = request_id
+        try:
+            request = parse_infer_request(orjson.dumps(doc), None, FLOAT_MODEL, 1000)
+        except InvalidInput as exc:
+            results.append((type(exc).__name__, exc.message))
+        else:
+            array = request.inputs["X"]
+            results.append(
+                (request.id, request.outputs, request.binary_output, list(request.inputs),
+                 array.dtype, array.shape, array.tolist())
+            )  # fmt: skip
+    return results[0], results[1]
+
+
+@pytest.mark.parametrize(
+    ("shape", "data"),
+    [
+        ([1, 3], [1.5, 2.0, -3.25]),
+        ([2, 3], [1, 2, 3, 4, 5, 6]),  # integers into FP32
+        ([1, 3], [1.0, None, 3.0]),  # a missing value: the same 400
+        ([1, 3], [1.0, "nan", 3.0]),
+        ([1, 3], [True, 2.0, 3.0]),
+        ([1, 3], [1.0, [2.0], 3.0]),
+        ([1, 3], [1.0, "x", 3.0]),
+        ([1, 2], [1.0, 2.0]),  # the model takes 3 columns
+        ([2, 3], [1.0, 2.0, 3.0]),  # fewer values than the shape says
+        ([1, -3], [1.0, 2.0, 3.0]),
+        ([3], [1.0, 2.0, 3.0]),
+        ([1, 3], []),
+        ([1, 3], [[1.0, 2.0, 3.0]]),  # nested data
+        ([1, 3000], [1.0] * 3000),  # over the element limit
+    ],
+)
+def test_common_request_parses_as_the_general_way(shape: list[int], data: list[object]) -> None:
+    tensor = {"name": "X", "shape": shape, "datatype": "FP32", "data": data}
+    fast, general = _parse_both(tensor)
+    assert fast == general
+    fast, general = _parse_both(tensor, request_id="r-1")
+    assert fast == general
+
+
+@pytest.mark.parametrize(
+    "tensor",
+    [
+        {"name": "Y", "shape": [1, 3], "datatype": "FP32", "data": [1.0, 2.0, 3.0]},
+        {"name": "X", "shape": [1, 3], "datatype": "FP64", "data": [1.0, 2.0, 3.0]},
+        {"name": "X", "shape": [1, 3], "datatype": "BYTES", "data": ["a", "b", "c"]},
+    ],
+)
+def test_other_names_and_datatypes_parse_as_the_general_way(tensor: dict[str, object]) -> None:
+    fast, general = _parse_both(tensor)
+    assert fast == general
+
+
+@pytest.mark.parametrize("request_id", [None, "r-7"])
+def test_all_outputs_as_json_encode_as_when_each_is_asked_for(request_id: str | None) -> None:
+    outputs = {
+        "label": np.array([1, 0], dtype=np.int64),
+        "proba": np.arange(6, dtype=np.float32).reshape(3, 2).T,  # not C-contiguous
+        "words": np.array([b"a", "b"], dtype=object),
+    }
+    asked = [RequestedOutput(name, False) for name in outputs]
+    everything = encode_infer_response("m", "2", request_id, outputs, None, False)
+    assert everything == encode_infer_response("m", "2", request_id, outputs, asked, False)
+    doc = orjson.loads(everything[0])
+    assert doc["outputs"][1] == {
+        "name": "proba", "datatype": "FP32", "shape": [2, 3], "data": [0, 2, 4, 1, 3, 5]
+    }  # fmt: skip
