@@ -21,7 +21,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from aimass.api.edge import REQUEST_ID_KEY, Message, Scope, Send, declared_over, request_id_var
-from aimass.api.middleware import SECURITY_HEADERS, RequestGuard, guard_answer
+from aimass.api.middleware import SECURITY_HEADERS, RequestGuard, edge_headers, guard_answer
 
 if TYPE_CHECKING:
     from aimass.api.inference.app import InferenceApp
@@ -83,20 +83,7 @@ class FastInfer:
         """Answer the request through ``send``; False, having done nothing, if the guard
         would refuse it or treat it apart (then the normal path answers it)."""
         guard = self.guard
-        host = origin = fetch_site = content_type = length = given = None
-        for key, value in scope["headers"]:
-            if key == b"host":
-                host = value
-            elif key == b"content-length":
-                length = value
-            elif key == b"content-type":
-                content_type = value
-            elif key == b"origin":
-                origin = value
-            elif key == b"sec-fetch-site":
-                fetch_site = value
-            elif key == b"x-request-id":
-                given = value
+        host, length, content_type, origin, fetch_site, given, _ = edge_headers(scope["headers"])
         path: str = scope["path"]
         method: str = scope["method"]
         if not guard.is_inference(path) or declared_over(length, guard.policy.max_inference_bytes):

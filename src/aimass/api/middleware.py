@@ -123,6 +123,35 @@ def _header_host(host: bytes) -> bytes:
     return host.partition(b":")[0]
 
 
+_Header = bytes | None
+
+
+def edge_headers(
+    headers: list[tuple[bytes, bytes]],
+) -> tuple[_Header, _Header, _Header, _Header, _Header, _Header, bool]:
+    """The headers the edge guard reads, in one pass: host, content-length, content-type,
+    origin, sec-fetch-site, x-request-id (None where absent), and whether a
+    transfer-encoding was sent."""
+    host = length = content_type = origin = fetch_site = given = None
+    chunked = False
+    for key, value in headers:
+        if key == b"host":
+            host = value
+        elif key == b"content-length":
+            length = value
+        elif key == b"content-type":
+            content_type = value
+        elif key == b"origin":
+            origin = value
+        elif key == b"sec-fetch-site":
+            fetch_site = value
+        elif key == b"x-request-id":
+            given = value
+        elif key == b"transfer-encoding":
+            chunked = True
+    return host, length, content_type, origin, fetch_site, given, chunked
+
+
 class RequestGuard:
     """The edge of every HTTP request; ``is_inference(path)`` picks the inference path's limits.
 
@@ -186,23 +215,9 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        host = origin = fetch_site = content_type = length = given = None
-        chunked = False
-        for key, value in scope["headers"]:
-            if key == b"host":
-                host = value
-            elif key == b"content-length":
-                length = value
-            elif key == b"content-type":
-                content_type = value
-            elif key == b"origin":
-                origin = value
-            elif key == b"sec-fetch-site":
-                fetch_site = value
-            elif key == b"x-request-id":
-                given = value
-            elif key == b"transfer-encoding":
-                chunked = True
+        host, length, content_type, origin, fetch_site, given, chunked = edge_headers(
+            scope["headers"]
+        )
         request_id = self.request_ids.assign(given)
         scope[REQUEST_ID_KEY] = request_id
         token = request_id_var.set(request_id)
