@@ -21,14 +21,15 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pydantic import JsonValue
-from sqlalchemy import Row, Table, insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from aimass.auth.service import delete_job_tokens
 from aimass.errors import Conflict
-from aimass.jobs.entities import Job, Resources
+from aimass.jobs.entities import Job
 from aimass.jobs.fencing import claim, conditional, reload
-from aimass.store.orm import JobEventRow, JobRow, ProjectRow, aware_utc, utcnow
+from aimass.store.orm import JobEventRow, JobRow, ProjectRow, utcnow
+from aimass.store.orm.jobs import job_entity
 
 #: The tables, for Core statements (no ORM entity in them: a fraction of the ORM's cost).
 JOBS = cast("Table", JobRow.__table__)
@@ -88,7 +89,7 @@ def start_attempts(
         ],
     )
     by_id = {r.id: r for r in rows}
-    return [job_of_row(by_id[i], names[by_id[i].project_id]) for i in job_ids if i in by_id]
+    return [job_entity(by_id[i], names[by_id[i].project_id]) for i in job_ids if i in by_id]
 
 
 def _forget(session: Session, job_ids: set[int]) -> None:
@@ -96,50 +97,6 @@ def _forget(session: Session, job_ids: set[int]) -> None:
     for obj in list(session.identity_map.values()):
         if isinstance(obj, JobRow) and obj.id in job_ids:
             session.expire(obj)
-
-
-def job_of_row(row: Row[Any], project: str) -> Job:
-    """The entity of a ``jobs`` row read by a Core statement (``JobRow.to_entity``'s twin)."""
-
-    def when(value: datetime | None) -> datetime | None:
-        return aware_utc(value) if value is not None else None
-
-    return Job.model_validate(
-        {
-            "id": row.id,
-            "project": project,
-            "kind": row.kind,
-            "entry": row.entry,
-            "params": row.params,
-            "dataset": row.dataset,
-            "dataset_version": row.dataset_version,
-            "resources": Resources(
-                cpu=row.cpu,
-                gpu=row.gpu,
-                memory_mb=row.memory_mb,
-                custom=row.custom_resources or {},
-            ),
-            "priority": row.priority,
-            "state": row.state,
-            "attempt": row.attempt,
-            "retries_used": row.retries_used,
-            "max_retries": row.max_retries,
-            "infra_requeues": row.infra_requeues,
-            "timeout_s": row.timeout_s,
-            "reason": row.reason,
-            "node": row.node,
-            "parent_id": row.parent_id,
-            "cancel_requested": row.cancel_requested,
-            "created_at": aware_utc(row.created_at),
-            "queued_at": when(row.queued_at),
-            "started_at": when(row.started_at),
-            "finished_at": when(row.finished_at),
-            "next_attempt_at": when(row.next_attempt_at),
-            "lease_expires_at": when(row.lease_expires_at),
-            "outputs": row.outputs or {},
-            "source": row.source_name,
-        }
-    )
 
 
 def start_attempt(

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from aimass.auth.service import delete_job_tokens
 from aimass.errors import Conflict, NotFound, Unprocessable
-from aimass.jobs.attempts import EVENTS, JOBS, job_of_row, succeed_attempt
+from aimass.jobs.attempts import EVENTS, JOBS, succeed_attempt
 from aimass.jobs.attempts import start_attempt as start_attempt
 from aimass.jobs.attempts import start_attempts as start_attempts
 from aimass.jobs.catalog import EntryCatalog
@@ -43,6 +43,7 @@ from aimass.store.orm import (
     aware_utc,
     utcnow,
 )
+from aimass.store.orm.jobs import job_entity
 from aimass.store.projects import read_project_row
 
 #: Checks and normalises an entry's params; raises ``Unprocessable`` naming the bad field.
@@ -165,7 +166,7 @@ def submit_job(
     session.execute(
         insert(EVENTS).values(job_id=row.id, at=now, state="queued", attempt=0, reason=None)
     )
-    return job_of_row(row, project_row.name)
+    return job_entity(row, project_row.name)
 
 
 def _row(session: Session, job_id: int, project: str | None = None) -> JobRow:

@@ -81,46 +81,52 @@ class JobRow(Base):
 
     def to_entity(self) -> Job:
         """The entity, with every time in aware UTC."""
+        return job_entity(self, self.project.name)
 
-        def when(value: datetime | None) -> datetime | None:
-            return aware_utc(value) if value is not None else None
 
-        return Job.model_validate(
-            {
-                "id": self.id,
-                "project": self.project.name,
-                "kind": self.kind,
-                "entry": self.entry,
-                "params": self.params,
-                "dataset": self.dataset,
-                "dataset_version": self.dataset_version,
-                "resources": Resources(
-                    cpu=self.cpu,
-                    gpu=self.gpu,
-                    memory_mb=self.memory_mb,
-                    custom=self.custom_resources or {},
-                ),
-                "priority": self.priority,
-                "state": self.state,
-                "attempt": self.attempt,
-                "retries_used": self.retries_used,
-                "max_retries": self.max_retries,
-                "infra_requeues": self.infra_requeues,
-                "timeout_s": self.timeout_s,
-                "reason": self.reason,
-                "node": self.node,
-                "parent_id": self.parent_id,
-                "cancel_requested": self.cancel_requested,
-                "created_at": aware_utc(self.created_at),
-                "queued_at": when(self.queued_at),
-                "started_at": when(self.started_at),
-                "finished_at": when(self.finished_at),
-                "next_attempt_at": when(self.next_attempt_at),
-                "lease_expires_at": when(self.lease_expires_at),
-                "outputs": self.outputs or {},
-                "source": self.source_name,
-            }
-        )
+def job_entity(row: Any, project: str) -> Job:
+    """The entity of a ``jobs`` row, ORM (``JobRow``) or Core (a ``Row`` of its columns),
+    with every time in aware UTC."""
+
+    def when(value: datetime | None) -> datetime | None:
+        return aware_utc(value) if value is not None else None
+
+    return Job.model_validate(
+        {
+            "id": row.id,
+            "project": project,
+            "kind": row.kind,
+            "entry": row.entry,
+            "params": row.params,
+            "dataset": row.dataset,
+            "dataset_version": row.dataset_version,
+            "resources": Resources(
+                cpu=row.cpu,
+                gpu=row.gpu,
+                memory_mb=row.memory_mb,
+                custom=row.custom_resources or {},
+            ),
+            "priority": row.priority,
+            "state": row.state,
+            "attempt": row.attempt,
+            "retries_used": row.retries_used,
+            "max_retries": row.max_retries,
+            "infra_requeues": row.infra_requeues,
+            "timeout_s": row.timeout_s,
+            "reason": row.reason,
+            "node": row.node,
+            "parent_id": row.parent_id,
+            "cancel_requested": row.cancel_requested,
+            "created_at": aware_utc(row.created_at),
+            "queued_at": when(row.queued_at),
+            "started_at": when(row.started_at),
+            "finished_at": when(row.finished_at),
+            "next_attempt_at": when(row.next_attempt_at),
+            "lease_expires_at": when(row.lease_expires_at),
+            "outputs": row.outputs or {},
+            "source": row.source_name,
+        }
+    )
 
 
 class JobEventRow(Base):
