@@ -65,3 +65,24 @@ def oip_json(rows: Any, name: str = "X", datatype: str = "FP32") -> dict[str, An
             }
         ]
     }
+
+
+def tiny_torchscript(path: Path) -> Path:
+    """Write a TorchScript ``Linear(3, 2)`` with its aimass signature (input ``input`` FP32
+    [-1, 3], output ``logits`` FP32 [-1, 2]) to ``path``; skips the test without torch."""
+    import warnings
+
+    import pytest
+
+    torch = pytest.importorskip("torch")
+    signature = {
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 3]}],
+        "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 2]}],
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # newer torch deprecates TorchScript
+        module = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(3, 2)).eval())
+        torch.jit.save(
+            module, str(path), _extra_files={"aimass_signature.json": json.dumps(signature)}
+        )
+    return path

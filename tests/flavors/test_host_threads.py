@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import uuid
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ import pytest
 
 from aimass.flavors.base import replica_threads
 from aimass.flavors.sandboxed import ModelHost, runner_folder, shared_runner, start_host
+from tests_support import tiny_torchscript
 
 pytestmark = pytest.mark.skipif(
     shutil.which("bwrap") is None, reason="apt-get install -y bubblewrap"
@@ -27,17 +26,7 @@ def test_a_torchscript_host_with_one_thread_sets_torchs_pool_to_one(tmp_path: Pa
     torch = pytest.importorskip("torch")
     if torch.get_num_threads() < 2:
         pytest.skip("torch's default here is already one thread")
-    path = tmp_path / "tiny.pt"
-    signature = {
-        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 3]}],
-        "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 2]}],
-    }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # newer torch deprecates TorchScript
-        module = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(3, 2)).eval())
-        torch.jit.save(
-            module, str(path), _extra_files={"aimass_signature.json": json.dumps(signature)}
-        )
+    path = tiny_torchscript(tmp_path / "tiny.pt")
     limited = ModelHost("torchscript", path, False, threads=1)
     default = ModelHost("torchscript", path, False)
     try:

@@ -3,11 +3,9 @@ confined to some of the node's."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import uuid
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 
 from aimass.flavors.cpus import node_cores, parse_cpu_list, runner_cores
 from aimass.flavors.sandboxed import runner_folder, shared_runner, start_host
+from tests_support import tiny_torchscript
 
 needs_bwrap = pytest.mark.skipif(
     shutil.which("bwrap") is None, reason="apt-get install -y bubblewrap"
@@ -40,19 +39,7 @@ def test_a_runner_takes_its_cpu_share_of_the_spare_cores_and_runners_spread() ->
 
 @pytest.fixture
 def model(tmp_path: Path) -> Path:
-    torch = pytest.importorskip("torch")
-    path = tmp_path / "tiny.pt"
-    signature = {
-        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 3]}],
-        "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 2]}],
-    }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # newer torch deprecates TorchScript
-        module = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(3, 2)).eval())
-        torch.jit.save(
-            module, str(path), _extra_files={"aimass_signature.json": json.dumps(signature)}
-        )
-    return path
+    return tiny_torchscript(tmp_path / "tiny.pt")
 
 
 @pytest.fixture

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
-import warnings
 from pathlib import Path
 
 import httpx
@@ -14,6 +12,7 @@ import pytest
 
 import aimass
 from conftest import start_server_process, worker_settings
+from tests_support import tiny_torchscript
 
 pytestmark = [
     pytest.mark.slow,
@@ -48,17 +47,8 @@ def _runner_processes(model_path_part: str) -> list[int]:
 
 def test_two_workers_share_one_runner_process(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
-    signature = {
-        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 3]}],
-        "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 2]}],
-    }
-    model_file = tmp_path / "tiny.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # newer torch deprecates TorchScript
-        module = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(3, 2)).eval())
-        torch.jit.save(
-            module, str(model_file), _extra_files={"aimass_signature.json": json.dumps(signature)}
-        )
+    model_file = tiny_torchscript(tmp_path / "tiny.pt")
+    module = torch.jit.load(str(model_file))
     with torch.no_grad():
         expected = module(torch.ones(1, 3)).numpy().tolist()
     home = tmp_path / "home"
