@@ -164,6 +164,21 @@ def bench_tasks(n_latency: int, n_throughput: int, rounds: int) -> dict[str, Any
     }
 
 
+def wait_all(client: Any, ids: list[str], poll_s: float) -> dict[str, str]:
+    """Poll Ray Jobs until every one of ``ids`` has ended; its final status by id."""
+    pending = set(ids)
+    statuses: dict[str, str] = {}
+    while pending:
+        for job in list(pending):
+            status = str(client.get_job_status(job)).rsplit(".", 1)[-1]
+            if status in ("SUCCEEDED", "FAILED", "STOPPED"):
+                statuses[job] = status
+                pending.discard(job)
+        if pending:
+            time.sleep(poll_s)
+    return statuses
+
+
 def run_job(client: Any, poll_s: float) -> dict[str, Any]:
     t0 = time.perf_counter()
     wall0 = time.time()
@@ -235,16 +250,7 @@ def bench_jobs(client: Any, n_seq: int, n_burst: int, poll_s: float) -> dict[str
             pool.map(lambda _: client.submit_job(entrypoint="python -c pass"), range(n_burst))
         )
     submitted = time.perf_counter() - t0
-    pending = set(ids)
-    statuses: dict[str, str] = {}
-    while pending:
-        for job in list(pending):
-            status = str(client.get_job_status(job)).rsplit(".", 1)[-1]
-            if status in ("SUCCEEDED", "FAILED", "STOPPED"):
-                statuses[job] = status
-                pending.discard(job)
-        if pending:
-            time.sleep(poll_s)
+    statuses = wait_all(client, ids, poll_s)
     result["burst"] = {
         "n": n_burst,
         "all_done_s": time.perf_counter() - t0,

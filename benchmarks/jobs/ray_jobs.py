@@ -37,7 +37,14 @@ def ray_jobs(n: int) -> dict[str, Any]:
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # the head stays on 127.0.0.1
     os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     import ray
-    from ray_bench import run_job, start_head, stop_head, wait_for_agent, wait_for_jobs_api
+    from ray_bench import (
+        run_job,
+        start_head,
+        stop_head,
+        wait_all,
+        wait_for_agent,
+        wait_for_jobs_api,
+    )
 
     temp = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))
     proc, _, dashboard = start_head(temp)
@@ -49,15 +56,7 @@ def ray_jobs(n: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         with cf.ThreadPoolExecutor(4) as pool:
             ids = list(pool.map(lambda _: client.submit_job(entrypoint="python -c pass"), range(n)))
-        pending, statuses = set(ids), {}
-        while pending:
-            for job in list(pending):
-                status = str(client.get_job_status(job)).rsplit(".", 1)[-1]
-                if status in ("SUCCEEDED", "FAILED", "STOPPED"):
-                    statuses[job] = status
-                    pending.discard(job)
-            if pending:
-                time.sleep(0.2)
+        statuses = wait_all(client, ids, 0.2)
         wall = time.perf_counter() - t0
         return {
             "ray": ray.__version__,
