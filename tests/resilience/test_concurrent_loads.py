@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from tests.conftest import LiveServer, ModelFiles
 from aimass import Client
 from aimass.artifacts.store import ArtifactStore
 from aimass.client import DeploymentTimeout
-from aimass.deployments.entities import ResolvedVersion
+from aimass.deployments.entities import ReplicaStatus, ResolvedVersion
 from aimass.flavors.registry import FlavorRegistry
 from aimass.serving.reconciler import DeploymentReconciler
 from aimass.serving.repository import ModelRepository
@@ -73,7 +74,15 @@ def test_wait_ready_waits_through_a_failure_the_replicas_retry(
     with pytest.raises(DeploymentTimeout, match="retrying") as info:
         client.deployments.wait_ready("cancer", timeout=1.5)
     assert "FileNotFoundError" in info.value.message
-    failed = [r for r in client.deployments.get("cancer").replica_status if r.state == "failed"]
+    # The status says when the next try is; read it while a replica is failed, not in the
+    # moment of a retry, when the replica is loading again (seen under load in CI).
+    failed: list[ReplicaStatus] = []
+    deadline = time.monotonic() + 30
+    while not failed and time.monotonic() < deadline:
+        status = client.deployments.get("cancer").replica_status
+        failed = [r for r in status if r.state == "failed"]
+        if not failed:
+            time.sleep(0.05)
     assert failed and all(r.retry_at is not None for r in failed)
     shutil.move(aside, stored)
     ready = client.deployments.wait_ready("cancer", timeout=30)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import httpx
@@ -48,7 +49,9 @@ def _runner_processes(model_path_part: str) -> list[int]:
 def test_two_workers_share_one_runner_process(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     model_file = tiny_torchscript(tmp_path / "tiny.pt")
-    module = torch.jit.load(str(model_file))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # newer torch deprecates TorchScript
+        module = torch.jit.load(str(model_file))
     with torch.no_grad():
         expected = module(torch.ones(1, 3)).numpy().tolist()
     home = tmp_path / "home"
