@@ -87,9 +87,25 @@ def _actors(deployment_id: int) -> list[str]:
     )
 
 
+def _wait_every_server_sees(api: httpx.Client, name: str, replicas: int) -> None:
+    """Until every server's report shows ``replicas`` alive: a server that saw a replica
+    die routes around it until its own probe sees it back."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        found = api.get(f"/api/v1/deployments/{name}").json()
+        reports = [s["placement"] for s in found["replica_status"] if s.get("placement")]
+        if len(reports) >= 2 and all(
+            len(places) == replicas and all(p["state"] == "alive" for p in places)
+            for places in reports
+        ):
+            return
+        assert time.monotonic() < deadline, reports
+        time.sleep(0.2)
+
+
 def _kill(api: httpx.Client, name: str, how: Any) -> float:
-    """Kill a replica ``how(actor, pid)``; return when, once Ray restarted it and the
-    servers see both replicas alive again."""
+    """Kill a replica ``how(actor, pid)``; return when, once Ray restarted it and every
+    server sees both replicas alive again."""
     actor = ray.get_actor(name, namespace=NAMESPACE)
     before = ray.get(actor.info.remote())
     killed_at = time.monotonic()
@@ -101,7 +117,7 @@ def _kill(api: httpx.Client, name: str, how: Any) -> float:
                 break
         assert time.monotonic() < deadline, f"the killed replica {name} did not come back"
         time.sleep(0.2)
-    _wait_placed(api, "cancer", 2)
+    _wait_every_server_sees(api, "cancer", 2)
     return killed_at
 
 
