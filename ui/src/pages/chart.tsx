@@ -1,12 +1,15 @@
-import { useEffect, useRef } from "preact/hooks";
+import { useLayoutEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
+
+// Layout effects: the canvas is made in the same commit as its box, so a chart that shows its
+// points in the page is never an empty box waiting for the next frame.
 
 /** One metric over steps, drawn on a canvas (uPlot); new points redraw without a remount. */
 export function MetricChart(props: { name: string; steps: number[]; values: number[] }) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
-  useEffect(() => {
+  useLayoutEffect(() => {
     if (!box.current) return;
     plot.current = new uPlot(
       {
@@ -24,7 +27,7 @@ export function MetricChart(props: { name: string; steps: number[]; values: numb
       plot.current = null;
     };
   }, [props.name]);
-  useEffect(() => {
+  useLayoutEffect(() => {
     plot.current?.setData([props.steps, props.values]);
   }, [props.steps, props.values]);
   return (
@@ -48,7 +51,7 @@ export function TimeChart(props: {
   const plot = useRef<uPlot | null>(null);
   const labels = props.series.map((s) => s.label).join("|");
   const data = (): uPlot.AlignedData => [props.x, ...props.series.map((s) => s.values)];
-  useEffect(() => {
+  useLayoutEffect(() => {
     if (!box.current) return;
     plot.current = new uPlot(
       {
@@ -74,7 +77,7 @@ export function TimeChart(props: {
       plot.current = null;
     };
   }, [labels]);
-  useEffect(() => {
+  useLayoutEffect(() => {
     plot.current?.setData(data());
   }, [props.x, props.series]);
   return (
