@@ -1,14 +1,79 @@
-"""The accelerators this node has (NVIDIA GPUs, from the driver; no library needed)."""
+"""The accelerators this node has (NVIDIA GPUs, from the driver; no library needed), and
+the GPUs given to the model being loaded.
+
+A served model gets GPUs from the node's serving placement (``serving.gpu_placement``):
+the reconciler loads it inside ``assigned_gpus(...)``, and a flavor asks
+``torch_device(torch)`` or ``onnx_providers(ort)`` where to put it. A runner process
+is started with ``CUDA_VISIBLE_DEVICES`` naming its GPUs, so inside it they are
+numbered from 0 (``_host`` calls ``assigned_gpus`` with those numbers). Where torch or
+ONNX Runtime sees no CUDA device (no driver, a CPU-only wheel), the model runs on the
+CPU and says so (``device`` in its runner's facts).
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
+
+#: The GPUs this node offers, instead of those the driver lists: ``0,1``; ``none`` for none.
+GPUS_ENV = "AIMASS_GPUS"
+
+_ASSIGNED: ContextVar[tuple[str, ...]] = ContextVar("aimass_assigned_gpus", default=())
 
 
 def detect_gpus() -> list[str]:
-    """The NVIDIA GPU indices on this node ("0", "1", ...), from the driver's /proc entries."""
+    """The NVIDIA GPU indices on this node ("0", "1", ...), from the driver's /proc entries,
+    or as ``AIMASS_GPUS`` declares them."""
+    declared = os.environ.get(GPUS_ENV)
+    if declared is not None:
+        names = [g.strip() for g in declared.split(",") if g.strip()]
+        return [] if [n.lower() for n in names] in ([], ["none"]) else names
     root = Path("/proc/driver/nvidia/gpus")
     try:
         return [str(i) for i in range(len(list(root.iterdir())))]
     except OSError:
         return []
+
+
+@contextmanager
+def assigned_gpus(gpus: Sequence[str]) -> Iterator[None]:
+    """Within this block, a model being loaded is given ``gpus`` (indices as this process
+    numbers them)."""
+    token = _ASSIGNED.set(tuple(gpus))
+    try:
+        yield
+    finally:
+        _ASSIGNED.reset(token)
+
+
+def current_gpus() -> tuple[str, ...]:
+    """The GPUs given to the model being loaded (empty: the CPU)."""
+    return _ASSIGNED.get()
+
+
+def torch_device(torch: Any) -> str:
+    """Where torch should put the model being loaded: ``cuda:N`` for its first GPU when
+    torch sees that device, else ``cpu``."""
+    gpus = _ASSIGNED.get()
+    if not gpus or not gpus[0].isdigit():
+        return "cpu"
+    index = int(gpus[0])
+    try:
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            return "cpu"
+    except Exception:  # a broken driver: the CPU still works
+        return "cpu"
+    return f"cuda:{index}"
+
+
+def onnx_providers(ort: Any) -> list[Any]:
+    """ONNX Runtime's execution providers for the model being loaded: CUDA on its first GPU
+    when this onnxruntime build has it, then the CPU."""
+    gpus = _ASSIGNED.get()
+    if gpus and gpus[0].isdigit() and "CUDAExecutionProvider" in ort.get_available_providers():
+        return [("CUDAExecutionProvider", {"device_id": int(gpus[0])}), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
