@@ -4,8 +4,8 @@ the GPUs given to the model being loaded.
 A served model gets GPUs from the node's serving placement (``serving.gpu_placement``):
 the reconciler loads it inside ``assigned_gpus(...)``, and a flavor asks
 ``torch_device(torch)`` or ``onnx_providers(ort)`` where to put it. A runner process
-is started with ``CUDA_VISIBLE_DEVICES`` naming its GPUs, so inside it they are
-numbered from 0 (``_host`` calls ``assigned_gpus`` with those numbers). Where torch or
+is started with ``CUDA_VISIBLE_DEVICES`` naming its GPUs (empty when given none), so
+inside it they are numbered from 0 (``_host`` calls ``give_process_gpus``). Where torch or
 ONNX Runtime sees no CUDA device (no driver, a CPU-only wheel), the model runs on the
 CPU and says so (``device`` in its runner's facts).
 """
@@ -48,6 +48,11 @@ def assigned_gpus(gpus: Sequence[str]) -> Iterator[None]:
         yield
     finally:
         _ASSIGNED.reset(token)
+
+
+def give_process_gpus(gpus: Sequence[str]) -> None:
+    """Every model this process (a runner process) loads from here on is given ``gpus``."""
+    _ASSIGNED.set(tuple(gpus))
 
 
 def current_gpus() -> tuple[str, ...]:

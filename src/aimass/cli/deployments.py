@@ -396,14 +396,15 @@ def show(ctx: typer.Context, name: NameArg, json_: JsonOpt = False) -> None:
         routes.add_row(target, f"{r.weight:g}", f"{100 * r.weight / total:.3g}%")
     console.print(routes)
     replicas = Table(title=f"{len(d.replica_status)} replica(s) reporting")
-    for column in ("replica", "state", "versions", "runners", "reason", "updated"):
-        replicas.add_column(column, overflow="fold", no_wrap=column != "reason")
+    for column in ("replica", "state", "versions", "runners", "device", "reason", "updated"):
+        replicas.add_column(column, overflow="fold", no_wrap=column not in ("device", "reason"))
     for s in d.replica_status:
         replicas.add_row(
             s.replica,
             s.state,
             ", ".join(str(v) for v in s.versions),
             "" if s.replicas is None else f"{s.replicas} (wants {s.desired_replicas})",
+            s.device or "",
             s.reason or "",
             format_time(s.updated_at),
         )

@@ -111,6 +111,7 @@ def _state(row: DeploymentRow, now: datetime) -> tuple[DeploymentState, list[Rep
             placement=r.placement,
             replicas=r.replicas,
             desired_replicas=r.desired_replicas,
+            device=r.device,
         )
         for r in row.replicas
         if (now - aware_utc(r.updated_at)).total_seconds() < REPLICA_STALE_SECONDS
@@ -338,13 +339,14 @@ def report_replica(
     runner: str | None = None,
     placement: list[dict[str, object]] | None = None,
     scale: tuple[int, int] | None = None,
+    device: str | None = None,
 ) -> None:
     """Record one replica's state for a deployment (ignored if it was deleted meanwhile).
 
     ``retry_at``: when a replica that failed tries again (None: a final failure);
     ``runner``: where it runs the model, once loaded; ``placement``: its Ray actors.
-    ``runner``: where it runs the model, once loaded; ``scale``: with autoscaling, the
-    runner processes it sends requests to and the count its node wants.
+    ``scale``: with autoscaling, the runner processes it sends requests to and the count
+    its node wants; ``device``: where its model runs (``cpu``, ``cuda (GPU 0)``).
     """
     if session.get(DeploymentRow, deployment_id) is None:
         return
@@ -359,5 +361,6 @@ def report_replica(
     row.runner = runner
     row.placement = placement
     row.replicas, row.desired_replicas = scale if scale is not None else (None, None)
+    row.device = device
     row.updated_at = utcnow()
     session.flush()

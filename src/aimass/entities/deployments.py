@@ -265,6 +265,9 @@ class ReplicaStatus(BaseModel):
     #: taking traffic), and the count the node's autoscaler wants. None without autoscaling.
     replicas: int | None = Field(default=None, exclude_if=lambda v: v is None)
     desired_replicas: int | None = Field(default=None, exclude_if=lambda v: v is None)
+    #: The device its model runs on: ``cpu``, or ``cuda (GPU 0)`` for a deployment given
+    #: a GPU of the node (``resources.gpu``); None until loaded.
+    device: str | None = None
 
 
 class Deployment(BaseModel):

@@ -1,7 +1,8 @@
 """The sandboxed model host: loads one code-bearing model file and answers predict requests.
 
 Run only by :mod:`aimass.flavors.sandboxed`, under bubblewrap, as
-``python -m aimass.flavors._host [--threads N] [--cpus LIST] <flavor> <path> <trusted 0|1>``.
+``python -m aimass.flavors._host [--threads N] [--cpus LIST] [--gpus N] <flavor> <path>
+<trusted 0|1>``.
 It loads the file with the flavor's in-process loader (for untrusted TorchScript, after
 checking every operator against the allow-list), sends one ``ready`` message
 (the signature and what the evaluator needs to know), then answers requests
@@ -77,6 +78,9 @@ def _facts(predictor: Predictor) -> dict[str, Any]:
         "named": callable(getattr(predictor, "predict_named", None)),
         "threads": running_threads(predictor),
         "cpus": sorted(os.sched_getaffinity(0)),
+        "device": str(getattr(predictor, "device", "cpu")),
+        # The GPUs the server left this process (None: not restricted; "": none).
+        "visible_gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
     if isinstance(classes, np.ndarray) and classes.ndim == 1:
         facts["classes"] = [_wire._json_value(c) for c in classes.tolist()]
@@ -236,7 +240,9 @@ def main() -> None:
     ``--threads N`` (first, when given): the replica's CPU share, which sizes the
     model's thread pools (see :func:`aimass.flavors.base.dedicate_threads`).
     ``--cpus LIST`` (next, when given): the cores the process runs on (see
-    :mod:`aimass.flavors.cpus`).
+    :mod:`aimass.flavors.cpus`). ``--gpus N`` (next, when given): the model goes on the
+    first of the N GPUs ``CUDA_VISIBLE_DEVICES`` leaves this process (see
+    :mod:`aimass.devices`).
     """
     args = sys.argv[1:]
     threads: int | None = None
@@ -246,6 +252,12 @@ def main() -> None:
         from aimass.flavors.cpus import parse_cpu_list, pin
 
         pin(parse_cpu_list(args[1]))  # before any library starts a thread; refused: as is
+        args = args[2:]
+    if args[:1] == ["--gpus"]:
+        from aimass.devices import give_process_gpus
+
+        # CUDA_VISIBLE_DEVICES (set by the server) names them: here they are 0 .. N-1.
+        give_process_gpus([str(i) for i in range(int(args[1]))])
         args = args[2:]
     flavor, path, trusted = args[0], args[1], args[2] == "1"
     outbox = os.fdopen(os.dup(1), "wb")

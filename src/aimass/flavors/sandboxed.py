@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import glob
 import hashlib
 import os
 import select
@@ -38,6 +39,7 @@ import numpy as np
 
 import aimass.flavors._wire as _wire
 import aimass.sandbox as sandbox
+from aimass.devices import current_gpus
 from aimass.errors import InvalidInput, Unavailable, Unprocessable
 from aimass.flavors.base import process_threads
 from aimass.flavors.cpus import cpus_argv, runner_cores, spare_cores
@@ -84,6 +86,8 @@ class ModelHost:
         self.path = path.resolve()
         self.trusted = trusted
         self.threads = threads
+        #: The node's GPUs given to the model (``devices.assigned_gpus`` when it was made).
+        self.gpus = current_gpus()
         self.facts: dict[str, Any] = {}
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: collections.deque[bytes] = collections.deque(maxlen=64)
@@ -145,7 +149,10 @@ class ModelHost:
             read_only=[self.path],
             hidden=hidden_paths(self.path),
             # A trusted pickle may name classes of any module the server can import.
-            env=sandbox.safe_env({"PYTHONPATH": os.pathsep.join(_import_path())}),
+            env=sandbox.safe_env(
+                {"PYTHONPATH": os.pathsep.join(_import_path()), **gpu_env(self.gpus)}
+            ),
+            devices=gpu_devices(self.gpus),
             network=False,
             fresh_proc=not self._nested,
             # The host ends when its stdin closes; dying with the spawning thread (a pool
@@ -154,7 +161,7 @@ class ModelHost:
         )
         command = [
             sys.executable, "-s", "-m", "aimass.flavors._host", *_threads_argv(self.threads),
-            self.flavor, str(self.path), "1" if self.trusted else "0",
+            *gpus_argv(self.gpus), self.flavor, str(self.path), "1" if self.trusted else "0",
         ]  # fmt: skip
         self._stderr.clear()
         self._process = subprocess.Popen(
@@ -298,10 +305,13 @@ class SharedHost:
         self.trusted = trusted
         self.threads = threads
         self.own_cores = own_cores
+        #: The node's GPUs given to the model (``devices.assigned_gpus`` when it was made).
+        self.gpus = current_gpus()
         # A folder per runner, and only that one writable in its sandbox: a hostile model
         # must not reach (or replace) the sockets of the node's other runners. A new CPU
-        # share is a new runner: the old one, sized for the old share, ends once left.
-        digest = hashlib.sha256(f"{key}|threads={threads}".encode()).hexdigest()
+        # share (or other GPUs) is a new runner: the old one ends once left.
+        gpus = ",".join(self.gpus)
+        digest = hashlib.sha256(f"{key}|threads={threads}|gpus={gpus}".encode()).hexdigest()
         self.folder = folder / digest[:24]
         self.socket_path = self.folder / "sock"
         self.lock_path = self.folder / "lock"
@@ -391,13 +401,16 @@ class SharedHost:
             read_only=[self.path],
             writable=[self.folder],
             hidden=hidden_paths(self.path),
-            env=sandbox.safe_env({"PYTHONPATH": os.pathsep.join(_import_path())}),
+            env=sandbox.safe_env(
+                {"PYTHONPATH": os.pathsep.join(_import_path()), **gpu_env(self.gpus)}
+            ),
+            devices=gpu_devices(self.gpus),
             network=False,
             die_with_parent=False,  # the node's runner outlives the worker that started it
         )
         command = [
             sys.executable, "-s", "-m", "aimass.flavors._host", *_threads_argv(self.threads),
-            *cpus_argv(self._cores()),
+            *cpus_argv(self._cores()), *gpus_argv(self.gpus),
             self.flavor, str(self.path), "1" if self.trusted else "0",
             "--listen", str(self.socket_path), str(self.lock_path),
         ]  # fmt: skip
@@ -432,6 +445,22 @@ class SharedHost:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+def gpu_env(gpus: tuple[str, ...]) -> dict[str, str]:
+    """A model process sees exactly the GPUs given to its model: none when given none."""
+    return {"CUDA_VISIBLE_DEVICES": ",".join(gpus)}
+
+
+def gpu_devices(gpus: tuple[str, ...]) -> list[str]:
+    """The device nodes a model process given GPUs needs (the driver's, every GPU's: CUDA
+    opens them; ``CUDA_VISIBLE_DEVICES`` says which it may use)."""
+    return sorted(glob.glob("/dev/nvidia*")) if gpus else []
+
+
+def gpus_argv(gpus: tuple[str, ...]) -> list[str]:
+    """The host's ``--gpus N`` option: it sees its GPUs as 0 .. N-1."""
+    return ["--gpus", str(len(gpus))] if gpus else []
 
 
 def _threads_argv(threads: int | None) -> list[str]:
@@ -514,6 +543,8 @@ class SandboxedPredictor:
         raw = facts.get("signature")
         self.signature = None if raw is None else Signature.model_validate(raw)
         self.estimator = EstimatorFacts(facts)
+        #: Where the host runs the model: ``cpu`` or ``cuda:N`` (as the host numbers its GPUs).
+        self.device: str = str(facts.get("device", "cpu"))
 
     def predict(self, batch: Batch) -> Array:
         """Run the model's predict in the host."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from aimass.artifacts.store import ArtifactStore
 from aimass.deployments import service
 from aimass.deployments.entities import DesiredDeployment, ReplicaState, ResolvedVersion
-from aimass.devices import detect_gpus
+from aimass.devices import assigned_gpus, detect_gpus
 from aimass.errors import AimassError, InvalidInput, Unavailable
 from aimass.flavors.base import Predictor
 from aimass.flavors.registry import FlavorRegistry
@@ -24,6 +24,7 @@ from aimass.flavors.signature import Signature
 from aimass.loop_service import LoopService
 from aimass.serving import ray_replicas
 from aimass.serving.ensemble import EnsembleMember, EnsembleRunner
+from aimass.serving.gpu_placement import GpuNeed, place_gpus
 from aimass.serving.model_cache import local_copy
 from aimass.serving.ray_replicas import RayAddress, RayReplicas, ReplicaSpec, ReplicasPending
 from aimass.serving.replica_pool import ReplicaPool
@@ -42,10 +43,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aimass.deployments")
 #: A replica's report: state, reason, versions and, after a passing failure, when it retries.
-#: And, with runner "ray", each actor replica's (version, index, state, node).
+#: And, with runner "ray", each actor replica's (version, index, state, node); then the
+#: device its model runs on.
 _Placement = tuple[tuple[int, int, str, str | None], ...]
 _Status = tuple[
-    ReplicaState, str | None, tuple[int, ...], datetime | None, str | None, _Placement | None
+    ReplicaState,
+    str | None,
+    tuple[int, ...],
+    datetime | None,
+    str | None,
+    _Placement | None,
+    str | None,
 ]
 #: A deployment that failed to load is tried again after this, doubling up to RETRY_MAX_S.
 RETRY_FIRST_S = 1.0
@@ -122,6 +130,8 @@ class DeploymentReconciler(LoopService):
         self.replica = replica_id()
         #: The GPUs of this node (a deployment asking for more stays pending).
         self.gpus = detect_gpus()
+        #: Each GPU deployment's GPUs on this node, or why it has none (``gpu_placement``).
+        self._gpus_of: dict[int, tuple[str, ...] | str] = {}
         self._loaded: dict[int, tuple[object, ...]] = {}
         self._keys: dict[int, tuple[str, str]] = {}
         self._status: dict[int, _Status] = {}
@@ -135,6 +145,10 @@ class DeploymentReconciler(LoopService):
         self._ticks = 0
         #: True once a pass has loaded (or failed) every deployment that was desired then.
         self.synced = False
+
+    def _mark(self, item: DesiredDeployment) -> tuple[object, ...]:
+        """What a loaded deployment was loaded as: a change in it (or in its GPUs) reloads it."""
+        return (*item.fingerprint(), self._gpus_of.get(item.id))
 
     def _read_desired(self) -> list[DesiredDeployment]:
         with self.db.session() as session:
@@ -160,11 +174,13 @@ class DeploymentReconciler(LoopService):
                         ray_replicas.kill_actors, self.ray_namespace, deployment_id
                     )
                 log.info("unloaded deployment %s/%s", project, name)
+        needs = [need for need in map(_gpu_need, desired) if need is not None]
+        self._gpus_of = place_gpus(needs, self.gpus)
         now = time.monotonic()
         changed = [
             item
             for item in desired
-            if self._loaded.get(item.id) != item.fingerprint()
+            if self._loaded.get(item.id) != self._mark(item)
             or (item.id in self._retry and now >= self._retry[item.id][0])
         ]
         for item in desired:  # autoscaling settings apply without a reload
@@ -176,7 +192,7 @@ class DeploymentReconciler(LoopService):
         if changed or removed:
             await asyncio.to_thread(_trim_heap)
         for item in changed:
-            self._loaded[item.id] = item.fingerprint()
+            self._loaded[item.id] = self._mark(item)
             self._keys[item.id] = (item.project, item.name)
         self._ticks += 1
         self.synced = True
@@ -185,13 +201,11 @@ class DeploymentReconciler(LoopService):
         await asyncio.to_thread(self._report_all)
 
     async def _load(self, item: DesiredDeployment) -> None:
-        wanted_gpus = item.resources.gpu
-        if wanted_gpus > len(self.gpus) and item.resources.runner != "ray":
-            # Never over-commit: a model that needs a GPU this node lacks waits, saying why.
-            reason = (
-                f"needs {wanted_gpus} GPU{'s' if wanted_gpus > 1 else ''}; this node has "
-                f"{len(self.gpus) or 'none'}"
-            )
+        gpus = self._gpus_of.get(item.id, ())
+        if isinstance(gpus, str):
+            # Never over-commit: a model that needs a GPU this node lacks (or has given to
+            # an older deployment) waits, saying why.
+            reason = gpus
             self.repository.remove(item.name, item.project)  # what it served before the change
             self.repository.set_state(item.name, item.project, "pending", reason)
             self._retry.pop(item.id, None)
@@ -269,8 +283,9 @@ class DeploymentReconciler(LoopService):
         self._retry.pop(item.id, None)
         await self._track_ray(item, served)
         self._remember(
-            item.id, "ready", None, [v.version for v in item.versions], runner=_runner(served)
-        )
+            item.id, "ready", None, [v.version for v in item.versions], runner=_runner(served),
+            device=_device(served, self._replica_gpus(item, 0)),
+        )  # fmt: skip
         log.info("deployment %s/%s ready", item.project, item.name)
 
     def _retry_later(self, deployment_id: int) -> float:
@@ -403,6 +418,25 @@ class DeploymentReconciler(LoopService):
             return router, (
                 Signature.model_validate(version.signature) if version.signature else None
             ) or router.signature
+        with assigned_gpus(self._replica_gpus(item, replica)):  # the model goes there
+            predictor = self._load_here(version, item, replica)
+        signature = (
+            Signature.model_validate(version.signature) if version.signature else None
+        ) or predictor.signature
+        return predictor, signature
+
+    def _replica_gpus(self, item: DesiredDeployment, replica: int) -> tuple[str, ...]:
+        """The node's GPUs given to one replica of the deployment (none: the CPU)."""
+        gpus = self._gpus_of.get(item.id, ())
+        if isinstance(gpus, str) or not item.resources.gpu:
+            return ()
+        each = item.resources.gpu
+        return gpus[replica * each : (replica + 1) * each]
+
+    def _load_here(
+        self, version: ResolvedVersion, item: DesiredDeployment, replica: int
+    ) -> Predictor:
+        mode = item.resources.runner
         path = self._local_copy(version)
         flavor = self.flavors.get(version.flavor)
         load = flavor.load_cached if self.shared_weights else flavor.load
@@ -425,10 +459,7 @@ class DeploymentReconciler(LoopService):
                     predictor = start_host(version.flavor, path, version.trusted)
                 else:
                     predictor = load(path, version.trusted)
-        signature = (
-            Signature.model_validate(version.signature) if version.signature else None
-        ) or predictor.signature
-        return predictor, signature
+        return predictor
 
     def _set_autoscaling(self, item: DesiredDeployment) -> None:
         served = self.repository.get(item.name, item.project)
@@ -465,9 +496,11 @@ class DeploymentReconciler(LoopService):
         versions: list[int],
         retry_at: datetime | None = None,
         runner: str | None = None,
+        device: str | None = None,
     ) -> None:
         self._status[deployment_id] = (
-            state, reason, tuple(versions), retry_at, runner, self._placement(deployment_id)
+            state, reason, tuple(versions), retry_at, runner, self._placement(deployment_id),
+            device,
         )  # fmt: skip
 
     def _placement(self, deployment_id: int) -> _Placement | None:
@@ -483,7 +516,7 @@ class DeploymentReconciler(LoopService):
             if deployment_id in self._ray and current[0] == "ready":
                 # Ray actors move and restart on their own: report what the probes saw.
                 placement = self._placement(deployment_id)
-                self._status[deployment_id] = (*current[:5], placement)
+                self._status[deployment_id] = (*current[:5], placement, current[6])
             self._report(deployment_id)
 
     def _report(self, deployment_id: int) -> None:
@@ -494,7 +527,7 @@ class DeploymentReconciler(LoopService):
         current = (*status, scale)
         if self._reported.get(deployment_id) == current:
             return
-        state, reason, versions, retry_at, runner, placement = status
+        state, reason, versions, retry_at, runner, placement, device = status
         places: list[dict[str, object]] | None = None
         if placement is not None:
             places = [
@@ -504,9 +537,31 @@ class DeploymentReconciler(LoopService):
         with self.db.session() as session:
             service.report_replica(
                 session, deployment_id, self.replica, state, reason, list(versions), retry_at,
-                runner, places, scale,
+                runner, places, scale, device,
             )  # fmt: skip
         self._reported[deployment_id] = current
+
+
+def _gpu_need(item: DesiredDeployment) -> GpuNeed | None:
+    """What a deployment asks of this node's GPUs (each autoscaled replica its own), or
+    None: no GPU, or Ray places it."""
+    if not item.resources.gpu or item.resources.runner == "ray":
+        return None
+    replicas = item.autoscaling.max_replicas if item.autoscaling is not None else 1
+    return GpuNeed(item.id, item.project, item.name, item.resources.gpu * replicas)
+
+
+def _device(served: list[ServedVersion], gpus: tuple[str, ...]) -> str:
+    """Where the deployment's (first) model runs, for its status: ``cpu``, ``cuda (GPU 2)``,
+    or ``cpu`` with why when it was given GPUs its library cannot see."""
+    predictors = _predictors(served)
+    device = str(getattr(predictors[0], "device", "cpu")) if predictors else "cpu"
+    if not gpus:
+        return device
+    given = ", ".join(gpus)
+    if device.startswith("cuda"):
+        return f"cuda (GPU {given})"
+    return f"cpu (given GPU {given}, but its library sees no CUDA device)"
 
 
 def _predictors(served: list[ServedVersion]) -> list[object]:

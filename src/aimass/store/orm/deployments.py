@@ -63,3 +63,5 @@ class DeploymentReplicaRow(Base):
     #: wants (None without autoscaling).
     replicas: Mapped[int | None] = mapped_column(Integer, nullable=True)
     desired_replicas: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: The device its model runs on: ``cpu``, ``cuda (GPU 0)``; None until loaded.
+    device: Mapped[str | None] = mapped_column(String(128), nullable=True)
