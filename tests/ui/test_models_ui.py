@@ -113,6 +113,12 @@ def test_drop_a_model_deploy_in_two_clicks_try_it_and_see_the_count_move(
         return "predictions" in page.inner_text(".answer")
 
     until(answered, 60, "the deployment to answer the try-it request")
+    # Each replica says where its model runs (no GPU asked for: the CPU).
+    until(
+        lambda: page.inner_text("[data-testid=replica-device]") == "cpu",
+        15,
+        "the replica's device",
+    )
     until(
         lambda: page.inner_text("[data-testid=request-count]") not in ("", "0"),
         15,

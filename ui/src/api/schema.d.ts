@@ -3544,6 +3544,8 @@ export interface components {
         ReplicaStatus: {
             /** Desired Replicas */
             desired_replicas?: number | null;
+            /** Device */
+            device?: string | null;
             /** Placement */
             placement?: components["schemas"]["ReplicaPlacement"][] | null;
             /** Reason */

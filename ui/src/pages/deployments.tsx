@@ -348,6 +348,7 @@ export function DeploymentPage(props: { name: string }) {
             <th>Replica</th>
             <th>State</th>
             <th>Versions</th>
+            <th>Device</th>
             <th>Reason</th>
           </tr>
         </thead>
@@ -357,6 +358,7 @@ export function DeploymentPage(props: { name: string }) {
               <td>{r.replica}</td>
               <td>{r.state}</td>
               <td>{r.versions?.join(", ")}</td>
+              <td data-testid="replica-device">{r.device ?? ""}</td>
               <td>{r.reason ?? ""}</td>
             </tr>
           ))}
