@@ -118,7 +118,9 @@ def test_onnx_on_its_assigned_gpu_answers_as_on_the_cpu(tmp_path: Path) -> None:
     assert on_cpu.device == "cpu"
     assert on_cpu.session.get_providers() == ["CPUExecutionProvider"]
     assert given.device == _onnx_gpu()
-    np.testing.assert_allclose(given.predict(x), on_cpu.predict(x), rtol=1e-4, atol=1e-4)
+    # onnxruntime's CUDA provider multiplies in TF32 by default (10-bit mantissa).
+    rtol = 1e-4 if given.device == "cpu" else 5e-3
+    np.testing.assert_allclose(given.predict(x), on_cpu.predict(x), rtol=rtol, atol=rtol)
 
 
 def test_a_cached_onnx_model_given_a_gpu_onnxruntime_lacks_still_maps_its_weights(
