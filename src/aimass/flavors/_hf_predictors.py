@@ -6,6 +6,9 @@ the architecture the config names, never code from the directory
 (``trust_remote_code=False``, ``local_files_only=True``). Encoders tokenize with
 the ``tokenizers`` library directly (:mod:`aimass.flavors._hf_tokens`); the
 libraries are imported once per process (:mod:`aimass.flavors._hf_libraries`).
+A model loads onto the device it is given (:func:`aimass.devices.torch_device`: its
+GPU, else the CPU) and says which in ``device``; its inputs go there and its outputs
+come back to the CPU.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import inspect
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from aimass.devices import torch_device
 from aimass.flavors._hf_libraries import import_libraries, load_pretrained
 from aimass.flavors._hf_tokens import MAX_LENGTH, count_tokens, encode, load_tokenizer, texts
 
@@ -56,6 +60,11 @@ class TextModel:
     signature: Signature | None
     #: The task it serves (set by the flavor): feature-extraction, text-classification, ...
     task: str = ""
+    #: Whether the predictor brings its outputs back from a GPU (``.cpu()``): only such a
+    #: one is loaded onto the GPU it is given; the others stay on the CPU.
+    gpu_ready: ClassVar[bool] = False
+    #: Where the model runs: "cpu" or "cuda:N".
+    device: str = "cpu"
 
     def __init__(
         self, folder: Path, signature: Signature, auto: str, trusted: bool, fast: bool = True
@@ -75,6 +84,10 @@ class TextModel:
         model_class = getattr(transformers, auto)
         self.model = load_pretrained(model_class, folder, **load_options(trusted))
         self.model.eval()
+        if self.gpu_ready:
+            self.device = torch_device(torch)
+            if self.device != "cpu":
+                self.model.to(self.device)
         self._inputs = set(inspect.signature(self.model.forward).parameters)
 
     def encode(self, items: list[str]) -> Any:
@@ -83,11 +96,14 @@ class TextModel:
             return self.tokenizer(
                 items, padding=True, truncation=True, max_length=self.max_length,
                 return_tensors="pt",
-            )  # fmt: skip
+            ).to(self.device)  # fmt: skip
         if self.fast.truncation and self.fast.truncation["max_length"] != self.max_length:
             self.fast.enable_truncation(self.max_length)
         arrays = encode(self.fast, items)
-        return {k: self.torch.from_numpy(v) for k, v in arrays.items() if k in self._inputs}
+        tensors = {k: self.torch.from_numpy(v) for k, v in arrays.items() if k in self._inputs}
+        if self.device != "cpu":
+            tensors = {k: v.to(self.device) for k, v in tensors.items()}
+        return tensors
 
     def count_tokens(self, items: list[str]) -> int:
         """The tokens ``items`` make (truncated, unpadded)."""
@@ -103,6 +119,8 @@ class EmbeddingPredictor(TextModel):
     """Sentence embeddings: token states mean-pooled over the attention mask, L2-normalised
     (what sentence-transformers does for MiniLM); CLS pooling when the directory says so."""
 
+    gpu_ready = True
+
     def __init__(self, folder: Path, signature: Signature, trusted: bool, cls: bool) -> None:
         super().__init__(folder, signature, "AutoModel", trusted)
         self.cls = cls
@@ -117,12 +135,14 @@ class EmbeddingPredictor(TextModel):
                 pooled = torch.nn.functional.normalize(states[:, 0], p=2, dim=1)
             else:
                 pooled = mean_pool(torch, states, encoded["attention_mask"])
-        result: Array = pooled.float().numpy()
+        result: Array = pooled.float().cpu().numpy()
         return result
 
 
 class ClassificationPredictor(TextModel):
     """Text classification: the label (``id2label``) and the softmax scores."""
+
+    gpu_ready = True
 
     def __init__(self, folder: Path, signature: Signature, trusted: bool) -> None:
         super().__init__(folder, signature, "AutoModelForSequenceClassification", trusted)
@@ -134,7 +154,7 @@ class ClassificationPredictor(TextModel):
         torch = self.torch
         with torch.inference_mode():
             logits = self.model(**self.encode(texts(batch))).logits
-            scores: Array = torch.softmax(logits.float(), dim=-1).numpy()
+            scores: Array = torch.softmax(logits.float(), dim=-1).cpu().numpy()
         return scores
 
     def predict(self, batch: Batch) -> Array:
@@ -162,6 +182,8 @@ class Generated:
 
 class GenerationPredictor(TextModel):
     """Causal language models: greedy text for OIP, streamed text for the OpenAI routes."""
+
+    gpu_ready = True
 
     def __init__(self, folder: Path, signature: Signature, trusted: bool, new_tokens: int) -> None:
         super().__init__(folder, signature, "AutoModelForCausalLM", trusted, fast=False)
@@ -247,13 +269,15 @@ class GenerationPredictor(TextModel):
 
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
                 self.stopped = self.stopped or should_stop()
-                return torch.full((input_ids.shape[0],), self.stopped, dtype=torch.bool)
+                return torch.full(
+                    (input_ids.shape[0],), self.stopped, dtype=torch.bool, device=input_ids.device
+                )
 
         streamer = Streamer()
         stop = Stop()
         encoded = self.tokenizer(
             prompt, return_tensors="pt", truncation=True, max_length=predictor.max_length
-        )
+        ).to(self.device)
         prompt_length = int(encoded["input_ids"].shape[1])
         config = self.model.config
         positions = getattr(config, "max_position_embeddings", None) or getattr(

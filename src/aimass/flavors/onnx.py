@@ -1,7 +1,11 @@
-"""The ONNX flavor: ONNX models run by onnxruntime on the CPU, in the server's process.
+"""The ONNX flavor: ONNX models run by onnxruntime, in the server's process.
 
-Served from the node's model cache, a model's weights are memory-mapped from a form
-written once per node, so the workers share them (:mod:`._onnx_mapped`).
+A model runs on the CPU, or on the GPU it is given when this onnxruntime build has the
+CUDA provider (:func:`aimass.devices.onnx_providers`); its predictor's ``device`` says
+which. Served from the node's model cache on the CPU, a model's weights are
+memory-mapped from a form written once per node, so the workers share them
+(:mod:`._onnx_mapped`); on a GPU the weights live in the GPU's memory, so that form is
+not used.
 
 ONNX stays in-process because its graph is data run by onnxruntime's own kernels;
 the two ways it could reach outside are refused at inspect and at load: tensors
@@ -109,10 +113,12 @@ class OnnxFlavor(Flavor):
     def load_cached(self, path: Path, trusted: bool) -> OnnxPredictor:
         """Open the model with its weights memory-mapped from a form written once per node
         (see :mod:`._onnx_mapped`), so the node's processes share them; the file itself when
-        that form cannot be written."""
+        that form cannot be written, or on a GPU (the mapped form is the CPU's layout)."""
         from aimass.flavors._onnx_mapped import mapped_copy
 
         signature = graph_signature(_read_model(path))
+        if _gpu_requested():
+            return OnnxPredictor(_session(path), signature)
         mapped = mapped_copy(path)
         if mapped is not None:
             try:
@@ -227,8 +233,21 @@ def _uses_external_data(tensor: Any) -> bool:
     return bool(tensor.data_location == onnx.TensorProto.EXTERNAL or tensor.external_data)
 
 
-def _session(path: Path) -> Any:
+def _gpu_requested() -> bool:
+    """Whether the model being loaded is given a GPU that this onnxruntime can use."""
     import onnxruntime as ort
+
+    from aimass.devices import onnx_providers
+
+    return onnx_providers(ort) != ["CPUExecutionProvider"]
+
+
+def _session(path: Path) -> Any:
+    """An onnxruntime session over ``path``, on the GPU the model is given when this
+    onnxruntime has the CUDA provider, else on the CPU."""
+    import onnxruntime as ort
+
+    from aimass.devices import onnx_providers
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only; warnings go to stderr, not to our logs
@@ -238,9 +257,7 @@ def _session(path: Path) -> Any:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     try:
-        return ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        return ort.InferenceSession(str(path), sess_options=options, providers=onnx_providers(ort))
     except Exception as exc:
         raise Unprocessable(
             f"onnxruntime cannot run this model: {error_detail(exc, path)}"
@@ -282,12 +299,22 @@ def graph_signature(model: Any) -> Signature:
     return Signature(inputs=inputs, outputs=outputs)
 
 
+def session_device(session: Any) -> str:
+    """Where a session runs: "cuda:N" when its CUDA provider is in use, else "cpu"."""
+    if "CUDAExecutionProvider" not in session.get_providers():
+        return "cpu"
+    options = session.get_provider_options().get("CUDAExecutionProvider", {})
+    return f"cuda:{options.get('device_id', 0)}"
+
+
 class OnnxPredictor:
-    """A predictor over an onnxruntime session; predict returns the model's first output."""
+    """A predictor over an onnxruntime session; predict returns the model's first output.
+    ``device`` is "cuda:N" when the session runs on the CUDA provider, else "cpu"."""
 
     def __init__(self, session: Any, signature: Signature | None) -> None:
         self.session = session
         self.signature = signature
+        self.device = session_device(session)
         self._inputs = {i.name: _ORT_TO_NUMPY.get(i.type) for i in session.get_inputs()}
         outputs = session.get_outputs()
         self._tensor_outputs = frozenset(

@@ -5,6 +5,8 @@ a TorchScript archive is a program whose operators may touch files, and its
 ``__setstate__`` runs while it loads. An untrusted archive must also pass the
 operator allow-list (:mod:`aimass.flavors._torch_ops`), checked in the host.
 The ``load_in_process`` methods are the host's loaders; nothing else calls them.
+A module loads onto the device the host was given (:func:`aimass.devices.torch_device`:
+its GPU, else the CPU) and says which in its predictor's ``device``.
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ class TorchScriptFlavor(Flavor):
 
     def load_in_process(self, path: Path, trusted: bool) -> TorchScriptPredictor:
         """The host's loader: torch.jit.load, then the operator check unless trusted."""
-        module, signature = load_scripted(path)
+        device = _device()
+        module, signature = load_scripted(path, device)
         if not trusted:
             from aimass.flavors._torch_ops import refused_op
 
@@ -132,16 +135,24 @@ class TorchScriptFlavor(Flavor):
                     "touch files or the process); export the model without it, or have an "
                     "admin upload it trusted (it still runs sandboxed)"
                 )
-        return TorchScriptPredictor(module, signature)
+        return TorchScriptPredictor(module, signature, device)
 
 
-def load_scripted(path: Path) -> tuple[Any, Signature | None]:
-    """torch.jit.load the archive (which runs its ``__setstate__``: only ever in the host)."""
+def _device() -> str:
+    """Where the module being loaded goes: ``cuda:N`` when given a GPU torch sees, else cpu."""
+    from aimass.devices import torch_device
+
+    return torch_device(import_torch())
+
+
+def load_scripted(path: Path, device: str = "cpu") -> tuple[Any, Signature | None]:
+    """torch.jit.load the archive onto ``device`` (loading runs its ``__setstate__``: only
+    ever in the host)."""
     torch = import_torch()
     extra = {SIGNATURE_FILE: ""}
     try:
         with quiet_jit():
-            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
     except Exception as exc:
         raise Unprocessable(f"not a valid TorchScript archive: {error_detail(exc, path)}") from exc
     module.eval()
@@ -157,11 +168,13 @@ def load_scripted(path: Path) -> tuple[Any, Signature | None]:
 
 
 class TorchScriptPredictor:
-    """A predictor over a TorchScript module, run on the CPU under inference mode."""
+    """A predictor over a TorchScript module, run under inference mode on ``device`` ("cpu"
+    or "cuda:N", where the module's weights are): inputs go there, outputs come back."""
 
-    def __init__(self, module: Any, signature: Signature | None) -> None:
+    def __init__(self, module: Any, signature: Signature | None, device: str = "cpu") -> None:
         self.module = module
         self.signature = signature
+        self.device = device
 
     @property
     def threads(self) -> int:
@@ -187,6 +200,8 @@ class TorchScriptPredictor:
     def _run(self, batch: Batch) -> dict[str, Array]:
         torch = import_torch()
         args = [torch.from_numpy(a) for a in self._arrays(batch)]
+        if self.device != "cpu":
+            args = [a.to(self.device) for a in args]
         try:
             with torch.inference_mode():
                 result = self.module(*args)
@@ -262,14 +277,15 @@ class TorchPickleFlavor(Flavor):
     def load_in_process(self, path: Path, trusted: bool) -> TorchScriptPredictor:
         """The host's loader: torch.load the module (trusted only)."""
         _refuse_untrusted(trusted)
-        module = self._read(path)
+        device = _device()
+        module = self._read(path, device)
         module.eval()
-        return TorchScriptPredictor(module, None)
+        return TorchScriptPredictor(module, None, device)
 
-    def _read(self, path: Path) -> Any:
+    def _read(self, path: Path, device: str) -> Any:
         torch = import_torch()
         try:
-            obj = torch.load(str(path), map_location="cpu", weights_only=False)
+            obj = torch.load(str(path), map_location=device, weights_only=False)
         except Exception as exc:
             raise Unprocessable(
                 f"could not load the torch.save archive: {error_detail(exc, path)}"
