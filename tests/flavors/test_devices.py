@@ -206,14 +206,12 @@ def test_generation_on_its_assigned_gpu_writes_the_cpus_greedy_text(tmp_path: Pa
     assert stopped.finish_reason == "cancelled"
 
 
-def test_a_predictor_that_cannot_bring_outputs_back_from_a_gpu_stays_on_the_cpu(
-    tmp_path: Path,
-) -> None:
+def test_fill_mask_is_placed_on_its_device_and_fills_as_on_the_cpu(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
     folder = tiny_bert(tmp_path / "mlm", "fill-mask")
     on_cpu, given = _both(zip_dir(folder, tmp_path / "mlm.zip"))
 
     masked = np.array(["the quick [MASK] fox"], dtype=object)
-    assert given.device == "cpu"
-    assert str(next(given.model.parameters()).device) == "cpu"
+    assert (on_cpu.device, given.device) == ("cpu", _torch_gpu())
+    assert str(next(given.model.parameters()).device) == _torch_gpu()
     assert list(given.predict(masked)[0]) == list(on_cpu.predict(masked)[0])

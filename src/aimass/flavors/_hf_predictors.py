@@ -17,7 +17,7 @@ import inspect
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -60,9 +60,6 @@ class TextModel:
     signature: Signature | None
     #: The task it serves (set by the flavor): feature-extraction, text-classification, ...
     task: str = ""
-    #: Whether the predictor brings its outputs back from a GPU (``.cpu()``): only such a
-    #: one is loaded onto the GPU it is given; the others stay on the CPU.
-    gpu_ready: ClassVar[bool] = False
     #: Where the model runs: "cpu" or "cuda:N".
     device: str = "cpu"
 
@@ -84,10 +81,9 @@ class TextModel:
         model_class = getattr(transformers, auto)
         self.model = load_pretrained(model_class, folder, **load_options(trusted))
         self.model.eval()
-        if self.gpu_ready:
-            self.device = torch_device(torch)
-            if self.device != "cpu":
-                self.model.to(self.device)
+        self.device = torch_device(torch)
+        if self.device != "cpu":
+            self.model.to(self.device)
         self._inputs = set(inspect.signature(self.model.forward).parameters)
 
     def encode(self, items: list[str]) -> Any:
@@ -119,8 +115,6 @@ class EmbeddingPredictor(TextModel):
     """Sentence embeddings: token states mean-pooled over the attention mask, L2-normalised
     (what sentence-transformers does for MiniLM); CLS pooling when the directory says so."""
 
-    gpu_ready = True
-
     def __init__(self, folder: Path, signature: Signature, trusted: bool, cls: bool) -> None:
         super().__init__(folder, signature, "AutoModel", trusted)
         self.cls = cls
@@ -141,8 +135,6 @@ class EmbeddingPredictor(TextModel):
 
 class ClassificationPredictor(TextModel):
     """Text classification: the label (``id2label``) and the softmax scores."""
-
-    gpu_ready = True
 
     def __init__(self, folder: Path, signature: Signature, trusted: bool) -> None:
         super().__init__(folder, signature, "AutoModelForSequenceClassification", trusted)
@@ -182,8 +174,6 @@ class Generated:
 
 class GenerationPredictor(TextModel):
     """Causal language models: greedy text for OIP, streamed text for the OpenAI routes."""
-
-    gpu_ready = True
 
     def __init__(self, folder: Path, signature: Signature, trusted: bool, new_tokens: int) -> None:
         super().__init__(folder, signature, "AutoModelForCausalLM", trusted, fast=False)

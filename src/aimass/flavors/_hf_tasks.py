@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from aimass.devices import torch_device
 from aimass.errors import InvalidInput, Unprocessable
 from aimass.flavors._hf_images import ImagePreparer, decode_image, image_bytes
 from aimass.flavors._hf_libraries import import_libraries, load_pretrained
@@ -58,9 +59,13 @@ class TokenClassificationPredictor(TextModel):
         self.fast.enable_truncation(self.max_length)
         encodings = self.fast.encode_batch(items)
         arrays = encode(self.fast, items)
-        inputs = {k: self.torch.from_numpy(v) for k, v in arrays.items() if k in self._inputs}
+        inputs = {
+            k: self.torch.from_numpy(v).to(self.device)
+            for k, v in arrays.items()
+            if k in self._inputs
+        }
         with self.torch.inference_mode():
-            logits = self.model(**inputs).logits.float().numpy()
+            logits = self.model(**inputs).logits.float().cpu().numpy()
         scores = _softmax(logits)
         for row, (text, encoding) in enumerate(zip(items, encodings, strict=True)):
             out[row] = json.dumps(self._entities(text, encoding, scores[row]))
@@ -130,7 +135,7 @@ class FillMaskPredictor(TextModel):
             return {"tokens": tokens, "scores": scores}
         assert self.fast is not None
         encoded = self.encode(items)
-        ids = encoded["input_ids"].numpy()
+        ids = encoded["input_ids"].cpu().numpy()
         positions = []
         for row in range(len(items)):
             found = np.flatnonzero(ids[row] == self.mask_id)
@@ -141,7 +146,7 @@ class FillMaskPredictor(TextModel):
                 )
             positions.append(int(found[0]))
         with self.torch.inference_mode():
-            logits = self.model(**encoded).logits.float().numpy()
+            logits = self.model(**encoded).logits.float().cpu().numpy()
         for row, position in enumerate(positions):
             probabilities = _softmax(logits[row, position])
             best = np.argsort(-probabilities)[:k]
@@ -167,6 +172,10 @@ class ImageClassificationPredictor:
             transformers.AutoModelForImageClassification, folder, **load_options(trusted)
         )
         self.model.eval()
+        #: Where the model runs: its GPU (``aimass.devices``), else "cpu".
+        self.device = torch_device(torch)
+        if self.device != "cpu":
+            self.model.to(self.device)
         self.labels = np.array(_labels(self.model.config), dtype=object)
 
     def predict_proba(self, batch: Batch) -> Array | None:
@@ -174,10 +183,10 @@ class ImageClassificationPredictor:
         images = [decode_image(image_bytes(item)) for item in np.asarray(array, dtype=object).flat]
         if not images:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        pixels = self.torch.from_numpy(self.prepare(images))
+        pixels = self.torch.from_numpy(self.prepare(images)).to(self.device)
         with self.torch.inference_mode():
             logits = self.model(pixel_values=pixels).logits
-            scores: Array = self.torch.softmax(logits.float(), dim=-1).numpy()
+            scores: Array = self.torch.softmax(logits.float(), dim=-1).cpu().numpy()
         return scores
 
     def predict(self, batch: Batch) -> Array:
