@@ -551,11 +551,14 @@ def _gpu_need(item: DesiredDeployment) -> GpuNeed | None:
     return GpuNeed(item.id, item.project, item.name, item.resources.gpu * replicas)
 
 
-def _device(served: list[ServedVersion], gpus: tuple[str, ...]) -> str:
+def _device(served: list[ServedVersion], gpus: tuple[str, ...]) -> str | None:
     """Where the deployment's (first) model runs, for its status: ``cpu``, ``cuda (GPU 2)``,
-    or ``cpu`` with why when it was given GPUs its library cannot see."""
+    or ``cpu`` with why when it was given GPUs its library cannot see; None on Ray actors
+    (Ray gives them GPUs; each actor's placement says where it runs)."""
     predictors = _predictors(served)
-    device = str(getattr(predictors[0], "device", "cpu")) if predictors else "cpu"
+    if not predictors or isinstance(predictors[0], RayReplicas):
+        return None
+    device = str(getattr(predictors[0], "device", "cpu"))
     if not gpus:
         return device
     given = ", ".join(gpus)
