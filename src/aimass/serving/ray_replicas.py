@@ -16,11 +16,15 @@ actor (fewest batches in flight from this server, ties in turn). The batcher kee
 up to ``DEPTH`` batches per live actor in flight (``batches_in_flight``), each on
 its own thread, so one server's traffic uses every replica. A call that
 fails because its actor died (``RayActorError``) marks that actor down and runs
-the batch once more on another live one: Ray does not retry it itself
+the batch again on another one: Ray does not retry it itself
 (``max_task_retries=0``), since waiting for the dead actor's restart (a model
 load) would hold the batch longer than moving it. A probe thread asks each actor
 every second where it runs (its Ray node) and brings a restarted one back into
-rotation. A deployment Ray cannot place anywhere (more CPUs, GPUs or memory per
+rotation. A server's view lags Ray's (an actor may be back before its probe
+says so, and another may die meanwhile), so a batch that the replicas believed
+alive have failed tries those marked down too, and one that every replica has
+failed waits up to ``RESTART_WAIT_S`` for the probe to see one come back before
+the server answers 503. A deployment Ray cannot place anywhere (more CPUs, GPUs or memory per
 replica than any node has), or whose actors Ray has not started within
 ``READY_TIMEOUT_S``, raises :class:`ReplicasPending` with the reason.
 ``kill_actors`` ends a deployment's actors when it is deleted.
@@ -69,6 +73,9 @@ REST_TIMEOUT_S = 5.0
 PROBE_INTERVAL_S = 1.0
 #: Batches one server keeps in flight per live replica: one runs while the next crosses.
 DEPTH = 2
+#: How long a batch that every replica has failed waits for one to come back (Ray restarts
+#: them) before the server answers 503.
+RESTART_WAIT_S = 10.0
 _MIB = 1 << 20
 
 #: Where the Ray cluster is that a server not on one yet joins for replica actors, or None.
@@ -236,6 +243,9 @@ class _Replica:
     node: str | None = None
     in_flight: int = 0
     probe: Any = None  # the info call not answered yet
+    #: How many times the probe saw it come alive: a call that failed on an older
+    #: incarnation says nothing about this one.
+    generation: int = 0
 
 
 class RayReplicas:
@@ -245,7 +255,12 @@ class RayReplicas:
     """
 
     def __init__(
-        self, spec: ReplicaSpec, handles: Sequence[Any], facts: Mapping[str, Any], ray: Any
+        self,
+        spec: ReplicaSpec,
+        handles: Sequence[Any],
+        facts: Mapping[str, Any],
+        ray: Any,
+        restart_wait_s: float = RESTART_WAIT_S,
     ) -> None:
         from aimass.executors.ray_nodes import RayNodes
 
@@ -253,7 +268,10 @@ class RayReplicas:
         self._ray = ray
         self._nodes = RayNodes(ray)
         self._replicas = [_Replica(i, handle) for i, handle in enumerate(handles)]
+        self._restart_wait_s = restart_wait_s
         self._lock = threading.Lock()
+        #: Notified when a replica comes alive (or probing stops): batches wait on it.
+        self._back = threading.Condition(self._lock)
         self._turn = 0
         raw = facts.get("signature")
         self.signature = None if raw is None else Signature.model_validate(raw)
@@ -296,6 +314,8 @@ class RayReplicas:
     def close(self) -> None:
         """Stop probing; the actors stay for the other servers (``kill_actors`` ends them)."""
         self._stop.set()
+        with self._back:
+            self._back.notify_all()
 
     # -- status -----------------------------------------------------------------
 
@@ -315,21 +335,35 @@ class RayReplicas:
     # -- routing ----------------------------------------------------------------
 
     def _call(self, method: str, batch: Batch, names: list[str] | None) -> Any:
-        """Run on one live replica; on an actor's death, once more on another one."""
+        """Run on one replica; when its actor died, on another one, until one answers.
+
+        Inference has no side effect, so a batch whose actor died under it (even one that
+        may have run it: ``ActorUnavailableError``) is safe to run again elsewhere. The
+        replicas believed alive come first, then those marked down (Ray may have
+        restarted one before the probe saw it). A replica that failed this batch is tried
+        again only once the probe has seen it come back, and none after ``restart_wait_s``
+        from the first failure (an actor may die in every call); then the server answers 503.
+        """
         ray = self._ray
-        tried: set[int] = set()
+        failed: dict[int, int] = {}  # replica index: its generation when it failed the batch
         last: BaseException | None = None
-        for _ in range(2):
-            replica = self._pick(tried)
-            if replica is None:
+        give_up = float("inf")
+        while time.monotonic() < give_up:
+            picked = self._pick(failed)
+            if picked is None:
+                give_up = min(give_up, time.monotonic() + self._restart_wait_s)
+                if self._wait_for_one_back(failed, give_up):
+                    continue
                 break
-            tried.add(replica.index)
+            replica, generation = picked
             try:
                 ok, value = ray.get(replica.handle.call.remote(method, batch, names))
             except ray.exceptions.RayActorError as exc:
                 log.warning("Ray replica %s died in a call: %s", replica.index, exc)
-                self._down(replica)
+                self._down(replica, generation)
+                failed[replica.index] = generation
                 last = exc
+                give_up = min(give_up, time.monotonic() + self._restart_wait_s)
                 continue
             finally:
                 with self._lock:
@@ -343,31 +377,54 @@ class RayReplicas:
             retry_after=1,
         )
 
-    def _pick(self, tried: Collection[int]) -> _Replica | None:
-        """The live replica with the fewest batches in flight (ties in turn); else one that
-        is restarting (its call waits for the restart); never one Ray has not placed."""
+    def _untried(self, failed: Mapping[int, int]) -> list[_Replica]:
+        """The replicas that may take the batch: placed by Ray, and not failed it in this
+        incarnation (in turn order). Call with the lock held."""
+        count = len(self._replicas)
+        start = self._turn % count
+        ordered = self._replicas[start:] + self._replicas[:start]
+        return [
+            r for r in ordered if r.state != "pending" and failed.get(r.index, -1) != r.generation
+        ]
+
+    def _pick(self, failed: Mapping[int, int]) -> tuple[_Replica, int] | None:
+        """The live replica with the fewest batches in flight (ties in turn), else one that
+        is restarting, with its generation; never one Ray has not placed, nor one that
+        failed this batch and has not come back since."""
         with self._lock:
-            count = len(self._replicas)
-            start = self._turn % count
+            fresh = self._untried(failed)
             self._turn += 1
-            ordered = self._replicas[start:] + self._replicas[:start]
-            fresh = [r for r in ordered if r.index not in tried]
             live = [r for r in fresh if r.state == "alive"]
-            candidates = live or [r for r in fresh if r.state == "restarting"]
+            candidates = live or fresh
             if not candidates:
                 return None
             chosen = min(candidates, key=lambda r: r.in_flight)
             chosen.in_flight += 1
-            return chosen
+            return chosen, chosen.generation
 
-    def _down(self, replica: _Replica) -> None:
+    def _wait_for_one_back(self, failed: Mapping[int, int], give_up: float) -> bool:
+        """Wait until a replica that failed the batch comes back; False at ``give_up``
+        or once probing stopped."""
+        with self._back:
+            while not self._untried(failed):
+                left = give_up - time.monotonic()
+                if left <= 0 or self._stop.is_set():
+                    return False
+                self._back.wait(left)
+            return True
+
+    def _down(self, replica: _Replica, generation: int) -> None:
+        """Mark the replica down, unless the failure was its previous incarnation's."""
         with self._lock:
-            if replica.state == "alive":
+            if replica.state == "alive" and replica.generation == generation:
                 replica.state = "restarting"
 
     def _alive(self, replica: _Replica, facts: Mapping[str, Any]) -> None:
         node = self._nodes.node_name(str(facts["node"]))
-        with self._lock:
+        with self._back:
+            if replica.state != "alive":
+                replica.generation += 1
+                self._back.notify_all()
             replica.state = "alive"
             replica.node = node
 
@@ -396,7 +453,7 @@ class RayReplicas:
             try:
                 facts = ray.get(ref)
             except ray.exceptions.RayActorError:
-                self._down(replica)
+                self._down(replica, replica.generation)
                 continue
             self._alive(replica, facts)
 
@@ -408,6 +465,7 @@ def connect(
     cache_dir: Path,
     address: RayAddress = no_cluster,
     ready_timeout_s: float = READY_TIMEOUT_S,
+    restart_wait_s: float = RESTART_WAIT_S,
 ) -> RayReplicas:
     """Create (or join) the version's replica actors and wait for a first one to answer.
 
@@ -449,7 +507,7 @@ def connect(
     if errors:
         kill_actors(spec.namespace, spec.deployment_id, only=spec.actor_names())
         raise Unavailable(f"the Ray replica could not load the model: {errors[0]}")
-    replicas = RayReplicas(spec, handles, next(iter(answered.values())), ray)
+    replicas = RayReplicas(spec, handles, next(iter(answered.values())), ray, restart_wait_s)
     replicas.start(answered)
     return replicas
 
