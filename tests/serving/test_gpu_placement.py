@@ -83,6 +83,7 @@ def one_gpu_node(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIMASS_GPUS", "0")  # read when the server starts (fixtures below)
 
 
+@needs_bwrap
 def test_a_node_with_one_gpu_serves_one_gpu_deployment_and_the_next_waits_for_it(
     one_gpu_node: None, client: Client, model_files: ModelFiles
 ) -> None:
@@ -93,6 +94,8 @@ def test_a_node_with_one_gpu_serves_one_gpu_deployment_and_the_next_waits_for_it
     assert [s.device for s in first.replica_status] == [
         "cpu (given GPU 0, but its library sees no CUDA device)"
     ]
+    # On its GPU once per node: in the node's runner process, not in every worker.
+    assert [s.runner for s in first.replica_status] == ["process"]
     client.deployments.create("cancer", name="second", version=1, gpu=1)
     client.deployments.create("cancer", name="on-cpu", version=1)
     second = _settled(client, "second")

@@ -112,7 +112,8 @@ class Resources(BaseModel):
     #: worker feeds over a Unix socket (the model's memory once per node, not per worker);
     #: ``in_process``, in each worker (code-bearing formats still in a sandboxed process of
     #: each worker's own); ``auto``, process for code-bearing formats (pickle, TorchScript,
-    #: untrusted skops types), in-process for the others; ``ray``, the deployment's
+    #: untrusted skops types) and for a GPU deployment whose format a runner process serves,
+    #: in-process for the others; ``ray``, the deployment's
     #: ``replicas`` as Ray actors placed by Ray across the cluster (servers on ``--executor
     #: ray`` only), each asking Ray for this ``cpu``, ``gpu`` and ``memory_mb``.
     runner: RunnerMode = "auto"

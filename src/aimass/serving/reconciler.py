@@ -436,7 +436,12 @@ class DeploymentReconciler(LoopService):
     def _load_here(
         self, version: ResolvedVersion, item: DesiredDeployment, replica: int
     ) -> Predictor:
+        """Load the version in this worker, or start (or join) the node's runner process
+        for it. A GPU deployment on ``auto`` runs in a runner process where its flavor can:
+        one copy on its GPU per node, not one per worker."""
         mode = item.resources.runner
+        if mode == "auto" and item.resources.gpu and version.flavor in PROCESS_FLAVORS:
+            mode = "process"
         path = self._local_copy(version)
         flavor = self.flavors.get(version.flavor)
         load = flavor.load_cached if self.shared_weights else flavor.load
