@@ -256,7 +256,7 @@ def main() -> None:
         args.seconds, args.clients = 5.0, 16
     from aimass.devices import detect_gpus
 
-    gpus = detect_gpus()
+    gpus = detect_gpus(os.environ.get("AIMASS_GPUS"))  # as the server reads it
     devices = ["cpu", "gpu"] if gpus else ["cpu"]
     if gpus:
         print(f"GPUs on this node: {', '.join(gpus)}; holders before: {gpu_processes() or '-'}")

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     #: may not use (when the server is confined to some, e.g. by ``taskset``); off: a
     #: runner runs where the server does.
     runner_own_cores: bool = False
+    #: The GPUs this node offers to deployments and jobs (``0,1``; ``none`` for none),
+    #: instead of those the NVIDIA driver lists. None: the driver's.
+    gpus: str | None = None
     jobs: bool = True
     job_executor: Literal["local", "ray"] = "local"
     job_slots: float | None = Field(default=None, gt=0)
@@ -240,6 +243,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "AIMASS_TUNE_GC": "true" if settings.tune_gc else "false",
         "AIMASS_ONNX_SHARED_WEIGHTS": "true" if settings.onnx_shared_weights else "false",
         "AIMASS_RUNNER_OWN_CORES": "true" if settings.runner_own_cores else "false",
+        **({"AIMASS_GPUS": settings.gpus} if settings.gpus is not None else {}),
         "AIMASS_JOBS": "true" if settings.jobs else "false",
         "AIMASS_JOB_EXECUTOR": settings.job_executor,
         "AIMASS_JOB_LEASE_S": str(settings.job_lease_s),

@@ -12,23 +12,18 @@ CPU and says so (``device`` in its runner's facts).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-#: The GPUs this node offers, instead of those the driver lists: ``0,1``; ``none`` for none.
-GPUS_ENV = "AIMASS_GPUS"
-
 _ASSIGNED: ContextVar[tuple[str, ...]] = ContextVar("aimass_assigned_gpus", default=())
 
 
-def detect_gpus() -> list[str]:
+def detect_gpus(declared: str | None = None) -> list[str]:
     """The NVIDIA GPU indices on this node ("0", "1", ...), from the driver's /proc entries,
-    or as ``AIMASS_GPUS`` declares them."""
-    declared = os.environ.get(GPUS_ENV)
+    or as ``declared`` (the ``gpus`` setting: ``0,1``; ``none`` for none) says."""
     if declared is not None:
         names = [g.strip() for g in declared.split(",") if g.strip()]
         return [] if [n.lower() for n in names] in ([], ["none"]) else names

@@ -40,17 +40,11 @@ def _onnx_gpu() -> str:
     return "cuda:0" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
 
 
-def test_detect_gpus_reads_the_declared_gpus_from_aimass_gpus(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("AIMASS_GPUS", "0,1")
-    assert detect_gpus() == ["0", "1"]
-    monkeypatch.setenv("AIMASS_GPUS", " 2 , 3 ,")
-    assert detect_gpus() == ["2", "3"]
-    monkeypatch.setenv("AIMASS_GPUS", "none")
-    assert detect_gpus() == []
-    monkeypatch.setenv("AIMASS_GPUS", "")
-    assert detect_gpus() == []
+def test_detect_gpus_reads_the_declared_gpus() -> None:
+    assert detect_gpus("0,1") == ["0", "1"]
+    assert detect_gpus(" 2 , 3 ,") == ["2", "3"]
+    assert detect_gpus("none") == []
+    assert detect_gpus("") == []
 
 
 def test_without_an_assignment_torch_and_onnxruntime_get_the_cpu() -> None:

@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import ModelFiles
 
 from aimass import Client
+from aimass.config import Settings
 from aimass.devices import assigned_gpus, detect_gpus, torch_device
 from aimass.entities.deployments import Deployment
 from aimass.flavors.sandboxed import runner_folder, shared_runner, start_host
@@ -39,11 +40,10 @@ def test_the_oldest_deployment_chooses_first_and_none_over_commits() -> None:
     assert place_gpus([GpuNeed(1, "p", "a", 1)], []) == {1: "needs 1 GPU; this node has none"}
 
 
-def test_a_node_declares_its_gpus_with_aimass_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIMASS_GPUS", "0, 1")
-    assert detect_gpus() == ["0", "1"]
-    monkeypatch.setenv("AIMASS_GPUS", "none")
-    assert detect_gpus() == []
+def test_a_node_declares_its_gpus_with_the_gpus_setting() -> None:
+    assert detect_gpus("0, 1") == ["0", "1"]
+    assert detect_gpus("none") == detect_gpus("") == []
+    assert Settings(gpus="2").gpus == "2"  # AIMASS_GPUS
     import torch
 
     assert torch_device(torch) == "cpu"  # nothing given
@@ -79,13 +79,14 @@ def _settled(client: Client, name: str, timeout: float = 60) -> Deployment:
 
 
 @pytest.fixture
-def one_gpu_node(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIMASS_GPUS", "0")  # read when the server starts (fixtures below)
+def settings(settings: Settings) -> Settings:
+    """The node declares one GPU (``AIMASS_GPUS=0``); this machine has none."""
+    return settings.model_copy(update={"gpus": "0"})
 
 
 @needs_bwrap
 def test_a_node_with_one_gpu_serves_one_gpu_deployment_and_the_next_waits_for_it(
-    one_gpu_node: None, client: Client, model_files: ModelFiles
+    client: Client, model_files: ModelFiles
 ) -> None:
     client.models.upload("cancer", model_files.onnx)
     client.deployments.create("cancer", name="first", version=1, gpu=1)

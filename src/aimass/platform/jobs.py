@@ -104,7 +104,7 @@ def build_executor(settings: Settings, catalog: EntryCatalog) -> tuple[Executor,
     from aimass.devices import detect_gpus
     from aimass.executors.local import LocalExecutor
 
-    gpus = detect_gpus()
+    gpus = detect_gpus(settings.gpus)
     local = LocalExecutor(
         targets,
         gpus=gpus,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aimass.artifacts.store import ArtifactStore
 from aimass.auth.cache import AuthCache
 from aimass.config import Settings
+from aimass.devices import detect_gpus
 from aimass.entities.monitoring import AlertRule
 from aimass.errors import Unavailable
 from aimass.flavors.registry import FlavorRegistry
@@ -102,6 +103,7 @@ class Platform:
             shared_weights=settings.onnx_shared_weights,
             runner_own_cores=settings.runner_own_cores,
             ray_address=self._ray_address,
+            gpus=detect_gpus(settings.gpus),
         )
         self.services.add(self.reconciler, "every", topics=("deployments",))
         #: Grows and shrinks autoscaled deployments' runner processes (decided once per node).

@@ -107,6 +107,7 @@ class DeploymentReconciler(LoopService):
         shared_weights: bool = True,
         ray_address: RayAddress = ray_replicas.no_cluster,
         runner_own_cores: bool = False,
+        gpus: list[str] | None = None,
     ) -> None:
         super().__init__(interval)
         #: Where this installation's Ray replica actors live (runner "ray").
@@ -129,7 +130,7 @@ class DeploymentReconciler(LoopService):
         self.cache_dir = cache_dir
         self.replica = replica_id()
         #: The GPUs of this node (a deployment asking for more stays pending).
-        self.gpus = detect_gpus()
+        self.gpus = detect_gpus() if gpus is None else gpus
         #: Each GPU deployment's GPUs on this node, or why it has none (``gpu_placement``).
         self._gpus_of: dict[int, tuple[str, ...] | str] = {}
         self._loaded: dict[int, tuple[object, ...]] = {}
