@@ -12,6 +12,7 @@ CPU and says so (``device`` in its runner's facts).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -27,11 +28,31 @@ def detect_gpus(declared: str | None = None) -> list[str]:
     if declared is not None:
         names = [g.strip() for g in declared.split(",") if g.strip()]
         return [] if [n.lower() for n in names] in ([], ["none"]) else names
+    visible = visible_gpus()
+    if visible is not None:  # this process was given some (Ray, a scheduler): as it numbers them
+        return [str(i) for i in range(len(visible))]
     root = Path("/proc/driver/nvidia/gpus")
     try:
         return [str(i) for i in range(len(list(root.iterdir())))]
     except OSError:
         return []
+
+
+def visible_gpus() -> list[str] | None:
+    """The GPUs ``CUDA_VISIBLE_DEVICES`` leaves this process (None: not restricted)."""
+    value = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if value is None:
+        return None
+    return [g.strip() for g in value.split(",") if g.strip()]
+
+
+def child_visible_devices(gpus: Sequence[str]) -> str:
+    """``CUDA_VISIBLE_DEVICES`` for a child process given ``gpus`` (as this process numbers
+    them): the same devices, named as this process's own ``CUDA_VISIBLE_DEVICES`` names them."""
+    visible = visible_gpus()
+    if visible is None:
+        return ",".join(gpus)
+    return ",".join(visible[int(g)] if g.isdigit() and int(g) < len(visible) else g for g in gpus)
 
 
 @contextmanager

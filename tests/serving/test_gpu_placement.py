@@ -14,7 +14,7 @@ from tests.conftest import ModelFiles
 
 from aimass import Client
 from aimass.config import Settings
-from aimass.devices import assigned_gpus, detect_gpus, torch_device
+from aimass.devices import assigned_gpus, child_visible_devices, detect_gpus, torch_device
 from aimass.entities.deployments import Deployment
 from aimass.flavors.sandboxed import runner_folder, shared_runner, start_host
 from aimass.serving.gpu_placement import GpuNeed, place_gpus
@@ -38,6 +38,16 @@ def test_the_oldest_deployment_chooses_first_and_none_over_commits() -> None:
     placed = place_gpus([GpuNeed(1, "p", "huge", 4), GpuNeed(2, "p", "small", 1)], ["0"])
     assert placed == {1: "needs 4 GPUs; this node has 1", 2: ("0",)}
     assert place_gpus([GpuNeed(1, "p", "a", 1)], []) == {1: "needs 1 GPU; this node has none"}
+
+
+def test_a_process_given_some_gpus_numbers_them_from_0_and_its_children_get_the_same_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")  # as Ray or a scheduler starts a server
+    assert detect_gpus() == ["0", "1"]
+    assert child_visible_devices(["1"]) == "5" and child_visible_devices([]) == ""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert child_visible_devices(["1"]) == "1"
 
 
 def test_a_node_declares_its_gpus_with_the_gpus_setting() -> None:

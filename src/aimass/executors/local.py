@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-from aimass.devices import detect_gpus
+from aimass.devices import child_visible_devices, detect_gpus
 from aimass.executors._child import RESULT_FILE
 from aimass.executors.base import AttemptExit, AttemptSpec, Executor
 from aimass.job_environment import JobEnvironment
@@ -73,7 +73,7 @@ def child_spec(
     """
     env = dict.fromkeys(THREAD_VARS, str(max(1, math.floor(attempt.resources.cpu))))
     if gpus is not None:
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+        env["CUDA_VISIBLE_DEVICES"] = child_visible_devices(gpus)
     job = JobEnvironment(
         job_id=attempt.job_id,
         attempt=attempt.attempt,

@@ -39,7 +39,7 @@ import numpy as np
 
 import aimass.flavors._wire as _wire
 import aimass.sandbox as sandbox
-from aimass.devices import current_gpus
+from aimass.devices import child_visible_devices, current_gpus
 from aimass.errors import InvalidInput, Unavailable, Unprocessable
 from aimass.flavors.base import process_threads
 from aimass.flavors.cpus import cpus_argv, runner_cores, spare_cores
@@ -449,7 +449,7 @@ class SharedHost:
 
 def gpu_env(gpus: tuple[str, ...]) -> dict[str, str]:
     """A model process sees exactly the GPUs given to its model: none when given none."""
-    return {"CUDA_VISIBLE_DEVICES": ",".join(gpus)}
+    return {"CUDA_VISIBLE_DEVICES": child_visible_devices(gpus)}
 
 
 def gpu_devices(gpus: tuple[str, ...]) -> list[str]:

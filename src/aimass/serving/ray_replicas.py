@@ -52,6 +52,7 @@ from aimass.deployments.entities import (
     ResolvedVersion,
     Resources,
 )
+from aimass.devices import assigned_gpus, detect_gpus
 from aimass.errors import Unavailable
 from aimass.flavors.base import dedicate_threads, replica_threads, running_threads
 from aimass.flavors.signature import Signature
@@ -145,6 +146,13 @@ def deployment_prefix(deployment_id: int) -> str:
     return f"aimass/d{deployment_id}/"
 
 
+def _actor_has_gpus() -> bool:
+    """Whether Ray gave the running actor GPUs."""
+    import ray
+
+    return bool(ray.get_gpu_ids())
+
+
 class ReplicaActor:
     """One model version loaded on a Ray node (the class Ray makes an actor of).
 
@@ -168,7 +176,9 @@ class ReplicaActor:
             path = local_copy(store, _cache_dir(cache_dir), resolved)
             if self.threads is not None:
                 dedicate_threads(self.threads)
-            self.predictor = flavor.load(path, resolved.trusted)
+            # The GPUs Ray gave the actor (its CUDA_VISIBLE_DEVICES): the model goes there.
+            with assigned_gpus(detect_gpus() if _actor_has_gpus() else ()):
+                self.predictor = flavor.load(path, resolved.trusted)
             if self.threads is not None:
                 dedicate_threads(self.threads)  # the pools of what the load imported
         except Exception as exc:
