@@ -152,6 +152,39 @@ def gpu_processes() -> list[str]:
     return [line.strip() for line in out.stdout.splitlines() if line.strip()]
 
 
+def measure(
+    base: str,
+    token: str,
+    home: Path,
+    name: str,
+    kind: str,
+    device: str,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Load one ready deployment with wrk (after a warm-up); its row of figures."""
+    holders = gpu_processes()
+    row: dict[str, Any] = dict(MODELS[kind]["row"])
+    row["data"] = [SENTENCE] if kind == "minilm" else [0.1 * (i % 7) for i in range(30)]
+    body = home / f"{name}.json"
+    body.write_text(json.dumps({"inputs": [row]}))
+    url = f"{base}/v2/models/{name}/infer"
+    wrk(url, token, body, args.clients, 3)  # warm-up (first batches, CUDA kernels)
+    before = mean_batch(base, token, name)
+    run = wrk(url, token, body, args.clients, args.seconds)
+    after = mean_batch(base, token, name)
+    batches = after[1] - before[1]
+    errors = sum(run["errors"].values())
+    answered = run["requests"] - errors
+    return {
+        "deployment": name, "model": kind, "device": device,
+        "rows_per_s": answered / (run["duration_us"] / 1e6), "errors": errors,
+        "p50_ms": run["latency_us"]["p50"] / 1000,
+        "p99_ms": run["latency_us"]["p99"] / 1000,
+        "mean_batch": (after[0] - before[0]) / batches if batches else None,
+        "gpu_processes": holders,
+    }  # fmt: skip
+
+
 def serve(
     files: dict[str, Path], devices: list[str], args: argparse.Namespace
 ) -> list[dict[str, Any]]:
@@ -184,7 +217,8 @@ def serve(
             time.sleep(0.05)
         token = (home / "token").read_text().strip()
         versions = {kind: upload(base, token, kind, path) for kind, path in files.items()}
-        names = []
+        # One deployment at a time: a node's GPU is given to one deployment (the next would
+        # wait, pending), and each model is measured alone on the machine.
         for device in devices:
             for kind, spec in MODELS.items():
                 name = f"{kind}-{device}"
@@ -201,32 +235,14 @@ def serve(
                 )
                 if status != 201:
                     raise RuntimeError(f"deploying {name} answered {status}: {raw[:300]!r}")
-                names.append((name, kind, device))
-        for name, _, _ in names:
-            wait_ready(base, token, name)
-        holders = gpu_processes()
-        for name, kind, device in names:
-            row: dict[str, Any] = dict(MODELS[kind]["row"])
-            row["data"] = [SENTENCE] if kind == "minilm" else [0.1 * (i % 7) for i in range(30)]
-            body = home / f"{name}.json"
-            body.write_text(json.dumps({"inputs": [row]}))
-            url = f"{base}/v2/models/{name}/infer"
-            wrk(url, token, body, args.clients, 3)  # warm-up (first batches, CUDA kernels)
-            before = mean_batch(base, token, name)
-            run = wrk(url, token, body, args.clients, args.seconds)
-            after = mean_batch(base, token, name)
-            batches = after[1] - before[1]
-            errors = sum(run["errors"].values())
-            answered = run["requests"] - errors
-            rows.append({
-                "deployment": name, "model": kind, "device": device,
-                "rows_per_s": answered / (run["duration_us"] / 1e6), "errors": errors,
-                "p50_ms": run["latency_us"]["p50"] / 1000,
-                "p99_ms": run["latency_us"]["p99"] / 1000,
-                "mean_batch": (after[0] - before[0]) / batches if batches else None,
-                "gpu_processes": holders,
-            })  # fmt: skip
-            print(json.dumps(rows[-1]), flush=True)
+                wait_ready(base, token, name)
+                rows.append(measure(base, token, home, name, kind, device, args))
+                found = json.loads(http("GET", f"{base}/api/v1/deployments/{name}", token)[1])
+                rows[-1]["served_on"] = ", ".join(
+                    str(s.get("device")) for s in found.get("replica_status", [])
+                )
+                print(json.dumps(rows[-1]), flush=True)
+                http("DELETE", f"{base}/api/v1/deployments/{name}", token, None)
     finally:
         proc.terminate()
         try:
@@ -282,14 +298,15 @@ def main() -> None:
         rows = serve(files, devices, args)
     print(f"load average (1 min) before / after: {load[0]:.2f} / {os.getloadavg()[0]:.2f} "
           f"({os.cpu_count()} cores)")  # fmt: skip
-    print("| deployment | resources | c | rows/s | p50 ms | p99 ms | mean batch | in-process "
-          "rows/s (batch, device) |")  # fmt: skip
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| deployment | resources | served on (replica status) | c | rows/s | p50 ms | p99 ms "
+          "| mean batch | in-process rows/s (batch, device) |")  # fmt: skip
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         ceiling = ceilings[(r["model"], r["device"])]
         print(
             f"| {r['deployment']} | cpu {args.cpu:g}, gpu {int(r['device'] == 'gpu')} | "
-            f"{args.clients} | {r['rows_per_s']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+            f"{r['served_on']} | {args.clients} | {r['rows_per_s']:,.0f} | "
+            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
             f"{r['mean_batch'] or 0:.1f} | "
             f"{ceiling['rows_per_s']:,.0f} ({MODELS[r['model']]['batch']}, {ceiling['device']}) |"
             + (f" errors {r['errors']}" if r["errors"] else "")
