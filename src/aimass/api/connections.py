@@ -37,7 +37,7 @@ from uvicorn.protocols.http.httptools_impl import (
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from aimass.api.admission import SHED, AdmittedCount, busy_answer, raw_error_answer
-from aimass.api.edge import REQUEST_ID_KEY, Message, Scope
+from aimass.api.edge import HEADERS_KEY, REQUEST_ID_KEY, Message, RequestHeaders, Scope
 from aimass.api.fastpath import FastInfer, fast_candidate
 
 # File descriptors kept for everything but client sockets: the database pool,
@@ -152,6 +152,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         #: The request whose headers are being handled goes to the fast path once read.
         self._fast_wanted = False
         self._fast_counted = False
+        #: The headers of the request ``_fast_wanted`` holds, read once by the fast path.
+        self._fast_seen: RequestHeaders | None = None
         #: The fast-path request waiting for its body: its cycle, its normal app, and
         #: whether it holds a place in the in-flight count.
         self._fast_held: tuple[RequestResponseCycle, Any, bool] | None = None
@@ -209,21 +211,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         uvicorn's ``limit_concurrency`` on (its refusal is the cycle's)."""
         fast = self._fast
         parser = self.parser
-        return (
-            fast is not None
+        self._fast_seen = (
+            fast.fits(self.headers)
+            if fast is not None
             and self.limit_concurrency is None
             and fast_candidate(parser.get_method(), path)
             and not self.expect_100_continue
             and parser.get_http_version() == "1.1"
             and parser.should_keep_alive()
             and not parser.should_upgrade()
-            and fast.fits(self.headers)
+            else None
         )
+        return self._fast_seen is not None
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         """Start the ASGI cycle, or hold a fast-path request until its body is in."""
         if self._fast_wanted:
             self._fast_wanted = False
+            cycle.scope[HEADERS_KEY] = self._fast_seen  # type: ignore[literal-required]
             self._fast_held = (cycle, app, self._fast_counted)
             return
         super()._start_asgi_task(cycle, app)

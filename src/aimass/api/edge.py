@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 #: ASGI's types, as plain mappings and callables.
@@ -40,11 +41,68 @@ STATUS_CODES: dict[int, str] = {
 
 #: Where the edge guard leaves the request id in the scope, for apps that answer on their own.
 REQUEST_ID_KEY = "aimass.request_id"
+#: Where the first reader of a request's headers leaves them (``RequestHeaders``).
+HEADERS_KEY = "aimass.headers"
 #: The request id of the request being answered (for error bodies and logs).
 request_id_var: ContextVar[str] = ContextVar("aimass_request_id", default="-")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 _EMPTY = b""
+
+
+@dataclass(slots=True)
+class RequestHeaders:
+    """The headers the edge guard, the fast path and the inference app read (None where
+    absent; the last one where sent twice), from one pass over a request's."""
+
+    host: bytes | None = None
+    content_length: bytes | None = None
+    content_type: bytes | None = None
+    origin: bytes | None = None
+    fetch_site: bytes | None = None
+    request_id: bytes | None = None
+    authorization: bytes | None = None
+    #: ``Inference-Header-Content-Length`` (binary tensor extension).
+    header_length: bytes | None = None
+    #: A ``Transfer-Encoding`` was sent.
+    chunked: bool = False
+    #: How many ``Content-Length`` headers were sent.
+    lengths: int = 0
+
+
+def read_headers(headers: list[tuple[bytes, bytes]]) -> RequestHeaders:
+    """One pass over a request's headers (names lower-case, as ASGI servers give them)."""
+    seen = RequestHeaders()
+    for key, value in headers:
+        if key == b"host":
+            seen.host = value
+        elif key == b"content-length":
+            seen.content_length = value
+            seen.lengths += 1
+        elif key == b"content-type":
+            seen.content_type = value
+        elif key == b"authorization":
+            seen.authorization = value
+        elif key == b"origin":
+            seen.origin = value
+        elif key == b"sec-fetch-site":
+            seen.fetch_site = value
+        elif key == b"x-request-id":
+            seen.request_id = value
+        elif key == b"inference-header-content-length":
+            seen.header_length = value
+        elif key == b"transfer-encoding":
+            seen.chunked = True
+    return seen
+
+
+def scope_headers(scope: Scope) -> RequestHeaders:
+    """The request's headers as read once: left in the scope by the first caller."""
+    seen: RequestHeaders | None = scope.get(HEADERS_KEY)
+    if seen is None:
+        seen = read_headers(scope["headers"])
+        scope[HEADERS_KEY] = seen
+    return seen
 
 
 def error_code(status: int) -> str:

@@ -20,8 +20,18 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from aimass.api.edge import REQUEST_ID_KEY, Message, Scope, Send, declared_over, request_id_var
-from aimass.api.middleware import SECURITY_HEADERS, RequestGuard, edge_headers, guard_answer
+from aimass.api.edge import (
+    REQUEST_ID_KEY,
+    Message,
+    RequestHeaders,
+    Scope,
+    Send,
+    declared_over,
+    read_headers,
+    request_id_var,
+    scope_headers,
+)
+from aimass.api.middleware import SECURITY_HEADERS, RequestGuard, guard_answer
 
 if TYPE_CHECKING:
     from aimass.api.inference.app import InferenceApp
@@ -61,17 +71,21 @@ class FastInfer:
         #: Requests this path has taken (answered through the inference app) since start.
         self.taken = 0
 
-    def fits(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        """True when the body has a known small length and no binary tensor header."""
-        length = None
-        for key, value in headers:
-            if key == b"content-length":
-                if length is not None:
-                    return False
-                length = value
-            elif key == b"transfer-encoding" or key == b"inference-header-content-length":
-                return False
-        return length is not None and length.isdigit() and int(length) <= self._limit
+    def fits(self, headers: list[tuple[bytes, bytes]]) -> RequestHeaders | None:
+        """The request's headers (read once, for ``run``) when its body has one known small
+        length and no binary tensor header; else None."""
+        seen = read_headers(headers)
+        length = seen.content_length
+        if (
+            seen.lengths != 1
+            or seen.chunked
+            or seen.header_length is not None
+            or length is None
+            or not length.isdigit()
+            or int(length) > self._limit
+        ):
+            return None
+        return seen
 
     def request_id(self, headers: list[tuple[bytes, bytes]]) -> str:
         """The id the guard gives a request with these headers (for an answer written
@@ -83,15 +97,20 @@ class FastInfer:
         """Answer the request through ``send``; False, having done nothing, if the guard
         would refuse it or treat it apart (then the normal path answers it)."""
         guard = self.guard
-        host, length, content_type, origin, fetch_site, given, _ = edge_headers(scope["headers"])
+        seen = scope_headers(scope)
         path: str = scope["path"]
         method: str = scope["method"]
-        if not guard.is_inference(path) or declared_over(length, guard.policy.max_inference_bytes):
+        if not guard.is_inference(path) or declared_over(
+            seen.content_length, guard.policy.max_inference_bytes
+        ):
             return False
-        if guard.refusal(path, method, host, origin, fetch_site, content_type) is not None:
+        refusal = guard.refusal(
+            path, method, seen.host, seen.origin, seen.fetch_site, seen.content_type
+        )
+        if refusal is not None:
             return False
         self.taken += 1
-        request_id = guard.request_ids.assign(given)
+        request_id = guard.request_ids.assign(seen.request_id)
         scope[REQUEST_ID_KEY] = request_id
         token = request_id_var.set(request_id)
         started = False

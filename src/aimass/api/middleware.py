@@ -27,6 +27,7 @@ from aimass.api.edge import (
     declared_over,
     error_code,
     request_id_var,
+    scope_headers,
     too_large,
 )
 from aimass.config import DEFAULT_MAX_JOB_FILE, Settings
@@ -123,35 +124,6 @@ def _header_host(host: bytes) -> bytes:
     return host.partition(b":")[0]
 
 
-_Header = bytes | None
-
-
-def edge_headers(
-    headers: list[tuple[bytes, bytes]],
-) -> tuple[_Header, _Header, _Header, _Header, _Header, _Header, bool]:
-    """The headers the edge guard reads, in one pass: host, content-length, content-type,
-    origin, sec-fetch-site, x-request-id (None where absent), and whether a
-    transfer-encoding was sent."""
-    host = length = content_type = origin = fetch_site = given = None
-    chunked = False
-    for key, value in headers:
-        if key == b"host":
-            host = value
-        elif key == b"content-length":
-            length = value
-        elif key == b"content-type":
-            content_type = value
-        elif key == b"origin":
-            origin = value
-        elif key == b"sec-fetch-site":
-            fetch_site = value
-        elif key == b"x-request-id":
-            given = value
-        elif key == b"transfer-encoding":
-            chunked = True
-    return host, length, content_type, origin, fetch_site, given, chunked
-
-
 class RequestGuard:
     """The edge of every HTTP request; ``is_inference(path)`` picks the inference path's limits.
 
@@ -215,10 +187,9 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        host, length, content_type, origin, fetch_site, given, chunked = edge_headers(
-            scope["headers"]
-        )
-        request_id = self.request_ids.assign(given)
+        seen = scope_headers(scope)
+        host, length, content_type = seen.host, seen.content_length, seen.content_type
+        request_id = self.request_ids.assign(seen.request_id)
         scope[REQUEST_ID_KEY] = request_id
         token = request_id_var.set(request_id)
         path: str = scope["path"]
@@ -227,7 +198,7 @@ class RequestGuard:
         v2 = path.startswith("/v2")
         extra = [(b"x-request-id", request_id.encode()), _NOSNIFF, *SECURITY_HEADERS]
         try:
-            refusal = self.refusal(path, method, host, origin, fetch_site, content_type)
+            refusal = self.refusal(path, method, host, seen.origin, seen.fetch_site, content_type)
             if refusal is not None:
                 status, message = refusal
                 await guard_answer(send, status, message, request_id, v2, extra)
@@ -240,7 +211,7 @@ class RequestGuard:
                 scope, receive, send, request_id, limits, v2, extra,
                 # The inference path sets its own id and nosniff headers (it runs alone too).
                 _APP_EXTRA_INFERENCE if inference else extra,
-                has_body=chunked or (length is not None and length != b"0"),
+                has_body=seen.chunked or (length is not None and length != b"0"),
             )  # fmt: skip
         finally:
             request_id_var.reset(token)

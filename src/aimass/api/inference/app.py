@@ -24,6 +24,7 @@ from aimass.api.edge import (
     bearer_secret,
     error_code,
     read_body,
+    scope_headers,
 )
 from aimass.api.inference.call import EMPTY, JSON, Call, allow, answer, quote
 from aimass.api.inference.openai import dispatch as openai_dispatch
@@ -143,27 +144,19 @@ class InferenceApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        authorization = content_length = header_length = client_id = None
-        for key, value in scope["headers"]:
-            if key == b"authorization":
-                authorization = value
-            elif key == b"content-length":
-                content_length = value
-            elif key == b"inference-header-content-length":
-                header_length = value
-            elif key == b"x-request-id":
-                client_id = value
+        seen = scope_headers(scope)  # (behind the edge guard: as it read them)
+        authorization = seen.authorization
         # Behind the HTTP edge (api.middleware) the request already has its id.
         request_id: str | None = scope.get(REQUEST_ID_KEY)
         if request_id is None:
-            request_id = self.request_ids.assign(client_id)
+            request_id = self.request_ids.assign(seen.request_id)
         path: str = scope["path"]
         plain = path.startswith(("/api/", "/v1/"))
         try:
             parts = path.rstrip("/").split("/") if len(path) > 1 else ["", ""]
             call = Call(
                 scope, receive, send, request_id, parts, scope["method"], authorization,
-                content_length, header_length, started,
+                seen.content_length, seen.header_length, started,
             )  # fmt: skip
             if parts[1] == "v2":
                 await self._v2(call)
