@@ -42,7 +42,7 @@ ROOT = HERE.parents[1]
 SERVING = ROOT / "benchmarks" / "serving"
 sys.path[:0] = [str(ROOT), str(SERVING)]
 
-from heavy_batching import build, free_port, http  # noqa: E402 - after the path
+from heavy_batching import build, free_port, http, wait_live  # noqa: E402 - after the path
 from tests.llm.hf_models import minilm_dir, zip_dir  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -205,16 +205,7 @@ def serve(
     log.close()
     rows: list[dict[str, Any]] = []
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if urllib.request.urlopen(base + "/v2/health/live", timeout=2).status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError((home / "server.log").read_text()[-2000:])
-            time.sleep(0.05)
+        wait_live(base, proc, home / "server.log")
         token = (home / "token").read_text().strip()
         versions = {kind: upload(base, token, kind, path) for kind, path in files.items()}
         # One deployment at a time: a node's GPU is given to one deployment (the next would

@@ -127,6 +127,20 @@ def cpu_seconds(pids: list[int]) -> dict[int, float]:
     return found
 
 
+def wait_live(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+    """Return once the server answers /v2/health/live; its log's tail if it exits or hangs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if urllib.request.urlopen(base + "/v2/health/live", timeout=2).status == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(log.read_text()[-2000:])
+        time.sleep(0.05)
+
+
 def http(method: str, url: str, token: str, body: bytes | None = None) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=body, method=method)
     request.add_header("Authorization", f"Bearer {token}")
@@ -179,16 +193,7 @@ def serve_and_load(
     )  # fmt: skip
     log.close()
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if urllib.request.urlopen(base + "/v2/health/live", timeout=2).status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError((home / "server.log").read_text()[-2000:])
-            time.sleep(0.05)
+        wait_live(base, proc, home / "server.log")
         token = (home / "token").read_text().strip()
         boundary = "----aimassbench"
         body = (

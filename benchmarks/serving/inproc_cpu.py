@@ -27,6 +27,7 @@ MODEL = "breast-cancer-onnx"
 
 
 async def measure(args: argparse.Namespace) -> None:
+    from protocol_cpu import start_lifespan  # (this folder)
     from sklearn.datasets import load_breast_cancer
 
     from aimass.api.app import create_app
@@ -41,21 +42,7 @@ async def measure(args: argparse.Namespace) -> None:
         pass
     token = settings.token_file.read_text().strip()
     app = create_app(Platform.from_settings(settings))
-    started, stop = asyncio.Event(), asyncio.Event()
-    messages = [{"type": "lifespan.startup"}]
-
-    async def life_receive() -> dict[str, Any]:
-        if messages:
-            return messages.pop()
-        await stop.wait()
-        return {"type": "lifespan.shutdown"}
-
-    async def life_send(message: dict[str, Any]) -> None:
-        if message["type"] == "lifespan.startup.complete":
-            started.set()
-
-    life = asyncio.create_task(app({"type": "lifespan"}, life_receive, life_send))
-    await started.wait()
+    stop, life = await start_lifespan(app)
     row = load_breast_cancer().data[:1].astype("float32")[0].tolist()
     tensor = {"name": "X", "shape": [1, 30], "datatype": "FP32", "data": row}
     body = json.dumps({"inputs": [tensor]}).encode()
