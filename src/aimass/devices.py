@@ -12,6 +12,7 @@ CPU and says so (``device`` in its runner's facts).
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -53,6 +54,22 @@ def child_visible_devices(gpus: Sequence[str]) -> str:
     if visible is None:
         return ",".join(gpus)
     return ",".join(visible[int(g)] if g.isdigit() and int(g) < len(visible) else g for g in gpus)
+
+
+def gpu_env(gpus: Sequence[str]) -> dict[str, str]:
+    """A child model process sees exactly the GPUs given to its model: none when given none."""
+    return {"CUDA_VISIBLE_DEVICES": child_visible_devices(gpus)}
+
+
+def gpu_devices(gpus: Sequence[str]) -> list[str]:
+    """The device nodes a sandboxed process given GPUs needs (the driver's, every GPU's:
+    CUDA opens them; ``CUDA_VISIBLE_DEVICES`` says which it may use)."""
+    return sorted(glob.glob("/dev/nvidia*")) if gpus else []
+
+
+def gpus_argv(gpus: Sequence[str]) -> list[str]:
+    """A runner host's ``--gpus N`` option: it sees its GPUs as 0 .. N-1."""
+    return ["--gpus", str(len(gpus))] if gpus else []
 
 
 @contextmanager

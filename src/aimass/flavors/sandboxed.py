@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import glob
 import hashlib
 import os
 import select
@@ -39,7 +38,7 @@ import numpy as np
 
 import aimass.flavors._wire as _wire
 import aimass.sandbox as sandbox
-from aimass.devices import child_visible_devices, current_gpus
+from aimass.devices import current_gpus, gpu_devices, gpu_env, gpus_argv
 from aimass.errors import InvalidInput, Unavailable, Unprocessable
 from aimass.flavors.base import process_threads
 from aimass.flavors.cpus import cpus_argv, runner_cores, spare_cores
@@ -445,22 +444,6 @@ class SharedHost:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
-
-
-def gpu_env(gpus: tuple[str, ...]) -> dict[str, str]:
-    """A model process sees exactly the GPUs given to its model: none when given none."""
-    return {"CUDA_VISIBLE_DEVICES": child_visible_devices(gpus)}
-
-
-def gpu_devices(gpus: tuple[str, ...]) -> list[str]:
-    """The device nodes a model process given GPUs needs (the driver's, every GPU's: CUDA
-    opens them; ``CUDA_VISIBLE_DEVICES`` says which it may use)."""
-    return sorted(glob.glob("/dev/nvidia*")) if gpus else []
-
-
-def gpus_argv(gpus: tuple[str, ...]) -> list[str]:
-    """The host's ``--gpus N`` option: it sees its GPUs as 0 .. N-1."""
-    return ["--gpus", str(len(gpus))] if gpus else []
 
 
 def _threads_argv(threads: int | None) -> list[str]:

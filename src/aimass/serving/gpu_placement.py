@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aimass.deployments.entities import DesiredDeployment
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +55,29 @@ def place_gpus(needs: Sequence[GpuNeed], gpus: Sequence[str]) -> dict[int, tuple
             del free[: need.gpus]
             holders.append(need)
     return placed
+
+
+def gpu_need(item: DesiredDeployment) -> GpuNeed | None:
+    """What a deployment asks of this node's GPUs (each autoscaled replica its own), or
+    None: no GPU, or Ray places it."""
+    if not item.resources.gpu or item.resources.runner == "ray":
+        return None
+    replicas = item.autoscaling.max_replicas if item.autoscaling is not None else 1
+    return GpuNeed(item.id, item.project, item.name, item.resources.gpu * replicas)
+
+
+def device_status(predictors: Sequence[object], gpus: Sequence[str]) -> str | None:
+    """Where a deployment's (first) model runs, for its status: ``cpu``, ``cuda (GPU 2)``,
+    or ``cpu`` with why when it was given GPUs its library cannot see; None on Ray actors
+    (Ray gives them GPUs; each actor's placement says where it runs)."""
+    from aimass.serving.ray_replicas import RayReplicas
+
+    if not predictors or isinstance(predictors[0], RayReplicas):
+        return None
+    device = str(getattr(predictors[0], "device", "cpu"))
+    if not gpus:
+        return device
+    given = ", ".join(gpus)
+    if device.startswith("cuda"):
+        return f"cuda (GPU {given})"
+    return f"cpu (given GPU {given}, but its library sees no CUDA device)"

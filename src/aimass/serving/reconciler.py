@@ -24,7 +24,7 @@ from aimass.flavors.signature import Signature
 from aimass.loop_service import LoopService
 from aimass.serving import ray_replicas
 from aimass.serving.ensemble import EnsembleMember, EnsembleRunner
-from aimass.serving.gpu_placement import GpuNeed, place_gpus
+from aimass.serving.gpu_placement import device_status, gpu_need, place_gpus
 from aimass.serving.model_cache import local_copy
 from aimass.serving.ray_replicas import RayAddress, RayReplicas, ReplicaSpec, ReplicasPending
 from aimass.serving.replica_pool import ReplicaPool
@@ -175,7 +175,7 @@ class DeploymentReconciler(LoopService):
                         ray_replicas.kill_actors, self.ray_namespace, deployment_id
                     )
                 log.info("unloaded deployment %s/%s", project, name)
-        needs = [need for need in map(_gpu_need, desired) if need is not None]
+        needs = [need for need in map(gpu_need, desired) if need is not None]
         self._gpus_of = place_gpus(needs, self.gpus)
         now = time.monotonic()
         changed = [
@@ -285,7 +285,7 @@ class DeploymentReconciler(LoopService):
         await self._track_ray(item, served)
         self._remember(
             item.id, "ready", None, [v.version for v in item.versions], runner=_runner(served),
-            device=_device(served, self._replica_gpus(item, 0)),
+            device=device_status(_predictors(served), self._replica_gpus(item, 0)),
         )  # fmt: skip
         log.info("deployment %s/%s ready", item.project, item.name)
 
@@ -546,31 +546,6 @@ class DeploymentReconciler(LoopService):
                 runner, places, scale, device,
             )  # fmt: skip
         self._reported[deployment_id] = current
-
-
-def _gpu_need(item: DesiredDeployment) -> GpuNeed | None:
-    """What a deployment asks of this node's GPUs (each autoscaled replica its own), or
-    None: no GPU, or Ray places it."""
-    if not item.resources.gpu or item.resources.runner == "ray":
-        return None
-    replicas = item.autoscaling.max_replicas if item.autoscaling is not None else 1
-    return GpuNeed(item.id, item.project, item.name, item.resources.gpu * replicas)
-
-
-def _device(served: list[ServedVersion], gpus: tuple[str, ...]) -> str | None:
-    """Where the deployment's (first) model runs, for its status: ``cpu``, ``cuda (GPU 2)``,
-    or ``cpu`` with why when it was given GPUs its library cannot see; None on Ray actors
-    (Ray gives them GPUs; each actor's placement says where it runs)."""
-    predictors = _predictors(served)
-    if not predictors or isinstance(predictors[0], RayReplicas):
-        return None
-    device = str(getattr(predictors[0], "device", "cpu"))
-    if not gpus:
-        return device
-    given = ", ".join(gpus)
-    if device.startswith("cuda"):
-        return f"cuda (GPU {given})"
-    return f"cpu (given GPU {given}, but its library sees no CUDA device)"
 
 
 def _predictors(served: list[ServedVersion]) -> list[object]:
