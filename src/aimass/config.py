@@ -65,7 +65,9 @@ class Settings(BaseSettings):
     runner_own_cores: bool = False
     #: The GPUs this node offers to deployments and jobs (``0,1``; ``none`` for none),
     #: instead of those the NVIDIA driver lists. None: the driver's.
-    gpus: str | None = None
+    gpus: str | None = Field(
+        default=None, pattern=r"^\s*(?i:none)?\s*$|^\s*\d+(\s*,\s*\d+)*\s*,?\s*$"
+    )
     jobs: bool = True
     job_executor: Literal["local", "ray"] = "local"
     job_slots: float | None = Field(default=None, gt=0)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 from tests.conftest import ModelFiles
 
 from aimass import Client
@@ -54,6 +55,9 @@ def test_a_node_declares_its_gpus_with_the_gpus_setting() -> None:
     assert detect_gpus("0, 1") == ["0", "1"]
     assert detect_gpus("none") == detect_gpus("") == []
     assert Settings(gpus="2").gpus == "2"  # AIMASS_GPUS
+    assert Settings(gpus="0, 1,").gpus == "0, 1," and Settings(gpus="None").gpus == "None"
+    with pytest.raises(ValidationError, match="gpus"):
+        Settings(gpus="the big one")  # said at start-up, not served as a GPU named so
     import torch
 
     assert torch_device(torch) == "cpu"  # nothing given
