@@ -3,7 +3,9 @@
 Each request is sent twice on raw sockets: once as the fast path takes it (a body of
 known length) and once chunked (a body the fast path leaves to the normal ASGI cycle,
 the guard and the inference app as before). The answers must be the same bytes, the
-``date`` header aside; ``FastInfer.taken`` says which path answered.
+``date`` header aside; ``FastInfer.taken`` says which path answered, and
+``DirectInfer.answered`` whether the fast path answered it with no task (queued on the
+spot, answered from its batch's callback) or through the inference app.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -50,11 +53,16 @@ def fast(settings: Settings, model_files: Any) -> Iterator[Fast]:
     )
     prepare(settings)
     app = create_app(Platform.from_settings(settings))
+    # A token's check stays cached through a test, so which path answers (the direct one
+    # needs the check cached) does not depend on how slow the machine is.
+    app.platform.auth_cache.ttl_s = 600.0
     with serve_app(settings, app) as url:
         token = settings.token_file.read_text().strip()
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as http:
             upload(http, "cancer", model_files.onnx)
             deploy(http, {"name": "tiny", "model": "cancer", "version": 1})
+            upload(http, "broken", _reshape_onnx(settings.home / "reshape.onnx"))
+            deploy(http, {"name": "broken", "model": "broken", "version": 1})
         row = [float(v) for v in model_files.x[0]]
         yield Fast(url, settings.port, token, app, row)
 
@@ -81,10 +89,39 @@ def _exchange(port: int, request: bytes) -> tuple[bytes, list[tuple[bytes, bytes
     return status, kept, body  # type: ignore[return-value]
 
 
+def _reshape_onnx(path: Path) -> Path:
+    """An ONNX model of 30 inputs that reshapes them to rows of 4: it loads, and its
+    every predict fails (30 values do not make rows of 4) once the request is queued."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["X", "shape"], ["Y"])],
+        "reshape",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 30])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def _warm(fast: Fast) -> None:
+    """One request, so the token's check is cached (the direct path needs it cached)."""
+    body = json.dumps(oip_json([fast.row])).encode()
+    head = f"POST /v2/models/tiny/infer HTTP/1.1\r\nHost: 127.0.0.1:{fast.port}\r\n"
+    auth = f"Authorization: Bearer {fast.token}\r\nContent-Length: {len(body)}\r\n\r\n"
+    status, _, _ = _exchange(fast.port, (head + auth).encode() + body)
+    assert status == b"HTTP/1.1 200 OK"
+
+
 def _both(
-    fast: Fast, path: str, body: bytes, headers: dict[str, str]
+    fast: Fast, path: str, body: bytes, headers: dict[str, str], *, direct: bool = False
 ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    """The answers to ``body`` sent plain (fast path) and chunked (normal path)."""
+    """The answers to ``body`` sent plain (fast path: with no task if ``direct``, else
+    through the inference app) and chunked (normal path)."""
     head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{fast.port}\r\n"
     head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     plain = f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
@@ -94,11 +131,13 @@ def _both(
         + b"\r\n0\r\n\r\n"
     )
     fast_path = fast.app.fast_path
-    before = fast_path.taken
+    before, answered = fast_path.taken, fast_path.direct.answered
     quick = _exchange(fast.port, plain)
     assert fast_path.taken == before + 1, "the plain request was not served on the fast path"
+    assert fast_path.direct.answered == answered + direct, "direct or not, as expected"
     normal = _exchange(fast.port, chunked)
     assert fast_path.taken == before + 1, "the chunked request went to the fast path"
+    assert fast_path.direct.answered == answered + direct
     return quick, normal
 
 
@@ -112,7 +151,10 @@ def _headers(token: str, request_id: str) -> dict[str, str]:
 
 def test_a_valid_request_is_answered_alike(fast: Fast) -> None:
     body = json.dumps(oip_json([fast.row])).encode()
-    quick, normal = _both(fast, "/v2/models/tiny/infer", body, _headers(fast.token, "req-0001"))
+    _warm(fast)
+    quick, normal = _both(
+        fast, "/v2/models/tiny/infer", body, _headers(fast.token, "req-0001"), direct=True
+    )
     assert quick == normal
     status, headers, answer = quick
     assert status == b"HTTP/1.1 200 OK"
@@ -123,9 +165,37 @@ def test_a_valid_request_is_answered_alike(fast: Fast) -> None:
     # The version path too, and a project query.
     quick, normal = _both(
         fast, "/v2/models/tiny/versions/1/infer?project=default", body,
-        _headers(fast.token, "req-0002"),
+        _headers(fast.token, "req-0002"), direct=True,
     )  # fmt: skip
     assert quick == normal and quick[0] == b"HTTP/1.1 200 OK"
+    # A token not checked yet: the inference app checks it (and answers), not the direct path.
+    fast.app.platform.auth_cache.clear()
+    quick, normal = _both(fast, "/v2/models/tiny/infer", body, _headers(fast.token, "req-0003"))
+    assert quick == normal and quick[0] == b"HTTP/1.1 200 OK"
+
+
+def test_a_model_that_fails_once_queued_is_answered_alike(fast: Fast) -> None:
+    """The direct path queues the request; the model then fails on it: the same answer,
+    counted alike."""
+    body = json.dumps(oip_json([fast.row])).encode()
+    _warm(fast)
+    quick, normal = _both(
+        fast, "/v2/models/broken/infer", body, _headers(fast.token, "req-fail-1"), direct=True
+    )
+    assert quick == normal
+    # ONNX Runtime's refusal of the input is the caller's to fix: a 400 that says so.
+    assert quick[0] == b"HTTP/1.1 400 Bad Request", quick
+    assert "reshape" in json.loads(quick[2])["error"].lower(), quick
+    with httpx.Client(base_url=fast.url, headers={"Authorization": f"Bearer {fast.token}"}) as http:
+        metrics = http.get("/metrics").text
+    failed = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("aimass_inference_requests_total")
+        and 'deployment="broken"' in line
+        and 'code="400"' in line
+    ]
+    assert failed and float(failed[0].rsplit(" ", 1)[1]) == 2  # the plain one and the chunked
 
 
 @pytest.mark.parametrize(
@@ -145,7 +215,8 @@ def test_errors_are_answered_alike(fast: Fast, case: str, status: int) -> None:
         path = "/v2/models/nope/infer"
     else:
         body = b"{not json"
-    quick, normal = _both(fast, path, body, _headers(token, "req-err-01"))
+    _warm(fast)
+    quick, normal = _both(fast, path, body, _headers(token, "req-err-01"))  # (not direct)
     assert quick == normal
     assert quick[0].startswith(f"HTTP/1.1 {status} ".encode())
     assert "error" in json.loads(quick[2])
@@ -177,12 +248,13 @@ def test_what_the_guard_refuses_is_left_to_it(fast: Fast) -> None:
 def test_keep_alive_metrics_and_prediction_log(fast: Fast) -> None:
     """Many requests on one connection: all answered, counted and logged as before."""
     body = oip_json([fast.row])
-    before = fast.app.fast_path.taken
+    before, answered = fast.app.fast_path.taken, fast.app.fast_path.direct.answered
     with httpx.Client(base_url=fast.url, headers={"Authorization": f"Bearer {fast.token}"}) as http:
         for _ in range(20):
             response = http.post("/v2/models/tiny/infer", json=body)
             assert response.status_code == 200, response.text
         assert fast.app.fast_path.taken == before + 20
+        assert fast.app.fast_path.direct.answered >= answered + 19  # (the first checks the token)
         metrics = http.get("/metrics").text
         line = next(
             line

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import resource
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from aimass.api.admission import SHED, AdmittedCount, busy_answer, raw_error_ans
 from aimass.api.edge import HEADERS_KEY, REQUEST_ID_KEY, Message, RequestHeaders, Scope
 from aimass.api.fastpath import FastInfer, fast_candidate
 
+log = logging.getLogger("aimass.api")
 # File descriptors kept for everything but client sockets: the database pool,
 # logs, model files, job pipes.
 FD_RESERVE = 256
@@ -237,6 +239,39 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         held, self._fast_held = self._fast_held, None
         return held
 
+    def _answer_now(self, cycle: RequestResponseCycle, app: Any, counted: bool) -> bool:
+        """Queue a held request with no task (``FastInfer.run_now``); False if it needs its
+        task (then nothing is sent and its in-flight place is still held)."""
+        fast = self._fast
+        assert fast is not None
+
+        def respond(status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+            served = True
+            if counted and status in SHED:
+                served = False
+                self._shed()
+            if self.flow.write_paused and not cycle.disconnected:  # the client reads slowly
+                task = self.loop.create_task(self._write_later(cycle, status, headers, body))
+                task.add_done_callback(self.tasks.discard)
+                self.tasks.add(task)
+            else:
+                self._write_whole_now(cycle, status, headers, body)
+                if not cycle.response_complete and not cycle.disconnected:
+                    self.transport.close()
+            if counted:
+                self._admitted.finished(served)
+
+        try:
+            return fast.run_now(cast(Scope, cycle.scope), bytes(cycle.body), respond)
+        except Exception:
+            log.exception("the direct answer of a request failed; it is answered the usual way")
+            return False
+
+    async def _write_later(
+        self, cycle: RequestResponseCycle, status: int, headers: Any, body: bytes
+    ) -> None:
+        await self._write_whole(cycle, {"status": status, "headers": headers}, body)
+
     async def _serve_fast(self, cycle: RequestResponseCycle, app: Any, counted: bool) -> None:
         """Answer a held request on the fast path, or run its normal cycle if it is not taken."""
         fast = self._fast
@@ -271,10 +306,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()  # as uvicorn does for an app that left its answer unfinished
 
     async def _write_whole(self, cycle: RequestResponseCycle, start: Message, body: bytes) -> None:
-        """Write a whole answer as uvicorn's cycle would (its default headers first, its
-        keep-alive rules), in one write, and finish the cycle."""
+        """Write a whole answer as uvicorn's cycle would, once the socket takes writes."""
         if self.flow.write_paused and not cycle.disconnected:
             await self.flow.drain()
+        self._write_whole_now(cycle, start["status"], start.get("headers", ()), body)
+
+    def _write_whole_now(
+        self, cycle: RequestResponseCycle, status: int, headers: Any, body: bytes
+    ) -> None:
+        """Write a whole answer as uvicorn's cycle would (its default headers first, its
+        keep-alive rules), in one write, and finish the cycle."""
         if cycle.disconnected:
             return
         cycle.response_started = True
@@ -284,12 +325,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             cycle.access_logger.info(
                 '%s - "%s %s HTTP/%s" %d',
                 get_client_addr(scope), scope["method"], get_path_with_query_string(scope),
-                scope["http_version"], start["status"],
+                scope["http_version"], status,
             )  # fmt: skip
         keep_alive = cycle.keep_alive
         closing = False
-        content = [STATUS_LINE[start["status"]]]
-        for name, value in (*cycle.default_headers, *start.get("headers", ())):
+        content = [STATUS_LINE[status]]
+        for name, value in (*cycle.default_headers, *headers):
             name = name.lower()
             if name == b"connection" and b"close" in [
                 token.lower().strip() for token in value.split(b",")
@@ -354,7 +395,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         super().on_message_complete()
         held = self._release_held()
-        if held is not None:
+        if held is not None and not self._answer_now(*held):
             if self.config.reset_contextvars:  # as uvicorn starts its cycles' tasks
                 task = self.loop.create_task(self._serve_fast(*held), context=contextvars.Context())
             else:

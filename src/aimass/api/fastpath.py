@@ -31,6 +31,7 @@ from aimass.api.edge import (
     request_id_var,
     scope_headers,
 )
+from aimass.api.inference.direct import DirectInfer, Respond
 from aimass.api.middleware import SECURITY_HEADERS, RequestGuard, guard_answer
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class FastInfer:
     def __init__(self, guard: RequestGuard, inference: InferenceApp) -> None:
         self.guard = guard
         self.inference = inference
+        self.direct = DirectInfer(inference)
         self._limit = min(guard.policy.max_inference_bytes, MAX_BODY)
         #: Requests this path has taken (answered through the inference app) since start.
         self.taken = 0
@@ -93,25 +95,51 @@ class FastInfer:
         given = next((value for key, value in headers if key == b"x-request-id"), None)
         return self.guard.request_ids.assign(given)
 
-    async def run(self, scope: Scope, body: bytes, send: Send) -> bool:
-        """Answer the request through ``send``; False, having done nothing, if the guard
-        would refuse it or treat it apart (then the normal path answers it)."""
+    def _admits(self, scope: Scope) -> RequestHeaders | None:
+        """The request's headers if the guard lets it through untouched; else None."""
         guard = self.guard
         seen = scope_headers(scope)
         path: str = scope["path"]
-        method: str = scope["method"]
         if not guard.is_inference(path) or declared_over(
             seen.content_length, guard.policy.max_inference_bytes
         ):
-            return False
+            return None
         refusal = guard.refusal(
-            path, method, seen.host, seen.origin, seen.fetch_site, seen.content_type
+            path, scope["method"], seen.host, seen.origin, seen.fetch_site, seen.content_type
         )
-        if refusal is not None:
+        return seen if refusal is None else None
+
+    def run_now(self, scope: Scope, body: bytes, respond: Respond) -> bool:
+        """Queue the request and answer it through ``respond`` (the guard's headers added)
+        once its batch has run, with no task (``DirectInfer``); False, having done nothing
+        but give it its request id, where ``run`` must answer it."""
+        seen = self._admits(scope)
+        if seen is None:
+            return False
+        request_id = self.guard.request_ids.assign(seen.request_id)
+        scope[REQUEST_ID_KEY] = request_id  # (``run`` answers with the same id)
+
+        def guarded(status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+            headers.extend(SECURITY_HEADERS)
+            respond(status, body, headers)
+
+        taken = self.direct.start(
+            scope["path"], scope["query_string"], seen.authorization, body, request_id, guarded
+        )
+        if taken:
+            self.taken += 1
+        return taken
+
+    async def run(self, scope: Scope, body: bytes, send: Send) -> bool:
+        """Answer the request through ``send``; False, having done nothing, if the guard
+        would refuse it or treat it apart (then the normal path answers it)."""
+        if self._admits(scope) is None:
             return False
         self.taken += 1
-        request_id = guard.request_ids.assign(seen.request_id)
-        scope[REQUEST_ID_KEY] = request_id
+        request_id: str | None = scope.get(REQUEST_ID_KEY)
+        if request_id is None:
+            request_id = self.guard.request_ids.assign(scope_headers(scope).request_id)
+            scope[REQUEST_ID_KEY] = request_id
         token = request_id_var.set(request_id)
         started = False
         delivered = False

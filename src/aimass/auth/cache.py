@@ -68,6 +68,14 @@ class AuthCache:
             raise Unauthenticated(entry[2])
         return principal
 
+    def cached(self, secret: str) -> Principal | None:
+        """The principal behind ``secret`` if a check still fresh accepted it; else None
+        (not checked, expired, or refused: ``principal`` then checks, waits or refuses)."""
+        entry = self._entries.get(hashlib.sha256(secret.encode()).digest())
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
     async def _refresh(self, key: bytes, secret: str, entry: _Entry | None) -> _Entry:
         now = time.monotonic()
         try:

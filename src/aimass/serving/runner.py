@@ -287,14 +287,7 @@ class ModelRunner:
                 finally:
                     self._pending -= 1
             self._observe(1, (0.0,))
-        if isinstance(result, BaseException):
-            raise result
-        for array in result.values():
-            if array.shape[:1] != (rows,):
-                raise RuntimeError(
-                    f"the model returned {array.shape[0] if array.ndim else 0} rows for {rows}"
-                )
-        return result  # type: ignore[no-any-return]
+        return outputs_of(result, rows)
 
     def submit(
         self, inputs: dict[str, Array], outputs: Collection[str] | None = None
@@ -310,16 +303,21 @@ class ModelRunner:
         future = batcher.put((inputs, None if outputs is None else frozenset(outputs)))
         return self._result(future, rows)
 
+    def enqueue(
+        self, inputs: dict[str, Array], outputs: Collection[str] | None = None
+    ) -> tuple[asyncio.Future[Any], int] | None:
+        """Queue one request in the batcher now, with no task: its future and its row count,
+        to read with ``outputs_of(future.result(), rows)`` once done; None for a runner
+        without a batcher (then ``infer``). Raises at once what ``infer`` would on queueing
+        (``BatcherClosed``, ``Overloaded``)."""
+        batcher = self._batcher
+        if batcher is None:
+            return None
+        rows = _rows(inputs, self.row_inputs)
+        return batcher.put((inputs, None if outputs is None else frozenset(outputs))), rows
+
     async def _result(self, future: Awaitable[Any], rows: int) -> dict[str, Array]:
-        result = await future
-        if isinstance(result, BaseException):
-            raise result
-        for array in result.values():
-            if array.shape[:1] != (rows,):
-                raise RuntimeError(
-                    f"the model returned {array.shape[0] if array.ndim else 0} rows for {rows}"
-                )
-        return result  # type: ignore[no-any-return]
+        return outputs_of(await future, rows)
 
     def close_soon(self) -> None:
         """Refuse new requests; those already queued still run. Safe from any thread."""
@@ -457,6 +455,19 @@ class ModelRunner:
             )
             start = stop
         return answers
+
+
+def outputs_of(result: Any, rows: int) -> dict[str, Array]:
+    """One request's outputs from what its batch gave it (a failure is raised), checked
+    to hold exactly its ``rows`` rows."""
+    if isinstance(result, BaseException):
+        raise result
+    for array in result.values():
+        if array.shape[:1] != (rows,):
+            raise RuntimeError(
+                f"the model returned {array.shape[0] if array.ndim else 0} rows for {rows}"
+            )
+    return result  # type: ignore[no-any-return]
 
 
 def _rows(inputs: dict[str, Array], only: frozenset[str] | None = None) -> int:

@@ -110,7 +110,8 @@ class InferenceApp:
             {"name": "aimass", "version": server_version, "extensions": ["binary_tensor_data"]}
         )
         self._unresolved = self.metrics.version("", "", "", "")
-        self._anonymous = Principal(token_id=None, name="anonymous", role="admin", project=None)
+        #: Who calls when auth is off.
+        self.anonymous = Principal(token_id=None, name="anonymous", role="admin", project=None)
         self.request_ids = RequestIds()
 
     @staticmethod
@@ -351,7 +352,7 @@ class InferenceApp:
             except HTTPError as exc:
                 self._unresolved.request(exc.status, None)
                 raise
-            metrics = served.runner.metrics or self._bind(deployment, served)
+            metrics = served.runner.metrics or self.bind_metrics(deployment, served)
             if getattr(served.runner, "full", False):  # refused before the body is parsed
                 raise _shed(metrics, name, "its queue is full; try again soon")
             try:
@@ -360,21 +361,8 @@ class InferenceApp:
                 if attempt == 1:
                     continue  # swapped out between look-up and queueing: ask the new one
                 raise
-            except InvalidInput as exc:
-                metrics.request(400, None)
-                raise HTTPError(400, exc.message) from None
-            except Overloaded as exc:  # the queue is full, or the request waited too long
-                raise _shed(metrics, name, exc.message, exc.reason) from None
-            except Unavailable as exc:  # a sandboxed model's host stopped or timed out
-                metrics.request(503, None)
-                raise HTTPError(503, exc.message) from None
-            except Exception:
-                metrics.request(500, None)
-                log.exception("model %s version %s failed to predict (request id %s)",
-                              served.model, served.version, request_id)  # fmt: skip
-                raise HTTPError(
-                    500, f"model failed to predict; see server logs (request id {request_id})"
-                ) from None
+            except Exception as exc:
+                raise model_failure(exc, metrics, name, served, request_id) from None
         raise AssertionError("unreachable")
 
     async def _predict(self, call: Call, name: str) -> None:
@@ -429,7 +417,8 @@ class InferenceApp:
         if self.prediction_log is not None:
             self.prediction_log.answered(deployment, served, request_id, inputs, outputs, started)
 
-    def _bind(self, deployment: ServedDeployment, served: ServedVersion) -> VersionMetrics:
+    def bind_metrics(self, deployment: ServedDeployment, served: ServedVersion) -> VersionMetrics:
+        """The metrics of ``served`` (made and bound to its runner on first use)."""
         metrics = self.metrics.version(
             deployment.project, deployment.name, served.model, str(served.version)
         )
@@ -438,7 +427,7 @@ class InferenceApp:
 
     async def principal(self, authorization: bytes | None) -> Principal:
         if not self.auth_enabled:
-            return self._anonymous
+            return self.anonymous
         if authorization is None:
             raise HTTPError(401, "this route needs a bearer token (Authorization: Bearer ...)")
         secret = bearer_secret(authorization)
@@ -452,26 +441,52 @@ class InferenceApp:
             raise HTTPError(401, exc.message) from None
 
     async def _error(self, send: Send, request_id: str, error: HTTPError, plain: bool) -> None:
-        if plain:
-            code = error_code(error.status)
-            body = dumps(
-                {"error": {"code": code, "message": error.message, "request_id": request_id}}
-            )
-        else:
-            body = dumps({"error": error.message})
-        extra: list[tuple[bytes, bytes]] = []
-        if error.status == 401:
-            extra.append((b"www-authenticate", b"Bearer"))
-        if error.retry_after is not None:  # exactly one Retry-After: the error's own first
-            extra.append((b"retry-after", str(error.retry_after).encode()))
-        elif error.status == 429:
-            extra.append(_RETRY_AFTER)
-        if error.close:
-            extra.append(_CLOSE)
+        body, extra = error_answer(request_id, error, plain)
         try:
             await answer(send, error.status, body, request_id, JSON, *extra)
         except Exception:
             log.debug("could not send the error answer (request id %s)", request_id)
+
+
+def error_answer(
+    request_id: str, error: HTTPError, plain: bool
+) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """An error's JSON body (``{"error": ...}``; under /api and /v1 with its code and the
+    request id) and the headers it adds (``WWW-Authenticate``, ``Retry-After``, close)."""
+    if plain:
+        code = error_code(error.status)
+        body = dumps({"error": {"code": code, "message": error.message, "request_id": request_id}})
+    else:
+        body = dumps({"error": error.message})
+    extra: list[tuple[bytes, bytes]] = []
+    if error.status == 401:
+        extra.append((b"www-authenticate", b"Bearer"))
+    if error.retry_after is not None:  # exactly one Retry-After: the error's own first
+        extra.append((b"retry-after", str(error.retry_after).encode()))
+    elif error.status == 429:
+        extra.append(_RETRY_AFTER)
+    if error.close:
+        extra.append(_CLOSE)
+    return body, extra
+
+
+def model_failure(
+    exc: Exception, metrics: VersionMetrics, name: str, served: ServedVersion, request_id: str
+) -> HTTPError:
+    """The answer to a model call that raised ``exc``, counted in ``metrics`` (call it in
+    the ``except`` block: an unexpected failure is logged with its traceback)."""
+    if isinstance(exc, InvalidInput):
+        metrics.request(400, None)
+        return HTTPError(400, exc.message)
+    if isinstance(exc, Overloaded):  # the queue is full, or the request waited too long
+        return _shed(metrics, name, exc.message, exc.reason)
+    if isinstance(exc, Unavailable):  # a sandboxed model's host stopped or timed out
+        metrics.request(503, None)
+        return HTTPError(503, exc.message)
+    metrics.request(500, None)
+    log.exception("model %s version %s failed to predict (request id %s)",
+                  served.model, served.version, request_id)  # fmt: skip
+    return HTTPError(500, f"model failed to predict; see server logs (request id {request_id})")
 
 
 def _shed(metrics: VersionMetrics, name: str, why: str, reason: str = "queue_full") -> HTTPError:

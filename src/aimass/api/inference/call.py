@@ -41,21 +41,25 @@ class Call:
 
     def project(self) -> str:
         """The ``?project=`` query parameter (default ``default``), or a 400."""
-        query: bytes = self.scope.get("query_string", EMPTY)
-        if not query:
-            return "default"
-        for key, value in parse_qsl(query.decode("latin-1")):
-            if key == "project":
-                if not _PROJECT.fullmatch(value):
-                    raise HTTPError(400, "the project parameter is not a valid project name")
-                return value
-        return "default"
+        return query_project(self.scope.get("query_string", EMPTY))
 
     async def answer(
         self, status: int, body: bytes, content_type: bytes = JSON, *extra: tuple[bytes, bytes]
     ) -> None:
         """Send a whole answer with the path's fixed headers."""
         await answer(self.send, status, body, self.request_id, content_type, *extra)
+
+
+def query_project(query: bytes) -> str:
+    """The project a query string names (``?project=``; default ``default``), or a 400."""
+    if not query:
+        return "default"
+    for key, value in parse_qsl(query.decode("latin-1")):
+        if key == "project":
+            if not _PROJECT.fullmatch(value):
+                raise HTTPError(400, "the project parameter is not a valid project name")
+            return value
+    return "default"
 
 
 async def answer(
@@ -67,6 +71,16 @@ async def answer(
     *extra: tuple[bytes, bytes],
 ) -> None:
     """Send ``body`` whole: content type and length, the request id, nosniff, ``extra``."""
+    headers = answer_headers(body, request_id, content_type, *extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def answer_headers(
+    body: bytes, request_id: str, content_type: bytes, *extra: tuple[bytes, bytes]
+) -> list[tuple[bytes, bytes]]:
+    """The headers of a whole answer: content type and length, the request id, nosniff,
+    ``extra``."""
     headers = [
         (b"content-type", content_type),
         (b"content-length", str(len(body)).encode()),
@@ -75,8 +89,7 @@ async def answer(
     ]
     if extra:
         headers.extend(extra)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    return headers
 
 
 def allow(method: str, allowed: str) -> None:
