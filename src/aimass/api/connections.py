@@ -156,8 +156,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._fast_counted = False
         #: The headers of the request ``_fast_wanted`` holds, read once by the fast path.
         self._fast_seen: RequestHeaders | None = None
-        #: The fast-path request waiting for its body: its cycle, its normal app, and
-        #: whether it holds a place in the in-flight count.
+        #: The fast-path request waiting for its body: its cycle, its normal app (not yet
+        #: wrapped by the in-flight count), and whether it holds a place in that count.
         self._fast_held: tuple[RequestResponseCycle, Any, bool] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -198,7 +198,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 else:
                     self._admitted.n += 1  # admitted now, so this turn's next request sees it
                     self._fast_counted = True
-                    self._run_with(self._admitted.counted(self.app, self._shed))
+                    if self._fast_wanted:  # held; its app is wrapped only if it needs a task
+                        super().on_headers_complete()
+                    else:
+                        self._run_with(self._admitted.counted(self.app, self._shed))
             else:
                 self._fast_counted = False
                 super().on_headers_complete()
@@ -297,8 +300,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if counted:
                 self._admitted.finished(False)
             raise
-        if not taken:
-            await cycle.run_asgi(app)  # the normal way (it counts itself out when counted)
+        if not taken:  # the normal way (counted: the wrapper counts it out)
+            await cycle.run_asgi(self._counted_app(app, counted))
             return
         if counted:
             self._admitted.finished(served)
@@ -458,7 +461,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
         held = self._release_held()
         if held is not None:
-            super()._start_asgi_task(held[0], held[1])
+            super()._start_asgi_task(held[0], self._counted_app(held[1], held[2]))
+
+    def _counted_app(self, app: Any, counted: bool) -> Any:
+        """A held request's app for its task: counted out of the in-flight cap when done."""
+        return self._admitted.counted(app, self._shed) if counted else app
 
     def _body_stalled(self) -> None:
         self._body_timer = None
