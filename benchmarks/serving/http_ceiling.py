@@ -12,6 +12,8 @@ every figure). Rows:
   served by Granian (Rust HTTP, ``--runtime-mode st``), same home, same token;
 - yardstick on uvicorn / on Granian: ``servers/yardstick.py``, the frameworkless app
   (token check, Prometheus counter + histogram, orjson, ONNX Runtime) on each server;
+- uvicorn alone: ``servers/bare.py``, a constant answer with no token, metrics or model:
+  the HTTP server's own ceiling on this machine;
 - aimass gRPC: ``ModelInfer`` on ``--grpc-port`` of the uvicorn server, driven by
   ``grpc_crowd.py`` (a Python grpc.aio crowd: its own ceiling is the ``grpc echo`` row,
   a constant answer with no model).
@@ -37,6 +39,8 @@ import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+#: The row of uvicorn answering a constant (``servers/bare.py``): the HTTP server's own ceiling.
+BARE = "uvicorn alone (constant answer, no auth, no model)"
 ROOT = HERE.parent.parent
 BIN = Path(sys.executable).parent
 MODEL = "breast-cancer-onnx"
@@ -270,6 +274,16 @@ def main() -> None:
                 cwd=servers,
             )
         )
+        procs.append(
+            spawn(
+                [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port + 4),
+                 "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+                 "--lifespan", "off", "--log-level", "warning", "bare:app"],
+                {},
+                work / "bare-uvicorn.log",
+                cwd=servers,
+            )
+        )  # fmt: skip
         if not args.no_grpc:
             procs.append(
                 spawn(
@@ -283,10 +297,11 @@ def main() -> None:
             "aimass on Granian (same app)": port + 1,
             "yardstick on uvicorn": port + 2,
             "yardstick on Granian": port + 3,
+            BARE: port + 4,
         }
         for name, p in http_rows.items():
             url = f"http://127.0.0.1:{p}/v2/models/{MODEL}/ready"
-            if p in (port + 2, port + 3):
+            if p in (port + 2, port + 3, port + 4):
                 url = f"http://127.0.0.1:{p}/"
                 wait_for(lambda u=url: get(u, token) != 0, name)
             else:
@@ -295,7 +310,7 @@ def main() -> None:
         pids = {name: procs[i].pid for i, name in enumerate(http_rows)}
         if not args.no_grpc:
             pids["aimass gRPC ModelInfer (grpc.aio crowd)"] = procs[0].pid
-            pids["grpc echo (the crowd's own ceiling)"] = procs[4].pid
+            pids["grpc echo (the crowd's own ceiling)"] = procs[5].pid
         for p in http_rows.values():  # warm-up
             wrk(f"http://127.0.0.1:{p}/v2/models/{MODEL}/infer", body, token, 16, 2)
         results: dict[str, list[dict]] = {}
@@ -345,6 +360,9 @@ def main() -> None:
             if len(names) > theirs:  # the issue-18 figure: aimass as a share of the yardstick
                 share = 100 * medians[names[mine]] / medians[names[theirs]]
                 print(f"aimass / yardstick on {server}, per server CPU-second: {share:.0f} %")
+        if BARE in results:
+            bare = statistics.median(r["req_per_s"] for r in results[BARE])
+            print(f"aimass on uvicorn / uvicorn alone, req/s: {100 * base / bare:.0f} %")
         if args.profile:
             print()
             print(f"py-spy --gil, {args.profile:g} s each under wrk -c64 (share of samples, %):")
