@@ -15,8 +15,10 @@ the ASGI guard, so a request whose body comes in one packet arms none.
 
 The hot request of the serving path (a small JSON ``POST /v2/models/.../infer`` on a
 keep-alive HTTP/1.1 connection) is held until its body is in and then answered by
-``api.fastpath`` with the answer written straight to the socket (no ASGI cycle);
-anything that path does not take runs the normal ASGI cycle, body already read.
+``api.fastpath`` with the answer written straight to the socket (no ASGI cycle): where
+it can, queued in its model's batcher right there and answered from the batch's
+callback (no task at all), else in a task through the inference app; anything that
+path does not take runs the normal ASGI cycle, body already read.
 """
 
 from __future__ import annotations

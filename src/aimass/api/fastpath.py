@@ -12,7 +12,9 @@ included (bad token, unknown model, malformed tensor, overload), comes from the
 same ``InferenceApp`` code, so it is the slow path's answer byte for byte (the
 ``date`` header aside). Anything the guard would refuse or treat apart is not
 taken: ``run`` returns False before any work and the caller serves the request
-the normal way.
+the normal way. Before ``run``, ``run_now`` tries ``DirectInfer`` (``api.inference.direct``):
+the common request, its token's check cached, is queued in its model's batcher at once
+and answered from the batch's callback, with no task.
 """
 
 from __future__ import annotations
