@@ -66,3 +66,25 @@ def test_a_request_that_goes_away_does_not_cancel_the_others_check() -> None:
 
     assert asyncio.run(scenario()) == KNOWN
     assert store.lookups == 1
+
+
+def test_cached_answers_only_from_a_fresh_accepting_check() -> None:
+    """``cached`` (the inference path's no-wait look-up) never checks and never refuses: a
+    secret not checked yet, refused, or whose check expired reads None."""
+    store = TokenStore()
+    store.release.set()
+
+    async def scenario() -> tuple[object, ...]:
+        cache = AuthCache(store.authenticate, ttl_s=0.2)
+        before = cache.cached("known")
+        await cache.principal("known")
+        with pytest.raises(Unauthenticated):
+            await cache.principal("bad")
+        fresh, refused = cache.cached("known"), cache.cached("bad")
+        await asyncio.sleep(0.3)
+        return before, fresh, refused, cache.cached("known")
+
+    before, fresh, refused, expired = asyncio.run(scenario())
+
+    assert (before, fresh, refused, expired) == (None, KNOWN, None, None)
+    assert store.lookups == 2  # ``cached`` looked nothing up
