@@ -70,7 +70,7 @@ class FastInfer:
     def __init__(self, guard: RequestGuard, inference: InferenceApp) -> None:
         self.guard = guard
         self.inference = inference
-        self.direct = DirectInfer(inference)
+        self.direct = DirectInfer(inference, SECURITY_HEADERS)
         self._limit = min(guard.policy.max_inference_bytes, MAX_BODY)
         #: Requests this path has taken (answered through the inference app) since start.
         self.taken = 0
@@ -113,20 +113,15 @@ class FastInfer:
 
     def run_now(self, scope: Scope, body: bytes, respond: Respond) -> bool:
         """Queue the request and answer it through ``respond`` (the guard's headers added)
-        once its batch has run, with no task (``DirectInfer``); False, having done nothing
-        but give it its request id, where ``run`` must answer it."""
+        once its batch has run, with no task (``DirectInfer``); False where ``run`` must
+        answer it (having done nothing but, if the guard admits it, give it its id)."""
         seen = self._admits(scope)
         if seen is None:
             return False
         request_id = self.guard.request_ids.assign(seen.request_id)
-        scope[REQUEST_ID_KEY] = request_id  # (``run`` answers with the same id)
-
-        def guarded(status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-            headers.extend(SECURITY_HEADERS)
-            respond(status, body, headers)
-
+        scope[REQUEST_ID_KEY] = request_id  # admitted: ``run`` answers with the same id
         taken = self.direct.start(
-            scope["path"], scope["query_string"], seen.authorization, body, request_id, guarded
+            scope["path"], scope["query_string"], seen.authorization, body, request_id, respond
         )
         if taken:
             self.taken += 1
@@ -135,13 +130,14 @@ class FastInfer:
     async def run(self, scope: Scope, body: bytes, send: Send) -> bool:
         """Answer the request through ``send``; False, having done nothing, if the guard
         would refuse it or treat it apart (then the normal path answers it)."""
-        if self._admits(scope) is None:
-            return False
-        self.taken += 1
         request_id: str | None = scope.get(REQUEST_ID_KEY)
-        if request_id is None:
-            request_id = self.guard.request_ids.assign(scope_headers(scope).request_id)
+        if request_id is None:  # not admitted by ``run_now`` yet
+            seen = self._admits(scope)
+            if seen is None:
+                return False
+            request_id = self.guard.request_ids.assign(seen.request_id)
             scope[REQUEST_ID_KEY] = request_id
+        self.taken += 1
         token = request_id_var.set(request_id)
         started = False
         delivered = False

@@ -48,6 +48,7 @@ from aimass.serving.protocol import (
 if TYPE_CHECKING:
     from aimass.serving.protocol import Array, InferRequest
     from aimass.serving.repository import ModelRepository, ServedDeployment, ServedVersion
+    from aimass.serving.runner import Runner
 
 log = logging.getLogger("aimass.serving")
 _T = TypeVar("_T")
@@ -298,34 +299,16 @@ class InferenceApp:
         async def predict(served: ServedVersion) -> tuple[InferRequest, dict[str, Array]]:
             runner = served.runner
             request = parse_infer_request(body, length, served.signature, self.max_tensor_elements)
-            wanted: list[str] | None = None
-            if request.outputs is not None:
-                wanted = [out.name for out in request.outputs]
-                known = {runner.predict_output, runner.proba_output}
-                known.update(spec.name for spec in runner.output_specs)
-                for out in wanted:
-                    if out not in known:
-                        raise InvalidInput(f"unknown output {quote(out)}")
+            wanted = requested_outputs(runner, request)
             outputs = await runner.infer(request.inputs, wanted)
-            for out in wanted or ():
-                if out not in outputs:
-                    raise InvalidInput(f"this model gives no output {quote(out)}")
+            check_given(outputs, wanted)
             return request, outputs
 
         deployment, served, metrics, (request, outputs) = await self.run_model(
             name, project, version, request_id, predict
         )
-        payload, json_length = encode_infer_response(
-            name, str(served.version), request.id, outputs, request.outputs,
-            request.binary_output,
-        )  # fmt: skip
-        if json_length is None:
-            await call.answer(200, payload)
-        else:
-            await call.answer(
-                200, payload, _BINARY,
-                (b"inference-header-content-length", str(json_length).encode()),
-            )  # fmt: skip
+        payload, content_type, extra = infer_answer(name, served, request, outputs)
+        await call.answer(200, payload, content_type, *extra)
         metrics.request(200, time.perf_counter() - started)
         self.log_answer(deployment, served, request_id, request.inputs, outputs, started)
 
@@ -446,6 +429,40 @@ class InferenceApp:
             await answer(send, error.status, body, request_id, JSON, *extra)
         except Exception:
             log.debug("could not send the error answer (request id %s)", request_id)
+
+
+def requested_outputs(runner: Runner, request: InferRequest) -> list[str] | None:
+    """The outputs an infer request asks for (None: every one); a 400 for one the model
+    does not declare."""
+    if request.outputs is None:
+        return None
+    wanted = [out.name for out in request.outputs]
+    known = {runner.predict_output, runner.proba_output}
+    known.update(spec.name for spec in runner.output_specs)
+    for out in wanted:
+        if out not in known:
+            raise InvalidInput(f"unknown output {quote(out)}")
+    return wanted
+
+
+def check_given(outputs: dict[str, Array], wanted: list[str] | None) -> None:
+    """A 400 if the model did not give an output the request asked for."""
+    for out in wanted or ():
+        if out not in outputs:
+            raise InvalidInput(f"this model gives no output {quote(out)}")
+
+
+def infer_answer(
+    name: str, served: ServedVersion, request: InferRequest, outputs: dict[str, Array]
+) -> tuple[bytes, bytes, tuple[tuple[bytes, bytes], ...]]:
+    """A v2 infer answer: its body, content type and extra headers (JSON, or the binary
+    tensor extension with its ``Inference-Header-Content-Length``)."""
+    payload, json_length = encode_infer_response(
+        name, str(served.version), request.id, outputs, request.outputs, request.binary_output
+    )
+    if json_length is None:
+        return payload, JSON, ()
+    return payload, _BINARY, ((b"inference-header-content-length", str(json_length).encode()),)
 
 
 def error_answer(

@@ -20,15 +20,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aimass.api.edge import HTTPError, bearer_secret, request_id_var
-from aimass.api.inference.app import error_answer, find_version, model_failure
-from aimass.api.inference.call import JSON, answer_headers, query_project, quote
-from aimass.errors import AimassError, InvalidInput, Overloaded, Unavailable
+from aimass.api.inference.app import (
+    check_given,
+    error_answer,
+    find_version,
+    infer_answer,
+    model_failure,
+    requested_outputs,
+)
+from aimass.api.inference.call import JSON, answer_headers, query_project
+from aimass.errors import AimassError, Overloaded, Unavailable
 from aimass.serving.batcher import BatcherClosed
-from aimass.serving.protocol import encode_infer_response, parse_infer_request
+from aimass.serving.protocol import parse_infer_request
 from aimass.serving.runner import outputs_of
 
 if TYPE_CHECKING:
@@ -41,14 +49,18 @@ log = logging.getLogger("aimass.serving")
 
 #: Writes a whole answer: status, body, headers.
 Respond = Callable[[int, bytes, list[tuple[bytes, bytes]]], None]
-_BINARY = b"application/octet-stream"
+Headers = tuple[tuple[bytes, bytes], ...]
 
 
 class DirectInfer:
-    """Answers a /v2 infer request from its batch's callback, when it can without waiting."""
+    """Answers a /v2 infer request from its batch's callback, when it can without waiting.
 
-    def __init__(self, app: InferenceApp) -> None:
+    ``extra_headers`` go on every answer (the edge guard's security headers).
+    """
+
+    def __init__(self, app: InferenceApp, extra_headers: Headers = ()) -> None:
         self.app = app
+        self.extra_headers = extra_headers
         #: Requests answered this way since start.
         self.answered = 0
 
@@ -99,15 +111,9 @@ class DirectInfer:
             return False
         try:
             request = parse_infer_request(body, None, served.signature, app.max_tensor_elements)
+            wanted = requested_outputs(runner, request)
         except (AimassError, ValueError):
             return False
-        wanted: list[str] | None = None
-        if request.outputs is not None:
-            wanted = [out.name for out in request.outputs]
-            known = {runner.predict_output, runner.proba_output}
-            known.update(spec.name for spec in runner.output_specs)
-            if any(out not in known for out in wanted):
-                return False
         metrics = runner.metrics or app.bind_metrics(deployment, served)
         try:
             queued = enqueue(request.inputs, wanted)
@@ -117,44 +123,28 @@ class DirectInfer:
             return False
         future, rows = queued
         answer = _Answer(
-            app, deployment, served, metrics, request, wanted, rows, request_id, started, respond
-        )
+            self, deployment, served, metrics, request, wanted, rows, request_id, started,
+            respond,
+        )  # fmt: skip
         future.add_done_callback(answer)
         self.answered += 1
         return True
 
 
+@dataclass(slots=True)
 class _Answer:
     """What a queued request needs once its batch has run: the callback on its future."""
 
-    __slots__ = (
-        "app", "deployment", "metrics", "request", "request_id", "respond", "rows",
-        "served", "started", "wanted",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        app: InferenceApp,
-        deployment: ServedDeployment,
-        served: ServedVersion,
-        metrics: VersionMetrics,
-        request: InferRequest,
-        wanted: Collection[str] | None,
-        rows: int,
-        request_id: str,
-        started: float,
-        respond: Respond,
-    ) -> None:
-        self.app = app
-        self.deployment = deployment
-        self.served = served
-        self.metrics = metrics
-        self.request = request
-        self.wanted = wanted
-        self.rows = rows
-        self.request_id = request_id
-        self.started = started
-        self.respond = respond
+    direct: DirectInfer
+    deployment: ServedDeployment
+    served: ServedVersion
+    metrics: VersionMetrics
+    request: InferRequest
+    wanted: list[str] | None
+    rows: int
+    request_id: str
+    started: float
+    respond: Respond
 
     def __call__(self, future: asyncio.Future[Any]) -> None:
         token = request_id_var.set(self.request_id)
@@ -169,32 +159,29 @@ class _Answer:
             if future.cancelled():  # its batch was cancelled: the server is stopping
                 raise Unavailable("the server is stopping; try again soon")
             outputs = outputs_of(future.result(), self.rows)
-            for out in self.wanted or ():
-                if out not in outputs:
-                    raise InvalidInput(f"this model gives no output {quote(out)}")
+            check_given(outputs, self.wanted)
         except Exception as exc:
             self._error(model_failure(exc, self.metrics, name, self.served, request_id))
             return
         try:
-            payload, json_length = encode_infer_response(
-                name, str(self.served.version), request.id, outputs, request.outputs,
-                request.binary_output,
-            )  # fmt: skip
-            if json_length is None:
-                headers = answer_headers(payload, request_id, JSON)
-            else:
-                length = (b"inference-header-content-length", str(json_length).encode())
-                headers = answer_headers(payload, request_id, _BINARY, length)
+            payload, content_type, extra = infer_answer(name, self.served, request, outputs)
         except Exception:
             log.exception("inference request failed (request id %s)", request_id)
             self._error(HTTPError(500, f"internal error (request id {request_id})"))
             return
-        self.respond(200, payload, headers)
+        self._send(200, payload, content_type, *extra)
         self.metrics.request(200, time.perf_counter() - self.started)
-        self.app.log_answer(
+        self.direct.app.log_answer(
             self.deployment, self.served, request_id, request.inputs, outputs, self.started
         )
 
     def _error(self, error: HTTPError) -> None:
         body, extra = error_answer(self.request_id, error, plain=False)
-        self.respond(error.status, body, answer_headers(body, self.request_id, JSON, *extra))
+        self._send(error.status, body, JSON, *extra)
+
+    def _send(
+        self, status: int, body: bytes, content_type: bytes, *extra: tuple[bytes, bytes]
+    ) -> None:
+        headers = answer_headers(body, self.request_id, content_type, *extra)
+        headers.extend(self.direct.extra_headers)
+        self.respond(status, body, headers)

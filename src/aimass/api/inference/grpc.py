@@ -22,8 +22,8 @@ import numpy as np
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from aimass.api.edge import HTTPError
-from aimass.api.inference.app import find_version
-from aimass.errors import AimassError, InvalidInput
+from aimass.api.inference.app import check_given, find_version
+from aimass.errors import AimassError
 from aimass.serving.input_checks import check_missing
 from aimass.serving.protocol import (
     NUMPY_DTYPES,
@@ -146,9 +146,7 @@ class OipGrpcService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: ig
             async def call(served: ServedVersion) -> tuple[dict[str, Array], dict[str, Array]]:
                 inputs = decode_inputs(request, served, app.max_tensor_elements)
                 outputs = await served.runner.infer(inputs, wanted)
-                for out in wanted or ():
-                    if out not in outputs:
-                        raise InvalidInput(f"this model gives no output {out[:128]!r}")
+                check_given(outputs, wanted)
                 return inputs, outputs
 
             deployment, served, metrics, (inputs, outputs) = await app.run_model(
